@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+"""ot_multimarginal: entropic multimarginal optimal transport for POT.
+
+Public calls (all backend-generic through :mod:`ot.backend`):
+
+- :func:`emot_sinkhorn` / :func:`emot_sinkhorn2`: plan / value of
+  min <C,P> + reg KL(P | a_1 x ... x a_k) over tensors with marginals a_i;
+- :func:`empirical_emot_sinkhorn` / :func:`empirical_emot_sinkhorn2`: the same from point clouds;
+- :func:`cost_tensor`: the dense pairwise-sum cost of point clouds.
+"""
+# License: MIT License
+
+__version__ = "0.1.0.dev0"
+
+from .costs import cost_tensor
+from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
+from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
+
+__all__ = [
+    "__version__",
+    "emot_sinkhorn",
+    "emot_sinkhorn2",
+    "empirical_emot_sinkhorn",
+    "empirical_emot_sinkhorn2",
+    "empirical_cost",
+    "cost_tensor",
+]

@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+"""Small helpers on top of POT's backend that every engine needs.
+
+Everything here works through ``nx`` (a :class:`ot.backend.Backend`), so the
+same code serves NumPy and torch (CPU or CUDA) with autograd.
+"""
+# License: MIT License
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "axes_except",
+    "expand_to",
+    "outer_sum",
+    "flat_outer_product",
+    "safe_log",
+    "to_float",
+    "dtype_info",
+]
+
+
+def axes_except(i, k):
+    """Tuple of the axes ``0..k-1`` without ``i``."""
+    return tuple(j for j in range(k) if j != i)
+
+
+def expand_to(nx, v, i, k):
+    """Reshape the 1-D ``v`` so that it broadcasts along axis ``i`` of a k-tensor."""
+    shape = [1] * k
+    shape[i] = -1
+    return nx.reshape(v, tuple(shape))
+
+
+def outer_sum(nx, vecs):
+    """The k-tensor ``⊕_i v_i`` (entry ``I`` is ``Σ_i v_i[I_i]``)."""
+    k = len(vecs)
+    out = expand_to(nx, vecs[0], 0, k)
+    for i in range(1, k):
+        out = out + expand_to(nx, vecs[i], i, k)
+    return out
+
+
+def flat_outer_product(nx, vecs):
+    """Row-major flattening of ``v_1 ⊗ … ⊗ v_m`` (``None`` if ``vecs`` is empty)."""
+    if len(vecs) == 0:
+        return None
+    out = vecs[0]
+    for v in vecs[1:]:
+        out = nx.reshape(out[:, None] * v[None, :], (-1,))
+    return out
+
+
+def safe_log(nx, x):
+    """``log x`` with ``log 0 = -inf`` and no warning on NumPy."""
+    if str(nx) == "numpy":
+        with np.errstate(divide="ignore"):
+            return np.log(x)
+    return nx.log(x)
+
+
+def to_float(nx, x):
+    """A Python float from a backend 0-d array (detached, on the host)."""
+    return float(nx.to_numpy(nx.detach(x)) if not isinstance(x, float) else x)
+
+
+def dtype_info(nx, x):
+    """``(eps, log_max)`` of the floating dtype of ``x``.
+
+    ``log_max`` is the largest ``t`` with ``exp(t)`` finite.
+    """
+    if str(nx) == "numpy":
+        fi = np.finfo(np.asarray(x).dtype)
+        return float(fi.eps), math.log(float(fi.max))
+    import torch  # only reached when x is a torch tensor
+
+    fi = torch.finfo(x.dtype)
+    return float(fi.eps), math.log(float(fi.max))

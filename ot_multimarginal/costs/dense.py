@@ -1,0 +1,107 @@
+# -*- coding: utf-8 -*-
+r"""Dense cost tensors built from point clouds.
+
+The convention (the same as OTT-JAX's ``MMSinkhorn``): the cost of a k-tuple is
+the sum over all pairs :math:`i < j` of a ground cost,
+
+.. math::
+    C(x_1, \dots, x_k) = \sum_{i<j} c_{ij}(x_i, x_j),
+
+with :math:`c_{ij}` = ``ot.dist(X_i, X_j, metric)`` (the squared Euclidean
+distance by default, without a 1/2 and not divided by k).
+"""
+# License: MIT License
+
+import ot
+
+
+from .._validation import backend_of, check_dense_size, check_finite, check_k
+
+__all__ = ["cost_tensor", "pair_list", "check_point_clouds", "pairwise_cost_matrix"]
+
+
+def pair_list(k):
+    """The pairs ``(i, j)``, ``i < j``, in the order used for per-pair metrics."""
+    return [(i, j) for i in range(k) for j in range(i + 1, k)]
+
+
+def check_point_clouds(X_s, name="X_s"):
+    """Backend of a list of k >= 2 point clouds of shape ``(n_i, d_i)``."""
+    if not isinstance(X_s, (list, tuple)):
+        raise TypeError("%s must be a list of k arrays of shape (n_i, d_i), got %s" % (name, type(X_s).__name__))
+    check_k(len(X_s), "len(%s) (the number of marginals)" % name)
+    nx = backend_of(**{name: list(X_s)})
+    for i, X in enumerate(X_s):
+        if not hasattr(X, "ndim") or X.ndim != 2:
+            raise ValueError("%s[%d] must be a 2-D array (n_i, d_i), got shape %s" % (name, i, tuple(getattr(X, "shape", ()))))
+        if X.shape[0] == 0:
+            raise ValueError("%s[%d] is empty" % (name, i))
+        check_finite(nx, X, "%s[%d]" % (name, i))
+    return nx
+
+
+def pairwise_cost_matrix(nx, X, Y, metric, name):
+    """``c(X, Y)`` as an ``(n_X, n_Y)`` matrix for a metric name or a callable."""
+    if callable(metric):
+        C = metric(X, Y)
+        if tuple(C.shape) != (X.shape[0], Y.shape[0]):
+            raise ValueError(
+                "the metric callable for %s returned shape %s, expected %s"
+                % (name, tuple(C.shape), (X.shape[0], Y.shape[0]))
+            )
+        return C
+    if not isinstance(metric, str):
+        raise TypeError("metric for %s must be a string accepted by ot.dist or a callable, got %r" % (name, metric))
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            "metric %r for %s needs point clouds of the same dimension, got %d and %d; "
+            "pass a callable metric for spaces of different dimensions" % (metric, name, X.shape[1], Y.shape[1])
+        )
+    return ot.dist(X, Y, metric=metric)
+
+
+def _metric_for(metric, idx, n_pairs):
+    if isinstance(metric, (list, tuple)):
+        if len(metric) != n_pairs:
+            raise ValueError("metric must be one metric or a list of %d (one per pair i<j), got %d" % (n_pairs, len(metric)))
+        return metric[idx]
+    return metric
+
+
+def cost_tensor(X_s, metric="sqeuclidean", memory_budget=None):
+    r"""Dense cost tensor :math:`C_{i_1\dots i_k} = \sum_{i<j} c_{ij}(x_i[i_i], x_j[i_j])`.
+
+    Parameters
+    ----------
+    X_s : list of k arrays of shape (n_i, d_i)
+        Point clouds (NumPy arrays or torch tensors, one library).
+    metric : str, callable, or list of those
+        Ground cost of each pair: a metric name of :func:`ot.dist`
+        (``'sqeuclidean'`` default), a callable ``metric(X_i, X_j)`` returning
+        the ``(n_i, n_j)`` matrix (e.g. for spaces of different dimensions),
+        or a list of k(k-1)/2 of those, one per pair ``(i, j)`` with ``i < j``
+        in lexicographic order.
+    memory_budget : int, optional
+        Bytes allowed for the tensor (default: half the available memory).
+
+    Returns
+    -------
+    C : array-like of shape (n_1, ..., n_k)
+        Differentiable with respect to the point clouds on torch.
+    """
+    nx = check_point_clouds(X_s)
+    k = len(X_s)
+    shape = tuple(int(X.shape[0]) for X in X_s)
+    check_dense_size(shape, nx.bitsize(X_s[0]) // 8, 2, memory_budget, "the cost tensor", nx, X_s[0])
+    pairs = pair_list(k)
+    C = None
+    for idx, (i, j) in enumerate(pairs):
+        Cij = pairwise_cost_matrix(nx, X_s[i], X_s[j], _metric_for(metric, idx, len(pairs)), "pair (%d, %d)" % (i, j))
+        shape_ij = [1] * k
+        shape_ij[i], shape_ij[j] = shape[i], shape[j]
+        term = nx.reshape(Cij, tuple(shape_ij))
+        C = term if C is None else C + term
+    return C + nx.zeros(shape, type_as=X_s[0]) if C.shape != shape else C
+
+
+

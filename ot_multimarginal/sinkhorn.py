@@ -1,0 +1,352 @@
+# -*- coding: utf-8 -*-
+r"""Entropic multimarginal optimal transport: the public Sinkhorn calls.
+
+Validation, choice of engine (dense tensor or graph-structured cost), the
+loop (a strategy from :mod:`ot_multimarginal.strategies`), and the value,
+gradients and ``log`` dict of a finished solve.
+"""
+# License: MIT License
+
+from ._backend import safe_log
+from ._validation import (
+    backend_of,
+    check_cost_tensor,
+    check_iteration_args,
+    check_reg,
+    check_weights,
+)
+from .marginals.dense import DenseEngine
+from .strategies import STRATEGIES
+from .strategies._common import NonFiniteIterate, warn_not_converged
+
+__all__ = [
+    "emot_sinkhorn",
+    "emot_sinkhorn2",
+    "make_engine",
+    "solve_potentials",
+    "emot_value",
+]
+
+_GRAD_PLAN = ("autodiff", "detach")
+_GRAD_VALUE = ("envelope", "autodiff", "detach")
+
+
+def _is_structured(M):
+    return hasattr(M, "make_engine")
+
+
+def make_engine(a_s, M, reg, mode="scaling", memory_budget=None, detach=False):
+    """Validate ``(a_s, M, reg)`` and build the engine for ``M``.
+
+    Returns ``(engine, a_s)`` with the weights as validated backend arrays.
+    ``M`` is either a dense cost tensor or a structured cost object (one with
+    a ``make_engine`` method, such as :class:`ot_multimarginal.PairwiseCost`).
+    """
+    reg = check_reg(reg)
+    if _is_structured(M):
+        nx = backend_of(a_s=a_s, M=M.type_as)
+        shape = tuple(M.shape)
+        type_as = M.type_as
+    else:
+        nx = backend_of(a_s=a_s, M=M)
+        check_cost_tensor(nx, M)
+        shape = tuple(M.shape)
+        type_as = M
+    a_s = check_weights(nx, a_s, shape, type_as)
+    if detach:
+        a_s = [nx.detach(a) for a in a_s]
+    if _is_structured(M):
+        engine = M.make_engine(reg, memory_budget=memory_budget)
+    else:
+        engine = DenseEngine(M, reg, nx, mode=mode, memory_budget=memory_budget)
+    if detach:
+        engine = engine.detached()
+    return engine, a_s
+
+
+def _initial_scalings(engine, a_s, log_a, warmstart):
+    nx = engine.nx
+    if warmstart is None:
+        return list(log_a)
+    if not isinstance(warmstart, (list, tuple)) or len(warmstart) != engine.k:
+        raise ValueError("warmstart must be a list of %d potentials (log['potentials'] of a previous solve)" % engine.k)
+    g = []
+    for i, (phi, la) in enumerate(zip(warmstart, log_a)):
+        if tuple(phi.shape) != (engine.shape[i],):
+            raise ValueError("warmstart[%d] must have shape (%d,), got %s" % (i, engine.shape[i], tuple(phi.shape)))
+        phi = nx.detach(phi) + nx.zeros(la.shape, type_as=la)
+        g.append(nx.where(nx.isfinite(la), phi / engine.reg + la, la))
+    return g
+
+
+def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, **kwargs):
+    """Run the loop ``method`` on ``engine``: the part every public call shares.
+
+    Returns ``(g, info)``: the log-scalings and the loop's info dict.
+    """
+    if method not in STRATEGIES:
+        raise ValueError("Unknown method %r. Expected one of %s." % (method, sorted(STRATEGIES)))
+    check_iteration_args(numItermax, stopThr)
+    nx = engine.nx
+    log_a = [safe_log(nx, a) for a in a_s]
+    g0 = _initial_scalings(engine, a_s, log_a, warmstart)
+    try:
+        g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, **kwargs)
+    except NonFiniteIterate as e:
+        raise FloatingPointError(
+            "%s: the iterations produced NaN or inf (%s). With reg=%g the kernel may be too "
+            "peaked for this dtype: use float64, a larger reg, or rescale the cost." % (method, e, engine.reg)
+        ) from None
+    info["method"] = method
+    if warn and not info["converged"]:
+        warn_not_converged(method, info["err"][-1], stopThr, info["niter"])
+    return g, info
+
+
+def potentials_from_scalings(nx, g, a_s, log_a, reg):
+    r"""Dual potentials :math:`\varphi_i = \varepsilon(g_i - \log a_i)` (0 where ``a_i = 0``)."""
+    out = []
+    for gi, ai, la in zip(g, a_s, log_a):
+        out.append(nx.where(ai > 0, reg * (gi - nx.where(ai > 0, la, nx.zeros(la.shape, type_as=la))), nx.zeros(ai.shape, type_as=ai)))
+    return out
+
+
+def emot_value(engine, g, a_s):
+    r"""Value and parts of the plan :math:`P = B(g)`.
+
+    Returns ``(value, value_linear, log_r)`` with
+    :math:`\text{value} = \langle C,P\rangle + \varepsilon\,\mathrm{KL}(P\|\otimes a_i)`
+    (generalised KL, :math:`\sum P\log(P/\otimes a) - \sum P + 1`), computed as
+    :math:`\sum_i\langle r_i(P), \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`,
+    and ``log_r`` the k log-marginals of ``P``.
+    """
+    nx = engine.nx
+    log_a = [safe_log(nx, a) for a in a_s]
+    log_r = engine.log_marginals(g)
+    phi = potentials_from_scalings(nx, g, a_s, log_a, engine.reg)
+    mass = nx.exp(nx.logsumexp(log_r[0]))
+    value = -engine.reg * (mass - 1.0)
+    for lr, p in zip(log_r, phi):
+        value = value + nx.sum(nx.exp(lr) * p)
+    return value, engine.linear_cost(g), log_r
+
+
+def _log_dict(engine, g, a_s, info, value=None, value_linear=None, log_r=None):
+    nx = engine.nx
+    if value is None:
+        value, value_linear, log_r = emot_value(engine, g, a_s)
+    log_a = [safe_log(nx, a) for a in a_s]
+    out = dict(info)
+    out.update(
+        potentials=potentials_from_scalings(nx, g, a_s, log_a, engine.reg),
+        log_scalings=list(g),
+        value=value,
+        value_linear=value_linear,
+        marginals=[nx.exp(lr) for lr in log_r],
+    )
+    if hasattr(engine, "n_absorptions"):
+        out["n_absorptions"] = engine.n_absorptions
+    return out
+
+
+_COMMON_PARAMS = r"""
+    a_s : list of k array-like of shape (n_i,), or None
+        Weights of the k marginals, each summing to one. ``None`` (or a
+        ``None`` entry) means uniform.
+    M : array-like of shape (n_1, ..., n_k), or a structured cost
+        Cost tensor :math:`C`, or a cost object such as
+        :class:`~ot_multimarginal.PairwiseCost` (pairwise costs on a graph),
+        in which case the tensor is never formed.
+    reg : float
+        Entropic regularisation :math:`\varepsilon > 0`.
+    method : str, optional
+        Loop around the marginalisation engine: ``'sinkhorn_log'`` (cyclic
+        block updates in the log domain, default)%s.
+    numItermax : int, optional
+        Maximum number of iterations (sweeps over the k blocks for the cyclic method).
+    stopThr : float, optional
+        Stop when :math:`\sum_i \|P_i - a_i\|_1 \le` ``stopThr`` (sum of the L1
+        marginal errors, checked every 10 sweeps).
+    verbose : bool, optional
+        Print the error during the iterations.
+    log : bool, optional
+        Also return a dict with the solve's details (see Returns).
+    warn : bool, optional
+        Emit a ``UserWarning`` if the error is still above ``stopThr`` at the end.
+    warmstart : list of k arrays, optional
+        Dual potentials from a previous solve (``log['potentials']``).
+    mode : {'scaling', 'log'}, optional
+        How the dense engine computes marginals: stabilised scaling (matrix
+        products on an absorbed kernel, log-domain fallback; default) or
+        plain log-sum-exp. Ignored for structured costs.
+    memory_budget : int, optional
+        Bytes the dense tensors may take; default half the available memory
+        (of the GPU for CUDA tensors). Larger problems raise ``MemoryError``
+        at once, before allocating.
+"""
+
+_LOG_DOC = r"""
+    log : dict
+        Returned if ``log=True``: ``potentials`` (k dual vectors
+        :math:`\varphi_i`, with :math:`P = \exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`),
+        ``log_scalings`` (:math:`g_i = \varphi_i/\varepsilon + \log a_i`), ``err``
+        (history of the stopping error), ``niter``, ``converged``, ``value``,
+        ``value_linear`` (:math:`\langle C,P\rangle`), ``marginals`` and ``method``.
+"""
+
+_METHODS_DOC = ", ``'sinkhorn_greedy'`` and ``'sinkhorn_accelerated'`` where available"
+
+
+def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, **kwargs):
+    if grad not in _GRAD_PLAN:
+        raise ValueError("grad must be one of %s for emot_sinkhorn, got %r" % (_GRAD_PLAN, grad))
+    engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
+    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, **kwargs)
+    plan = engine.plan(g)
+    if log:
+        return plan, _log_dict(engine, g, a_s, info)
+    return plan
+
+
+emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
+
+    Solves
+
+    .. math::
+        P^\star = \mathop{\arg\min}_{P \in \Pi(a_1, \dots, a_k)}
+        \langle C, P\rangle + \varepsilon\, \mathrm{KL}(P \,\|\, a_1\otimes\cdots\otimes a_k)
+
+    where :math:`\Pi(a_1, \dots, a_k)` is the set of non-negative tensors of
+    shape :math:`(n_1, \dots, n_k)` whose i-th marginal (sum over every other
+    axis) is :math:`a_i`. The dual potentials :math:`\varphi_i` give
+    :math:`P = \exp((\oplus_i \varphi_i - C)/\varepsilon)\cdot(\otimes_i a_i)`; the
+    cyclic method updates them one block at a time in the log domain
+    (multimarginal Sinkhorn, Benamou et al. 2015), so nothing overflows or
+    underflows at small :math:`\varepsilon`.
+
+    .. note:: Backend-generic: NumPy in, NumPy out; torch in, torch out
+        (same dtype and device).
+
+    Parameters
+    ----------
+    """ + (_COMMON_PARAMS % _METHODS_DOC) + r"""    grad : {'autodiff', 'detach'}, optional
+        ``'autodiff'`` (default) differentiates through the unrolled
+        iterations (torch); ``'detach'`` cuts the graph.
+
+    Returns
+    -------
+    P : array-like of shape (n_1, ..., n_k), or FactoredPlan
+        The plan (same backend, dtype and device as ``M``). For structured
+        costs, a factored plan that never forms the tensor.
+    """ + _LOG_DOC + r"""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal import emot_sinkhorn
+    >>> M = np.random.RandomState(0).rand(3, 4, 5)
+    >>> P = emot_sinkhorn(None, M, reg=0.1)
+    >>> P.shape
+    (3, 4, 5)
+    >>> bool(np.allclose(P.sum(axis=(0, 1)), 1 / 5))
+    True
+
+    References
+    ----------
+    .. [1] J.-D. Benamou, G. Carlier, M. Cuturi, L. Nenna, G. Peyré, Iterative
+       Bregman projections for regularized transportation problems, SIAM J.
+       Sci. Comput. 37(2), 2015.
+    .. [2] T. Lin, N. Ho, M. Cuturi, M. I. Jordan, On the complexity of
+       approximating multimarginal optimal transport, JMLR 23(65), 2022.
+
+    See Also
+    --------
+    emot_sinkhorn2 : the value, differentiable.
+    emot_lp : the exact (unregularised) problem.
+    """
+
+
+def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, **kwargs):
+    if grad not in _GRAD_VALUE:
+        raise ValueError("grad must be one of %s for emot_sinkhorn2, got %r" % (_GRAD_VALUE, grad))
+    engine, a_s_used = make_engine(a_s, M, reg, mode, memory_budget)
+    solved = engine
+    if grad in ("envelope", "detach"):
+        solved = engine.detached()
+        a_s_used = [engine.nx.detach(a) for a in a_s_used]
+    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, **kwargs)
+    value, value_linear, log_r = emot_value(solved, g, a_s_used)
+    if grad == "envelope":
+        value = _attach_envelope(engine, solved, g, a_s, a_s_used, value)
+    if log:
+        return value, _log_dict(solved, g, a_s_used, info, value, value_linear, log_r)
+    return value
+
+
+def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value):
+    """Gradients of the value by the envelope theorem (exact at the optimum).
+
+    ``∂value/∂C`` is the plan (for structured costs: each edge's pairwise
+    marginal) and ``∂value/∂a_i`` the centred potential ``φ_i - mean(φ_i)``.
+    ``engine`` holds the caller's (differentiable) cost, ``solved`` its
+    detached copy used for the solve.
+    """
+    nx = engine.nx
+    if str(nx) != "torch":
+        return value
+    inputs = list(engine.cost_inputs())
+    grads = list(solved.cost_gradients(g))
+    log_a = [safe_log(nx, a) for a in a_s_used]
+    phi = potentials_from_scalings(nx, g, a_s_used, log_a, engine.reg)
+    for a, p in zip(a_s_in if a_s_in is not None else [], phi):
+        if a is not None and hasattr(a, "requires_grad"):
+            inputs.append(a)
+            grads.append(p - nx.mean(p))
+    keep = [(x, gr) for x, gr in zip(inputs, grads) if getattr(x, "requires_grad", False)]
+    if not keep:
+        return value
+    return nx.set_gradients(value, tuple(x for x, _ in keep), tuple(gr for _, gr in keep))
+
+
+emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
+
+    Returns
+
+    .. math::
+        \mathrm{EMOT}_\varepsilon = \min_{P \in \Pi(a_1, \dots, a_k)}
+        \langle C, P\rangle + \varepsilon\, \mathrm{KL}(P \,\|\, a_1\otimes\cdots\otimes a_k)
+
+    (regularised value, entropic term included; for k = 2 it equals
+    ``ot.solve(M, a, b, reg=reg).value``). ``log['value_linear']`` holds
+    :math:`\langle C, P\rangle` alone.
+
+    .. note:: Backend-generic. With torch inputs that require gradients the
+        value is differentiable with respect to the cost and the weights.
+
+    Parameters
+    ----------
+    """ + (_COMMON_PARAMS % _METHODS_DOC) + r"""    grad : {'envelope', 'autodiff', 'detach'}, optional
+        ``'envelope'`` (default): solve without building a graph, then attach
+        the envelope-theorem gradients :math:`\partial/\partial C = P` and
+        :math:`\partial/\partial a_i = \varphi_i - \mathrm{mean}(\varphi_i)`
+        (exact at convergence, memory-light). ``'autodiff'``: differentiate
+        through the unrolled iterations. ``'detach'``: no gradient.
+
+    Returns
+    -------
+    value : backend scalar
+        The EMOT value (same dtype and device as ``M``).
+    """ + _LOG_DOC + r"""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal import emot_sinkhorn2
+    >>> M = np.random.RandomState(0).rand(3, 4, 5)
+    >>> v = emot_sinkhorn2(None, M, reg=0.1)
+    >>> bool(0 < v < M.max())
+    True
+
+    See Also
+    --------
+    emot_sinkhorn : the plan.
+    emot_lp2 : the exact (unregularised) value.
+    """

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+"""What every Sinkhorn-type loop shares: errors, the dual objective, printing."""
+# License: MIT License
+
+import warnings
+
+from .._backend import to_float
+
+__all__ = [
+    "marginal_error",
+    "block_update",
+    "dual_objective",
+    "print_header",
+    "print_row",
+    "warn_not_converged",
+    "NonFiniteIterate",
+]
+
+
+class NonFiniteIterate(Exception):
+    """Raised inside a loop when an iterate stops being finite."""
+
+
+def marginal_error(nx, log_r, a_s):
+    r"""Stopping error :math:`\sum_i \|r_i - a_i\|_1` (a backend scalar)."""
+    err = 0.0
+    for lr, a in zip(log_r, a_s):
+        err = err + nx.sum(nx.abs(nx.exp(lr) - a))
+    return err
+
+
+def block_update(nx, g_i, log_a_i, log_r_i, positive_i):
+    """Exact minimisation of the dual over block i: ``g_i + log a_i - log r_i``.
+
+    Entries with zero weight stay at ``-inf`` (no ``-inf - (-inf)``).
+    """
+    new = g_i + log_a_i - log_r_i
+    return nx.where(positive_i, new, log_a_i)
+
+
+def dual_objective(nx, g, a_s, log_partition):
+    r"""Lin et al.'s dual :math:`\phi(g) = \log\|B(g)\|_1 - \sum_i\langle g_i, a_i\rangle`.
+
+    It is minimised by Sinkhorn; entries with zero weight do not count.
+    """
+    val = log_partition
+    for gi, ai in zip(g, a_s):
+        val = val - nx.sum(nx.where(ai > 0, gi * ai, nx.zeros(ai.shape, type_as=ai)))
+    return val
+
+
+def print_header(columns):
+    widths = [5] + [13] * (len(columns) - 1)
+    print("|".join("{:{w}s}".format(c, w=w) for c, w in zip(columns, widths)))
+    print("-" * (sum(widths) + len(widths) - 1))
+
+
+def print_row(it, *vals):
+    print("{:5d}|".format(it) + "|".join("{:13e}".format(v) for v in vals))
+
+
+def warn_not_converged(name, err, stopThr, niter):
+    warnings.warn(
+        "%s did not converge: marginal error %.3e > stopThr %.1e after %d iterations. "
+        "You might want to increase the number of iterations `numItermax` or the "
+        "regularization parameter `reg`." % (name, err, stopThr, niter),
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def check_finite_error(nx, err, it):
+    e = to_float(nx, err)
+    if e != e or e == float("inf"):
+        raise NonFiniteIterate("non-finite marginal error at iteration %d" % it)
+    return e
