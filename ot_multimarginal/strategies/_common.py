@@ -34,7 +34,8 @@ def block_update(nx, g_i, log_a_i, log_r_i, positive_i):
 
     Entries with zero weight stay at ``-inf`` (no ``-inf - (-inf)``).
     """
-    new = g_i + log_a_i - log_r_i
+    zero = nx.zeros(g_i.shape, type_as=g_i)
+    new = nx.where(positive_i, g_i, zero) - nx.where(positive_i, log_r_i, zero) + log_a_i
     return nx.where(positive_i, new, log_a_i)
 
 

@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+"""Shared fixtures: the ``nx`` backend fixture and array helpers.
+
+``nx`` runs a test once per array type: NumPy float64, torch float64 and
+float32 on the CPU, and the same on CUDA when a GPU is present. The fixture
+yields a :class:`Backend` object that carries ``.dtype``/``.device`` helpers
+through :func:`to_nx`.
+"""
+import numpy as np
+import pytest
+from ot.backend import NumpyBackend, get_backend_list
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+
+class NX:
+    """A POT backend plus the dtype/device the test arrays should have."""
+
+    def __init__(self, backend, dtype=None, device=None, name="numpy"):
+        self.backend = backend
+        self.dtype = dtype
+        self.device = device
+        self.name = name
+
+    def __getattr__(self, attr):
+        return getattr(self.backend, attr)
+
+    def __str__(self):
+        return str(self.backend)
+
+    @property
+    def is_torch(self):
+        return str(self.backend) == "torch"
+
+    @property
+    def float32(self):
+        return self.dtype is not None and "float32" in str(self.dtype)
+
+    def tol(self, tight):
+        """``tight`` for float64, a float32-sized tolerance otherwise."""
+        return max(tight, 1e-4) if self.float32 else tight
+
+    def array(self, x, requires_grad=False):
+        """A NumPy array converted to this backend's dtype and device."""
+        x = np.asarray(x, dtype=np.float64)
+        if not self.is_torch:
+            return x
+        t = torch.tensor(x, dtype=self.dtype, device=self.device)
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+
+    def np(self, x):
+        """Back to NumPy float64."""
+        return np.asarray(self.backend.to_numpy(self.backend.detach(x)), dtype=np.float64)
+
+
+def _params():
+    params = [pytest.param(NX(NumpyBackend(), name="numpy"), id="numpy")]
+    names = [str(b) for b in get_backend_list()]
+    if torch is not None and "torch" in names:
+        tb = [b for b in get_backend_list() if str(b) == "torch"][0]
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        for dev in devices:
+            for dt in (torch.float64, torch.float32):
+                nm = "torch-%s-%s" % (dev, str(dt).split(".")[-1])
+                params.append(pytest.param(NX(tb, dt, torch.device(dev), nm), id=nm))
+    return params
+
+
+@pytest.fixture(params=_params())
+def nx(request):
+    """Backend fixture: numpy, torch float64/float32 on CPU (and CUDA if present)."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(0)
+
+
+def random_weights(rng, n, low=0.2):
+    a = rng.rand(n) + low
+    return a / a.sum()
