@@ -44,7 +44,7 @@ def textbook_round(X, a_s):
 
 
 def dense_rounded(state, nx):
-    """The dense NumPy tensor of a RoundedState on a DenseEngine (built in the test)."""
+    """The parts of a RoundedState as NumPy float64: (g, errs, s)."""
     g = [nx.np(x) for x in state.g]
     errs = [nx.np(e) for e in state.errs]
     s = float(nx.np(state.s))

@@ -1,0 +1,472 @@
+# -*- coding: utf-8 -*-
+r"""A transport plan held in factored form: potentials, never the tensor.
+
+For a structured cost (pairwise costs on a tree, a cycle, any graph) the plan
+:math:`P = B(g) = \exp(\oplus_j g_j - C/\varepsilon)` of a Sinkhorn solve has
+:math:`\prod_j n_j` entries, far too many to store, but everything one asks
+of a plan is a question to the engine that solved it: marginals, pairwise
+marginals, the cost :math:`\langle C, P\rangle`, entries at given index
+tuples, samples. :class:`FactoredPlan` keeps the engine and the log-scalings
+and answers those questions; only :meth:`FactoredPlan.to_dense` forms the
+tensor.
+
+A plan may also carry the rank-one correction of the rounding onto the exact
+transport polytope (:func:`ot_multimarginal.rounding.round_to_feasible`):
+:math:`Y = B(g') + (\mathrm{err}_1 \otimes \dots \otimes \mathrm{err}_k)/s^{k-1}`;
+every method then answers for :math:`Y`.
+
+The plan is :math:`B(g)` *as is*, not renormalised: it is what Sinkhorn
+returns (mass close to 1 near convergence) and agrees entrywise with the
+dense ``exp(engine.log_plan(g))``.
+"""
+# License: MIT License
+
+import numpy as np
+from ot.utils import check_random_state
+
+from ._validation import check_dense_size
+from .rounding import (
+    _dense_cost,
+    _edge_matrices,
+    _has_rank_one,
+    outer_product,
+    rank_one_cost,
+    rank_one_marginal_scale,
+    round_to_feasible,
+)
+
+__all__ = ["FactoredPlan", "cost_at"]
+
+
+def _to_numpy64(nx, x):
+    return np.asarray(nx.to_numpy(nx.detach(x)), dtype=np.float64)
+
+
+def _backend_index(nx, idx, type_as):
+    """A NumPy int64 index vector as an index array of the backend of ``type_as``."""
+    if str(nx) == "torch":
+        import torch  # only reached for torch arrays
+
+        return torch.as_tensor(idx, dtype=torch.int64, device=type_as.device)
+    return idx
+
+
+def _check_index_tuples(idx, shape):
+    """``idx`` as a NumPy int64 array of shape (m, k) (and whether it was one tuple)."""
+    k = len(shape)
+    arr = np.asarray(idx)
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != k:
+        raise ValueError(
+            "index tuples must be an array of shape (m, %d) or (%d,), got shape %s" % (k, k, np.shape(idx))
+        )
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError("index tuples must be integers, got dtype %s" % arr.dtype)
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size:
+        hi = np.asarray(shape, dtype=np.int64)
+        bad = (arr < 0) | (arr >= hi[None, :])
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise IndexError("index %d out of range for axis %d of size %d (row %d)" % (arr[r, c], c, shape[c], r))
+    return arr, single
+
+
+def cost_at(engine, idx):
+    r"""The cost :math:`C_I` at the index tuples ``idx`` (NumPy int array of shape (m, k)).
+
+    In order of preference: ``engine.cost_at(idx)`` if the engine defines it
+    (same argument, returns a backend array of shape (m,)); for pairwise
+    costs (``edges`` and ``matrices`` attributes)
+    :math:`\sum_{(a,b)} C_{ab}[I_a, I_b]`; a dense cost tensor indexed
+    directly; otherwise the dense cost from ``engine.log_plan``.
+    """
+    nx = engine.nx
+    idx, _ = _check_index_tuples(idx, engine.shape)
+    if hasattr(engine, "cost_at"):
+        return engine.cost_at(idx)
+    mats = _edge_matrices(engine)
+    if mats is not None:
+        total = nx.zeros((idx.shape[0],), type_as=engine.type_as)
+        for (a, b), C in zip(engine.edges, mats):
+            ia = _backend_index(nx, idx[:, a], C)
+            ib = _backend_index(nx, idx[:, b], C)
+            total = total + C[ia, ib]
+        return total
+    M = _dense_cost(engine)
+    return M[tuple(_backend_index(nx, idx[:, j], M) for j in range(engine.k))]
+
+
+def _draw(rng, logp, size):
+    """``size`` draws from the categorical law ``∝ exp(logp)`` (NumPy float64 log-weights)."""
+    logp = np.asarray(logp, dtype=np.float64)
+    m = np.max(logp)
+    if not np.isfinite(m):
+        raise ValueError("cannot sample: a conditional law of the plan has no mass")
+    cdf = np.cumsum(np.exp(logp - m))
+    u = rng.random_sample(size) * cdf[-1]
+    out = np.searchsorted(cdf, u, side="right")
+    return np.minimum(out, len(cdf) - 1).astype(np.int64)
+
+
+class FactoredPlan:
+    r"""A plan :math:`Y = B(g) + (\otimes_j\,\mathrm{err}_j)/s^{k-1}` kept as potentials.
+
+    :math:`B(g) = \exp(\oplus_j g_j - C/\varepsilon)` is the (unnormalised)
+    Gibbs tensor of ``engine`` at the log-scalings ``g``; the rank-one part is
+    present only for a rounded plan. Nothing of size :math:`\prod_j n_j` is
+    formed except by :meth:`to_dense` (and by the engine itself when it is a
+    dense one).
+
+    Parameters
+    ----------
+    engine : GibbsEngine
+        The engine of the cost (dense, tree, cycle, ...).
+    g : list of k arrays, or None
+        Log-scalings of the Gibbs part. ``None`` with ``rounded``: ``rounded.g``.
+    a_s : list of k arrays, optional
+        Target weights of the problem: needed by :meth:`round` and
+        :meth:`marginal_error`.
+    rounded : RoundedState, optional
+        The rank-one correction (``errs``, ``s``) of
+        :func:`~ot_multimarginal.rounding.round_to_feasible`; its ``g`` must
+        be the ``g`` given here. Use :meth:`round` rather than building it by hand.
+
+    Notes
+    -----
+    The plan is :math:`B(g)` itself, not renormalised (Sinkhorn's plan has
+    mass close to one near convergence): :meth:`density` agrees with
+    ``exp(engine.log_plan(g))`` entrywise. :meth:`sample` draws from the plan
+    divided by its mass. Index arrays (input of :meth:`density`, output of
+    :meth:`sample`) are NumPy ``int64``; values are backend arrays of the
+    engine's dtype and device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal.sinkhorn import make_engine, solve_potentials
+    >>> from ot_multimarginal.plans import FactoredPlan
+    >>> M = np.random.RandomState(0).rand(3, 4, 5)
+    >>> engine, a_s = make_engine(None, M, 0.5)
+    >>> g, _ = solve_potentials(engine, a_s, numItermax=3, stopThr=0, warn=False)
+    >>> P = FactoredPlan(engine, g, a_s).round()
+    >>> bool(np.allclose(P.marginal(2), a_s[2]))
+    True
+    >>> P.sample(2, random_state=0).shape
+    (2, 3)
+    """
+
+    def __init__(self, engine, g, a_s=None, rounded=None):
+        nx = engine.nx
+        if g is None:
+            if rounded is None:
+                raise ValueError("give the log-scalings g (or a RoundedState as rounded)")
+            g = rounded.g
+        g = list(g)
+        if len(g) != engine.k:
+            raise ValueError("g must be a list of %d log-scalings, got %d" % (engine.k, len(g)))
+        for i, (gi, n) in enumerate(zip(g, engine.shape)):
+            if tuple(gi.shape) != (n,):
+                raise ValueError("g[%d] must have shape (%d,), got %s" % (i, n, tuple(gi.shape)))
+        if a_s is not None:
+            a_s = list(a_s)
+            if len(a_s) != engine.k:
+                raise ValueError("a_s must be a list of %d weight vectors, got %d" % (engine.k, len(a_s)))
+        if rounded is not None and not all(x is y for x, y in zip(g, rounded.g)):
+            same = all(
+                np.array_equal(_to_numpy64(nx, x), _to_numpy64(nx, y)) for x, y in zip(g, rounded.g)
+            )
+            if not same:
+                raise ValueError(
+                    "rounded.g differs from g: the rank-one correction belongs to the "
+                    "rounded log-scalings; pass g=rounded.g (or use plan.round())"
+                )
+        self.engine = engine
+        self.g = g
+        self.a_s = a_s
+        self.rounded = rounded
+        self._rank_one = rounded is not None and _has_rank_one(nx, rounded.s)
+        self._log_marginals = {}
+
+    # ---- basic attributes -----------------------------------------------
+    @property
+    def nx(self):
+        """POT backend of the plan."""
+        return self.engine.nx
+
+    @property
+    def shape(self):
+        """``(n_1, ..., n_k)``."""
+        return tuple(self.engine.shape)
+
+    @property
+    def k(self):
+        """Number of marginals."""
+        return len(self.shape)
+
+    @property
+    def reg(self):
+        """Entropic regularisation ε of the Gibbs part."""
+        return self.engine.reg
+
+    @property
+    def is_rounded(self):
+        """Whether the plan carries the rounding's rank-one part (exact marginals)."""
+        return self.rounded is not None
+
+    @property
+    def log_scalings(self):
+        """The k log-scalings ``g`` of the Gibbs part."""
+        return list(self.g)
+
+    def _scale(self, skip):
+        return rank_one_marginal_scale(self.nx, self.rounded.errs, self.rounded.s, skip)
+
+    def _gibbs_log_marginal(self, i):
+        if i not in self._log_marginals:
+            self._log_marginals[i] = self.engine.log_marginal(self.g, i)
+        return self._log_marginals[i]
+
+    def _check_axis(self, i, name="i"):
+        if not isinstance(i, (int, np.integer)) or not -self.k <= i < self.k:
+            raise IndexError("%s must be an axis in [0, %d), got %r" % (name, self.k, i))
+        return int(i) % self.k
+
+    # ---- marginals and cost ---------------------------------------------
+    @property
+    def mass(self):
+        """Total mass ``‖Y‖₁`` (Gibbs part plus rank-one part)."""
+        nx = self.nx
+        m = nx.exp(nx.logsumexp(self._gibbs_log_marginal(0)))
+        if self._rank_one:
+            m = m + self._scale(())
+        return m
+
+    def marginal(self, i):
+        """Marginal on axis ``i`` (sum over every other axis), shape ``(n_i,)``.
+
+        Exactly ``a_i`` (to rounding error) for a rounded plan.
+        """
+        i = self._check_axis(i)
+        r = self.nx.exp(self._gibbs_log_marginal(i))
+        if self._rank_one:
+            r = r + self.rounded.errs[i] * self._scale((i,))
+        return r
+
+    @property
+    def marginals(self):
+        """The k marginals."""
+        return [self.marginal(i) for i in range(self.k)]
+
+    def marginal_error(self):
+        r""":math:`\sum_i \|r_i(Y) - a_i\|_1` (needs ``a_s``)."""
+        if self.a_s is None:
+            raise ValueError("marginal_error needs the target weights: build the plan with a_s")
+        nx = self.nx
+        err = 0.0
+        for i in range(self.k):
+            err = err + nx.sum(nx.abs(self.marginal(i) - self.a_s[i]))
+        return err
+
+    def pairwise_marginal(self, i, j):
+        """Marginal on the axes ``(i, j)``, shape ``(n_i, n_j)`` (any two different axes)."""
+        i = self._check_axis(i, "i")
+        j = self._check_axis(j, "j")
+        if i == j:
+            raise ValueError("a pairwise marginal needs two different axes, got i = j = %d" % i)
+        P = self.nx.exp(self.engine.log_pairwise_marginal(self.g, i, j))
+        if self._rank_one:
+            errs = self.rounded.errs
+            P = P + errs[i][:, None] * errs[j][None, :] * self._scale((i, j))
+        return P
+
+    def linear_cost(self):
+        r""":math:`\langle C, Y\rangle` (Gibbs part from the engine, rank-one part contracted)."""
+        c = self.engine.linear_cost(self.g)
+        if self._rank_one:
+            c = c + rank_one_cost(self.engine, self.rounded.errs, self.rounded.s)
+        return c
+
+    @property
+    def value_linear(self):
+        r""":math:`\langle C, Y\rangle`, as in the solvers' ``log['value_linear']``."""
+        return self.linear_cost()
+
+    # ---- entries -------------------------------------------------------
+    def _log_gibbs_at(self, idx):
+        nx = self.nx
+        out = -cost_at(self.engine, idx) / self.reg
+        for j, gj in enumerate(self.g):
+            out = out + gj[_backend_index(nx, idx[:, j], gj)]
+        return out
+
+    def density(self, idx):
+        """Entries of the plan at the index tuples ``idx``.
+
+        Parameters
+        ----------
+        idx : int array of shape (m, k) or (k,)
+            Index tuples (NumPy or a list; entries in ``[0, n_j)``).
+
+        Returns
+        -------
+        values : backend array of shape (m,), or a 0-d array for one tuple
+        """
+        nx = self.nx
+        idx, single = _check_index_tuples(idx, self.shape)
+        vals = nx.exp(self._log_gibbs_at(idx))
+        if self._rank_one:
+            errs, s = self.rounded.errs, self.rounded.s
+            extra = 1.0 / s ** (self.k - 1)
+            for j, e in enumerate(errs):
+                extra = extra * e[_backend_index(nx, idx[:, j], e)]
+            vals = vals + extra
+        return vals[0] if single else vals
+
+    def __getitem__(self, key):
+        """``plan[i_1, ..., i_k]``: one entry; with k integer arrays: :meth:`density` on their broadcast."""
+        if not isinstance(key, tuple) or len(key) != self.k:
+            raise IndexError(
+                "index a FactoredPlan with k = %d integers or integer arrays (no slices; use to_dense())" % self.k
+            )
+        if any(isinstance(x, slice) or x is Ellipsis or x is None for x in key):
+            raise IndexError("slices are not supported on a FactoredPlan; use to_dense() or density()")
+        parts = np.broadcast_arrays(*[np.asarray(x) for x in key])
+        shape = parts[0].shape
+        idx = np.stack([p.reshape(-1) for p in parts], axis=1)
+        vals = self.density(idx)
+        return self.nx.reshape(vals, shape)
+
+    # ---- sampling ------------------------------------------------------
+    def sample(self, n_samples, random_state=None, method="auto"):
+        r"""Exact i.i.d. samples of k-tuples from the plan (divided by its mass).
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : None, int or numpy.random.RandomState
+            Seed (:func:`ot.utils.check_random_state`); numbers are drawn in NumPy.
+        method : {'auto', 'sequential', 'dense'}
+            How the Gibbs part is sampled. ``'sequential'``: axis by axis,
+            :math:`i_1` from the first marginal, then :math:`i_j` from the
+            conditional law given :math:`(i_1, \dots, i_{j-1})`, the j-th
+            marginal of :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
+            :math:`-\infty` off the drawn indices: one engine marginal per
+            distinct prefix (works for every engine, never forms the tensor).
+            ``'dense'``: from the flattened tensor (engines whose tensor fits
+            in memory). ``'auto'``: dense for a dense cost tensor, else sequential.
+            A rounded plan is a mixture: each sample comes from the rank-one
+            part (the product law of the :math:`\mathrm{err}_j/\|\mathrm{err}_j\|_1`)
+            with probability its share of the mass, else from the Gibbs part.
+
+        Returns
+        -------
+        idx : numpy.ndarray of int64, shape (n_samples, k)
+        """
+        if method not in ("auto", "sequential", "dense"):
+            raise ValueError("method must be 'auto', 'sequential' or 'dense', got %r" % (method,))
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+            raise ValueError("n_samples must be a non-negative integer, got %r" % (n_samples,))
+        n_samples = int(n_samples)
+        rng = check_random_state(random_state)
+        if method == "auto":
+            method = "dense" if getattr(self.engine, "M", None) is not None else "sequential"
+        out = np.empty((n_samples, self.k), dtype=np.int64)
+        from_rank_one = np.zeros(n_samples, dtype=bool)
+        if self._rank_one:
+            nx = self.nx
+            m_r = float(_to_numpy64(nx, self._scale(())))
+            m_g = float(_to_numpy64(nx, nx.exp(nx.logsumexp(self._gibbs_log_marginal(0)))))
+            from_rank_one = rng.random_sample(n_samples) * (m_r + m_g) < m_r
+            n_r = int(from_rank_one.sum())
+            if n_r:
+                with np.errstate(divide="ignore"):
+                    cols = [_draw(rng, np.log(_to_numpy64(nx, e)), n_r) for e in self.rounded.errs]
+                out[from_rank_one] = np.stack(cols, axis=1)
+        n_g = n_samples - int(from_rank_one.sum())
+        if n_g:
+            if method == "dense":
+                out[~from_rank_one] = self._sample_dense(rng, n_g)
+            else:
+                out[~from_rank_one] = self._sample_sequential(rng, n_g)
+        return out
+
+    def _sample_dense(self, rng, n):
+        nx = self.nx
+        itemsize = nx.bitsize(self.engine.type_as) // 8 if hasattr(nx, "bitsize") else 8
+        budget = getattr(self.engine, "memory_budget", None)
+        check_dense_size(self.shape, max(itemsize, 8), 2, budget, "the dense plan", nx, self.engine.type_as)
+        L = _to_numpy64(nx, self._log_gibbs_dense()).reshape(-1)
+        flat = _draw(rng, L, n)
+        return np.stack(np.unravel_index(flat, self.shape), axis=1).astype(np.int64)
+
+    def _sample_sequential(self, rng, n):
+        nx = self.nx
+        k = self.k
+        out = np.empty((n, k), dtype=np.int64)
+        out[:, 0] = _draw(rng, _to_numpy64(nx, self._gibbs_log_marginal(0)), n)
+        for j in range(1, k):
+            uniq, inv = np.unique(out[:, :j], axis=0, return_inverse=True)
+            inv = np.asarray(inv).reshape(-1)
+            order = np.argsort(inv, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=len(uniq)))])
+            for c, prefix in enumerate(uniq):
+                rows = order[bounds[c]:bounds[c + 1]]
+                gc = list(self.g)
+                for l in range(j):
+                    delta = np.full(self.shape[l], -np.inf)
+                    delta[prefix[l]] = 0.0
+                    gc[l] = gc[l] + nx.from_numpy(delta, type_as=gc[l])
+                lm = self.engine.log_marginal(gc, j)
+                out[rows, j] = _draw(rng, _to_numpy64(nx, lm), len(rows))
+        return out
+
+    # ---- dense form ----------------------------------------------------
+    def _log_gibbs_dense(self):
+        try:
+            return self.engine.log_plan(self.g)
+        except NotImplementedError:
+            idx = np.stack(np.unravel_index(np.arange(int(np.prod(self.shape))), self.shape), axis=1)
+            return self.nx.reshape(self._log_gibbs_at(idx), self.shape)
+
+    def to_dense(self, memory_budget=None):
+        """The plan as a dense tensor of shape ``(n_1, ..., n_k)``.
+
+        Raises ``MemoryError`` before allocating when the tensor (and one
+        temporary of its size) exceeds ``memory_budget`` bytes (default: half
+        the available memory).
+        """
+        nx = self.nx
+        type_as = self.engine.type_as
+        itemsize = nx.bitsize(type_as) // 8 if hasattr(nx, "bitsize") else 8
+        check_dense_size(self.shape, itemsize, 2, memory_budget, "the dense plan", nx, type_as)
+        P = nx.exp(self._log_gibbs_dense())
+        if self._rank_one:
+            P = P + outer_product(nx, self.rounded.errs) / self.rounded.s ** (self.k - 1)
+        return P
+
+    # ---- rounding ------------------------------------------------------
+    def round(self):
+        """The plan rounded onto the exact transport polytope of ``a_s``.
+
+        :func:`~ot_multimarginal.rounding.round_to_feasible` on the
+        log-scalings (k + 1 engine passes, nothing dense). Returns a new
+        :class:`FactoredPlan` whose marginals are exactly ``a_s`` and with
+        ``‖Y − B(g)‖₁ ≤ 2 Σ_j ‖r_j(B(g)) − a_j‖₁``; a rounded plan returns itself.
+        """
+        if self.rounded is not None:
+            return self
+        if self.a_s is None:
+            raise ValueError("round() needs the target weights: build the plan with a_s")
+        state = round_to_feasible(self.engine, self.g, self.a_s)
+        return FactoredPlan(self.engine, state.g, self.a_s, rounded=state)
+
+    def __repr__(self):
+        extra = ""
+        if self.rounded is not None:
+            extra = ", rounded=True, s=%.3g" % float(_to_numpy64(self.nx, self.rounded.s))
+        return "FactoredPlan(shape=%s, engine=%s, backend=%s%s)" % (
+            self.shape, type(self.engine).__name__, str(self.nx), extra
+        )
