@@ -111,6 +111,29 @@ def _draw(rng, logp, size):
     return np.minimum(out, len(cdf) - 1).astype(np.int64)
 
 
+_DRAW_BLOCK = 2**20  # entries of the (prefix, value) blocks of the last-axis conditionals
+
+
+def _draw_rows(rng, L):
+    """One draw per row of the categorical laws ``∝ exp(L[r])`` (NumPy float64, shape (m, n))."""
+    m = np.max(L, axis=1, keepdims=True)
+    if not np.all(np.isfinite(m)):
+        raise ValueError("cannot sample: a conditional law of the plan has no mass")
+    cdf = np.cumsum(np.exp(L - m), axis=1)
+    u = rng.random_sample(L.shape[0]) * cdf[:, -1]
+    out = np.sum(cdf <= u[:, None], axis=1)
+    return np.minimum(out, L.shape[1] - 1).astype(np.int64)
+
+
+def _group_rows(prefixes):
+    """Distinct rows of ``prefixes``, the inverse map, and the rows of each group (contiguous in ``order``)."""
+    uniq, inv = np.unique(prefixes, axis=0, return_inverse=True)
+    inv = np.asarray(inv).reshape(-1)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=len(uniq)))])
+    return uniq, inv, order, bounds
+
+
 class FactoredPlan:
     r"""A plan :math:`Y = B(g) + (\otimes_j\,\mathrm{err}_j)/s^{k-1}` kept as potentials.
 
@@ -348,15 +371,20 @@ class FactoredPlan:
         n_samples : int
         random_state : None, int or numpy.random.RandomState
             Seed (:func:`ot.utils.check_random_state`); numbers are drawn in NumPy.
-        method : {'auto', 'sequential', 'dense'}
+        method : {'auto', 'sequential', 'dense', 'engine'}
             How the Gibbs part is sampled. ``'sequential'``: axis by axis,
             :math:`i_1` from the first marginal, then :math:`i_j` from the
             conditional law given :math:`(i_1, \dots, i_{j-1})`, the j-th
             marginal of :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
             :math:`-\infty` off the drawn indices: one engine marginal per
-            distinct prefix (works for every engine, never forms the tensor).
+            distinct prefix, at most :math:`\min(n_{\text{samples}}, n_1 \cdots n_{j-1})`
+            for axis j (works for every engine, never forms the tensor).
+            The last axis is drawn from :math:`\exp(g_k[v] - C(i_1, \dots, i_{k-1}, v)/\varepsilon)`
+            with the cost at index tuples (:func:`cost_at`), no engine pass.
             ``'dense'``: from the flattened tensor (engines whose tensor fits
-            in memory). ``'auto'``: dense for a dense cost tensor, else sequential.
+            in memory). ``'auto'``: the engine's own ``sample_gibbs(g, n, rng)``
+            if it has one (e.g. forward sampling on a tree), else dense for a
+            dense cost tensor, else sequential.
             A rounded plan is a mixture: each sample comes from the rank-one
             part (the product law of the :math:`\mathrm{err}_j/\|\mathrm{err}_j\|_1`)
             with probability its share of the mass, else from the Gibbs part.
@@ -365,14 +393,22 @@ class FactoredPlan:
         -------
         idx : numpy.ndarray of int64, shape (n_samples, k)
         """
-        if method not in ("auto", "sequential", "dense"):
-            raise ValueError("method must be 'auto', 'sequential' or 'dense', got %r" % (method,))
+        if method not in ("auto", "sequential", "dense", "engine"):
+            raise ValueError("method must be 'auto', 'sequential', 'dense' or 'engine', got %r" % (method,))
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
             raise ValueError("n_samples must be a non-negative integer, got %r" % (n_samples,))
         n_samples = int(n_samples)
         rng = check_random_state(random_state)
+        hook = getattr(self.engine, "sample_gibbs", None)
+        if method == "engine" and hook is None:
+            raise ValueError("method='engine' needs an engine with a sample_gibbs(g, n, rng) method")
         if method == "auto":
-            method = "dense" if getattr(self.engine, "M", None) is not None else "sequential"
+            if hook is not None:
+                method = "engine"
+            elif getattr(self.engine, "M", None) is not None:
+                method = "dense"
+            else:
+                method = "sequential"
         out = np.empty((n_samples, self.k), dtype=np.int64)
         from_rank_one = np.zeros(n_samples, dtype=bool)
         if self._rank_one:
@@ -387,7 +423,9 @@ class FactoredPlan:
                 out[from_rank_one] = np.stack(cols, axis=1)
         n_g = n_samples - int(from_rank_one.sum())
         if n_g:
-            if method == "dense":
+            if method == "engine":
+                out[~from_rank_one] = np.asarray(hook(self.g, n_g, rng), dtype=np.int64)
+            elif method == "dense":
                 out[~from_rank_one] = self._sample_dense(rng, n_g)
             else:
                 out[~from_rank_one] = self._sample_sequential(rng, n_g)
@@ -407,11 +445,8 @@ class FactoredPlan:
         k = self.k
         out = np.empty((n, k), dtype=np.int64)
         out[:, 0] = _draw(rng, _to_numpy64(nx, self._gibbs_log_marginal(0)), n)
-        for j in range(1, k):
-            uniq, inv = np.unique(out[:, :j], axis=0, return_inverse=True)
-            inv = np.asarray(inv).reshape(-1)
-            order = np.argsort(inv, kind="stable")
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=len(uniq)))])
+        for j in range(1, k - 1):
+            uniq, inv, order, bounds = _group_rows(out[:, :j])
             for c, prefix in enumerate(uniq):
                 rows = order[bounds[c]:bounds[c + 1]]
                 gc = list(self.g)
@@ -421,7 +456,29 @@ class FactoredPlan:
                     gc[l] = gc[l] + nx.from_numpy(delta, type_as=gc[l])
                 lm = self.engine.log_marginal(gc, j)
                 out[rows, j] = _draw(rng, _to_numpy64(nx, lm), len(rows))
+        self._sample_last_axis(rng, out)
         return out
+
+    def _sample_last_axis(self, rng, out):
+        """Last axis given all others: ``∝ exp(g_k[v] − C(prefix, v)/ε)``, from the cost at tuples."""
+        nx = self.nx
+        k = self.k
+        j = k - 1
+        nk = self.shape[j]
+        gk = _to_numpy64(nx, self.g[j])
+        uniq, inv, order, bounds = _group_rows(out[:, :j])
+        block = max(1, _DRAW_BLOCK // nk)
+        for start in range(0, len(uniq), block):
+            U = uniq[start:start + block]
+            b = len(U)
+            idx = np.empty((b * nk, k), dtype=np.int64)
+            idx[:, :j] = np.repeat(U, nk, axis=0)
+            idx[:, j] = np.tile(np.arange(nk, dtype=np.int64), b)
+            L = gk[None, :] - _to_numpy64(nx, cost_at(self.engine, idx)).reshape(b, nk) / self.reg
+            sel = order[bounds[start]:bounds[start + b]]
+            for s0 in range(0, len(sel), block):
+                rows = sel[s0:s0 + block]
+                out[rows, j] = _draw_rows(rng, L[inv[rows] - start])
 
     # ---- dense form ----------------------------------------------------
     def _log_gibbs_dense(self):

@@ -136,20 +136,22 @@ def _chi2(samples, P):
     return chisquare(counts[support], exp).pvalue
 
 
-@pytest.mark.parametrize("method", ["sequential", "dense"])
+@pytest.mark.parametrize(
+    "method, k", [("sequential", 2), ("sequential", 3), ("sequential", 4), ("dense", 3)]
+)
 @pytest.mark.parametrize("rounded", [False, True])
-def test_sampling_chi_square(method, rounded):
+def test_sampling_chi_square(method, k, rounded):
     nxh = NumpyNX()
     # no iteration for the rounded case: g = log a, mass about 1/2, a large rank-one part
-    M, a_s, engine, a_v, g = _solve(nxh, 3, niter=0 if rounded else 1, reg=0.8)
+    M, a_s, engine, a_v, g = _solve(nxh, k, niter=0 if rounded else 1, reg=0.8)
     plan = FactoredPlan(engine, g, a_v)
     if rounded:
         plan = plan.round()
         assert 0.1 < float(plan.rounded.s) < 0.9  # the mixture is really exercised
     P = plan.to_dense()
-    assert P.size == 60
+    assert P.size == {2: 20, 3: 60, 4: 72}[k]
     samples = plan.sample(20000, random_state=0, method=method)
-    assert samples.dtype == np.int64 and samples.shape == (20000, 3)
+    assert samples.dtype == np.int64 and samples.shape == (20000, k)
     assert _chi2(samples, P) > 1e-3
     # the same seed gives the same samples
     np.testing.assert_array_equal(samples[:50], plan.sample(20000, random_state=0, method=method)[:50])
@@ -265,6 +267,24 @@ def test_structured_fallbacks():
     s = plan.sample(200, random_state=0)  # 'auto' -> sequential (no M)
     assert s.shape == (200, 4)
     np.testing.assert_allclose(plan.to_dense(), D, rtol=1e-12)
+
+
+def test_sample_gibbs_hook():
+    """An engine's own sampler is used by 'auto' for the Gibbs part (not for the rank-one part)."""
+    M, a_s, engine, a_v, g = _solve(NumpyNX(), 3)
+    calls = []
+
+    def hook(g_, n, rng):
+        calls.append(n)
+        return np.zeros((n, 3), dtype=np.int64)
+
+    engine.sample_gibbs = hook
+    plan = FactoredPlan(engine, g, a_v)
+    assert np.all(plan.sample(7, random_state=0) == 0) and calls == [7]
+    assert plan.sample(7, random_state=0, method="dense").any()
+    del engine.sample_gibbs
+    with pytest.raises(ValueError, match="sample_gibbs"):
+        plan.sample(3, method="engine")
 
 
 def test_cost_at_hook_preferred():
