@@ -6,7 +6,8 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`emot_sinkhorn` / :func:`emot_sinkhorn2`: plan / value of
   min <C,P> + reg KL(P | a_1 x ... x a_k) over tensors with marginals a_i;
 - :func:`empirical_emot_sinkhorn` / :func:`empirical_emot_sinkhorn2`: the same from point clouds;
-- :func:`cost_tensor`: the dense pairwise-sum cost of point clouds.
+- :func:`cost_tensor`: the dense pairwise-sum cost of point clouds;
+- :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS.
 """
 # License: MIT License
 
@@ -14,6 +15,7 @@ __version__ = "0.1.0.dev0"
 
 from .costs import cost_tensor
 from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
+from .lp import emot_lp, emot_lp2
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "empirical_emot_sinkhorn2",
     "empirical_cost",
     "cost_tensor",
+    "emot_lp",
+    "emot_lp2",
 ]

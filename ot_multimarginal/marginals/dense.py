@@ -74,6 +74,8 @@ class DenseEngine(GibbsEngine):
         self._K = None
         self._alpha = None
         self._m = None
+        self._T = None
+        self._T_key = None
         self.n_absorptions = 0
 
     # ---- plain log domain ----------------------------------------------
@@ -108,27 +110,47 @@ class DenseEngine(GibbsEngine):
             d = [gj - aj for gj, aj in zip(g, self._alpha)]
         return d, [nx.exp(dj) for dj in d]
 
-    def _contract_except(self, T, u, i):
-        """``Σ_{I: I_i = ·} T_I ∏_{j≠i} u_j[I_j]`` as two matrix-vector products."""
+    def _contract_except(self, T, u, i, shape):
+        """``Σ_{I: I_i = ·} T_I ∏_{j≠i} u_j[I_j]`` for ``T`` of ``shape``: two matrix-vector products."""
         nx = self.nx
-        n = self.shape
+        n = shape
         nl, nr = _prod(n[:i]), _prod(n[i + 1:])
         left = flat_outer_product(nx, u[:i])
         right = flat_outer_product(nx, u[i + 1:])
+        Y = T
         if left is not None:
             Y = nx.dot(left, nx.reshape(T, (nl, n[i] * nr)))
-        else:
-            Y = T
         Y = nx.reshape(Y, (n[i], nr))
         if right is not None:
             return nx.dot(Y, right)
         return nx.reshape(Y, (n[i],))
 
+    def _last_axis_contraction(self, g, u):
+        """``K ×_k u_k`` (shape ``n_1..n_{k-1}``), cached while ``g[-1]`` and the kernel are unchanged.
+
+        A cyclic sweep updates blocks ``1..k-1`` with ``g_k`` fixed, so their
+        marginals all come from this (k-1)-tensor: a sweep reads the full
+        kernel twice instead of k times.
+        """
+        key = self._T_key
+        if key is not None and key[0] is g[-1] and key[1] == self.n_absorptions:
+            return self._T
+        n = self.shape
+        T = self.nx.dot(self.nx.reshape(self._K, (_prod(n[:-1]), n[-1])), u[-1])
+        self._T = self.nx.reshape(T, n[:-1])
+        self._T_key = (g[-1], self.n_absorptions)
+        return self._T
+
     def _log_marginal_scaling(self, g, i):
         nx = self.nx
+        k = self.k
         for attempt in range(2):
             d, u = self._scalings(g)
-            Y = self._contract_except(self._K, u, i)
+            if i < k - 1:
+                T = self._last_axis_contraction(g, u)
+                Y = self._contract_except(T, u[:-1], i, self.shape[:-1])
+            else:
+                Y = self._contract_except(self._K, u, i, self.shape)
             bad = (Y <= 0) & nx.isfinite(d[i])
             if not bool(nx.any(bad)):
                 return d[i] + safe_log(nx, Y) + self._m
