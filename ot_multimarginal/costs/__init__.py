@@ -3,5 +3,6 @@
 # License: MIT License
 
 from .dense import cost_tensor, pair_list
+from .graph import GRAPHS, PairwiseCost, graph_edges
 
-__all__ = ["cost_tensor", "pair_list"]
+__all__ = ["cost_tensor", "pair_list", "PairwiseCost", "graph_edges", "GRAPHS"]

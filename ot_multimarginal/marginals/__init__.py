@@ -3,6 +3,9 @@
 # License: MIT License
 
 from .base import GibbsEngine
+from .contraction import ContractionEngine
+from .cycle import CycleEngine
 from .dense import DenseEngine
+from .tree import TreeEngine
 
-__all__ = ["GibbsEngine", "DenseEngine"]
+__all__ = ["GibbsEngine", "DenseEngine", "TreeEngine", "CycleEngine", "ContractionEngine"]

@@ -1,0 +1,447 @@
+# -*- coding: utf-8 -*-
+r"""Pairwise costs on a graph: the cost tensor is never formed.
+
+A :class:`PairwiseCost` is the cost
+
+.. math::
+    C(x_1, \dots, x_k) = \sum_{(a, b) \in E} C_{ab}[x_a, x_b]
+
+given by one matrix per edge of a graph on the k marginals. Its Gibbs tensor
+factors along the graph, so the solvers compute marginals with matrix
+products on the edges instead of sums over :math:`\prod_i n_i` entries:
+
+============================  ===========================================  ================================
+graph                         engine (:mod:`ot_multimarginal.marginals`)   one Sinkhorn sweep
+============================  ===========================================  ================================
+tree, chain, star (forest)    :class:`TreeEngine` (message passing)        :math:`O(\sum_E n_a n_b)`
+circle (one cycle)            :class:`CycleEngine` (transfer matrices)     :math:`O(k\, n^3)`
+any other (complete, chords)  :class:`ContractionEngine` (elimination)     exponential in the treewidth only
+============================  ===========================================  ================================
+
+Pass it wherever a cost tensor is accepted (:func:`~ot_multimarginal.emot_sinkhorn`,
+:func:`~ot_multimarginal.emot_sinkhorn2`); the plan comes back in factored form.
+"""
+# License: MIT License
+
+import numpy as np
+
+from .._validation import backend_of, check_dense_size, check_finite, check_k, check_reg
+from .dense import check_point_clouds, pair_list, pairwise_cost_matrix
+
+__all__ = ["PairwiseCost", "graph_edges", "GRAPHS"]
+
+GRAPHS = ("chain", "circle", "star", "tree", "complete")
+
+
+def graph_edges(graph, k, center=0, edges=None):
+    """Edge list of a named graph on ``k`` nodes (or the given edge list).
+
+    ``'chain'``: ``(0,1), (1,2), …, (k-2,k-1)``; ``'circle'``: the chain plus
+    ``(k-1, 0)`` (``k >= 3``); ``'star'``: ``(center, j)`` for every other
+    ``j`` in increasing order; ``'complete'``: all pairs ``i < j`` in
+    lexicographic order (the order of per-pair metrics in
+    :func:`~ot_multimarginal.cost_tensor`); ``'tree'``: ``edges`` (must be
+    acyclic); a list of pairs: itself.
+    """
+    if isinstance(graph, str):
+        if graph == "chain":
+            return [(t, t + 1) for t in range(k - 1)]
+        if graph == "circle":
+            if k < 3:
+                raise ValueError("graph='circle' needs at least 3 nodes, got k=%d (for k=2 use 'chain')" % k)
+            return [(t, t + 1) for t in range(k - 1)] + [(k - 1, 0)]
+        if graph == "star":
+            if not isinstance(center, (int, np.integer)) or not 0 <= center < k:
+                raise ValueError("center must be a node in [0, %d), got %r" % (k, center))
+            return [(int(center), j) for j in range(k) if j != center]
+        if graph == "complete":
+            return pair_list(k)
+        if graph == "tree":
+            if edges is None:
+                raise ValueError("graph='tree' needs the edge list: pass edges=[(a, b), ...] (or the list itself as graph)")
+            return [tuple(e) for e in edges]
+        raise ValueError("graph must be one of %s or a list of edges (a, b), got %r" % (GRAPHS, graph))
+    if isinstance(graph, (list, tuple)):
+        return [tuple(e) if isinstance(e, (list, tuple)) else e for e in graph]
+    raise TypeError("graph must be one of %s or a list of edges (a, b), got %s" % (GRAPHS, type(graph).__name__))
+
+
+def _check_edge_list(edges, k=None, name="edges"):
+    if not isinstance(edges, (list, tuple)):
+        raise TypeError("%s must be a list of pairs (a, b) of node indices, got %s" % (name, type(edges).__name__))
+    out = []
+    seen = {}
+    for idx, e in enumerate(edges):
+        if not isinstance(e, (list, tuple)) or len(e) != 2:
+            raise ValueError("%s[%d] must be a pair (a, b) of node indices, got %r" % (name, idx, e))
+        a, b = e
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (a, b)):
+            raise TypeError("%s[%d] must hold two integers, got %r" % (name, idx, e))
+        a, b = int(a), int(b)
+        if a < 0 or b < 0:
+            raise ValueError("%s[%d] = %r has a negative node index" % (name, idx, e))
+        if k is not None and (a >= k or b >= k):
+            raise ValueError("%s[%d] = %r refers to a missing node: the cost has k=%d nodes (0..%d)" % (name, idx, (a, b), k, k - 1))
+        if a == b:
+            raise ValueError("%s[%d] = %r is a self-loop; a node's own cost belongs in its weights, not on an edge" % (name, idx, (a, b)))
+        key = (min(a, b), max(a, b))
+        if key in seen:
+            raise ValueError(
+                "%s[%d] = %r duplicates %s[%d] = %r: give each pair of nodes one edge (add the two matrices)"
+                % (name, idx, (a, b), name, seen[key], tuple(edges[seen[key]]))
+            )
+        seen[key] = idx
+        out.append((a, b))
+    return out
+
+
+def _components(k, edges):
+    parent = list(range(k))
+
+    def find(v):
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    cycle_edge = None
+    for idx, (a, b) in enumerate(edges):
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            if cycle_edge is None:
+                cycle_edge = idx
+        else:
+            parent[ra] = rb
+    roots = set(find(v) for v in range(k))
+    return len(roots), cycle_edge
+
+
+def _is_single_cycle(k, edges):
+    if k < 3 or len(edges) != k:
+        return False
+    deg = [0] * k
+    for a, b in edges:
+        deg[a] += 1
+        deg[b] += 1
+    return all(d == 2 for d in deg) and _components(k, edges)[0] == 1
+
+
+def classify_graph(k, edges):
+    """``'chain'``, ``'star'``, ``'tree'``, ``'forest'``, ``'circle'``, ``'complete'`` or ``'graph'``."""
+    n_comp, cycle_edge = _components(k, edges)
+    deg = [0] * k
+    for a, b in edges:
+        deg[a] += 1
+        deg[b] += 1
+    if cycle_edge is None:
+        if n_comp > 1:
+            return "forest"
+        if max(deg) <= 2:
+            return "chain"
+        if k >= 4 and max(deg) == k - 1:
+            return "star"
+        return "tree"
+    if _is_single_cycle(k, edges):
+        return "circle"
+    if len(edges) == k * (k - 1) // 2:
+        return "complete"
+    return "graph"
+
+
+class PairwiseCost:
+    r"""A cost that is a sum of pairwise terms on the edges of a graph.
+
+    .. math::
+        C(x_1, \dots, x_k) = \sum_{e = (a, b)} C_e[x_a, x_b]
+
+    Parameters
+    ----------
+    edges : list of pairs ``(a, b)``
+        The edges, nodes numbered ``0 .. k-1``. No self-loops, no repeated
+        pair (in either orientation). Any graph: trees, cycles, several
+        components (the plan is then the product of the components' plans).
+    matrices : list of arrays
+        ``matrices[e]`` of shape ``(n_a, n_b)`` for ``edges[e] = (a, b)``:
+        NumPy arrays or torch tensors (one library, one dtype and device),
+        finite. Gradients flow to them on torch.
+    shape : tuple of k ints, optional
+        The sizes ``n_i``; needed only when a node has no edge (or to check).
+    graph_kind : str, optional
+        The name of the graph (``'chain'``, ``'circle'``, ``'star'``,
+        ``'tree'``, ``'complete'``); checked against the edges. Detected when
+        omitted.
+
+    Attributes
+    ----------
+    shape, k, edges, matrices, nx, type_as, graph_kind
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal import emot_sinkhorn2
+    >>> from ot_multimarginal.costs import PairwiseCost
+    >>> rng = np.random.RandomState(0)
+    >>> C = PairwiseCost.chain([rng.rand(4, 5), rng.rand(5, 6)])
+    >>> C.shape, C.graph_kind
+    ((4, 5, 6), 'chain')
+    >>> v = emot_sinkhorn2(None, C, reg=0.1)
+    >>> bool(abs(v - emot_sinkhorn2(None, C.to_dense(), reg=0.1)) < 1e-8)
+    True
+
+    See Also
+    --------
+    ot_multimarginal.cost_tensor : the dense cost of point clouds (all pairs).
+    """
+
+    def __init__(self, edges, matrices, shape=None, graph_kind=None):
+        edges = _check_edge_list(edges, None if shape is None else len(shape))
+        if not isinstance(matrices, (list, tuple)):
+            raise TypeError("matrices must be a list of arrays, one per edge, got %s" % type(matrices).__name__)
+        matrices = list(matrices)
+        if len(matrices) != len(edges):
+            raise ValueError("matrices must hold one matrix per edge: %d edges, got %d matrices" % (len(edges), len(matrices)))
+        if not edges:
+            raise ValueError("edges is empty: a pairwise cost needs at least one edge")
+        for e, M in enumerate(matrices):
+            if not (hasattr(M, "shape") and hasattr(M, "dtype")):
+                raise TypeError("matrices[%d] must be a NumPy array or torch tensor, got %s" % (e, type(M).__name__))
+        nx = backend_of(matrices=matrices)
+        ref = matrices[0]
+        sizes = {}
+        if shape is not None:
+            shape = tuple(int(n) for n in shape)
+            check_k(len(shape), "len(shape) (the number of marginals)")
+            for i, n in enumerate(shape):
+                if n < 1:
+                    raise ValueError("shape[%d] must be >= 1, got %d" % (i, n))
+                sizes[i] = (n, "shape[%d]" % i)
+        for e, ((a, b), M) in enumerate(zip(edges, matrices)):
+            if M.ndim != 2:
+                raise ValueError("matrices[%d] (edge %r) must be 2-D of shape (n_%d, n_%d), got shape %s" % (e, (a, b), a, b, tuple(M.shape)))
+            if not nx.is_floating_point(M):
+                raise TypeError("matrices[%d] must have a floating dtype, got %s" % (e, M.dtype))
+            if M.dtype != ref.dtype or nx.device_type(M) != nx.device_type(ref) or getattr(M, "device", None) != getattr(ref, "device", None):
+                raise TypeError(
+                    "matrices must share one dtype and device: matrices[0] is %s on %s, matrices[%d] is %s on %s"
+                    % (ref.dtype, getattr(ref, "device", "cpu"), e, M.dtype, getattr(M, "device", "cpu"), )
+                )
+            for axis, v in enumerate((a, b)):
+                n = int(M.shape[axis])
+                if v in sizes and sizes[v][0] != n:
+                    raise ValueError(
+                        "matrices[%d] (edge %r) has shape %s: axis %d gives node %d size %d, but %s gives %d"
+                        % (e, (a, b), tuple(M.shape), axis, v, n, sizes[v][1], sizes[v][0])
+                    )
+                sizes.setdefault(v, (n, "matrices[%d] axis %d" % (e, axis)))
+            check_finite(nx, M, "matrices[%d] (edge %r)" % (e, (a, b)))
+        if shape is None:
+            k = max(sizes) + 1
+            missing = [v for v in range(k) if v not in sizes]
+            if missing:
+                raise ValueError("node(s) %s have no edge: pass shape=(n_0, ..., n_%d) to give their sizes" % (missing, k - 1))
+            shape = tuple(sizes[v][0] for v in range(k))
+        check_k(len(shape), "the number of nodes k")
+        self.shape = shape
+        self.edges = edges
+        self.matrices = matrices
+        self.nx = nx
+        self.type_as = ref
+        detected = classify_graph(len(shape), edges)
+        if graph_kind is not None:
+            self._check_kind(graph_kind, detected)
+        self.graph_kind = graph_kind if graph_kind is not None else detected
+        self._detected = detected
+
+    def _check_kind(self, kind, detected):
+        k = self.k
+        if kind == "tree":
+            if detected not in ("chain", "star", "tree", "forest"):
+                n_comp, cyc = _components(k, self.edges)
+                raise ValueError(
+                    "graph='tree' but the edges contain a cycle (closed by edge %r); use graph=edge list "
+                    "or 'circle' for graphs with cycles" % (self.edges[cyc],)
+                )
+        elif kind == "circle":
+            if not _is_single_cycle(k, self.edges):
+                raise ValueError("graph_kind='circle' but the edges are not one cycle through all %d nodes" % k)
+        elif kind in ("chain", "star", "complete"):
+            if kind == "complete" and len(self.edges) != k * (k - 1) // 2:
+                raise ValueError("graph_kind='complete' needs all %d pairs of nodes, got %d edges" % (k * (k - 1) // 2, len(self.edges)))
+            if kind == "chain" and not (detected == "chain" or (k == 2)):
+                raise ValueError("graph_kind='chain' but the edges are not a path through all %d nodes" % k)
+            if kind == "star" and (detected not in ("star", "chain") or max(self._degrees()) != k - 1):
+                raise ValueError("graph_kind='star' but no node is joined to all the others by the only edges")
+        elif kind != "graph":
+            raise ValueError("graph_kind must be one of %s, got %r" % (GRAPHS, kind))
+
+    def _degrees(self):
+        deg = [0] * self.k
+        for a, b in self.edges:
+            deg[a] += 1
+            deg[b] += 1
+        return deg
+
+    # ---- constructors --------------------------------------------------
+    @classmethod
+    def from_matrices(cls, matrices, graph="chain", edges=None, center=0, shape=None):
+        """Build from one matrix per edge of a named graph (see :func:`graph_edges` for the edge order).
+
+        ``k`` follows from the number of matrices: ``len+1`` for ``'chain'``
+        and ``'star'``, ``len`` for ``'circle'``, ``k(k-1)/2 = len`` for
+        ``'complete'``.
+        """
+        if not isinstance(matrices, (list, tuple)):
+            raise TypeError("matrices must be a list of arrays, got %s" % type(matrices).__name__)
+        m = len(matrices)
+        if isinstance(graph, str) and graph in ("chain", "star"):
+            k = m + 1
+        elif isinstance(graph, str) and graph == "circle":
+            k = m
+        elif isinstance(graph, str) and graph == "complete":
+            k = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+            if k * (k - 1) // 2 != m:
+                raise ValueError("graph='complete' needs k(k-1)/2 matrices (1, 3, 6, 10, ...), got %d" % m)
+        else:
+            k = None if shape is None else len(shape)
+        if k is not None and k < 2:
+            raise ValueError("graph=%r needs more matrices: got %d" % (graph, m))
+        if graph == "circle" and k is not None and k < 3:
+            raise ValueError("graph='circle' needs at least 3 matrices (k >= 3), got %d" % m)
+        if k is None:
+            E = graph_edges(graph, 0, center, edges)
+        else:
+            E = graph_edges(graph, k, center, edges)
+        kind = graph if isinstance(graph, str) else None
+        return cls(E, matrices, shape=shape, graph_kind=kind)
+
+    @classmethod
+    def chain(cls, matrices, shape=None):
+        """Chain ``0 - 1 - … - k-1``; ``matrices[t]`` of shape ``(n_t, n_{t+1})``."""
+        return cls.from_matrices(matrices, "chain", shape=shape)
+
+    @classmethod
+    def circle(cls, matrices, shape=None):
+        """Cycle ``0 - 1 - … - k-1 - 0``; the last matrix is ``(n_{k-1}, n_0)``."""
+        return cls.from_matrices(matrices, "circle", shape=shape)
+
+    @classmethod
+    def star(cls, matrices, center=0, shape=None):
+        """Star: ``matrices[t]`` joins ``center`` to the t-th other node (increasing order)."""
+        return cls.from_matrices(matrices, "star", center=center, shape=shape)
+
+    @classmethod
+    def tree(cls, edges, matrices, shape=None):
+        """Any acyclic edge list (a forest is accepted: the plan factors over its trees)."""
+        return cls(edges, matrices, shape=shape, graph_kind="tree")
+
+    @classmethod
+    def complete(cls, matrices, shape=None):
+        """All pairs ``i < j`` in lexicographic order."""
+        return cls.from_matrices(matrices, "complete", shape=shape)
+
+    @classmethod
+    def from_point_clouds(cls, X_s, graph="complete", metric="sqeuclidean", center=0, edges=None):
+        r"""Pairwise ground costs between point clouds on the edges of a graph.
+
+        Parameters
+        ----------
+        X_s : list of k arrays of shape (n_i, d_i)
+            Point clouds (NumPy or torch; differentiable on torch).
+        graph : str or list of pairs
+            ``'complete'`` (default: the same cost as
+            :func:`~ot_multimarginal.cost_tensor`), ``'chain'``, ``'circle'``,
+            ``'star'`` (with ``center``), ``'tree'`` (with ``edges``) or an
+            edge list.
+        metric : str, callable or list
+            A metric name of :func:`ot.dist` (``'sqeuclidean'``: no 1/2, as in
+            :func:`ot.dist`), a callable ``metric(X_a, X_b)`` returning the
+            ``(n_a, n_b)`` matrix, or a list of those, one per edge (in the
+            order of :func:`graph_edges`).
+        """
+        nx = check_point_clouds(X_s)
+        k = len(X_s)
+        E = _check_edge_list(graph_edges(graph, k, center, edges), k, "graph" if not isinstance(graph, str) else "edges")
+        if isinstance(metric, (list, tuple)):
+            if len(metric) != len(E):
+                raise ValueError("metric must be one metric or a list of %d (one per edge), got %d" % (len(E), len(metric)))
+            metrics = list(metric)
+        else:
+            metrics = [metric] * len(E)
+        mats = [pairwise_cost_matrix(nx, X_s[a], X_s[b], mt, "edge (%d, %d)" % (a, b)) for (a, b), mt in zip(E, metrics)]
+        kind = graph if isinstance(graph, str) else None
+        return cls(E, mats, shape=tuple(int(X.shape[0]) for X in X_s), graph_kind=kind)
+
+    # ---- properties ----------------------------------------------------
+    @property
+    def k(self):
+        """Number of marginals (nodes)."""
+        return len(self.shape)
+
+    @property
+    def is_tree(self):
+        """True when the graph has no cycle (tree, chain, star or forest)."""
+        return self._detected in ("chain", "star", "tree", "forest")
+
+    @property
+    def is_cycle(self):
+        """True when the graph is a single cycle through all nodes."""
+        return self._detected == "circle"
+
+    @property
+    def n_components(self):
+        return _components(self.k, self.edges)[0]
+
+    def __repr__(self):
+        return "PairwiseCost(graph=%r, shape=%s, %d edges, %s)" % (self.graph_kind, self.shape, len(self.edges), self.type_as.dtype)
+
+    # ---- what the solvers use ------------------------------------------
+    def engine_kind(self):
+        """``'tree'``, ``'cycle'`` or ``'contraction'``: the engine :meth:`make_engine` builds."""
+        if self.is_tree:
+            return "tree"
+        if self.is_cycle:
+            return "cycle"
+        return "contraction"
+
+    def make_engine(self, reg, memory_budget=None, engine=None):
+        """The marginalisation engine for this graph (see the module table).
+
+        ``engine`` forces one: ``'tree'`` (acyclic graphs only), ``'cycle'``
+        (single cycles only) or ``'contraction'`` (any graph).
+        """
+        from ..marginals.contraction import ContractionEngine
+        from ..marginals.cycle import CycleEngine
+        from ..marginals.tree import TreeEngine
+
+        reg = check_reg(reg)
+        kind = self.engine_kind() if engine is None else engine
+        classes = {"tree": TreeEngine, "cycle": CycleEngine, "contraction": ContractionEngine}
+        if kind not in classes:
+            raise ValueError("engine must be None, 'tree', 'cycle' or 'contraction', got %r" % (kind,))
+        return classes[kind](self.shape, self.edges, self.matrices, reg, self.nx, memory_budget=memory_budget)
+
+    def to_dense(self, memory_budget=None):
+        """The full cost tensor of shape ``(n_1, …, n_k)`` (``MemoryError`` over the budget)."""
+        nx = self.nx
+        check_dense_size(self.shape, nx.bitsize(self.type_as) // 8, 2, memory_budget, "the dense cost tensor", nx, self.type_as)
+        k = self.k
+        C = nx.zeros(self.shape, type_as=self.type_as)
+        for (a, b), M in zip(self.edges, self.matrices):
+            sh = [1] * k
+            sh[a], sh[b] = self.shape[a], self.shape[b]
+            C = C + nx.reshape(M if a < b else M.T, tuple(sh))
+        return C
+
+    def cost_at(self, idx):
+        """The cost at index tuples ``idx`` (integer array of shape (m, k)): a backend array (m,)."""
+        nx = self.nx
+        idx = np.asarray(idx)
+        if idx.ndim == 1:
+            idx = idx[None, :]
+        from ..marginals._pairwise import index_array
+
+        total = None
+        for (a, b), M in zip(self.edges, self.matrices):
+            v = M[index_array(nx, idx[:, a], M), index_array(nx, idx[:, b], M)]
+            total = v if total is None else total + v
+        return total

@@ -1,0 +1,366 @@
+# -*- coding: utf-8 -*-
+r"""What the graph engines share: stabilised log-domain products and the plan plumbing.
+
+A pairwise cost :math:`C(x_1, \dots, x_k) = \sum_{(a,b) \in E} C_{ab}[x_a, x_b]`
+gives a Gibbs tensor that is a product of one factor per node,
+:math:`e^{g_i}`, and one per edge, :math:`K_{ab} = e^{-C_{ab}/\varepsilon}`.
+Every marginal is a sum of products of these factors, computed by the
+engines (:mod:`.tree`, :mod:`.cycle`, :mod:`.contraction`) as matrix-vector
+or matrix-matrix products, never over the :math:`\prod_i n_i` tensor.
+
+Two stabilised primitives keep them exact in the log domain at small
+:math:`\varepsilon` and in float32:
+
+:func:`log_matmul`
+    :math:`\log(e^{L_1} e^{L_2})` as a matrix product of max-shifted
+    exponentials (``O(n^2)`` exponentials for ``O(n^3)`` flops); the entries
+    whose product underflows (all terms below ``q·tiny/eps``) are recomputed
+    by an exact log-sum-exp. Each entry is therefore correct to a few
+    ulps of the working dtype whatever the dynamic range.
+
+:class:`EdgeKernel`
+    messages :math:`m[y] = \log\sum_x e^{A[x,y] + h[x]}` as a matrix-vector
+    product with an *absorbed* kernel
+    :math:`K = \exp(A + \alpha\oplus\beta - c)` (Schmitzer's stabilised
+    scaling): :math:`\alpha, \beta` are recent message contexts on both sides
+    of the edge, so :math:`K` is close to the edge's pairwise marginal and a
+    message needs no exponential of the matrix. The kernel is absorbed again
+    when a product underflows and the contexts have moved; what still
+    underflows is recomputed by log-sum-exp.
+
+The absorbed shifts are detached constants: gradients (torch) flow through
+the cost matrices and the log-scalings only, and are exact.
+"""
+# License: MIT License
+
+import numpy as np
+
+from .._backend import outer_sum, safe_log
+from .._validation import check_dense_size
+from .base import GibbsEngine
+
+__all__ = ["PairwiseEngine", "EdgeKernel", "log_matmul", "underflow_factor"]
+
+# entries gathered at once by the log-sum-exp fallbacks
+_CHUNK = 1 << 21
+
+
+def underflow_factor(nx, x):
+    """``tiny / eps`` of the dtype of ``x``.
+
+    A sum of ``q`` products of factors in ``[0, 1]`` is computed to relative
+    accuracy ``eps`` if it is at least ``q * tiny / eps``: underflowed terms
+    cost at most ``tiny`` each.
+    """
+    name = str(x.dtype).replace("torch.", "")
+    try:
+        fi = np.finfo(np.dtype(name))
+    except TypeError:  # pragma: no cover - exotic dtypes (bfloat16)
+        fi = np.finfo(np.float32)
+    return float(fi.tiny) / float(fi.eps)
+
+
+def index_array(nx, idx, like):
+    """NumPy integer indices usable on arrays of ``like``'s backend and device."""
+    if str(nx) == "torch":
+        import torch
+
+        return torch.as_tensor(np.asarray(idx), dtype=torch.long, device=like.device)
+    return np.asarray(idx)
+
+
+def finite_max(nx, L, axis):
+    """Detached max of ``L`` along ``axis`` (kept), ``0`` where a slice is all ``-inf``."""
+    m = nx.max(nx.detach(L), axis=axis, keepdims=True)
+    return nx.where(nx.isfinite(m), m, nx.zeros(m.shape, type_as=m))
+
+
+def _swap_last(nx, X):
+    if X.ndim == 2:
+        return X.T
+    axes = tuple(range(X.ndim - 2)) + (X.ndim - 1, X.ndim - 2)
+    return nx.transpose(X, axes)
+
+
+def log_matmul(nx, L1, L2, factor, E1=None, r1=None, E2=None, c2=None):
+    r"""Stabilised :math:`\log(e^{L_1} e^{L_2})` for ``(..., p, q) @ (..., q, r)``.
+
+    ``L1``, ``L2`` are log-matrices (``-inf`` allowed), with at most one
+    leading batch axis. ``E1 = exp(L1 - r1)`` (``r1`` its detached row maxima)
+    and ``E2 = exp(L2 - c2)`` (column maxima) may be passed when cached.
+    ``factor`` is :func:`underflow_factor`. Entries whose product falls
+    below ``q * factor`` are recomputed by log-sum-exp, so every entry is
+    accurate (``-inf`` only where the true sum is zero).
+    """
+    if E1 is None:
+        r1 = finite_max(nx, L1, -1)
+        E1 = nx.exp(L1 - r1)
+    if E2 is None:
+        c2 = finite_max(nx, L2, -2)
+        E2 = nx.exp(L2 - c2)
+    P = E1 @ E2
+    q = L1.shape[-1]
+    ok = P >= q * factor
+    if not bool(nx.any(~ok)):
+        return (r1 + c2) + nx.log(P)
+    out = (r1 + c2) + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
+    # rows of L1 or columns of L2 that are all -inf give exact zeros
+    fr = nx.isfinite(nx.max(nx.detach(L1), axis=-1, keepdims=True))
+    fc = nx.isfinite(nx.max(nx.detach(L2), axis=-2, keepdims=True))
+    bad = (~ok) & fr & fc
+    S = nx.full(P.shape, -np.inf, type_as=P)
+    if bool(nx.any(bad)):
+        idx = np.nonzero(nx.to_numpy(bad))
+        L2t = _swap_last(nx, L2)
+        vals = []
+        nb = len(idx[0])
+        step = max(1, _CHUNK // max(q, 1))
+        for s in range(0, nb, step):
+            sel = tuple(index_array(nx, ix[s:s + step], P) for ix in idx)
+            rows = L1[sel[:-1]]
+            cols = L2t[sel[:-2] + sel[-1:]]
+            vals.append(nx.logsumexp(rows + cols, axis=1))
+        vals = vals[0] if len(vals) == 1 else nx.concatenate(vals, axis=0)
+        S[tuple(index_array(nx, ix, P) for ix in idx)] = vals
+    return nx.where(ok, out, S)
+
+
+def log_matvec_exact(nx, A_cols, h):
+    """``logsumexp(A_cols + h[:, None], axis=0)`` in chunks (fallback of :class:`EdgeKernel`)."""
+    n, m = A_cols.shape
+    step = max(1, _CHUNK // max(n, 1))
+    if m <= step:
+        return nx.logsumexp(A_cols + h[:, None], axis=0)
+    parts = [nx.logsumexp(A_cols[:, s:s + step] + h[:, None], axis=0) for s in range(0, m, step)]
+    return nx.concatenate(parts, axis=0)
+
+
+class EdgeKernel:
+    r"""Messages across one edge with an absorbed, stabilised kernel.
+
+    For the edge ``(a, b)`` with cost ``C`` (shape ``(n_a, n_b)``) and
+    ``A = -C/reg``, :meth:`message` returns
+    ``log Σ_x exp(A[x, y] + h[x])`` (``forward=True``, from ``a`` to ``b``)
+    or ``log Σ_y exp(A[x, y] + h[y])`` (from ``b`` to ``a``).
+
+    The kernel ``K = exp(A + α[:, None] + β[None, :] - c)`` absorbs the last
+    contexts ``α`` (side ``a``) and ``β`` (side ``b``) seen by messages in
+    each direction (``c`` makes ``max K = 1``), so that near a fixed point
+    ``K`` is the normalised pairwise marginal of the edge and the products
+    ``Kᵀ exp(h - α - s)`` neither overflow nor underflow.
+    """
+
+    def __init__(self, C, reg, nx, factor):
+        self.C = C
+        self.reg = reg
+        self.nx = nx
+        self.factor = factor
+        self.shape = tuple(int(n) for n in C.shape)
+        self.K = None
+        self.alpha = None
+        self.beta = None
+        self.c = None
+        self.ctx = [None, None]
+        self.n_absorptions = 0
+        # drift (in log units) of the contexts beyond which an underflow
+        # triggers a new absorption rather than a log-domain fallback
+        self.drift_tol = 1.0
+
+    def log_kernel(self):
+        return -self.C / self.reg
+
+    # ---- absorption ------------------------------------------------------
+    def _fill(self, v, S, axis, other):
+        """Finite version of the context ``v`` (``-inf`` entries re-levelled)."""
+        nx = self.nx
+        fin = nx.isfinite(v)
+        if not bool(nx.any(~fin)):
+            return v
+        # slice maxima of S + other along the summed axis
+        M = nx.max(S + (other[None, :] if axis == 0 else other[:, None]), axis=1 - axis)
+        zero = nx.zeros(v.shape, type_as=v)
+        if bool(nx.any(fin)):
+            level = nx.max(nx.where(fin, v + M, zero - np.inf))
+        else:
+            level = 0.0
+        return nx.where(fin, v, level - M)
+
+    def _absorb(self):
+        nx = self.nx
+        A = nx.detach(self.log_kernel())
+        ha, hb = self.ctx
+        if ha is None and hb is None:
+            ha = nx.zeros((self.shape[0],), type_as=A)
+        if hb is None:
+            alpha = self._fill(ha, A, 0, nx.zeros((self.shape[1],), type_as=A))
+            beta = -nx.logsumexp(A + alpha[:, None], axis=0)
+        elif ha is None:
+            beta = self._fill(hb, A, 1, nx.zeros((self.shape[0],), type_as=A))
+            alpha = -nx.logsumexp(A + beta[None, :], axis=1)
+        else:
+            alpha = ha
+            beta = self._fill(hb, A, 1, nx.where(nx.isfinite(ha), ha, nx.zeros(ha.shape, type_as=ha)))
+            alpha = self._fill(ha, A, 0, beta)
+        S = A + alpha[:, None] + beta[None, :]
+        c = nx.max(S)
+        if getattr(self.C, "requires_grad", False):
+            self.K = nx.exp(self.log_kernel() + (alpha[:, None] + beta[None, :] - c))
+        else:
+            self.K = nx.exp(S - c)
+        self.alpha, self.beta, self.c = alpha, beta, c
+        self.n_absorptions += 1
+
+    def _drift(self):
+        nx = self.nx
+        tot = 0.0
+        for v, ref in zip(self.ctx, (self.alpha, self.beta)):
+            if v is None:
+                continue
+            d = v - ref
+            fin = nx.isfinite(d)
+            if bool(nx.any(fin)):
+                tot += float(nx.max(nx.abs(nx.where(fin, d, nx.zeros(d.shape, type_as=d)))))
+        return tot
+
+    # ---- messages --------------------------------------------------------
+    def message(self, h, forward):
+        """Log-message across the edge from the context ``h`` (see the class doc)."""
+        nx = self.nx
+        hd = nx.detach(h)
+        self.ctx[0 if forward else 1] = hd
+        if self.K is None:
+            self._absorb()
+        n_out = self.shape[1] if forward else self.shape[0]
+        n_in = self.shape[0] if forward else self.shape[1]
+        for attempt in range(2):
+            shift_in = self.alpha if forward else self.beta
+            shift_out = self.beta if forward else self.alpha
+            d = hd - shift_in
+            s = nx.max(d)
+            if not bool(nx.isfinite(s)):  # all -inf: the subtree has no mass
+                return nx.full((n_out,), -np.inf, type_as=h)
+            u = nx.exp(h - (shift_in + s))
+            y = nx.dot(u, self.K) if forward else nx.dot(self.K, u)
+            ok = y >= n_in * self.factor
+            base = (self.c + s) - shift_out
+            if not bool(nx.any(~ok)):
+                return base + nx.log(y)
+            if attempt == 0 and self._drift() > self.drift_tol:
+                self._absorb()
+                continue
+            break
+        out = base + nx.log(nx.where(ok, y, nx.ones(y.shape, type_as=y)))
+        idx = np.nonzero(nx.to_numpy(~ok))[0]
+        A = self.log_kernel()
+        ii = index_array(nx, idx, y)
+        if forward:
+            vals = log_matvec_exact(nx, A[:, ii], h)
+        else:
+            vals = log_matvec_exact(nx, A[ii, :].T, h)
+        S = nx.full(y.shape, -np.inf, type_as=y)
+        S[ii] = vals
+        return nx.where(ok, out, S)
+
+
+class PairwiseEngine(GibbsEngine):
+    """Common part of the engines of pairwise costs on a graph.
+
+    Parameters
+    ----------
+    shape : tuple of k ints
+    edges : list of pairs ``(a, b)``
+    matrices : list of arrays, ``matrices[e]`` of shape ``(n_a, n_b)`` (the costs ``C_ab``)
+    reg : float
+    nx : Backend
+    memory_budget : int or None
+        Bytes the dense fallbacks (:meth:`log_plan`, :meth:`plan`) may take.
+
+    Subclasses implement :meth:`log_marginal` and :meth:`log_pairwise_marginal`;
+    :meth:`edge_log_pairwise_marginals` may be overridden to share work.
+    """
+
+    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None):
+        self.shape = tuple(int(n) for n in shape)
+        self.edges = [tuple(int(v) for v in e) for e in edges]
+        self.matrices = list(matrices)
+        self.reg = float(reg)
+        self.nx = nx
+        self.type_as = self.matrices[0] if self.matrices else None
+        self.memory_budget = memory_budget
+        self.factor = underflow_factor(nx, self.type_as)
+        self.n_absorptions = 0
+
+    # ---- helpers ------------------------------------------------------
+    def _log_kernel(self, e):
+        return -self.matrices[e] / self.reg
+
+    def _oriented_log_kernel(self, e, a):
+        """``-C_e/reg`` with rows indexed by node ``a`` (one end of edge ``e``)."""
+        A = self._log_kernel(e)
+        return A if self.edges[e][0] == a else A.T
+
+    def _check_pair(self, i, j):
+        k = self.k
+        for name, v in (("i", i), ("j", j)):
+            if not (0 <= int(v) < k):
+                raise ValueError("%s must be a node in [0, %d), got %r" % (name, k, v))
+        if i == j:
+            raise ValueError("a pairwise marginal needs two different nodes, got i = j = %d" % i)
+
+    # ---- protocol -----------------------------------------------------
+    def log_plan(self, g):
+        """The dense ``log B(g)`` (raises ``MemoryError`` when over the memory budget)."""
+        nx = self.nx
+        check_dense_size(self.shape, nx.bitsize(self.type_as) // 8, 2, self.memory_budget, "the dense plan", nx, self.type_as)
+        L = outer_sum(nx, list(g))
+        k = self.k
+        for e, (a, b) in enumerate(self.edges):
+            sh = [1] * k
+            sh[a], sh[b] = self.shape[a], self.shape[b]
+            A = self._log_kernel(e)
+            if a > b:
+                A = A.T
+            L = L + nx.reshape(A, tuple(sh))
+        return L
+
+    def plan(self, g):
+        """A :class:`~ot_multimarginal.plans.FactoredPlan` (dense ``exp(log_plan)`` if unavailable)."""
+        try:
+            from ..plans import FactoredPlan
+        except ImportError as e:  # pragma: no cover - depends on the package state
+            if getattr(e, "name", None) not in (None, "ot_multimarginal.plans"):
+                raise
+            return self.nx.exp(self.log_plan(g))
+        return FactoredPlan(self, list(g))
+
+    def edge_log_pairwise_marginals(self, g):
+        """``[log P_e]`` for every edge ``e = (a, b)``, each of shape ``(n_a, n_b)``."""
+        return [self.log_pairwise_marginal(g, a, b) for (a, b) in self.edges]
+
+    def linear_cost(self, g):
+        nx = self.nx
+        total = 0.0
+        for C, L in zip(self.matrices, self.edge_log_pairwise_marginals(g)):
+            total = total + nx.sum(C * nx.exp(L))
+        if not self.edges:
+            return nx.zeros((), type_as=self.type_as) if self.type_as is not None else 0.0
+        return total
+
+    def cost_inputs(self):
+        return tuple(self.matrices)
+
+    def cost_gradients(self, g):
+        """Each edge's pairwise marginal of ``B(g)/‖B(g)‖₁`` (``= ∂value/∂C_e`` at the optimum)."""
+        nx = self.nx
+        logZ = self.log_partition(g)
+        return tuple(nx.exp(L - logZ) for L in self.edge_log_pairwise_marginals(g))
+
+    def _init_kwargs(self):
+        return {}
+
+    def detached(self):
+        nx = self.nx
+        return type(self)(self.shape, self.edges, [nx.detach(C) for C in self.matrices], self.reg, nx, self.memory_budget, **self._init_kwargs())
+
+    def __repr__(self):
+        return "%s(k=%d, shape=%s, %d edges, reg=%g)" % (type(self).__name__, self.k, self.shape, len(self.edges), self.reg)
