@@ -354,3 +354,74 @@ def test_errors_and_repr():
     with pytest.raises(MemoryError):
         plan.to_dense(memory_budget=100)
     assert plan.marginal(-1).shape == (5,)
+
+
+# ---- graph-structured engines (PairwiseCost) ---------------------------------
+
+GRAPH_CASES = [
+    ("chain", (3, 4, 5)),
+    ("star", (3, 4, 2, 3)),
+    ("circle", (3, 4, 2, 3)),
+    ("complete", (2, 3, 4, 2)),
+]
+
+
+def _graph_problem(nx, graph, shape, niter=1, reg=0.5, seed=0):
+    from ot_multimarginal.costs.graph import PairwiseCost, graph_edges
+
+    rng = np.random.RandomState(seed)
+    k = len(shape)
+    edges = graph_edges(graph, k)
+    mats = [nx.array(rng.rand(shape[a], shape[b])) for a, b in edges]
+    cost = PairwiseCost.from_matrices(mats, graph)
+    a_s = [_weights(rng, n, zeros=(i == 1)) for i, n in enumerate(shape)]
+    engine, a_v = make_engine([nx.array(a) for a in a_s], cost, reg)
+    g, _ = solve_potentials(engine, a_v, numItermax=niter, stopThr=0.0, warn=False)
+    return cost, a_s, engine, a_v, g
+
+
+@pytest.mark.parametrize("graph, shape", GRAPH_CASES)
+@pytest.mark.parametrize("rounded", [False, True])
+def test_structured_plan_matches_dense(nx, graph, shape, rounded):
+    cost, a_s, engine, a_v, g = _graph_problem(nx, graph, shape)
+    assert not hasattr(engine, "M")
+    plan = engine.plan(g)
+    assert isinstance(plan, FactoredPlan)
+    plan = FactoredPlan(engine, g, a_v)
+    if rounded:
+        plan = plan.round()
+    M = nx.np(cost.to_dense())
+    k = len(shape)
+    D = _dense_of(plan, nx, M)
+    tol = nx.tol(1e-13)
+    rtol = 1e-4 if nx.float32 else 1e-11
+    np.testing.assert_allclose(nx.np(plan.to_dense()), D, rtol=rtol, atol=tol)
+    for i in range(k):
+        ref = D.sum(axis=_axes_except(i, k))
+        np.testing.assert_allclose(nx.np(plan.marginal(i)), ref, rtol=rtol, atol=tol)
+        if rounded:
+            np.testing.assert_allclose(nx.np(plan.marginal(i)), a_s[i], rtol=0, atol=nx.tol(1e-12))
+    for i, j in [(0, k - 1), (k - 1, 1), (1, 2)]:
+        ref = D.sum(axis=tuple(a for a in range(k) if a not in (i, j)))
+        ref = ref.T if i > j else ref
+        np.testing.assert_allclose(nx.np(plan.pairwise_marginal(i, j)), ref, rtol=rtol, atol=tol)
+    assert abs(float(nx.np(plan.linear_cost())) - (M * D).sum()) <= max(tol, rtol)
+    rng = np.random.RandomState(2)
+    idx = np.stack([rng.randint(n, size=20) for n in shape], axis=1)
+    np.testing.assert_allclose(nx.np(plan.density(idx)), D[tuple(idx.T)], rtol=rtol, atol=tol)
+    np.testing.assert_allclose(nx.np(cost_at(engine, idx)), M[tuple(idx.T)], rtol=rtol, atol=tol)
+
+
+@pytest.mark.parametrize("graph, shape", [("chain", (3, 4, 5)), ("circle", (3, 4, 2, 3)), ("complete", (2, 3, 4, 2))])
+@pytest.mark.parametrize("rounded", [False, True])
+def test_structured_sampling_chi_square(graph, shape, rounded):
+    nxh = NumpyNX()
+    cost, a_s, engine, a_v, g = _graph_problem(nxh, graph, shape, niter=0 if rounded else 1, reg=0.8)
+    plan = FactoredPlan(engine, g, a_v)
+    if rounded:
+        plan = plan.round()
+        assert float(plan.rounded.s) > 0.05
+    samples = plan.sample(20000, random_state=0)  # 'auto' -> sequential for these engines
+    assert samples.shape == (20000, len(shape)) and samples.dtype == np.int64
+    assert not np.any(samples[:, 1] == 1)  # a_s[1][1] == 0
+    assert _chi2(samples, plan.to_dense()) > 1e-3
