@@ -302,7 +302,7 @@ class FactoredPlan:
         P = self.nx.exp(self.engine.log_pairwise_marginal(self.g, i, j))
         if self._rank_one:
             errs = self.rounded.errs
-            P = P + errs[i][:, None] * errs[j][None, :] * self._scale((i, j))
+            P = P + errs[i][:, None] * (errs[j] * self._scale((i, j)))[None, :]
         return P
 
     def linear_cost(self):
@@ -342,9 +342,9 @@ class FactoredPlan:
         vals = nx.exp(self._log_gibbs_at(idx))
         if self._rank_one:
             errs, s = self.rounded.errs, self.rounded.s
-            extra = 1.0 / s ** (self.k - 1)
+            extra = s  # s ∏_j (err_j[I_j]/s): no s^{k-1} that could underflow
             for j, e in enumerate(errs):
-                extra = extra * e[_backend_index(nx, idx[:, j], e)]
+                extra = extra * (e[_backend_index(nx, idx[:, j], e)] / s)
             vals = vals + extra
         return vals[0] if single else vals
 
@@ -501,7 +501,8 @@ class FactoredPlan:
         check_dense_size(self.shape, itemsize, 2, memory_budget, "the dense plan", nx, type_as)
         P = nx.exp(self._log_gibbs_dense())
         if self._rank_one:
-            P = P + outer_product(nx, self.rounded.errs) / self.rounded.s ** (self.k - 1)
+            s = self.rounded.s
+            P = P + s * outer_product(nx, [e / s for e in self.rounded.errs])
         return P
 
     # ---- rounding ------------------------------------------------------

@@ -159,10 +159,12 @@ def rank_one_marginal_scale(nx, errs, s, skip=()):
     k = len(errs)
     if not _has_rank_one(nx, s):
         return 0.0 * s
-    out = 1.0 / s ** (k - 1)
+    # written with the ratios ‖err_l‖/s ≈ 1 so that nothing under- or overflows
+    # (s^{k-1} alone underflows in float32 for small s)
+    out = s ** (1 - len(skip)) if len(skip) != 1 else 1.0
     for l in range(k):
         if l not in skip:
-            out = out * nx.sum(errs[l])
+            out = out * (nx.sum(errs[l]) / s)
     return out
 
 
@@ -244,7 +246,7 @@ def rank_one_cost(engine, errs, s):
     nx = engine.nx
     if not _has_rank_one(nx, s):
         return 0.0 * s
-    return cost_contract(engine, errs) / s ** (engine.k - 1)
+    return s * cost_contract(engine, [e / s for e in errs])
 
 
 def rounded_linear_cost(engine, state):
@@ -294,7 +296,7 @@ def round_dense(X, a_s, nx=None):
     s = nx.sum(errs[0])
     if not _has_rank_one(nx, s):
         return Y
-    return Y + outer_product(nx, errs) / s ** (k - 1)
+    return Y + s * outer_product(nx, [e / s for e in errs])
 
 
 def outer_product(nx, vecs):

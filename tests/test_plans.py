@@ -425,3 +425,29 @@ def test_structured_sampling_chi_square(graph, shape, rounded):
     assert samples.shape == (20000, len(shape)) and samples.dtype == np.int64
     assert not np.any(samples[:, 1] == 1)  # a_s[1][1] == 0
     assert _chi2(samples, plan.to_dense()) > 1e-3
+
+
+def test_tiny_rank_one_part_float32(nx):
+    """A rank-one part of mass 1e-12 in k = 5: no s^{k-1} underflow (float32 included)."""
+    rng = np.random.RandomState(0)
+    shape = (2, 3, 2, 3, 2)
+    M = rng.rand(*shape)
+    engine, a_v = make_engine(None, nx.array(M), 0.5)
+    g = [nx.array(np.full(n, -40.0)) for n in shape]  # Gibbs part negligible (< 1e-80)
+    s = 1e-12
+    errs_np = [_weights(rng, n) * s for n in shape]
+    st = RoundedState(g=g, errs=[nx.array(e) for e in errs_np], s=nx.array(s))
+    plan = FactoredPlan(engine, g, rounded=st)
+    R = errs_np[0] / s
+    for e in errs_np[1:]:
+        R = np.multiply.outer(R, e / s)
+    R = R * s  # (⊗ err)/s^4 computed stably
+    rtol = 1e-5 if nx.float32 else 1e-12
+    for i in range(5):
+        np.testing.assert_allclose(nx.np(plan.marginal(i)), errs_np[i], rtol=rtol)
+    np.testing.assert_allclose(nx.np(plan.pairwise_marginal(3, 1)), np.outer(errs_np[3], errs_np[1]) / s, rtol=rtol)
+    idx = np.array([[0, 1, 0, 2, 1], [1, 0, 1, 1, 0]])
+    np.testing.assert_allclose(nx.np(plan.density(idx)), R[tuple(idx.T)], rtol=rtol)
+    np.testing.assert_allclose(nx.np(plan.to_dense()), R, rtol=rtol)
+    np.testing.assert_allclose(float(nx.np(plan.mass)), s, rtol=rtol)
+    np.testing.assert_allclose(float(nx.np(plan.linear_cost())), (M * R).sum(), rtol=rtol)
