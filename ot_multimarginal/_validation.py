@@ -103,7 +103,8 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None):
 
     Weights are cast to the dtype and device of ``type_as``. They must be
     1-D, of length ``shape[i]``, finite, non-negative, and sum to one (to
-    ``rtol``: 1e-7 in float64, 1e-4 in float32).
+    ``rtol``: 1e-7 in float64, 1e-4 in float32); they are returned divided by
+    their sum, so that all masses are exactly equal.
     """
     k = len(shape)
     if a_s is None:
@@ -148,7 +149,9 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None):
                 "weights must be probability vectors: %s[%d] sums to %.10g, expected 1 "
                 "(normalise it, e.g. a / a.sum())" % (name, i, m)
             )
-    return out
+    # renormalise within the tolerance so that every marginal has exactly the
+    # same mass (rounding onto the transport polytope needs it)
+    return [a / nx.sum(a) for a in out]
 
 
 def check_iteration_args(numItermax, stopThr):
