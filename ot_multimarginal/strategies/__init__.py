@@ -8,10 +8,14 @@ where ``info`` has at least ``err`` (list of floats), ``niter`` and
 """
 # License: MIT License
 
+from .accelerated import accelerated_sinkhorn
 from .cyclic import cyclic_sinkhorn
+from .greedy import greedy_sinkhorn
 
 STRATEGIES = {
     "sinkhorn_log": cyclic_sinkhorn,
+    "sinkhorn_greedy": greedy_sinkhorn,
+    "sinkhorn_accelerated": accelerated_sinkhorn,
 }
 
-__all__ = ["STRATEGIES", "cyclic_sinkhorn"]
+__all__ = ["STRATEGIES", "cyclic_sinkhorn", "greedy_sinkhorn", "accelerated_sinkhorn"]

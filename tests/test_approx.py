@@ -1,0 +1,263 @@
+# -*- coding: utf-8 -*-
+"""The ε-approximation scheme of Lin, Ho, Cuturi, Jordan (ot_multimarginal/approx.py).
+
+Oracles written here: the LP by scipy's HiGHS (unless ot_multimarginal.lp has
+landed, then its emot_lp2 is used and cross-checked once) and the dense
+rounding of the note §3.
+"""
+import math
+
+import numpy as np
+import ot
+import pytest
+from scipy import sparse
+from scipy.optimize import linprog
+from scipy.special import logsumexp
+
+from conftest import random_weights
+from ot_multimarginal import cost_tensor
+from ot_multimarginal._backend import axes_except, outer_sum
+from ot_multimarginal.approx import approx_parameters, emot_approx
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+try:
+    from ot_multimarginal.lp import emot_lp2
+except ImportError:  # pragma: no cover
+    emot_lp2 = None
+
+_NP = ot.backend.NumpyBackend()
+METHODS = ["sinkhorn_greedy", "sinkhorn_accelerated", "sinkhorn_log"]
+SHAPES = {"k3n8": (8, 8, 8), "k3n10": (10, 10, 10), "k4n6": (6, 6, 6, 6)}
+
+
+# ------------------------------------------------------------------ oracles
+def _lp_oracle(a_s, M):
+    """min ⟨C, P⟩ over the transport polytope, HiGHS on the full LP."""
+    shape = M.shape
+    flat = np.arange(M.size).reshape(shape)
+    rows, cols, b = [], [], []
+    r0 = 0
+    for i, n in enumerate(shape):
+        idx = np.moveaxis(flat, i, 0).reshape(n, -1)
+        for p in range(n):
+            rows.append(np.full(idx.shape[1], r0 + p))
+            cols.append(idx[p])
+        b.append(a_s[i])
+        r0 += n
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    A = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(r0, M.size))
+    res = linprog(M.ravel(), A_eq=A, b_eq=np.concatenate(b), bounds=(0, None), method="highs")
+    assert res.status == 0, res.message
+    return res.fun
+
+
+def _lp(a_s, M):
+    if emot_lp2 is not None:
+        return float(emot_lp2(a_s, M))
+    return _lp_oracle(a_s, M)
+
+
+def _round_dense_oracle(X, a_s):
+    """Note §3: scale each axis down to a_j (current tensor), then add ⊗err / s^{k-1}."""
+    k = X.ndim
+    Y = X.copy()
+    for j in range(k):
+        r = Y.sum(axis=axes_except(j, k))
+        z = np.ones_like(r)
+        np.divide(a_s[j], r, out=z, where=r > a_s[j])
+        sh = [1] * k
+        sh[j] = -1
+        Y = Y * z.reshape(sh)
+    errs = [np.clip(a_s[j] - Y.sum(axis=axes_except(j, k)), 0, None) for j in range(k)]
+    s = errs[0].sum()
+    if s > 0:
+        R = errs[0]
+        for e in errs[1:]:
+            R = np.multiply.outer(R, e)
+        Y = Y + R / s ** (k - 1)
+    return Y
+
+
+def _marginals(P):
+    k = P.ndim
+    return [P.sum(axis=axes_except(i, k)) for i in range(k)]
+
+
+def _problem(kind, shape, seed=0):
+    """'unif': C ~ U[0,1] (LP* ≈ 0.02–0.05); 'sq': Σ_{a<b} |x_a − x_b|² on random points of [0,1]² (LP* ≈ 0.4–1)."""
+    rng = np.random.RandomState(seed)
+    a_s = [random_weights(rng, n, 0.1) for n in shape]
+    if kind == "unif":
+        M = rng.rand(*shape)
+    else:
+        M = cost_tensor([rng.rand(n, 2) for n in shape])
+    return a_s, M
+
+
+# -------------------------------------------------------------- guarantees
+CASES = [(kind, name) for kind in ("unif", "sq") for name in SHAPES]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kind,name", CASES, ids=["%s-%s" % c for c in CASES])
+def test_certified_sandwich(kind, name, method):
+    """Exact marginals; lower bound ≤ LP ≤ cost ≤ LP + ε; the plan is the rounding of B(g)."""
+    shape = SHAPES[name]
+    eps = 0.05 if kind == "unif" else 0.1
+    a_s, M = _problem(kind, shape)
+    P, cost, log = emot_approx(a_s, M, eps, method=method, log=True, numItermax=20000)
+    lp = _lp(a_s, M)
+    assert log["converged"] and log["method"] == method
+    assert isinstance(P, np.ndarray) and P.shape == shape and P.min() >= 0
+    for r, a in zip(_marginals(P), a_s):
+        np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
+    assert abs(cost - np.sum(M * P)) <= 1e-12 * max(1.0, abs(cost))
+    assert log["primal"] == pytest.approx(float(cost), abs=1e-15)
+    assert log["lower_bound"] <= lp + 1e-9
+    assert lp <= cost + 1e-9
+    assert cost <= lp + eps
+    assert log["gap"] == pytest.approx(log["primal"] - log["lower_bound"], abs=1e-15)
+    assert log["gap"] >= cost - lp - 1e-9
+    # parameters of Lin et al. (equal sizes: η = ε/(2k log n), ε' = ε/(8‖C‖∞))
+    k, n = len(shape), shape[0]
+    assert log["reg"] == pytest.approx(eps / (2 * k * math.log(n)), rel=1e-14)
+    assert log["cost_sup_norm"] == pytest.approx(np.abs(M).max(), rel=1e-14)
+    assert log["eps_prime"] == pytest.approx(min(1.0, eps / (8 * np.abs(M).max())), rel=1e-14)
+    assert log["stopThr"] == pytest.approx(log["eps_prime"] / 2, rel=1e-14)
+    assert log["err"][-1] <= log["stopThr"]
+    # the smoothed marginals and the returned plan
+    d = log["eps_prime"] / (4 * k)
+    for at, a in zip(log["smoothed_marginals"], a_s):
+        np.testing.assert_allclose(at, (1 - d) * a + d / n, rtol=0, atol=1e-16)
+        assert abs(at.sum() - 1) <= 1e-14 and at.min() >= d / n * (1 - 1e-12)
+    g = log["log_scalings"]
+    logB = outer_sum(_NP, g) - M / log["reg"]
+    X = np.exp(logB - logsumexp(logB))
+    np.testing.assert_allclose(P, _round_dense_oracle(X, a_s), rtol=0, atol=1e-13)
+    # the certificate, recomputed: LB = −η φ(g; a) with the original weights
+    phi = logsumexp(logB) - sum(np.dot(gi, a) for gi, a in zip(g, a_s))
+    assert log["lower_bound"] == pytest.approx(-log["reg"] * phi, rel=1e-12, abs=1e-14)
+
+
+def test_lp_oracle_agrees():
+    """The in-test HiGHS oracle and ot_multimarginal.lp agree (when the latter exists)."""
+    if emot_lp2 is None:
+        pytest.skip("ot_multimarginal.lp not available")
+    for kind in ("unif", "sq"):
+        a_s, M = _problem(kind, (5, 6, 7), seed=1)
+        assert float(emot_lp2(a_s, M)) == pytest.approx(_lp_oracle(a_s, M), abs=1e-9)
+
+
+def test_lower_bound_at_any_iterate():
+    """The certificate holds for unconverged iterates too (and the plan stays exactly feasible)."""
+    a_s, M = _problem("sq", (6, 7, 8), seed=2)
+    lp = _lp(a_s, M)
+    for it in (0, 1, 5, 30):
+        with pytest.warns(UserWarning, match="did not converge"):
+            P, cost, log = emot_approx(a_s, M, 0.1, numItermax=it, log=True)
+        assert not log["converged"] and log["niter"] == it
+        assert log["lower_bound"] <= lp <= cost + 1e-12
+        for r, a in zip(_marginals(P), a_s):
+            np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
+
+
+def test_unequal_sizes_and_zero_weights():
+    rng = np.random.RandomState(3)
+    shape = (4, 6, 5)
+    a_s = [random_weights(rng, n) for n in shape]
+    a_s[1][[0, 4]] = 0.0
+    a_s[2][2] = 0.0
+    a_s = [a / a.sum() for a in a_s]
+    M = rng.rand(*shape)
+    eps = 0.1
+    for method in METHODS:
+        P, cost, log = emot_approx(a_s, M, eps, method=method, log=True, numItermax=20000)
+        assert log["reg"] == pytest.approx(eps / (2 * sum(math.log(n) for n in shape)), rel=1e-14)
+        assert np.all(np.isfinite(P)) and P.min() >= 0
+        assert np.all(P[:, 0] == 0) and np.all(P[:, 4] == 0) and np.all(P[:, :, 2] == 0)
+        for r, a in zip(_marginals(P), a_s):
+            np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
+        lp = _lp(a_s, M)
+        assert log["lower_bound"] <= lp <= cost <= lp + eps
+
+
+@pytest.mark.skipif(torch is None, reason="torch not installed")
+def test_torch_matches_numpy():
+    a_s, M = _problem("sq", (4, 5, 6), seed=4)
+    P, cost, log = emot_approx(a_s, M, 0.1, method="sinkhorn_accelerated", log=True)
+    a_t = [torch.tensor(a) for a in a_s]
+    Pt, costt, logt = emot_approx(a_t, torch.tensor(M), 0.1, method="sinkhorn_accelerated", log=True)
+    assert isinstance(Pt, torch.Tensor) and Pt.dtype == torch.float64
+    assert torch.is_tensor(costt)
+    assert logt["niter"] == log["niter"]
+    np.testing.assert_allclose(Pt.numpy(), P, rtol=0, atol=1e-12)
+    assert logt["lower_bound"] == pytest.approx(log["lower_bound"], abs=1e-12)
+
+
+def test_structured_cost_gives_factored_plan():
+    """A PairwiseCost: factored rounded plan, same numbers as the dense tensor of the same cost."""
+    graph = pytest.importorskip("ot_multimarginal.costs.graph")
+    from ot_multimarginal.plans import FactoredPlan
+
+    rng = np.random.RandomState(5)
+    X = [rng.rand(n, 2) for n in (5, 6, 7)]
+    C = graph.PairwiseCost.from_point_clouds(X, graph="chain")
+    Md = np.asarray(C.to_dense())
+    a_s = [random_weights(rng, n) for n in (5, 6, 7)]
+    Pf, cost, log = emot_approx(a_s, C, 0.1, method="sinkhorn_accelerated", log=True)
+    Pd, cost_d, log_d = emot_approx(a_s, Md, 0.1, method="sinkhorn_accelerated", log=True)
+    assert isinstance(Pf, FactoredPlan) and Pf.is_rounded
+    # Σ_e max|C_e| ≥ ‖C‖∞: the structured run may use a stricter tolerance
+    assert log["cost_sup_norm"] >= np.abs(Md).max() - 1e-12
+    for r, a in zip(Pf.marginals, a_s):
+        np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(Pf.to_dense(), _round_dense_oracle(_gibbs(log, Md), a_s), rtol=0, atol=1e-12)
+    assert float(cost) == pytest.approx(np.sum(Md * Pf.to_dense()), abs=1e-12)
+    lp = _lp(a_s, Md)
+    assert log["lower_bound"] <= lp <= float(cost) <= lp + 0.1
+    assert log_d["lower_bound"] <= lp <= float(cost_d) <= lp + 0.1
+
+
+def _gibbs(log, M):
+    logB = outer_sum(_NP, log["log_scalings"]) - M / log["reg"]
+    return np.exp(logB - logsumexp(logB))
+
+
+# -------------------------------------------------------------- validation
+@pytest.mark.parametrize("bad", [0.0, -0.1, float("nan"), float("inf")])
+def test_eps_accuracy_must_be_positive(bad):
+    a_s, M = _problem("unif", (3, 4, 5))
+    with pytest.raises(ValueError, match="eps_accuracy"):
+        emot_approx(a_s, M, bad)
+
+
+def test_eps_accuracy_type_and_method():
+    a_s, M = _problem("unif", (3, 4, 5))
+    with pytest.raises(TypeError, match="eps_accuracy"):
+        emot_approx(a_s, M, "small")
+    with pytest.raises(ValueError, match="method"):
+        emot_approx(a_s, M, 0.1, method="sinkhorn_nope")
+    with pytest.raises(ValueError, match="a_s"):
+        emot_approx([a_s[0], a_s[1]], M, 0.1)
+
+
+def test_parameters():
+    eta, ep, tol = approx_parameters((8, 8, 8), 0.1, 2.0)
+    assert eta == pytest.approx(0.1 / (6 * math.log(8)))
+    assert ep == pytest.approx(0.1 / 16) and tol == pytest.approx(ep / 2)
+    # tiny costs: ε' is capped at 1 (any plan is then ε-optimal anyway)
+    assert approx_parameters((4, 4), 0.1, 0.0)[1] == 1.0
+    assert approx_parameters((4, 4), 0.1, 1e-3)[1] == 1.0
+
+
+def test_zero_cost():
+    """‖C‖∞ = 0: every plan is optimal; still exact marginals."""
+    a_s, _ = _problem("unif", (3, 4, 5))
+    P, cost, log = emot_approx(a_s, np.zeros((3, 4, 5)), 0.1, log=True)
+    assert cost == 0 and log["converged"]
+    for r, a in zip(_marginals(P), a_s):
+        np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
