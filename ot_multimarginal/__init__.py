@@ -7,12 +7,14 @@ Public calls (all backend-generic through :mod:`ot.backend`):
   min <C,P> + reg KL(P | a_1 x ... x a_k) over tensors with marginals a_i;
 - :func:`empirical_emot_sinkhorn` / :func:`empirical_emot_sinkhorn2`: the same from point clouds;
 - :func:`cost_tensor`: the dense pairwise-sum cost of point clouds;
-- :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS.
+- :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
+- :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap.
 """
 # License: MIT License
 
 __version__ = "0.1.0.dev0"
 
+from .approx import emot_approx
 from .costs import cost_tensor
 from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
 from .lp import emot_lp, emot_lp2
@@ -28,4 +30,5 @@ __all__ = [
     "cost_tensor",
     "emot_lp",
     "emot_lp2",
+    "emot_approx",
 ]

@@ -76,6 +76,7 @@ class DenseEngine(GibbsEngine):
         self._m = None
         self._T = None
         self._T_key = None
+        self._in_range = [None] * len(self.shape)
         self.n_absorptions = 0
 
     # ---- plain log domain ----------------------------------------------
@@ -96,18 +97,27 @@ class DenseEngine(GibbsEngine):
         S = self.log_plan(self._alpha)
         self._m = nx.max(S)
         self._K = nx.exp(S - self._m)
+        self._in_range = list(g)  # g - alpha is finite-or-zero here by construction
         self.n_absorptions += 1
 
     def _scalings(self, g):
-        """``u_j = exp(g_j - alpha_j)``, re-absorbing first if out of range."""
+        """``u_j = exp(g_j - alpha_j)``, re-absorbing first if out of range.
+
+        Only blocks whose array changed since the last call are checked (one
+        host synchronisation each): the loops replace ``g[i]``, never mutate it.
+        """
         nx = self.nx
         if self._K is None:
             self._absorb(g)
         d = [gj - aj for gj, aj in zip(g, self._alpha)]
-        worst = max(float(nx.max(nx.abs(self._finite_or_zero(nx.detach(dj))))) for dj in d)
-        if worst > self._tau:
-            self._absorb(g)
-            d = [gj - aj for gj, aj in zip(g, self._alpha)]
+        for j, (gj, dj) in enumerate(zip(g, d)):
+            if self._in_range[j] is gj:
+                continue
+            if float(nx.max(nx.abs(self._finite_or_zero(nx.detach(dj))))) > self._tau:
+                self._absorb(g)
+                d = [gi - ai for gi, ai in zip(g, self._alpha)]
+                break
+            self._in_range[j] = gj
         return d, [nx.exp(dj) for dj in d]
 
     def _contract_except(self, T, u, i, shape):

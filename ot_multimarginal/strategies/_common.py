@@ -46,7 +46,8 @@ def dual_objective(nx, g, a_s, log_partition):
     """
     val = log_partition
     for gi, ai in zip(g, a_s):
-        val = val - nx.sum(nx.where(ai > 0, gi * ai, nx.zeros(ai.shape, type_as=ai)))
+        zero = nx.zeros(ai.shape, type_as=ai)
+        val = val - nx.sum(nx.where(ai > 0, gi, zero) * ai)
     return val
 
 
