@@ -39,25 +39,62 @@ from .._backend import outer_sum, safe_log
 from .._validation import check_dense_size
 from .base import GibbsEngine
 
-__all__ = ["PairwiseEngine", "EdgeKernel", "log_matmul", "underflow_factor"]
+__all__ = ["PairwiseEngine", "EdgeKernel", "log_matmul", "Precision", "logsumexp", "amax"]
 
 # entries gathered at once by the log-sum-exp fallbacks
 _CHUNK = 1 << 21
 
 
-def underflow_factor(nx, x):
-    """``tiny / eps`` of the dtype of ``x``.
+class Precision:
+    """Underflow constants of the working dtype (of the array ``x``).
 
-    A sum of ``q`` products of factors in ``[0, 1]`` is computed to relative
-    accuracy ``eps`` if it is at least ``q * tiny / eps``: underflowed terms
-    cost at most ``tiny`` each.
+    ``flush``: entries of the exponentiated factors below ``sqrt(tiny)`` are
+    set to zero before a product, so that no product of two factors is
+    subnormal (subnormal operands slow matrix products down a hundredfold);
+    ``tiny`` itself for float32, whose exponent range is too narrow for that.
+    ``factor``: a sum of ``q`` such products, each of factors in ``[0, 1]``,
+    is then accurate to ``eps`` relative when it is at least
+    ``q * factor = q * flush / eps`` (each flushed term costs at most
+    ``flush``); smaller sums are recomputed in the log domain.
     """
-    name = str(x.dtype).replace("torch.", "")
-    try:
-        fi = np.finfo(np.dtype(name))
-    except TypeError:  # pragma: no cover - exotic dtypes (bfloat16)
-        fi = np.finfo(np.float32)
-    return float(fi.tiny) / float(fi.eps)
+
+    def __init__(self, x):
+        name = str(x.dtype).replace("torch.", "")
+        try:
+            fi = np.finfo(np.dtype(name))
+        except TypeError:  # pragma: no cover - exotic dtypes (bfloat16)
+            fi = np.finfo(np.float32)
+        self.eps = float(fi.eps)
+        self.flush = float(np.sqrt(fi.tiny))
+        if self.flush / self.eps > 1e-100:
+            # narrow exponent range (float32): flushing at sqrt(tiny) would
+            # send sums below ~1e-12 to the log domain; flush subnormals only
+            self.flush = float(fi.tiny)
+        self.factor = self.flush / self.eps
+
+
+def flushed_exp(nx, X, prec):
+    """``exp(X)`` with entries below ``prec.flush`` set to zero (``X <= 0`` expected)."""
+    E = nx.exp(X)
+    return nx.where(E >= prec.flush, E, nx.zeros((), type_as=E) if str(nx) == "torch" else 0.0)
+
+
+def amax(nx, X, axis, keepdims=False):
+    """Max along ``axis``; on torch ``amax`` (``torch.max(x, dim)``, which POT's
+    backend calls, also computes indices and can be far slower)."""
+    if str(nx) == "torch":
+        return X.amax(dim=axis, keepdim=keepdims)
+    return nx.max(X, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(nx, X, axis):
+    """Log-sum-exp along one ``axis`` (``-inf`` slices give ``-inf``, no warning)."""
+    if str(nx) != "numpy":
+        return nx.logsumexp(X, axis=axis)
+    m = np.max(X, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(X - m), axis=axis)) + np.squeeze(m, axis=axis)
 
 
 def index_array(nx, idx, like):
@@ -71,7 +108,7 @@ def index_array(nx, idx, like):
 
 def finite_max(nx, L, axis):
     """Detached max of ``L`` along ``axis`` (kept), ``0`` where a slice is all ``-inf``."""
-    m = nx.max(nx.detach(L), axis=axis, keepdims=True)
+    m = amax(nx, nx.detach(L), axis, keepdims=True)
     return nx.where(nx.isfinite(m), m, nx.zeros(m.shape, type_as=m))
 
 
@@ -82,35 +119,42 @@ def _swap_last(nx, X):
     return nx.transpose(X, axes)
 
 
-def log_matmul(nx, L1, L2, factor, E1=None, r1=None, E2=None, c2=None):
+def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
     r"""Stabilised :math:`\log(e^{L_1} e^{L_2})` for ``(..., p, q) @ (..., q, r)``.
 
     ``L1``, ``L2`` are log-matrices (``-inf`` allowed), with at most one
     leading batch axis. ``E1 = exp(L1 - r1)`` (``r1`` its detached row maxima)
     and ``E2 = exp(L2 - c2)`` (column maxima) may be passed when cached.
-    ``factor`` is :func:`underflow_factor`. Entries whose product falls
-    below ``q * factor`` are recomputed by log-sum-exp, so every entry is
-    accurate (``-inf`` only where the true sum is zero).
+    ``prec`` is the :class:`Precision` of the dtype. Entries whose product
+    falls below ``q * prec.factor`` are recomputed by log-sum-exp, so every
+    entry is accurate (``-inf`` only where the true sum is zero).
     """
     if E1 is None:
         r1 = finite_max(nx, L1, -1)
-        E1 = nx.exp(L1 - r1)
+        E1 = flushed_exp(nx, L1 - r1, prec)
     if E2 is None:
         c2 = finite_max(nx, L2, -2)
-        E2 = nx.exp(L2 - c2)
+        E2 = flushed_exp(nx, L2 - c2, prec)
     P = E1 @ E2
     q = L1.shape[-1]
-    ok = P >= q * factor
+    ok = P >= q * prec.factor
     if not bool(nx.any(~ok)):
         return (r1 + c2) + nx.log(P)
     out = (r1 + c2) + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
     # rows of L1 or columns of L2 that are all -inf give exact zeros
-    fr = nx.isfinite(nx.max(nx.detach(L1), axis=-1, keepdims=True))
-    fc = nx.isfinite(nx.max(nx.detach(L2), axis=-2, keepdims=True))
+    fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
+    fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
     if bool(nx.any(bad)):
         idx = np.nonzero(nx.to_numpy(bad))
+        if P.ndim == 2 and 4 * len(idx[0]) > P.shape[0] * P.shape[1]:
+            # many entries: the whole product in the log domain, rows in chunks
+            p, r = P.shape
+            step = max(1, _CHUNK // max(q * r, 1))
+            rows = [logsumexp(nx, L1[s:s + step, :, None] + L2[None, :, :], 1) for s in range(0, p, step)]
+            full = rows[0] if len(rows) == 1 else nx.concatenate(rows, axis=0)
+            return nx.where(ok, out, full)
         L2t = _swap_last(nx, L2)
         vals = []
         nb = len(idx[0])
@@ -119,7 +163,7 @@ def log_matmul(nx, L1, L2, factor, E1=None, r1=None, E2=None, c2=None):
             sel = tuple(index_array(nx, ix[s:s + step], P) for ix in idx)
             rows = L1[sel[:-1]]
             cols = L2t[sel[:-2] + sel[-1:]]
-            vals.append(nx.logsumexp(rows + cols, axis=1))
+            vals.append(logsumexp(nx, rows + cols, 1))
         vals = vals[0] if len(vals) == 1 else nx.concatenate(vals, axis=0)
         S[tuple(index_array(nx, ix, P) for ix in idx)] = vals
     return nx.where(ok, out, S)
@@ -130,8 +174,8 @@ def log_matvec_exact(nx, A_cols, h):
     n, m = A_cols.shape
     step = max(1, _CHUNK // max(n, 1))
     if m <= step:
-        return nx.logsumexp(A_cols + h[:, None], axis=0)
-    parts = [nx.logsumexp(A_cols[:, s:s + step] + h[:, None], axis=0) for s in range(0, m, step)]
+        return logsumexp(nx, A_cols + h[:, None], 0)
+    parts = [logsumexp(nx, A_cols[:, s:s + step] + h[:, None], 0) for s in range(0, m, step)]
     return nx.concatenate(parts, axis=0)
 
 
@@ -150,11 +194,12 @@ class EdgeKernel:
     ``Kᵀ exp(h - α - s)`` neither overflow nor underflow.
     """
 
-    def __init__(self, C, reg, nx, factor):
+    def __init__(self, C, reg, nx, prec, A=None):
         self.C = C
         self.reg = reg
         self.nx = nx
-        self.factor = factor
+        self.prec = prec
+        self.A = A
         self.shape = tuple(int(n) for n in C.shape)
         self.K = None
         self.alpha = None
@@ -167,7 +212,9 @@ class EdgeKernel:
         self.drift_tol = 1.0
 
     def log_kernel(self):
-        return -self.C / self.reg
+        if self.A is None:
+            self.A = -self.C / self.reg
+        return self.A
 
     # ---- absorption ------------------------------------------------------
     def _fill(self, v, S, axis, other):
@@ -177,7 +224,7 @@ class EdgeKernel:
         if not bool(nx.any(~fin)):
             return v
         # slice maxima of S + other along the summed axis
-        M = nx.max(S + (other[None, :] if axis == 0 else other[:, None]), axis=1 - axis)
+        M = amax(nx, S + (other[None, :] if axis == 0 else other[:, None]), 1 - axis)
         zero = nx.zeros(v.shape, type_as=v)
         if bool(nx.any(fin)):
             level = nx.max(nx.where(fin, v + M, zero - np.inf))
@@ -204,9 +251,9 @@ class EdgeKernel:
         S = A + alpha[:, None] + beta[None, :]
         c = nx.max(S)
         if getattr(self.C, "requires_grad", False):
-            self.K = nx.exp(self.log_kernel() + (alpha[:, None] + beta[None, :] - c))
+            self.K = flushed_exp(nx, self.log_kernel() + (alpha[:, None] + beta[None, :] - c), self.prec)
         else:
-            self.K = nx.exp(S - c)
+            self.K = flushed_exp(nx, S - c, self.prec)
         self.alpha, self.beta, self.c = alpha, beta, c
         self.n_absorptions += 1
 
@@ -239,9 +286,9 @@ class EdgeKernel:
             s = nx.max(d)
             if not bool(nx.isfinite(s)):  # all -inf: the subtree has no mass
                 return nx.full((n_out,), -np.inf, type_as=h)
-            u = nx.exp(h - (shift_in + s))
+            u = flushed_exp(nx, h - (shift_in + s), self.prec)
             y = nx.dot(u, self.K) if forward else nx.dot(self.K, u)
-            ok = y >= n_in * self.factor
+            ok = y >= n_in * self.prec.factor
             base = (self.c + s) - shift_out
             if not bool(nx.any(~ok)):
                 return base + nx.log(y)
@@ -287,12 +334,16 @@ class PairwiseEngine(GibbsEngine):
         self.nx = nx
         self.type_as = self.matrices[0] if self.matrices else None
         self.memory_budget = memory_budget
-        self.factor = underflow_factor(nx, self.type_as)
+        self.prec = Precision(self.type_as)
         self.n_absorptions = 0
+        self._logK = [None] * len(self.matrices)
 
     # ---- helpers ------------------------------------------------------
     def _log_kernel(self, e):
-        return -self.matrices[e] / self.reg
+        """``-C_e/reg`` (cached)."""
+        if self._logK[e] is None:
+            self._logK[e] = -self.matrices[e] / self.reg
+        return self._logK[e]
 
     def _oriented_log_kernel(self, e, a):
         """``-C_e/reg`` with rows indexed by node ``a`` (one end of edge ``e``)."""

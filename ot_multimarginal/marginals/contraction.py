@@ -31,7 +31,7 @@ import itertools
 import numpy as np
 
 from .._validation import check_dense_size
-from ._pairwise import PairwiseEngine, finite_max, log_matmul
+from ._pairwise import PairwiseEngine, finite_max, flushed_exp, log_matmul, logsumexp
 
 __all__ = ["ContractionEngine", "elimination_plan"]
 
@@ -236,7 +236,7 @@ class ContractionEngine(PairwiseEngine):
             B, p, q, r = st["dims"]
             F1 = self._group_sum(st["G1"], st["scope1"], g, vals, steps)
             if not st["G2"]:
-                out = nx.logsumexp(nx.reshape(F1, (B * p, q)), axis=1)
+                out = logsumexp(nx, nx.reshape(F1, (B * p, q)), 1)
             else:
                 cached = None
                 if len(st["G2"]) == 1 and st["G2"][0][0] == "e":
@@ -246,7 +246,7 @@ class ContractionEngine(PairwiseEngine):
                         F2 = self._group_sum(st["G2"], st["scope2"], g, vals, steps)
                         F2 = nx.reshape(F2, (B, q, r) if B > 1 else (q, r))
                         c2 = finite_max(nx, F2, -2)
-                        cached = (F2, nx.exp(F2 - c2), c2)
+                        cached = (F2, flushed_exp(nx, F2 - c2, self.prec), c2)
                         self._cache[key] = cached
                     F2 = cached[0]
                 else:
@@ -254,9 +254,9 @@ class ContractionEngine(PairwiseEngine):
                     F2 = nx.reshape(F2, (B, q, r) if B > 1 else (q, r))
                 F1 = nx.reshape(F1, (B, p, q) if B > 1 else (p, q))
                 if cached is not None:
-                    out = log_matmul(nx, F1, F2, self.factor, E2=cached[1], c2=cached[2])
+                    out = log_matmul(nx, F1, F2, self.prec, E2=cached[1], c2=cached[2])
                 else:
-                    out = log_matmul(nx, F1, F2, self.factor)
+                    out = log_matmul(nx, F1, F2, self.prec)
             vals.append(nx.reshape(out, st["out_shape"]))
         target = tuple(keep)
         total = None

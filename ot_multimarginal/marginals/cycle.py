@@ -16,9 +16,26 @@ around the cycle:
 Prefixes and suffixes are cached: a cyclic Sinkhorn sweep in cycle order
 extends each prefix with one matrix product, and the suffixes are rebuilt
 once at the start of the next sweep, so a sweep costs about ``2k`` products
-of ``n × n`` matrices, ``O(k n^3)`` time and ``O(k n^2)`` memory. All
-products are taken in the log domain with max shifts
-(:func:`._pairwise.log_matmul`), exact at small :math:`\varepsilon`.
+of ``n × n`` matrices, ``O(k n^3)`` time and ``O(k n^2)`` memory.
+
+Two ways to take the products (``mode``):
+
+``'scaled'`` (default in float64)
+    Every product is held as ``diag(e^a) M̃ diag(e^b)`` with ``M̃`` row
+    maxima 1, and the kernels are *absorbed* (``K_t = diag(e^ρ) K̃_t
+    diag(e^κ)``, with half of the current log-scalings of both ends folded
+    in, ``K̃_t ≤ 1``). A step is then a scaling by an exponentiated vector,
+    one matrix product and a row normalisation: no exponential of a matrix.
+    Entries below ``sqrt(tiny)`` are flushed to zero (no subnormal slow
+    paths) and a per-row bound on the resulting absolute error is carried
+    along; a marginal entry is accepted only if this bound is below
+    ``64 eps`` of its value. Otherwise the kernels are absorbed again at the
+    current scalings and, if that is not enough (tiny ε), the engine
+    switches to the log domain for a while.
+``'log'``
+    Every product in the log domain with max shifts
+    (:func:`._pairwise.log_matmul`): ``O(n^2)`` exponentials per product,
+    exact at any ε and in float32.
 
 As in the tree engine, ``g[i]`` counts as changed when a new object is passed
 for it (do not modify the arrays in place).
@@ -28,7 +45,7 @@ for it (do not modify the arrays in place).
 import numpy as np
 
 from .._validation import check_dense_size
-from ._pairwise import PairwiseEngine, finite_max, log_matmul
+from ._pairwise import PairwiseEngine, amax, finite_max, flushed_exp, log_matmul, logsumexp
 
 __all__ = ["CycleEngine", "cycle_order"]
 
@@ -65,18 +82,23 @@ class CycleEngine(PairwiseEngine):
     ``edges`` must form a single cycle (in any orientation and numbering;
     sweeps are cheapest when the nodes are numbered along the cycle).
     ``memory_budget`` bounds the cached products (about ``3k`` matrices
-    ``n × n``).
+    ``n × n``). ``mode``: ``'auto'`` (scaled products in float64, log
+    domain otherwise), ``'scaled'`` or ``'log'`` (see the module docstring).
     """
 
-    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None):
+    _LOG_SPELL = 50  # calls spent in the log domain after the scaled products fail
+
+    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None, mode="auto"):
         super().__init__(shape, edges, matrices, reg, nx, memory_budget)
+        if mode not in ("auto", "scaled", "log"):
+            raise ValueError("mode must be 'auto', 'scaled' or 'log', got %r" % (mode,))
         k = self.k
         self.order = cycle_order(k, self.edges)
         self._pos = np.empty(k, dtype=np.int64)
         self._pos[self.order] = np.arange(k)
         n = [self.shape[v] for v in self.order]
         self._n = n
-        check_dense_size((3 * k, max(n), max(n)), nx.bitsize(self.type_as) // 8, 1, memory_budget, "the cycle engine's cached products", nx, self.type_as)
+        check_dense_size((4 * k, max(n), max(n)), nx.bitsize(self.type_as) // 8, 1, memory_budget, "the cycle engine's cached products", nx, self.type_as)
         # edge at position t joins order[t] and order[t+1]
         self._edge = []
         for t in range(k):
@@ -86,18 +108,33 @@ class CycleEngine(PairwiseEngine):
                     self._edge.append(e)
                     break
         self._A = [self._oriented_log_kernel(self._edge[t], self.order[t]) for t in range(k)]
-        # cached column-shifted kernels for the prefix products P_{t+1} = P_t D_t K_t
+        # cached column-shifted kernels for the log-domain prefix products
         self._E = [None] * k
-        for t in range(1, k - 1):
-            c = finite_max(nx, self._A[t], -2)
-            self._E[t] = (nx.exp(self._A[t] - c), c)
+        self.mode = mode
+        self._scaled_ok = mode == "scaled" or (mode == "auto" and self.prec.factor < 1e-100)
+        self._mode = "scaled" if self._scaled_ok else "log"
+        self._rtol = 64 * self.prec.eps
+        self._calls = 0
+        self._log_until = 0
+        self._kern = None
+        self.n_fallbacks = 0
         self._g = [None] * k  # by position
-        self._pref = [None] * k  # _pref[t] = log P_t (n_0 x n_t), t >= 1
-        self._suf = [None] * k  # _suf[t] = log S_t (n_t x n_0)
-        self._pref[1] = self._A[0]
-        self._suf[k - 1] = self._A[k - 1]
-        self._pref_valid = 1  # _pref[1.._pref_valid] are valid
-        self._suf_from = k - 1  # _suf[_suf_from..k-1] are valid
+        self._reset_caches()
+
+    def _init_kwargs(self):
+        return {"mode": self.mode}
+
+    def _reset_caches(self):
+        k = self.k
+        self._pref = [None] * k  # _pref[t] = P_t (n_0 x n_t), t >= 1
+        self._suf = [None] * k  # _suf[t] = S_t (n_t x n_0)
+        self._pref_valid = 0  # _pref[1.._pref_valid] are valid
+        self._suf_from = k  # _suf[_suf_from..k-1] are valid
+
+    def _set_mode(self, mode):
+        if mode != self._mode:
+            self._mode = mode
+            self._reset_caches()
 
     # ---- caches ----------------------------------------------------------
     def _sync(self, g):
@@ -108,33 +145,167 @@ class CycleEngine(PairwiseEngine):
             if g[v] is not self._g[t]:
                 self._g[t] = g[v]
                 if t >= 1:
-                    self._pref_valid = min(self._pref_valid, max(t, 1))
-                self._suf_from = max(self._suf_from, min(t, k - 1))
+                    self._pref_valid = min(self._pref_valid, t)
+                if self._suf_from < k:
+                    self._suf_from = max(self._suf_from, min(t, k - 1))
 
     def _prefix(self, t):
-        nx = self.nx
+        if self._pref_valid == 0:
+            self._pref[1] = self._base(0)
+            self._pref_valid = 1
         while self._pref_valid < t:
             s = self._pref_valid
-            E2, c2 = self._E[s]
-            self._pref[s + 1] = log_matmul(nx, self._pref[s] + self._g[s][None, :], self._A[s], self.factor, E2=E2, c2=c2)
+            self._pref[s + 1] = self._prefix_step(self._pref[s], s)
             self._pref_valid = s + 1
         return self._pref[t]
 
     def _suffix(self, t):
-        nx = self.nx
+        k = self.k
+        if self._suf_from == k:
+            self._suf[k - 1] = self._base(k - 1)
+            self._suf_from = k - 1
         while self._suf_from > t:
             s = self._suf_from - 1
-            self._suf[s] = log_matmul(nx, self._A[s] + self._g[s + 1][None, :], self._suf[s + 1], self.factor)
+            self._suf[s] = self._suffix_step(self._suf[s + 1], s)
             self._suf_from = s
         return self._suf[t]
 
+    def _base(self, t):
+        if self._mode == "log":
+            return self._A[t]
+        K, rho, kap = self._kern[t]
+        return (K, rho, kap, self.prec.flush)
+
+    def _prefix_step(self, P, s):
+        """``P_{s+1} = P_s D_s K_s``."""
+        nx = self.nx
+        if self._mode == "log":
+            if self._E[s] is None:
+                c = finite_max(nx, self._A[s], -2)
+                self._E[s] = (flushed_exp(nx, self._A[s] - c, self.prec), c)
+            E2, c2 = self._E[s]
+            return log_matmul(nx, P + self._g[s][None, :], self._A[s], self.prec, E2=E2, c2=c2)
+        Pt, a, b, d = P
+        K, rho, kap = self._kern[s]
+        w = b + self._g[s] + rho
+        W = nx.max(nx.detach(w))
+        wh = flushed_exp(nx, w - W, self.prec)
+        M = self._flush(Pt * wh[None, :]) @ K
+        # entries of Pt err by at most d (per row); flushes add n * flush per product
+        n = self._n[s]
+        return self._normalise(M, a + W, kap, n * (d + 2 * self.prec.flush))
+
+    def _suffix_step(self, S, s):
+        """``S_s = K_s D_{s+1} S_{s+1}``."""
+        nx = self.nx
+        if self._mode == "log":
+            return log_matmul(nx, self._A[s] + self._g[s + 1][None, :], S, self.prec)
+        St, a, b, d = S
+        K, rho, kap = self._kern[s]
+        w = kap + self._g[s + 1] + a
+        W = nx.max(nx.detach(w))
+        wh = flushed_exp(nx, w - W, self.prec)
+        M = K @ self._flush(wh[:, None] * St)
+        n = self._n[s + 1]
+        err = n * (nx.max(nx.detach(wh) * d) + 2 * self.prec.flush)
+        return self._normalise(M, rho + W, b, err)
+
+    def _flush(self, X):
+        nx = self.nx
+        return nx.where(X >= self.prec.flush, X, nx.zeros((), type_as=X) if str(nx) == "torch" else 0.0)
+
+    def _normalise(self, M, a, b, err):
+        """Rows of ``M`` to maximum 1: ``(M̃, a + log rowmax, b, row error bounds)``."""
+        nx = self.nx
+        rm = amax(nx, nx.detach(M), 1)
+        pos = rm > 0
+        rs = nx.where(pos, rm, nx.ones(rm.shape, type_as=rm))
+        # a collapsed row gets a huge (finite: no 0 * inf later) error bound
+        big = 1.0 / self.prec.flush
+        d = nx.where(pos, err / nx.maximum(rs, err / big), big + 0 * rs)
+        return (M / rs[:, None], a + nx.log(rs), b, d)
+
+    # ---- scaled kernels --------------------------------------------------
+    def _absorb(self):
+        nx = self.nx
+        k = self.k
+        gh = []
+        for t in range(k):
+            v = nx.detach(self._g[t])
+            fin = nx.isfinite(v)
+            if bool(nx.any(fin)):
+                lo = nx.min(nx.where(fin, v, nx.full(v.shape, np.inf, type_as=v)))
+                v = nx.where(fin, v, lo + nx.zeros(v.shape, type_as=v))
+            else:
+                v = nx.zeros(v.shape, type_as=v)
+            gh.append(0.5 * v)
+        kern = []
+        for t in range(k):
+            col = gh[(t + 1) % k]
+            L = nx.detach(self._A[t]) + gh[t][:, None] + col[None, :]
+            rm = amax(nx, L, 1)
+            K = flushed_exp(nx, self._A[t] + ((gh[t] - rm)[:, None] + col[None, :]), self.prec)
+            kern.append((K, rm - gh[t], -col))
+        self._kern = kern
+        self.n_absorptions += 1
+
+    def _scaled_marginal(self, t):
+        """``(log r_t, ok)`` from the scaled products (``ok`` False where not accurate)."""
+        nx = self.nx
+        fl = self.prec.flush
+        if t == 0:
+            # diag(K_0 D_1 S_1): no product needed
+            St, aS, bS, dS = self._suffix(1)
+            K, rho, kap = self._kern[0]
+            v = kap + self._g[1] + aS
+            V = nx.max(nx.detach(v))
+            vh = flushed_exp(nx, v - V, self.prec)
+            y = nx.dot(K * St.T, vh)
+            err = self._n[1] * (nx.max(nx.detach(vh) * dS) + 2 * fl)
+            out = self._g[0] + rho + bS + V
+        else:
+            St, aS, bS, dS = self._suffix(t)
+            Pt, aP, bP, dP = self._prefix(t)
+            v = bS + self._g[0] + aP
+            V = nx.max(nx.detach(v))
+            vh = flushed_exp(nx, v - V, self.prec)
+            y = nx.dot(St * Pt.T, vh)
+            err = self._n[0] * (dS + nx.max(nx.detach(vh) * dP) + fl)
+            out = self._g[t] + aS + bP + V
+        yd = nx.detach(y)
+        ok = (yd * self._rtol >= err) | ~nx.isfinite(nx.detach(self._g[t]))
+        pos = yd > 0
+        y = nx.where(pos, y, nx.ones(y.shape, type_as=y))
+        return nx.where(pos, out + nx.log(y), out - np.inf), not bool(nx.any(~ok))
+
     def _log_marginal_pos(self, t):
         nx = self.nx
-        S = self._suffix(t)
+        self._calls += 1
+        if self._scaled_ok and self._mode == "log" and self._calls >= self._log_until:
+            self._set_mode("scaled")
+            self._kern = None
+        if self._mode == "scaled":
+            fresh = self._kern is None
+            if fresh:
+                self._absorb()
+            out, ok = self._scaled_marginal(t)
+            if ok:
+                return out
+            if not fresh:
+                self._absorb()
+                self._reset_caches()
+                out, ok = self._scaled_marginal(t)
+                if ok:
+                    return out
+            self.n_fallbacks += 1
+            self._set_mode("log")
+            self._log_until = self._calls + self._LOG_SPELL
         if t == 0:
-            return self._g[0] + nx.diag(S)
+            S = self._suffix(1)
+            return self._g[0] + logsumexp(nx, self._A[0] + self._g[1][None, :] + S.T, 1)
+        S = self._suffix(t)
         P = self._prefix(t)
-        return self._g[t] + nx.logsumexp(S + self._g[0][None, :] + P.T, axis=1)
+        return self._g[t] + logsumexp(nx, S + self._g[0][None, :] + P.T, 1)
 
     # ---- protocol --------------------------------------------------------
     def log_marginal(self, g, i):
@@ -160,7 +331,7 @@ class CycleEngine(PairwiseEngine):
         L = self._A[p]
         s = (p + 1) % k
         while s != q:
-            L = log_matmul(nx, L + self._g[s][None, :], self._A[s], self.factor)
+            L = log_matmul(nx, L + self._g[s][None, :], self._A[s], self.prec)
             s = (s + 1) % k
         return L
 
@@ -175,17 +346,25 @@ class CycleEngine(PairwiseEngine):
         nx = self.nx
         k = self.k
         self._sync(g)
-        self._prefix(k - 1)
-        self._suffix(0)
+        G, A, pr = self._g, self._A, self.prec
+        # log-domain prefixes and suffixes at g (not the caches: any mode)
+        pref = [None] * k
+        pref[1] = A[0]
+        for s in range(1, k - 1):
+            pref[s + 1] = log_matmul(nx, pref[s] + G[s][None, :], A[s], pr)
+        suf = [None] * k
+        suf[k - 1] = A[k - 1]
+        for s in range(k - 2, 0, -1):
+            suf[s] = log_matmul(nx, A[s] + G[s + 1][None, :], suf[s + 1], pr)
         out = [None] * len(self.edges)
         for t in range(k):
             if t == 0:
-                Q = self._suf[1]
+                Q = suf[1]
             elif t == k - 1:
-                Q = self._pref[k - 1]
+                Q = pref[k - 1]
             else:
-                Q = log_matmul(nx, self._suf[t + 1] + self._g[0][None, :], self._pref[t], self.factor)
-            L = self._g[t][:, None] + self._A[t] + self._g[(t + 1) % k][None, :] + Q.T
+                Q = log_matmul(nx, suf[t + 1] + G[0][None, :], pref[t], pr)
+            L = G[t][:, None] + A[t] + G[(t + 1) % k][None, :] + Q.T
             e = self._edge[t]
             out[e] = L if self.edges[e][0] == self.order[t] else L.T
         return out

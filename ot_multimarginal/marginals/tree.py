@@ -96,7 +96,7 @@ class TreeEngine(PairwiseEngine):
             sched.extend(self._toward[r].tolist())
             sched.extend(self._away[r].tolist())
         self._all = np.asarray(sched, dtype=np.int64)
-        self.kernels = [EdgeKernel(C, self.reg, nx, self.factor) for C in self.matrices]
+        self.kernels = [EdgeKernel(C, self.reg, nx, self.prec, A=self._log_kernel(e)) for e, C in enumerate(self.matrices)]
         self._msg = [None] * (2 * E)
         self._dirty = np.ones(2 * E, dtype=bool)
         self._g = [None] * k
@@ -237,7 +237,7 @@ class TreeEngine(PairwiseEngine):
             if L is None:
                 L = ctx[:, None] + A
             else:
-                L = log_matmul(nx, L + ctx[None, :], A, self.factor)
+                L = log_matmul(nx, L + ctx[None, :], A, self.prec)
         ctx_j = self._context(j, dirs[-1])
         L = L + ctx_j[None, :]
         z = self._others_logZ(i, j)

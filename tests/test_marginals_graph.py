@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+"""The graph engines (tree, cycle, contraction) against the dense engine.
+
+Every query of the engine protocol is compared, at random log-scalings with
+``-inf`` entries (clamped nodes), with the dense log-domain engine on the
+tensor the same pairwise cost builds: log-marginals (also along a cyclic
+sweep, which exercises the caches), log-partition, pairwise marginals of any
+two nodes, edge pairwise marginals, ⟨C, B(g)⟩, the dense log-plan and the
+cost gradients.
+"""
+import numpy as np
+import pytest
+
+from ot_multimarginal.costs.graph import PairwiseCost
+from ot_multimarginal.marginals import ContractionEngine, CycleEngine, DenseEngine, TreeEngine
+from ot_multimarginal.marginals.cycle import cycle_order
+from ot_multimarginal.marginals.contraction import elimination_plan
+
+# (name, shape, edges): every kind of graph, unequal sizes
+GRAPHS = {
+    "pair": ((4, 3), [(0, 1)]),
+    "chain": ((3, 4, 5, 2), [(0, 1), (1, 2), (2, 3)]),
+    "chain_reversed_edges": ((3, 4, 5, 2), [(1, 0), (2, 1), (3, 2)]),
+    "star": ((4, 3, 2, 5), [(0, 1), (0, 2), (0, 3)]),
+    "tree": ((3, 4, 2, 3, 2), [(2, 0), (0, 1), (1, 3), (1, 4)]),
+    "forest": ((3, 4, 2, 3, 2), [(0, 1), (3, 2)]),
+    "triangle": ((3, 4, 5), [(0, 1), (1, 2), (2, 0)]),
+    "circle": ((3, 4, 2, 5), [(0, 1), (1, 2), (2, 3), (3, 0)]),
+    "circle_shuffled": ((3, 4, 2, 5, 3), [(0, 2), (4, 2), (1, 4), (3, 1), (0, 3)]),
+    "complete4": ((3, 2, 4, 3), [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]),
+    "cycle_chord": ((3, 4, 2, 3, 2), [(0, 1), (1, 2), (2, 3), (3, 0), (0, 2), (3, 4)]),
+    "cycle_plus_component": ((3, 2, 4, 2, 3), [(0, 1), (1, 2), (2, 0), (3, 4)]),
+}
+TREES = ["pair", "chain", "chain_reversed_edges", "star", "tree", "forest"]
+CYCLES = ["triangle", "circle", "circle_shuffled"]
+
+
+def dense_cost(shape, edges, mats):
+    k = len(shape)
+    C = np.zeros(shape)
+    for (a, b), M in zip(edges, mats):
+        sh = [1] * k
+        sh[a], sh[b] = shape[a], shape[b]
+        C = C + (M if a < b else M.T).reshape(sh)
+    return C
+
+
+def log_close(a, b, atol):
+    """Equal log-arrays (``-inf`` where both are ``-inf``)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    assert a.shape == b.shape
+    assert not np.any(np.isnan(a))
+    both = np.isneginf(a) & np.isneginf(b)
+    np.testing.assert_array_equal(np.isneginf(a), np.isneginf(b))
+    np.testing.assert_allclose(np.where(both, 0.0, a), np.where(both, 0.0, b), atol=atol, rtol=0)
+
+
+def make_problem(name, rng, scale=1.0):
+    shape, edges = GRAPHS[name]
+    mats = [scale * rng.rand(shape[a], shape[b]) for a, b in edges]
+    return shape, edges, mats
+
+
+def random_g(rng, shape, reg, clamp=True):
+    g = [rng.randn(n) * 2.0 - 0.5 / reg * rng.rand() for n in shape]
+    if clamp:
+        g[0][1] = -np.inf
+        g[-1][0] = -np.inf
+    return g
+
+
+def engine_classes(name):
+    out = [ContractionEngine]
+    if name in TREES:
+        out.append(TreeEngine)
+    if name in CYCLES:
+        out.append(CycleEngine)
+    return out
+
+
+def _check_engine(eng, de, g, nx, atol):
+    k = eng.k
+    gb = [nx.array(v) for v in g]
+    # a sweep: marginal i, then a new g_i (the caches must follow)
+    for i in range(k):
+        log_close(nx.np(eng.log_marginal(gb, i)), de.log_marginal(g, i), atol)
+        g = list(g)
+        g[i] = g[i] + 0.3
+        gb = list(gb)
+        gb[i] = nx.array(g[i])
+    for a, b in zip(eng.log_marginals(gb), de.log_marginals(g)):
+        log_close(nx.np(a), b, atol)
+    np.testing.assert_allclose(float(nx.np(eng.log_partition(gb))), float(de.log_partition(g)), atol=atol, rtol=0)
+    for i in range(k):
+        for j in range(k):
+            if i != j:
+                log_close(nx.np(eng.log_pairwise_marginal(gb, i, j)), de.log_pairwise_marginal(g, i, j), atol)
+    for L, (a, b) in zip(eng.edge_log_pairwise_marginals(gb), eng.edges):
+        log_close(nx.np(L), de.log_pairwise_marginal(g, a, b), atol)
+    log_close(nx.np(eng.log_plan(gb)), de.log_plan(g), atol)
+    return g, gb
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("reg", [1.0, 1e-3])
+def test_engines_match_dense_numpy(name, reg, rng):
+    """All engines that accept the graph, at ε = 1 and ε = 1e-3 with costs in [0, 1]."""
+    from conftest import NX
+    from ot.backend import NumpyBackend
+
+    nx = NX(NumpyBackend())
+    shape, edges, mats = make_problem(name, rng)
+    de = DenseEngine(dense_cost(shape, edges, mats), reg, nx.backend, mode="log")
+    atol = 1e-12 / reg
+    for cls in engine_classes(name):
+        eng = cls(shape, edges, mats, reg, nx.backend)
+        g = random_g(rng, shape, reg)
+        g, gb = _check_engine(eng, de, g, nx, atol)
+        # linear cost and cost gradients (moderate values so that the mass is finite)
+        g = [v - np.max(v) for v in g]
+        lc = eng.linear_cost(g)
+        P = np.exp(de.log_plan(g))
+        C = dense_cost(shape, edges, mats)
+        np.testing.assert_allclose(lc, np.sum(C * P), rtol=1e-10, atol=1e-300)
+        grads = eng.cost_gradients(g)
+        for G, (a, b) in zip(grads, edges):
+            Pab = np.exp(de.log_pairwise_marginal(g, a, b) - de.log_partition(g))
+            np.testing.assert_allclose(G, Pab, rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ["chain", "star", "forest", "triangle", "circle_shuffled", "cycle_chord"])
+def test_engines_match_dense_backends(name, nx, rng):
+    """Same on every backend (float32: finite and close)."""
+    reg = 0.1
+    shape, edges, mats = make_problem(name, rng)
+    de = DenseEngine(dense_cost(shape, edges, mats), reg, nx_numpy(), mode="log")
+    atol = 2e-3 if nx.float32 else 1e-11
+    for cls in engine_classes(name):
+        eng = cls(shape, edges, [nx.array(M) for M in mats], reg, nx.backend)
+        g = random_g(rng, shape, reg)
+        _check_engine(eng, de, g, nx, atol)
+
+
+def nx_numpy():
+    from ot.backend import NumpyBackend
+
+    return NumpyBackend()
+
+
+@pytest.mark.parametrize("mode", ["scaled", "log"])
+@pytest.mark.parametrize("reg", [0.05, 1e-3])
+def test_cycle_modes(mode, reg, rng):
+    """Scaled products (with their fallbacks at tiny ε) and log-domain products agree with dense."""
+    nx = nx_numpy()
+    shape, edges = (5, 6, 4, 5), [(0, 1), (1, 2), (2, 3), (3, 0)]
+    mats = [rng.rand(shape[a], shape[b]) * 3 for a, b in edges]
+    de = DenseEngine(dense_cost(shape, edges, mats), reg, nx, mode="log")
+    eng = CycleEngine(shape, edges, mats, reg, nx, mode=mode)
+    g = [np.log(np.full(n, 1.0 / n)) for n in shape]
+    for sweep in range(6):
+        for i in range(4):
+            lr = eng.log_marginal(g, i)
+            log_close(lr, de.log_marginal(g, i), 1e-12 / reg)
+            g = list(g)
+            g[i] = g[i] + np.log(1.0 / shape[i]) - lr
+    if mode == "scaled" and reg < 0.01:
+        assert eng.n_fallbacks >= 1  # the scaled products cannot resolve ε = 1e-3 here
+
+
+def test_cycle_order_and_errors():
+    assert cycle_order(4, [(0, 1), (1, 2), (2, 3), (3, 0)]) == [0, 1, 2, 3]
+    assert cycle_order(4, [(0, 3), (3, 1), (1, 2), (2, 0)]) == [0, 2, 1, 3]
+    with pytest.raises(ValueError, match="single cycle"):
+        cycle_order(4, [(0, 1), (1, 2), (2, 0), (0, 3)])
+    with pytest.raises(ValueError, match="single cycle"):
+        cycle_order(6, [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)])
+    nx = nx_numpy()
+    rng = np.random.RandomState(0)
+    shape, edges, mats = make_problem("chain", rng)
+    with pytest.raises(ValueError, match="cycle"):
+        CycleEngine(shape, edges, mats, 0.1, nx)
+    shape, edges, mats = make_problem("circle", rng)
+    with pytest.raises(ValueError, match="acyclic"):
+        TreeEngine(shape, edges, mats, 0.1, nx)
+    with pytest.raises(ValueError, match="mode"):
+        CycleEngine(shape, edges, mats, 0.1, nx, mode="fast")
+
+
+def test_pairwise_marginal_arguments():
+    nx = nx_numpy()
+    rng = np.random.RandomState(0)
+    shape, edges, mats = make_problem("chain", rng)
+    eng = TreeEngine(shape, edges, mats, 0.1, nx)
+    g = [np.zeros(n) for n in shape]
+    with pytest.raises(ValueError, match="different"):
+        eng.log_pairwise_marginal(g, 1, 1)
+    with pytest.raises(ValueError, match="node"):
+        eng.log_pairwise_marginal(g, 0, 7)
+    with pytest.raises(ValueError, match="log-scalings"):
+        eng.log_marginal(g[:2], 0)
+
+
+def test_elimination_plan_complete_graph():
+    """k = 3 complete graph: one matrix product, then one reduction, per marginal."""
+    steps, final, peak = elimination_plan((5, 5, 5), [(0, 1), (1, 2), (0, 2)], (0,))
+    assert len(steps) == 2
+    assert steps[0]["G2"] and steps[0]["dims"] == (1, 5, 5, 5)
+    assert not steps[1]["G2"]
+    assert peak == 25
+    # complete graph on 5 nodes: memory n^3 (treewidth 4 minus the kept node), never n^5
+    E = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    _, _, peak = elimination_plan((4,) * 5, E, (0,))
+    assert peak <= 4 ** 4
+
+
+def test_contraction_memory_budget():
+    nx = nx_numpy()
+    E = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    mats = [np.zeros((20, 20)) for _ in E]
+    with pytest.raises(MemoryError, match="contraction"):
+        ContractionEngine((20,) * 5, E, mats, 0.1, nx, memory_budget=10**5)
+
+
+def test_detached_and_repr(rng):
+    nx = nx_numpy()
+    for name in ["chain", "triangle", "cycle_chord"]:
+        shape, edges, mats = make_problem(name, rng)
+        for cls in engine_classes(name):
+            eng = cls(shape, edges, mats, 0.5, nx)
+            d = eng.detached()
+            assert type(d) is type(eng) and d.shape == eng.shape and d.edges == eng.edges
+            assert cls.__name__ in repr(eng)
+            g = random_g(rng, shape, 0.5)
+            log_close(d.log_marginal(g, 0), eng.log_marginal(g, 0), 1e-12)
+            assert len(eng.cost_inputs()) == len(edges)
+
+
+def test_log_plan_memory_guard(rng):
+    nx = nx_numpy()
+    shape, edges, mats = make_problem("chain", rng)
+    eng = TreeEngine(shape, edges, mats, 0.5, nx, memory_budget=100)
+    with pytest.raises(MemoryError):
+        eng.log_plan([np.zeros(n) for n in shape])
+
+
+def test_large_tree_without_tensor(rng):
+    """A chain of 30 nodes (10^30 entries): marginals sum to the same mass."""
+    nx = nx_numpy()
+    k, n = 30, 10
+    edges = [(t, t + 1) for t in range(k - 1)]
+    mats = [rng.rand(n, n) for _ in edges]
+    eng = TreeEngine((n,) * k, edges, mats, 0.01, nx)
+    g = [rng.randn(n) for _ in range(k)]
+    logZ = [float(nx.logsumexp(lr)) for lr in eng.log_marginals(g)]
+    np.testing.assert_allclose(logZ, logZ[0], atol=1e-9)
+    ct = ContractionEngine((n,) * k, edges, mats, 0.01, nx)
+    np.testing.assert_allclose(float(ct.log_partition(g)), logZ[0], atol=1e-9)
