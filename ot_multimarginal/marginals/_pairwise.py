@@ -39,7 +39,7 @@ from .._backend import outer_sum, safe_log
 from .._validation import check_dense_size
 from .base import GibbsEngine
 
-__all__ = ["PairwiseEngine", "EdgeKernel", "log_matmul", "Precision", "logsumexp", "amax"]
+__all__ = ["PairwiseEngine", "EdgeKernel", "log_matmul", "Precision", "logsumexp", "amax", "flush", "flushed_exp"]
 
 # entries gathered at once by the log-sum-exp fallbacks
 _CHUNK = 1 << 21
@@ -73,10 +73,22 @@ class Precision:
         self.factor = self.flush / self.eps
 
 
+def flush(nx, X, prec):
+    """``X`` with entries below ``prec.flush`` set to zero.
+
+    ``X`` must be a fresh temporary: on NumPy it is modified in place (one
+    comparison and a sparse write instead of a full ``where`` pass); on torch
+    a ``where`` keeps the autograd graph.
+    """
+    if str(nx) == "numpy":
+        X[X < prec.flush] = 0.0
+        return X
+    return nx.where(X >= prec.flush, X, nx.zeros((), type_as=X))
+
+
 def flushed_exp(nx, X, prec):
     """``exp(X)`` with entries below ``prec.flush`` set to zero (``X <= 0`` expected)."""
-    E = nx.exp(X)
-    return nx.where(E >= prec.flush, E, nx.zeros((), type_as=E) if str(nx) == "torch" else 0.0)
+    return flush(nx, nx.exp(X), prec)
 
 
 def amax(nx, X, axis, keepdims=False):
@@ -212,9 +224,10 @@ class EdgeKernel:
         self.drift_tol = 1.0
 
     def log_kernel(self):
-        if self.A is None:
-            self.A = -self.C / self.reg
-        return self.A
+        """``-C/reg`` (computed on demand unless given: it is needed only to absorb and in fallbacks)."""
+        if self.A is not None:
+            return self.A
+        return -self.C / self.reg
 
     # ---- absorption ------------------------------------------------------
     def _fill(self, v, S, axis, other):
@@ -240,10 +253,10 @@ class EdgeKernel:
             ha = nx.zeros((self.shape[0],), type_as=A)
         if hb is None:
             alpha = self._fill(ha, A, 0, nx.zeros((self.shape[1],), type_as=A))
-            beta = -nx.logsumexp(A + alpha[:, None], axis=0)
+            beta = -logsumexp(nx, A + alpha[:, None], 0)
         elif ha is None:
             beta = self._fill(hb, A, 1, nx.zeros((self.shape[0],), type_as=A))
-            alpha = -nx.logsumexp(A + beta[None, :], axis=1)
+            alpha = -logsumexp(nx, A + beta[None, :], 1)
         else:
             alpha = ha
             beta = self._fill(hb, A, 1, nx.where(nx.isfinite(ha), ha, nx.zeros(ha.shape, type_as=ha)))

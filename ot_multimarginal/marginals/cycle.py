@@ -45,7 +45,7 @@ for it (do not modify the arrays in place).
 import numpy as np
 
 from .._validation import check_dense_size
-from ._pairwise import PairwiseEngine, amax, finite_max, flushed_exp, log_matmul, logsumexp
+from ._pairwise import PairwiseEngine, amax, finite_max, flush, flushed_exp, log_matmul, logsumexp
 
 __all__ = ["CycleEngine", "cycle_order"]
 
@@ -174,7 +174,8 @@ class CycleEngine(PairwiseEngine):
         if self._mode == "log":
             return self._A[t]
         K, rho, kap = self._kern[t]
-        return (K, rho, kap, self.prec.flush)
+        # (matrix, row log-shifts, column log-shifts, row error bounds, max entry)
+        return (K, rho, kap, self.prec.flush, 1.0)
 
     def _prefix_step(self, P, s):
         """``P_{s+1} = P_s D_s K_s``."""
@@ -185,45 +186,53 @@ class CycleEngine(PairwiseEngine):
                 self._E[s] = (flushed_exp(nx, self._A[s] - c, self.prec), c)
             E2, c2 = self._E[s]
             return log_matmul(nx, P + self._g[s][None, :], self._A[s], self.prec, E2=E2, c2=c2)
-        Pt, a, b, d = P
+        Pt, a, b, d, r = P
         K, rho, kap = self._kern[s]
         w = b + self._g[s] + rho
         W = nx.max(nx.detach(w))
         wh = flushed_exp(nx, w - W, self.prec)
         M = self._flush(Pt * wh[None, :]) @ K
-        # entries of Pt err by at most d (per row); flushes add n * flush per product
-        n = self._n[s]
-        return self._normalise(M, a + W, kap, n * (d + 2 * self.prec.flush))
+        # row x of Pt errs by at most d[x]; the flushes of Pt wh and of K
+        # (entries <= r and <= 1) add at most flush * (1 + r) per term
+        err = self._n[s] * (d + self.prec.flush * (1.0 + r))
+        return self._normalise(M, a + W, kap, err)
 
     def _suffix_step(self, S, s):
         """``S_s = K_s D_{s+1} S_{s+1}``."""
         nx = self.nx
         if self._mode == "log":
             return log_matmul(nx, self._A[s] + self._g[s + 1][None, :], S, self.prec)
-        St, a, b, d = S
+        St, a, b, d, r = S
         K, rho, kap = self._kern[s]
         w = kap + self._g[s + 1] + a
         W = nx.max(nx.detach(w))
         wh = flushed_exp(nx, w - W, self.prec)
         M = K @ self._flush(wh[:, None] * St)
-        n = self._n[s + 1]
-        err = n * (nx.max(nx.detach(wh) * d) + 2 * self.prec.flush)
+        err = self._n[s + 1] * (nx.max(nx.detach(wh) * d) + self.prec.flush * (1.0 + r))
         return self._normalise(M, rho + W, b, err)
 
     def _flush(self, X):
-        nx = self.nx
-        return nx.where(X >= self.prec.flush, X, nx.zeros((), type_as=X) if str(nx) == "torch" else 0.0)
+        return flush(self.nx, X, self.prec)
 
     def _normalise(self, M, a, b, err):
-        """Rows of ``M`` to maximum 1: ``(M̃, a + log rowmax, b, row error bounds)``."""
+        """``(M, a, b, err, max M)``, rows rescaled to maximum 1 when out of range.
+
+        Rows stay as they are while their maxima lie in ``[lo, 1/lo]``
+        (``lo = flush^(1/3)``): products then keep a range of ``1/lo`` below
+        each row's maximum before flushing, and a division pass is saved.
+        """
         nx = self.nx
         rm = amax(nx, nx.detach(M), 1)
+        lo = self.prec.flush ** (1.0 / 3.0)
+        rmin, rmax = float(nx.min(rm)), float(nx.max(rm))
+        if rmin >= lo and rmax <= 1.0 / lo:
+            return (M, a, b, err, rmax)
         pos = rm > 0
         rs = nx.where(pos, rm, nx.ones(rm.shape, type_as=rm))
         # a collapsed row gets a huge (finite: no 0 * inf later) error bound
         big = 1.0 / self.prec.flush
         d = nx.where(pos, err / nx.maximum(rs, err / big), big + 0 * rs)
-        return (M / rs[:, None], a + nx.log(rs), b, d)
+        return (M / rs[:, None], a + nx.log(rs), b, d, 1.0)
 
     # ---- scaled kernels --------------------------------------------------
     def _absorb(self):
@@ -255,22 +264,22 @@ class CycleEngine(PairwiseEngine):
         fl = self.prec.flush
         if t == 0:
             # diag(K_0 D_1 S_1): no product needed
-            St, aS, bS, dS = self._suffix(1)
+            St, aS, bS, dS, rS = self._suffix(1)
             K, rho, kap = self._kern[0]
             v = kap + self._g[1] + aS
             V = nx.max(nx.detach(v))
             vh = flushed_exp(nx, v - V, self.prec)
             y = nx.dot(K * St.T, vh)
-            err = self._n[1] * (nx.max(nx.detach(vh) * dS) + 2 * fl)
+            err = self._n[1] * (nx.max(nx.detach(vh) * dS) + 2 * fl * rS)
             out = self._g[0] + rho + bS + V
         else:
-            St, aS, bS, dS = self._suffix(t)
-            Pt, aP, bP, dP = self._prefix(t)
+            St, aS, bS, dS, rS = self._suffix(t)
+            Pt, aP, bP, dP, rP = self._prefix(t)
             v = bS + self._g[0] + aP
             V = nx.max(nx.detach(v))
             vh = flushed_exp(nx, v - V, self.prec)
             y = nx.dot(St * Pt.T, vh)
-            err = self._n[0] * (dS + nx.max(nx.detach(vh) * dP) + fl)
+            err = self._n[0] * (dS * rP + rS * nx.max(nx.detach(vh) * dP) + fl * rS * rP)
             out = self._g[t] + aS + bP + V
         yd = nx.detach(y)
         ok = (yd * self._rtol >= err) | ~nx.isfinite(nx.detach(self._g[t]))

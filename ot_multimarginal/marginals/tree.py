@@ -96,7 +96,8 @@ class TreeEngine(PairwiseEngine):
             sched.extend(self._toward[r].tolist())
             sched.extend(self._away[r].tolist())
         self._all = np.asarray(sched, dtype=np.int64)
-        self.kernels = [EdgeKernel(C, self.reg, nx, self.prec, A=self._log_kernel(e)) for e, C in enumerate(self.matrices)]
+        # the kernels hold exp(...) only: memory 2 n_a n_b per edge with the cost itself
+        self.kernels = [EdgeKernel(C, self.reg, nx, self.prec) for C in self.matrices]
         self._msg = [None] * (2 * E)
         self._dirty = np.ones(2 * E, dtype=bool)
         self._g = [None] * k
