@@ -45,7 +45,7 @@ for it (do not modify the arrays in place).
 import numpy as np
 
 from .._validation import check_dense_size
-from ._pairwise import PairwiseEngine, amax, finite_max, flush, flushed_exp, log_matmul, logsumexp
+from ._pairwise import PairwiseEngine, amax, finite_max, flush, flushed_exp, index_array, log_matmul, logsumexp
 
 __all__ = ["CycleEngine", "cycle_order"]
 
@@ -118,6 +118,8 @@ class CycleEngine(PairwiseEngine):
         self._log_until = 0
         self._kern = None
         self.n_fallbacks = 0
+        self.n_exact_entries = 0
+        self._absorbed_at = 0
         self._g = [None] * k  # by position
         self._reset_caches()
 
@@ -256,10 +258,11 @@ class CycleEngine(PairwiseEngine):
             K = flushed_exp(nx, self._A[t] + ((gh[t] - rm)[:, None] + col[None, :]), self.prec)
             kern.append((K, rm - gh[t], -col))
         self._kern = kern
+        self._absorbed_at = self._calls
         self.n_absorptions += 1
 
     def _scaled_marginal(self, t):
-        """``(log r_t, ok)`` from the scaled products (``ok`` False where not accurate)."""
+        """``(log r_t, bad)`` from the scaled products (``bad``: NumPy indices of the inaccurate entries)."""
         nx = self.nx
         fl = self.prec.flush
         if t == 0:
@@ -285,7 +288,37 @@ class CycleEngine(PairwiseEngine):
         ok = (yd * self._rtol >= err) | ~nx.isfinite(nx.detach(self._g[t]))
         pos = yd > 0
         y = nx.where(pos, y, nx.ones(y.shape, type_as=y))
-        return nx.where(pos, out + nx.log(y), out - np.inf), not bool(nx.any(~ok))
+        out = nx.where(pos, out + nx.log(y), out - np.inf)
+        if not bool(nx.any(~ok)):
+            return out, None
+        return out, np.nonzero(nx.to_numpy(~ok))[0]
+
+    def _log_entries(self, t, rows):
+        """Exact ``log r_t[rows]``: the cycle from each of ``rows`` back to itself, in the log domain.
+
+        ``k - 1`` log-domain products of an ``(m, n)`` block by the kernels:
+        ``O(k m n^2)``, cheap for the few entries the scaled products miss.
+        """
+        nx = self.nx
+        k = self.k
+        idx = index_array(nx, rows, self._A[t])
+        V = self._A[t][idx, :]
+        s = (t + 1) % k
+        while s != t:
+            V = log_matmul(nx, V + self._g[s][None, :], self._A[s], self.prec)
+            s = (s + 1) % k
+        m = len(rows)
+        diag = V[index_array(nx, np.arange(m), V), idx]
+        return self._g[t][idx] + diag
+
+    def _fix_entries(self, out, t, rows):
+        nx = self.nx
+        vals = self._log_entries(t, rows)
+        mask = np.zeros(out.shape[0], dtype=bool)
+        mask[rows] = True
+        full = nx.full(out.shape, 0.0, type_as=out)
+        full[index_array(nx, rows, out)] = vals
+        return nx.where(nx.from_numpy(mask, type_as=out) > 0, full, out)
 
     def _log_marginal_pos(self, t):
         nx = self.nx
@@ -297,15 +330,19 @@ class CycleEngine(PairwiseEngine):
             fresh = self._kern is None
             if fresh:
                 self._absorb()
-            out, ok = self._scaled_marginal(t)
-            if ok:
-                return out
-            if not fresh:
+            out, bad = self._scaled_marginal(t)
+            n_t = self._n[t]
+            if bad is not None and len(bad) * 8 > n_t and not fresh and self._calls - self._absorbed_at > 2 * self.k:
+                # many entries missed: absorb the current scalings and retry
                 self._absorb()
                 self._reset_caches()
-                out, ok = self._scaled_marginal(t)
-                if ok:
-                    return out
+                out, bad = self._scaled_marginal(t)
+            if bad is None:
+                return out
+            if len(bad) * 4 <= n_t:
+                # a few entries missed: those alone in the log domain
+                self.n_exact_entries += len(bad)
+                return self._fix_entries(out, t, bad)
             self.n_fallbacks += 1
             self._set_mode("log")
             self._log_until = self._calls + self._LOG_SPELL
