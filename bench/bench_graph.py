@@ -173,7 +173,9 @@ def _run(spec, timeout=900):
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    raise RuntimeError("worker failed after %.1fs: %s\n%s" % (time.perf_counter() - t, p.stdout[-2000:], p.stderr[-4000:]))
+    raise RuntimeError(
+        "worker failed after %.1fs: %s\n%s" % (time.perf_counter() - t, p.stdout[-2000:], p.stderr[-4000:])
+    )
 
 
 def machine_rates():
@@ -282,36 +284,47 @@ def main(quick=False):
 
 
 def _print_table(rows, rates, results):
-    print("BLAS threads per run: %d; +peak_MiB: peak resident memory of the solve above the process before it" % THREADS)
+    print(
+        "BLAS threads per run: %d; +peak_MiB: peak resident memory of the solve above the process before it" % THREADS
+    )
     print(
         "reference rates: matmul 1000x1000 %.1f GFLOP/s, matmul 150x150 %.1f GFLOP/s, matvec 1000x1000 %.1f GFLOP/s"
         % (rates["matmul_1000_gflops"], rates["matmul_150_gflops"], rates["matvec_1000_gflops"])
     )
-    hdr = "%-6s %-8s %-11s %3s %5s %6s %8s %6s %5s %9s %10s %10s %8s %s" % (
-        "case", "graph", "engine", "k", "n", "reg", "time_s", "niter", "conv", "ms/sweep", "+peak_MiB", "value", "GFLOP/s", "notes")
+    cols = ("case", "graph", "engine", "k", "n", "reg", "time_s", "niter", "conv", "ms/sweep", "+peak_MiB", "value")
+    hdr = "%-6s %-8s %-11s %3s %5s %6s %8s %6s %5s %9s %10s %10s %8s %s" % (cols + ("GFLOP/s", "notes"))
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         notes = []
         if "speedup_vs_dense" in r:
-            notes.append("%.1fx faster than dense, value rel. diff %.1e, same sweeps: %s" % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"]))
+            notes.append(
+                "%.1fx faster than dense, value rel. diff %.1e, same sweeps: %s"
+                % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"])
+            )
         if "dense_tensor_would_need_gib" in r:
             notes.append("dense tensor: %.0f GiB" % r["dense_tensor_would_need_gib"])
         if "fraction_of_matmul" in r:
             notes.append("%.0f%% of matmul rate" % (100 * r["fraction_of_matmul"]))
         if "fraction_of_matvec" in r:
             notes.append("%.0f%% of matvec rate" % (100 * r["fraction_of_matvec"]))
-        print("%-6s %-8s %-11s %3d %5d %6g %8.2f %6d %5s %9.2f %10.0f %10.5g %8.1f %s" % (
-            r["case"], r["graph"], r["engine"], r["k"], r["n"], r["reg"], r["time_s"], r["niter"], "yes" if r["converged"] else "no",
-            r["per_sweep_ms"], r["peak_increase_mib"], r["value"], r["gflops"], "; ".join(notes)))
+        vals = (r["case"], r["graph"], r["engine"], r["k"], r["n"], r["reg"], r["time_s"], r["niter"])
+        vals += ("yes" if r["converged"] else "no", r["per_sweep_ms"], r["peak_increase_mib"], r["value"], r["gflops"])
+        print("%-6s %-8s %-11s %3d %5d %6g %8.2f %6d %5s %9.2f %10.0f %10.5g %8.1f" % vals, "; ".join(notes))
     if "chain_ms_per_edge_per_sweep" in results:
-        print("chain: ms per edge per sweep:", ", ".join("%.2f" % v for v in results["chain_ms_per_edge_per_sweep"]), "(constant = linear in k)")
+        print(
+            "chain: ms per edge per sweep:",
+            ", ".join("%.2f" % v for v in results["chain_ms_per_edge_per_sweep"]),
+            "(constant = linear in k)"
+        )
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (< 1 min)")
-    ap.add_argument("--threads", type=int, default=1, help="BLAS threads of every timed run (default 1: the machine is shared)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="BLAS threads of every timed run (default 1: the machine is shared)"
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:

@@ -167,7 +167,9 @@ def test_to_dense_matches_cost_tensor(nx, rng):
     with pytest.raises(MemoryError, match="graph-structured"):
         C.to_dense(memory_budget=100)
     # per-edge metrics and callables, in the order of the edges
-    D = PairwiseCost.from_point_clouds(X, graph="chain", metric=["sqeuclidean", "euclidean", lambda x, y: nx.ones((x.shape[0], y.shape[0]), type_as=x)])
+    D = PairwiseCost.from_point_clouds(
+        X, graph="chain", metric=["sqeuclidean", "euclidean", lambda x, y: nx.ones((x.shape[0], y.shape[0]), type_as=x)]
+    )
     np.testing.assert_allclose(nx.np(D.matrices[2]), 1.0)
     np.testing.assert_allclose(nx.np(D.matrices[1]) ** 2, nx.np(C.matrices[3]), rtol=1e-5 if nx.float32 else 1e-10)
     idx = np.array([[0, 1, 2, 1], [2, 3, 4, 0]])

@@ -11,7 +11,6 @@ cost gradients.
 import numpy as np
 import pytest
 
-from ot_multimarginal.costs.graph import PairwiseCost
 from ot_multimarginal.marginals import ContractionEngine, CycleEngine, DenseEngine, TreeEngine
 from ot_multimarginal.marginals.cycle import cycle_order
 from ot_multimarginal.marginals.contraction import elimination_plan

@@ -18,8 +18,14 @@ circle (one cycle)            :class:`CycleEngine` (transfer matrices)     :math
 any other (complete, chords)  :class:`ContractionEngine` (elimination)     exponential in the treewidth only
 ============================  ===========================================  ================================
 
-Pass it wherever a cost tensor is accepted (:func:`~ot_multimarginal.emot_sinkhorn`,
-:func:`~ot_multimarginal.emot_sinkhorn2`); the plan comes back in factored form.
+The engine follows the structure, not the name: the complete graph on three
+nodes is a cycle (two ``n × n`` matrix products per sweep); a forest or a
+graph with several components is solved component by component (the plan is
+their product). Pass it wherever a cost tensor is accepted
+(:func:`~ot_multimarginal.emot_sinkhorn`, :func:`~ot_multimarginal.emot_sinkhorn2`,
+``graph=`` of the point-cloud calls); the plan comes back in factored form
+(:class:`~ot_multimarginal.plans.FactoredPlan`). Every engine works in the log
+domain (exact at small ε, finite in float32) and differentiates on torch.
 """
 # License: MIT License
 
@@ -58,7 +64,9 @@ def graph_edges(graph, k, center=0, edges=None):
             return pair_list(k)
         if graph == "tree":
             if edges is None:
-                raise ValueError("graph='tree' needs the edge list: pass edges=[(a, b), ...] (or the list itself as graph)")
+                raise ValueError(
+                    "graph='tree' needs the edge list: pass edges=[(a, b), ...] (or the list itself as graph)"
+                )
             return [tuple(e) for e in edges]
         raise ValueError("graph must be one of %s or a list of edges (a, b), got %r" % (GRAPHS, graph))
     if isinstance(graph, (list, tuple)):
@@ -81,9 +89,14 @@ def _check_edge_list(edges, k=None, name="edges"):
         if a < 0 or b < 0:
             raise ValueError("%s[%d] = %r has a negative node index" % (name, idx, e))
         if k is not None and (a >= k or b >= k):
-            raise ValueError("%s[%d] = %r refers to a missing node: the cost has k=%d nodes (0..%d)" % (name, idx, (a, b), k, k - 1))
+            raise ValueError(
+                "%s[%d] = %r refers to a missing node: the cost has k=%d nodes (0..%d)" % (name, idx, (a, b), k, k - 1)
+            )
         if a == b:
-            raise ValueError("%s[%d] = %r is a self-loop; a node's own cost belongs in its weights, not on an edge" % (name, idx, (a, b)))
+            raise ValueError(
+                "%s[%d] = %r is a self-loop; a node's own cost belongs in its weights, not on an edge"
+                % (name, idx, (a, b))
+            )
         key = (min(a, b), max(a, b))
         if key in seen:
             raise ValueError(
@@ -199,7 +212,9 @@ class PairwiseCost:
             raise TypeError("matrices must be a list of arrays, one per edge, got %s" % type(matrices).__name__)
         matrices = list(matrices)
         if len(matrices) != len(edges):
-            raise ValueError("matrices must hold one matrix per edge: %d edges, got %d matrices" % (len(edges), len(matrices)))
+            raise ValueError(
+                "matrices must hold one matrix per edge: %d edges, got %d matrices" % (len(edges), len(matrices))
+            )
         if not edges:
             raise ValueError("edges is empty: a pairwise cost needs at least one edge")
         for e, M in enumerate(matrices):
@@ -217,13 +232,17 @@ class PairwiseCost:
                 sizes[i] = (n, "shape[%d]" % i)
         for e, ((a, b), M) in enumerate(zip(edges, matrices)):
             if M.ndim != 2:
-                raise ValueError("matrices[%d] (edge %r) must be 2-D of shape (n_%d, n_%d), got shape %s" % (e, (a, b), a, b, tuple(M.shape)))
+                raise ValueError(
+                    "matrices[%d] (edge %r) must be 2-D of shape (n_%d, n_%d), got shape %s"
+                    % (e, (a, b), a, b, tuple(M.shape))
+                )
             if not nx.is_floating_point(M):
                 raise TypeError("matrices[%d] must have a floating dtype, got %s" % (e, M.dtype))
-            if M.dtype != ref.dtype or nx.device_type(M) != nx.device_type(ref) or getattr(M, "device", None) != getattr(ref, "device", None):
+            dev, dev0 = getattr(M, "device", "cpu"), getattr(ref, "device", "cpu")
+            if M.dtype != ref.dtype or dev != dev0:
                 raise TypeError(
                     "matrices must share one dtype and device: matrices[0] is %s on %s, matrices[%d] is %s on %s"
-                    % (ref.dtype, getattr(ref, "device", "cpu"), e, M.dtype, getattr(M, "device", "cpu"), )
+                    % (ref.dtype, dev0, e, M.dtype, dev)
                 )
             for axis, v in enumerate((a, b)):
                 n = int(M.shape[axis])
@@ -238,7 +257,9 @@ class PairwiseCost:
             k = max(sizes) + 1
             missing = [v for v in range(k) if v not in sizes]
             if missing:
-                raise ValueError("node(s) %s have no edge: pass shape=(n_0, ..., n_%d) to give their sizes" % (missing, k - 1))
+                raise ValueError(
+                    "node(s) %s have no edge: pass shape=(n_0, ..., n_%d) to give their sizes" % (missing, k - 1)
+                )
             shape = tuple(sizes[v][0] for v in range(k))
         check_k(len(shape), "the number of nodes k")
         self.shape = shape
@@ -266,7 +287,10 @@ class PairwiseCost:
                 raise ValueError("graph_kind='circle' but the edges are not one cycle through all %d nodes" % k)
         elif kind in ("chain", "star", "complete"):
             if kind == "complete" and len(self.edges) != k * (k - 1) // 2:
-                raise ValueError("graph_kind='complete' needs all %d pairs of nodes, got %d edges" % (k * (k - 1) // 2, len(self.edges)))
+                raise ValueError(
+                    "graph_kind='complete' needs all %d pairs of nodes, got %d edges"
+                    % (k * (k - 1) // 2, len(self.edges))
+                )
             if kind == "chain" and not (detected == "chain" or (k == 2)):
                 raise ValueError("graph_kind='chain' but the edges are not a path through all %d nodes" % k)
             if kind == "star" and (detected not in ("star", "chain") or max(self._degrees()) != k - 1):
@@ -360,14 +384,20 @@ class PairwiseCost:
         """
         nx = check_point_clouds(X_s)
         k = len(X_s)
-        E = _check_edge_list(graph_edges(graph, k, center, edges), k, "graph" if not isinstance(graph, str) else "edges")
+        E = _check_edge_list(
+            graph_edges(graph, k, center, edges), k, "graph" if not isinstance(graph, str) else "edges"
+        )
         if isinstance(metric, (list, tuple)):
             if len(metric) != len(E):
-                raise ValueError("metric must be one metric or a list of %d (one per edge), got %d" % (len(E), len(metric)))
+                raise ValueError(
+                    "metric must be one metric or a list of %d (one per edge), got %d" % (len(E), len(metric))
+                )
             metrics = list(metric)
         else:
             metrics = [metric] * len(E)
-        mats = [pairwise_cost_matrix(nx, X_s[a], X_s[b], mt, "edge (%d, %d)" % (a, b)) for (a, b), mt in zip(E, metrics)]
+        mats = [
+            pairwise_cost_matrix(nx, X_s[a], X_s[b], mt, "edge (%d, %d)" % (a, b)) for (a, b), mt in zip(E, metrics)
+        ]
         kind = graph if isinstance(graph, str) else None
         return cls(E, mats, shape=tuple(int(X.shape[0]) for X in X_s), graph_kind=kind)
 
@@ -392,7 +422,9 @@ class PairwiseCost:
         return _components(self.k, self.edges)[0]
 
     def __repr__(self):
-        return "PairwiseCost(graph=%r, shape=%s, %d edges, %s)" % (self.graph_kind, self.shape, len(self.edges), self.type_as.dtype)
+        return "PairwiseCost(graph=%r, shape=%s, %d edges, %s)" % (
+            self.graph_kind, self.shape, len(self.edges), self.type_as.dtype
+        )
 
     # ---- what the solvers use ------------------------------------------
     def engine_kind(self):
@@ -423,7 +455,9 @@ class PairwiseCost:
     def to_dense(self, memory_budget=None):
         """The full cost tensor of shape ``(n_1, …, n_k)`` (``MemoryError`` over the budget)."""
         nx = self.nx
-        check_dense_size(self.shape, nx.bitsize(self.type_as) // 8, 2, memory_budget, "the dense cost tensor", nx, self.type_as)
+        check_dense_size(
+            self.shape, nx.bitsize(self.type_as) // 8, 2, memory_budget, "the dense cost tensor", nx, self.type_as
+        )
         k = self.k
         C = nx.zeros(self.shape, type_as=self.type_as)
         for (a, b), M in zip(self.edges, self.matrices):

@@ -35,7 +35,7 @@ the cost matrices and the log-scalings only, and are exact.
 
 import numpy as np
 
-from .._backend import outer_sum, safe_log
+from .._backend import outer_sum
 from .._validation import check_dense_size
 from .base import GibbsEngine
 
@@ -343,6 +343,11 @@ class PairwiseEngine(GibbsEngine):
         self.shape = tuple(int(n) for n in shape)
         self.edges = [tuple(int(v) for v in e) for e in edges]
         self.matrices = list(matrices)
+        if not self.edges or len(self.edges) != len(self.matrices):
+            raise ValueError(
+                "a pairwise engine needs one matrix per edge and at least one edge, got %d edges and %d matrices"
+                % (len(self.edges), len(self.matrices))
+            )
         self.reg = float(reg)
         self.nx = nx
         self.type_as = self.matrices[0] if self.matrices else None
@@ -375,7 +380,9 @@ class PairwiseEngine(GibbsEngine):
     def log_plan(self, g):
         """The dense ``log B(g)`` (raises ``MemoryError`` when over the memory budget)."""
         nx = self.nx
-        check_dense_size(self.shape, nx.bitsize(self.type_as) // 8, 2, self.memory_budget, "the dense plan", nx, self.type_as)
+        check_dense_size(
+            self.shape, nx.bitsize(self.type_as) // 8, 2, self.memory_budget, "the dense plan", nx, self.type_as
+        )
         L = outer_sum(nx, list(g))
         k = self.k
         for e, (a, b) in enumerate(self.edges):
@@ -406,8 +413,6 @@ class PairwiseEngine(GibbsEngine):
         total = 0.0
         for C, L in zip(self.matrices, self.edge_log_pairwise_marginals(g)):
             total = total + nx.sum(C * nx.exp(L))
-        if not self.edges:
-            return nx.zeros((), type_as=self.type_as) if self.type_as is not None else 0.0
         return total
 
     def cost_inputs(self):
@@ -424,7 +429,17 @@ class PairwiseEngine(GibbsEngine):
 
     def detached(self):
         nx = self.nx
-        return type(self)(self.shape, self.edges, [nx.detach(C) for C in self.matrices], self.reg, nx, self.memory_budget, **self._init_kwargs())
+        return type(self)(
+            self.shape,
+            self.edges,
+            [nx.detach(C) for C in self.matrices],
+            self.reg,
+            nx,
+            self.memory_budget,
+            **self._init_kwargs()
+        )
 
     def __repr__(self):
-        return "%s(k=%d, shape=%s, %d edges, reg=%g)" % (type(self).__name__, self.k, self.shape, len(self.edges), self.reg)
+        return "%s(k=%d, shape=%s, %d edges, reg=%g)" % (
+            type(self).__name__, self.k, self.shape, len(self.edges), self.reg
+        )

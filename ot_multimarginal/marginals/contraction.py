@@ -28,8 +28,6 @@ product alone keep their exponentials cached.
 
 import itertools
 
-import numpy as np
-
 from .._validation import check_dense_size
 from ._pairwise import PairwiseEngine, finite_max, flushed_exp, log_matmul, logsumexp
 
@@ -181,7 +179,9 @@ class ContractionEngine(PairwiseEngine):
         self._cache = {}
         itemsize = nx.bitsize(self.type_as) // 8
         peak = max(self._plan((i,))[2] for i in range(self.k))
-        check_dense_size((peak,), itemsize, 4, memory_budget, "the largest factor of the graph contraction", nx, self.type_as)
+        check_dense_size(
+            (peak,), itemsize, 4, memory_budget, "the largest factor of the graph contraction", nx, self.type_as
+        )
 
     def _plan(self, keep):
         keep = tuple(keep)

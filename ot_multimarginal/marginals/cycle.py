@@ -98,7 +98,15 @@ class CycleEngine(PairwiseEngine):
         self._pos[self.order] = np.arange(k)
         n = [self.shape[v] for v in self.order]
         self._n = n
-        check_dense_size((4 * k, max(n), max(n)), nx.bitsize(self.type_as) // 8, 1, memory_budget, "the cycle engine's cached products", nx, self.type_as)
+        check_dense_size(
+            (4 * k, max(n), max(n)),
+            nx.bitsize(self.type_as) // 8,
+            1,
+            memory_budget,
+            "the cycle engine's cached products",
+            nx,
+            self.type_as
+        )
         # edge at position t joins order[t] and order[t+1]
         self._edge = []
         for t in range(k):
@@ -371,7 +379,7 @@ class CycleEngine(PairwiseEngine):
         return self.nx.logsumexp(log_marginal)
 
     def _path(self, p, q):
-        """Log of the product of the factors on the path from position ``p`` forward to ``q`` (endpoints' ``D`` excluded)."""
+        """Log of the factors on the path from position ``p`` forward to ``q`` (endpoints' ``D`` excluded)."""
         nx = self.nx
         k = self.k
         L = self._A[p]

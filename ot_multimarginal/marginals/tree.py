@@ -87,7 +87,8 @@ class TreeEngine(PairwiseEngine):
         if E != n_edges_needed:
             raise ValueError(
                 "TreeEngine needs an acyclic graph: %d nodes in %d component(s) allow %d edges, got %d "
-                "(use CycleEngine or ContractionEngine for graphs with cycles)" % (k, len(self._roots), n_edges_needed, E)
+                "(use CycleEngine or ContractionEngine for graphs with cycles)"
+                % (k, len(self._roots), n_edges_needed, E)
             )
         self._comp_nodes = [np.nonzero(self._comp == c)[0] for c in range(len(self._roots))]
         # schedule of every message: collect towards each root, then distribute
