@@ -18,6 +18,8 @@ __all__ = [
     "safe_log",
     "to_float",
     "dtype_info",
+    "can_write_in_place",
+    "exp_in_place",
 ]
 
 
@@ -77,3 +79,27 @@ def dtype_info(nx, x):
 
     fi = torch.finfo(x.dtype)
     return float(fi.eps), math.log(float(fi.max))
+
+
+def can_write_in_place(nx, *arrays):
+    """Whether new arrays computed from ``arrays`` may be overwritten in place.
+
+    True on NumPy, and on torch when no array takes part in autograd.
+    """
+    if str(nx) == "numpy":
+        return True
+    if str(nx) == "torch":
+        return not any(getattr(x, "requires_grad", False) for x in arrays)
+    return False
+
+
+def exp_in_place(nx, X):
+    """``exp(X)`` overwriting ``X`` (NumPy ``out=``, torch ``exp_``): no second buffer.
+
+    Only call on arrays for which :func:`can_write_in_place` holds.
+    """
+    if str(nx) == "numpy":
+        return np.exp(X, out=X)
+    if str(nx) == "torch":
+        return X.exp_()
+    return nx.exp(X)

@@ -225,7 +225,7 @@ class _PairwiseEngine(DenseEngine):
             sh = [1] * k
             sh[a], sh[b] = shape[a], shape[b]
             M = M + (C if a < b else C.T).reshape(sh)
-        super().__init__(M, reg, NumpyBackend())
+        super().__init__(M, reg, NumpyBackend(), mode="log")  # log mode: marginals go through log_plan
         self._Mh = M
         self.edges = edges
         self.matrices = mats

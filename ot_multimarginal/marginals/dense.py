@@ -22,7 +22,16 @@ Two ways to compute :math:`r_i(B(g))`:
 """
 # License: MIT License
 
-from .._backend import axes_except, dtype_info, flat_outer_product, outer_sum, safe_log
+from .._backend import (
+    axes_except,
+    can_write_in_place,
+    dtype_info,
+    exp_in_place,
+    expand_to,
+    flat_outer_product,
+    outer_sum,
+    safe_log,
+)
 from .._validation import check_dense_size
 from .base import GibbsEngine
 
@@ -91,12 +100,32 @@ class DenseEngine(GibbsEngine):
         nx = self.nx
         return nx.where(nx.isfinite(v), v, nx.zeros(v.shape, type_as=v))
 
+    def _gibbs_exponent(self, g, shift=None):
+        """``⊕g - M/reg`` (minus its max if ``shift``), built in one buffer where allowed.
+
+        Returns ``(S, m)``. Without autograd the tensor is written in place,
+        so the engine holds the cost and one tensor-sized buffer only.
+        """
+        nx = self.nx
+        if not can_write_in_place(nx, self.M, *g):
+            S = self.log_plan(g)
+            m = nx.max(S) if shift else None
+            return (S - m if shift else S), m
+        S = self.M * (-1.0 / self.reg)
+        for j, gj in enumerate(g):
+            S += expand_to(nx, gj, j, self.k)
+        m = None
+        if shift:
+            m = nx.max(S)
+            S -= m
+        return S, m
+
     def _absorb(self, g):
         nx = self.nx
+        self._K = self._T = self._T_key = None  # free the old kernel before building the new one
         self._alpha = [self._finite_or_zero(gj) for gj in g]
-        S = self.log_plan(self._alpha)
-        self._m = nx.max(S)
-        self._K = nx.exp(S - self._m)
+        S, self._m = self._gibbs_exponent(self._alpha, shift=True)
+        self._K = exp_in_place(nx, S) if can_write_in_place(nx, S) else nx.exp(S)
         self._in_range = list(g)  # g - alpha is finite-or-zero here by construction
         self.n_absorptions += 1
 
@@ -175,8 +204,21 @@ class DenseEngine(GibbsEngine):
         return self._log_marginal_scaling(g, i)
 
     def linear_cost(self, g):
+        """``⟨M, B(g)⟩``, summed over slices of the first axis (about 1/16 of the tensor each)."""
         nx = self.nx
-        return nx.sum(self.M * nx.exp(self.log_plan(g)))
+        n0 = self.shape[0]
+        step = max(1, -(-n0 // 16))
+        total = 0.0
+        for s in range(0, n0, step):
+            Ms = self.M[s:s + step]
+            L = outer_sum(nx, [g[0][s:s + step]] + list(g[1:])) - Ms / self.reg
+            total = total + nx.sum(Ms * nx.exp(L))
+        return total
+
+    def plan(self, g):
+        nx = self.nx
+        S, _ = self._gibbs_exponent(g)
+        return exp_in_place(nx, S) if can_write_in_place(nx, S) else nx.exp(S)
 
     def log_pairwise_marginal(self, g, i, j):
         if i == j:
