@@ -336,7 +336,7 @@ class PairwiseEngine(GibbsEngine):
         Bytes the dense fallbacks (:meth:`log_plan`, :meth:`plan`) may take.
 
     Subclasses implement :meth:`log_marginal` and :meth:`log_pairwise_marginal`;
-    :meth:`edge_log_pairwise_marginals` may be overridden to share work.
+    :meth:`iter_edge_log_pairwise_marginals` may be overridden to share work.
     """
 
     def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None):
@@ -357,8 +357,12 @@ class PairwiseEngine(GibbsEngine):
         self._logK = [None] * len(self.matrices)
 
     # ---- helpers ------------------------------------------------------
+    _cache_log_kernels = True
+
     def _log_kernel(self, e):
-        """``-C_e/reg`` (cached)."""
+        """``-C_e/reg`` (cached unless the engine keeps only its kernels)."""
+        if not self._cache_log_kernels:
+            return -self.matrices[e] / self.reg
         if self._logK[e] is None:
             self._logK[e] = -self.matrices[e] / self.reg
         return self._logK[e]
@@ -406,12 +410,17 @@ class PairwiseEngine(GibbsEngine):
 
     def edge_log_pairwise_marginals(self, g):
         """``[log P_e]`` for every edge ``e = (a, b)``, each of shape ``(n_a, n_b)``."""
-        return [self.log_pairwise_marginal(g, a, b) for (a, b) in self.edges]
+        return list(self.iter_edge_log_pairwise_marginals(g))
+
+    def iter_edge_log_pairwise_marginals(self, g):
+        """The same, one edge at a time (the engines share work between edges)."""
+        for a, b in self.edges:
+            yield self.log_pairwise_marginal(g, a, b)
 
     def linear_cost(self, g):
         nx = self.nx
         total = 0.0
-        for C, L in zip(self.matrices, self.edge_log_pairwise_marginals(g)):
+        for C, L in zip(self.matrices, self.iter_edge_log_pairwise_marginals(g)):
             total = total + nx.sum(C * nx.exp(L))
         return total
 
@@ -422,7 +431,7 @@ class PairwiseEngine(GibbsEngine):
         """Each edge's pairwise marginal of ``B(g)/‖B(g)‖₁`` (``= ∂value/∂C_e`` at the optimum)."""
         nx = self.nx
         logZ = self.log_partition(g)
-        return tuple(nx.exp(L - logZ) for L in self.edge_log_pairwise_marginals(g))
+        return tuple(nx.exp(L - logZ) for L in self.iter_edge_log_pairwise_marginals(g))
 
     def _init_kwargs(self):
         return {}

@@ -396,7 +396,7 @@ class CycleEngine(PairwiseEngine):
         L = self._g[p][:, None] + self._g[q][None, :] + self._path(p, q) + self._path(q, p).T
         return L
 
-    def edge_log_pairwise_marginals(self, g):
+    def iter_edge_log_pairwise_marginals(self, g):
         nx = self.nx
         k = self.k
         self._sync(g)
@@ -410,8 +410,8 @@ class CycleEngine(PairwiseEngine):
         suf[k - 1] = A[k - 1]
         for s in range(k - 2, 0, -1):
             suf[s] = log_matmul(nx, A[s] + G[s + 1][None, :], suf[s + 1], pr)
-        out = [None] * len(self.edges)
-        for t in range(k):
+        for e in range(len(self.edges)):
+            t = self._edge.index(e)
             if t == 0:
                 Q = suf[1]
             elif t == k - 1:
@@ -419,6 +419,4 @@ class CycleEngine(PairwiseEngine):
             else:
                 Q = log_matmul(nx, suf[t + 1] + G[0][None, :], pref[t], pr)
             L = G[t][:, None] + A[t] + G[(t + 1) % k][None, :] + Q.T
-            e = self._edge[t]
-            out[e] = L if self.edges[e][0] == self.order[t] else L.T
-        return out
+            yield L if self.edges[e][0] == self.order[t] else L.T

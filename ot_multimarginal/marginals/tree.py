@@ -50,6 +50,9 @@ class TreeEngine(PairwiseEngine):
         Bytes for the dense fallbacks only (:meth:`log_plan`).
     """
 
+    # the kernels hold exp(...) only: -C/reg is recomputed when needed
+    _cache_log_kernels = False
+
     def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None):
         super().__init__(shape, edges, matrices, reg, nx, memory_budget)
         k = self.k
@@ -245,12 +248,10 @@ class TreeEngine(PairwiseEngine):
         z = self._others_logZ(i, j)
         return L if z is None else L + z
 
-    def edge_log_pairwise_marginals(self, g):
+    def iter_edge_log_pairwise_marginals(self, g):
         self._sync(g)
         self._update(self._all)
-        out = []
         for e, (a, b) in enumerate(self.edges):
             L = self._context(a, 2 * e + 1)[:, None] + self._log_kernel(e) + self._context(b, 2 * e)[None, :]
             z = self._others_logZ(a)
-            out.append(L if z is None else L + z)
-        return out
+            yield L if z is None else L + z
