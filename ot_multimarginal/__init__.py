@@ -7,6 +7,12 @@ Public calls (all backend-generic through :mod:`ot.backend`):
   min <C,P> + reg KL(P | a_1 x ... x a_k) over tensors with marginals a_i;
 - :func:`empirical_emot_sinkhorn` / :func:`empirical_emot_sinkhorn2`: the same from point clouds;
 - :func:`cost_tensor`: the dense pairwise-sum cost of point clouds;
+- :class:`PairwiseCost`: pairwise costs on a graph (chain, circle, star, tree,
+  complete, any edge list), solved without forming the tensor;
+- :class:`FactoredPlan`: plans held as potentials (+ rank-one rounding part):
+  marginals, pairwise marginals, exact sampling, density at index tuples;
+- :func:`round_to_feasible` / :func:`round_dense`: rounding onto the exact
+  transport polytope (Altschuler et al. 2017, Lin et al. 2022);
 - :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
 - :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap.
 """
@@ -15,9 +21,11 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 __version__ = "0.1.0.dev0"
 
 from .approx import emot_approx
-from .costs import cost_tensor
+from .costs import PairwiseCost, cost_tensor
 from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
 from .lp import emot_lp, emot_lp2
+from .plans import FactoredPlan
+from .rounding import RoundedState, round_dense, round_to_feasible
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 
 __all__ = [
@@ -28,6 +36,11 @@ __all__ = [
     "empirical_emot_sinkhorn2",
     "empirical_cost",
     "cost_tensor",
+    "PairwiseCost",
+    "FactoredPlan",
+    "round_to_feasible",
+    "round_dense",
+    "RoundedState",
     "emot_lp",
     "emot_lp2",
     "emot_approx",

@@ -208,7 +208,7 @@ def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1
         raise ValueError("grad must be one of %s for emot_sinkhorn, got %r" % (_GRAD_PLAN, grad))
     engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
     g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, **kwargs)
-    plan = engine.plan(g)
+    plan = engine.plan(g, a_s)
     if log:
         return plan, _log_dict(engine, g, a_s, info)
     return plan

@@ -398,15 +398,11 @@ class PairwiseEngine(GibbsEngine):
             L = L + nx.reshape(A, tuple(sh))
         return L
 
-    def plan(self, g):
-        """A :class:`~ot_multimarginal.plans.FactoredPlan` (dense ``exp(log_plan)`` if unavailable)."""
-        try:
-            from ..plans import FactoredPlan
-        except ImportError as e:  # pragma: no cover - depends on the package state
-            if getattr(e, "name", None) not in (None, "ot_multimarginal.plans"):
-                raise
-            return self.nx.exp(self.log_plan(g))
-        return FactoredPlan(self, list(g))
+    def plan(self, g, a_s=None):
+        """A :class:`~ot_multimarginal.plans.FactoredPlan` with target weights ``a_s`` (never the tensor)."""
+        from ..plans import FactoredPlan
+
+        return FactoredPlan(self, list(g), a_s)
 
     def edge_log_pairwise_marginals(self, g):
         """``[log P_e]`` for every edge ``e = (a, b)``, each of shape ``(n_a, n_b)``."""
