@@ -202,9 +202,12 @@ def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_greedy", numItermax=10000
     else:
         plan = factored.to_dense(memory_budget)
         cost = nx.sum(M * plan)
+    primal = to_float(nx, cost)
+    if verbose:
+        print("lower bound %.8e | rounded cost %.8e | gap %.3e (target eps %.3e)"
+              % (lower_bound, primal, primal - lower_bound, eps))
     if not log:
         return plan, cost
-    primal = to_float(nx, cost)
     out = dict(info)
     out.update(
         lower_bound=lower_bound,
