@@ -104,7 +104,6 @@ def _solve(a_s, M, memory_budget, max_variables):
         _check_lp_size(tuple(M.shape), max_variables, memory_budget, nx, M)
     check_cost_tensor(nx, M)
     shape = tuple(int(n) for n in M.shape)
-    k = len(shape)
     weights = check_weights(nx, a_s, shape, M)
 
     M_np = np.asarray(nx.to_numpy(nx.detach(M)), dtype=np.float64)

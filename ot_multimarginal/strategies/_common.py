@@ -14,6 +14,7 @@ __all__ = [
     "print_row",
     "warn_not_converged",
     "NonFiniteIterate",
+    "error_and_dual",
 ]
 
 
@@ -76,3 +77,9 @@ def check_finite_error(nx, err, it):
     if e != e or e == float("inf"):
         raise NonFiniteIterate("non-finite marginal error at iteration %d" % it)
     return e
+
+
+def error_and_dual(nx, log_r, g, a_s, it):
+    """Stopping error and dual objective (floats) at ``g``, whose log-marginals are ``log_r``."""
+    err = check_finite_error(nx, marginal_error(nx, log_r, a_s), it)
+    return err, to_float(nx, dual_objective(nx, g, a_s, nx.logsumexp(log_r[0])))

@@ -68,13 +68,12 @@ import math
 from .._backend import to_float
 from ._common import (
     block_update,
-    check_finite_error,
     dual_objective,
-    marginal_error,
+    error_and_dual,
     print_header,
     print_row,
 )
-from .greedy import finite_part, greedy_block
+from .greedy import greedy_block
 
 __all__ = ["accelerated_sinkhorn"]
 
@@ -136,8 +135,7 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
     log_r = engine.log_marginals(g_check)
     n_passes += 1
     while True:
-        err = check_finite_error(nx, marginal_error(nx, log_r, a_s), it)
-        phi_check = to_float(nx, dual_objective(nx, finite_part(nx, g_check, positive), a_s, nx.logsumexp(log_r[0])))
+        err, phi_check = error_and_dual(nx, log_r, g_check, a_s, it)
         errs.append(err)
         duals.append(phi_check)
         converged = err <= stopThr
@@ -160,7 +158,7 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
         # 5. monotone safeguard
         log_rh = engine.log_marginals(g_hat)
         n_passes += 1
-        phi_hat = to_float(nx, dual_objective(nx, finite_part(nx, g_hat, positive), a_s, nx.logsumexp(log_rh[0])))
+        phi_hat = to_float(nx, dual_objective(nx, g_hat, a_s, nx.logsumexp(log_rh[0])))
         if phi_hat < phi_check:
             g_check, log_r = g_hat, log_rh
             n_accepted += 1

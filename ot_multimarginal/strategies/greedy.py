@@ -30,14 +30,12 @@ import math
 from .._backend import to_float
 from ._common import (
     block_update,
-    check_finite_error,
-    dual_objective,
-    marginal_error,
+    error_and_dual,
     print_header,
     print_row,
 )
 
-__all__ = ["greedy_sinkhorn", "greedy_divergence", "greedy_block", "finite_part"]
+__all__ = ["greedy_sinkhorn", "greedy_divergence", "greedy_block"]
 
 
 # 1/m! for m = 2..11: the Taylor series of exp(u) - 1 - u
@@ -80,11 +78,6 @@ def greedy_divergence(nx, a, log_r, positive):
     return nx.sum(terms)
 
 
-def finite_part(nx, g, positive):
-    """``g`` with 0 where the weight is 0 (those entries hold ``-inf`` and do not count in the dual)."""
-    return [nx.where(p, gi, nx.zeros(gi.shape, type_as=gi)) for gi, p in zip(g, positive)]
-
-
 def greedy_block(nx, a_s, log_r, positive):
     """Index of the block with the largest :func:`greedy_divergence` (a Python int)."""
     best, best_val = 0, None
@@ -118,8 +111,7 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
         print_header(["It.", "Err", "Dual"])
     while True:
         log_r = engine.log_marginals(g)
-        err = check_finite_error(nx, marginal_error(nx, log_r, a_s), it)
-        dual = to_float(nx, dual_objective(nx, finite_part(nx, g, positive), a_s, nx.logsumexp(log_r[0])))
+        err, dual = error_and_dual(nx, log_r, g, a_s, it)
         errs.append(err)
         duals.append(dual)
         converged = err <= stopThr
