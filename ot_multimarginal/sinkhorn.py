@@ -7,7 +7,7 @@ gradients and ``log`` dict of a finished solve.
 """
 # License: MIT License
 
-from ._backend import safe_log
+from ._backend import dtype_info, safe_log
 from ._validation import (
     backend_of,
     check_cost_tensor,
@@ -88,6 +88,12 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
         raise ValueError("Unknown method %r. Expected one of %s." % (method, sorted(STRATEGIES)))
     check_iteration_args(numItermax, stopThr)
     nx = engine.nx
+    # a positive threshold below what the dtype can resolve (float32 with the default 1e-9)
+    # would never be reached: use the dtype's floor instead (stopThr=0 still means "run all")
+    eps, _ = dtype_info(nx, engine.type_as)
+    floor = 10.0 * engine.k * eps
+    if 0 < stopThr < floor:
+        stopThr = floor
     log_a = [safe_log(nx, a) for a in a_s]
     g0 = _initial_scalings(engine, a_s, log_a, warmstart)
     try:
@@ -98,6 +104,7 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
             "peaked for this dtype: use float64, a larger reg, or rescale the cost." % (method, e, engine.reg)
         ) from None
     info["method"] = method
+    info["stopThr"] = stopThr
     if warn and not info["converged"]:
         warn_not_converged(method, info["err"][-1], stopThr, info["niter"])
     return g, info
@@ -168,7 +175,10 @@ _COMMON_PARAMS = r"""
     stopThr : float, optional
         Stop when :math:`\sum_i \|P_i - a_i\|_1 \le` ``stopThr`` (sum of the L1
         marginal errors; checked every 10 sweeps by the cyclic method, every
-        iteration by the greedy and accelerated ones).
+        iteration by the greedy and accelerated ones). A positive value below
+        the dtype's resolution, 10·k·eps (3.6e-6 for k = 3 in float32), is
+        raised to it, so float32 does not always warn; ``log['stopThr']`` is
+        the threshold used.
     verbose : bool, optional
         Print the error during the iterations.
     log : bool, optional

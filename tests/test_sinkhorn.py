@@ -380,3 +380,17 @@ def test_bad_relaxation_raises(rng):
     for bad in (0.5, 2.0, "fast"):
         with pytest.raises(ValueError, match="relaxation"):
             om.emot_sinkhorn(a_s, M, 0.1, relaxation=bad)
+
+
+def test_float32_default_threshold_is_reachable():
+    """stopThr=1e-9 (the default) is raised to float32's floor instead of always warning."""
+    if torch is None:
+        pytest.skip("torch not installed")
+    rng = np.random.RandomState(2)
+    M = torch.tensor(rng.rand(6, 5, 4), dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P, log = om.emot_sinkhorn(None, M, 0.5, log=True)
+    assert log["converged"] and 1e-9 < log["stopThr"] < 1e-5
+    _, log64 = om.emot_sinkhorn(None, M.double(), 0.5, log=True)
+    assert log64["stopThr"] == 1e-9
