@@ -15,6 +15,7 @@ from scipy.optimize import linprog
 from scipy.special import logsumexp
 
 from conftest import random_weights
+from oracles import textbook_round
 from ot_multimarginal import cost_tensor
 from ot_multimarginal._backend import axes_except, outer_sum
 from ot_multimarginal.approx import approx_parameters, emot_approx
@@ -59,27 +60,6 @@ def _lp(a_s, M):
     if emot_lp2 is not None:
         return float(emot_lp2(a_s, M))
     return _lp_oracle(a_s, M)
-
-
-def _round_dense_oracle(X, a_s):
-    """Note §3: scale each axis down to a_j (current tensor), then add ⊗err / s^{k-1}."""
-    k = X.ndim
-    Y = X.copy()
-    for j in range(k):
-        r = Y.sum(axis=axes_except(j, k))
-        z = np.ones_like(r)
-        np.divide(a_s[j], r, out=z, where=r > a_s[j])
-        sh = [1] * k
-        sh[j] = -1
-        Y = Y * z.reshape(sh)
-    errs = [np.clip(a_s[j] - Y.sum(axis=axes_except(j, k)), 0, None) for j in range(k)]
-    s = errs[0].sum()
-    if s > 0:
-        R = errs[0]
-        for e in errs[1:]:
-            R = np.multiply.outer(R, e)
-        Y = Y + R / s ** (k - 1)
-    return Y
 
 
 def _marginals(P):
@@ -137,7 +117,7 @@ def test_certified_sandwich(kind, name, method):
     g = log["log_scalings"]
     logB = outer_sum(_NP, g) - M / log["reg"]
     X = np.exp(logB - logsumexp(logB))
-    np.testing.assert_allclose(P, _round_dense_oracle(X, a_s), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(P, textbook_round(X, a_s), rtol=0, atol=1e-13)
     # the certificate, recomputed: LB = −η φ(g; a) with the original weights
     phi = logsumexp(logB) - sum(np.dot(gi, a) for gi, a in zip(g, a_s))
     assert log["lower_bound"] == pytest.approx(-log["reg"] * phi, rel=1e-12, abs=1e-14)
@@ -215,7 +195,7 @@ def test_structured_cost_gives_factored_plan():
     assert log["cost_sup_norm"] >= np.abs(Md).max() - 1e-12
     for r, a in zip(Pf.marginals, a_s):
         np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(Pf.to_dense(), _round_dense_oracle(_gibbs(log, Md), a_s), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(Pf.to_dense(), textbook_round(_gibbs(log, Md), a_s), rtol=0, atol=1e-12)
     assert float(cost) == pytest.approx(np.sum(Md * Pf.to_dense()), abs=1e-12)
     lp = _lp(a_s, Md)
     assert log["lower_bound"] <= lp <= float(cost) <= lp + 0.1

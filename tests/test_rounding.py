@@ -13,34 +13,9 @@ from ot_multimarginal.rounding import (
     rounded_linear_cost,
 )
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials
+from oracles import axes_except as _axes_except, textbook_round
 
 SHAPES = {2: (4, 5), 3: (3, 4, 5), 4: (2, 3, 4, 3)}
-
-
-def _axes_except(j, k):
-    return tuple(i for i in range(k) if i != j)
-
-
-def textbook_round(X, a_s):
-    """Altschuler-Weed-Rigollet / Lin et al. rounding of a dense NumPy tensor, written plainly."""
-    X = np.array(X, dtype=np.float64)
-    k = X.ndim
-    for j in range(k):
-        r = X.sum(axis=_axes_except(j, k))
-        z = np.ones_like(r)
-        pos = r > 0
-        z[pos] = np.minimum(1.0, a_s[j][pos] / r[pos])
-        shape = [1] * k
-        shape[j] = -1
-        X = X * z.reshape(shape)
-    errs = [np.maximum(a_s[j] - X.sum(axis=_axes_except(j, k)), 0.0) for j in range(k)]
-    s = errs[0].sum()
-    if s > 0:
-        R = errs[0]
-        for e in errs[1:]:
-            R = np.multiply.outer(R, e)
-        X = X + R / s ** (k - 1)
-    return X
 
 
 def dense_rounded(state, nx):

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+"""Independent oracles shared by the tests, written plainly in NumPy (no package code)."""
+import numpy as np
+
+
+def axes_except(j, k):
+    return tuple(i for i in range(k) if i != j)
+
+
+def textbook_round(X, a_s):
+    """Altschuler-Weed-Rigollet / Lin et al. rounding of a dense tensor onto Π(a_1..a_k).
+
+    Scale each axis in turn down to ``a_j`` (using the current tensor), then add
+    ``err_1 ⊗ … ⊗ err_k / s^{k-1}``.
+    """
+    X = np.array(X, dtype=np.float64)
+    k = X.ndim
+    for j in range(k):
+        r = X.sum(axis=axes_except(j, k))
+        z = np.ones_like(r)
+        pos = r > 0
+        z[pos] = np.minimum(1.0, a_s[j][pos] / r[pos])
+        shape = [1] * k
+        shape[j] = -1
+        X = X * z.reshape(shape)
+    errs = [np.maximum(a_s[j] - X.sum(axis=axes_except(j, k)), 0.0) for j in range(k)]
+    s = errs[0].sum()
+    if s > 0:
+        R = errs[0]
+        for e in errs[1:]:
+            R = np.multiply.outer(R, e)
+        X = X + R / s ** (k - 1)
+    return X
