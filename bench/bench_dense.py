@@ -46,6 +46,8 @@ import subprocess
 import sys
 import time
 
+from _memory import proc_status, reset_peak  # noqa: E402 (bench/ is on sys.path when run as a script)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
@@ -65,29 +67,6 @@ ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 # --------------------------------------------------------------------------
 # helpers usable in both the driver and the workers
 # --------------------------------------------------------------------------
-def _proc_status():
-    out = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(("VmHWM", "VmRSS")):
-                    key, val = line.split(":")
-                    out[key] = int(val.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def _reset_peak():
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False if not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _clouds(k, n, seed):
     import numpy as np
 
@@ -99,12 +78,12 @@ def _mem_before():
     import gc
 
     gc.collect()
-    reset = _reset_peak()
-    return reset, _proc_status()
+    reset = reset_peak()
+    return reset, proc_status()
 
 
 def _mem_after(reset, before):
-    after = _proc_status()
+    after = proc_status()
     if not before or not after:
         return {"peak_delta_bytes": None}
     return {

@@ -51,6 +51,8 @@ import subprocess
 import sys
 import time
 
+from _memory import proc_status, reset_peak  # noqa: E402 (bench/ is on sys.path when run as a script)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
@@ -66,37 +68,12 @@ def _clouds(k, n, seed=SEED):
     return [rng.standard_normal((n, 2)) for _ in range(k)]
 
 
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _peak_mib():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return proc_status().get("VmHWM", float("nan")) / 2**20
 
 
 def _rss_mib():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    return proc_status().get("VmRSS", float("nan")) / 2**20
 
 
 def _matmul_flops_per_sweep(kind, shape):
@@ -127,7 +104,7 @@ def worker(spec):
     k, n, reg, thr, maxit = spec["k"], spec["n"], spec["reg"], spec["thr"], spec["maxit"]
     X = _clouds(k, n)
     base_rss = _rss_mib()
-    _reset_peak()
+    reset_peak()
     kw = dict(stopThr=thr, numItermax=maxit, log=True, warn=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
