@@ -31,3 +31,14 @@ def textbook_round(X, a_s):
             R = np.multiply.outer(R, e)
         X = X + R / s ** (k - 1)
     return X
+
+
+def dense_pairwise_cost(shape, edges, mats):
+    """The dense tensor ``Σ_{(a,b)∈E} C_ab[x_a, x_b]`` of a pairwise cost, by broadcasting."""
+    k = len(shape)
+    C = np.zeros(shape)
+    for (a, b), M in zip(edges, mats):
+        sh = [1] * k
+        sh[a], sh[b] = shape[a], shape[b]
+        C = C + (M if a < b else M.T).reshape(sh)
+    return C

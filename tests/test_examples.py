@@ -1,6 +1,5 @@
 # -*- coding: utf-8 -*-
 """The gallery examples run (headless) and print what they promise."""
-import os
 import pathlib
 import runpy
 

@@ -9,6 +9,7 @@ two nodes, edge pairwise marginals, ⟨C, B(g)⟩, the dense log-plan and the
 cost gradients.
 """
 import numpy as np
+from oracles import dense_pairwise_cost
 import pytest
 
 from ot_multimarginal.marginals import ContractionEngine, CycleEngine, DenseEngine, TreeEngine
@@ -34,14 +35,6 @@ TREES = ["pair", "chain", "chain_reversed_edges", "star", "tree", "forest"]
 CYCLES = ["triangle", "circle", "circle_shuffled"]
 
 
-def dense_cost(shape, edges, mats):
-    k = len(shape)
-    C = np.zeros(shape)
-    for (a, b), M in zip(edges, mats):
-        sh = [1] * k
-        sh[a], sh[b] = shape[a], shape[b]
-        C = C + (M if a < b else M.T).reshape(sh)
-    return C
 
 
 def log_close(a, b, atol):
@@ -110,7 +103,7 @@ def test_engines_match_dense_numpy(name, reg, rng):
 
     nx = NX(NumpyBackend())
     shape, edges, mats = make_problem(name, rng)
-    de = DenseEngine(dense_cost(shape, edges, mats), reg, nx.backend, mode="log")
+    de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx.backend, mode="log")
     atol = 1e-12 / reg
     for cls in engine_classes(name):
         eng = cls(shape, edges, mats, reg, nx.backend)
@@ -120,7 +113,7 @@ def test_engines_match_dense_numpy(name, reg, rng):
         g = [v - np.max(v) for v in g]
         lc = eng.linear_cost(g)
         P = np.exp(de.log_plan(g))
-        C = dense_cost(shape, edges, mats)
+        C = dense_pairwise_cost(shape, edges, mats)
         np.testing.assert_allclose(lc, np.sum(C * P), rtol=1e-10, atol=1e-300)
         grads = eng.cost_gradients(g)
         for G, (a, b) in zip(grads, edges):
@@ -133,7 +126,7 @@ def test_engines_match_dense_backends(name, nx, rng):
     """Same on every backend (float32: finite and close)."""
     reg = 0.1
     shape, edges, mats = make_problem(name, rng)
-    de = DenseEngine(dense_cost(shape, edges, mats), reg, nx_numpy(), mode="log")
+    de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx_numpy(), mode="log")
     atol = 2e-3 if nx.float32 else 1e-11
     for cls in engine_classes(name):
         eng = cls(shape, edges, [nx.array(M) for M in mats], reg, nx.backend)
@@ -154,7 +147,7 @@ def test_cycle_modes(mode, reg, rng):
     nx = nx_numpy()
     shape, edges = (5, 6, 4, 5), [(0, 1), (1, 2), (2, 3), (3, 0)]
     mats = [rng.rand(shape[a], shape[b]) * 3 for a, b in edges]
-    de = DenseEngine(dense_cost(shape, edges, mats), reg, nx, mode="log")
+    de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx, mode="log")
     eng = CycleEngine(shape, edges, mats, reg, nx, mode=mode)
     g = [np.log(np.full(n, 1.0 / n)) for n in shape]
     for sweep in range(6):
@@ -265,7 +258,7 @@ def test_cycle_scaled_recomputes_missed_entries():
     shape, edges = (n, n + 1, n - 1, n), [(0, 1), (1, 2), (2, 3), (3, 0)]
     mats = [rng.rand(shape[a], shape[b]) * 10 for a, b in edges]
     eng = CycleEngine(shape, edges, mats, reg, nx, mode="scaled")
-    de = DenseEngine(dense_cost(shape, edges, mats), reg, nx, mode="log")
+    de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx, mode="log")
     g = [np.log(np.full(m, 1.0 / m)) for m in shape]
     for sweep in range(10):
         for i in range(4):

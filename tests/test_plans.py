@@ -1,5 +1,6 @@
 """The factored plan (ot_multimarginal.plans.FactoredPlan) against the dense tensor."""
 import numpy as np
+from oracles import dense_pairwise_cost
 import pytest
 from ot.backend import NumpyBackend
 from scipy.stats import chisquare
@@ -219,12 +220,7 @@ class _PairwiseEngine(DenseEngine):
     """A dense engine on a pairwise cost that exposes ``edges``/``matrices`` and hides ``M``."""
 
     def __init__(self, shape, edges, mats, reg):
-        k = len(shape)
-        M = np.zeros(shape)
-        for (a, b), C in zip(edges, mats):
-            sh = [1] * k
-            sh[a], sh[b] = shape[a], shape[b]
-            M = M + (C if a < b else C.T).reshape(sh)
+        M = dense_pairwise_cost(shape, edges, mats)
         super().__init__(M, reg, NumpyBackend(), mode="log")  # log mode: marginals go through log_plan
         self._Mh = M
         self.edges = edges

@@ -13,7 +13,7 @@ from ot_multimarginal.rounding import (
     rounded_linear_cost,
 )
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials
-from oracles import axes_except as _axes_except, textbook_round
+from oracles import axes_except as _axes_except, dense_pairwise_cost, textbook_round
 
 SHAPES = {2: (4, 5), 3: (3, 4, 5), 4: (2, 3, 4, 3)}
 
@@ -191,13 +191,7 @@ class _HiddenCostEngine(DenseEngine):
 
 def _pairwise_problem(rng, shape, edges):
     mats = [rng.rand(shape[a], shape[b]) for a, b in edges]
-    k = len(shape)
-    M = np.zeros(shape)
-    for (a, b), C in zip(edges, mats):
-        sh = [1] * k
-        sh[a], sh[b] = shape[a], shape[b]
-        M = M + (C if a < b else C.T).reshape(sh)
-    return M, mats
+    return dense_pairwise_cost(shape, edges, mats), mats
 
 
 def test_cost_contract_paths():
