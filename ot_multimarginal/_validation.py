@@ -18,6 +18,7 @@ __all__ = [
     "check_cost_tensor",
     "check_weights",
     "check_iteration_args",
+    "check_free",
     "default_memory_budget",
     "check_dense_size",
 ]
@@ -152,6 +153,42 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None):
     # renormalise within the tolerance so that every marginal has exactly the
     # same mass (rounding onto the transport polytope needs it)
     return [a / nx.sum(a) for a in out]
+
+
+def check_free(free, k, name="free"):
+    """Validated free nodes: a sorted tuple of distinct node indices in ``[0, k)``.
+
+    ``free`` lists the marginals that are *not* prescribed (see
+    :func:`ot_multimarginal.emot_sinkhorn`). ``None`` means none (``()``).
+    Entries must be integers (``TypeError`` otherwise, ``bool`` included),
+    in ``[0, k)``, without repetition, and at least one node must stay
+    prescribed (``ValueError`` otherwise).
+    """
+    if free is None:
+        return ()
+    if isinstance(free, (str, bytes)) or not hasattr(free, "__iter__") or (hasattr(free, "ndim") and free.ndim != 1):
+        raise TypeError(
+            "%s must be a sequence of node indices (e.g. [0] or (1, 3)), got %r" % (name, free)
+        )
+    nodes = list(free)
+    for v in nodes:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError("%s must hold integer node indices, got %r in %r" % (name, v, free))
+    nodes = [int(v) for v in nodes]
+    bad = [v for v in nodes if not 0 <= v < k]
+    if bad:
+        raise ValueError(
+            "%s holds node %d, outside [0, %d): expected indices of the k=%d marginals" % (name, bad[0], k, k)
+        )
+    dup = sorted(set(v for v in nodes if nodes.count(v) > 1))
+    if dup:
+        raise ValueError("%s lists node(s) %s more than once: expected distinct node indices" % (name, dup))
+    if len(nodes) == k:
+        raise ValueError(
+            "%s=%r leaves every one of the k=%d marginals free: at least one must be prescribed "
+            "(the problem would have no constraint and no fixed mass)" % (name, tuple(nodes), k)
+        )
+    return tuple(sorted(nodes))
 
 
 def check_iteration_args(numItermax, stopThr):

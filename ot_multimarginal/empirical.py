@@ -25,7 +25,8 @@ def empirical_cost(X_s, metric="sqeuclidean", graph=None, memory_budget=None):
     return PairwiseCost.from_point_clouds(X_s, graph=graph, metric=metric)
 
 
-def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, **kwargs):
+def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, free=None,
+                            **kwargs):
     r"""EMOT plan between point clouds (cost: ``metric`` summed over pairs).
 
     Parameters
@@ -42,6 +43,15 @@ def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None
         ``None`` (default): all pairs, dense tensor. Otherwise the pairs of a
         graph (``'complete'``, ``'chain'``, ``'circle'``, ``'star'``, ...),
         solved without forming the tensor.
+    memory_budget : int, optional
+        Bytes the dense tensors may take (see :func:`emot_sinkhorn`).
+    free : sequence of int, optional
+        Clouds whose marginal is not prescribed: their weights ``a_s[i]``
+        are only the reference measure of the KL term, and the plan's i-th
+        marginal is free (e.g. ``graph='star', free=[0]`` with ``X_s[0]`` a
+        fixed support: the entropic barycenter of the other clouds on it).
+        See the Notes of :func:`emot_sinkhorn`. ``None``: the ``free`` of a
+        :class:`PairwiseCost` given as ``graph``, else none.
     **kwargs
         Passed to :func:`emot_sinkhorn` (``method``, ``numItermax``,
         ``stopThr``, ``log``, ``warmstart``, ...).
@@ -51,14 +61,15 @@ def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None
     P : the plan (see :func:`emot_sinkhorn`), and ``log`` if ``log=True``.
     """
     C = empirical_cost(X_s, metric, graph, memory_budget)
-    return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, **kwargs)
+    return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 
 
-def empirical_emot_sinkhorn2(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, **kwargs):
+def empirical_emot_sinkhorn2(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, free=None,
+                             **kwargs):
     r"""EMOT value between point clouds; differentiable in ``X_s`` and ``a_s`` on torch.
 
-    Same parameters as :func:`empirical_emot_sinkhorn`; returns the value of
-    :func:`emot_sinkhorn2` (and ``log`` if ``log=True``).
+    Same parameters as :func:`empirical_emot_sinkhorn` (``free`` included);
+    returns the value of :func:`emot_sinkhorn2` (and ``log`` if ``log=True``).
     """
     C = empirical_cost(X_s, metric, graph, memory_budget)
-    return emot_sinkhorn2(a_s, C, reg, memory_budget=memory_budget, **kwargs)
+    return emot_sinkhorn2(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)

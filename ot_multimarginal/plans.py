@@ -24,7 +24,7 @@ dense ``exp(engine.log_plan(g))``.
 import numpy as np
 from ot.utils import check_random_state
 
-from ._validation import check_dense_size
+from ._validation import check_dense_size, check_free
 from .rounding import (
     _dense_cost,
     _edge_matrices,
@@ -156,6 +156,11 @@ class FactoredPlan:
         The rank-one correction (``errs``, ``s``) of
         :func:`~ot_multimarginal.rounding.round_to_feasible`; its ``g`` must
         be the ``g`` given here. Use :meth:`round` rather than building it by hand.
+    free : sequence of int, optional
+        Free nodes of the problem (marginals not prescribed; their ``a_s``
+        entries are reference weights only): :meth:`round` leaves their
+        marginals free and :meth:`marginal_error` does not count them.
+        Plans returned by the solvers carry the solve's free nodes.
 
     Notes
     -----
@@ -181,8 +186,9 @@ class FactoredPlan:
     (2, 3)
     """
 
-    def __init__(self, engine, g, a_s=None, rounded=None):
+    def __init__(self, engine, g, a_s=None, rounded=None, free=()):
         nx = engine.nx
+        free = check_free(free, engine.k)
         if g is None:
             if rounded is None:
                 raise ValueError("give the log-scalings g (or a RoundedState as rounded)")
@@ -210,6 +216,7 @@ class FactoredPlan:
         self.g = g
         self.a_s = a_s
         self.rounded = rounded
+        self.free = free
         self._rank_one = rounded is not None and _has_rank_one(nx, rounded.s)
         self._log_marginals = {}
 
@@ -270,7 +277,7 @@ class FactoredPlan:
     def marginal(self, i):
         """Marginal on axis ``i`` (sum over every other axis), shape ``(n_i,)``.
 
-        Exactly ``a_i`` (to rounding error) for a rounded plan.
+        Exactly ``a_i`` (to rounding error) for a rounded plan, unless ``i`` is a free node.
         """
         i = self._check_axis(i)
         r = self.nx.exp(self._gibbs_log_marginal(i))
@@ -284,12 +291,14 @@ class FactoredPlan:
         return [self.marginal(i) for i in range(self.k)]
 
     def marginal_error(self):
-        r""":math:`\sum_i \|r_i(Y) - a_i\|_1` (needs ``a_s``)."""
+        r""":math:`\sum_{i \notin F} \|r_i(Y) - a_i\|_1` over the prescribed marginals (needs ``a_s``)."""
         if self.a_s is None:
             raise ValueError("marginal_error needs the target weights: build the plan with a_s")
         nx = self.nx
         err = 0.0
         for i in range(self.k):
+            if i in self.free:
+                continue
             err = err + nx.sum(nx.abs(self.marginal(i) - self.a_s[i]))
         return err
 
@@ -513,18 +522,21 @@ class FactoredPlan:
         log-scalings (k + 1 engine passes, nothing dense). Returns a new
         :class:`FactoredPlan` whose marginals are exactly ``a_s`` and with
         ``‖Y − B(g)‖₁ ≤ 2 Σ_j ‖r_j(B(g)) − a_j‖₁``; a rounded plan returns itself.
+        With free nodes (``self.free``) only the prescribed marginals are
+        rounded (sums over prescribed ``j``); on a free axis the rank-one part
+        follows the plan's current marginal there, normalised.
         """
         if self.rounded is not None:
             return self
         if self.a_s is None:
             raise ValueError("round() needs the target weights: build the plan with a_s")
-        state = round_to_feasible(self.engine, self.g, self.a_s)
-        return FactoredPlan(self.engine, state.g, self.a_s, rounded=state)
+        state = round_to_feasible(self.engine, self.g, self.a_s, self.free)
+        return FactoredPlan(self.engine, state.g, self.a_s, rounded=state, free=self.free)
 
     def __repr__(self):
-        extra = ""
+        extra = ", free=%s" % (self.free,) if self.free else ""
         if self.rounded is not None:
-            extra = ", rounded=True, s=%.3g" % float(_to_numpy64(self.nx, self.rounded.s))
+            extra += ", rounded=True, s=%.3g" % float(_to_numpy64(self.nx, self.rounded.s))
         return "FactoredPlan(shape=%s, engine=%s, backend=%s%s)" % (
             self.shape, type(self.engine).__name__, str(self.nx), extra
         )

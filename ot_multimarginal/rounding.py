@@ -32,12 +32,22 @@ mass (1 for the validated weights of the public calls): the rank-one part has
 marginals :math:`\mathrm{err}_j \prod_{l \ne j}\|\mathrm{err}_l\|_1 / s^{k-1}`,
 which is :math:`\mathrm{err}_j` only when all :math:`\|\mathrm{err}_l\|_1`
 agree, which they do exactly when the masses agree.
+
+**Free nodes.** When some marginals are free (not prescribed, see
+:func:`ot_multimarginal.emot_sinkhorn`), only the prescribed ones are
+rounded: the scaling steps run over the prescribed axes, and on a free axis
+``i`` the rank-one part uses the current free marginal made a probability
+vector, :math:`\mathrm{err}_i = s\, r_i(X')/\|r_i(X')\|_1` (so that
+:math:`\|\mathrm{err}_i\|_1 = s` like the others and the formula for
+:math:`Y` is unchanged). The prescribed marginals of :math:`Y` are then
+exact; a free marginal is whatever the plan gives.
 """
 # License: MIT License
 
 from collections import namedtuple
 
-from ._backend import axes_except, expand_to, safe_log
+from ._backend import axes_except, expand_to, safe_log, to_float
+from ._validation import check_free
 
 __all__ = [
     "RoundedState",
@@ -60,7 +70,8 @@ g : list of k arrays
     Log-scalings of the Gibbs part (the input ones, shifted down where a
     marginal was too large; ``-inf`` where the target weight is 0).
 errs : list of k arrays
-    The non-negative marginal deficits :math:`\mathrm{err}_j = (a_j - r_j(B(g)))_+`.
+    The non-negative marginal deficits :math:`\mathrm{err}_j = (a_j - r_j(B(g)))_+`
+    (on a free axis: :math:`s` times the normalised marginal :math:`r_j/\|r_j\|_1`).
 s : backend scalar
     :math:`\|\mathrm{err}_1\|_1`, the mass of the rank-one part (0: no rank-one part).
 """
@@ -78,7 +89,15 @@ def _check_a_s(engine, a_s):
             raise ValueError("a_s[%d] must have shape (%d,), got %s" % (i, n, tuple(a.shape)))
 
 
-def round_to_feasible(engine, g, a_s):
+def _free_axis_part(nx, r, s):
+    """``s · r/‖r‖₁``: the rank-one part's vector on a free axis (uniform if ``r`` has no mass)."""
+    total = nx.sum(r)
+    if to_float(nx, total) > 0:
+        return s * (r / total)
+    return s * (nx.ones(r.shape, type_as=r) / r.shape[0])
+
+
+def round_to_feasible(engine, g, a_s, free=()):
     r"""Round the plan :math:`B(g)` onto :math:`\Pi(a_1, \dots, a_k)`, in factored form.
 
     The k-marginal rounding of Altschuler et al. (2017) / Lin et al. (2022),
@@ -100,7 +119,11 @@ def round_to_feasible(engine, g, a_s):
     a_s : list of k arrays
         Target weights (non-negative, all of the same total mass, e.g. the
         validated weights returned by ``make_engine``). Zero weights are
-        allowed: the matching entries of ``g`` become ``-inf``.
+        allowed: the matching entries of ``g`` become ``-inf``. Entries of
+        free nodes are not used (give the reference weights).
+    free : sequence of int, optional
+        Free nodes: their marginals are not rounded; the rank-one part uses
+        their current marginal, normalised (see the module docstring).
 
     Returns
     -------
@@ -127,8 +150,10 @@ def round_to_feasible(engine, g, a_s):
     _check_a_s(engine, a_s)
     if len(g) != engine.k:
         raise ValueError("g must be a list of %d log-scalings, got %d" % (engine.k, len(g)))
+    free = check_free(free, engine.k)
+    prescribed = [j for j in range(engine.k) if j not in free]
     g = list(g)
-    for j in range(engine.k):
+    for j in prescribed:
         lr = engine.log_marginal(g, j)
         la = safe_log(nx, a_s[j])
         zero = _zeros_like(nx, lr)
@@ -137,12 +162,21 @@ def round_to_feasible(engine, g, a_s):
         lr_safe = nx.where(nx.isfinite(lr), lr, zero)
         shift = nx.where(lr > la, la - lr_safe, zero)
         g[j] = g[j] + shift
-    errs = []
-    for j, lr in enumerate(engine.log_marginals(g)):
-        d = a_s[j] - nx.exp(lr)
-        errs.append(nx.where(d > 0, d, _zeros_like(nx, d)))
-    s = nx.sum(errs[0])
-    return RoundedState(g=g, errs=errs, s=s)
+    r = [nx.exp(lr) for lr in engine.log_marginals(g)]
+    errs = _deficits(nx, r, a_s, prescribed, free)
+    return RoundedState(g=g, errs=errs, s=nx.sum(errs[prescribed[0]]))
+
+
+def _deficits(nx, r, a_s, prescribed, free):
+    """``errs`` of the rounding from the marginals ``r`` after the scaling steps."""
+    errs = list(r)
+    for j in prescribed:
+        d = a_s[j] - r[j]
+        errs[j] = nx.where(d > 0, d, _zeros_like(nx, d))
+    s = nx.sum(errs[prescribed[0]])
+    for j in free:
+        errs[j] = _free_axis_part(nx, r[j], s)
+    return errs
 
 
 def _has_rank_one(nx, s):
@@ -260,12 +294,14 @@ def rounded_linear_cost(engine, state):
     return engine.linear_cost(state.g) + rank_one_cost(engine, state.errs, state.s)
 
 
-def round_dense(X, a_s, nx=None):
+def round_dense(X, a_s, nx=None, free=()):
     r"""The same rounding on a dense tensor ``X`` (for plans not in factored form).
 
     For instance a weighted average of Gibbs tensors (the primal iterate of
-    primal-dual accelerated methods). Returns the dense rounded plan ``Y``
-    with ``r_j(Y) = a_j``, ``Y ≥ 0`` and ``‖Y − X‖₁ ≤ 2 Σ_j ‖r_j(X) − a_j‖₁``.
+    primal-dual accelerated methods), or the dense plan of
+    :func:`~ot_multimarginal.emot_sinkhorn`. Returns the dense rounded plan ``Y``
+    with ``r_j(Y) = a_j``, ``Y ≥ 0`` and ``‖Y − X‖₁ ≤ 2 Σ_j ‖r_j(X) − a_j‖₁``
+    (sums over the prescribed ``j`` when some nodes are ``free``).
 
     Parameters
     ----------
@@ -275,6 +311,9 @@ def round_dense(X, a_s, nx=None):
         Target weights of a common total mass.
     nx : Backend, optional
         POT backend (guessed from ``X`` by default).
+    free : sequence of int, optional
+        Free nodes (``log['free']`` of the solve): only the other marginals
+        are rounded; see the module docstring.
     """
     if nx is None:
         from ot.backend import get_backend
@@ -283,17 +322,16 @@ def round_dense(X, a_s, nx=None):
     k = X.ndim
     if len(a_s) != k:
         raise ValueError("a_s must have one weight vector per axis of X (%d), got %d" % (k, len(a_s)))
+    free = check_free(free, k)
+    prescribed = [j for j in range(k) if j not in free]
     Y = X
-    for j in range(k):
+    for j in prescribed:
         r = nx.sum(Y, axis=axes_except(j, k))
         safe_r = nx.where(r > 0, r, nx.ones(r.shape, type_as=r))
         z = nx.where(r > a_s[j], a_s[j] / safe_r, nx.ones(r.shape, type_as=r))
         Y = Y * expand_to(nx, z, j, k)
-    errs = []
-    for j in range(k):
-        d = a_s[j] - nx.sum(Y, axis=axes_except(j, k))
-        errs.append(nx.where(d > 0, d, _zeros_like(nx, d)))
-    s = nx.sum(errs[0])
+    errs = _deficits(nx, [nx.sum(Y, axis=axes_except(j, k)) for j in range(k)], a_s, prescribed, free)
+    s = nx.sum(errs[prescribed[0]])
     if not _has_rank_one(nx, s):
         return Y
     return Y + s * outer_product(nx, [e / s for e in errs])

@@ -11,6 +11,7 @@ from ._backend import dtype_info, safe_log
 from ._validation import (
     backend_of,
     check_cost_tensor,
+    check_free,
     check_iteration_args,
     check_reg,
     check_weights,
@@ -24,6 +25,7 @@ __all__ = [
     "emot_sinkhorn2",
     "make_engine",
     "solve_potentials",
+    "resolve_free",
     "emot_value",
 ]
 
@@ -64,7 +66,18 @@ def make_engine(a_s, M, reg, mode="scaling", memory_budget=None, detach=False):
     return engine, a_s
 
 
-def _initial_scalings(engine, a_s, log_a, warmstart):
+def resolve_free(M, free, k):
+    """The validated free nodes of a solve: ``free``, else the cost's own ``M.free``, else none.
+
+    An explicit ``free`` (even ``()``) overrides the ``free`` attribute of a
+    structured cost such as :class:`~ot_multimarginal.PairwiseCost`.
+    """
+    if free is None:
+        free = getattr(M, "free", None) if _is_structured(M) else None
+    return check_free(free, k)
+
+
+def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
     nx = engine.nx
     if warmstart is None:
         return list(log_a)
@@ -74,19 +87,30 @@ def _initial_scalings(engine, a_s, log_a, warmstart):
     for i, (phi, la) in enumerate(zip(warmstart, log_a)):
         if tuple(phi.shape) != (engine.shape[i],):
             raise ValueError("warmstart[%d] must have shape (%d,), got %s" % (i, engine.shape[i], tuple(phi.shape)))
+        if i in free:  # phi_i = 0 on a free node, whatever the warm start says
+            g.append(la)
+            continue
         phi = nx.detach(phi) + nx.zeros(la.shape, type_as=la)
         g.append(nx.where(nx.isfinite(la), phi / engine.reg + la, la))
     return g
 
 
-def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, **kwargs):
-    """Run the loop ``method`` on ``engine``: the part every public call shares.
+def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), **kwargs):
+    r"""Run the loop ``method`` on ``engine``: the part every public call shares.
 
-    Returns ``(g, info)``: the log-scalings and the loop's info dict.
+    ``free`` (node indices, see :func:`~ot_multimarginal._validation.check_free`)
+    are the marginals left free: the loop updates the other blocks only
+    (passed to the strategy as ``blocks``), and a free block keeps
+    :math:`g_i = \log a_i` (:math:`\varphi_i = 0`).
+
+    Returns ``(g, info)``: the log-scalings and the loop's info dict
+    (``info['free']``: the free nodes).
     """
     if method not in STRATEGIES:
         raise ValueError("Unknown method %r. Expected one of %s." % (method, sorted(STRATEGIES)))
     check_iteration_args(numItermax, stopThr)
+    free = check_free(free, engine.k)
+    blocks = tuple(i for i in range(engine.k) if i not in free)
     nx = engine.nx
     # a positive threshold below what the dtype can resolve (float32 with the default 1e-9)
     # would never be reached: use the dtype's floor instead (stopThr=0 still means "run all")
@@ -95,9 +119,10 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     if 0 < stopThr < floor:
         stopThr = floor
     log_a = [safe_log(nx, a) for a in a_s]
-    g0 = _initial_scalings(engine, a_s, log_a, warmstart)
+    g0 = _initial_scalings(engine, a_s, log_a, warmstart, free)
     try:
-        g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, **kwargs)
+        g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,
+                                     **kwargs)
     except NonFiniteIterate as e:
         raise FloatingPointError(
             "%s: the iterations produced NaN or inf (%s). With reg=%g the kernel may be too "
@@ -105,6 +130,7 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
         ) from None
     info["method"] = method
     info["stopThr"] = stopThr
+    info["free"] = free
     if warn and not info["converged"]:
         warn_not_converged(method, info["err"][-1], stopThr, info["niter"])
     return g, info
@@ -126,6 +152,12 @@ def emot_value(engine, g, a_s):
     (generalised KL, :math:`\sum P\log(P/\otimes a) - \sum P + 1`), computed as
     :math:`\sum_i\langle r_i(P), \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`,
     and ``log_r`` the k log-marginals of ``P``.
+
+    The identity holds for every ``P`` of the form
+    :math:`\exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`, since
+    :math:`\log(P/\otimes a) = (\oplus\varphi - C)/\varepsilon`; in particular
+    with free nodes, whose :math:`\varphi_i = 0` drop out of the sum (their
+    :math:`a_i` is only the reference measure of the KL).
     """
     nx = engine.nx
     log_a = [safe_log(nx, a) for a in a_s]
@@ -159,7 +191,8 @@ def _log_dict(engine, g, a_s, info, value=None, value_linear=None, log_r=None):
 _COMMON_PARAMS = r"""
     a_s : list of k array-like of shape (n_i,), or None
         Weights of the k marginals, each summing to one. ``None`` (or a
-        ``None`` entry) means uniform.
+        ``None`` entry) means uniform. For a free node (``free``) the weights
+        are the reference measure of the KL term only, not a constraint.
     M : array-like of shape (n_1, ..., n_k), or a structured cost
         Cost tensor :math:`C`, or a cost object such as
         :class:`~ot_multimarginal.PairwiseCost` (pairwise costs on a graph),
@@ -195,6 +228,44 @@ _COMMON_PARAMS = r"""
         Bytes the dense tensors may take; default half the available memory
         (of the GPU for CUDA tensors). Larger problems raise ``MemoryError``
         at once, before allocating.
+    free : sequence of int, optional
+        Nodes whose marginal is *not* prescribed (see Notes), e.g. the centre
+        of a star whose plan's marginal is a barycenter. Distinct indices in
+        ``[0, k)``, at least one node prescribed. ``None`` (default): the
+        cost's own ``free`` attribute for a structured cost
+        (:attr:`PairwiseCost.free <ot_multimarginal.PairwiseCost>`), else
+        none; an explicit value (``()`` included) overrides it.
+"""
+
+_FREE_NOTES = r"""
+    Notes
+    -----
+    **Free nodes.** With a set :math:`F` of free nodes (``free``) the problem is
+
+    .. math::
+        \min_{P \ge 0}\ \langle C, P\rangle + \varepsilon\,\mathrm{KL}(P \,\|\, a_1\otimes\cdots\otimes a_k)
+        \quad\text{s.t.}\quad r_i(P) = a_i \ \ (i \notin F),
+
+    where :math:`r_i(P)` is the i-th marginal and
+    :math:`\mathrm{KL}(P\|Q) = \sum P\log(P/Q) - \sum P + \sum Q`. For
+    :math:`i \in F`, :math:`a_i` is only the reference measure of the
+    entropy; the i-th marginal of the solution is free (for a star whose
+    centre is free, it is the entropic multimarginal barycenter of the other
+    nodes on the centre's support). The dual,
+
+    .. math::
+        \max_{\varphi}\ \sum_{i \notin F}\langle \varphi_i, a_i\rangle
+        - \varepsilon \sum_I \Big(\prod_i a_{i, I_i}\Big)
+        e^{(\sum_{i \notin F}\varphi_{i, I_i} - C_I)/\varepsilon} + \varepsilon,
+
+    has :math:`\varphi_i \equiv 0` for :math:`i \in F`: the log-scaling :math:`g_i = \log a_i` is never
+    updated, the loops update the prescribed blocks only, and the stopping
+    error sums over the prescribed marginals. The plan is
+    :math:`P = \exp((\oplus_{i\notin F}\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`;
+    the value is still
+    :math:`\sum_{i\notin F}\langle r_i, \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`.
+    ``log['marginals']`` holds all k marginals of :math:`P` (on a free node:
+    the solution's own marginal).
 """
 
 _LOG_DOC = r"""
@@ -203,7 +274,8 @@ _LOG_DOC = r"""
         :math:`\varphi_i`, with :math:`P = \exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`),
         ``log_scalings`` (:math:`g_i = \varphi_i/\varepsilon + \log a_i`), ``err``
         (history of the stopping error), ``niter``, ``converged``, ``value``,
-        ``value_linear`` (:math:`\langle C,P\rangle`), ``marginals`` and ``method``.
+        ``value_linear`` (:math:`\langle C,P\rangle`), ``marginals`` (all k,
+        free nodes included), ``free`` (the tuple of free nodes) and ``method``.
 """
 
 _METHODS_DOC = (
@@ -213,12 +285,13 @@ _METHODS_DOC = (
 )
 
 
-def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, **kwargs):
+def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, free=None, **kwargs):
     if grad not in _GRAD_PLAN:
         raise ValueError("grad must be one of %s for emot_sinkhorn, got %r" % (_GRAD_PLAN, grad))
     engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
-    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, **kwargs)
-    plan = engine.plan(g, a_s)
+    free = resolve_free(M, free, engine.k)
+    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
+    plan = engine.plan(g, a_s, free)
     if log:
         return plan, _log_dict(engine, g, a_s, info)
     return plan
@@ -238,7 +311,8 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     :math:`P = \exp((\oplus_i \varphi_i - C)/\varepsilon)\cdot(\otimes_i a_i)`; the
     cyclic method updates them one block at a time in the log domain
     (multimarginal Sinkhorn, Benamou et al. 2015), so nothing overflows or
-    underflows at small :math:`\varepsilon`.
+    underflows at small :math:`\varepsilon`. Some marginals may be left
+    free (``free``, see Notes).
 
     .. note:: Backend-generic: NumPy in, NumPy out; torch in, torch out
         (same dtype and device).
@@ -253,8 +327,9 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     -------
     P : array-like of shape (n_1, ..., n_k), or FactoredPlan
         The plan (same backend, dtype and device as ``M``). For structured
-        costs, a factored plan that never forms the tensor.
-    """ + _LOG_DOC + r"""
+        costs, a factored plan that never forms the tensor (it knows the
+        free nodes: :meth:`FactoredPlan.round` rounds the prescribed marginals).
+    """ + _LOG_DOC + _FREE_NOTES + r"""
     Examples
     --------
     >>> import numpy as np
@@ -264,6 +339,9 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     >>> P.shape
     (3, 4, 5)
     >>> bool(np.allclose(P.sum(axis=(0, 1)), 1 / 5))
+    True
+    >>> P = emot_sinkhorn(None, M, reg=0.1, free=[1])  # marginal 1 left free
+    >>> bool(np.allclose(P.sum(axis=(1, 2)), 1 / 3) and np.allclose(P.sum(axis=(0, 1)), 1 / 5))
     True
 
     References
@@ -281,28 +359,44 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     """
 
 
-def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, **kwargs):
+def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, free=None, **kwargs):
     if grad not in _GRAD_VALUE:
         raise ValueError("grad must be one of %s for emot_sinkhorn2, got %r" % (_GRAD_VALUE, grad))
     engine, a_s_used = make_engine(a_s, M, reg, mode, memory_budget)
+    free = resolve_free(M, free, engine.k)
     solved = engine
     if grad in ("envelope", "detach"):
         solved = engine.detached()
         a_s_used = [engine.nx.detach(a) for a in a_s_used]
-    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, **kwargs)
+    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
     value, value_linear, log_r = emot_value(solved, g, a_s_used)
     if grad == "envelope":
-        value = _attach_envelope(engine, solved, g, a_s, a_s_used, value)
+        value = _attach_envelope(engine, solved, g, a_s, a_s_used, value, free)
     if log:
         return value, _log_dict(solved, g, a_s_used, info, value, value_linear, log_r)
     return value
 
 
-def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value):
+def _free_weight_gradient(engine, g, i):
+    r""":math:`-\varepsilon\, r_i(P)/a_i`: the derivative of the value in a free node's reference weights.
+
+    Computed as :math:`-\varepsilon \exp(\log r_i(B(g')))` with :math:`g'_i = 0`
+    (one engine pass), which is :math:`r_i/a_i` where :math:`a_i > 0` and its
+    limit (the derivative there) where :math:`a_i = 0`.
+    """
+    nx = engine.nx
+    gz = list(g)
+    gz[i] = nx.zeros(g[i].shape, type_as=g[i])
+    return -engine.reg * nx.exp(engine.log_marginal(gz, i))
+
+
+def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=()):
     """Gradients of the value by the envelope theorem (exact at the optimum).
 
     ``∂value/∂C`` is the plan (for structured costs: each edge's pairwise
-    marginal) and ``∂value/∂a_i`` the centred potential ``φ_i - mean(φ_i)``.
+    marginal) and ``∂value/∂a_i`` the centred potential ``φ_i - mean(φ_i)``
+    for a prescribed node; for a free node ``i`` (``a_i`` only in the KL
+    reference ``⊗a``) it is ``-ε r_i/a_i``, centred the same way.
     ``engine`` holds the caller's (differentiable) cost, ``solved`` its
     detached copy used for the solve.
     """
@@ -313,10 +407,11 @@ def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value):
     grads = list(solved.cost_gradients(g))
     log_a = [safe_log(nx, a) for a in a_s_used]
     phi = potentials_from_scalings(nx, g, a_s_used, log_a, engine.reg)
-    for a, p in zip(a_s_in if a_s_in is not None else [], phi):
-        if a is not None and hasattr(a, "requires_grad"):
+    for i, (a, p) in enumerate(zip(a_s_in if a_s_in is not None else [], phi)):
+        if getattr(a, "requires_grad", False):
+            d = _free_weight_gradient(solved, g, i) if i in free else p
             inputs.append(a)
-            grads.append(p - nx.mean(p))
+            grads.append(d - nx.mean(d))
     keep = [(x, gr) for x, gr in zip(inputs, grads) if getattr(x, "requires_grad", False)]
     if not keep:
         return value
@@ -344,14 +439,16 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
         ``'envelope'`` (default): solve without building a graph, then attach
         the envelope-theorem gradients :math:`\partial/\partial C = P` and
         :math:`\partial/\partial a_i = \varphi_i - \mathrm{mean}(\varphi_i)`
-        (exact at convergence, memory-light). ``'autodiff'``: differentiate
+        for a prescribed node, :math:`-\varepsilon\, r_i/a_i` (centred the
+        same way) for a free one, whose :math:`a_i` enters only the KL
+        reference (exact at convergence, memory-light). ``'autodiff'``: differentiate
         through the unrolled iterations. ``'detach'``: no gradient.
 
     Returns
     -------
     value : backend scalar
         The EMOT value (same dtype and device as ``M``).
-    """ + _LOG_DOC + r"""
+    """ + _LOG_DOC + _FREE_NOTES + r"""
     Examples
     --------
     >>> import numpy as np

@@ -31,7 +31,7 @@ domain (exact at small ε, finite in float32) and differentiates on torch.
 
 import numpy as np
 
-from .._validation import backend_of, check_dense_size, check_finite, check_k, check_reg
+from .._validation import backend_of, check_dense_size, check_finite, check_free, check_k, check_reg
 from .dense import check_point_clouds, pair_list, pairwise_cost_matrix
 
 __all__ = ["PairwiseCost", "graph_edges", "GRAPHS"]
@@ -183,15 +183,25 @@ class PairwiseCost:
         The name of the graph (``'chain'``, ``'circle'``, ``'star'``,
         ``'tree'``, ``'complete'``); checked against the edges. Detected when
         omitted.
+    free : sequence of int, optional
+        Nodes whose marginal is not prescribed (default none), e.g. the centre
+        of a star for a barycenter. The solvers
+        (:func:`~ot_multimarginal.emot_sinkhorn`,
+        :func:`~ot_multimarginal.emot_sinkhorn2` and the point-cloud calls)
+        use it when their own ``free=`` is ``None``; an explicit ``free=``
+        there overrides it. Validated like theirs: distinct indices in
+        ``[0, k)``, at least one node prescribed.
 
     Attributes
     ----------
     shape, k, edges, matrices, nx, type_as, graph_kind
+    free : tuple of int
+        The free nodes, sorted (``()``: every marginal prescribed).
 
     Examples
     --------
     >>> import numpy as np
-    >>> from ot_multimarginal import emot_sinkhorn2
+    >>> from ot_multimarginal import emot_sinkhorn, emot_sinkhorn2
     >>> from ot_multimarginal.costs import PairwiseCost
     >>> rng = np.random.RandomState(0)
     >>> C = PairwiseCost.chain([rng.rand(4, 5), rng.rand(5, 6)])
@@ -200,13 +210,17 @@ class PairwiseCost:
     >>> v = emot_sinkhorn2(None, C, reg=0.1)
     >>> bool(abs(v - emot_sinkhorn2(None, C.to_dense(), reg=0.1)) < 1e-8)
     True
+    >>> S = PairwiseCost.star([rng.rand(3, 4), rng.rand(3, 5)], free=[0])  # free centre
+    >>> P = emot_sinkhorn(None, S, reg=0.1)
+    >>> P.free
+    (0,)
 
     See Also
     --------
     ot_multimarginal.cost_tensor : the dense cost of point clouds (all pairs).
     """
 
-    def __init__(self, edges, matrices, shape=None, graph_kind=None):
+    def __init__(self, edges, matrices, shape=None, graph_kind=None, free=()):
         edges = _check_edge_list(edges, None if shape is None else len(shape))
         if not isinstance(matrices, (list, tuple)):
             raise TypeError("matrices must be a list of arrays, one per edge, got %s" % type(matrices).__name__)
@@ -262,6 +276,7 @@ class PairwiseCost:
                 )
             shape = tuple(sizes[v][0] for v in range(k))
         check_k(len(shape), "the number of nodes k")
+        self.free = check_free(free, len(shape))
         self.shape = shape
         self.edges = edges
         self.matrices = matrices
@@ -307,12 +322,12 @@ class PairwiseCost:
 
     # ---- constructors --------------------------------------------------
     @classmethod
-    def from_matrices(cls, matrices, graph="chain", edges=None, center=0, shape=None):
+    def from_matrices(cls, matrices, graph="chain", edges=None, center=0, shape=None, free=()):
         """Build from one matrix per edge of a named graph (see :func:`graph_edges` for the edge order).
 
         ``k`` follows from the number of matrices: ``len+1`` for ``'chain'``
         and ``'star'``, ``len`` for ``'circle'``, ``k(k-1)/2 = len`` for
-        ``'complete'``.
+        ``'complete'``. ``free``: the free nodes (see the class).
         """
         if not isinstance(matrices, (list, tuple)):
             raise TypeError("matrices must be a list of arrays, got %s" % type(matrices).__name__)
@@ -336,35 +351,38 @@ class PairwiseCost:
         else:
             E = graph_edges(graph, k, center, edges)
         kind = graph if isinstance(graph, str) else None
-        return cls(E, matrices, shape=shape, graph_kind=kind)
+        return cls(E, matrices, shape=shape, graph_kind=kind, free=free)
 
     @classmethod
-    def chain(cls, matrices, shape=None):
+    def chain(cls, matrices, shape=None, free=()):
         """Chain ``0 - 1 - … - k-1``; ``matrices[t]`` of shape ``(n_t, n_{t+1})``."""
-        return cls.from_matrices(matrices, "chain", shape=shape)
+        return cls.from_matrices(matrices, "chain", shape=shape, free=free)
 
     @classmethod
-    def circle(cls, matrices, shape=None):
+    def circle(cls, matrices, shape=None, free=()):
         """Cycle ``0 - 1 - … - k-1 - 0``; the last matrix is ``(n_{k-1}, n_0)``."""
-        return cls.from_matrices(matrices, "circle", shape=shape)
+        return cls.from_matrices(matrices, "circle", shape=shape, free=free)
 
     @classmethod
-    def star(cls, matrices, center=0, shape=None):
-        """Star: ``matrices[t]`` joins ``center`` to the t-th other node (increasing order)."""
-        return cls.from_matrices(matrices, "star", center=center, shape=shape)
+    def star(cls, matrices, center=0, shape=None, free=()):
+        """Star: ``matrices[t]`` joins ``center`` to the t-th other node (increasing order).
+
+        ``free=[center]`` leaves the centre's marginal free: a barycenter on its support.
+        """
+        return cls.from_matrices(matrices, "star", center=center, shape=shape, free=free)
 
     @classmethod
-    def tree(cls, edges, matrices, shape=None):
+    def tree(cls, edges, matrices, shape=None, free=()):
         """Any acyclic edge list (a forest is accepted: the plan factors over its trees)."""
-        return cls(edges, matrices, shape=shape, graph_kind="tree")
+        return cls(edges, matrices, shape=shape, graph_kind="tree", free=free)
 
     @classmethod
-    def complete(cls, matrices, shape=None):
+    def complete(cls, matrices, shape=None, free=()):
         """All pairs ``i < j`` in lexicographic order."""
-        return cls.from_matrices(matrices, "complete", shape=shape)
+        return cls.from_matrices(matrices, "complete", shape=shape, free=free)
 
     @classmethod
-    def from_point_clouds(cls, X_s, graph="complete", metric="sqeuclidean", center=0, edges=None):
+    def from_point_clouds(cls, X_s, graph="complete", metric="sqeuclidean", center=0, edges=None, free=()):
         r"""Pairwise ground costs between point clouds on the edges of a graph.
 
         Parameters
@@ -381,6 +399,10 @@ class PairwiseCost:
             :func:`ot.dist`), a callable ``metric(X_a, X_b)`` returning the
             ``(n_a, n_b)`` matrix, or a list of those, one per edge (in the
             order of :func:`graph_edges`).
+        free : sequence of int, optional
+            Nodes whose marginal is not prescribed (see the class), e.g.
+            ``graph='star', center=0, free=[0]`` with ``X_s[0]`` the support
+            of a barycenter.
         """
         nx = check_point_clouds(X_s)
         k = len(X_s)
@@ -399,7 +421,7 @@ class PairwiseCost:
             pairwise_cost_matrix(nx, X_s[a], X_s[b], mt, "edge (%d, %d)" % (a, b)) for (a, b), mt in zip(E, metrics)
         ]
         kind = graph if isinstance(graph, str) else None
-        return cls(E, mats, shape=tuple(int(X.shape[0]) for X in X_s), graph_kind=kind)
+        return cls(E, mats, shape=tuple(int(X.shape[0]) for X in X_s), graph_kind=kind, free=free)
 
     # ---- properties ----------------------------------------------------
     @property
@@ -422,8 +444,9 @@ class PairwiseCost:
         return _components(self.k, self.edges)[0]
 
     def __repr__(self):
-        return "PairwiseCost(graph=%r, shape=%s, %d edges, %s)" % (
-            self.graph_kind, self.shape, len(self.edges), self.type_as.dtype
+        extra = ", free=%s" % (self.free,) if self.free else ""
+        return "PairwiseCost(graph=%r, shape=%s, %d edges, %s%s)" % (
+            self.graph_kind, self.shape, len(self.edges), self.type_as.dtype, extra
         )
 
     # ---- what the solvers use ------------------------------------------

@@ -398,11 +398,14 @@ class PairwiseEngine(GibbsEngine):
             L = L + nx.reshape(A, tuple(sh))
         return L
 
-    def plan(self, g, a_s=None):
-        """A :class:`~ot_multimarginal.plans.FactoredPlan` with target weights ``a_s`` (never the tensor)."""
+    def plan(self, g, a_s=None, free=()):
+        """A :class:`~ot_multimarginal.plans.FactoredPlan` with target weights ``a_s`` and free nodes ``free``.
+
+        The tensor is never formed.
+        """
         from ..plans import FactoredPlan
 
-        return FactoredPlan(self, list(g), a_s)
+        return FactoredPlan(self, list(g), a_s, free=free)
 
     def edge_log_pairwise_marginals(self, g):
         """``[log P_e]`` for every edge ``e = (a, b)``, each of shape ``(n_a, n_b)``."""

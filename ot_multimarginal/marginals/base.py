@@ -71,10 +71,11 @@ class GibbsEngine:
         """The dense ``log B(g)`` (only for engines whose tensor fits in memory)."""
         raise NotImplementedError
 
-    def plan(self, g, a_s=None):
+    def plan(self, g, a_s=None, free=()):
         """The plan ``B(g)`` as solvers return it: dense here, factored for graph costs.
 
-        ``a_s`` (the target weights) is kept by factored plans, for ``round()``.
+        ``a_s`` (the target weights) and ``free`` (the free nodes, whose
+        marginals are not prescribed) are kept by factored plans, for ``round()``.
         """
         return self.nx.exp(self.log_plan(g))
 

@@ -215,7 +215,7 @@ class DenseEngine(GibbsEngine):
             total = total + nx.sum(Ms * nx.exp(L))
         return total
 
-    def plan(self, g, a_s=None):
+    def plan(self, g, a_s=None, free=()):
         nx = self.nx
         S, _ = self._gibbs_exponent(g)
         return exp_in_place(nx, S) if can_write_in_place(nx, S) else nx.exp(S)

@@ -1,10 +1,14 @@
 # -*- coding: utf-8 -*-
-"""Loops around a marginalisation engine, one module per strategy.
+r"""Loops around a marginalisation engine, one module per strategy.
 
 Each strategy has the signature
-``strategy(engine, a_s, log_a, g, numItermax, stopThr, verbose, **kwargs) -> (g, info)``
+``strategy(engine, a_s, log_a, g, numItermax, stopThr, verbose, blocks=None, **kwargs) -> (g, info)``
 where ``info`` has at least ``err`` (list of floats), ``niter`` and
-``converged``. The public ``method=`` names map to strategies here.
+``converged``. ``blocks`` is the tuple of the blocks to update, the
+prescribed marginals (``None``: all k); the others are *free* marginals,
+whose log-scalings stay as given (:math:`g_i = \log a_i`, i.e.
+:math:`\varphi_i = 0`) and whose marginal errors do not count. The public
+``method=`` names map to strategies here.
 """
 # License: MIT License
 

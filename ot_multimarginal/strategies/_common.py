@@ -7,6 +7,7 @@ import warnings
 from .._backend import to_float
 
 __all__ = [
+    "all_blocks",
     "marginal_error",
     "block_update",
     "dual_objective",
@@ -22,11 +23,19 @@ class NonFiniteIterate(Exception):
     """Raised inside a loop when an iterate stops being finite."""
 
 
-def marginal_error(nx, log_r, a_s):
-    r"""Stopping error :math:`\sum_i \|r_i - a_i\|_1` (a backend scalar)."""
+def all_blocks(a_s, blocks):
+    """The updated blocks: ``blocks`` as a tuple, or every block when ``None``."""
+    return tuple(range(len(a_s))) if blocks is None else tuple(blocks)
+
+
+def marginal_error(nx, log_r, a_s, blocks=None):
+    r"""Stopping error :math:`\sum_{i \in \text{blocks}} \|r_i - a_i\|_1` (a backend scalar).
+
+    ``blocks``: the prescribed marginals (default all); free marginals do not count.
+    """
     err = 0.0
-    for lr, a in zip(log_r, a_s):
-        err = err + nx.sum(nx.abs(nx.exp(lr) - a))
+    for i in all_blocks(a_s, blocks):
+        err = err + nx.sum(nx.abs(nx.exp(log_r[i]) - a_s[i]))
     return err
 
 
@@ -40,13 +49,16 @@ def block_update(nx, g_i, log_a_i, log_r_i, positive_i):
     return nx.where(positive_i, new, log_a_i)
 
 
-def dual_objective(nx, g, a_s, log_partition):
-    r"""Lin et al.'s dual :math:`\phi(g) = \log\|B(g)\|_1 - \sum_i\langle g_i, a_i\rangle`.
+def dual_objective(nx, g, a_s, log_partition, blocks=None):
+    r"""Lin et al.'s dual :math:`\phi(g) = \log\|B(g)\|_1 - \sum_{i \in S}\langle g_i, a_i\rangle`.
 
-    It is minimised by Sinkhorn; entries with zero weight do not count.
+    It is minimised by Sinkhorn over the blocks :math:`S` = ``blocks`` (the
+    prescribed marginals, default all; a free block stays at
+    :math:`g_i = \log a_i` and has no term); entries with zero weight do not count.
     """
     val = log_partition
-    for gi, ai in zip(g, a_s):
+    for i in all_blocks(a_s, blocks):
+        gi, ai = g[i], a_s[i]
         zero = nx.zeros(ai.shape, type_as=ai)
         val = val - nx.sum(nx.where(ai > 0, gi, zero) * ai)
     return val
@@ -79,7 +91,10 @@ def check_finite_error(nx, err, it):
     return e
 
 
-def error_and_dual(nx, log_r, g, a_s, it):
-    """Stopping error and dual objective (floats) at ``g``, whose log-marginals are ``log_r``."""
-    err = check_finite_error(nx, marginal_error(nx, log_r, a_s), it)
-    return err, to_float(nx, dual_objective(nx, g, a_s, nx.logsumexp(log_r[0])))
+def error_and_dual(nx, log_r, g, a_s, it, blocks=None):
+    """Stopping error and dual objective (floats) at ``g``, whose log-marginals are ``log_r``.
+
+    Both over the prescribed ``blocks`` only (default all).
+    """
+    err = check_finite_error(nx, marginal_error(nx, log_r, a_s, blocks), it)
+    return err, to_float(nx, dual_objective(nx, g, a_s, nx.logsumexp(log_r[0]), blocks))

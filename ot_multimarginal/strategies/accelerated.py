@@ -67,6 +67,7 @@ import math
 
 from .._backend import to_float
 from ._common import (
+    all_blocks,
     block_update,
     dual_objective,
     error_and_dual,
@@ -78,7 +79,8 @@ from .greedy import greedy_block
 __all__ = ["accelerated_sinkhorn"]
 
 
-def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, L=None, print_every=10):
+def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, L=None, print_every=10,
+                         blocks=None):
     r"""Accelerated multimarginal Sinkhorn from log-scalings ``g`` (see the module docstring).
 
     Parameters
@@ -88,10 +90,17 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
         three engine passes).
     L : float, optional
         Smoothness constant of the dual used in the gradient steps; default
-        ``k`` (the proven bound). Smaller values take longer steps; the
-        safeguard keeps the dual monotone whatever ``L`` is.
+        the number of updated blocks, ``k`` when none is free (the proven
+        bound: the Hessian of :math:`\log\|B(g)\|_1` in the updated blocks
+        is at most their number in the Euclidean norm). Smaller values take
+        longer steps; the safeguard keeps the dual monotone whatever ``L`` is.
     print_every : int, optional
         With ``verbose``, print a row every ``print_every`` iterations and at the end.
+    blocks : tuple of int, optional
+        The blocks the dual is minimised over (the prescribed marginals);
+        default all k. The other (free) blocks keep their log-scalings in
+        every sequence (:math:`\check g, \tilde g, \bar g, \hat g`) and
+        their errors do not count.
 
     Returns
     -------
@@ -106,8 +115,8 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
         ``L``.
     """
     nx = engine.nx
-    k = engine.k
-    L = float(k if L is None else L)
+    active = all_blocks(a_s, blocks)  # the prescribed blocks
+    L = float(len(active) if L is None else L)
     if not (L > 0 and math.isfinite(L)):
         raise ValueError("L (the smoothness constant of the dual) must be a finite number > 0, got %r" % (L,))
     positive = [a > 0 for a in a_s]
@@ -120,6 +129,13 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
     def masked(v, i):
         # and put -inf back (B(g) has no mass where a_i = 0)
         return nx.where(positive[i], v, log_a[i])
+
+    def step(seq, fn):
+        # fn(i) on the updated blocks; free blocks are kept exactly as they are
+        out = list(seq)
+        for i in active:
+            out[i] = fn(i)
+        return out
 
     g_check = [masked(finite(gi, i), i) for i, gi in enumerate(g)]
     g_tilde = [finite(gi, i) for i, gi in enumerate(g)]
@@ -135,7 +151,7 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
     log_r = engine.log_marginals(g_check)
     n_passes += 1
     while True:
-        err, phi_check = error_and_dual(nx, log_r, g_check, a_s, it)
+        err, phi_check = error_and_dual(nx, log_r, g_check, a_s, it, active)
         errs.append(err)
         duals.append(phi_check)
         converged = err <= stopThr
@@ -145,25 +161,25 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
         if stop:
             break
 
-        # 1. coupling point
-        g_bar = [finite(gc, i) * (1.0 - theta) + g_tilde[i] * theta for i, gc in enumerate(g_check)]
+        # 1. coupling point (finite parts; free blocks keep g_check's)
+        g_bar = step(g_check, lambda i: finite(g_check[i], i) * (1.0 - theta) + g_tilde[i] * theta)
         # 2. gradient of the dual at the coupling point
-        log_rb = engine.log_marginals([masked(gb, i) for i, gb in enumerate(g_bar)])
+        log_rb = engine.log_marginals(step(g_bar, lambda i: masked(g_bar[i], i)))
         n_passes += 1
         log_zb = nx.logsumexp(log_rb[0])
-        grad = [finite(nx.exp(lr - log_zb) - a, i) for i, (lr, a) in enumerate(zip(log_rb, a_s))]
+        grad = {i: finite(nx.exp(log_rb[i] - log_zb) - a_s[i], i) for i in active}
         # 3. estimate-sequence step; 4. gradient step
-        g_tilde = [gt - d / (L * theta) for gt, d in zip(g_tilde, grad)]
-        g_hat = [masked(gb - d / L, i) for i, (gb, d) in enumerate(zip(g_bar, grad))]
+        g_tilde = step(g_tilde, lambda i: g_tilde[i] - grad[i] / (L * theta))
+        g_hat = step(g_bar, lambda i: masked(g_bar[i] - grad[i] / L, i))
         # 5. monotone safeguard
         log_rh = engine.log_marginals(g_hat)
         n_passes += 1
-        phi_hat = to_float(nx, dual_objective(nx, g_hat, a_s, nx.logsumexp(log_rh[0])))
+        phi_hat = to_float(nx, dual_objective(nx, g_hat, a_s, nx.logsumexp(log_rh[0]), active))
         if phi_hat < phi_check:
             g_check, log_r = g_hat, log_rh
             n_accepted += 1
         # 6. greedy Sinkhorn step
-        K = greedy_block(nx, a_s, log_r, positive)
+        K = greedy_block(nx, a_s, log_r, positive, active)
         g_check = list(g_check)
         g_check[K] = block_update(nx, g_check[K], log_a[K], log_r[K], positive[K])
         blocks.append(K)

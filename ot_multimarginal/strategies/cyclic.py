@@ -13,6 +13,9 @@ minimisation of the dual :math:`\phi(g) = \log\|B(g)\|_1 - \sum_i\langle g_i, a_
 with :math:`\omega = 1` (plain Sinkhorn: marginal ``i`` of :math:`B(g)` then
 equals :math:`a_i`).
 
+With free marginals (``blocks``, the prescribed ones, a strict subset of
+``0..k-1``) a sweep visits the prescribed blocks only, in increasing order.
+
 Over-relaxation (``relaxation`` ω in (1, 2); Thibault et al. 2021, Lehmann et
 al. 2022) often cuts the number of sweeps several times at small ε. It is
 *safeguarded*: along block ``i`` the dual change of a step of size ω is
@@ -33,6 +36,7 @@ import math
 
 from .._backend import to_float
 from ._common import (
+    all_blocks,
     block_update,
     check_finite_error,
     marginal_error,
@@ -64,11 +68,15 @@ def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega):
     return plain, False
 
 
-def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, check_every=10, relaxation=1.0):
+def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, check_every=10, relaxation=1.0,
+                    blocks=None):
     """Run cyclic sweeps from log-scalings ``g``.
 
     Parameters
     ----------
+    blocks : tuple of int, optional
+        The blocks updated by a sweep, and whose errors are checked (the
+        prescribed marginals); default all k.
     relaxation : float in [1, 2) or 'auto'
         Over-relaxation factor ω (1: plain Sinkhorn), see the module docstring.
 
@@ -88,7 +96,7 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
     else:
         omega = 1.0
     nx = engine.nx
-    k = engine.k
+    blocks = all_blocks(a_s, blocks)
     positive = [a > 0 for a in a_s]
     g = list(g)
     errs = []
@@ -102,21 +110,21 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
         log_r0 = None
         if check:
             log_r = engine.log_marginals(g)
-            err = check_finite_error(nx, marginal_error(nx, log_r, a_s), it)
+            err = check_finite_error(nx, marginal_error(nx, log_r, a_s, blocks), it)
             errs.append(err)
             if verbose:
                 print_row(it, err)
             if err <= stopThr:
                 converged = True
                 break
-            log_r0 = log_r[0]
+            log_r0 = log_r[blocks[0]]
             if auto and it == _AUTO_WARMUP and len(errs) >= 3 and errs[-2] > 0:
                 rho = min(max((errs[-1] / errs[-2]) ** (1.0 / check_every), 0.0), 0.9999)
                 omega = min(1.9, 2.0 / (1.0 + math.sqrt(1.0 - rho)))
         if it >= numItermax:
             break
-        for i in range(k):
-            lr = log_r0 if (i == 0 and log_r0 is not None) else engine.log_marginal(g, i)
+        for i in blocks:
+            lr = log_r0 if (i == blocks[0] and log_r0 is not None) else engine.log_marginal(g, i)
             g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega)
             n_relaxed += relaxed
         it += 1

@@ -29,6 +29,7 @@ import math
 
 from .._backend import to_float
 from ._common import (
+    all_blocks,
     block_update,
     error_and_dual,
     print_header,
@@ -78,11 +79,15 @@ def greedy_divergence(nx, a, log_r, positive):
     return nx.sum(terms)
 
 
-def greedy_block(nx, a_s, log_r, positive):
-    """Index of the block with the largest :func:`greedy_divergence` (a Python int)."""
-    best, best_val = 0, None
-    for i, (a, lr, p) in enumerate(zip(a_s, log_r, positive)):
-        v = to_float(nx, greedy_divergence(nx, a, lr, p))
+def greedy_block(nx, a_s, log_r, positive, blocks=None):
+    """Index of the block with the largest :func:`greedy_divergence` (a Python int).
+
+    Only the ``blocks`` (the prescribed marginals; default all) are candidates.
+    """
+    blocks = all_blocks(a_s, blocks)
+    best, best_val = blocks[0], None
+    for i in blocks:
+        v = to_float(nx, greedy_divergence(nx, a_s[i], log_r[i], positive[i]))
         if v != v:  # NaN: treat as the worst block so that it gets fixed
             v = float("inf")
         if best_val is None or v > best_val:
@@ -90,8 +95,12 @@ def greedy_block(nx, a_s, log_r, positive):
     return best
 
 
-def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, print_every=10):
+def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, print_every=10, blocks=None):
     r"""Greedy multimarginal Sinkhorn from log-scalings ``g``.
+
+    ``blocks`` (the prescribed marginals; default all k) are the candidates
+    of the greedy choice and the terms of the error and of the dual; the
+    other (free) blocks keep their log-scalings.
 
     One iteration = one pass of the engine (all k log-marginals at ``g``) and
     one block update. Returns ``(g, info)``: ``info['err']`` (the marginal
@@ -102,6 +111,7 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
     ``verbose`` prints a row every ``print_every`` iterations and at the end.
     """
     nx = engine.nx
+    active = all_blocks(a_s, blocks)  # the prescribed blocks
     positive = [a > 0 for a in a_s]
     g = list(g)
     errs, duals, blocks = [], [], []
@@ -111,7 +121,7 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
         print_header(["It.", "Err", "Dual"])
     while True:
         log_r = engine.log_marginals(g)
-        err, dual = error_and_dual(nx, log_r, g, a_s, it)
+        err, dual = error_and_dual(nx, log_r, g, a_s, it, active)
         errs.append(err)
         duals.append(dual)
         converged = err <= stopThr
@@ -120,7 +130,7 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
             print_row(it, err, dual)
         if stop:
             break
-        K = greedy_block(nx, a_s, log_r, positive)
+        K = greedy_block(nx, a_s, log_r, positive, active)
         g[K] = block_update(nx, g[K], log_a[K], log_r[K], positive[K])
         blocks.append(K)
         it += 1
