@@ -34,7 +34,7 @@ from ._backend import to_float
 from ._validation import check_reg
 from .plans import FactoredPlan
 from .rounding import round_to_feasible
-from .sinkhorn import _is_structured, make_engine, solve_potentials
+from .sinkhorn import _is_structured, make_engine, resolve_free, solve_potentials
 from .strategies._common import dual_objective
 
 __all__ = ["emot_approx", "approx_parameters"]
@@ -76,7 +76,7 @@ def approx_parameters(shape, eps_accuracy, cost_sup_norm):
 
 
 def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_greedy", numItermax=10000, verbose=False, log=False,
-                warn=True, mode="scaling", memory_budget=None, **kwargs):
+                warn=True, mode="scaling", memory_budget=None, free=None, **kwargs):
     r"""ε-approximate solution of the exact multimarginal OT problem (Lin et al. 2022).
 
     Returns a plan :math:`P \in \Pi(a_1, \dots, a_k)` (marginals exact to
@@ -120,6 +120,16 @@ def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_greedy", numItermax=10000
         Warn when the loop stops before its tolerance.
     mode, memory_budget
         As for :func:`ot_multimarginal.emot_sinkhorn` (dense engine).
+    free : sequence of int, optional
+        Free nodes are **not supported** here: a non-empty ``free`` (or a
+        structured cost whose ``free`` attribute is non-empty, unless
+        ``free=()`` overrides it) raises ``ValueError``. The accuracy
+        guarantee and the certified lower bound assume every marginal is
+        prescribed (with a free node the entropic bias
+        :math:`-\eta\langle r_i, \log a_i\rangle` is not bounded by
+        :math:`\eta\log n_i`). Use :func:`ot_multimarginal.emot_lp` (exact)
+        or :func:`ot_multimarginal.emot_sinkhorn` with a small ``reg``
+        followed by ``round()``.
     **kwargs
         Passed to the loop (e.g. ``L`` for ``'sinkhorn_accelerated'``).
 
@@ -180,6 +190,14 @@ def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_greedy", numItermax=10000
     engine, a_s = make_engine(a_s, M, 1.0, mode, memory_budget, detach=True)
     nx = engine.nx
     k = engine.k
+    free = resolve_free(M, free, k)
+    if free:
+        raise ValueError(
+            "emot_approx does not support free nodes (free=%s): its accuracy guarantee and "
+            "certified lower bound need every marginal prescribed. Use emot_lp(..., free=...) "
+            "for the exact problem, or emot_sinkhorn(..., free=...) with a small reg and "
+            "round() the plan (pass free=() to ignore a PairwiseCost's free nodes)." % (free,)
+        )
     sup = _cost_sup_norm(engine, M)
     eta, eps_prime, tol = approx_parameters(engine.shape, eps, sup)
     engine, _ = make_engine(a_s, M, eta, mode, memory_budget, detach=True)

@@ -11,6 +11,10 @@ is a linear program with :math:`\prod_i n_i` variables and
 :func:`scipy.optimize.linprog` with a sparse constraint matrix (each variable
 appears in exactly k rows, one per marginal). Only small problems are
 tractable: larger ones are refused at once, before anything is allocated.
+
+Marginals may be left free (``free=``): their equality constraints are
+dropped, and the plan's marginal there is whatever is optimal (for a star
+with a free centre, a fixed-support Wasserstein barycenter).
 """
 # License: MIT License
 
@@ -18,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from ._validation import backend_of, check_cost_tensor, check_dense_size, check_weights
+from ._validation import backend_of, check_cost_tensor, check_dense_size, check_free, check_weights
 
 __all__ = ["emot_lp", "emot_lp2"]
 
@@ -63,29 +67,36 @@ def _check_lp_size(shape, max_variables, memory_budget, nx, type_as):
     return n_var
 
 
-def _constraint_matrix(shape):
+def _constraint_matrix(shape, prescribed=None):
     r"""Sparse equality matrix of the marginal constraints (CSR).
 
-    Rows: the :math:`n_1` constraints of marginal 1, then for each marginal
-    :math:`i \ge 2` its first :math:`n_i - 1` constraints (the last one is
-    implied by the others since all marginals have the same mass). Columns:
-    the row-major flattening of the multi-index :math:`I`. Row ``p`` of
-    marginal ``i`` holds the variables with :math:`I_i = p`.
+    ``prescribed``: the constrained marginals, in increasing order (default
+    all; free marginals have no row). Rows: the :math:`n_i` constraints of
+    the first prescribed marginal, then for each other prescribed marginal
+    its first :math:`n_i - 1` constraints (the last one is implied by the
+    others since all marginals have the same mass). Columns: the row-major
+    flattening of the multi-index :math:`I`. Row ``p`` of marginal ``i``
+    holds the variables with :math:`I_i = p`.
     """
+    if prescribed is None:
+        prescribed = range(len(shape))
+    prescribed = list(prescribed)
     n_var = int(np.prod(shape))
     idx_dtype = np.int32 if n_var < 2**31 - 1 else np.int64
     flat = np.arange(n_var, dtype=idx_dtype).reshape(shape)
     indices = []
-    for i, n in enumerate(shape):
+    n_kept = []
+    for t, i in enumerate(prescribed):
+        n = shape[i]
         rows = np.moveaxis(flat, i, 0).reshape(n, -1)  # sorted within each row
-        if i > 0:
+        if t > 0:
             rows = rows[:-1]
         indices.append(rows.ravel())
+        n_kept.append(rows.shape[0])
     del flat
-    n_rows = shape[0] + sum(n - 1 for n in shape[1:])
+    n_rows = sum(n_kept)
     counts = np.concatenate(
-        [np.full(shape[0], n_var // shape[0], dtype=np.int64)]
-        + [np.full(n - 1, n_var // n, dtype=np.int64) for n in shape[1:]]
+        [np.full(m, n_var // shape[i], dtype=np.int64) for i, m in zip(prescribed, n_kept)]
     )
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -96,7 +107,7 @@ def _constraint_matrix(shape):
     return A
 
 
-def _solve(a_s, M, memory_budget, max_variables):
+def _solve(a_s, M, memory_budget, max_variables, free=None):
     """Validate, solve in NumPy; returns everything the public calls need."""
     nx = backend_of(a_s=a_s, M=M)
     if hasattr(M, "shape") and hasattr(M, "ndim"):
@@ -105,14 +116,16 @@ def _solve(a_s, M, memory_budget, max_variables):
     check_cost_tensor(nx, M)
     shape = tuple(int(n) for n in M.shape)
     weights = check_weights(nx, a_s, shape, M)
+    free = check_free(free, len(shape))
+    prescribed = [i for i in range(len(shape)) if i not in free]
 
     M_np = np.asarray(nx.to_numpy(nx.detach(M)), dtype=np.float64)
     a_np = []
     for a in weights:
         a = np.asarray(nx.to_numpy(nx.detach(a)), dtype=np.float64)
         a_np.append(a / a.sum())  # exact equal masses (validated to rtol already)
-    b = np.concatenate([a_np[0]] + [a[:-1] for a in a_np[1:]])
-    A = _constraint_matrix(shape)
+    b = np.concatenate([a_np[prescribed[0]]] + [a_np[i][:-1] for i in prescribed[1:]])
+    A = _constraint_matrix(shape, prescribed)
     res = linprog(M_np.ravel(), A_eq=A, b_eq=b, bounds=(0, None), method="highs")
     del A
     if res.status != 0 or res.x is None:
@@ -122,15 +135,13 @@ def _solve(a_s, M, memory_budget, max_variables):
         )
     plan = np.maximum(res.x, 0.0).reshape(shape)  # clip round-off below 0
     y = np.asarray(res.eqlin.marginals, dtype=np.float64)
-    duals = []
+    duals = [np.zeros(n) for n in shape]  # u_i = 0 on a free node
     off = 0
-    for i, n in enumerate(shape):
-        m = n if i == 0 else n - 1
-        u = np.zeros(n)
-        u[:m] = y[off:off + m]
+    for t, i in enumerate(prescribed):
+        m = shape[i] if t == 0 else shape[i] - 1
+        duals[i][:m] = y[off:off + m]
         off += m
-        duals.append(u)
-    info = dict(status=int(res.status), message=str(res.message), niter=int(getattr(res, "nit", -1)))
+    info = dict(status=int(res.status), message=str(res.message), niter=int(getattr(res, "nit", -1)), free=free)
     return nx, plan, float(res.fun), duals, info
 
 
@@ -146,6 +157,7 @@ _PARAMS = r"""
         Weights of the k marginals, each summing to one (to 1e-7 in float64,
         1e-4 in float32; they are then renormalised to sum exactly to one in
         float64 before the solve). ``None`` (or a ``None`` entry) means uniform.
+        The weights of a free node are validated but not used.
     M : array-like of shape (n_1, ..., n_k)
         Cost tensor :math:`C` (NumPy array or torch tensor, floating dtype,
         finite entries), k >= 2.
@@ -160,6 +172,11 @@ _PARAMS = r"""
         Largest :math:`\prod_i n_i` accepted (default 2,000,000); larger
         problems raise ``ValueError`` at once, before any allocation. ``None``
         removes this limit (the memory guard still applies).
+    free : sequence of int, optional
+        Nodes whose marginal is not prescribed: their equality constraints
+        are dropped (:math:`u_i = 0` in the dual) and the plan's marginal
+        there is whatever is optimal. Distinct indices in ``[0, k)``, at
+        least one node prescribed; ``None`` (default): none.
 """
 
 _LOG_DOC = r"""
@@ -169,7 +186,8 @@ _LOG_DOC = r"""
         (simplex/IPM iterations), ``value`` (the optimal value, backend scalar)
         and ``duals`` (k dual vectors :math:`u_i`, backend arrays like ``M``)
         with :math:`\oplus_i u_i \le C` entrywise and
-        :math:`\text{value} = \sum_i \langle a_i, u_i\rangle`.
+        :math:`\text{value} = \sum_i \langle a_i, u_i\rangle` (:math:`u_i = 0`
+        for a free node), and ``free`` (the tuple of free nodes).
 """
 
 _NOTES = r"""
@@ -190,13 +208,20 @@ _NOTES = r"""
     solution is a vertex of the polytope (at most :math:`\sum_i n_i - k + 1`
     non-zeros); tiny negative round-off in it is clipped to 0.
 
+    With free nodes :math:`F` the equations of the marginals in :math:`F`
+    are left out (the first prescribed marginal keeps all its equations,
+    which fix the mass to one), and the dual is the same with
+    :math:`u_i = 0` for :math:`i \in F`:
+    :math:`\max \sum_{i \notin F}\langle a_i, u_i\rangle` s.t.
+    :math:`\oplus_{i\notin F} u_i \le C`.
+
     The computation is done in NumPy float64 whatever the backend; the
     results are converted back to the backend, dtype and device of ``M``.
 """
 
 
-def emot_lp(a_s, M, log=False, memory_budget=None, max_variables=2_000_000):
-    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables)
+def emot_lp(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None):
+    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free)
     P = nx.from_numpy(plan, type_as=M)
     if log:
         return P, _log(nx, M, nx.from_numpy(np.asarray(value), type_as=M), duals, info)
@@ -266,8 +291,8 @@ emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
     """
 
 
-def emot_lp2(a_s, M, log=False, memory_budget=None, max_variables=2_000_000):
-    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables)
+def emot_lp2(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None):
+    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free)
     val = nx.from_numpy(np.asarray(value), type_as=M)
     if str(nx) == "torch":
         inputs, grads = [], []
@@ -303,7 +328,8 @@ emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
         :math:`\partial/\partial C = P^\star` and
         :math:`\partial/\partial a_i = u_i - \mathrm{mean}(u_i)` (centred
         duals; the gradient along mass-preserving directions, exact where
-        the optimal duals are unique).
+        the optimal duals are unique); zero for a free node, whose weights
+        do not enter the LP.
 
     Parameters
     ----------
