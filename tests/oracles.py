@@ -7,15 +7,17 @@ def axes_except(j, k):
     return tuple(i for i in range(k) if i != j)
 
 
-def textbook_round(X, a_s):
+def textbook_round(X, a_s, free=()):
     """Altschuler-Weed-Rigollet / Lin et al. rounding of a dense tensor onto Π(a_1..a_k).
 
     Scale each axis in turn down to ``a_j`` (using the current tensor), then add
-    ``err_1 ⊗ … ⊗ err_k / s^{k-1}``.
+    ``err_1 ⊗ … ⊗ err_k / s^{k-1}``. Axes in ``free`` are not scaled, and their
+    ``err`` is ``s`` times the current marginal divided by its sum.
     """
     X = np.array(X, dtype=np.float64)
     k = X.ndim
-    for j in range(k):
+    prescribed = [j for j in range(k) if j not in free]
+    for j in prescribed:
         r = X.sum(axis=axes_except(j, k))
         z = np.ones_like(r)
         pos = r > 0
@@ -24,7 +26,10 @@ def textbook_round(X, a_s):
         shape[j] = -1
         X = X * z.reshape(shape)
     errs = [np.maximum(a_s[j] - X.sum(axis=axes_except(j, k)), 0.0) for j in range(k)]
-    s = errs[0].sum()
+    s = errs[prescribed[0]].sum()
+    for j in free:
+        r = X.sum(axis=axes_except(j, k))
+        errs[j] = s * r / r.sum()
     if s > 0:
         R = errs[0]
         for e in errs[1:]:
