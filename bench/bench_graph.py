@@ -15,15 +15,21 @@ Cases
     (``emot_sinkhorn2(None, cost_tensor(X_s), 0.1, stopThr=1e-6)``). Both run
     the same cyclic updates, so they do the same number of sweeps (checked);
     times include building the cost.
+    Case (a-2t) is the same with 2 BLAS threads on both sides. Each
+    comparison runs both sides 3 times, alternating; the fastest run of each
+    side counts (the machine is shared).
 (a2) the same at n = 300 (216 MB dense tensor), both sides for the same
     fixed number of sweeps.
+(a3) n = 150 at ε = 0.01, both sides for the same fixed number of sweeps:
+    small ε, where the engines must stay stable (scaled products with
+    checked error bounds, log-domain repairs where they fail).
 (b) the same graph at n = 2000 (the dense tensor would take 64 GB): ε = 1 and
     threshold 1e-4 (a few minutes at most), peak memory reported.
 (c) chains of k = 10, 20, 50 clouds of n = 1000 points, ε = 0.1: the first
     20 sweeps (kernels absorbed on the way), then the time per sweep in steady
     state (20 more sweeps on the same engine: linear in k), and a full solve
     for k = 10.
-(d) circle of k = 10 clouds, n = 500, ε = 0.1: full solve (capped).
+(d) circle of k = 10 clouds, n = 500, ε = 0.1: full solve to 1e-6.
 
 Every solve runs in its own subprocess (``--worker``), so that its peak
 memory can be read from ``/proc/self/status`` (``VmHWM``, reset through
@@ -81,6 +87,9 @@ def _matmul_flops_per_sweep(kind, shape):
     k = len(shape)
     n = max(shape)
     if kind == "cycle":
+        if k == 3:
+            # triangle: one through-product per two updates
+            return 1.5 * 2.0 * n ** 3
         # scaled cycle engine: suffixes S_1..S_{k-2} and prefixes P_2..P_{k-1}
         return 2 * (k - 2) * 2.0 * n ** 3
     if kind == "tree":
@@ -150,19 +159,21 @@ def worker(spec):
 
 
 THREADS = 1
+REPS = 3  # runs of each side of the (a) comparisons; the fastest counts
 
 
-def _env():
+def _env(threads):
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(THREADS)
+        env[var] = str(threads)
     return env
 
 
 def _run(spec, timeout=900):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
     t = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=_env())
+    env = _env(spec.get("threads", THREADS))
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -212,16 +223,27 @@ def main(quick=False):
     results = {"rates": rates, "cases": []}
     if quick:
         a_n, a2_n, a2_it, b_n, b_it, chain_ks, chain_n, circ = 50, 80, 100, 500, 10, (5, 10), 300, (6, 200, 100)
+        a3_it = 100
     else:
-        a_n, a2_n, a2_it, b_n, b_it, chain_ks, chain_n, circ = 150, 300, 500, 2000, 60, (10, 20, 50), 1000, (10, 500, 400)
+        a_n, a2_n, a2_it, b_n, b_it, chain_ks, chain_n, circ = 150, 300, 500, 2000, 60, (10, 20, 50), 1000, (10, 500, 5000)
+        a3_it = 300
     rows = []
 
-    # (a) complete graph k = 3 against the dense tensor
+    # (a) complete graph k = 3 against the dense tensor, with 1 and 2 BLAS threads;
+    # (a2) the same at n = 300 (216 MB dense tensor), an equal fixed budget of sweeps;
+    # (a3) eps = 0.01 at n = 150, an equal fixed budget of sweeps.
+    # Each pair is run REPS times, alternating sides; the fastest run of each side counts.
     sa = dict(case="a", k=3, n=a_n, reg=0.1, thr=1e-6, maxit=20000, graph="complete")
-    # (a2) the same at n = 300 (216 MB dense tensor), an equal fixed budget of sweeps
-    for spec in (sa, dict(sa, case="a2", n=a2_n, maxit=a2_it)):
-        rs = _run(dict(spec, side="structured"))
-        rd = _run(dict(spec, side="dense"))
+    specs = [sa, dict(sa, case="a-2t", threads=2), dict(sa, case="a2", n=a2_n, maxit=a2_it),
+             dict(sa, case="a3", reg=0.01, maxit=a3_it)]
+    for spec in specs:
+        runs = {"structured": [], "dense": []}
+        for _ in range(REPS):
+            for side in runs:
+                runs[side].append(_run(dict(spec, side=side)))
+        rs, rd = (min(runs[side], key=lambda r: r["time_s"]) for side in ("structured", "dense"))
+        rs["times_s"] = [r["time_s"] for r in runs["structured"]]
+        rd["times_s"] = [r["time_s"] for r in runs["dense"]]
         rs["speedup_vs_dense"] = rd["time_s"] / rs["time_s"]
         rs["value_rel_diff_vs_dense"] = abs(rs["value"] - rd["value"]) / abs(rd["value"])
         rs["same_niter_as_dense"] = rs["niter"] == rd["niter"]
@@ -301,6 +323,8 @@ def _print_table(rows, rates, results):
                 "%.1fx faster than dense, value rel. diff %.1e, same sweeps: %s"
                 % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"])
             )
+        if "threads" in r:
+            notes.append("%d BLAS threads" % r["threads"])
         if "dense_tensor_would_need_gib" in r:
             notes.append("dense tensor: %.0f GiB" % r["dense_tensor_would_need_gib"])
         if "fraction_of_matmul" in r:

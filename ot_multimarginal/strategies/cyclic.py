@@ -98,6 +98,8 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
     nx = engine.nx
     blocks = all_blocks(a_s, blocks)
     positive = [a > 0 for a in a_s]
+    # blocks without zero weights take the plain step without masks (the common case)
+    all_positive = [not bool(nx.any(~p)) for p in positive]
     g = list(g)
     errs = []
     converged = False
@@ -125,6 +127,9 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
             break
         for i in blocks:
             lr = log_r0 if (i == blocks[0] and log_r0 is not None) else engine.log_marginal(g, i)
+            if omega == 1.0 and all_positive[i]:
+                g[i] = g[i] - lr + log_a[i]
+                continue
             g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega)
             n_relaxed += relaxed
         it += 1
