@@ -3,8 +3,9 @@
 
 Run::
 
-    python bench/bench_graph.py            # full, < 10 min on 2 cores
-    python bench/bench_graph.py --quick    # small sizes, < 1 min
+    python bench/bench_graph.py            # full, ~15 min on 2 cores
+    python bench/bench_graph.py --quick    # small sizes, ~2 min
+    python bench/bench_graph.py --cases a,a-ott   # some cases; they replace their rows in the JSON
 
 Cases
 -----
@@ -18,6 +19,9 @@ Cases
     Case (a-2t) is the same with 2 BLAS threads on both sides. Each
     comparison runs both sides 3 times, alternating; the fastest run of each
     side counts (the machine is shared).
+(a-ott) case (a) by OTT-JAX ``MMSinkhorn`` (jit, timed on its second call, as
+    ``bench/bench_dense.py`` runs it), once, in its own virtual environment
+    ``bench/.venv-ott`` (skipped when absent; see bench/README.md).
 (a2) the same at n = 300 (216 MB dense tensor), both sides for the same
     fixed number of sweeps.
 (a3) n = 150 at ε = 0.01, both sides for the same fixed number of sweeps:
@@ -111,6 +115,19 @@ def worker(spec):
     from ot_multimarginal.costs import PairwiseCost, cost_tensor
 
     k, n, reg, thr, maxit = spec["k"], spec["n"], spec["reg"], spec["thr"], spec["maxit"]
+    if spec["side"] == "ott":
+        # OTT-JAX MMSinkhorn, as bench_dense.py runs it (jit, timed on the second call)
+        import bench_dense
+
+        if (reg, thr, SEED) != (bench_dense.EPS, bench_dense.THR, bench_dense.SEED):
+            raise ValueError("the OTT-JAX worker runs eps=%g, thr=%g, seed=%d" % (bench_dense.EPS, bench_dense.THR,
+                                                                                  bench_dense.SEED))
+        r = bench_dense._worker_ott(dict(k=k, n=n, seed=SEED, maxit=maxit))
+        out = dict(spec, engine="ott-jax", time_s=r["time_s"], niter=r["sweeps"], converged=r["converged"],
+                   err=r["err"], value=r["value"], per_sweep_ms=1e3 * r["time_s"] / max(r["sweeps"], 1),
+                   peak_increase_mib=(r.get("peak_delta_bytes") or float("nan")) / 2**20, gflops=float("nan"))
+        print("RESULT " + json.dumps(out))
+        return
     X = _clouds(k, n)
     base_rss = _rss_mib()
     reset_peak()
@@ -160,6 +177,7 @@ def worker(spec):
 
 THREADS = 1
 REPS = 3  # runs of each side of the (a) comparisons; the fastest counts
+OTT_PYTHON = os.path.join(HERE, ".venv-ott", "bin", "python")  # see bench/README.md
 
 
 def _env(threads):
@@ -170,7 +188,8 @@ def _env(threads):
 
 
 def _run(spec, timeout=900):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    python = OTT_PYTHON if spec.get("side") == "ott" else sys.executable
+    cmd = [python, os.path.abspath(__file__), "--worker", json.dumps(spec)]
     t = time.perf_counter()
     env = _env(spec.get("threads", THREADS))
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
@@ -215,8 +234,11 @@ def machine_rates():
     return out
 
 
-def main(quick=False):
+def main(quick=False, cases=None):
     import numpy as np
+
+    def want(case):
+        return cases is None or case in cases
 
     t_start = time.perf_counter()
     rates = _run({"rates": True})
@@ -236,7 +258,8 @@ def main(quick=False):
     sa = dict(case="a", k=3, n=a_n, reg=0.1, thr=1e-6, maxit=20000, graph="complete")
     specs = [sa, dict(sa, case="a-2t", threads=2), dict(sa, case="a2", n=a2_n, maxit=a2_it),
              dict(sa, case="a3", reg=0.01, maxit=a3_it)]
-    for spec in specs:
+    best_a = None
+    for spec in [sp for sp in specs if want(sp["case"])]:
         runs = {"structured": [], "dense": []}
         for _ in range(REPS):
             for side in runs:
@@ -249,30 +272,48 @@ def main(quick=False):
         rs["same_niter_as_dense"] = rs["niter"] == rd["niter"]
         results["cases"] += [rs, rd]
         rows += [rs, rd]
+        if spec is sa:
+            best_a = rs
+
+    # (a-ott) case (a) by OTT-JAX MMSinkhorn, once (its solve takes ~40 s), when its venv exists
+    if want("a-ott") and os.path.exists(OTT_PYTHON):
+        ro = _run(dict(sa, case="a-ott", side="ott"))
+        if best_a is not None:
+            ro["ott_over_structured"] = ro["time_s"] / best_a["time_s"]
+            ro["value_abs_diff_vs_structured"] = abs(ro["value"] - best_a["value"])
+        results["cases"].append(ro)
+        rows.append(ro)
 
     # (b) complete graph k = 3 beyond the dense reach
-    sb = dict(case="b", k=3, n=b_n, reg=1.0, thr=1e-4, maxit=b_it, graph="complete", side="structured")
-    rb = _run(sb, timeout=1200)
-    rb["dense_tensor_would_need_gib"] = 8.0 * b_n ** 3 / 2 ** 30
-    results["cases"].append(rb)
-    rows.append(rb)
+    if want("b"):
+        sb = dict(case="b", k=3, n=b_n, reg=1.0, thr=1e-4, maxit=b_it, graph="complete", side="structured")
+        rb = _run(sb, timeout=1200)
+        rb["dense_tensor_would_need_gib"] = 8.0 * b_n ** 3 / 2 ** 30
+        results["cases"].append(rb)
+        rows.append(rb)
 
     # (c) chains: per-sweep time (fixed number of sweeps), then one full solve
-    for k in chain_ks:
-        sc = dict(case="c", k=k, n=chain_n, reg=0.1, thr=0.0, maxit=20, graph="chain", side="structured", steady=5)
+    if want("c"):
+        for k in chain_ks:
+            sc = dict(case="c", k=k, n=chain_n, reg=0.1, thr=0.0, maxit=20, graph="chain", side="structured",
+                      steady=5)
+            rc = _run(sc)
+            results["cases"].append(rc)
+            rows.append(rc)
+    if want("c-full"):
+        sc = dict(case="c-full", k=chain_ks[0], n=chain_n, reg=0.1, thr=1e-6, maxit=3000, graph="chain",
+                  side="structured")
         rc = _run(sc)
         results["cases"].append(rc)
         rows.append(rc)
-    sc = dict(case="c-full", k=chain_ks[0], n=chain_n, reg=0.1, thr=1e-6, maxit=3000, graph="chain", side="structured")
-    rc = _run(sc)
-    results["cases"].append(rc)
-    rows.append(rc)
 
     # (d) circle
-    sd = dict(case="d", k=circ[0], n=circ[1], reg=0.1, thr=1e-6, maxit=circ[2], graph="circle", side="structured")
-    rd2 = _run(sd)
-    results["cases"].append(rd2)
-    rows.append(rd2)
+    if want("d"):
+        sd = dict(case="d", k=circ[0], n=circ[1], reg=0.1, thr=1e-6, maxit=circ[2], graph="circle",
+                  side="structured")
+        rd2 = _run(sd)
+        results["cases"].append(rd2)
+        rows.append(rd2)
 
     # fractions of the reference rates
     for r in results["cases"]:
@@ -297,9 +338,19 @@ def main(quick=False):
     _print_table(rows, rates, results)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", "bench_graph_quick.json" if quick else "bench_graph.json")
+    total_s = results["meta"]["total_s"]
+    if cases is not None and os.path.exists(path):
+        # a partial run replaces its own cases in the saved results (ratios stay within one run)
+        with open(path) as f:
+            saved = json.load(f)
+        done = {r["case"] for r in results["cases"]}
+        for r in results["cases"]:
+            r["partial_run"] = dict(results["meta"], rates=rates)
+        saved["cases"] = [r for r in saved["cases"] if r["case"] not in done] + results["cases"]
+        results = saved
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
-    print("saved", os.path.relpath(path, ROOT), "in %.0f s" % results["meta"]["total_s"])
+    print("saved", os.path.relpath(path, ROOT), "after %.0f s" % total_s)
 
 
 def _print_table(rows, rates, results):
@@ -322,6 +373,11 @@ def _print_table(rows, rates, results):
             notes.append(
                 "%.1fx faster than dense, value rel. diff %.1e, same sweeps: %s"
                 % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"])
+            )
+        if "ott_over_structured" in r:
+            notes.append(
+                "the cycle engine (row a) is %.0fx faster; value abs. diff %.1e"
+                % (r["ott_over_structured"], r["value_abs_diff_vs_structured"])
             )
         if "threads" in r:
             notes.append("%d BLAS threads" % r["threads"])
@@ -350,10 +406,15 @@ if __name__ == "__main__":
     ap.add_argument(
         "--threads", type=int, default=1, help="BLAS threads of every timed run (default 1: the machine is shared)"
     )
+    ap.add_argument(
+        "--cases", default=None,
+        help="comma-separated cases to run (a, a-2t, a2, a3, a-ott, b, c, c-full, d); they replace "
+        "their rows in the saved JSON (default: all)",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
         worker(json.loads(args.worker))
     else:
         THREADS = args.threads
-        main(quick=args.quick)
+        main(quick=args.quick, cases=None if args.cases is None else set(args.cases.split(",")))
