@@ -23,10 +23,21 @@ nodes).
 The elimination plans depend only on the graph: they are built once per
 kept set and replayed on new log-scalings. The edge factors that enter a
 product alone keep their exponentials cached.
+
+Intermediate factors are reused across calls: a factor is the sum over its
+eliminated nodes of the factors it absorbed, whatever the order, so it is
+keyed by that set of factors (and its scope) and stays valid while the
+log-scalings it absorbed are the same objects. In a cyclic sweep on the
+complete graph, the marginal of node ``i + 1`` then reuses most of the
+elimination done for node ``i`` (it absorbed neither ``g_i`` nor
+``g_{i+1}``). As in the tree and cycle engines, ``g[i]`` counts as changed
+when a new object is passed for it (do not modify the arrays in place).
 """
 # License: MIT License
 
 import itertools
+
+import numpy as np
 
 from .._validation import check_dense_size
 from ._pairwise import PairwiseEngine, finite_max, flushed_exp, log_matmul, logsumexp
@@ -34,6 +45,7 @@ from ._pairwise import PairwiseEngine, finite_max, flushed_exp, log_matmul, logs
 __all__ = ["ContractionEngine", "elimination_plan"]
 
 _MAX_EXACT_PARTITION = 10  # factors beyond which the two groups are chosen greedily
+_MEMO_FACTORS = 3  # the memoised intermediate factors hold at most this many largest factors
 
 
 def _size(scope, shape):
@@ -177,17 +189,54 @@ class ContractionEngine(PairwiseEngine):
         super().__init__(shape, edges, matrices, reg, nx, memory_budget)
         self._plans = {}
         self._cache = {}
+        self._memo = {}  # (absorbed factors, scope) -> (their log-scalings, value, nodes)
+        self.n_steps = 0  # elimination steps computed
+        self.n_reused = 0  # elimination steps taken from the memo
         itemsize = nx.bitsize(self.type_as) // 8
         peak = max(self._plan((i,))[2] for i in range(self.k))
+        # a step's operands and result (4) plus the memoised factors (_MEMO_FACTORS)
         check_dense_size(
-            (peak,), itemsize, 4, memory_budget, "the largest factor of the graph contraction", nx, self.type_as
+            (peak,), itemsize, 4 + _MEMO_FACTORS, memory_budget, "the largest factor of the graph contraction", nx,
+            self.type_as
         )
+        self._memo_limit = _MEMO_FACTORS * peak
 
     def _plan(self, keep):
         keep = tuple(keep)
         if keep not in self._plans:
-            self._plans[keep] = elimination_plan(self.shape, self.edges, keep)
+            steps, final, peak = elimination_plan(self.shape, self.edges, keep)
+            for st in steps:
+                # the leaf factors a step has absorbed, and the nodes among them
+                leaves = set()
+                for f in st["G1"] + st["G2"]:
+                    leaves |= steps[f[1]]["leaves"] if f[0] == "t" else {f}
+                st["leaves"] = frozenset(leaves)
+                st["nodes"] = tuple(sorted(i for kind, i in leaves if kind == "u"))
+                st["key"] = (st["leaves"], st["out_scope"])
+            self._plans[keep] = (steps, final, peak)
         return self._plans[keep]
+
+    def _reused(self, st):
+        """The memoised result of step ``st`` (valid: :meth:`_prune` ran for the current ``g``)."""
+        hit = self._memo.get(st["key"])
+        if hit is None:
+            return None
+        self.n_reused += 1
+        return hit[1]
+
+    def _remember(self, st, g, out):
+        size = int(np.prod(st["out_shape"])) if st["out_shape"] else 1
+        self._memo[st["key"]] = (tuple(g[i] for i in st["nodes"]), out, st["nodes"], size)
+        total = sum(e[3] for e in self._memo.values())
+        while total > self._memo_limit and len(self._memo) > 1:
+            oldest = next(iter(self._memo))  # insertion order: the least recently computed
+            total -= self._memo.pop(oldest)[3]
+
+    def _prune(self, g):
+        """Forget the memoised factors that absorbed a log-scaling that has changed since."""
+        stale = [key for key, (gs, _, nodes, _) in self._memo.items() if any(a is not g[i] for a, i in zip(gs, nodes))]
+        for key in stale:
+            del self._memo[key]
 
     # ---- replay ----------------------------------------------------------
     def _scope_of(self, fid, steps):
@@ -231,8 +280,14 @@ class ContractionEngine(PairwiseEngine):
         steps, final, _ = self._plan(keep)
         if len(g) != self.k:
             raise ValueError("g must hold %d log-scalings, got %d" % (self.k, len(g)))
+        self._prune(g)
         vals = []
         for s, st in enumerate(steps):
+            hit = self._reused(st)
+            if hit is not None:
+                vals.append(hit)
+                continue
+            self.n_steps += 1
             B, p, q, r = st["dims"]
             F1 = self._group_sum(st["G1"], st["scope1"], g, vals, steps)
             if not st["G2"]:
@@ -257,7 +312,9 @@ class ContractionEngine(PairwiseEngine):
                     out = log_matmul(nx, F1, F2, self.prec, E2=cached[1], c2=cached[2])
                 else:
                     out = log_matmul(nx, F1, F2, self.prec)
-            vals.append(nx.reshape(out, st["out_shape"]))
+            out = nx.reshape(out, st["out_shape"])
+            vals.append(out)
+            self._remember(st, g, out)
         target = tuple(keep)
         total = None
         for f, scope in final:
