@@ -237,6 +237,21 @@ def machine_rates():
     return out
 
 
+def _paired(spec):
+    """Structured and dense sides of ``spec``, REPS runs each, alternating; the fastest of each counts."""
+    runs = {"structured": [], "dense": []}
+    for _ in range(REPS):
+        for side in runs:
+            runs[side].append(_run(dict(spec, side=side)))
+    rs, rd = (min(runs[side], key=lambda r: r["time_s"]) for side in ("structured", "dense"))
+    rs["times_s"] = [r["time_s"] for r in runs["structured"]]
+    rd["times_s"] = [r["time_s"] for r in runs["dense"]]
+    rs["speedup_vs_dense"] = rd["time_s"] / rs["time_s"]
+    rs["value_rel_diff_vs_dense"] = abs(rs["value"] - rd["value"]) / abs(rd["value"])
+    rs["same_niter_as_dense"] = rs["niter"] == rd["niter"]
+    return rs, rd
+
+
 def main(quick=False, cases=None):
     import numpy as np
 
@@ -263,16 +278,7 @@ def main(quick=False, cases=None):
              dict(sa, case="a3", reg=0.01, maxit=a3_it)]
     best_a = None
     for spec in [sp for sp in specs if want(sp["case"])]:
-        runs = {"structured": [], "dense": []}
-        for _ in range(REPS):
-            for side in runs:
-                runs[side].append(_run(dict(spec, side=side)))
-        rs, rd = (min(runs[side], key=lambda r: r["time_s"]) for side in ("structured", "dense"))
-        rs["times_s"] = [r["time_s"] for r in runs["structured"]]
-        rd["times_s"] = [r["time_s"] for r in runs["dense"]]
-        rs["speedup_vs_dense"] = rd["time_s"] / rs["time_s"]
-        rs["value_rel_diff_vs_dense"] = abs(rs["value"] - rd["value"]) / abs(rd["value"])
-        rs["same_niter_as_dense"] = rs["niter"] == rd["niter"]
+        rs, rd = _paired(spec)
         results["cases"] += [rs, rd]
         rows += [rs, rd]
         if spec is sa:
@@ -281,14 +287,7 @@ def main(quick=False, cases=None):
     # (e) complete graph on k = 4 nodes (contraction engine) against the dense tensor, fixed sweeps
     if want("e"):
         se = dict(case="e", k=4, n=e_n, reg=0.1, thr=0.0, maxit=100, graph="complete")
-        runs = {"structured": [], "dense": []}
-        for _ in range(REPS):
-            for side in runs:
-                runs[side].append(_run(dict(se, side=side)))
-        rs, rd = (min(runs[side], key=lambda r: r["time_s"]) for side in ("structured", "dense"))
-        rs["speedup_vs_dense"] = rd["time_s"] / rs["time_s"]
-        rs["value_rel_diff_vs_dense"] = abs(rs["value"] - rd["value"]) / abs(rd["value"])
-        rs["same_niter_as_dense"] = rs["niter"] == rd["niter"]
+        rs, rd = _paired(se)
         results["cases"] += [rs, rd]
         rows += [rs, rd]
 
@@ -388,7 +387,7 @@ def _print_table(rows, rates, results):
         notes = []
         if "speedup_vs_dense" in r:
             notes.append(
-                "%.1fx faster than dense, value rel. diff %.1e, same sweeps: %s"
+                "speed-up over dense %.1fx, value rel. diff %.1e, same sweeps: %s"
                 % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"])
             )
         if "ott_over_structured" in r:
