@@ -334,14 +334,17 @@ class CycleEngine(PairwiseEngine):
         """``(log r_t, bad)`` from a through-product (see the module docstring)."""
         nx = self.nx
         k = self.k
-        others = [c for c in range(k) if c != t]
-        valid = [c for c in others if self._thru[c] is not None and self._thru[c][0] is self._g[c]]
-        if valid:
-            c = valid[0]
-            _, H, row, col, e = self._thru[c]
+        g = self._g
+        c1, c2 = (t + 1) % k, (t + 2) % k
+        e1, e2 = self._thru[c1], self._thru[c2]
+        if e1 is not None and e1[0] is g[c1]:
+            c, entry = c1, e1
+        elif e2 is not None and e2[0] is g[c2]:
+            c, entry = c2, e2
         else:
-            c = max(others, key=lambda s: self._changed[s])
-            _, H, row, col, e = self._through(c)
+            c = c1 if self._changed[c1] >= self._changed[c2] else c2
+            entry = self._through(c)
+        _, H, row, col, e = entry
         if t == (c + 1) % k:
             # rows of H: sum over the columns (position c - 1)
             v = col + self._g[(c - 1) % k]
@@ -444,7 +447,8 @@ class CycleEngine(PairwiseEngine):
             out, bad = self._scaled_marginal(t)
             n_t = self._n[t]
             if bad is not None and not fresh and self._calls - self._absorbed_at > 2 * self.k:
-                # many entries missed: absorb the current scalings and retry
+                # entries missed: absorb the current scalings and retry (a few n^2
+                # exponentials, cheaper than the log-domain repairs below)
                 self._absorb()
                 self._reset_caches()
                 out, bad = self._scaled_marginal(t)
