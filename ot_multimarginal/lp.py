@@ -219,6 +219,18 @@ _NOTES = r"""
     results are converted back to the backend, dtype and device of ``M``.
 """
 
+_RAISES = r"""
+    Raises
+    ------
+    ValueError
+        If the problem has more than ``max_variables`` variables, or for
+        invalid inputs.
+    MemoryError
+        If the LP would not fit in ``memory_budget``.
+    RuntimeError
+        If HiGHS does not report an optimal solution (its message is given).
+"""
+
 
 def emot_lp(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None):
     nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free)
@@ -259,17 +271,7 @@ emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
     -------
     P : array-like of shape (n_1, ..., n_k)
         An optimal plan (same backend, dtype and device as ``M``).
-    """ + _LOG_DOC + r"""
-    Raises
-    ------
-    ValueError
-        If the problem has more than ``max_variables`` variables, or for
-        invalid inputs.
-    MemoryError
-        If the LP would not fit in ``memory_budget``.
-    RuntimeError
-        If HiGHS does not report an optimal solution (its message is given).
-    """ + _NOTES + r"""
+    """ + _LOG_DOC + _RAISES + _NOTES + r"""
     Examples
     --------
     >>> import numpy as np
@@ -338,17 +340,7 @@ emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
     -------
     value : backend scalar
         The optimal value (same dtype and device as ``M``).
-    """ + _LOG_DOC + r"""
-    Raises
-    ------
-    ValueError
-        If the problem has more than ``max_variables`` variables, or for
-        invalid inputs.
-    MemoryError
-        If the LP would not fit in ``memory_budget``.
-    RuntimeError
-        If HiGHS does not report an optimal solution (its message is given).
-    """ + _NOTES + r"""
+    """ + _LOG_DOC + _RAISES + _NOTES + r"""
     Examples
     --------
     >>> import numpy as np

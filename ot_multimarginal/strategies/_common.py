@@ -16,6 +16,7 @@ __all__ = [
     "warn_not_converged",
     "NonFiniteIterate",
     "error_and_dual",
+    "check_and_record",
 ]
 
 
@@ -98,3 +99,19 @@ def error_and_dual(nx, log_r, g, a_s, it, blocks=None):
     """
     err = check_finite_error(nx, marginal_error(nx, log_r, a_s, blocks), it)
     return err, to_float(nx, dual_objective(nx, g, a_s, nx.logsumexp(log_r[0]), blocks))
+
+
+def check_and_record(nx, log_r, g, a_s, it, blocks, errs, duals, stopThr, numItermax, verbose, print_every):
+    """One stopping check of the greedy and accelerated loops.
+
+    Appends the error and dual at ``g`` to ``errs`` and ``duals``, prints a row
+    when due, and returns ``(converged, stop)``.
+    """
+    err, dual = error_and_dual(nx, log_r, g, a_s, it, blocks)
+    errs.append(err)
+    duals.append(dual)
+    converged = err <= stopThr
+    stop = converged or it >= numItermax
+    if verbose and (stop or it % print_every == 0):
+        print_row(it, err, dual)
+    return converged, stop

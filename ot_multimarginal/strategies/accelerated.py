@@ -70,9 +70,8 @@ from ._common import (
     all_blocks,
     block_update,
     dual_objective,
-    error_and_dual,
+    check_and_record,
     print_header,
-    print_row,
 )
 from .greedy import greedy_block
 
@@ -151,13 +150,9 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
     log_r = engine.log_marginals(g_check)
     n_passes += 1
     while True:
-        err, phi_check = error_and_dual(nx, log_r, g_check, a_s, it, active)
-        errs.append(err)
-        duals.append(phi_check)
-        converged = err <= stopThr
-        stop = converged or it >= numItermax
-        if verbose and (stop or it % print_every == 0):
-            print_row(it, err, phi_check)
+        converged, stop = check_and_record(nx, log_r, g_check, a_s, it, active, errs, duals, stopThr, numItermax,
+                                           verbose, print_every)
+        phi_check = duals[-1]
         if stop:
             break
 

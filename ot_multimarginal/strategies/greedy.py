@@ -31,9 +31,8 @@ from .._backend import to_float
 from ._common import (
     all_blocks,
     block_update,
-    error_and_dual,
+    check_and_record,
     print_header,
-    print_row,
 )
 
 __all__ = ["greedy_sinkhorn", "greedy_divergence", "greedy_block"]
@@ -121,13 +120,8 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
         print_header(["It.", "Err", "Dual"])
     while True:
         log_r = engine.log_marginals(g)
-        err, dual = error_and_dual(nx, log_r, g, a_s, it, active)
-        errs.append(err)
-        duals.append(dual)
-        converged = err <= stopThr
-        stop = converged or it >= numItermax
-        if verbose and (stop or it % print_every == 0):
-            print_row(it, err, dual)
+        converged, stop = check_and_record(nx, log_r, g, a_s, it, active, errs, duals, stopThr, numItermax, verbose,
+                                           print_every)
         if stop:
             break
         K = greedy_block(nx, a_s, log_r, positive, active)
