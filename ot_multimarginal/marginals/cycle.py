@@ -31,7 +31,8 @@ A marginal reuses a valid :math:`T_c` if there is one, else builds the one
 through the node changed most recently (the least likely to change next). In
 cyclic order 0, 1, 2, 0, ... each product then serves two consecutive updates
 (:math:`T_2`: 0 and 1, :math:`T_1`: 2 and 0, :math:`T_0`: 1 and 2): 1.5
-matrix products per sweep, the same iterates as any other engine.
+matrix products per sweep, the same iterates as any other engine (in the
+scaled mode below; the log mode keeps the prefixes and suffixes).
 
 Two ways to take the products (``mode``):
 
@@ -39,7 +40,9 @@ Two ways to take the products (``mode``):
     Every product is held as ``diag(e^a) M̃ diag(e^b)`` with ``M̃`` row
     maxima 1, and the kernels are *absorbed* (``K_t = diag(e^ρ) K̃_t
     diag(e^κ)``, with half of the current log-scalings of both ends folded
-    in, ``K̃_t ≤ 1``). A step is then a scaling by an exponentiated vector,
+    in, then shifted so that every row and every column of ``K̃_t`` has
+    maximum 1: a node that no row favours keeps its column away from the
+    flush threshold). A step is then a scaling by an exponentiated vector,
     one matrix product and a row normalisation: no exponential of a matrix.
     Entries below ``sqrt(tiny)`` are flushed to zero (no subnormal slow
     paths) and a per-row bound on the resulting absolute error is carried
