@@ -326,3 +326,31 @@ def test_contraction_reuses_factors_across_updates(nx, k):
     # all marginals at once, after the sweeps: still exact
     for i, lr in enumerate(eng.log_marginals(gb)):
         np.testing.assert_allclose(nx.np(lr), de.log_marginal(g, i), rtol=0, atol=nx.tol(1e-11) * 10)
+
+
+def test_triangle_float32_takes_scaled_products(nx):
+    """Triangles use the scaled through-products in float32 too ('auto'), checked against float64."""
+    if not nx.float32:
+        pytest.skip("float32 only")
+    rng = np.random.RandomState(4)
+    shape = (30, 25, 20)
+    edges = [(0, 1), (1, 2), (2, 0)]
+    X = [rng.randn(m, 2) for m in shape]
+    mats = [((X[a][:, None, :] - X[b][None, :, :]) ** 2).sum(-1) for a, b in edges]
+    reg = 0.1
+    eng = CycleEngine(shape, edges, [nx.array(m) for m in mats], reg, nx.backend)
+    de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx_numpy())
+    g = [np.log(np.full(m, 1.0 / m)) for m in shape]
+    gb = [nx.array(x) for x in g]
+    for sweep in range(30):
+        for i in range(3):
+            lr = nx.np(eng.log_marginal(gb, i))
+            ld = de.log_marginal(g, i)
+            # float32 log-marginals: a few ulps of the log of each entry
+            np.testing.assert_allclose(lr, ld, rtol=0, atol=1e-4 * max(1.0, np.abs(ld).max()))
+            g = list(g)
+            g[i] = g[i] + np.log(1.0 / shape[i]) - ld
+            gb = list(gb)
+            gb[i] = nx.array(g[i])
+    assert eng._mode == "scaled" and eng.n_fallbacks == 0
+    assert eng.n_products <= 1.5 * 30 + 2

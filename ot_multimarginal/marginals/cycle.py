@@ -36,7 +36,7 @@ scaled mode below; the log mode keeps the prefixes and suffixes).
 
 Two ways to take the products (``mode``):
 
-``'scaled'`` (default in float64)
+``'scaled'`` (default in float64, and for triangles in float32)
     Every product is held as ``diag(e^a) M̃ diag(e^b)`` with ``M̃`` row
     maxima 1, and the kernels are *absorbed* (``K_t = diag(e^ρ) K̃_t
     diag(e^κ)``, with half of the current log-scalings of both ends folded
@@ -101,8 +101,9 @@ class CycleEngine(PairwiseEngine):
     ``edges`` must form a single cycle (in any orientation and numbering;
     sweeps are cheapest when the nodes are numbered along the cycle).
     ``memory_budget`` bounds the cached products (about ``3k`` matrices
-    ``n × n``). ``mode``: ``'auto'`` (scaled products in float64, log
-    domain otherwise), ``'scaled'`` or ``'log'`` (see the module docstring).
+    ``n × n``). ``mode``: ``'auto'`` (scaled products in float64 and for
+    triangles in any dtype, log domain otherwise), ``'scaled'`` or ``'log'``
+    (see the module docstring).
     """
 
     _LOG_SPELL = 50  # calls spent in the log domain after the scaled products fail
@@ -138,7 +139,8 @@ class CycleEngine(PairwiseEngine):
         # cached column-shifted kernels for the log-domain prefix products
         self._E = [None] * k
         self.mode = mode
-        self._scaled_ok = mode == "scaled" or (mode == "auto" and self.prec.factor < 1e-100)
+        # float32's range suits a triangle's single product of two kernels, not longer chains
+        self._scaled_ok = mode == "scaled" or (mode == "auto" and (self.prec.factor < 1e-100 or k == 3))
         self._mode = "scaled" if self._scaled_ok else "log"
         self._rtol = 64 * self.prec.eps
         self._calls = 0
