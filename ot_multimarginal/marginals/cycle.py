@@ -299,7 +299,7 @@ class CycleEngine(PairwiseEngine):
             K = flushed_exp(nx, self._A[t] + ((gh[t] - rm)[:, None] + (col - cm)[None, :]), self.prec)
             kern.append((K, rm - gh[t], cm - col))
         self._kern = kern
-        self._thru = [None] * k
+        self._reset_caches()  # every cached product holds the old kernels
         self._absorbed_at = self._calls
         self.n_absorptions += 1
 
@@ -455,7 +455,6 @@ class CycleEngine(PairwiseEngine):
                 # entries missed: absorb the current scalings and retry (a few n^2
                 # exponentials, cheaper than the log-domain repairs below)
                 self._absorb()
-                self._reset_caches()
                 out, bad = self._scaled_marginal(t)
             if bad is None:
                 return out
