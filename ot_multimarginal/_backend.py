@@ -55,10 +55,19 @@ def flat_outer_product(nx, vecs):
 
 
 def safe_log(nx, x):
-    """``log x`` with ``log 0 = -inf`` and no warning on NumPy."""
+    """``log x`` with ``log 0 = -inf`` and no warning on NumPy.
+
+    On an array that takes part in autograd, the log is taken of ``1`` where
+    ``x = 0`` and then replaced by ``-inf``, so that the gradient there is 0
+    rather than ``inf · 0 = NaN`` (which would spread to every entry).
+    """
     if str(nx) == "numpy":
         with np.errstate(divide="ignore"):
             return np.log(x)
+    if getattr(x, "requires_grad", False):
+        pos = x > 0
+        one = nx.ones(x.shape, type_as=x)
+        return nx.where(pos, nx.log(nx.where(pos, x, one)), one * -np.inf)
     return nx.log(x)
 
 

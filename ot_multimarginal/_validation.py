@@ -2,26 +2,89 @@
 """One place for argument checks and their messages.
 
 Every public call goes through these helpers so that bad input always gives a
-``ValueError`` or ``TypeError`` that names the argument and what was expected.
+``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape,
+value or range) whose message names the argument, the expected form and what
+was received, a ``MemoryError`` (before any allocation) for problems over the
+memory budget, and never a failure from deep inside NumPy, torch or POT.
+
+The helpers are general so that every solver of the package (Sinkhorn, LP,
+neural, Gromov-Wasserstein) checks its arguments the same way:
+:func:`check_positive_int`, :func:`check_choice`, :func:`check_bool`,
+:func:`check_point_clouds` (returns the clouds cast to a floating dtype),
+:func:`check_metric`, :func:`check_memory_budget`, :func:`check_weights`,
+:func:`check_warmstart`, :func:`check_solver_kwargs`, ...
+
+**Mixed dtypes (one rule).** The cost sets the dtype and device: weights
+(and warm starts) are cast to the dtype and device of the cost tensor, of
+the matrices of a :class:`~ot_multimarginal.PairwiseCost` or of the point
+clouds. Integer (and boolean) point clouds and weights are cast to the
+default floating dtype (NumPy float64, torch's default dtype), as
+:func:`ot.dist` would; point clouds of several floating dtypes are cast to
+the widest. A cost tensor or edge matrix must already be floating
+(``TypeError`` otherwise).
 """
 # License: MIT License
 
+import difflib
+import inspect
+import math
+import numbers
 import os
+import warnings
 
 import numpy as np
 from ot.backend import get_backend
 
 __all__ = [
+    "describe",
     "backend_of",
     "check_reg",
     "check_k",
+    "check_finite",
     "check_cost_tensor",
     "check_weights",
     "check_iteration_args",
     "check_free",
+    "check_positive_int",
+    "check_nonneg_float",
+    "check_bool",
+    "check_choice",
+    "check_memory_budget",
+    "check_point_clouds",
+    "check_metric",
+    "check_warmstart",
+    "check_method",
+    "check_solver_kwargs",
+    "check_plan_tensor",
+    "check_not_pot_signature",
+    "warn_promise",
+    "check_solver_call",
+    "check_finite_result",
+    "check_rounded_marginals",
+    "cast_like",
     "default_memory_budget",
     "check_dense_size",
+    "METHOD_ALIASES",
 ]
+
+
+def describe(x, limit=60):
+    """A short description of ``x`` for error messages (never a dump of a large array)."""
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        lib = type(x).__module__.split(".")[0]
+        kind = "torch tensor" if lib == "torch" else ("NumPy array" if lib == "numpy" else type(x).__name__)
+        if getattr(x, "ndim", None) == 0 or tuple(x.shape) == ():
+            try:
+                return "a 0-d %s (%r, dtype %s)" % (kind, x.item(), x.dtype)
+            except Exception:  # pragma: no cover - exotic array types
+                pass
+        return "a %s of shape %s and dtype %s" % (kind, tuple(int(n) for n in x.shape), x.dtype)
+    r = repr(x)
+    if len(r) > limit:
+        r = r[: limit - 3] + "..."
+    if isinstance(x, (list, tuple)):
+        return "a %s of length %d: %s" % (type(x).__name__, len(x), r)
+    return "%s (%s)" % (r, type(x).__name__)
 
 
 def _is_array(x):
@@ -63,15 +126,80 @@ def backend_of(**named):
         raise TypeError(str(e)) from None
 
 
+def _is_real_number(x):
+    """A real scalar (Python, NumPy or 0-d/size-1 array), not a bool."""
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    if isinstance(x, numbers.Real):
+        return True
+    if _is_array(x) and int(np.prod(tuple(x.shape))) == 1 and "bool" not in str(x.dtype):
+        return "complex" not in str(x.dtype)
+    return False
+
+
 def check_reg(reg, name="reg"):
-    """``reg`` must be a finite positive number."""
-    try:
-        r = float(reg)
-    except (TypeError, ValueError):
-        raise TypeError("%s must be a positive float, got %r" % (name, reg)) from None
+    """``reg`` must be a finite positive number; returns it as a float."""
+    if not _is_real_number(reg):
+        raise TypeError("%s must be a positive float, got %s" % (name, describe(reg)))
+    r = float(reg.item() if _is_array(reg) else reg)
     if not np.isfinite(r) or r <= 0:
-        raise ValueError("%s must be a finite number > 0, got %r" % (name, reg))
+        raise ValueError("%s must be a finite number > 0, got %r" % (name, r))
     return r
+
+
+def check_nonneg_float(name, v, allow_inf=False):
+    """A real number ``>= 0`` (finite unless ``allow_inf``); returns it as a float."""
+    if not _is_real_number(v):
+        raise TypeError("%s must be a number >= 0, got %s" % (name, describe(v)))
+    r = float(v.item() if _is_array(v) else v)
+    if math.isnan(r) or r < 0 or (not allow_inf and math.isinf(r)):
+        raise ValueError("%s must be a %snumber >= 0, got %r" % (name, "" if allow_inf else "finite ", r))
+    return r
+
+
+def check_positive_int(name, v, minimum=1):
+    """An integer ``>= minimum`` (Python or NumPy integer, not a bool); returns an ``int``.
+
+    ``TypeError`` for a non-integer (``3.0`` included), ``ValueError`` below ``minimum``.
+    """
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+        raise TypeError("%s must be an integer >= %d, got %s" % (name, minimum, describe(v)))
+    v = int(v)
+    if v < minimum:
+        raise ValueError("%s must be an integer >= %d, got %d" % (name, minimum, v))
+    return v
+
+
+def check_bool(name, v):
+    """``True``/``False`` (NumPy bools and the integers 0 and 1 accepted); returns a ``bool``."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (numbers.Integral, np.integer)) and int(v) in (0, 1):
+        return bool(v)
+    raise TypeError("%s must be True or False, got %s" % (name, describe(v)))
+
+
+def check_choice(name, v, choices, aliases=None):
+    """One of ``choices`` (strings); ``aliases`` maps other accepted names to a choice.
+
+    Returns the canonical choice. ``ValueError`` lists the valid names (and the
+    closest one, if the value looks like a typo); ``TypeError`` for a non-string.
+    """
+    aliases = aliases or {}
+    if isinstance(v, str):
+        if v in choices:
+            return v
+        if v in aliases:
+            return aliases[v]
+    elif v in choices and not isinstance(v, (bool, np.bool_)):  # e.g. None among the choices
+        return v
+    valid = [c for c in choices] + [a for a in aliases]
+    names = ", ".join(repr(c) for c in valid)
+    close = difflib.get_close_matches(v, [c for c in valid if isinstance(c, str)], n=1) if isinstance(v, str) else []
+    hint = " (did you mean %r?)" % close[0] if close else ""
+    if not isinstance(v, str) and not any(c is None for c in choices):
+        raise TypeError("%s must be one of %s, got %s" % (name, names, describe(v)))
+    raise ValueError("%s must be one of %s, got %r%s" % (name, names, v, hint))
 
 
 def check_k(k, name="the number of marginals k"):
@@ -80,57 +208,139 @@ def check_k(k, name="the number of marginals k"):
 
 
 def check_finite(nx, x, name):
-    if bool(nx.any(~nx.isfinite(nx.detach(x)))):
+    """``ValueError`` if ``x`` holds NaN or inf.
+
+    Done with a max and a min reduction (NaN propagates through both), so no
+    temporary of the size of ``x`` is allocated.
+    """
+    if x.shape and int(np.prod(tuple(x.shape))) == 0:
+        return
+    xd = nx.detach(x)
+    hi, lo = float(nx.to_numpy(nx.max(xd))), float(nx.to_numpy(nx.min(xd)))
+    if not (math.isfinite(hi) and math.isfinite(lo)):
         raise ValueError("%s contains NaN or inf values" % name)
 
 
-def check_cost_tensor(nx, M, k=None, name="M"):
-    """A floating array with ``k`` dimensions (if given) and finite entries."""
+def _check_floating(nx, M, name):
     if not _is_array(M):
-        raise TypeError("%s must be a NumPy array or torch tensor, got %s" % (name, type(M).__name__))
-    if not nx.is_floating_point(M):
-        raise TypeError("%s must have a floating dtype, got %s" % (name, M.dtype))
+        raise TypeError("%s must be a NumPy array or torch tensor, got %s" % (name, describe(M)))
+    if "complex" in str(M.dtype) or not nx.is_floating_point(M):
+        raise TypeError(
+            "%s must have a real floating dtype (float32 or float64), got %s; cast it first, e.g. "
+            "M.astype(float) / M.double()" % (name, M.dtype)
+        )
+
+
+def check_cost_tensor(nx, M, k=None, name="M", memory_budget=None, n_buffers=None, what="the Gibbs kernel"):
+    """A floating array with ``k`` dimensions (if given), no empty axis, and finite entries.
+
+    With ``n_buffers``, the memory guard (:func:`check_dense_size`) runs
+    before the finiteness scan, so a huge (e.g. ``np.broadcast_to``) input
+    is refused before anything is read or allocated.
+    """
+    _check_floating(nx, M, name)
     if k is not None and M.ndim != k:
         raise ValueError(
             "%s must have one axis per marginal: expected %d dimensions, got shape %s"
             % (name, k, tuple(M.shape))
         )
     check_k(M.ndim, "%s.ndim (the number of marginals)" % name)
+    if any(int(n) == 0 for n in M.shape):
+        raise ValueError(
+            "%s must have no empty axis (every marginal needs at least one point), got shape %s"
+            % (name, tuple(int(n) for n in M.shape))
+        )
+    if n_buffers is not None:
+        check_dense_size(tuple(M.shape), nx.bitsize(M) // 8, n_buffers, memory_budget, what, nx, M)
     check_finite(nx, M, name)
 
 
-def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None):
-    """Validated list of k weight vectors (uniform where ``None``).
+def check_not_pot_signature(a_s, M, reg, caller="emot_sinkhorn"):
+    """Catch POT's two-marginal call ``f(a, b, M, reg)`` and say to pass ``[a, b]``."""
+    if _is_array(a_s) and _is_array(M) and getattr(M, "ndim", None) == 1 and getattr(a_s, "ndim", None) == 1:
+        if reg is None:
+            call, pot = "%s([a, b], M)" % caller, "ot.emd(a, b, M)"
+        else:
+            call, pot = "%s([a, b], M, reg)" % caller, "ot.sinkhorn(a, b, M, reg)"
+        raise TypeError(
+            "%s takes the k weight vectors as one list a_s: got a 1-D array as a_s and a 1-D array as M, "
+            "as in POT's two-marginal call %s. Call %s instead (M then the cost matrix)."
+            % (caller, pot, call)
+        )
 
-    Weights are cast to the dtype and device of ``type_as``. They must be
-    1-D, of length ``shape[i]``, finite, non-negative, and sum to one (to
-    ``rtol``: 1e-7 in float64, 1e-4 in float32); they are returned divided by
-    their sum, so that all masses are exactly equal.
+
+def cast_like(nx, a, type_as):
+    """``a`` with the dtype and device of ``type_as`` (keeps autograd on torch)."""
+    if a.dtype == type_as.dtype and nx.device_type(a) == nx.device_type(type_as) and \
+            getattr(a, "device", None) == getattr(type_as, "device", None):
+        return a
+    if str(nx) == "torch":
+        return a.to(dtype=type_as.dtype, device=type_as.device)
+    if str(nx) == "numpy":
+        return np.asarray(a, dtype=type_as.dtype)
+    return nx.from_numpy(nx.to_numpy(a), type_as=type_as)  # pragma: no cover - other backends
+
+
+def _as_weight_array(nx, a, nm, type_as):
+    """A weight entry as a backend array (lists and integer/boolean arrays cast), or ``None`` for uniform."""
+    if a is None:
+        return None
+    if isinstance(a, (list, tuple)):
+        if len(a) == 0:
+            return None  # POT's convention: [] means uniform
+        try:
+            arr = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError("%s must be a 1-D array of numbers, got %s" % (nm, describe(a))) from None
+        return nx.from_numpy(arr, type_as=type_as)
+    if not _is_array(a):
+        raise TypeError(
+            "%s must be a 1-D array (or list) of non-negative numbers, or None for uniform, got %s"
+            % (nm, describe(a))
+        )
+    if "bool" in str(a.dtype) or "complex" in str(a.dtype):
+        raise TypeError("%s must have a real dtype (integers are cast), got %s" % (nm, a.dtype))
+    if a.ndim == 1 and a.shape[0] == 0:
+        return None
+    return a
+
+
+def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0):
+    """Validated list of k weight vectors (uniform where ``None`` or empty).
+
+    ``a_s`` is ``None`` (all uniform) or a list of k entries, each ``None``
+    or an empty list/array (uniform, as in POT), a list of numbers, or a 1-D
+    array of the backend of the cost. Weights are cast to the dtype and device
+    of ``type_as`` (integer weights included; boolean ones are refused). They
+    must be 1-D, of length ``shape[i]``, finite, non-negative, and sum to one
+    (to ``rtol``: 1e-7 in float64, 1e-4 in float32); they are returned
+    divided by their sum, so that all masses are exactly equal.
+    ``mass=None`` asks only for a common positive mass (that of the first
+    given vector; uniform entries get it too) instead of one.
     """
     k = len(shape)
     if a_s is None:
         a_s = [None] * k
     if not isinstance(a_s, (list, tuple)):
-        raise TypeError("%s must be a list of k weight vectors (or None), got %s" % (name, type(a_s).__name__))
+        raise TypeError(
+            "%s must be a list of k weight vectors (or None for uniform), got %s" % (name, describe(a_s))
+        )
     if len(a_s) != k:
         raise ValueError("%s must have one entry per marginal: expected %d, got %d" % (name, k, len(a_s)))
     out = []
     masses = []
     for i, (a, n) in enumerate(zip(a_s, shape)):
         nm = "%s[%d]" % (name, i)
+        a = _as_weight_array(nx, a, nm, type_as)
         if a is None:
             out.append(nx.ones((n,), type_as=type_as) / n)
-            masses.append(1.0)
+            masses.append(None)
             continue
-        if isinstance(a, (list, tuple)):
-            a = nx.from_numpy(np.asarray(a, dtype=np.float64), type_as=type_as)
-        if not _is_array(a):
-            raise TypeError("%s must be an array, got %s" % (nm, type(a).__name__))
         if a.ndim != 1:
             raise ValueError("%s must be 1-D, got shape %s" % (nm, tuple(a.shape)))
         if a.shape[0] != n:
             raise ValueError("%s has length %d but axis %d of the cost has size %d" % (nm, a.shape[0], i, n))
-        an = nx.to_numpy(nx.detach(a))
+        an = np.asarray(nx.to_numpy(nx.detach(a)), dtype=np.float64)
         if not np.all(np.isfinite(an)):
             raise ValueError("%s contains NaN or inf values" % nm)
         if np.any(an < 0):
@@ -139,20 +349,25 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None):
         if m <= 0:
             raise ValueError("%s has zero total mass" % nm)
         masses.append(m)
-        if a.dtype != type_as.dtype or nx.device_type(a) != nx.device_type(type_as):
-            a = a + nx.zeros((n,), type_as=type_as)  # cast keeping autograd
-        out.append(a)
+        out.append(cast_like(nx, a, type_as))
     if rtol is None:
         rtol = 1e-4 if nx.bitsize(type_as) <= 32 else 1e-7
-    for i, m in enumerate(masses):
-        if abs(m - 1.0) > rtol:
+    given = [(i, m) for i, m in enumerate(masses) if m is not None]
+    target = 1.0 if mass is not None or not given else given[0][1]
+    for i, m in given:
+        if abs(m - target) > rtol * target:
+            if mass is not None:
+                raise ValueError(
+                    "weights must be probability vectors: %s[%d] sums to %.10g, expected 1 "
+                    "(normalise it, e.g. a / a.sum())" % (name, i, m)
+                )
             raise ValueError(
-                "weights must be probability vectors: %s[%d] sums to %.10g, expected 1 "
-                "(normalise it, e.g. a / a.sum())" % (name, i, m)
+                "%s must all have the same total mass: %s[%d] sums to %.10g but %s[%d] to %.10g"
+                % (name, name, i, m, name, given[0][0], target)
             )
     # renormalise within the tolerance so that every marginal has exactly the
     # same mass (rounding onto the transport polytope needs it)
-    return [a / nx.sum(a) for a in out]
+    return [a / nx.sum(a) * target if target != 1.0 else a / nx.sum(a) for a in out]
 
 
 def check_free(free, k, name="free"):
@@ -192,10 +407,288 @@ def check_free(free, k, name="free"):
 
 
 def check_iteration_args(numItermax, stopThr):
-    if not isinstance(numItermax, (int, np.integer)) or numItermax < 0:
-        raise ValueError("numItermax must be a non-negative integer, got %r" % (numItermax,))
-    if not np.isfinite(stopThr) or stopThr < 0:
-        raise ValueError("stopThr must be a finite number >= 0, got %r" % (stopThr,))
+    """``numItermax`` an integer >= 0, ``stopThr`` a finite number >= 0; returns them."""
+    return check_positive_int("numItermax", numItermax, minimum=0), check_nonneg_float("stopThr", stopThr)
+
+
+def check_memory_budget(memory_budget, name="memory_budget"):
+    """``None`` (the default budget) or a number of bytes > 0; returns ``None`` or an ``int``."""
+    if memory_budget is None:
+        return None
+    if not _is_real_number(memory_budget):
+        raise TypeError(
+            "%s must be a number of bytes (e.g. 2 * 2**30) or None, got %s" % (name, describe(memory_budget))
+        )
+    b = float(memory_budget.item() if _is_array(memory_budget) else memory_budget)
+    if math.isnan(b) or b <= 0:
+        raise ValueError("%s must be a number of bytes > 0 (or None), got %r" % (name, b))
+    return b if math.isinf(b) else int(b)
+
+
+# ---------------------------------------------------------------- point clouds and metrics
+def _default_float_dtype(nx, X):
+    if str(nx) == "torch":
+        import torch  # only reached for torch tensors
+
+        return torch.get_default_dtype()
+    return np.float64
+
+
+def check_point_clouds(X_s, name="X_s", min_k=2):
+    """Validate a list of k >= ``min_k`` point clouds of shape ``(n_i, d_i)``.
+
+    Returns ``(nx, X_s)``: the backend and the clouds as a list, cast to one
+    floating dtype (integer and boolean clouds to the default floating dtype,
+    as :func:`ot.dist` computes; several floating dtypes to the widest),
+    on their device, differentiable on torch. Each cloud must be a 2-D
+    NumPy array or torch tensor (one library for all) with at least one row
+    and one column, and finite.
+    """
+    if not isinstance(X_s, (list, tuple)):
+        raise TypeError(
+            "%s must be a list of k arrays of shape (n_i, d_i), got %s" % (name, describe(X_s))
+        )
+    if len(X_s) < min_k:
+        raise ValueError(
+            "%s must hold at least %d point clouds (len(%s) is the number of marginals), got %d"
+            % (name, min_k, name, len(X_s))
+        )
+    for i, X in enumerate(X_s):
+        if not _is_array(X):
+            raise TypeError(
+                "%s[%d] must be a NumPy array or torch tensor of shape (n_i, d_i), got %s" % (name, i, describe(X))
+            )
+    nx = backend_of(**{name: list(X_s)})
+    dtypes = []
+    for i, X in enumerate(X_s):
+        if X.ndim != 2:
+            raise ValueError(
+                "%s[%d] must be a 2-D array (n_i, d_i) (one row per point), got shape %s"
+                % (name, i, tuple(X.shape))
+            )
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError("%s[%d] is empty: expected shape (n_i, d_i) with n_i, d_i >= 1, got %s"
+                             % (name, i, tuple(X.shape)))
+        if "complex" in str(X.dtype):
+            raise TypeError("%s[%d] must be real, got dtype %s" % (name, i, X.dtype))
+        dtypes.append(X.dtype if nx.is_floating_point(X) else None)
+    floats = [d for d in dtypes if d is not None]
+    if floats:
+        target = max(floats, key=lambda d: np.dtype(str(d).replace("torch.", "")).itemsize)
+    else:
+        target = _default_float_dtype(nx, X_s[0])
+    out = []
+    for i, X in enumerate(X_s):
+        if X.dtype != target:
+            X = X.to(dtype=target) if str(nx) == "torch" else np.asarray(X, dtype=target)
+        check_finite(nx, X, "%s[%d]" % (name, i))
+        out.append(X)
+    return nx, out
+
+
+_BACKEND_METRICS = ("sqeuclidean", "euclidean", "cityblock", "minkowski", "cosine", "correlation")
+
+
+def _numpy_metrics():
+    try:
+        from scipy.spatial.distance import _METRICS_NAMES
+
+        names = list(_METRICS_NAMES)
+    except ImportError:  # pragma: no cover - older/newer SciPy
+        names = []
+    return tuple(sorted(set(_BACKEND_METRICS) | set(names)))
+
+
+def check_metric(metric, nx, name="metric"):
+    """A metric name accepted by :func:`ot.dist` on backend ``nx``, or a callable.
+
+    On NumPy every :func:`scipy.spatial.distance.cdist` name; on other backends
+    the backend-generic ones (``'sqeuclidean'``, ``'euclidean'``,
+    ``'cityblock'``, ``'minkowski'``, ``'cosine'``, ``'correlation'``).
+    """
+    if callable(metric):
+        return metric
+    valid = _numpy_metrics() if str(nx) == "numpy" else _BACKEND_METRICS
+    if not isinstance(metric, str):
+        raise TypeError(
+            "%s must be a metric name of ot.dist or a callable metric(X, Y) -> (n_X, n_Y) matrix, got %s"
+            % (name, describe(metric))
+        )
+    if metric not in valid:
+        close = difflib.get_close_matches(metric, valid, n=1)
+        raise ValueError(
+            "%s=%r is not a metric of ot.dist on %s arrays%s; valid names: %s (or pass a callable "
+            "metric(X, Y) returning the (n_X, n_Y) cost matrix)"
+            % (name, metric, str(nx), " (did you mean %r?)" % close[0] if close else "", ", ".join(valid))
+        )
+    return metric
+
+
+# ---------------------------------------------------------------- solver options
+METHOD_ALIASES = {"sinkhorn": "sinkhorn_log"}
+"""Other accepted ``method=`` names: POT's ``'sinkhorn'`` is the cyclic log-domain method."""
+
+
+def check_method(method, methods, name="method"):
+    """The canonical method name (``'sinkhorn'`` is POT's name for ``'sinkhorn_log'``).
+
+    ``ValueError`` ("Unknown method ...") lists the valid names.
+    """
+    aliases = {a: m for a, m in METHOD_ALIASES.items() if m in methods}
+    if isinstance(method, str):
+        if method in methods:
+            return method
+        if method in aliases:
+            return aliases[method]
+    valid = sorted(methods) + sorted(aliases)
+    close = difflib.get_close_matches(method, valid, n=1) if isinstance(method, str) else []
+    raise ValueError(
+        "Unknown method %s for %s. Expected one of %s%s."
+        % (repr(method) if isinstance(method, str) else describe(method), name, valid,
+           " (did you mean %r?)" % close[0] if close else "")
+    )
+
+
+# positional arguments of every strategy, not options a user passes
+_STRATEGY_POSITIONAL = ("engine", "a_s", "log_a", "g", "numItermax", "stopThr", "verbose", "blocks")
+
+
+def strategy_options(strategy):
+    """The keyword options of a strategy function (e.g. ``check_every``, ``relaxation``)."""
+    params = inspect.signature(strategy).parameters
+    return tuple(p for p in params if p not in _STRATEGY_POSITIONAL
+                 and params[p].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL))
+
+
+def check_solver_kwargs(caller, method, kwargs, strategy, own=()):
+    """Check the extra keywords of a public solver call against ``method``'s options.
+
+    ``strategy`` is the loop chosen by ``method``; ``own`` the caller's other
+    keyword names that may come through ``**kwargs`` (e.g. those of
+    :func:`~ot_multimarginal.emot_sinkhorn` for the point-cloud calls). An
+    unknown name raises a ``TypeError`` from ``caller`` with the valid names
+    (and the closest one); the integer options ``check_every`` and
+    ``print_every`` must be integers >= 1.
+    """
+    options = strategy_options(strategy)
+    valid = tuple(options) + tuple(o for o in own if o not in options)
+    for key in kwargs:
+        if key not in valid:
+            close = difflib.get_close_matches(key, list(valid), n=1)
+            raise TypeError(
+                "%s() got an unexpected keyword argument %r%s. With method=%r the options are: %s"
+                % (caller, key, " (did you mean %r?)" % close[0] if close else "", method,
+                   ", ".join(valid) if valid else "none")
+            )
+    for key in ("check_every", "print_every"):
+        if key in kwargs:
+            check_positive_int(key, kwargs[key], minimum=1)
+    return kwargs
+
+
+def check_warmstart(nx, warmstart, shape, type_as, name="warmstart"):
+    """``None``, or k finite dual potentials of shapes ``(n_i,)`` (``log['potentials']``).
+
+    Returns the potentials detached and cast to the dtype and device of ``type_as``.
+    """
+    if warmstart is None:
+        return None
+    k = len(shape)
+    if not isinstance(warmstart, (list, tuple)):
+        raise TypeError(
+            "%s must be a list of %d potentials (log['potentials'] of a previous solve) or None, got %s"
+            % (name, k, describe(warmstart))
+        )
+    if len(warmstart) != k:
+        raise ValueError(
+            "%s must be a list of %d potentials (log['potentials'] of a previous solve), got %d entries"
+            % (name, k, len(warmstart))
+        )
+    lib = type(type_as).__module__.split(".")[0]
+    out = []
+    for i, (phi, n) in enumerate(zip(warmstart, shape)):
+        nm = "%s[%d]" % (name, i)
+        if not _is_array(phi):
+            raise TypeError(
+                "%s must be a %s of shape (%d,) (the potential of log['potentials']), got %s"
+                % (nm, "torch tensor" if lib == "torch" else "NumPy array", n, describe(phi))
+            )
+        if type(phi).__module__.split(".")[0] != lib:
+            raise TypeError(
+                "%s must come from the same library as the cost (%s), got %s" % (nm, lib, describe(phi))
+            )
+        if tuple(phi.shape) != (n,):
+            raise ValueError("%s must have shape (%d,), got %s" % (nm, n, tuple(phi.shape)))
+        if "bool" in str(phi.dtype) or "complex" in str(phi.dtype):
+            raise TypeError("%s must have a real dtype, got %s" % (nm, phi.dtype))
+        phi = cast_like(nx, nx.detach(phi), type_as)
+        check_finite(nx, phi, nm)
+        out.append(phi)
+    return out
+
+
+def check_plan_tensor(nx, X, name="X"):
+    """A dense plan: a floating array with k >= 2 axes, none empty, finite and non-negative."""
+    _check_floating(nx, X, name)
+    check_k(X.ndim, "%s.ndim (the number of marginals)" % name)
+    if any(int(n) == 0 for n in X.shape):
+        raise ValueError("%s must have no empty axis, got shape %s" % (name, tuple(int(n) for n in X.shape)))
+    check_finite(nx, X, name)
+    m = float(nx.to_numpy(nx.min(nx.detach(X))))
+    if m < 0:
+        raise ValueError("%s must be non-negative (a plan), got a minimum entry of %g" % (name, m))
+
+
+def check_solver_call(caller, a_s, M, reg, method, methods, kwargs, own=(), **flags):
+    """The checks every public solver call makes first; returns the canonical method name.
+
+    POT's two-marginal signature (:func:`check_not_pot_signature`), ``method``
+    (:func:`check_method`, POT's ``'sinkhorn'`` accepted), the extra keywords
+    against the chosen loop's options (:func:`check_solver_kwargs`), and the
+    boolean flags given as keywords (``log=..., verbose=..., warn=...``).
+    """
+    check_not_pot_signature(a_s, M, reg, caller)
+    method = check_method(method, methods)
+    check_solver_kwargs(caller, method, kwargs, methods[method], own)
+    for nm, v in flags.items():
+        check_bool(nm, v)
+    return method
+
+
+def check_rounded_marginals(nx, err, k, type_as, reg, stacklevel=3):
+    """Warn when a rounded plan misses its exact marginals by more than the dtype allows.
+
+    ``err`` is the L1 marginal error of the rounded plan; the tolerance is
+    ``1000 k eps`` of the dtype (3.6e-4 for k = 3 in float32, 7e-13 in float64).
+    """
+    eps = float(np.finfo(str(type_as.dtype).replace("torch.", "")).eps)
+    tol = 1e3 * k * eps
+    e = float(nx.to_numpy(nx.detach(err))) if not isinstance(err, float) else err
+    if not math.isfinite(e) or e > tol:
+        warn_promise(
+            "round() promises exact marginals, but the rounded plan's marginals miss the weights "
+            "(sum of L1 errors)", e, tol,
+            "At reg=%g the plan's log-scalings are beyond what %s resolves: use float64 (or a larger reg)."
+            % (reg, str(type_as.dtype).replace("torch.", "")),
+            stacklevel=stacklevel,
+        )
+
+
+def check_finite_result(nx, x, what, hint=""):
+    """``FloatingPointError`` when a computed result is NaN or inf (never a silent non-finite number)."""
+    xd = nx.detach(x)
+    hi, lo = float(nx.to_numpy(nx.max(xd))), float(nx.to_numpy(nx.min(xd)))
+    if not (math.isfinite(hi) and math.isfinite(lo)):
+        raise FloatingPointError("%s is not finite (max %r, min %r).%s" % (what, hi, lo, (" " + hint) if hint else ""))
+    return x
+
+
+def warn_promise(what, reached, tol, hint="", stacklevel=3):
+    """``UserWarning`` when a promised figure is not met: says what was reached and the tolerance."""
+    warnings.warn(
+        "%s: reached %.3g, above the tolerance %.3g.%s" % (what, reached, tol, (" " + hint) if hint else ""),
+        UserWarning, stacklevel=stacklevel + 1,
+    )
 
 
 def default_memory_budget(nx=None, type_as=None):
@@ -238,6 +731,7 @@ def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense 
     for n in shape:
         entries *= int(n)
     need = entries * itemsize * n_buffers
+    memory_budget = check_memory_budget(memory_budget)
     budget = default_memory_budget(nx, type_as) if memory_budget is None else memory_budget
     if need > budget:
         raise MemoryError(

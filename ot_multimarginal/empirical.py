@@ -2,8 +2,12 @@
 """Point-cloud entry points: build the cost from samples, then solve."""
 # License: MIT License
 
+import inspect
+
+from ._validation import check_solver_call
 from .costs.dense import cost_tensor
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
+from .strategies import STRATEGIES
 
 __all__ = ["empirical_emot_sinkhorn", "empirical_emot_sinkhorn2", "empirical_cost"]
 
@@ -60,6 +64,7 @@ def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None
     -------
     P : the plan (see :func:`emot_sinkhorn`), and ``log`` if ``log=True``.
     """
+    _check_kwargs("empirical_emot_sinkhorn", emot_sinkhorn, X_s, reg, kwargs)
     C = empirical_cost(X_s, metric, graph, memory_budget)
     return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 
@@ -71,5 +76,13 @@ def empirical_emot_sinkhorn2(X_s, reg, a_s=None, metric="sqeuclidean", graph=Non
     Same parameters as :func:`empirical_emot_sinkhorn` (``free`` included);
     returns the value of :func:`emot_sinkhorn2` (and ``log`` if ``log=True``).
     """
+    _check_kwargs("empirical_emot_sinkhorn2", emot_sinkhorn2, X_s, reg, kwargs)
     C = empirical_cost(X_s, metric, graph, memory_budget)
     return emot_sinkhorn2(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
+
+
+def _check_kwargs(caller, solver, X_s, reg, kwargs):
+    """Mistyped keywords are reported by the point-cloud call itself, with the valid names."""
+    own = [p for p in inspect.signature(solver).parameters if p not in ("a_s", "M", "reg", "kwargs")]
+    check_solver_call(caller, None, X_s, reg, kwargs.get("method", "sinkhorn_log"), STRATEGIES,
+                      {key: v for key, v in kwargs.items() if key not in own}, own)

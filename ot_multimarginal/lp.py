@@ -22,7 +22,17 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from ._validation import backend_of, check_cost_tensor, check_dense_size, check_free, check_weights
+from ._validation import (
+    backend_of,
+    check_bool,
+    check_cost_tensor,
+    check_dense_size,
+    check_free,
+    check_memory_budget,
+    check_not_pot_signature,
+    check_weights,
+    describe,
+)
 
 __all__ = ["emot_lp", "emot_lp2"]
 
@@ -107,8 +117,14 @@ def _constraint_matrix(shape, prescribed=None):
     return A
 
 
-def _solve(a_s, M, memory_budget, max_variables, free=None):
+def _solve(a_s, M, memory_budget, max_variables, free=None, verbose=False, log=False, caller="emot_lp"):
     """Validate, solve in NumPy; returns everything the public calls need."""
+    check_not_pot_signature(a_s, M, None, caller)
+    verbose = check_bool("verbose", verbose)
+    check_bool("log", log)
+    memory_budget = check_memory_budget(memory_budget)
+    if not (hasattr(M, "shape") and hasattr(M, "ndim")):
+        raise TypeError("M must be a NumPy array or torch tensor (the cost tensor), got %s" % describe(M))
     nx = backend_of(a_s=a_s, M=M)
     if hasattr(M, "shape") and hasattr(M, "ndim"):
         # size refusal first: nothing (not even the finiteness check) is allocated
@@ -126,7 +142,7 @@ def _solve(a_s, M, memory_budget, max_variables, free=None):
         a_np.append(a / a.sum())  # exact equal masses (validated to rtol already)
     b = np.concatenate([a_np[prescribed[0]]] + [a_np[i][:-1] for i in prescribed[1:]])
     A = _constraint_matrix(shape, prescribed)
-    res = linprog(M_np.ravel(), A_eq=A, b_eq=b, bounds=(0, None), method="highs")
+    res = linprog(M_np.ravel(), A_eq=A, b_eq=b, bounds=(0, None), method="highs", options={"disp": verbose})
     del A
     if res.status != 0 or res.x is None:
         raise RuntimeError(
@@ -177,6 +193,8 @@ _PARAMS = r"""
         are dropped (:math:`u_i = 0` in the dual) and the plan's marginal
         there is whatever is optimal. Distinct indices in ``[0, k)``, at
         least one node prescribed; ``None`` (default): none.
+    verbose : bool, optional
+        Print HiGHS's progress (``linprog(options={'disp': True})``).
 """
 
 _LOG_DOC = r"""
@@ -232,8 +250,8 @@ _RAISES = r"""
 """
 
 
-def emot_lp(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None):
-    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free)
+def emot_lp(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None, verbose=False):
+    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free, verbose, log, "emot_lp")
     P = nx.from_numpy(plan, type_as=M)
     if log:
         return P, _log(nx, M, nx.from_numpy(np.asarray(value), type_as=M), duals, info)
@@ -293,8 +311,8 @@ emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
     """
 
 
-def emot_lp2(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None):
-    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free)
+def emot_lp2(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None, verbose=False):
+    nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free, verbose, log, "emot_lp2")
     val = nx.from_numpy(np.asarray(value), type_as=M)
     if str(nx) == "torch":
         inputs, grads = [], []

@@ -24,7 +24,7 @@ dense ``exp(engine.log_plan(g))``.
 import numpy as np
 from ot.utils import check_random_state
 
-from ._validation import check_dense_size, check_free
+from ._validation import check_dense_size, check_free, check_positive_int, check_rounded_marginals
 from .rounding import (
     _dense_cost,
     _edge_matrices,
@@ -260,7 +260,7 @@ class FactoredPlan:
         return self._log_marginals[i]
 
     def _check_axis(self, i, name="i"):
-        if not isinstance(i, (int, np.integer)) or not -self.k <= i < self.k:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not -self.k <= i < self.k:
             raise IndexError("%s must be an axis in [0, %d), got %r" % (name, self.k, i))
         return int(i) % self.k
 
@@ -404,10 +404,13 @@ class FactoredPlan:
         """
         if method not in ("auto", "sequential", "dense", "engine"):
             raise ValueError("method must be 'auto', 'sequential', 'dense' or 'engine', got %r" % (method,))
-        if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
-            raise ValueError("n_samples must be a non-negative integer, got %r" % (n_samples,))
-        n_samples = int(n_samples)
-        rng = check_random_state(random_state)
+        n_samples = check_positive_int("n_samples", n_samples, minimum=0)
+        try:
+            rng = check_random_state(random_state)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "random_state must be None, an integer seed or a numpy.random.RandomState, got %r" % (random_state,)
+            ) from None
         hook = getattr(self.engine, "sample_gibbs", None)
         if method == "engine" and hook is None:
             raise ValueError("method='engine' needs an engine with a sample_gibbs(g, n, rng) method")
@@ -531,7 +534,9 @@ class FactoredPlan:
         if self.a_s is None:
             raise ValueError("round() needs the target weights: build the plan with a_s")
         state = round_to_feasible(self.engine, self.g, self.a_s, self.free)
-        return FactoredPlan(self.engine, state.g, self.a_s, rounded=state, free=self.free)
+        out = FactoredPlan(self.engine, state.g, self.a_s, rounded=state, free=self.free)
+        check_rounded_marginals(self.nx, out.marginal_error(), self.k, self.engine.type_as, self.reg)
+        return out
 
     def __repr__(self):
         extra = ", free=%s" % (self.free,) if self.free else ""

@@ -47,7 +47,7 @@ exact; a free marginal is whatever the plan gives.
 from collections import namedtuple
 
 from ._backend import axes_except, expand_to, safe_log, to_float
-from ._validation import check_free
+from ._validation import backend_of, check_free, check_plan_tensor, check_weights, describe
 
 __all__ = [
     "RoundedState",
@@ -306,22 +306,27 @@ def round_dense(X, a_s, nx=None, free=()):
     Parameters
     ----------
     X : array-like, shape (n_1, ..., n_k)
-        Non-negative tensor.
+        Non-negative, finite tensor (``ValueError`` otherwise).
     a_s : list of k arrays
-        Target weights of a common total mass.
+        Target weights: non-negative, finite, of a common total mass (checked
+        to 1e-7 relative, 1e-4 in float32; ``None`` entries: uniform of that
+        mass); cast to the dtype of ``X``.
     nx : Backend, optional
         POT backend (guessed from ``X`` by default).
     free : sequence of int, optional
         Free nodes (``log['free']`` of the solve): only the other marginals
         are rounded; see the module docstring.
     """
-    if nx is None:
-        from ot.backend import get_backend
-
-        nx = get_backend(X)
+    if not (hasattr(X, "shape") and hasattr(X, "dtype")):
+        raise TypeError("X must be a NumPy array or torch tensor (a dense plan), got %s" % describe(X))
+    nx_X = backend_of(X=X, a_s=a_s)
+    if nx is not None and str(nx) != str(nx_X):
+        raise TypeError("nx must be the backend of X (%s), got %s" % (str(nx_X), describe(nx)))
+    nx = nx_X
+    check_plan_tensor(nx, X, "X")
     k = X.ndim
-    if len(a_s) != k:
-        raise ValueError("a_s must have one weight vector per axis of X (%d), got %d" % (k, len(a_s)))
+    # non-negative, finite, of one common mass (1 not required), cast to X's dtype
+    a_s = check_weights(nx, a_s, tuple(X.shape), X, mass=None)
     free = check_free(free, k)
     prescribed = [j for j in range(k) if j not in free]
     Y = X

@@ -10,10 +10,18 @@ gradients and ``log`` dict of a finished solve.
 from ._backend import dtype_info, safe_log
 from ._validation import (
     backend_of,
+    check_choice,
     check_cost_tensor,
+    check_finite_result,
     check_free,
     check_iteration_args,
+    check_memory_budget,
+    check_method,
+    check_not_pot_signature,
     check_reg,
+    check_solver_call,
+    check_solver_kwargs,
+    check_warmstart,
     check_weights,
 )
 from .marginals.dense import DenseEngine
@@ -44,14 +52,18 @@ def make_engine(a_s, M, reg, mode="scaling", memory_budget=None, detach=False):
     ``M`` is either a dense cost tensor or a structured cost object (one with
     a ``make_engine`` method, such as :class:`ot_multimarginal.PairwiseCost`).
     """
+    check_not_pot_signature(a_s, M, reg)
     reg = check_reg(reg)
+    memory_budget = check_memory_budget(memory_budget)
+    mode = check_choice("mode", mode, ("scaling", "log"))
     if _is_structured(M):
         nx = backend_of(a_s=a_s, M=M.type_as)
         shape = tuple(M.shape)
         type_as = M.type_as
     else:
-        nx = backend_of(a_s=a_s, M=M)
-        check_cost_tensor(nx, M)
+        nx = backend_of(a_s=a_s, M=M) if hasattr(M, "shape") else backend_of(a_s=a_s)
+        # the memory guard runs before the finiteness scan of a (possibly huge, broadcast) M
+        check_cost_tensor(nx, M, memory_budget=memory_budget, n_buffers=DenseEngine.n_buffers)
         shape = tuple(M.shape)
         type_as = M
     a_s = check_weights(nx, a_s, shape, type_as)
@@ -106,9 +118,10 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     Returns ``(g, info)``: the log-scalings and the loop's info dict
     (``info['free']``: the free nodes).
     """
-    if method not in STRATEGIES:
-        raise ValueError("Unknown method %r. Expected one of %s." % (method, sorted(STRATEGIES)))
-    check_iteration_args(numItermax, stopThr)
+    method = check_method(method, STRATEGIES)
+    check_solver_kwargs("solve_potentials", method, kwargs, STRATEGIES[method])
+    numItermax, stopThr = check_iteration_args(numItermax, stopThr)
+    warmstart = check_warmstart(engine.nx, warmstart, engine.shape, engine.type_as)
     free = check_free(free, engine.k)
     blocks = tuple(i for i in range(engine.k) if i not in free)
     nx = engine.nx
@@ -286,8 +299,9 @@ _METHODS_DOC = (
 
 
 def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, free=None, **kwargs):
-    if grad not in _GRAD_PLAN:
-        raise ValueError("grad must be one of %s for emot_sinkhorn, got %r" % (_GRAD_PLAN, grad))
+    method = check_solver_call("emot_sinkhorn", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
+                               warn=warn)
+    grad = check_choice("grad (of emot_sinkhorn)", grad, _GRAD_PLAN)
     engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
     free = resolve_free(M, free, engine.k)
     g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
@@ -360,8 +374,9 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
 
 
 def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, free=None, **kwargs):
-    if grad not in _GRAD_VALUE:
-        raise ValueError("grad must be one of %s for emot_sinkhorn2, got %r" % (_GRAD_VALUE, grad))
+    method = check_solver_call("emot_sinkhorn2", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
+                               warn=warn)
+    grad = check_choice("grad (of emot_sinkhorn2)", grad, _GRAD_VALUE)
     engine, a_s_used = make_engine(a_s, M, reg, mode, memory_budget)
     free = resolve_free(M, free, engine.k)
     solved = engine
@@ -370,6 +385,9 @@ def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=
         a_s_used = [engine.nx.detach(a) for a in a_s_used]
     g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
     value, value_linear, log_r = emot_value(solved, g, a_s_used)
+    check_finite_result(engine.nx, value, "the EMOT value",
+                        "With reg=%g the problem may be beyond this dtype: use float64, a larger reg, or rescale "
+                        "the cost." % engine.reg)
     if grad == "envelope":
         value = _attach_envelope(engine, solved, g, a_s, a_s_used, value, free)
     if log:

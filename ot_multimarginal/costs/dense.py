@@ -15,7 +15,7 @@ distance by default, without a 1/2 and not divided by k).
 import ot
 
 
-from .._validation import backend_of, check_dense_size, check_finite, check_k
+from .._validation import check_dense_size, check_memory_budget, check_metric, check_point_clouds, describe
 
 __all__ = ["cost_tensor", "pair_list", "check_point_clouds", "pairwise_cost_matrix"]
 
@@ -25,33 +25,19 @@ def pair_list(k):
     return [(i, j) for i in range(k) for j in range(i + 1, k)]
 
 
-def check_point_clouds(X_s, name="X_s"):
-    """Backend of a list of k >= 2 point clouds of shape ``(n_i, d_i)``."""
-    if not isinstance(X_s, (list, tuple)):
-        raise TypeError("%s must be a list of k arrays of shape (n_i, d_i), got %s" % (name, type(X_s).__name__))
-    check_k(len(X_s), "len(%s) (the number of marginals)" % name)
-    nx = backend_of(**{name: list(X_s)})
-    for i, X in enumerate(X_s):
-        if not hasattr(X, "ndim") or X.ndim != 2:
-            raise ValueError("%s[%d] must be a 2-D array (n_i, d_i), got shape %s" % (name, i, tuple(getattr(X, "shape", ()))))
-        if X.shape[0] == 0:
-            raise ValueError("%s[%d] is empty" % (name, i))
-        check_finite(nx, X, "%s[%d]" % (name, i))
-    return nx
-
-
 def pairwise_cost_matrix(nx, X, Y, metric, name):
     """``c(X, Y)`` as an ``(n_X, n_Y)`` matrix for a metric name or a callable."""
+    metric = check_metric(metric, nx, "metric for %s" % name)
     if callable(metric):
         C = metric(X, Y)
+        if not (hasattr(C, "shape") and hasattr(C, "dtype")):
+            raise TypeError("the metric callable for %s must return an array, got %s" % (name, describe(C)))
         if tuple(C.shape) != (X.shape[0], Y.shape[0]):
             raise ValueError(
                 "the metric callable for %s returned shape %s, expected %s"
                 % (name, tuple(C.shape), (X.shape[0], Y.shape[0]))
             )
         return C
-    if not isinstance(metric, str):
-        raise TypeError("metric for %s must be a string accepted by ot.dist or a callable, got %r" % (name, metric))
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
             "metric %r for %s needs point clouds of the same dimension, got %d and %d; "
@@ -89,7 +75,8 @@ def cost_tensor(X_s, metric="sqeuclidean", memory_budget=None):
     C : array-like of shape (n_1, ..., n_k)
         Differentiable with respect to the point clouds on torch.
     """
-    nx = check_point_clouds(X_s)
+    nx, X_s = check_point_clouds(X_s)
+    memory_budget = check_memory_budget(memory_budget)
     k = len(X_s)
     shape = tuple(int(X.shape[0]) for X in X_s)
     check_dense_size(shape, nx.bitsize(X_s[0]) // 8, 2, memory_budget, "the cost tensor", nx, X_s[0])

@@ -31,8 +31,18 @@ domain (exact at small ε, finite in float32) and differentiates on torch.
 
 import numpy as np
 
-from .._validation import backend_of, check_dense_size, check_finite, check_free, check_k, check_reg
-from .dense import check_point_clouds, pair_list, pairwise_cost_matrix
+from .._validation import (
+    backend_of,
+    check_dense_size,
+    check_finite,
+    check_free,
+    check_k,
+    check_point_clouds,
+    check_positive_int,
+    check_reg,
+    describe,
+)
+from .dense import pair_list, pairwise_cost_matrix
 
 __all__ = ["PairwiseCost", "graph_edges", "GRAPHS"]
 
@@ -57,7 +67,8 @@ def graph_edges(graph, k, center=0, edges=None):
                 raise ValueError("graph='circle' needs at least 3 nodes, got k=%d (for k=2 use 'chain')" % k)
             return [(t, t + 1) for t in range(k - 1)] + [(k - 1, 0)]
         if graph == "star":
-            if not isinstance(center, (int, np.integer)) or not 0 <= center < k:
+            if isinstance(center, (bool, np.bool_)) or not isinstance(center, (int, np.integer)) \
+                    or not 0 <= center < k:
                 raise ValueError("center must be a node in [0, %d), got %r" % (k, center))
             return [(int(center), j) for j in range(k) if j != center]
         if graph == "complete":
@@ -238,11 +249,11 @@ class PairwiseCost:
         ref = matrices[0]
         sizes = {}
         if shape is not None:
-            shape = tuple(int(n) for n in shape)
+            if not isinstance(shape, (list, tuple)):
+                raise TypeError("shape must be a tuple of k integers (n_0, ..., n_{k-1}), got %s" % describe(shape))
+            shape = tuple(check_positive_int("shape[%d]" % i, n) for i, n in enumerate(shape))
             check_k(len(shape), "len(shape) (the number of marginals)")
             for i, n in enumerate(shape):
-                if n < 1:
-                    raise ValueError("shape[%d] must be >= 1, got %d" % (i, n))
                 sizes[i] = (n, "shape[%d]" % i)
         for e, ((a, b), M) in enumerate(zip(edges, matrices)):
             if M.ndim != 2:
@@ -250,8 +261,15 @@ class PairwiseCost:
                     "matrices[%d] (edge %r) must be 2-D of shape (n_%d, n_%d), got shape %s"
                     % (e, (a, b), a, b, tuple(M.shape))
                 )
-            if not nx.is_floating_point(M):
-                raise TypeError("matrices[%d] must have a floating dtype, got %s" % (e, M.dtype))
+            if "complex" in str(M.dtype) or not nx.is_floating_point(M):
+                raise TypeError(
+                    "matrices[%d] must have a real floating dtype (float32 or float64), got %s" % (e, M.dtype)
+                )
+            if 0 in tuple(M.shape):
+                raise ValueError(
+                    "matrices[%d] (edge %r) has an empty axis (shape %s): every node needs at least one point"
+                    % (e, (a, b), tuple(M.shape))
+                )
             dev, dev0 = getattr(M, "device", "cpu"), getattr(ref, "device", "cpu")
             if M.dtype != ref.dtype or dev != dev0:
                 raise TypeError(
@@ -404,7 +422,7 @@ class PairwiseCost:
             ``graph='star', center=0, free=[0]`` with ``X_s[0]`` the support
             of a barycenter.
         """
-        nx = check_point_clouds(X_s)
+        nx, X_s = check_point_clouds(X_s)
         k = len(X_s)
         E = _check_edge_list(
             graph_edges(graph, k, center, edges), k, "graph" if not isinstance(graph, str) else "edges"
