@@ -38,6 +38,7 @@ from ot.backend import get_backend
 __all__ = [
     "describe",
     "backend_of",
+    "check_array",
     "check_reg",
     "check_k",
     "check_finite",
@@ -89,6 +90,13 @@ def describe(x, limit=60):
 
 def _is_array(x):
     return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def check_array(name, x, what="an array"):
+    """``x`` if it is a NumPy array or torch tensor, else a ``TypeError`` naming ``name``."""
+    if not _is_array(x):
+        raise TypeError("%s must be a NumPy array or torch tensor (%s), got %s" % (name, what, describe(x)))
+    return x
 
 
 def backend_of(**named):
@@ -659,17 +667,19 @@ def check_rounded_marginals(nx, err, k, type_as, reg, stacklevel=3):
     """Warn when a rounded plan misses its exact marginals by more than the dtype allows.
 
     ``err`` is the L1 marginal error of the rounded plan; the tolerance is
-    ``1000 k eps`` of the dtype (3.6e-4 for k = 3 in float32, 7e-13 in float64).
+    ``1000 k eps`` of the dtype, at least 1e-9 (3.6e-4 for k = 3 in float32,
+    1e-9 in float64).
     """
-    eps = float(np.finfo(str(type_as.dtype).replace("torch.", "")).eps)
-    tol = 1e3 * k * eps
+    dt = str(type_as.dtype).replace("torch.", "")
+    eps = float(np.finfo(dt).eps)
+    tol = max(1e3 * k * eps, 1e-9)
     e = float(nx.to_numpy(nx.detach(err))) if not isinstance(err, float) else err
     if not math.isfinite(e) or e > tol:
+        fix = "use float64 (or a larger reg)" if eps > 1e-10 else "use a larger reg or rescale the cost"
         warn_promise(
             "round() promises exact marginals, but the rounded plan's marginals miss the weights "
             "(sum of L1 errors)", e, tol,
-            "At reg=%g the plan's log-scalings are beyond what %s resolves: use float64 (or a larger reg)."
-            % (reg, str(type_as.dtype).replace("torch.", "")),
+            "At reg=%g the plan's log-scalings are beyond what %s resolves: %s." % (reg, dt, fix),
             stacklevel=stacklevel,
         )
 

@@ -31,10 +31,11 @@ solving the LP.
 import math
 
 from ._backend import to_float
-from ._validation import check_reg
+from ._validation import check_reg, check_solver_call
 from .plans import FactoredPlan
 from .rounding import round_to_feasible
 from .sinkhorn import _is_structured, make_engine, resolve_free, solve_potentials
+from .strategies import STRATEGIES
 from .strategies._common import dual_objective
 
 __all__ = ["emot_approx", "approx_parameters"]
@@ -184,8 +185,8 @@ def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_greedy", numItermax=10000
        algorithms for optimal transport via Sinkhorn iteration, NeurIPS 2017.
     """
     eps = check_reg(eps_accuracy, "eps_accuracy")
-    if method not in _METHODS:
-        raise ValueError("method must be one of %s, got %r" % (_METHODS, method))
+    method = check_solver_call("emot_approx", a_s, M, eps, method, {m: STRATEGIES[m] for m in _METHODS}, kwargs,
+                               log=log, verbose=verbose, warn=warn)
     # validate with a placeholder reg, then rebuild the engine at eta
     engine, a_s = make_engine(a_s, M, 1.0, mode, memory_budget, detach=True)
     nx = engine.nx

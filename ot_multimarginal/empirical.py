@@ -4,7 +4,7 @@
 
 import inspect
 
-from ._validation import check_solver_call
+from ._validation import check_memory_budget, check_solver_call
 from .costs.dense import cost_tensor
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 from .strategies import STRATEGIES
@@ -20,6 +20,7 @@ def empirical_cost(X_s, metric="sqeuclidean", graph=None, memory_budget=None):
     ``'star'``, ``'tree'`` (with ``edges=``) or an edge list keeps the
     same pairwise terms on that graph without forming the tensor.
     """
+    memory_budget = check_memory_budget(memory_budget)
     if graph is None:
         return cost_tensor(X_s, metric=metric, memory_budget=memory_budget)
     from .costs.graph import PairwiseCost

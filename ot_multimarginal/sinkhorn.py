@@ -10,6 +10,7 @@ gradients and ``log`` dict of a finished solve.
 from ._backend import dtype_info, safe_log
 from ._validation import (
     backend_of,
+    check_array,
     check_choice,
     check_cost_tensor,
     check_finite_result,
@@ -61,7 +62,7 @@ def make_engine(a_s, M, reg, mode="scaling", memory_budget=None, detach=False):
         shape = tuple(M.shape)
         type_as = M.type_as
     else:
-        nx = backend_of(a_s=a_s, M=M) if hasattr(M, "shape") else backend_of(a_s=a_s)
+        nx = backend_of(a_s=a_s, M=check_array("M", M, "the cost tensor, or a PairwiseCost"))
         # the memory guard runs before the finiteness scan of a (possibly huge, broadcast) M
         check_cost_tensor(nx, M, memory_budget=memory_budget, n_buffers=DenseEngine.n_buffers)
         shape = tuple(M.shape)
