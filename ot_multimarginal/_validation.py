@@ -47,6 +47,7 @@ __all__ = [
     "check_iteration_args",
     "check_free",
     "check_positive_int",
+    "check_shape",
     "check_nonneg_float",
     "check_bool",
     "check_choice",
@@ -176,6 +177,18 @@ def check_positive_int(name, v, minimum=1):
     if v < minimum:
         raise ValueError("%s must be an integer >= %d, got %d" % (name, minimum, v))
     return v
+
+
+def check_shape(shape, name="shape", min_len=2):
+    """``None``, or a tuple of at least ``min_len`` integers >= 1; returns it as a tuple of ints."""
+    if shape is None:
+        return None
+    if not isinstance(shape, (list, tuple)):
+        raise TypeError("%s must be a tuple of k integers (n_0, ..., n_{k-1}), got %s" % (name, describe(shape)))
+    shape = tuple(check_positive_int("%s[%d]" % (name, i), n) for i, n in enumerate(shape))
+    if len(shape) < min_len:
+        raise ValueError("%s must have at least %d entries (one per marginal), got %r" % (name, min_len, shape))
+    return shape
 
 
 def check_bool(name, v):

@@ -54,23 +54,29 @@ def _backend_index(nx, idx, type_as):
 def _check_index_tuples(idx, shape):
     """``idx`` as a NumPy int64 array of shape (m, k) (and whether it was one tuple)."""
     k = len(shape)
-    arr = np.asarray(idx)
+    try:
+        arr = np.asarray(idx.detach().cpu() if hasattr(idx, "detach") else idx)
+    except (TypeError, ValueError):
+        raise TypeError("idx (index tuples) must be an integer array of shape (m, %d) or (%d,), got %r"
+                        % (k, k, idx)) from None
     single = arr.ndim == 1
     if single:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != k:
         raise ValueError(
-            "index tuples must be an array of shape (m, %d) or (%d,), got shape %s" % (k, k, np.shape(idx))
+            "idx (index tuples) must be an array of shape (m, %d) or (%d,), got shape %s" % (k, k, np.shape(arr))
         )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError("index tuples must be integers, got dtype %s" % arr.dtype)
+        raise TypeError("idx (index tuples) must be integers, got dtype %s" % arr.dtype)
     arr = arr.astype(np.int64, copy=False)
     if arr.size:
         hi = np.asarray(shape, dtype=np.int64)
         bad = (arr < 0) | (arr >= hi[None, :])
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise IndexError("index %d out of range for axis %d of size %d (row %d)" % (arr[r, c], c, shape[c], r))
+            raise IndexError(
+                "idx: index %d out of range for axis %d of size %d (row %d)" % (arr[r, c], c, shape[c], r)
+            )
     return arr, single
 
 

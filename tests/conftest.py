@@ -85,3 +85,26 @@ def rng():
 def random_weights(rng, n, low=0.2):
     a = rng.rand(n) + low
     return a / a.sum()
+
+
+# ---------------------------------------------------------------- hypothesis profiles
+# 'ci' (default): a fixed number of examples, derandomized (the same examples on
+# every run, so CI is reproducible and bounded in time), no example database.
+# 'dev': ten times more examples, random, with the database, for local runs:
+#   HYPOTHESIS_PROFILE=dev python -m pytest tests/test_properties.py
+try:
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci", max_examples=25, deadline=None, derandomize=True, database=None, print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.register_profile(
+        "dev", max_examples=250, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass

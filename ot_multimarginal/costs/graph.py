@@ -38,8 +38,8 @@ from .._validation import (
     check_free,
     check_k,
     check_point_clouds,
-    check_positive_int,
     check_reg,
+    check_shape,
     describe,
 )
 from .dense import pair_list, pairwise_cost_matrix
@@ -232,9 +232,10 @@ class PairwiseCost:
     """
 
     def __init__(self, edges, matrices, shape=None, graph_kind=None, free=()):
+        shape = check_shape(shape)
         edges = _check_edge_list(edges, None if shape is None else len(shape))
         if not isinstance(matrices, (list, tuple)):
-            raise TypeError("matrices must be a list of arrays, one per edge, got %s" % type(matrices).__name__)
+            raise TypeError("matrices must be a list of arrays, one per edge, got %s" % describe(matrices))
         matrices = list(matrices)
         if len(matrices) != len(edges):
             raise ValueError(
@@ -249,10 +250,6 @@ class PairwiseCost:
         ref = matrices[0]
         sizes = {}
         if shape is not None:
-            if not isinstance(shape, (list, tuple)):
-                raise TypeError("shape must be a tuple of k integers (n_0, ..., n_{k-1}), got %s" % describe(shape))
-            shape = tuple(check_positive_int("shape[%d]" % i, n) for i, n in enumerate(shape))
-            check_k(len(shape), "len(shape) (the number of marginals)")
             for i, n in enumerate(shape):
                 sizes[i] = (n, "shape[%d]" % i)
         for e, ((a, b), M) in enumerate(zip(edges, matrices)):
@@ -348,7 +345,8 @@ class PairwiseCost:
         ``'complete'``. ``free``: the free nodes (see the class).
         """
         if not isinstance(matrices, (list, tuple)):
-            raise TypeError("matrices must be a list of arrays, got %s" % type(matrices).__name__)
+            raise TypeError("matrices must be a list of arrays, got %s" % describe(matrices))
+        shape = check_shape(shape)
         m = len(matrices)
         if isinstance(graph, str) and graph in ("chain", "star"):
             k = m + 1
