@@ -404,12 +404,12 @@ def check_free(free, k, name="free"):
         return ()
     if isinstance(free, (str, bytes)) or not hasattr(free, "__iter__") or (hasattr(free, "ndim") and free.ndim != 1):
         raise TypeError(
-            "%s must be a sequence of node indices (e.g. [0] or (1, 3)), got %r" % (name, free)
+            "%s must be a sequence of node indices (e.g. [0] or (1, 3)), got %s" % (name, describe(free))
         )
     nodes = list(free)
     for v in nodes:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise TypeError("%s must hold integer node indices, got %r in %r" % (name, v, free))
+            raise TypeError("%s must hold integer node indices, got %s in %s" % (name, describe(v), describe(free)))
     nodes = [int(v) for v in nodes]
     bad = [v for v in nodes if not 0 <= v < k]
     if bad:

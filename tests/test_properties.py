@@ -171,6 +171,15 @@ def test_lp_below_independent_coupling_and_feasible(p):
 ERRORS = (TypeError, ValueError, MemoryError, IndexError)
 
 
+def _negative(n):
+    """Weights with a negative entry (summing to one when n > 1)."""
+    a = np.zeros(n)
+    a[0] = -1.0
+    if n > 1:
+        a[1] = 2.0
+    return a
+
+
 def _bad_weights(k, shape, be, rng):
     n = shape[0]
     good = [to_backend(np.ones(m) / m, be) for m in shape]
@@ -181,7 +190,7 @@ def _bad_weights(k, shape, be, rng):
         good[:-1],
         good + [None],
         [to_backend(np.ones(n + 1) / (n + 1), be)] + good[1:],
-        [to_backend(-np.ones(n) / n + 2.0 / n * (np.arange(n) == 0) * n, be)] + good[1:],
+        [to_backend(_negative(n), be)] + good[1:],
         [to_backend(np.full(n, np.nan), be)] + good[1:],
         [to_backend(np.full(n, np.inf), be)] + good[1:],
         [to_backend(2 * np.ones(n) / n, be)] + good[1:],
