@@ -493,9 +493,13 @@ def check_point_clouds(X_s, name="X_s", min_k=2):
         if "complex" in str(X.dtype):
             raise TypeError("%s[%d] must be real, got dtype %s" % (name, i, X.dtype))
         dtypes.append(X.dtype if nx.is_floating_point(X) else None)
+        dev, dev0 = getattr(X, "device", None), getattr(X_s[0], "device", None)
+        if str(dev) != str(dev0):
+            raise TypeError("%s[%d] is on device %s but %s[0] on %s: put the point clouds on one device"
+                            % (name, i, dev, name, dev0))
     floats = [d for d in dtypes if d is not None]
     if floats:
-        target = max(floats, key=lambda d: np.dtype(str(d).replace("torch.", "")).itemsize)
+        target = max(floats, key=lambda d: d.itemsize)
     else:
         target = _default_float_dtype(nx, X_s[0])
     out = []
@@ -564,9 +568,9 @@ def check_method(method, methods, name="method"):
     valid = sorted(methods) + sorted(aliases)
     close = difflib.get_close_matches(method, valid, n=1) if isinstance(method, str) else []
     raise ValueError(
-        "Unknown method %s for %s. Expected one of %s%s."
-        % (repr(method) if isinstance(method, str) else describe(method), name, valid,
-           " (did you mean %r?)" % close[0] if close else "")
+        "Unknown method %s%s. Expected one of %s%s."
+        % (repr(method) if isinstance(method, str) else describe(method),
+           "" if name == "method" else " for %s" % name, valid, " (did you mean %r?)" % close[0] if close else "")
     )
 
 

@@ -305,8 +305,6 @@ def _perturbed_solver_calls(draw):
 @given(_perturbed_solver_calls())
 def test_invalid_solver_arguments_are_named(case):
     fn, args, kwargs, name = case
-    if fn is om.emot_sinkhorn and kwargs.get("grad") == "none" and False:  # pragma: no cover
-        return
     _expect(fn, name, args["a_s"], args["M"], args["reg"], **kwargs)
 
 
