@@ -58,6 +58,8 @@ __all__ = [
     "check_method",
     "check_solver_kwargs",
     "check_plan_tensor",
+    "check_index_tuples",
+    "check_log_scalings",
     "check_not_pot_signature",
     "warn_promise",
     "check_solver_call",
@@ -650,6 +652,55 @@ def check_warmstart(nx, warmstart, shape, type_as, name="warmstart"):
         check_finite(nx, phi, nm)
         out.append(phi)
     return out
+
+
+def check_index_tuples(idx, shape):
+    """``idx`` as a NumPy int64 array of shape (m, k) (and whether it was one tuple).
+
+    ``TypeError`` for non-integers, ``ValueError`` for a wrong shape, ``IndexError`` out of range.
+    """
+    k = len(shape)
+    try:
+        arr = np.asarray(idx.detach().cpu() if hasattr(idx, "detach") else idx)
+    except (TypeError, ValueError):
+        raise TypeError("idx (index tuples) must be an integer array of shape (m, %d) or (%d,), got %s"
+                        % (k, k, describe(idx))) from None
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != k:
+        raise ValueError(
+            "idx (index tuples) must be an array of shape (m, %d) or (%d,), got shape %s" % (k, k, np.shape(arr))
+        )
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError("idx (index tuples) must be integers, got dtype %s" % arr.dtype)
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size:
+        hi = np.asarray(shape, dtype=np.int64)
+        bad = (arr < 0) | (arr >= hi[None, :])
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise IndexError(
+                "idx: index %d out of range for axis %d of size %d (row %d)" % (arr[r, c], c, shape[c], r)
+            )
+    return arr, single
+
+
+def check_log_scalings(g, shape, name="g"):
+    """A list of k arrays of shapes ``(n_i,)`` (log-scalings of a Gibbs tensor; ``-inf`` allowed)."""
+    k = len(shape)
+    if not isinstance(g, (list, tuple)):
+        raise TypeError(
+            "%s must be a list of %d log-scalings (arrays of shapes (n_i,)), got %s" % (name, k, describe(g))
+        )
+    if len(g) != k:
+        raise ValueError("%s must be a list of %d log-scalings, got %d" % (name, k, len(g)))
+    for i, (gi, n) in enumerate(zip(g, shape)):
+        if not _is_array(gi):
+            raise TypeError("%s[%d] must be an array of shape (%d,), got %s" % (name, i, n, describe(gi)))
+        if tuple(gi.shape) != (n,):
+            raise ValueError("%s[%d] must have shape (%d,), got %s" % (name, i, n, tuple(gi.shape)))
+    return list(g)
 
 
 def check_plan_tensor(nx, X, name="X"):

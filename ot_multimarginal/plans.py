@@ -24,7 +24,14 @@ dense ``exp(engine.log_plan(g))``.
 import numpy as np
 from ot.utils import check_random_state
 
-from ._validation import check_dense_size, check_free, check_positive_int, check_rounded_marginals
+from ._validation import (
+    check_dense_size,
+    check_free,
+    check_log_scalings,
+    check_positive_int,
+    check_rounded_marginals,
+)
+from ._validation import check_index_tuples as _check_index_tuples
 from .rounding import (
     _dense_cost,
     _edge_matrices,
@@ -49,35 +56,6 @@ def _backend_index(nx, idx, type_as):
 
         return torch.as_tensor(idx, dtype=torch.int64, device=type_as.device)
     return idx
-
-
-def _check_index_tuples(idx, shape):
-    """``idx`` as a NumPy int64 array of shape (m, k) (and whether it was one tuple)."""
-    k = len(shape)
-    try:
-        arr = np.asarray(idx.detach().cpu() if hasattr(idx, "detach") else idx)
-    except (TypeError, ValueError):
-        raise TypeError("idx (index tuples) must be an integer array of shape (m, %d) or (%d,), got %r"
-                        % (k, k, idx)) from None
-    single = arr.ndim == 1
-    if single:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != k:
-        raise ValueError(
-            "idx (index tuples) must be an array of shape (m, %d) or (%d,), got shape %s" % (k, k, np.shape(arr))
-        )
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError("idx (index tuples) must be integers, got dtype %s" % arr.dtype)
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size:
-        hi = np.asarray(shape, dtype=np.int64)
-        bad = (arr < 0) | (arr >= hi[None, :])
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise IndexError(
-                "idx: index %d out of range for axis %d of size %d (row %d)" % (arr[r, c], c, shape[c], r)
-            )
-    return arr, single
 
 
 def cost_at(engine, idx):
@@ -199,12 +177,7 @@ class FactoredPlan:
             if rounded is None:
                 raise ValueError("give the log-scalings g (or a RoundedState as rounded)")
             g = rounded.g
-        g = list(g)
-        if len(g) != engine.k:
-            raise ValueError("g must be a list of %d log-scalings, got %d" % (engine.k, len(g)))
-        for i, (gi, n) in enumerate(zip(g, engine.shape)):
-            if tuple(gi.shape) != (n,):
-                raise ValueError("g[%d] must have shape (%d,), got %s" % (i, n, tuple(gi.shape)))
+        g = check_log_scalings(g, engine.shape)
         if a_s is not None:
             a_s = list(a_s)
             if len(a_s) != engine.k:

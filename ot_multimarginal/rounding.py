@@ -47,7 +47,7 @@ exact; a free marginal is whatever the plan gives.
 from collections import namedtuple
 
 from ._backend import axes_except, expand_to, safe_log, to_float
-from ._validation import backend_of, check_free, check_plan_tensor, check_weights, describe
+from ._validation import backend_of, check_free, check_log_scalings, check_plan_tensor, check_weights, describe
 
 __all__ = [
     "RoundedState",
@@ -148,8 +148,7 @@ def round_to_feasible(engine, g, a_s, free=()):
     """
     nx = engine.nx
     _check_a_s(engine, a_s)
-    if len(g) != engine.k:
-        raise ValueError("g must be a list of %d log-scalings, got %d" % (engine.k, len(g)))
+    g = check_log_scalings(g, engine.shape)
     free = check_free(free, engine.k)
     prescribed = [j for j in range(engine.k) if j not in free]
     g = list(g)

@@ -36,6 +36,7 @@ from .._validation import (
     check_dense_size,
     check_finite,
     check_free,
+    check_index_tuples,
     check_k,
     check_point_clouds,
     check_reg,
@@ -508,9 +509,7 @@ class PairwiseCost:
     def cost_at(self, idx):
         """The cost at index tuples ``idx`` (integer array of shape (m, k)): a backend array (m,)."""
         nx = self.nx
-        idx = np.asarray(idx)
-        if idx.ndim == 1:
-            idx = idx[None, :]
+        idx, _ = check_index_tuples(idx, self.shape)
         from ..marginals._pairwise import index_array
 
         total = None
