@@ -44,7 +44,7 @@ def weights(rng, n, zeros):
 
 @st.composite
 def dense_problems(draw, k_max=3, n_max=4, backends=None):
-    """``dict(C, a_s, reg, backend, seed)``: NumPy float64 data and the backend to solve on."""
+    """``dict(C, a_s, reg, backend, seed, free)``: NumPy float64 data, the backend, free nodes (maybe none)."""
     k = draw(st.integers(2, k_max))
     shape = tuple(draw(st.lists(st.integers(1, n_max), min_size=k, max_size=k)))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -52,10 +52,11 @@ def dense_problems(draw, k_max=3, n_max=4, backends=None):
     log_reg = draw(st.sampled_from([-2.0, -1.5, -1.0, -0.5, 0.0, 1.0]))  # several decades
     zeros = draw(st.booleans())
     backend = draw(st.sampled_from(backends or BACKENDS))
+    free = draw(st.sampled_from([()] * 2 + [(i,) for i in range(k)]))  # a free node one time in ~3
     rng = np.random.RandomState(seed)
     C = rng.rand(*shape) * scale
     a_s = [weights(rng, n, zeros) for n in shape]
-    return dict(C=C, a_s=a_s, reg=float(scale * 10.0 ** log_reg), backend=backend, seed=seed)
+    return dict(C=C, a_s=a_s, reg=float(scale * 10.0 ** log_reg), backend=backend, seed=seed, free=free)
 
 
 GRAPHS = ["chain", "circle", "star", "complete", "tree"]
