@@ -399,3 +399,50 @@ def test_solver_keyword_arguments(kw, exc, match):
     for fn in (emot_sinkhorn, emot_sinkhorn2):
         with pytest.raises(exc, match=match):
             fn(None, M, 0.1, **kw)
+
+
+@needs_torch
+@pytest.mark.parametrize("grad", ["envelope", "autodiff"])
+def test_float64_weights_with_gradient_into_a_float32_cost(grad):
+    """The cast keeps autograd: the gradient reaches the float64 weights, the value is float32."""
+    M = torch.tensor(np.random.RandomState(17).rand(3, 4, 5), dtype=torch.float32)
+    a = torch.full((3,), 1 / 3, dtype=torch.float64, requires_grad=True)
+    v = emot_sinkhorn2([a, None, None], M, 0.5, grad=grad)
+    assert v.dtype == torch.float32
+    v.backward()
+    assert a.grad.dtype == torch.float64 and torch.all(torch.isfinite(a.grad))
+    assert float(a.grad.abs().sum()) > 0
+
+
+def test_index_tuples_and_log_scalings_are_named():
+    from ot_multimarginal.plans import FactoredPlan
+    from ot_multimarginal.rounding import round_to_feasible
+    from ot_multimarginal.sinkhorn import make_engine
+
+    rng = np.random.RandomState(18)
+    C = PairwiseCost.chain([rng.rand(2, 3), rng.rand(3, 2)])
+    with pytest.raises(IndexError, match="idx: index 5 out of range for axis 1"):
+        C.cost_at([0, 5, 1])
+    with pytest.raises(ValueError, match=r"idx \(index tuples\) must be an array of shape \(m, 3\)"):
+        C.cost_at([0, 1])
+    engine, a_s = make_engine(None, C, 0.5)
+    g = [np.zeros(n) for n in C.shape]
+    with pytest.raises(ValueError, match=r"g\[1\] must have shape \(3,\)"):
+        FactoredPlan(engine, [g[0], np.zeros(2), g[2]], a_s)
+    with pytest.raises(TypeError, match=r"g must be a list of 3 log-scalings"):
+        round_to_feasible(engine, 0.0, a_s)
+    with pytest.raises(TypeError, match=r"g\[0\] must be an array"):
+        round_to_feasible(engine, [None] + g[1:], a_s)
+
+
+def test_messages_never_dump_large_arrays():
+    big = np.random.RandomState(19).rand(200, 200)
+    calls = [lambda: emot_sinkhorn2(None, np.ones((2, 3)), big),
+             lambda: emot_sinkhorn2(big, np.ones((2, 3)), 0.1),
+             lambda: emot_sinkhorn2(None, np.ones((2, 3)), 0.1, free=big),
+             lambda: emot_sinkhorn2(None, np.ones((2, 3)), 0.1, warmstart=big),
+             lambda: om.cost_tensor(big)]
+    for call in calls:
+        with pytest.raises((TypeError, ValueError)) as info:
+            call()
+        assert len(str(info.value)) < 500, str(info.value)
