@@ -213,8 +213,8 @@ def cost_contract(engine, vecs):
       :math:`\sum_{(a,b)} v_a^\top C_{ab} v_b \prod_{l\ne a,b} \mathbf 1^\top v_l`;
     - a dense cost tensor (``engine.M``, or the single entry of
       ``cost_inputs()``): k matrix-vector products over the tensor;
-    - otherwise the dense cost :math:`C = -\varepsilon \log B(0)` from
-      ``engine.log_plan`` (only for tensors that fit in memory).
+    - otherwise the dense cost :math:`C = c_0 - \varepsilon \log B(0)` from
+      ``engine.log_plan`` and ``engine.cost_offset`` (only for tensors that fit in memory).
     """
     nx = engine.nx
     k = engine.k
@@ -272,7 +272,8 @@ def _dense_cost(engine):
         return inputs[0]
     nx = engine.nx
     zeros = [nx.zeros((n,), type_as=engine.type_as) for n in engine.shape]
-    return -engine.reg * engine.log_plan(zeros)
+    # log_plan is that of the centred cost C - c_0 (see ot_multimarginal.marginals.base)
+    return -engine.reg * engine.log_plan(zeros) + getattr(engine, "cost_offset", 0.0)
 
 
 def rank_one_cost(engine, errs, s):
