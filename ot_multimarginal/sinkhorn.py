@@ -297,13 +297,28 @@ _FREE_NOTES = r"""
     :math:`\sum_{i\notin F}\langle r_i, \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`.
     ``log['marginals']`` holds all k marginals of :math:`P` (on a free node:
     the solution's own marginal).
+
+    **Constant shifts.** Adding a constant :math:`c` to the cost (for a
+    pairwise cost: to any edge matrix) leaves the plan unchanged and adds
+    :math:`c\|P\|_1` to the value and to ``value_linear`` (:math:`\|P\|_1 = 1`
+    up to the solver's tolerance) and :math:`c` to the first prescribed
+    potential. The engines remove a constant :math:`c_0` from the cost before
+    dividing by :math:`\varepsilon` (``log['cost_offset']``; the minimum of
+    the tensor or of each edge matrix, 0 for a non-negative cost whose minimum
+    is at most its range), so costs of any sign and size, such as
+    Gromov-Wasserstein or inner-product costs, neither overflow nor lose
+    precision (see :mod:`ot_multimarginal.marginals.base`).
 """
 
 _LOG_DOC = r"""
     log : dict
         Returned if ``log=True``: ``potentials`` (k dual vectors
         :math:`\varphi_i`, with :math:`P = \exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`),
-        ``log_scalings`` (:math:`g_i = \varphi_i/\varepsilon + \log a_i`), ``err``
+        ``cost_offset`` (the constant :math:`c_0` the engine removed from the
+        cost, see Notes), ``log_scalings`` (:math:`g_i = \varphi_i/\varepsilon + \log a_i`,
+        :math:`c_0` taken off the first prescribed potential: those of the
+        centred cost :math:`C - c_0`, what the engines and
+        :class:`~ot_multimarginal.plans.FactoredPlan` take), ``err``
         (history of the stopping error), ``niter``, ``converged``, ``value``,
         ``value_linear`` (:math:`\langle C,P\rangle`), ``marginals`` (all k,
         free nodes included), ``free`` (the tuple of free nodes) and ``method``.
@@ -459,7 +474,10 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
 
     (regularised value, entropic term included; for k = 2 it equals
     ``ot.solve(M, a, b, reg=reg).value``). ``log['value_linear']`` holds
-    :math:`\langle C, P\rangle` alone.
+    :math:`\langle C, P\rangle` alone. The value is exact under constant
+    shifts of the cost: :math:`C + c` gives the same plan and the value plus
+    :math:`c\|P\|_1` (:math:`\|P\|_1 = 1` up to the solver's tolerance),
+    for costs of any sign and size (see Notes).
 
     .. note:: Backend-generic. With torch inputs that require gradients the
         value is differentiable with respect to the cost and the weights.

@@ -456,13 +456,19 @@ class PairwiseEngine(GibbsEngine):
             yield self.log_pairwise_marginal(g, a, b)
 
     def linear_cost(self, g):
-        """``Σ_e ⟨C_e - c_e, P_e⟩ + c_e ‖P_e‖₁`` over the pairwise marginals ``P_e`` of ``B(g)``."""
+        """``Σ_e ⟨C_e - c_e, P_e⟩ + c_0 ‖B(g)‖₁`` over the pairwise marginals ``P_e`` of ``B(g)``.
+
+        One mass for the offset: edge offsets of opposite signs cancel in
+        ``c_0 = Σ_e c_e`` exactly, not through masses computed edge by edge.
+        """
         nx = self.nx
-        total = 0.0
-        for C, c, L in zip(self.matrices, self.edge_offsets, self.iter_edge_log_pairwise_marginals(g)):
+        total = mass = 0.0
+        for e, (C, c, L) in enumerate(zip(self.matrices, self.edge_offsets, self.iter_edge_log_pairwise_marginals(g))):
             P = nx.exp(L)
-            total = total + (nx.sum((C - c) * P) + c * nx.sum(P) if c != 0.0 else nx.sum(C * P))
-        return total
+            total = total + nx.sum((C - c) * P if c != 0.0 else C * P)
+            if e == 0:
+                mass = nx.sum(P)
+        return total + self.cost_offset * mass if self.cost_offset != 0.0 else total
 
     def cost_inputs(self):
         return tuple(self.matrices)
