@@ -130,7 +130,12 @@ def _np_log(nx, log):
     return out
 
 
-def _check_values(r, s, total, eps, cond, extra=0.0):
+def _shift_bound(eps, values, offset, cond):
+    """What a difference of two values that should differ by ``offset * mass`` may err by (see :func:`_check_values`)."""
+    return 8 * eps * sum(abs(v) for v in values) + 16 * eps * cond * abs(offset)
+
+
+def _check_values(r, s, total, eps, cond, extra=0.0, label=None):
     """``s`` (shifted) against ``r`` (reference): value and value_linear move by ``total * mass``.
 
     The mass is the plan's as the engine computes it, to the engine's
@@ -140,8 +145,8 @@ def _check_values(r, s, total, eps, cond, extra=0.0):
     """
     for key in ("value", "value_linear"):
         want = r[key] + total * s["mass"]
-        bound = 8 * eps * (abs(r[key]) + abs(s[key])) + 16 * eps * cond * abs(total) + extra
-        assert abs(s[key] - want) <= bound, (key, s[key], want, bound, s["mass"])
+        bound = _shift_bound(eps, (r[key], s[key]), total, cond) + extra
+        assert abs(s[key] - want) <= bound, (label, key, s[key], want, bound, s["mass"])
 
 
 # ------------------------------------------------------------------ the table
@@ -174,10 +179,7 @@ def test_exact_table(nx, kind, method):
                     ps, pr + (total if i == 0 else 0.0), rtol=0,
                     atol=8 * eps * (np.max(np.abs(pr)) + abs(total)) + 1e-300, err_msg=str(label)
                 )
-            try:
-                _check_values(r, s, total, eps, cond=1 + len(arrays) / reg)
-            except AssertionError as e:
-                raise AssertionError(str(label) + str(e))
+            _check_values(r, s, total, eps, cond=1 + len(arrays) / reg, label=label)
 
 
 @pytest.mark.parametrize("kind,methods", [
@@ -233,8 +235,7 @@ def test_dense_modes_issue_example(nx, mode, offset):
 def test_lp_shift(nx, offset):
     """emot_lp / emot_lp2: the same plan, the value moved by the offset (dense tensor and a pairwise cost's tensor)."""
     rng = np.random.RandomState(4)
-    for C in (rng.rand(3, 4, 3), PairwiseCost.circle([nx.array(rng.rand(3, 3)) for _ in range(3)]).to_dense()):
-        C = nx.array(nx.np(C)) if not nx.is_torch or not hasattr(C, "dtype") else C
+    for C in (nx.array(rng.rand(3, 4, 3)), PairwiseCost.circle([nx.array(rng.rand(3, 3)) for _ in range(3)]).to_dense()):
         Co = C + offset
         Cq = Co - offset
         P_r, log_r = emot_lp(None, Cq, log=True)
@@ -267,7 +268,9 @@ def test_rounding_shift(nx, kind):
         for i in range(len(a_s)):
             np.testing.assert_allclose(nx.np(Y.marginal(i)), nx.np(a_s[i]), atol=16 * eps)
         lin, lin_r = float(nx.np(rounded_linear_cost(engine, st))), float(nx.np(rounded_linear_cost(out[0][0], st_r)))
-        assert abs(lin - lin_r - total) <= 16 * eps * (abs(lin) + abs(lin_r) + abs(total)), (kind, offset)
+        # the rounded plan has mass 1: its cost moves by the offset itself
+        bound = _shift_bound(eps, (lin, lin_r), total, 1 + len(arrays) / 0.05)
+        assert abs(lin - lin_r - total) <= bound, (kind, offset, lin - lin_r - total, bound)
         assert abs(float(nx.np(Y.linear_cost())) - lin) <= 8 * eps * (abs(lin) + 1)
         if KINDS[kind] is None:
             X = engine.plan(g)
@@ -302,7 +305,8 @@ def test_factored_plan_shift(nx, kind):
         )
         lin, lin_r = float(nx.np(plan.linear_cost())), float(nx.np(ref.linear_cost()))
         mass = float(nx.np(plan.mass))
-        assert abs(lin - lin_r - total * mass) <= 16 * eps * (abs(lin) + abs(lin_r) + abs(total)), (kind, offset)
+        bound = _shift_bound(eps, (lin, lin_r), total, 1 + len(arrays) / 0.02)
+        assert abs(lin - lin_r - total * mass) <= bound, (kind, offset, lin - lin_r - total * mass, bound)
         methods = ["sequential", "auto"] + (["dense"] if plan.k * 4 <= 16 or KINDS[kind] is None else [])
         for method in methods:
             a = plan.sample(200, random_state=7, method=method)
@@ -358,13 +362,15 @@ def test_log_partition_true_and_differentiable(nx, kind):
 def test_warmstart_maps_potentials_back(nx, kind):
     """Potentials of a shifted solve warm-start it at its own fixed point (the offset is taken off again)."""
     arrays = _base(kind, seed=9)
-    for offset in (-1e6, -80.0, 1e6):
+    eps = _eps(nx)
+    # the offset round-trips through the first potential, at its resolution ulp(offset)/reg in g:
+    # 2e-10 for 1e6 in float64, but 0.3 in float32 (ulp(1e6) = 0.0625), so float32 stops at 80
+    for offset in (-80.0, 80.0) if nx.float32 else (-1e6, -80.0, 1e6):
         C, _, total = _costs(kind, arrays, _edge_offsets(kind, offset), nx)
         _, log = emot_sinkhorn(None, C, 0.2, log=True, stopThr=1e-7 if nx.float32 else 1e-10)
         _, log2 = emot_sinkhorn(None, C, 0.2, log=True, warmstart=log["potentials"], numItermax=1, warn=False)
-        assert log2["err"][0] <= (1e-5 if nx.float32 else 1e-9), (kind, offset, log2["err"])
-        # the offset (1e6 / reg) round-trips through the first potential: its ulp is the resolution
-        res = 8 * _eps(nx) * abs(total) / 0.2
+        res = 8 * eps * abs(total) / 0.2
+        assert log2["err"][0] <= (1e-5 if nx.float32 else 1e-10) + 10 * res, (kind, offset, log2["err"])
         for a, b in zip(log2["log_scalings"], log["log_scalings"]):
             np.testing.assert_allclose(nx.np(a), nx.np(b), rtol=0, atol=res + (1e-4 if nx.float32 else 1e-8))
 
