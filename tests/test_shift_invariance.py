@@ -42,8 +42,9 @@ the same whether converged or not, so a fixed small number of iterations
 
 :func:`test_converged_table` takes base costs *without* a zero (the engine then
 removes ``min C + o``, not ``o``: other iterates, same fixed point) on
-converged solves (reg 0.1 and 1; all methods on dense and chain, the cyclic
-one on the other graphs) and asserts agreement to the solver's tolerance,
+converged solves (reg 0.3 and 3; all methods on the dense tensor, the
+cyclic one on the graphs: the exact table covers every method on every
+engine) and asserts agreement to the solver's tolerance,
 with the potentials compared up to their gauge (per-block constants summing
 to ``o``). The LP, the rounding, :class:`FactoredPlan` (density, sampling,
 marginals, linear cost), ``log_partition`` with autograd, warm starts and the
@@ -71,7 +72,7 @@ KINDS = {
     "circle4": ("circle", 4),
     "complete4": ("complete", 6),
 }
-N_ITER = {"sinkhorn_log": 8, "sinkhorn_greedy": 20, "sinkhorn_accelerated": 8}
+N_ITER = {"sinkhorn_log": 5, "sinkhorn_greedy": 10, "sinkhorn_accelerated": 4}
 
 
 def _eps(nx):
@@ -183,7 +184,7 @@ def test_exact_table(nx, kind, method):
 
 
 @pytest.mark.parametrize("kind,methods", [
-    ("dense", METHODS), ("chain", METHODS), ("star", ["sinkhorn_log"]), ("circle3", ["sinkhorn_log"]),
+    ("dense", METHODS), ("chain", ["sinkhorn_log"]), ("star", ["sinkhorn_log"]), ("circle3", ["sinkhorn_log"]),
     ("circle4", ["sinkhorn_log"]), ("complete4", ["sinkhorn_log"]),
 ])
 def test_converged_table(nx, kind, methods):
@@ -194,7 +195,7 @@ def test_converged_table(nx, kind, methods):
     stop = 1e-10
     tol_plan = 1e-4 if nx.float32 else 1e-7
     for method in methods:
-        for reg in (0.1, 1.0):
+        for reg in (0.3, 3.0):
             for offset in (-1e6, -80.0, 1e6) + (("mixed",) if KINDS[kind] else ()):
                 C, Cq, total = _costs(kind, arrays, _edge_offsets(kind, offset), nx)
                 P_r, log_r = _solve(Cq, reg, method, numItermax=3000, stopThr=stop)
