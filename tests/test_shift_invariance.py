@@ -113,6 +113,22 @@ def _costs(kind, arrays, offsets, nx):
     return PairwiseCost.from_matrices(shifted, graph), PairwiseCost.from_matrices(ref, graph), total
 
 
+def _cases(kind, offsets):
+    """``offsets`` without ``'mixed'`` for the dense tensor (it has no edges)."""
+    return [o for o in offsets if not (o == "mixed" and KINDS[kind] is None)]
+
+
+def _solved_pair(kind, arrays, offset, nx, reg, niter):
+    """``total`` and ``[(engine, a_s, g)]`` for the reference and the shifted cost, ``niter`` iterations each."""
+    C, Cq, total = _costs(kind, arrays, _edge_offsets(kind, offset), nx)
+    out = []
+    for cost in (Cq, C):
+        engine, a_s = make_engine(None, cost, reg)
+        g, _ = solve_potentials(engine, a_s, numItermax=niter, stopThr=0, warn=False)
+        out.append((engine, a_s, g))
+    return total, out
+
+
 def _dense_plan(nx, P):
     return nx.np(P.to_dense() if isinstance(P, FactoredPlan) else P)
 
@@ -157,7 +173,7 @@ def test_exact_table(nx, kind, method):
     """Every engine, method, backend, offset and reg: the shifted solve is the reference solve, moved by the offset."""
     eps = _eps(nx)
     arrays = _base(kind, seed=1)
-    offsets = OFFSETS + ([] if KINDS[kind] is None else ["mixed"])
+    offsets = _cases(kind, OFFSETS + ["mixed"])
     for reg in (1e-3, 0.1, 10.0):
         for offset in offsets:
             per_edge = _edge_offsets(kind, offset)
@@ -253,17 +269,9 @@ def test_rounding_shift(nx, kind):
     """round_to_feasible, FactoredPlan.round() and round_dense on shifted costs: the reference's rounded plan."""
     eps = _eps(nx)
     arrays = _base(kind, seed=5)
-    for offset in (-1e6, -80.0, 1e6, "mixed"):
-        if offset == "mixed" and KINDS[kind] is None:
-            continue
-        C, Cq, total = _costs(kind, arrays, _edge_offsets(kind, offset), nx)
-        out = []
-        for cost in (Cq, C):
-            engine, a_s = make_engine(None, cost, 0.05)
-            g, _ = solve_potentials(engine, a_s, numItermax=3, stopThr=0, warn=False)
-            state = round_to_feasible(engine, g, a_s)
-            Y = FactoredPlan(engine, g, a_s).round()
-            out.append((engine, a_s, g, state, Y))
+    for offset in _cases(kind, (-1e6, -80.0, 1e6, "mixed")):
+        total, pair = _solved_pair(kind, arrays, offset, nx, 0.05, 3)
+        out = [(e, a, g, round_to_feasible(e, g, a), FactoredPlan(e, g, a).round()) for e, a, g in pair]
         (_, a_s, _, st_r, Y_r), (engine, _, g, st, Y) = out
         np.testing.assert_allclose(nx.np(Y.to_dense()), nx.np(Y_r.to_dense()), rtol=16 * eps, atol=1e-300)
         for i in range(len(a_s)):
@@ -287,16 +295,9 @@ def test_factored_plan_shift(nx, kind):
     eps = _eps(nx)
     arrays = _base(kind, seed=6)
     rng = np.random.RandomState(0)
-    for offset in (-1e6, 1e6, "mixed"):
-        if offset == "mixed" and KINDS[kind] is None:
-            continue
-        C, Cq, total = _costs(kind, arrays, _edge_offsets(kind, offset), nx)
-        plans = []
-        for cost in (Cq, C):
-            engine, a_s = make_engine(None, cost, 0.02)
-            g, _ = solve_potentials(engine, a_s, numItermax=20, stopThr=0, warn=False)
-            plans.append(FactoredPlan(engine, g, a_s))
-        ref, plan = plans
+    for offset in _cases(kind, (-1e6, 1e6, "mixed")):
+        total, pair = _solved_pair(kind, arrays, offset, nx, 0.02, 20)
+        ref, plan = [FactoredPlan(e, g, a) for e, a, g in pair]
         idx = np.stack([rng.randint(n, size=50) for n in plan.shape], axis=1)
         np.testing.assert_allclose(nx.np(plan.density(idx)), nx.np(ref.density(idx)), rtol=64 * eps, atol=1e-300)
         for i in range(plan.k):
@@ -324,9 +325,7 @@ def test_log_partition_true_and_differentiable(nx, kind):
     arrays = _base(kind, seed=8)
     reg = 0.5
     rng = np.random.RandomState(1)
-    for offset in (-1e3, 80.0, "mixed"):
-        if offset == "mixed" and KINDS[kind] is None:
-            continue
+    for offset in _cases(kind, (-1e3, 80.0, "mixed")):
         C, Cq, total = _costs(kind, arrays, _edge_offsets(kind, offset), nx)
         eng, _ = make_engine(None, C, reg)
         eng_r, _ = make_engine(None, Cq, reg)
