@@ -73,8 +73,7 @@ def default_offset(nx, C):
     that their log-scalings are exactly those of the cost as given.
     """
     C = nx.detach(C)
-    lo = float(nx.to_numpy(nx.min(C)))
-    hi = float(nx.to_numpy(nx.max(C)))
+    lo, hi = (float(x) for x in nx.to_numpy(nx.stack([nx.min(C), nx.max(C)])))  # one device sync
     return lo if (lo < 0 or lo > hi - lo) else 0.0
 
 
