@@ -342,6 +342,8 @@ emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
     where the transport polytope :math:`\Pi(a_1, \dots, a_k)` is the set of
     non-negative tensors of shape :math:`(n_1, \dots, n_k)` whose i-th
     marginal is :math:`a_i`. For k = 2 it equals ``ot.emd2(a_1, a_2, C)``.
+    Adding a constant :math:`c` to the cost adds exactly :math:`c` to the
+    value (every plan has mass 1) and leaves the optimal plan unchanged.
 
     .. note:: Backend-generic. With torch inputs that require gradients, the
         value carries the envelope-theorem gradients (as ``ot.emd2``):

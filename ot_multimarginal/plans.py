@@ -17,7 +17,10 @@ every method then answers for :math:`Y`.
 
 The plan is :math:`B(g)` *as is*, not renormalised: it is what Sinkhorn
 returns (mass close to 1 near convergence) and agrees entrywise with the
-dense ``exp(engine.log_plan(g))``.
+dense ``exp(engine.log_plan(g))``. Here as in the engines, :math:`C` in
+:math:`B(g)` is the centred cost :math:`C - c_0` (``engine.cost_offset``, see
+:mod:`ot_multimarginal.marginals.base`); :meth:`FactoredPlan.linear_cost` is
+the true :math:`\langle C, Y\rangle`.
 """
 # License: MIT License
 
@@ -32,6 +35,7 @@ from ._validation import (
     check_rounded_marginals,
 )
 from ._validation import check_index_tuples as _check_index_tuples
+from .marginals.base import cost_offset_of
 from .rounding import (
     _dense_cost,
     _edge_matrices,
@@ -58,7 +62,7 @@ def _backend_index(nx, idx, type_as):
     return idx
 
 
-def cost_at(engine, idx):
+def cost_at(engine, idx, centred=False):
     r"""The cost :math:`C_I` at the index tuples ``idx`` (NumPy int array of shape (m, k)).
 
     In order of preference: ``engine.cost_at(idx)`` if the engine defines it
@@ -66,21 +70,32 @@ def cost_at(engine, idx):
     costs (``edges`` and ``matrices`` attributes)
     :math:`\sum_{(a,b)} C_{ab}[I_a, I_b]`; a dense cost tensor indexed
     directly; otherwise the dense cost from ``engine.log_plan``.
+
+    ``centred=True``: :math:`C_I - c_0`, the cost of the engine's centred
+    Gibbs tensor (``engine.cost_offset``, see :mod:`.marginals.base`); for
+    pairwise costs each edge's offset is removed before the sum, so that a
+    large constant part of the edges costs no precision (float32).
     """
     nx = engine.nx
     idx, _ = _check_index_tuples(idx, engine.shape)
+    offset = cost_offset_of(engine) if centred else 0.0
     if hasattr(engine, "cost_at"):
-        return engine.cost_at(idx)
+        C = engine.cost_at(idx)
+        return C - offset if offset != 0.0 else C
     mats = _edge_matrices(engine)
     if mats is not None:
+        offsets = getattr(engine, "edge_offsets", None) if centred else None
+        if offsets is None:
+            offsets = [offset / len(mats)] * len(mats)
         total = nx.zeros((idx.shape[0],), type_as=engine.type_as)
-        for (a, b), C in zip(engine.edges, mats):
+        for (a, b), C, c in zip(engine.edges, mats, offsets):
             ia = _backend_index(nx, idx[:, a], C)
             ib = _backend_index(nx, idx[:, b], C)
-            total = total + C[ia, ib]
+            total = total + (C[ia, ib] - c if c != 0.0 else C[ia, ib])
         return total
     M = _dense_cost(engine)
-    return M[tuple(_backend_index(nx, idx[:, j], M) for j in range(engine.k))]
+    C = M[tuple(_backend_index(nx, idx[:, j], M) for j in range(engine.k))]
+    return C - offset if offset != 0.0 else C
 
 
 def _draw(rng, logp, size):
@@ -308,7 +323,7 @@ class FactoredPlan:
     # ---- entries -------------------------------------------------------
     def _log_gibbs_at(self, idx):
         nx = self.nx
-        out = -cost_at(self.engine, idx) / self.reg
+        out = -cost_at(self.engine, idx, centred=True) / self.reg
         for j, gj in enumerate(self.g):
             out = out + gj[_backend_index(nx, idx[:, j], gj)]
         return out
@@ -465,7 +480,7 @@ class FactoredPlan:
             idx = np.empty((b * nk, k), dtype=np.int64)
             idx[:, :j] = np.repeat(U, nk, axis=0)
             idx[:, j] = np.tile(np.arange(nk, dtype=np.int64), b)
-            L = gk[None, :] - _to_numpy64(nx, cost_at(self.engine, idx)).reshape(b, nk) / self.reg
+            L = gk[None, :] - _to_numpy64(nx, cost_at(self.engine, idx, centred=True)).reshape(b, nk) / self.reg
             sel = order[bounds[start]:bounds[start + b]]
             for s0 in range(0, len(sel), block):
                 rows = sel[s0:s0 + block]

@@ -209,11 +209,13 @@ def cost_contract(engine, vecs):
     - ``engine.contract_cost(vecs)`` if the engine defines it;
     - pairwise costs (engines with ``edges`` and ``matrices`` attributes, or
       ``edges`` and one matrix per edge in ``cost_inputs()``):
-      :math:`\sum_{(a,b)} v_a^\top C_{ab} v_b \prod_{l\ne a,b} \mathbf 1^\top v_l`;
+      :math:`\sum_{(a,b)} v_a^\top C_{ab} v_b \prod_{l\ne a,b} \mathbf 1^\top v_l`
+      (each :math:`C_{ab}` centred by the engine's ``edge_offsets``, their sum
+      times :math:`\prod_l \mathbf 1^\top v_l` added once);
     - a dense cost tensor (``engine.M``, or the single entry of
       ``cost_inputs()``): k matrix-vector products over the tensor;
-    - otherwise the dense cost :math:`C = -\varepsilon \log B(0)` from
-      ``engine.log_plan`` (only for tensors that fit in memory).
+    - otherwise the dense cost :math:`C = c_0 - \varepsilon \log B(0)` from
+      ``engine.log_plan`` and ``engine.cost_offset`` (only for tensors that fit in memory).
     """
     nx = engine.nx
     k = engine.k
@@ -222,13 +224,22 @@ def cost_contract(engine, vecs):
     mats = _edge_matrices(engine)
     if mats is not None:
         sums = [nx.sum(v) for v in vecs]
+        # edges centred by the engine's offsets, their sum added once: offsets of
+        # opposite signs cancel exactly (see ot_multimarginal.marginals.base)
+        offsets = getattr(engine, "edge_offsets", None) or [0.0] * len(mats)
         total = 0.0
-        for (a, b), C in zip(engine.edges, mats):
-            term = nx.sum(vecs[a] * nx.dot(C, vecs[b]))
+        for (a, b), C, c in zip(engine.edges, mats, offsets):
+            term = nx.sum(vecs[a] * nx.dot(C - c if c != 0.0 else C, vecs[b]))
             for l in range(k):
                 if l != a and l != b:
                     term = term * sums[l]
             total = total + term
+        c0 = float(sum(offsets))
+        if c0 != 0.0:
+            mass = sums[0]
+            for v in sums[1:]:
+                mass = mass * v
+            total = total + c0 * mass
         return total
     M = _dense_cost(engine)
     T = M
@@ -271,7 +282,8 @@ def _dense_cost(engine):
         return inputs[0]
     nx = engine.nx
     zeros = [nx.zeros((n,), type_as=engine.type_as) for n in engine.shape]
-    return -engine.reg * engine.log_plan(zeros)
+    # log_plan is that of the centred cost C - c_0 (see ot_multimarginal.marginals.base)
+    return -engine.reg * engine.log_plan(zeros) + getattr(engine, "cost_offset", 0.0)
 
 
 def rank_one_cost(engine, errs, s):

@@ -25,6 +25,7 @@ from ._validation import (
     check_warmstart,
     check_weights,
 )
+from .marginals.base import cost_offset_of
 from .marginals.dense import DenseEngine
 from .strategies import STRATEGIES
 from .strategies._common import NonFiniteIterate, warn_not_converged
@@ -97,6 +98,8 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
     if not isinstance(warmstart, (list, tuple)) or len(warmstart) != engine.k:
         raise ValueError("warmstart must be a list of %d potentials (log['potentials'] of a previous solve)" % engine.k)
     g = []
+    # the engine's log-scalings are those of the centred cost C - c_0 (see potentials_from_scalings)
+    first = min(i for i in range(engine.k) if i not in free)
     for i, (phi, la) in enumerate(zip(warmstart, log_a)):
         if tuple(phi.shape) != (engine.shape[i],):
             raise ValueError("warmstart[%d] must have shape (%d,), got %s" % (i, engine.shape[i], tuple(phi.shape)))
@@ -104,6 +107,8 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
             g.append(la)
             continue
         phi = nx.detach(phi) + nx.zeros(la.shape, type_as=la)
+        if i == first and cost_offset_of(engine) != 0.0:
+            phi = phi - cost_offset_of(engine)
         g.append(nx.where(nx.isfinite(la), phi / engine.reg + la, la))
     return g
 
@@ -150,11 +155,26 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     return g, info
 
 
-def potentials_from_scalings(nx, g, a_s, log_a, reg):
-    r"""Dual potentials :math:`\varphi_i = \varepsilon(g_i - \log a_i)` (0 where ``a_i = 0``)."""
+def potentials_from_scalings(nx, g, a_s, log_a, reg, cost_offset=0.0, free=()):
+    r"""Dual potentials :math:`\varphi_i = \varepsilon(g_i - \log a_i)`, plus :math:`c_0` on the first prescribed node.
+
+    ``g`` are an engine's log-scalings, those of the centred cost
+    :math:`C - c_0` (``cost_offset``, see :mod:`ot_multimarginal.marginals.base`):
+    the offset goes to the potential of the first node not in ``free``, so
+    that :math:`P = \exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`
+    with the true cost (these are the potentials of the cyclic iterations
+    on the uncentred cost). A constant added to the cost thus moves that one
+    potential by the constant (up to the solver's tolerance); the others are
+    unchanged. Entries with ``a_i = 0`` are 0, and so is the whole potential
+    of a free node (its :math:`g_i = \log a_i`).
+    """
+    first = min((i for i in range(len(g)) if i not in free), default=0)
     out = []
-    for gi, ai, la in zip(g, a_s, log_a):
-        out.append(nx.where(ai > 0, reg * (gi - nx.where(ai > 0, la, nx.zeros(la.shape, type_as=la))), nx.zeros(ai.shape, type_as=ai)))
+    for i, (gi, ai, la) in enumerate(zip(g, a_s, log_a)):
+        phi = reg * (gi - nx.where(ai > 0, la, nx.zeros(la.shape, type_as=la)))
+        if i == first and cost_offset != 0.0:
+            phi = phi + cost_offset
+        out.append(nx.where(ai > 0, phi, nx.zeros(ai.shape, type_as=ai)))
     return out
 
 
@@ -172,15 +192,25 @@ def emot_value(engine, g, a_s):
     :math:`\log(P/\otimes a) = (\oplus\varphi - C)/\varepsilon`; in particular
     with free nodes, whose :math:`\varphi_i = 0` drop out of the sum (their
     :math:`a_i` is only the reference measure of the KL).
+
+    The engine's cost offset :math:`c_0` (``engine.cost_offset``) enters as
+    :math:`c_0\|P\|_1` (the potentials of the centred cost, plus the offset
+    on one prescribed node, give the same sum): a constant
+    :math:`c` added to the cost adds exactly :math:`c\|P\|_1` to both values
+    (:math:`\|P\|_1 = 1` up to the solver's tolerance), the plan being the
+    same.
     """
     nx = engine.nx
     log_a = [safe_log(nx, a) for a in a_s]
     log_r = engine.log_marginals(g)
-    phi = potentials_from_scalings(nx, g, a_s, log_a, engine.reg)
+    phi = potentials_from_scalings(nx, g, a_s, log_a, engine.reg)  # of the centred cost
     mass = nx.exp(nx.logsumexp(log_r[0]))
     value = -engine.reg * (mass - 1.0)
     for lr, p in zip(log_r, phi):
         value = value + nx.sum(nx.exp(lr) * p)
+    offset = cost_offset_of(engine)
+    if offset != 0.0:
+        value = value + offset * mass
     return value, engine.linear_cost(g), log_r
 
 
@@ -191,7 +221,8 @@ def _log_dict(engine, g, a_s, info, value=None, value_linear=None, log_r=None):
     log_a = [safe_log(nx, a) for a in a_s]
     out = dict(info)
     out.update(
-        potentials=potentials_from_scalings(nx, g, a_s, log_a, engine.reg),
+        potentials=potentials_from_scalings(nx, g, a_s, log_a, engine.reg, cost_offset_of(engine), info.get("free", ())),
+        cost_offset=cost_offset_of(engine),
         log_scalings=list(g),
         value=value,
         value_linear=value_linear,
@@ -280,13 +311,28 @@ _FREE_NOTES = r"""
     :math:`\sum_{i\notin F}\langle r_i, \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`.
     ``log['marginals']`` holds all k marginals of :math:`P` (on a free node:
     the solution's own marginal).
+
+    **Constant shifts.** Adding a constant :math:`c` to the cost (for a
+    pairwise cost: to any edge matrix) leaves the plan unchanged and adds
+    :math:`c\|P\|_1` to the value and to ``value_linear`` (:math:`\|P\|_1 = 1`
+    up to the solver's tolerance) and :math:`c` to the first prescribed
+    potential. The engines remove a constant :math:`c_0` from the cost before
+    dividing by :math:`\varepsilon` (``log['cost_offset']``; the minimum of
+    the tensor or of each edge matrix, 0 for a non-negative cost whose minimum
+    is at most its range), so costs of any sign and size, such as
+    Gromov-Wasserstein or inner-product costs, neither overflow nor lose
+    precision (see :mod:`ot_multimarginal.marginals.base`).
 """
 
 _LOG_DOC = r"""
     log : dict
         Returned if ``log=True``: ``potentials`` (k dual vectors
         :math:`\varphi_i`, with :math:`P = \exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`),
-        ``log_scalings`` (:math:`g_i = \varphi_i/\varepsilon + \log a_i`), ``err``
+        ``cost_offset`` (the constant :math:`c_0` the engine removed from the
+        cost, see Notes), ``log_scalings`` (:math:`g_i = \varphi_i/\varepsilon + \log a_i`,
+        :math:`c_0` taken off the first prescribed potential: those of the
+        centred cost :math:`C - c_0`, what the engines and
+        :class:`~ot_multimarginal.plans.FactoredPlan` take), ``err``
         (history of the stopping error), ``niter``, ``converged``, ``value``,
         ``value_linear`` (:math:`\langle C,P\rangle`), ``marginals`` (all k,
         free nodes included), ``free`` (the tuple of free nodes) and ``method``.
@@ -447,7 +493,10 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
 
     (regularised value, entropic term included; for k = 2 it equals
     ``ot.solve(M, a, b, reg=reg).value``). ``log['value_linear']`` holds
-    :math:`\langle C, P\rangle` alone.
+    :math:`\langle C, P\rangle` alone. The value is exact under constant
+    shifts of the cost: :math:`C + c` gives the same plan and the value plus
+    :math:`c\|P\|_1` (:math:`\|P\|_1 = 1` up to the solver's tolerance),
+    for costs of any sign and size (see Notes).
 
     .. note:: Backend-generic. With torch inputs that require gradients the
         value is differentiable with respect to the cost and the weights.

@@ -39,7 +39,7 @@ def _solve(nx, k, niter=2, reg=0.3, zeros=False, seed=0):
 def _dense_of(plan, nx, M):
     """The plan's dense tensor computed here in NumPy from its parts."""
     g = [nx.np(x) for x in plan.g]
-    D = np.exp(outer_sum(NumpyBackend(), g) - M / plan.reg)
+    D = np.exp(outer_sum(NumpyBackend(), g) - (M - plan.engine.cost_offset) / plan.reg)  # B(g) is centred
     if plan.rounded is not None and float(nx.np(plan.rounded.s)) > 0:
         errs = [nx.np(e) for e in plan.rounded.errs]
         R = errs[0]

@@ -30,6 +30,13 @@ Two stabilised primitives keep them exact in the log domain at small
 
 The absorbed shifts are detached constants: gradients (torch) flow through
 the cost matrices and the log-scalings only, and are exact.
+
+Each edge matrix is centred before the division by :math:`\varepsilon`: the
+kernels are those of :math:`C_e - c_e`, :math:`c_e = \min C_e` (or 0, see
+:func:`.base.default_offset`; the engine's
+``edge_offsets``; ``cost_offset`` is their sum, see :mod:`.base`), so a
+constant part of any edge, of either sign and any size, changes nothing
+in the iterations.
 """
 # License: MIT License
 
@@ -37,7 +44,7 @@ import numpy as np
 
 from .._backend import outer_sum
 from .._validation import check_dense_size
-from .base import GibbsEngine
+from .base import GibbsEngine, default_offset
 
 __all__ = ["PairwiseEngine", "EdgeKernel", "log_matmul", "Precision", "logsumexp", "amax", "flush", "flushed_exp"]
 
@@ -191,11 +198,34 @@ def log_matvec_exact(nx, A_cols, h):
     return nx.concatenate(parts, axis=0)
 
 
+def centred_log_kernel(C, offset, reg):
+    """``-(C - offset)/reg``: the offset removed before the division (exact for a constant part of ``C``)."""
+    return -(C - offset) / reg if offset != 0.0 else -C / reg
+
+
+def edge_offsets(nx, matrices, cost_offset=None):
+    """The constants removed from the edge matrices.
+
+    ``None``: each one's minimum (0 for a non-negative matrix whose minimum is
+    at most its range, :func:`.base.default_offset`); a sequence: one per
+    edge; a number: split evenly.
+    """
+    if cost_offset is None:
+        return [default_offset(nx, C) for C in matrices]
+    if isinstance(cost_offset, (list, tuple)):
+        if len(cost_offset) != len(matrices):
+            raise ValueError(
+                "cost_offset must be a number or one offset per edge (%d), got %d" % (len(matrices), len(cost_offset))
+            )
+        return [float(c) for c in cost_offset]
+    return [float(cost_offset) / len(matrices)] * len(matrices)
+
+
 class EdgeKernel:
     r"""Messages across one edge with an absorbed, stabilised kernel.
 
-    For the edge ``(a, b)`` with cost ``C`` (shape ``(n_a, n_b)``) and
-    ``A = -C/reg``, :meth:`message` returns
+    For the edge ``(a, b)`` with cost ``C`` (shape ``(n_a, n_b)``), centred by
+    the constant ``offset``, and ``A = -(C - offset)/reg``, :meth:`message` returns
     ``log Σ_x exp(A[x, y] + h[x])`` (``forward=True``, from ``a`` to ``b``)
     or ``log Σ_y exp(A[x, y] + h[y])`` (from ``b`` to ``a``).
 
@@ -206,8 +236,9 @@ class EdgeKernel:
     ``Kᵀ exp(h - α - s)`` neither overflow nor underflow.
     """
 
-    def __init__(self, C, reg, nx, prec, A=None):
+    def __init__(self, C, reg, nx, prec, A=None, offset=0.0):
         self.C = C
+        self.offset = float(offset)
         self.reg = reg
         self.nx = nx
         self.prec = prec
@@ -224,10 +255,10 @@ class EdgeKernel:
         self.drift_tol = 1.0
 
     def log_kernel(self):
-        """``-C/reg`` (computed on demand unless given: it is needed only to absorb and in fallbacks)."""
+        """``-(C - offset)/reg`` (computed on demand unless given: it is needed only to absorb and in fallbacks)."""
         if self.A is not None:
             return self.A
-        return -self.C / self.reg
+        return centred_log_kernel(self.C, self.offset, self.reg)
 
     # ---- absorption ------------------------------------------------------
     def _fill(self, v, S, axis, other):
@@ -334,12 +365,18 @@ class PairwiseEngine(GibbsEngine):
     nx : Backend
     memory_budget : int or None
         Bytes the dense fallbacks (:meth:`log_plan`, :meth:`plan`) may take.
+    cost_offset : float, sequence of floats, or None
+        Constants removed from the edge matrices (see :mod:`.base`): one per
+        edge, or a number split evenly between the edges; ``None`` (default):
+        each edge matrix's minimum (or 0, :func:`.base.default_offset`), so
+        that every centred kernel is ``<= 1``.
+        ``edge_offsets`` holds them, ``cost_offset`` their sum.
 
     Subclasses implement :meth:`log_marginal` and :meth:`log_pairwise_marginal`;
     :meth:`iter_edge_log_pairwise_marginals` may be overridden to share work.
     """
 
-    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None):
+    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None, cost_offset=None):
         self.shape = tuple(int(n) for n in shape)
         self.edges = [tuple(int(v) for v in e) for e in edges]
         self.matrices = list(matrices)
@@ -355,20 +392,22 @@ class PairwiseEngine(GibbsEngine):
         self.prec = Precision(self.type_as)
         self.n_absorptions = 0
         self._logK = [None] * len(self.matrices)
+        self.edge_offsets = edge_offsets(nx, self.matrices, cost_offset)
+        self.cost_offset = float(sum(self.edge_offsets))
 
     # ---- helpers ------------------------------------------------------
     _cache_log_kernels = True
 
     def _log_kernel(self, e):
-        """``-C_e/reg`` (cached unless the engine keeps only its kernels)."""
+        """``-(C_e - c_e)/reg``, centred (cached unless the engine keeps only its kernels)."""
         if not self._cache_log_kernels:
-            return -self.matrices[e] / self.reg
+            return centred_log_kernel(self.matrices[e], self.edge_offsets[e], self.reg)
         if self._logK[e] is None:
-            self._logK[e] = -self.matrices[e] / self.reg
+            self._logK[e] = centred_log_kernel(self.matrices[e], self.edge_offsets[e], self.reg)
         return self._logK[e]
 
     def _oriented_log_kernel(self, e, a):
-        """``-C_e/reg`` with rows indexed by node ``a`` (one end of edge ``e``)."""
+        """``-(C_e - c_e)/reg`` with rows indexed by node ``a`` (one end of edge ``e``)."""
         A = self._log_kernel(e)
         return A if self.edges[e][0] == a else A.T
 
@@ -417,11 +456,19 @@ class PairwiseEngine(GibbsEngine):
             yield self.log_pairwise_marginal(g, a, b)
 
     def linear_cost(self, g):
+        """``Σ_e ⟨C_e - c_e, P_e⟩ + c_0 ‖B(g)‖₁`` over the pairwise marginals ``P_e`` of ``B(g)``.
+
+        One mass for the offset: edge offsets of opposite signs cancel in
+        ``c_0 = Σ_e c_e`` exactly, not through masses computed edge by edge.
+        """
         nx = self.nx
-        total = 0.0
-        for C, L in zip(self.matrices, self.iter_edge_log_pairwise_marginals(g)):
-            total = total + nx.sum(C * nx.exp(L))
-        return total
+        total = mass = 0.0
+        for e, (C, c, L) in enumerate(zip(self.matrices, self.edge_offsets, self.iter_edge_log_pairwise_marginals(g))):
+            P = nx.exp(L)
+            total = total + nx.sum((C - c) * P if c != 0.0 else C * P)
+            if e == 0:
+                mass = nx.sum(P)
+        return total + self.cost_offset * mass if self.cost_offset != 0.0 else total
 
     def cost_inputs(self):
         return tuple(self.matrices)
@@ -429,7 +476,7 @@ class PairwiseEngine(GibbsEngine):
     def cost_gradients(self, g):
         """Each edge's pairwise marginal of ``B(g)/‖B(g)‖₁`` (``= ∂value/∂C_e`` at the optimum)."""
         nx = self.nx
-        logZ = self.log_partition(g)
+        logZ = self.log_mass(g)
         return tuple(nx.exp(L - logZ) for L in self.iter_edge_log_pairwise_marginals(g))
 
     def _init_kwargs(self):
@@ -444,6 +491,7 @@ class PairwiseEngine(GibbsEngine):
             self.reg,
             nx,
             self.memory_budget,
+            cost_offset=list(self.edge_offsets),
             **self._init_kwargs()
         )
 

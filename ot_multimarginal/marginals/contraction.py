@@ -185,8 +185,8 @@ class ContractionEngine(PairwiseEngine):
     names the graph's treewidth as the limit.
     """
 
-    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None):
-        super().__init__(shape, edges, matrices, reg, nx, memory_budget)
+    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None, cost_offset=None):
+        super().__init__(shape, edges, matrices, reg, nx, memory_budget, cost_offset)
         self._plans = {}
         self._cache = {}
         self._memo = {}  # (absorbed factors, scope) -> (their log-scalings, value, nodes)
@@ -335,7 +335,7 @@ class ContractionEngine(PairwiseEngine):
     def log_marginal(self, g, i):
         return self._run(g, (i,))
 
-    def log_partition(self, g, log_marginal=None):
+    def log_mass(self, g, log_marginal=None):
         if log_marginal is not None:
             return self.nx.logsumexp(log_marginal)
         return self._run(g, ())

@@ -108,8 +108,8 @@ class CycleEngine(PairwiseEngine):
 
     _LOG_SPELL = 50  # calls spent in the log domain after the scaled products fail
 
-    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None, mode="auto"):
-        super().__init__(shape, edges, matrices, reg, nx, memory_budget)
+    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None, mode="auto", cost_offset=None):
+        super().__init__(shape, edges, matrices, reg, nx, memory_budget, cost_offset)
         if mode not in ("auto", "scaled", "log"):
             raise ValueError("mode must be 'auto', 'scaled' or 'log', got %r" % (mode,))
         k = self.k
@@ -484,7 +484,7 @@ class CycleEngine(PairwiseEngine):
             out[v] = self._log_marginal_pos(t)
         return out
 
-    def log_partition(self, g, log_marginal=None):
+    def log_mass(self, g, log_marginal=None):
         if log_marginal is None:
             log_marginal = self.log_marginal(g, self.order[0])
         return self.nx.logsumexp(log_marginal)

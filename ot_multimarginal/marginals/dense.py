@@ -19,6 +19,10 @@ Two ways to compute :math:`r_i(B(g))`:
     overflow) the scalings are absorbed again (one ``exp`` pass). If a
     marginal entry underflows to zero anyway (tiny ε), it is recomputed in the
     log domain, so the result is as robust as ``mode='log'``.
+
+The kernel is that of the centred cost :math:`C - c_0`, :math:`c_0 = \min C`
+(``cost_offset``, see :mod:`.base` and :func:`.base.default_offset`): any constant part of the cost, of either
+sign and any size, is removed exactly before the division by :math:`\varepsilon`.
 """
 # License: MIT License
 
@@ -33,7 +37,7 @@ from .._backend import (
     safe_log,
 )
 from .._validation import check_dense_size
-from .base import GibbsEngine
+from .base import GibbsEngine, default_offset
 
 __all__ = ["DenseEngine"]
 
@@ -60,11 +64,16 @@ class DenseEngine(GibbsEngine):
         How marginals are computed (see the module docstring).
     memory_budget : int or None
         Bytes allowed for the working tensors; ``None``: half the free memory.
+    cost_offset : float or None
+        Constant :math:`c_0` removed from ``M`` (see :mod:`.base`); ``None``
+        (default): ``min M`` (0 for a non-negative ``M`` whose minimum is at
+        most its range, :func:`.base.default_offset`): the centred exponent
+        ``-(M - c_0)/reg`` is then ``<= 0``.
     """
 
     n_buffers = 2  # the kernel K and one temporary of the same size
 
-    def __init__(self, M, reg, nx, mode="scaling", memory_budget=None):
+    def __init__(self, M, reg, nx, mode="scaling", memory_budget=None, cost_offset=None):
         if mode not in ("scaling", "log"):
             raise ValueError("mode must be 'scaling' or 'log', got %r" % (mode,))
         self.M = M
@@ -74,6 +83,7 @@ class DenseEngine(GibbsEngine):
         self.type_as = M
         self.mode = mode
         self.memory_budget = memory_budget
+        self.cost_offset = default_offset(nx, M) if cost_offset is None else float(cost_offset)
         itemsize = nx.bitsize(M) // 8 if hasattr(nx, "bitsize") else 8
         check_dense_size(self.shape, itemsize, self.n_buffers, memory_budget, "the Gibbs kernel", nx, M)
         _, log_max = dtype_info(nx, M)
@@ -89,8 +99,12 @@ class DenseEngine(GibbsEngine):
         self.n_absorptions = 0
 
     # ---- plain log domain ----------------------------------------------
+    def _centred(self, M):
+        """``M - c_0`` (exact for the constant part of ``M``; ``M`` itself when ``c_0 = 0``)."""
+        return M - self.cost_offset if self.cost_offset != 0.0 else M
+
     def log_plan(self, g):
-        return outer_sum(self.nx, g) - self.M / self.reg
+        return outer_sum(self.nx, g) - self._centred(self.M) / self.reg
 
     def _log_marginal_lse(self, g, i):
         return self.nx.logsumexp(self.log_plan(g), axis=axes_except(i, self.k))
@@ -111,7 +125,11 @@ class DenseEngine(GibbsEngine):
             S = self.log_plan(g)
             m = nx.max(S) if shift else None
             return (S - m if shift else S), m
-        S = self.M * (-1.0 / self.reg)
+        if self.cost_offset != 0.0:
+            S = self.M - self.cost_offset
+            S *= -1.0 / self.reg
+        else:
+            S = self.M * (-1.0 / self.reg)
         for j, gj in enumerate(g):
             S += expand_to(nx, gj, j, self.k)
         m = None
@@ -204,16 +222,18 @@ class DenseEngine(GibbsEngine):
         return self._log_marginal_scaling(g, i)
 
     def linear_cost(self, g):
-        """``⟨M, B(g)⟩``, summed over slices of the first axis (about 1/16 of the tensor each)."""
+        """``⟨M, B(g)⟩ = ⟨M - c_0, B(g)⟩ + c_0 ‖B(g)‖₁``, summed over slices of the first axis (about 1/16 of the tensor each)."""
         nx = self.nx
         n0 = self.shape[0]
         step = max(1, -(-n0 // 16))
-        total = 0.0
+        total = mass = 0.0
         for s in range(0, n0, step):
-            Ms = self.M[s:s + step]
-            L = outer_sum(nx, [g[0][s:s + step]] + list(g[1:])) - Ms / self.reg
-            total = total + nx.sum(Ms * nx.exp(L))
-        return total
+            Ms = self._centred(self.M[s:s + step])
+            E = nx.exp(outer_sum(nx, [g[0][s:s + step]] + list(g[1:])) - Ms / self.reg)
+            total = total + nx.sum(Ms * E)
+            if self.cost_offset != 0.0:
+                mass = mass + nx.sum(E)
+        return total + self.cost_offset * mass if self.cost_offset != 0.0 else total
 
     def plan(self, g, a_s=None, free=()):
         nx = self.nx
@@ -236,4 +256,6 @@ class DenseEngine(GibbsEngine):
         return (self.nx.exp(self.log_plan(g)),)
 
     def detached(self):
-        return DenseEngine(self.nx.detach(self.M), self.reg, self.nx, self.mode, self.memory_budget)
+        return DenseEngine(
+            self.nx.detach(self.M), self.reg, self.nx, self.mode, self.memory_budget, cost_offset=self.cost_offset
+        )

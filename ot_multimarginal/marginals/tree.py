@@ -48,13 +48,16 @@ class TreeEngine(PairwiseEngine):
     nx : Backend
     memory_budget : int, optional
         Bytes for the dense fallbacks only (:meth:`log_plan`).
+    cost_offset : float, sequence of floats, or None
+        Constants removed from the edge matrices (default: each one's
+        minimum; see :class:`~ot_multimarginal.marginals._pairwise.PairwiseEngine`).
     """
 
     # the kernels hold exp(...) only: -C/reg is recomputed when needed
     _cache_log_kernels = False
 
-    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None):
-        super().__init__(shape, edges, matrices, reg, nx, memory_budget)
+    def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None, cost_offset=None):
+        super().__init__(shape, edges, matrices, reg, nx, memory_budget, cost_offset)
         k = self.k
         E = len(self.edges)
         # directed edge d = 2e (a -> b) or 2e + 1 (b -> a)
@@ -101,7 +104,9 @@ class TreeEngine(PairwiseEngine):
             sched.extend(self._away[r].tolist())
         self._all = np.asarray(sched, dtype=np.int64)
         # the kernels hold exp(...) only: memory 2 n_a n_b per edge with the cost itself
-        self.kernels = [EdgeKernel(C, self.reg, nx, self.prec) for C in self.matrices]
+        self.kernels = [
+            EdgeKernel(C, self.reg, nx, self.prec, offset=c) for C, c in zip(self.matrices, self.edge_offsets)
+        ]
         self._msg = [None] * (2 * E)
         self._dirty = np.ones(2 * E, dtype=bool)
         self._g = [None] * k
@@ -200,7 +205,7 @@ class TreeEngine(PairwiseEngine):
             out.append(m)
         return out
 
-    def log_partition(self, g, log_marginal=None):
+    def log_mass(self, g, log_marginal=None):
         if log_marginal is not None:
             return self.nx.logsumexp(log_marginal)
         self._sync(g)
@@ -217,7 +222,7 @@ class TreeEngine(PairwiseEngine):
         if self._comp[i] != self._comp[j]:
             ri = self.log_marginal(g, i)
             rj = self.log_marginal(g, j)
-            return ri[:, None] + rj[None, :] - self.log_partition(g)
+            return ri[:, None] + rj[None, :] - self.log_mass(g)
         self._update(self._all)
         # path i = v0, v1, ..., vm = j from the BFS tree rooted at j
         parent = self._parent[j]
