@@ -24,6 +24,7 @@ dense ``exp(engine.log_plan(g))``.
 import numpy as np
 from ot.utils import check_random_state
 
+from ._elimination import elimination_factors, sample_by_elimination
 from ._validation import check_dense_size, check_free
 from .rounding import (
     _dense_cost,
@@ -380,8 +381,16 @@ class FactoredPlan:
         n_samples : int
         random_state : None, int or numpy.random.RandomState
             Seed (:func:`ot.utils.check_random_state`); numbers are drawn in NumPy.
-        method : {'auto', 'sequential', 'dense', 'engine'}
-            How the Gibbs part is sampled. ``'sequential'``: axis by axis,
+        method : {'auto', 'elimination', 'sequential', 'dense', 'engine'}
+            How the Gibbs part is sampled. ``'elimination'`` (pairwise costs
+            on any graph, e.g. circles and complete graphs): axis by axis
+            too, but every sample's conditional law is read from tables
+            computed once by variable elimination (log domain, float64; see
+            :mod:`ot_multimarginal._elimination`), so the batch is drawn in
+            vectorised steps, without an engine pass per prefix; it needs
+            the largest table of the elimination (:math:`n^3` entries on a
+            circle, :math:`n^{k-1}` on a complete graph) to hold at most
+            2**24 entries, else ``ValueError``. ``'sequential'``: axis by axis,
             :math:`i_1` from the first marginal, then :math:`i_j` from the
             conditional law given :math:`(i_1, \dots, i_{j-1})`, the j-th
             marginal of :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
@@ -393,7 +402,8 @@ class FactoredPlan:
             ``'dense'``: from the flattened tensor (engines whose tensor fits
             in memory). ``'auto'``: the engine's own ``sample_gibbs(g, n, rng)``
             if it has one (e.g. forward sampling on a tree), else dense for a
-            dense cost tensor, else sequential.
+            dense cost tensor, else elimination for a pairwise cost whose
+            tables fit, else sequential.
             A rounded plan is a mixture: each sample comes from the rank-one
             part (the product law of the :math:`\mathrm{err}_j/\|\mathrm{err}_j\|_1`)
             with probability its share of the mass, else from the Gibbs part.
@@ -402,8 +412,10 @@ class FactoredPlan:
         -------
         idx : numpy.ndarray of int64, shape (n_samples, k)
         """
-        if method not in ("auto", "sequential", "dense", "engine"):
-            raise ValueError("method must be 'auto', 'sequential', 'dense' or 'engine', got %r" % (method,))
+        if method not in ("auto", "elimination", "sequential", "dense", "engine"):
+            raise ValueError(
+                "method must be 'auto', 'elimination', 'sequential', 'dense' or 'engine', got %r" % (method,)
+            )
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
             raise ValueError("n_samples must be a non-negative integer, got %r" % (n_samples,))
         n_samples = int(n_samples)
@@ -411,13 +423,21 @@ class FactoredPlan:
         hook = getattr(self.engine, "sample_gibbs", None)
         if method == "engine" and hook is None:
             raise ValueError("method='engine' needs an engine with a sample_gibbs(g, n, rng) method")
+        factors = None
+        if method == "elimination" or (method == "auto" and hook is None and getattr(self.engine, "M", None) is None):
+            factors = self._elimination_factors()
+            if factors is None and method == "elimination":
+                raise ValueError(
+                    "method='elimination' needs a pairwise cost (an engine with edges and matrices) whose "
+                    "elimination tables hold at most 2**24 entries; use method='sequential'"
+                )
         if method == "auto":
             if hook is not None:
                 method = "engine"
             elif getattr(self.engine, "M", None) is not None:
                 method = "dense"
             else:
-                method = "sequential"
+                method = "elimination" if factors is not None else "sequential"
         out = np.empty((n_samples, self.k), dtype=np.int64)
         from_rank_one = np.zeros(n_samples, dtype=bool)
         if self._rank_one:
@@ -436,9 +456,21 @@ class FactoredPlan:
                 out[~from_rank_one] = np.asarray(hook(self.g, n_g, rng), dtype=np.int64)
             elif method == "dense":
                 out[~from_rank_one] = self._sample_dense(rng, n_g)
+            elif method == "elimination":
+                out[~from_rank_one] = sample_by_elimination(factors, self.shape, n_g, rng, _draw, _draw_rows)
             else:
                 out[~from_rank_one] = self._sample_sequential(rng, n_g)
         return out
+
+    def _elimination_factors(self):
+        """Tables of :func:`~ot_multimarginal._elimination.elimination_factors` for a pairwise engine, else None."""
+        engine, nx = self.engine, self.nx
+        edges = getattr(engine, "edges", None)
+        mats = getattr(engine, "matrices", None)
+        if edges is None or mats is None or len(edges) != len(mats):
+            return None
+        log_k = [-_to_numpy64(nx, C) / self.reg for C in mats]
+        return elimination_factors(self.shape, list(edges), log_k, [_to_numpy64(nx, gj) for gj in self.g])
 
     def _sample_dense(self, rng, n):
         nx = self.nx
