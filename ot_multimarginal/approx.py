@@ -185,7 +185,7 @@ class _CertifiedGap:
 
 
 def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_log", numItermax=None, verbose=False, log=False,
-                warn=True, mode="scaling", memory_budget=None, free=None, **kwargs):
+                warn=True, mode="scaling", memory_budget=None, free=None, blas_threads="auto", **kwargs):
     r"""ε-approximate solution of the exact multimarginal OT problem (Lin et al. 2022).
 
     Returns a plan :math:`P \in \Pi(a_1, \dots, a_k)` (marginals exact to
@@ -258,8 +258,8 @@ def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_log", numItermax=None, ve
         Also return a dict of details (see Returns).
     warn : bool, optional
         Warn when the loop stops before the accuracy target is established.
-    mode, memory_budget
-        As for :func:`ot_multimarginal.emot_sinkhorn` (dense engine).
+    mode, memory_budget, blas_threads
+        As for :func:`ot_multimarginal.emot_sinkhorn`.
     free : sequence of int, optional
         Free nodes are **not supported** here: a non-empty ``free`` (or a
         structured cost whose ``free`` attribute is non-empty, unless
@@ -365,8 +365,8 @@ def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_log", numItermax=None, ve
         numItermax = iteration_bound(cost_range, eta, tol, ratios)
     every = max(1, int(math.ceil(_GAP_CHECK_RATIO * (k + 3) / _PASSES_PER_CHECK[method](k))))
     certifier = _CertifiedGap(engine, M, a_s, eta, eps, every, memory_budget)
-    g, info = solve_potentials(engine, a_tilde, method, numItermax, tol, verbose, False, stop_rule=certifier,
-                               **kwargs)
+    g, info = solve_potentials(engine, a_tilde, method, numItermax, tol, verbose, False, blas_threads=blas_threads,
+                               stop_rule=certifier, **kwargs)
 
     last = certifier.last
     if last is None or not all(x is y for x, y in zip(last["g"], g)):

@@ -16,6 +16,7 @@ from ._validation import (
     check_reg,
     check_weights,
 )
+from ._threads import engine_threads
 from .marginals.dense import DenseEngine
 from .strategies import STRATEGIES
 from .strategies._common import NonFiniteIterate, warn_not_converged
@@ -95,13 +96,16 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
     return g
 
 
-def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), **kwargs):
+def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), blas_threads="auto", **kwargs):
     r"""Run the loop ``method`` on ``engine``: the part every public call shares.
 
     ``free`` (node indices, see :func:`~ot_multimarginal._validation.check_free`)
     are the marginals left free: the loop updates the other blocks only
     (passed to the strategy as ``blocks``), and a free block keeps
     :math:`g_i = \log a_i` (:math:`\varphi_i = 0`).
+
+    The loop runs inside :func:`~ot_multimarginal._threads.engine_threads`
+    (``blas_threads``: ``'auto'``, an int or ``None``).
 
     Returns ``(g, info)``: the log-scalings and the loop's info dict
     (``info['free']``: the free nodes).
@@ -121,8 +125,9 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     log_a = [safe_log(nx, a) for a in a_s]
     g0 = _initial_scalings(engine, a_s, log_a, warmstart, free)
     try:
-        g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,
-                                     **kwargs)
+        with engine_threads(engine, blas_threads):
+            g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,
+                                         **kwargs)
     except NonFiniteIterate as e:
         raise FloatingPointError(
             "%s: the iterations produced NaN or inf (%s). With reg=%g the kernel may be too "
@@ -235,6 +240,16 @@ _COMMON_PARAMS = r"""
         cost's own ``free`` attribute for a structured cost
         (:attr:`PairwiseCost.free <ot_multimarginal.PairwiseCost>`), else
         none; an explicit value (``()`` included) overrides it.
+    blas_threads : 'auto', int or None, optional
+        Threads of the loop's matrix products, BLAS (through threadpoolctl)
+        and torch's intra-op pool alike, restored on return (see
+        :func:`ot_multimarginal.blas_threads`). ``'auto'`` (default): one
+        thread when a sweep's largest product is small (about
+        :math:`2\cdot 400^3` flops; a second thread was measured never to
+        pay below it, and to slow the graph engines 4.5–7× on a busy
+        machine), else the process's settings; an int: that many; ``None``:
+        leave the settings alone. The limits are process-wide while the
+        loop runs.
 """
 
 _FREE_NOTES = r"""
@@ -285,12 +300,13 @@ _METHODS_DOC = (
 )
 
 
-def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, free=None, **kwargs):
+def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, free=None, blas_threads="auto", **kwargs):
     if grad not in _GRAD_PLAN:
         raise ValueError("grad must be one of %s for emot_sinkhorn, got %r" % (_GRAD_PLAN, grad))
     engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
     free = resolve_free(M, free, engine.k)
-    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
+    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, blas_threads,
+                               **kwargs)
     plan = engine.plan(g, a_s, free)
     if log:
         return plan, _log_dict(engine, g, a_s, info)
@@ -359,7 +375,7 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     """
 
 
-def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, free=None, **kwargs):
+def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, free=None, blas_threads="auto", **kwargs):
     if grad not in _GRAD_VALUE:
         raise ValueError("grad must be one of %s for emot_sinkhorn2, got %r" % (_GRAD_VALUE, grad))
     engine, a_s_used = make_engine(a_s, M, reg, mode, memory_budget)
@@ -368,7 +384,8 @@ def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=
     if grad in ("envelope", "detach"):
         solved = engine.detached()
         a_s_used = [engine.nx.detach(a) for a in a_s_used]
-    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
+    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free,
+                               blas_threads, **kwargs)
     value, value_linear, log_r = emot_value(solved, g, a_s_used)
     if grad == "envelope":
         value = _attach_envelope(engine, solved, g, a_s, a_s_used, value, free)
