@@ -325,6 +325,11 @@ emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
     non-negative tensors of shape :math:`(n_1, \dots, n_k)` whose i-th
     marginal is :math:`a_i`. For k = 2 it equals ``ot.emd2(a_1, a_2, C)``.
 
+    .. note:: **Value convention.** There is no entropic term: the value is
+        :math:`\langle C, P^\star\rangle`, as for :func:`ot.emd2`. To compare
+        it with an entropic solve, use ``log['value_linear']`` of
+        :func:`emot_sinkhorn2` (its value includes :math:`\varepsilon\,\mathrm{KL}`).
+
     .. note:: Backend-generic. With torch inputs that require gradients, the
         value carries the envelope-theorem gradients (as ``ot.emd2``):
         :math:`\partial/\partial C = P^\star` and

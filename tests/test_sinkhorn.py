@@ -394,3 +394,24 @@ def test_float32_default_threshold_is_reachable():
     assert log["converged"] and 1e-9 < log["stopThr"] < 1e-5
     _, log64 = om.emot_sinkhorn(None, M.double(), 0.5, log=True)
     assert log64["stopThr"] == 1e-9
+
+
+def test_warnings_point_at_the_callers_line(rng):
+    """Non-convergence warnings are attributed to this file, whatever the depth of the call path."""
+    import ot_multimarginal.approx as approx
+
+    M = rng.rand(4, 5, 6)
+    X_s = [rng.randn(n, 2) for n in (4, 5, 6)]
+    calls = [
+        lambda: om.emot_sinkhorn(None, M, 0.1, numItermax=1),
+        lambda: om.emot_sinkhorn2(None, M, 0.1, numItermax=1),
+        lambda: om.emot_sinkhorn2(None, M, 0.1, numItermax=1, method="sinkhorn_greedy"),
+        lambda: om.empirical_emot_sinkhorn(X_s, 0.1, numItermax=1),
+        lambda: om.empirical_emot_sinkhorn2(X_s, 0.1, numItermax=1),
+        lambda: om.empirical_emot_sinkhorn2(X_s, 0.1, numItermax=1, graph="chain"),
+        lambda: approx.emot_approx(None, M, 0.01, numItermax=1),
+    ]
+    for call in calls:
+        with pytest.warns(UserWarning) as rec:
+            call()
+        assert [w.filename for w in rec] == [__file__]

@@ -409,6 +409,23 @@ class PairwiseCost:
     def from_point_clouds(cls, X_s, graph="complete", metric="sqeuclidean", center=0, edges=None, free=()):
         r"""Pairwise ground costs between point clouds on the edges of a graph.
 
+        With point clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` and a
+        graph with edges :math:`E`, the cost is
+
+        .. math::
+            C[j_1, \dots, j_k] = \sum_{(a, b) \in E} c_{ab}(x_{a, j_a}, x_{b, j_b}),
+            \qquad C_{ab}[p, q] = c_{ab}(x_{a,p}, x_{b,q}),
+
+        one matrix :math:`C_{ab}` per edge (``metric``, e.g.
+        :math:`c(x, y) = \|x - y\|^2`). ``graph='complete'`` sums over every
+        pair :math:`a < b` (the cost of :func:`~ot_multimarginal.cost_tensor`);
+        ``'chain'`` over :math:`(i, i+1)`, a path (e.g. a time series of
+        clouds); ``'circle'`` adds :math:`(k-1, 0)`; ``'star'`` couples the
+        ``center`` node :math:`c` to every other one,
+        :math:`\sum_{j \ne c} c(x_c, x_j)` (a barycenter-type cost, with
+        ``free=[center]`` the centre's marginal is the barycenter);
+        ``'tree'`` uses the acyclic ``edges``.
+
         Parameters
         ----------
         X_s : list of k arrays of shape (n_i, d_i)
@@ -418,6 +435,15 @@ class PairwiseCost:
             :func:`~ot_multimarginal.cost_tensor`), ``'chain'``, ``'circle'``,
             ``'star'`` (with ``center``), ``'tree'`` (with ``edges``) or an
             edge list.
+        center : int, optional
+            The centre node of ``graph='star'`` (default 0): the edges are
+            :math:`(c, j)` for every :math:`j \ne c`, in increasing
+            :math:`j`. Ignored by the other graphs.
+        edges : list of pairs (a, b), optional
+            The edges of ``graph='tree'`` (node indices in ``[0, k)``, no
+            cycle; each edge's matrix is :math:`c(x_a, x_b)`, rows indexed
+            by node ``a``). Ignored by the other names; an edge list can
+            also be passed as ``graph`` itself (any graph, cycles allowed).
         metric : str, callable or list
             A metric name of :func:`ot.dist` (``'sqeuclidean'``: no 1/2, as in
             :func:`ot.dist`), a callable ``metric(X_a, X_b)`` returning the
