@@ -17,6 +17,10 @@ them while the block runs); torch's intra-op threads are a separate pool
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
 import contextlib
 import sys
 
@@ -30,7 +34,7 @@ AUTO_SINGLE_THREAD_FLOPS = 2 * 400**3
 
 
 @contextlib.contextmanager
-def blas_threads(n):
+def blas_threads(n: Optional[int]) -> Iterator[None]:
     """Run a block with ``n`` BLAS threads and ``n`` torch intra-op threads, then restore both.
 
     Parameters

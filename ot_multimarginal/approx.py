@@ -34,6 +34,12 @@ solving the LP.
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple, Union
+
+from ._typing import Array, Cost, LogDict, Nodes, Weights
+
 import inspect
 import math
 
@@ -184,8 +190,11 @@ class _CertifiedGap:
         return self.evaluate(g)["gap"] <= self.eps
 
 
-def emot_approx(a_s, M, eps_accuracy, method="sinkhorn_log", numItermax=None, verbose=False, log=False,
-                warn=True, mode="scaling", memory_budget=None, free=None, blas_threads="auto", **kwargs):
+def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkhorn_log",
+                numItermax: Optional[int] = None, verbose: bool = False, log: bool = False, warn: bool = True,
+                mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None,
+                blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[
+                    Tuple[Union[Array, "FactoredPlan"], Array], Tuple[Union[Array, "FactoredPlan"], Array, LogDict]]:
     r"""ε-approximate solution of the exact multimarginal OT problem (Lin et al. 2022).
 
     Returns a plan :math:`P \in \Pi(a_1, \dots, a_k)` (marginals exact to

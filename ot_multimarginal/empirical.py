@@ -2,13 +2,19 @@
 """Point-cloud entry points: build the cost from samples, then solve."""
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple, Union
+
+from ._typing import Array, Cost, Edges, LogDict, Metric, Nodes, Weights
+
 from .costs.dense import cost_tensor
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 
 __all__ = ["empirical_emot_sinkhorn", "empirical_emot_sinkhorn2", "empirical_cost"]
 
 
-def empirical_cost(X_s, metric="sqeuclidean", graph=None, memory_budget=None):
+def empirical_cost(X_s: Sequence[Array], metric: Metric = "sqeuclidean", graph: Union[str, Edges, Any, None] = None, memory_budget: Optional[int] = None) -> Cost:
     """The cost of point clouds ``X_s``: a dense tensor, or a :class:`PairwiseCost` if ``graph`` is given.
 
     ``graph=None`` sums ``metric`` over all pairs into a dense tensor
@@ -25,8 +31,9 @@ def empirical_cost(X_s, metric="sqeuclidean", graph=None, memory_budget=None):
     return PairwiseCost.from_point_clouds(X_s, graph=graph, metric=metric)
 
 
-def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, free=None,
-                            **kwargs):
+def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, metric: Metric = "sqeuclidean",
+                            graph: Union[str, Edges, Any, None] = None, memory_budget: Optional[int] = None,
+                            free: Nodes = None, **kwargs: Any) -> Any:
     r"""EMOT plan between point clouds (cost: ``metric`` summed over pairs).
 
     Parameters
@@ -64,8 +71,9 @@ def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None
     return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 
 
-def empirical_emot_sinkhorn2(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, free=None,
-                             **kwargs):
+def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = None, metric: Metric = "sqeuclidean",
+                             graph: Union[str, Edges, Any, None] = None, memory_budget: Optional[int] = None,
+                             free: Nodes = None, **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
     r"""EMOT value between point clouds; differentiable in ``X_s`` and ``a_s`` on torch.
 
     For clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` with weights

@@ -18,6 +18,12 @@ with a free centre, a fixed-support Wasserstein barycenter).
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+from ._typing import Array, LogDict, Nodes, Weights
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
@@ -232,7 +238,7 @@ _RAISES = r"""
 """
 
 
-def emot_lp(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None):
+def emot_lp(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[int] = None, max_variables: int = 2_000_000, free: Nodes = None) -> Union[Array, Tuple[Array, LogDict]]:
     nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free)
     P = nx.from_numpy(plan, type_as=M)
     if log:
@@ -293,7 +299,7 @@ emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
     """
 
 
-def emot_lp2(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None):
+def emot_lp2(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[int] = None, max_variables: int = 2_000_000, free: Nodes = None) -> Union[Array, Tuple[Array, LogDict]]:
     nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free)
     val = nx.from_numpy(np.asarray(value), type_as=M)
     if str(nx) == "torch":

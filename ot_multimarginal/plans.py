@@ -21,6 +21,12 @@ dense ``exp(engine.log_plan(g))``.
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+from ._typing import Array
+
 import numpy as np
 from ot.utils import check_random_state
 
@@ -187,7 +193,8 @@ class FactoredPlan:
     (2, 3)
     """
 
-    def __init__(self, engine, g, a_s=None, rounded=None, free=()):
+    def __init__(self, engine: Any, g: Optional[Sequence[Array]], a_s: Optional[Sequence[Array]] = None,
+                 rounded: Optional["RoundedState"] = None, free: Sequence[int] = ()) -> None:
         nx = engine.nx
         free = check_free(free, engine.k)
         if g is None:
@@ -275,7 +282,7 @@ class FactoredPlan:
             m = m + self._scale(())
         return m
 
-    def marginal(self, i):
+    def marginal(self, i: int) -> Array:
         """Marginal on axis ``i`` (sum over every other axis), shape ``(n_i,)``.
 
         Exactly ``a_i`` (to rounding error) for a rounded plan, unless ``i`` is a free node.
@@ -291,7 +298,7 @@ class FactoredPlan:
         """The k marginals."""
         return [self.marginal(i) for i in range(self.k)]
 
-    def marginal_error(self):
+    def marginal_error(self) -> Array:
         r""":math:`\sum_{i \notin F} \|r_i(Y) - a_i\|_1` over the prescribed marginals (needs ``a_s``)."""
         if self.a_s is None:
             raise ValueError("marginal_error needs the target weights: build the plan with a_s")
@@ -303,7 +310,7 @@ class FactoredPlan:
             err = err + nx.sum(nx.abs(self.marginal(i) - self.a_s[i]))
         return err
 
-    def pairwise_marginal(self, i, j):
+    def pairwise_marginal(self, i: int, j: int) -> Array:
         """Marginal on the axes ``(i, j)``, shape ``(n_i, n_j)`` (any two different axes)."""
         i = self._check_axis(i, "i")
         j = self._check_axis(j, "j")
@@ -315,7 +322,7 @@ class FactoredPlan:
             P = P + errs[i][:, None] * (errs[j] * self._scale((i, j)))[None, :]
         return P
 
-    def linear_cost(self):
+    def linear_cost(self) -> Array:
         r""":math:`\langle C, Y\rangle` (Gibbs part from the engine, rank-one part contracted)."""
         c = self.engine.linear_cost(self.g)
         if self._rank_one:
@@ -335,7 +342,7 @@ class FactoredPlan:
             out = out + gj[_backend_index(nx, idx[:, j], gj)]
         return out
 
-    def density(self, idx):
+    def density(self, idx: Any) -> Array:
         """Entries of the plan at the index tuples ``idx``.
 
         Parameters
@@ -373,7 +380,8 @@ class FactoredPlan:
         return self.nx.reshape(vals, shape)
 
     # ---- sampling ------------------------------------------------------
-    def sample(self, n_samples, random_state=None, method="auto"):
+    def sample(self, n_samples: int, random_state: Union[None, int, np.random.RandomState] = None,
+               method: str = "auto") -> np.ndarray:
         r"""Exact i.i.d. samples of k-tuples from the plan (divided by its mass).
 
         Parameters
@@ -529,7 +537,7 @@ class FactoredPlan:
             idx = np.stack(np.unravel_index(np.arange(int(np.prod(self.shape))), self.shape), axis=1)
             return self.nx.reshape(self._log_gibbs_at(idx), self.shape)
 
-    def to_dense(self, memory_budget=None):
+    def to_dense(self, memory_budget: Optional[int] = None) -> Array:
         """The plan as a dense tensor of shape ``(n_1, ..., n_k)``.
 
         Raises ``MemoryError`` before allocating when the tensor (and one
@@ -547,7 +555,7 @@ class FactoredPlan:
         return P
 
     # ---- rounding ------------------------------------------------------
-    def round(self):
+    def round(self) -> "FactoredPlan":
         """The plan rounded onto the exact transport polytope of ``a_s``.
 
         :func:`~ot_multimarginal.rounding.round_to_feasible` on the

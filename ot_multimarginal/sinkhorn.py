@@ -7,6 +7,15 @@ gradients and ``log`` dict of a finished solve.
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, Union
+
+from ._typing import Array, Cost, LogDict, Nodes, Weights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plans import FactoredPlan
+
 from ._backend import dtype_info, safe_log
 from ._validation import (
     backend_of,
@@ -320,7 +329,7 @@ _METHODS_DOC = (
 )
 
 
-def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, free=None, blas_threads="auto", **kwargs):
+def emot_sinkhorn(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "autodiff", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[Array, "FactoredPlan", Tuple[Union[Array, "FactoredPlan"], LogDict]]:
     if grad not in _GRAD_PLAN:
         raise ValueError("grad must be one of %s for emot_sinkhorn, got %r" % (_GRAD_PLAN, grad))
     engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
@@ -395,7 +404,7 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     """
 
 
-def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, free=None, blas_threads="auto", **kwargs):
+def emot_sinkhorn2(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "envelope", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
     if grad not in _GRAD_VALUE:
         raise ValueError("grad must be one of %s for emot_sinkhorn2, got %r" % (_GRAD_VALUE, grad))
     engine, a_s_used = make_engine(a_s, M, reg, mode, memory_budget)

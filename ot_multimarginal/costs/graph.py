@@ -53,6 +53,12 @@ marginals at large n, use the neural estimator
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+from .._typing import Array, Edges, Metric
+
 import numpy as np
 
 from .._validation import backend_of, check_dense_size, check_finite, check_free, check_k, check_reg
@@ -244,7 +250,8 @@ class PairwiseCost:
     ot_multimarginal.cost_tensor : the dense cost of point clouds (all pairs).
     """
 
-    def __init__(self, edges, matrices, shape=None, graph_kind=None, free=()):
+    def __init__(self, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
+                 graph_kind: Optional[str] = None, free: Sequence[int] = ()) -> None:
         edges = _check_edge_list(edges, None if shape is None else len(shape))
         if not isinstance(matrices, (list, tuple)):
             raise TypeError("matrices must be a list of arrays, one per edge, got %s" % type(matrices).__name__)
@@ -346,7 +353,8 @@ class PairwiseCost:
 
     # ---- constructors --------------------------------------------------
     @classmethod
-    def from_matrices(cls, matrices, graph="chain", edges=None, center=0, shape=None, free=()):
+    def from_matrices(cls, matrices: Sequence[Array], graph: Union[str, Edges] = "chain", edges: Optional[Edges] = None,
+                      center: int = 0, shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """Build from one matrix per edge of a named graph (see :func:`graph_edges` for the edge order).
 
         ``k`` follows from the number of matrices: ``len+1`` for ``'chain'``
@@ -378,17 +386,18 @@ class PairwiseCost:
         return cls(E, matrices, shape=shape, graph_kind=kind, free=free)
 
     @classmethod
-    def chain(cls, matrices, shape=None, free=()):
+    def chain(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """Chain ``0 - 1 - … - k-1``; ``matrices[t]`` of shape ``(n_t, n_{t+1})``."""
         return cls.from_matrices(matrices, "chain", shape=shape, free=free)
 
     @classmethod
-    def circle(cls, matrices, shape=None, free=()):
+    def circle(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """Cycle ``0 - 1 - … - k-1 - 0``; the last matrix is ``(n_{k-1}, n_0)``."""
         return cls.from_matrices(matrices, "circle", shape=shape, free=free)
 
     @classmethod
-    def star(cls, matrices, center=0, shape=None, free=()):
+    def star(cls, matrices: Sequence[Array], center: int = 0, shape: Optional[Sequence[int]] = None,
+             free: Sequence[int] = ()) -> "PairwiseCost":
         """Star: ``matrices[t]`` joins ``center`` to the t-th other node (increasing order).
 
         ``free=[center]`` leaves the centre's marginal free: a barycenter on its support.
@@ -396,17 +405,19 @@ class PairwiseCost:
         return cls.from_matrices(matrices, "star", center=center, shape=shape, free=free)
 
     @classmethod
-    def tree(cls, edges, matrices, shape=None, free=()):
+    def tree(cls, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
+             free: Sequence[int] = ()) -> "PairwiseCost":
         """Any acyclic edge list (a forest is accepted: the plan factors over its trees)."""
         return cls(edges, matrices, shape=shape, graph_kind="tree", free=free)
 
     @classmethod
-    def complete(cls, matrices, shape=None, free=()):
+    def complete(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """All pairs ``i < j`` in lexicographic order."""
         return cls.from_matrices(matrices, "complete", shape=shape, free=free)
 
     @classmethod
-    def from_point_clouds(cls, X_s, graph="complete", metric="sqeuclidean", center=0, edges=None, free=()):
+    def from_point_clouds(cls, X_s: Sequence[Array], graph: Union[str, Edges] = "complete", metric: Metric = "sqeuclidean",
+                          center: int = 0, edges: Optional[Edges] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         r"""Pairwise ground costs between point clouds on the edges of a graph.
 
         With point clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` and a
@@ -500,7 +511,7 @@ class PairwiseCost:
         )
 
     # ---- what the solvers use ------------------------------------------
-    def engine_kind(self):
+    def engine_kind(self) -> str:
         """``'tree'``, ``'cycle'`` or ``'contraction'``: the engine :meth:`make_engine` builds."""
         if self.is_tree:
             return "tree"
@@ -508,7 +519,7 @@ class PairwiseCost:
             return "cycle"
         return "contraction"
 
-    def make_engine(self, reg, memory_budget=None, engine=None):
+    def make_engine(self, reg: float, memory_budget: Optional[int] = None, engine: Optional[str] = None) -> Any:
         """The marginalisation engine for this graph (see the module table).
 
         ``engine`` forces one: ``'tree'`` (acyclic graphs only), ``'cycle'``
@@ -525,7 +536,7 @@ class PairwiseCost:
             raise ValueError("engine must be None, 'tree', 'cycle' or 'contraction', got %r" % (kind,))
         return classes[kind](self.shape, self.edges, self.matrices, reg, self.nx, memory_budget=memory_budget)
 
-    def to_dense(self, memory_budget=None):
+    def to_dense(self, memory_budget: Optional[int] = None) -> Array:
         """The full cost tensor of shape ``(n_1, …, n_k)`` (``MemoryError`` over the budget)."""
         nx = self.nx
         check_dense_size(
@@ -539,7 +550,7 @@ class PairwiseCost:
             C = C + nx.reshape(M if a < b else M.T, tuple(sh))
         return C
 
-    def cost_at(self, idx):
+    def cost_at(self, idx: Any) -> Array:
         """The cost at index tuples ``idx`` (integer array of shape (m, k)): a backend array (m,)."""
         nx = self.nx
         idx = np.asarray(idx)
