@@ -22,7 +22,6 @@ The speed-up is the ratio of the times per sample. One BLAS thread. Writes
 # License: MIT License
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,12 +30,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from _report import RESULTS, pyplot, save_results  # noqa: E402
 
 
 def _plan(graph, k, n, reg=0.1, seed=0):
@@ -66,24 +65,16 @@ def main():
                          ms_per_sample_sequential=1e3 * t_seq, ms_per_sample_elimination=1e3 * t_elim,
                          speedup=t_seq / t_elim, engine=type(plan.engine).__name__))
         print(rows[-1], flush=True)
-    load = os.getloadavg()
-    print("\nload average: %.2f %.2f %.2f (2 cores shared)\n" % load)
+    name = "bench_sampling_quick" if args.quick else "bench_sampling"
+    load = save_results(name, rows)
     print("| graph | k | n | engine | sequential ms/sample | elimination ms/sample | speed-up | est. sample(10000): seq → elim (s) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print("| %s | %d | %d | %s | %.3f | %.4f | %.0f× | %.0f → %.2f |" % (
             r["graph"], r["k"], r["n"], r["engine"], r["ms_per_sample_sequential"], r["ms_per_sample_elimination"],
             r["speedup"], 10 * r["ms_per_sample_sequential"], 10 * r["ms_per_sample_elimination"]))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    name = "bench_sampling_quick" if args.quick else "bench_sampling"
-    with open(os.path.join(HERE, "results", name + ".json"), "w") as f:
-        json.dump(dict(rows=rows, load=load), f, indent=1)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(5, 3.2))
     labels = ["%s k=%d n=%d" % (r["graph"], r["k"], r["n"]) for r in rows]
@@ -97,7 +88,7 @@ def main():
     ax.legend(fontsize=8)
     ax.set_title("FactoredPlan.sample, 1 BLAS thread")
     fig.tight_layout()
-    fig.savefig(os.path.join(HERE, "results", name + ".png"), dpi=120)
+    fig.savefig(os.path.join(RESULTS, name + ".png"), dpi=120)
 
 
 if __name__ == "__main__":

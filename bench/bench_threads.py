@@ -17,20 +17,19 @@ and prints a markdown table with the load average.
 # License: MIT License
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
+from _report import RESULTS, pyplot, save_results  # noqa: E402
 from ot_multimarginal._threads import _largest_product_flops  # noqa: E402
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _engine(kind, n, reg=0.1):
@@ -71,23 +70,15 @@ def main():
             rows.append(dict(engine=kind, n=n, sweeps=sweeps, rate_1=r[1], rate_2=r[2], ratio=r[2] / r[1],
                              flops_largest_product=_largest_product_flops(engine)))
             print(rows[-1], flush=True)
-    load = os.getloadavg()
-    print("\nload average: %.2f %.2f %.2f (2 cores shared)\n" % load)
+    name = "bench_threads_quick" if args.quick else "bench_threads"
+    load = save_results(name, rows)
     print("| engine | n | largest product (Mflop) | sweeps/s, 1 thread | sweeps/s, 2 threads | 2 / 1 |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print("| %s | %d | %.2g | %.1f | %.1f | %.2f |" % (r["engine"], r["n"], r["flops_largest_product"] / 1e6,
                                                           r["rate_1"], r["rate_2"], r["ratio"]))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    name = "bench_threads_quick" if args.quick else "bench_threads"
-    with open(os.path.join(HERE, "results", name + ".json"), "w") as f:
-        json.dump(dict(rows=rows, load=load), f, indent=1)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for kind, style in (("dense", "o-"), ("cycle", "s-")):
@@ -102,7 +93,7 @@ def main():
     ax.set_title("load %.1f on 2 cores" % load[0])
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(HERE, "results", name + ".png"), dpi=120)
+    fig.savefig(os.path.join(RESULTS, name + ".png"), dpi=120)
 
 
 if __name__ == "__main__":
