@@ -235,15 +235,17 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         the units of the cost). It also sets the regularisation, which
         is therefore not a parameter here (``log['reg']`` reports it).
     method : {'sinkhorn_log', 'sinkhorn_greedy', 'sinkhorn_accelerated'}, optional
-        The loop: cyclic Sinkhorn (default; one block after the other, k
-        block updates per sweep for about the price of one greedy
-        iteration's pass each), greedy multimarginal Sinkhorn (Lin et al.,
-        Algorithm 1: the block of largest divergence first) or accelerated
+        The loop: cyclic Sinkhorn (default: the k blocks in turn, one
+        engine marginal per block update), greedy multimarginal Sinkhorn
+        (Lin et al., Algorithm 1: the block of largest divergence first,
+        one pass of all k marginals per update) or accelerated
         multimarginal Sinkhorn (a numerically checked reconstruction of Lin
         et al.'s Algorithm 3, see
         :mod:`ot_multimarginal.strategies.accelerated`). All three stop on
-        the same two rules. On unequal sizes and small ε the greedy rule can
-        be much slower than the other two (it updates one block per pass).
+        the same two rules. Measured on k = 3 clouds of 10–12 points,
+        ε = 0.05: cyclic 7–30 s, accelerated 19–32 s, greedy 45–115 s to
+        the certified target (the greedy rule stalled at 10,000 iterations
+        before the certificate existed).
     numItermax : int, optional
         Maximum number of iterations of the loop (sweeps for the cyclic
         method). Default ``None``: the bound of :func:`iteration_bound`,
