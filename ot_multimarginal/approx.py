@@ -166,8 +166,12 @@ class _CertifiedGap:
 
     def evaluate(self, g):
         engine, nx = self.engine, self.engine.nx
-        log_z = nx.logsumexp(engine.log_marginal(g, 0))
-        lower_bound = -self.eta * to_float(nx, dual_objective(nx, g, self.a_s, log_z))
+        log_r0 = engine.log_marginal(g, 0)
+        log_z = nx.logsumexp(log_r0)  # log-mass of B(g), the tensor that is rounded
+        # the dual bound needs the partition function of the cost as given (engine.log_partition: the same
+        # number unless the engine centres its cost by a constant)
+        log_part = engine.log_partition(g, log_r0)
+        lower_bound = -self.eta * to_float(nx, dual_objective(nx, g, self.a_s, log_part))
         # normalise B(g) (exact block shift, keeps -inf entries) and round to a_s
         g_unit = [g[0] - log_z] + list(g[1:])
         state = round_to_feasible(engine, g_unit, self.a_s)
