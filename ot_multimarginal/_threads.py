@@ -29,7 +29,8 @@ from threadpoolctl import threadpool_limits
 __all__ = ["blas_threads", "engine_threads", "AUTO_SINGLE_THREAD_FLOPS"]
 
 # A sweep's largest matrix product below this many flops runs on one thread under 'auto'
-# (bench/bench_threads.py: 2 threads were never faster below it, even on an idle machine)
+# (bench/bench_threads.py, two runs at load 8 and 5 on 2 cores: below it 2 threads ran at 0.04-0.98x and
+# 0.12-1.51x the sweep rate of one thread: a 1.5x gain on one size, losses up to 25x elsewhere)
 AUTO_SINGLE_THREAD_FLOPS = 2 * 400**3
 
 
