@@ -107,11 +107,11 @@ def _worker_ours(spec):
     k, n, seed, maxit = spec["k"], spec["n"], spec["seed"], spec["maxit"]
     X = _clouds(k, n, seed)
     # warm-up on a tiny problem: lazy imports, first-call overheads
-    emot_sinkhorn2(None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False)
+    emot_sinkhorn2(None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False, blas_threads=None)
     reset, before = _mem_before()
     t0 = time.perf_counter()
     C = cost_tensor(X)
-    value, log = emot_sinkhorn2(None, C, EPS, stopThr=THR, numItermax=maxit, log=True, warn=False)
+    value, log = emot_sinkhorn2(None, C, EPS, stopThr=THR, numItermax=maxit, log=True, warn=False, blas_threads=None)
     t1 = time.perf_counter()
     res = dict(
         time_s=t1 - t0,
@@ -138,7 +138,7 @@ def _worker_persweep(spec):
 
     k, n, seed = spec["k"], spec["n"], spec["seed"]
     C = cost_tensor(_clouds(k, n, seed))
-    emot_sinkhorn2(None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False)
+    emot_sinkhorn2(None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False, blas_threads=None)
     out = {}
     for mode, (s1, s2), reps in (("scaling", spec["scaling_sweeps"], 3), ("log", spec["log_sweeps"], 1)):
         best = {}
@@ -146,7 +146,7 @@ def _worker_persweep(spec):
             ts = []
             for _ in range(reps):
                 t0 = time.perf_counter()
-                emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=s, log=True, warn=False, mode=mode)
+                emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=s, log=True, warn=False, blas_threads=None, mode=mode)
                 ts.append(time.perf_counter() - t0)
             best[s] = min(ts)
         out[mode] = dict(sweeps=[s1, s2], times_s=[best[s1], best[s2]], per_sweep_s=(best[s2] - best[s1]) / (s2 - s1))
@@ -157,7 +157,7 @@ def _worker_persweep(spec):
     X = _clouds(k, n, seed)
     tracemalloc.start()
     C = cost_tensor(X)
-    emot_sinkhorn2(None, C, EPS, stopThr=THR, numItermax=spec["maxit"], log=True, warn=False)
+    emot_sinkhorn2(None, C, EPS, stopThr=THR, numItermax=spec["maxit"], log=True, warn=False, blas_threads=None)
     out["tracemalloc_peak_bytes"] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return out
@@ -229,15 +229,15 @@ def _worker_profile(spec):
     k, n, seed, sweeps = spec["k"], spec["n"], spec["seed"], spec["sweeps"]
     C = cost_tensor(_clouds(k, n, seed))
     full = n ** k
-    emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=10, log=True, warn=False)
+    emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=10, log=True, warn=False, blas_threads=None)
 
     # 1. plain timing, then cProfile (its overhead inflates Python-heavy parts)
     t0 = time.perf_counter()
-    emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=sweeps, log=True, warn=False)
+    emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=sweeps, log=True, warn=False, blas_threads=None)
     t_plain = time.perf_counter() - t0
     pr = cProfile.Profile()
     pr.enable()
-    emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=sweeps, log=True, warn=False)
+    emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=sweeps, log=True, warn=False, blas_threads=None)
     pr.disable()
     s = io.StringIO()
     st = pstats.Stats(pr, stream=s).sort_stats("tottime")
@@ -265,7 +265,7 @@ def _worker_profile(spec):
     ot.backend.NumpyBackend.dot = timed_dot
     try:
         t0 = time.perf_counter()
-        emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=sweeps, log=True, warn=False)
+        emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=sweeps, log=True, warn=False, blas_threads=None)
         t_wrapped = time.perf_counter() - t0
     finally:
         ot.backend.NumpyBackend.dot = orig

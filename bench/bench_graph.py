@@ -134,7 +134,8 @@ def worker(spec):
     X = _clouds(k, n)
     base_rss = _rss_mib()
     reset_peak()
-    kw = dict(stopThr=thr, numItermax=maxit, log=True, warn=False)
+    # blas_threads=None: the thread count is the worker's environment (--threads, case a-2t), not the 'auto' rule
+    kw = dict(stopThr=thr, numItermax=maxit, log=True, warn=False, blas_threads=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
@@ -169,10 +170,10 @@ def worker(spec):
         engine, a_s = make_engine(None, C, reg)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            g, _ = solve_potentials(engine, a_s, numItermax=spec["steady"], stopThr=0.0, warn=False)
+            g, _ = solve_potentials(engine, a_s, numItermax=spec["steady"], stopThr=0.0, warn=False, blas_threads=None)
             phi = [reg * (gi - np.log(ai)) for gi, ai in zip(g, a_s)]
             t1 = time.perf_counter()
-            solve_potentials(engine, a_s, numItermax=maxit, stopThr=0.0, warn=False, warmstart=phi)
+            solve_potentials(engine, a_s, numItermax=maxit, stopThr=0.0, warn=False, warmstart=phi, blas_threads=None)
             out["steady_per_sweep_ms"] = 1e3 * (time.perf_counter() - t1) / maxit
         out["steady_gflops"] = fl / (out["steady_per_sweep_ms"] / 1e3) / 1e9
     print("RESULT " + json.dumps(out))

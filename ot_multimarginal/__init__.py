@@ -14,7 +14,8 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`round_to_feasible` / :func:`round_dense`: rounding onto the exact
   transport polytope (Altschuler et al. 2017, Lin et al. 2022);
 - :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
-- :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap.
+- :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap;
+- :func:`blas_threads`: a context manager for the BLAS and torch thread counts.
 """
 # License: MIT License
 
@@ -26,6 +27,7 @@ from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_s
 from .lp import emot_lp, emot_lp2
 from .plans import FactoredPlan
 from .rounding import RoundedState, round_dense, round_to_feasible
+from ._threads import blas_threads
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 
 __all__ = [
@@ -44,4 +46,5 @@ __all__ = [
     "emot_lp",
     "emot_lp2",
     "emot_approx",
+    "blas_threads",
 ]

@@ -577,7 +577,7 @@ def check_method(method, methods, name="method"):
 
 
 # positional arguments of every strategy, not options a user passes
-_STRATEGY_POSITIONAL = ("engine", "a_s", "log_a", "g", "numItermax", "stopThr", "verbose", "blocks")
+_STRATEGY_POSITIONAL = ("engine", "a_s", "log_a", "g", "numItermax", "stopThr", "verbose", "blocks", "stop_rule")
 
 
 def strategy_options(strategy):
@@ -800,10 +800,21 @@ def _fmt_bytes(b):
         b /= 1024.0
 
 
-def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense cost tensor", nx=None, type_as=None):
+SCALING_HINT = (
+    "What scales: a PairwiseCost on a chain, tree, star or circle (ot_multimarginal.PairwiseCost, "
+    "graph='chain'/'tree'/'star'/'circle'; a complete graph only for k = 3, where it is a circle), "
+    "solved without the tensor up to n of several thousands; or the neural solver "
+    "ot_multimarginal.emot_neural (samples, no tensor) for dense interactions among many marginals. "
+    "The sizes each engine reaches are tabulated in ot_multimarginal.costs.graph"
+)
+
+
+def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense cost tensor", nx=None, type_as=None,
+                     hint=None):
     """Raise ``MemoryError`` before allocating ``n_buffers`` tensors of ``shape``.
 
-    ``memory_budget=None`` uses :func:`default_memory_budget`.
+    ``memory_budget=None`` uses :func:`default_memory_budget`. ``hint``: the
+    advice ending the message (default: what scales, :data:`SCALING_HINT`).
     """
     entries = 1
     for n in shape:
@@ -814,9 +825,8 @@ def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense 
     if need > budget:
         raise MemoryError(
             "%s of shape %s needs about %s (%d buffers of %s entries), over the memory "
-            "budget of %s. Use a graph-structured cost (ot_multimarginal.PairwiseCost, "
-            "e.g. graph='complete', 'chain', 'tree', 'circle'), which never forms the tensor, "
-            "or raise memory_budget."
-            % (what, tuple(int(n) for n in shape), _fmt_bytes(need), n_buffers, entries, _fmt_bytes(budget))
+            "budget of %s. %s; or raise memory_budget."
+            % (what, tuple(int(n) for n in shape), _fmt_bytes(need), n_buffers, entries, _fmt_bytes(budget),
+               SCALING_HINT if hint is None else hint)
         )
     return need

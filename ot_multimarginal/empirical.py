@@ -2,8 +2,12 @@
 """Point-cloud entry points: build the cost from samples, then solve."""
 # License: MIT License
 
-import inspect
+from __future__ import annotations
 
+import inspect
+from typing import Any, Optional, Sequence, Tuple, Union
+
+from ._typing import Array, Cost, Edges, LogDict, Metric, Nodes, Weights
 from ._validation import check_memory_budget, check_solver_call
 from .costs.dense import cost_tensor
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
@@ -12,7 +16,7 @@ from .strategies import STRATEGIES
 __all__ = ["empirical_emot_sinkhorn", "empirical_emot_sinkhorn2", "empirical_cost"]
 
 
-def empirical_cost(X_s, metric="sqeuclidean", graph=None, memory_budget=None):
+def empirical_cost(X_s: Sequence[Array], metric: Metric = "sqeuclidean", graph: Union[str, Edges, Any, None] = None, memory_budget: Optional[int] = None) -> Cost:
     """The cost of point clouds ``X_s``: a dense tensor, or a :class:`PairwiseCost` if ``graph`` is given.
 
     ``graph=None`` sums ``metric`` over all pairs into a dense tensor
@@ -30,8 +34,9 @@ def empirical_cost(X_s, metric="sqeuclidean", graph=None, memory_budget=None):
     return PairwiseCost.from_point_clouds(X_s, graph=graph, metric=metric)
 
 
-def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, free=None,
-                            **kwargs):
+def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, metric: Metric = "sqeuclidean",
+                            graph: Union[str, Edges, Any, None] = None, memory_budget: Optional[int] = None,
+                            free: Nodes = None, **kwargs: Any) -> Any:
     r"""EMOT plan between point clouds (cost: ``metric`` summed over pairs).
 
     Parameters
@@ -70,12 +75,59 @@ def empirical_emot_sinkhorn(X_s, reg, a_s=None, metric="sqeuclidean", graph=None
     return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 
 
-def empirical_emot_sinkhorn2(X_s, reg, a_s=None, metric="sqeuclidean", graph=None, memory_budget=None, free=None,
-                             **kwargs):
+def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = None, metric: Metric = "sqeuclidean",
+                             graph: Union[str, Edges, Any, None] = None, memory_budget: Optional[int] = None,
+                             free: Nodes = None, **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
     r"""EMOT value between point clouds; differentiable in ``X_s`` and ``a_s`` on torch.
 
-    Same parameters as :func:`empirical_emot_sinkhorn` (``free`` included);
-    returns the value of :func:`emot_sinkhorn2` (and ``log`` if ``log=True``).
+    For clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` with weights
+    :math:`a_i`, returns
+
+    .. math::
+        \mathrm{EMOT}_\varepsilon(X_1, \dots, X_k) = \min_{P \in \Pi(a_1, \dots, a_k)}
+        \sum_{j_1, \dots, j_k} P[j_1, \dots, j_k]\, C[j_1, \dots, j_k]
+        + \varepsilon\, \mathrm{KL}(P \,\|\, a_1\otimes\cdots\otimes a_k),
+        \qquad C[j_1, \dots, j_k] = \sum_{(a, b)} c(x_{a, j_a}, x_{b, j_b}),
+
+    the sum running over all pairs :math:`a < b` (``graph=None`` or
+    ``'complete'``) or over the edges of ``graph`` (see
+    :meth:`PairwiseCost.from_point_clouds <ot_multimarginal.PairwiseCost.from_point_clouds>`),
+    with :math:`c` = ``metric`` (``'sqeuclidean'``: :math:`\|x - y\|^2`,
+    no 1/2, as :func:`ot.dist`). With torch inputs the value is
+    differentiable: the gradient in the points flows through the cost
+    (envelope theorem: :math:`\partial/\partial C = P`), in the weights it
+    is the centred dual potentials.
+
+    .. note:: **Value convention.** This is the *regularised* value,
+        entropic term included, as :func:`emot_sinkhorn2` returns it; POT's
+        :func:`ot.sinkhorn2` returns the linear part :math:`\langle C, P\rangle`
+        only. POT's number is ``log['value_linear']`` (pass ``log=True``).
+
+    Parameters
+    ----------
+    X_s, reg, a_s, metric, graph, memory_budget, free, **kwargs
+        As for :func:`empirical_emot_sinkhorn` (``kwargs`` go to
+        :func:`emot_sinkhorn2`: ``method``, ``numItermax``, ``stopThr``,
+        ``log``, ``grad``, ``relaxation``, ...).
+
+    Returns
+    -------
+    value : backend scalar
+        The value of :func:`emot_sinkhorn2` on the cost of the clouds.
+    log : dict
+        If ``log=True`` (see :func:`emot_sinkhorn2`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import ot_multimarginal as om
+    >>> rng = np.random.RandomState(0)
+    >>> X_s = [rng.randn(n, 2) for n in (5, 6, 7)]
+    >>> v, log = om.empirical_emot_sinkhorn2(X_s, 0.5, log=True)
+    >>> bool(abs(v - om.emot_sinkhorn2(None, om.cost_tensor(X_s), 0.5)) < 1e-12)
+    True
+    >>> bool(log['value_linear'] > 0)  # <C, P>: what ot.sinkhorn2 would report
+    True
     """
     _check_kwargs("empirical_emot_sinkhorn2", emot_sinkhorn2, X_s, reg, kwargs)
     C = empirical_cost(X_s, metric, graph, memory_budget)

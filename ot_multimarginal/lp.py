@@ -18,6 +18,12 @@ with a free centre, a fixed-support Wasserstein barycenter).
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+from ._typing import Array, LogDict, Nodes, Weights
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
@@ -250,7 +256,7 @@ _RAISES = r"""
 """
 
 
-def emot_lp(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None, verbose=False):
+def emot_lp(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[int] = None, max_variables: int = 2_000_000, free: Nodes = None, verbose: bool = False) -> Union[Array, Tuple[Array, LogDict]]:
     nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free, verbose, log, "emot_lp")
     P = nx.from_numpy(plan, type_as=M)
     if log:
@@ -311,7 +317,7 @@ emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
     """
 
 
-def emot_lp2(a_s, M, log=False, memory_budget=None, max_variables=2_000_000, free=None, verbose=False):
+def emot_lp2(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[int] = None, max_variables: int = 2_000_000, free: Nodes = None, verbose: bool = False) -> Union[Array, Tuple[Array, LogDict]]:
     nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free, verbose, log, "emot_lp2")
     val = nx.from_numpy(np.asarray(value), type_as=M)
     if str(nx) == "torch":
@@ -344,6 +350,11 @@ emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
     marginal is :math:`a_i`. For k = 2 it equals ``ot.emd2(a_1, a_2, C)``.
     Adding a constant :math:`c` to the cost adds exactly :math:`c` to the
     value (every plan has mass 1) and leaves the optimal plan unchanged.
+
+    .. note:: **Value convention.** There is no entropic term: the value is
+        :math:`\langle C, P^\star\rangle`, as for :func:`ot.emd2`. To compare
+        it with an entropic solve, use ``log['value_linear']`` of
+        :func:`emot_sinkhorn2` (its value includes :math:`\varepsilon\,\mathrm{KL}`).
 
     .. note:: Backend-generic. With torch inputs that require gradients, the
         value carries the envelope-theorem gradients (as ``ot.emd2``):

@@ -24,9 +24,16 @@ the true :math:`\langle C, Y\rangle`.
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+from ._typing import Array
+
 import numpy as np
 from ot.utils import check_random_state
 
+from ._elimination import elimination_factors, sample_by_elimination
 from ._validation import (
     check_dense_size,
     check_free,
@@ -185,7 +192,8 @@ class FactoredPlan:
     (2, 3)
     """
 
-    def __init__(self, engine, g, a_s=None, rounded=None, free=()):
+    def __init__(self, engine: Any, g: Optional[Sequence[Array]], a_s: Optional[Sequence[Array]] = None,
+                 rounded: Optional["RoundedState"] = None, free: Sequence[int] = ()) -> None:
         nx = engine.nx
         free = check_free(free, engine.k)
         if g is None:
@@ -268,7 +276,7 @@ class FactoredPlan:
             m = m + self._scale(())
         return m
 
-    def marginal(self, i):
+    def marginal(self, i: int) -> Array:
         """Marginal on axis ``i`` (sum over every other axis), shape ``(n_i,)``.
 
         Exactly ``a_i`` (to rounding error) for a rounded plan, unless ``i`` is a free node.
@@ -284,7 +292,7 @@ class FactoredPlan:
         """The k marginals."""
         return [self.marginal(i) for i in range(self.k)]
 
-    def marginal_error(self):
+    def marginal_error(self) -> Array:
         r""":math:`\sum_{i \notin F} \|r_i(Y) - a_i\|_1` over the prescribed marginals (needs ``a_s``)."""
         if self.a_s is None:
             raise ValueError("marginal_error needs the target weights: build the plan with a_s")
@@ -296,7 +304,7 @@ class FactoredPlan:
             err = err + nx.sum(nx.abs(self.marginal(i) - self.a_s[i]))
         return err
 
-    def pairwise_marginal(self, i, j):
+    def pairwise_marginal(self, i: int, j: int) -> Array:
         """Marginal on the axes ``(i, j)``, shape ``(n_i, n_j)`` (any two different axes)."""
         i = self._check_axis(i, "i")
         j = self._check_axis(j, "j")
@@ -308,7 +316,7 @@ class FactoredPlan:
             P = P + errs[i][:, None] * (errs[j] * self._scale((i, j)))[None, :]
         return P
 
-    def linear_cost(self):
+    def linear_cost(self) -> Array:
         r""":math:`\langle C, Y\rangle` (Gibbs part from the engine, rank-one part contracted)."""
         c = self.engine.linear_cost(self.g)
         if self._rank_one:
@@ -328,7 +336,7 @@ class FactoredPlan:
             out = out + gj[_backend_index(nx, idx[:, j], gj)]
         return out
 
-    def density(self, idx):
+    def density(self, idx: Any) -> Array:
         """Entries of the plan at the index tuples ``idx``.
 
         Parameters
@@ -366,7 +374,8 @@ class FactoredPlan:
         return self.nx.reshape(vals, shape)
 
     # ---- sampling ------------------------------------------------------
-    def sample(self, n_samples, random_state=None, method="auto"):
+    def sample(self, n_samples: int, random_state: Union[None, int, np.random.RandomState] = None,
+               method: str = "auto") -> np.ndarray:
         r"""Exact i.i.d. samples of k-tuples from the plan (divided by its mass).
 
         Parameters
@@ -374,8 +383,16 @@ class FactoredPlan:
         n_samples : int
         random_state : None, int or numpy.random.RandomState
             Seed (:func:`ot.utils.check_random_state`); numbers are drawn in NumPy.
-        method : {'auto', 'sequential', 'dense', 'engine'}
-            How the Gibbs part is sampled. ``'sequential'``: axis by axis,
+        method : {'auto', 'elimination', 'sequential', 'dense', 'engine'}
+            How the Gibbs part is sampled. ``'elimination'`` (pairwise costs
+            on any graph, e.g. circles and complete graphs): axis by axis
+            too, but every sample's conditional law is read from tables
+            computed once by variable elimination (log domain, float64; see
+            :mod:`ot_multimarginal._elimination`), so the batch is drawn in
+            vectorised steps, without an engine pass per prefix; it needs
+            the largest table of the elimination (:math:`n^3` entries on a
+            circle, :math:`n^{k-1}` on a complete graph) to hold at most
+            2**24 entries, else ``ValueError``. ``'sequential'``: axis by axis,
             :math:`i_1` from the first marginal, then :math:`i_j` from the
             conditional law given :math:`(i_1, \dots, i_{j-1})`, the j-th
             marginal of :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
@@ -387,7 +404,8 @@ class FactoredPlan:
             ``'dense'``: from the flattened tensor (engines whose tensor fits
             in memory). ``'auto'``: the engine's own ``sample_gibbs(g, n, rng)``
             if it has one (e.g. forward sampling on a tree), else dense for a
-            dense cost tensor, else sequential.
+            dense cost tensor, else elimination for a pairwise cost whose
+            tables fit, else sequential.
             A rounded plan is a mixture: each sample comes from the rank-one
             part (the product law of the :math:`\mathrm{err}_j/\|\mathrm{err}_j\|_1`)
             with probability its share of the mass, else from the Gibbs part.
@@ -396,8 +414,10 @@ class FactoredPlan:
         -------
         idx : numpy.ndarray of int64, shape (n_samples, k)
         """
-        if method not in ("auto", "sequential", "dense", "engine"):
-            raise ValueError("method must be 'auto', 'sequential', 'dense' or 'engine', got %r" % (method,))
+        if method not in ("auto", "elimination", "sequential", "dense", "engine"):
+            raise ValueError(
+                "method must be 'auto', 'elimination', 'sequential', 'dense' or 'engine', got %r" % (method,)
+            )
         n_samples = check_positive_int("n_samples", n_samples, minimum=0)
         try:
             rng = check_random_state(random_state)
@@ -408,13 +428,21 @@ class FactoredPlan:
         hook = getattr(self.engine, "sample_gibbs", None)
         if method == "engine" and hook is None:
             raise ValueError("method='engine' needs an engine with a sample_gibbs(g, n, rng) method")
+        factors = None
+        if method == "elimination" or (method == "auto" and hook is None and getattr(self.engine, "M", None) is None):
+            factors = self._elimination_factors()
+            if factors is None and method == "elimination":
+                raise ValueError(
+                    "method='elimination' needs a pairwise cost (an engine with edges and matrices) whose "
+                    "elimination tables hold at most 2**24 entries; use method='sequential'"
+                )
         if method == "auto":
             if hook is not None:
                 method = "engine"
             elif getattr(self.engine, "M", None) is not None:
                 method = "dense"
             else:
-                method = "sequential"
+                method = "elimination" if factors is not None else "sequential"
         out = np.empty((n_samples, self.k), dtype=np.int64)
         from_rank_one = np.zeros(n_samples, dtype=bool)
         if self._rank_one:
@@ -433,9 +461,21 @@ class FactoredPlan:
                 out[~from_rank_one] = np.asarray(hook(self.g, n_g, rng), dtype=np.int64)
             elif method == "dense":
                 out[~from_rank_one] = self._sample_dense(rng, n_g)
+            elif method == "elimination":
+                out[~from_rank_one] = sample_by_elimination(factors, self.shape, n_g, rng, _draw, _draw_rows)
             else:
                 out[~from_rank_one] = self._sample_sequential(rng, n_g)
         return out
+
+    def _elimination_factors(self):
+        """Tables of :func:`~ot_multimarginal._elimination.elimination_factors` for a pairwise engine, else None."""
+        engine, nx = self.engine, self.nx
+        edges = getattr(engine, "edges", None)
+        mats = getattr(engine, "matrices", None)
+        if edges is None or mats is None or len(edges) != len(mats):
+            return None
+        log_k = [-_to_numpy64(nx, C) / self.reg for C in mats]
+        return elimination_factors(self.shape, list(edges), log_k, [_to_numpy64(nx, gj) for gj in self.g])
 
     def _sample_dense(self, rng, n):
         nx = self.nx
@@ -494,7 +534,7 @@ class FactoredPlan:
             idx = np.stack(np.unravel_index(np.arange(int(np.prod(self.shape))), self.shape), axis=1)
             return self.nx.reshape(self._log_gibbs_at(idx), self.shape)
 
-    def to_dense(self, memory_budget=None):
+    def to_dense(self, memory_budget: Optional[int] = None) -> Array:
         """The plan as a dense tensor of shape ``(n_1, ..., n_k)``.
 
         Raises ``MemoryError`` before allocating when the tensor (and one
@@ -512,7 +552,7 @@ class FactoredPlan:
         return P
 
     # ---- rounding ------------------------------------------------------
-    def round(self):
+    def round(self) -> "FactoredPlan":
         """The plan rounded onto the exact transport polytope of ``a_s``.
 
         :func:`~ot_multimarginal.rounding.round_to_feasible` on the

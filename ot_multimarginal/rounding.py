@@ -44,6 +44,12 @@ exact; a free marginal is whatever the plan gives.
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ._typing import Array
+
 from collections import namedtuple
 
 from ._backend import axes_except, expand_to, safe_log, to_float
@@ -97,7 +103,7 @@ def _free_axis_part(nx, r, s):
     return s * (nx.ones(r.shape, type_as=r) / r.shape[0])
 
 
-def round_to_feasible(engine, g, a_s, free=()):
+def round_to_feasible(engine: Any, g: Sequence[Array], a_s: Sequence[Array], free: Sequence[int] = ()) -> "RoundedState":
     r"""Round the plan :math:`B(g)` onto :math:`\Pi(a_1, \dots, a_k)`, in factored form.
 
     The k-marginal rounding of Altschuler et al. (2017) / Lin et al. (2022),
@@ -305,7 +311,7 @@ def rounded_linear_cost(engine, state):
     return engine.linear_cost(state.g) + rank_one_cost(engine, state.errs, state.s)
 
 
-def round_dense(X, a_s, nx=None, free=()):
+def round_dense(X: Array, a_s: Sequence[Array], nx: Any = None, free: Sequence[int] = ()) -> Array:
     r"""The same rounding on a dense tensor ``X`` (for plans not in factored form).
 
     For instance a weighted average of Gibbs tensors (the primal iterate of

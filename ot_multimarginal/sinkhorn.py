@@ -7,6 +7,15 @@ gradients and ``log`` dict of a finished solve.
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, Union
+
+from ._typing import Array, Cost, LogDict, Nodes, Weights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plans import FactoredPlan
+
 from ._backend import dtype_info, safe_log
 from ._validation import (
     backend_of,
@@ -25,6 +34,7 @@ from ._validation import (
     check_warmstart,
     check_weights,
 )
+from ._threads import engine_threads
 from .marginals.base import cost_offset_of
 from .marginals.dense import DenseEngine
 from .strategies import STRATEGIES
@@ -113,7 +123,7 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
     return g
 
 
-def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), **kwargs):
+def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), blas_threads="auto", **kwargs):
     r"""Run the loop ``method`` on ``engine``: the part every public call shares.
 
     ``free`` (node indices, see :func:`~ot_multimarginal._validation.check_free`)
@@ -121,11 +131,14 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     (passed to the strategy as ``blocks``), and a free block keeps
     :math:`g_i = \log a_i` (:math:`\varphi_i = 0`).
 
+    The loop runs inside :func:`~ot_multimarginal._threads.engine_threads`
+    (``blas_threads``: ``'auto'``, an int or ``None``).
+
     Returns ``(g, info)``: the log-scalings and the loop's info dict
     (``info['free']``: the free nodes).
     """
     method = check_method(method, STRATEGIES)
-    check_solver_kwargs("solve_potentials", method, kwargs, STRATEGIES[method])
+    check_solver_kwargs("solve_potentials", method, kwargs, STRATEGIES[method], own=("stop_rule",))
     numItermax, stopThr = check_iteration_args(numItermax, stopThr)
     warmstart = check_warmstart(engine.nx, warmstart, engine.shape, engine.type_as)
     free = check_free(free, engine.k)
@@ -140,8 +153,9 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     log_a = [safe_log(nx, a) for a in a_s]
     g0 = _initial_scalings(engine, a_s, log_a, warmstart, free)
     try:
-        g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,
-                                     **kwargs)
+        with engine_threads(engine, blas_threads):
+            g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,
+                                         **kwargs)
     except NonFiniteIterate as e:
         raise FloatingPointError(
             "%s: the iterations produced NaN or inf (%s). With reg=%g the kernel may be too "
@@ -248,6 +262,17 @@ _COMMON_PARAMS = r"""
         Loop around the marginalisation engine: ``'sinkhorn_log'`` (cyclic
         block updates in the log domain, default; ``relaxation=`` turns on
         safeguarded over-relaxation)%s.
+    relaxation : float in [1, 2) or 'auto', optional
+        Passed as a keyword, cyclic method only. Over-relaxation factor ω of
+        the block updates :math:`g_i \leftarrow g_i + \omega(\log a_i - \log r_i)`
+        (default 1: plain Sinkhorn). A relaxed step is taken only when it
+        keeps at least a tenth of the plain step's decrease of the dual, so
+        the dual still decreases monotonically; ``'auto'`` sets
+        :math:`\omega = 2/(1+\sqrt{1-\rho})` (capped at 1.9) from the
+        linear rate ρ of the first 30 plain sweeps. In the slow linear regime
+        of small ε it can cut the sweeps 3–5× (see
+        :mod:`ot_multimarginal.strategies.cyclic`); ``log['relaxation']`` is
+        the ω used.
     numItermax : int, optional
         Maximum number of iterations (sweeps over the k blocks for the cyclic method).
     stopThr : float, optional
@@ -258,7 +283,16 @@ _COMMON_PARAMS = r"""
         raised to it, so float32 does not always warn; ``log['stopThr']`` is
         the threshold used.
     verbose : bool, optional
-        Print the error during the iterations.
+        Print the error during the iterations: columns ``It.`` and ``Err``
+        (the stopping error); the greedy and accelerated methods add
+        ``Dual``, Lin et al.'s dual objective
+        :math:`\phi(g) = \log\|B(g)\|_1 - \sum_i\langle g_i, a_i\rangle`
+        with :math:`B(g) = \exp(\oplus_i g_i - C/\varepsilon)` and
+        :math:`g_i = \varphi_i/\varepsilon + \log a_i` (the log-scalings).
+        It never increases; at the optimum it equals
+        :math:`-\mathrm{value}/\varepsilon + \sum_i H(a_i)`
+        (:math:`H(a) = -\sum_j a_j\log a_j`), so its decrease shows the
+        progress of the dual.
     log : bool, optional
         Also return a dict with the solve's details (see Returns).
     warn : bool, optional
@@ -280,6 +314,16 @@ _COMMON_PARAMS = r"""
         cost's own ``free`` attribute for a structured cost
         (:attr:`PairwiseCost.free <ot_multimarginal.PairwiseCost>`), else
         none; an explicit value (``()`` included) overrides it.
+    blas_threads : 'auto', int or None, optional
+        Threads of the loop's matrix products, BLAS (through threadpoolctl)
+        and torch's intra-op pool alike, restored on return (see
+        :func:`ot_multimarginal.blas_threads`). ``'auto'`` (default): one
+        thread when a sweep's largest product is small (about
+        :math:`2\cdot 400^3` flops; below it a second thread was measured
+        to slow most sizes down, up to 25× on a busy machine, and to gain
+        at most 1.5×), else the process's settings; an int: that many; ``None``:
+        leave the settings alone. The limits are process-wide while the
+        loop runs.
 """
 
 _FREE_NOTES = r"""
@@ -345,13 +389,14 @@ _METHODS_DOC = (
 )
 
 
-def emot_sinkhorn(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="autodiff", mode="scaling", memory_budget=None, free=None, **kwargs):
+def emot_sinkhorn(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "autodiff", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[Array, "FactoredPlan", Tuple[Union[Array, "FactoredPlan"], LogDict]]:
     method = check_solver_call("emot_sinkhorn", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
                                warn=warn)
     grad = check_choice("grad (of emot_sinkhorn)", grad, _GRAD_PLAN)
     engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
     free = resolve_free(M, free, engine.k)
-    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
+    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, blas_threads,
+                               **kwargs)
     plan = engine.plan(g, a_s, free)
     if log:
         return plan, _log_dict(engine, g, a_s, info)
@@ -420,7 +465,7 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     """
 
 
-def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, grad="envelope", mode="scaling", memory_budget=None, free=None, **kwargs):
+def emot_sinkhorn2(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "envelope", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
     method = check_solver_call("emot_sinkhorn2", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
                                warn=warn)
     grad = check_choice("grad (of emot_sinkhorn2)", grad, _GRAD_VALUE)
@@ -430,7 +475,8 @@ def emot_sinkhorn2(a_s, M, reg, method="sinkhorn_log", numItermax=1000, stopThr=
     if grad in ("envelope", "detach"):
         solved = engine.detached()
         a_s_used = [engine.nx.detach(a) for a in a_s_used]
-    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free, **kwargs)
+    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free,
+                               blas_threads, **kwargs)
     value, value_linear, log_r = emot_value(solved, g, a_s_used)
     check_finite_result(engine.nx, value, "the EMOT value",
                         "With reg=%g the problem may be beyond this dtype: use float64, a larger reg, or rescale "
@@ -497,6 +543,11 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
     shifts of the cost: :math:`C + c` gives the same plan and the value plus
     :math:`c\|P\|_1` (:math:`\|P\|_1 = 1` up to the solver's tolerance),
     for costs of any sign and size (see Notes).
+
+    .. note:: **Value convention.** :func:`ot.sinkhorn2` returns the linear
+        part :math:`\langle C, P\rangle` only; this function returns the
+        regularised value. POT's number is ``log['value_linear']``:
+        ``v, log = emot_sinkhorn2(a_s, M, reg, log=True); log['value_linear']``.
 
     .. note:: Backend-generic. With torch inputs that require gradients the
         value is differentiable with respect to the cost and the weights.

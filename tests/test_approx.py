@@ -6,6 +6,7 @@ landed, then its emot_lp2 is used and cross-checked once) and the dense
 rounding of the note §3.
 """
 import math
+import warnings
 
 import numpy as np
 import ot
@@ -89,9 +90,11 @@ def test_certified_sandwich(kind, name, method):
     shape = SHAPES[name]
     eps = 0.05 if kind == "unif" else 0.1
     a_s, M = _problem(kind, shape)
-    P, cost, log = emot_approx(a_s, M, eps, method=method, log=True, numItermax=20000)
+    P, cost, log = emot_approx(a_s, M, eps, method=method, log=True)
     lp = _lp(a_s, M)
     assert log["converged"] and log["method"] == method
+    assert log["stop_reason"] in ("tolerance", "certified_gap")
+    assert log["certified"] == (log["gap"] <= eps)
     assert isinstance(P, np.ndarray) and P.shape == shape and P.min() >= 0
     for r, a in zip(_marginals(P), a_s):
         np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
@@ -102,13 +105,14 @@ def test_certified_sandwich(kind, name, method):
     assert cost <= lp + eps
     assert log["gap"] == pytest.approx(log["primal"] - log["lower_bound"], abs=1e-15)
     assert log["gap"] >= cost - lp - 1e-9
-    # parameters of Lin et al. (equal sizes: η = ε/(2k log n), ε' = ε/(8‖C‖∞))
+    # parameters of Lin et al. (equal sizes: η = ε/(2k log n), ε' = ε/(8 osc C), osc C = max C − min C)
     k, n = len(shape), shape[0]
     assert log["reg"] == pytest.approx(eps / (2 * k * math.log(n)), rel=1e-14)
-    assert log["cost_sup_norm"] == pytest.approx(np.abs(M).max(), rel=1e-14)
-    assert log["eps_prime"] == pytest.approx(min(1.0, eps / (8 * np.abs(M).max())), rel=1e-14)
+    assert log["cost_range"] == pytest.approx(M.max() - M.min(), rel=1e-14)
+    assert log["eps_prime"] == pytest.approx(min(1.0, eps / (8 * (M.max() - M.min()))), rel=1e-14)
     assert log["stopThr"] == pytest.approx(log["eps_prime"] / 2, rel=1e-14)
-    assert log["err"][-1] <= log["stopThr"]
+    # stopped by Lin et al.'s tolerance, or earlier by the certificate
+    assert log["err"][-1] <= log["stopThr"] or log["gap"] <= eps
     # the smoothed marginals and the returned plan
     d = log["eps_prime"] / (4 * k)
     for at, a in zip(log["smoothed_marginals"], a_s):
@@ -137,9 +141,12 @@ def test_lower_bound_at_any_iterate():
     a_s, M = _problem("sq", (6, 7, 8), seed=2)
     lp = _lp(a_s, M)
     for it in (0, 1, 5, 30):
-        with pytest.warns(UserWarning, match="did not converge"):
-            P, cost, log = emot_approx(a_s, M, 0.1, numItermax=it, log=True)
-        assert not log["converged"] and log["niter"] == it
+        with pytest.warns(UserWarning, match="certified gap") as rec:
+            P, cost, log = emot_approx(a_s, M, 0.1, method="sinkhorn_greedy", numItermax=it, log=True)
+        assert not log["converged"] and log["niter"] == it and log["stop_reason"] == "numItermax"
+        # the warning states the gap that was certified, and points at this line
+        assert "%.3e" % log["gap"] in str(rec[0].message) and log["gap"] > 0.1
+        assert rec[0].filename == __file__
         assert log["lower_bound"] <= lp <= cost + 1e-12
         for r, a in zip(_marginals(P), a_s):
             np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
@@ -155,7 +162,7 @@ def test_unequal_sizes_and_zero_weights():
     M = rng.rand(*shape)
     eps = 0.1
     for method in METHODS:
-        P, cost, log = emot_approx(a_s, M, eps, method=method, log=True, numItermax=20000)
+        P, cost, log = emot_approx(a_s, M, eps, method=method, log=True)
         assert log["reg"] == pytest.approx(eps / (2 * sum(math.log(n) for n in shape)), rel=1e-14)
         assert np.all(np.isfinite(P)) and P.min() >= 0
         assert np.all(P[:, 0] == 0) and np.all(P[:, 4] == 0) and np.all(P[:, :, 2] == 0)
@@ -191,8 +198,8 @@ def test_structured_cost_gives_factored_plan():
     Pf, cost, log = emot_approx(a_s, C, 0.1, method="sinkhorn_accelerated", log=True)
     Pd, cost_d, log_d = emot_approx(a_s, Md, 0.1, method="sinkhorn_accelerated", log=True)
     assert isinstance(Pf, FactoredPlan) and Pf.is_rounded
-    # Σ_e max|C_e| ≥ ‖C‖∞: the structured run may use a stricter tolerance
-    assert log["cost_sup_norm"] >= np.abs(Md).max() - 1e-12
+    # Σ_e osc(C_e) ≥ osc(C): the structured run may use a stricter tolerance
+    assert log["cost_range"] >= Md.max() - Md.min() - 1e-12
     for r, a in zip(Pf.marginals, a_s):
         np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
     np.testing.assert_allclose(Pf.to_dense(), textbook_round(_gibbs(log, Md), a_s), rtol=0, atol=1e-12)
@@ -241,3 +248,63 @@ def test_zero_cost():
     assert cost == 0 and log["converged"]
     for r, a in zip(_marginals(P), a_s):
         np.testing.assert_allclose(r, a, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------- the accuracy target is met
+def test_default_meets_target_unequal_clouds():
+    """Issue 15: k = 3 point clouds of sizes 10–12, ε = 0.05 (greedy Sinkhorn stalled at cost − LP = 0.28 after
+    10,000 iterations). The default meets the target, certifies it, and does not warn."""
+    rng = np.random.RandomState(2)
+    C = cost_tensor([rng.randn(n, 2) for n in (10, 11, 12)])
+    lp = _lp([np.full(n, 1.0 / n) for n in C.shape], C)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P, cost, log = emot_approx(None, C, 0.05, log=True)
+    assert log["method"] == "sinkhorn_log" and log["converged"] and log["certified"]
+    assert log["lower_bound"] <= lp <= cost <= lp + 0.05
+    assert log["niter"] < log["numItermax"]
+
+
+@pytest.mark.parametrize("shift", [1e3, 10.0, 0.5, -0.5, -10.0, -1e3])
+def test_constant_shift_of_the_cost(shift):
+    """η, ε', the tolerance and the iteration cap use osc(C) = max C − min C: C + c gives the same plan and gap."""
+    a_s, M = _problem("sq", (5, 6, 7), seed=6)
+    P, cost, log = emot_approx(a_s, M, 0.1, log=True)
+    Ps, costs, logs = emot_approx(a_s, M + shift, 0.1, log=True)
+    for key in ("reg", "eps_prime", "stopThr", "cost_range", "numItermax", "niter"):
+        assert logs[key] == pytest.approx(log[key], rel=1e-12), key
+    np.testing.assert_allclose(Ps, P, rtol=0, atol=1e-10)
+    tol = 1e-9 * max(1.0, abs(shift))  # the cost and the bound carry the shift
+    assert float(costs) - shift == pytest.approx(float(cost), abs=tol)
+    assert logs["gap"] == pytest.approx(log["gap"], abs=tol)
+    assert logs["lower_bound"] - shift == pytest.approx(log["lower_bound"], abs=tol)
+
+
+def test_iteration_bound_holds_for_greedy():
+    """Greedy Sinkhorn reaches the tolerance within iteration_bound (checked on the loop alone, no certificate)."""
+    from ot_multimarginal.approx import iteration_bound
+    from ot_multimarginal.sinkhorn import make_engine, solve_potentials
+
+    rng = np.random.RandomState(7)
+    shape = (4, 5, 6)
+    a_s = [random_weights(rng, n, 0.1) for n in shape]
+    M = rng.rand(*shape) * 3.0 - 1.0
+    eta, tol = 0.3, 1e-4
+    engine, a_s = make_engine(a_s, M, eta)
+    bound = iteration_bound(M.max() - M.min(), eta, tol, [a.max() / a.min() for a in a_s])
+    _, info = solve_potentials(engine, a_s, "sinkhorn_greedy", numItermax=bound, stopThr=tol)
+    assert info["converged"] and info["niter"] <= bound
+
+
+def test_unknown_options_are_rejected():
+    """reg is not an option (eps_accuracy sets it); a mistyped option names the method's valid ones."""
+    a_s, M = _problem("unif", (3, 4, 5))
+    with pytest.raises(TypeError, match="'reg'.*eps_accuracy"):
+        emot_approx(a_s, M, 0.1, reg=1.0)
+    with pytest.raises(TypeError, match="'relaxtion'.*relaxation"):
+        emot_approx(a_s, M, 0.1, relaxtion="auto")
+    with pytest.raises(TypeError, match="'relaxation'.*'sinkhorn_accelerated'.*L"):
+        emot_approx(a_s, M, 0.1, method="sinkhorn_accelerated", relaxation="auto")
+    # a valid option passes through to the loop
+    _, _, log = emot_approx(a_s, M, 0.1, method="sinkhorn_accelerated", L=1.5, log=True)
+    assert log["L"] == 1.5 and log["converged"]

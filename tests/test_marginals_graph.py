@@ -211,8 +211,12 @@ def test_contraction_memory_budget():
     nx = nx_numpy()
     E = [(i, j) for i in range(5) for j in range(i + 1, 5)]
     mats = [np.zeros((20, 20)) for _ in E]
-    with pytest.raises(MemoryError, match="contraction"):
+    with pytest.raises(MemoryError, match="contraction") as info:
         ContractionEngine((20,) * 5, E, mats, 0.1, nx, memory_budget=10**5)
+    # issue 15: the advice is what scales, not graph='complete' again
+    msg = str(info.value)
+    assert "treewidth 4" in msg and "chain, tree, star or circle" in msg and "emot_neural" in msg
+    assert "graph='complete'" not in msg and "ot_multimarginal.costs.graph" in msg
 
 
 def test_detached_and_repr(rng):

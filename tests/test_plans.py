@@ -408,16 +408,22 @@ def test_structured_plan_matches_dense(nx, graph, shape, rounded):
     np.testing.assert_allclose(nx.np(cost_at(engine, idx)), M[tuple(idx.T)], rtol=rtol, atol=tol)
 
 
-@pytest.mark.parametrize("graph, shape", [("chain", (3, 4, 5)), ("circle", (3, 4, 2, 3)), ("complete", (2, 3, 4, 2))])
+@pytest.mark.parametrize("graph, shape", [("chain", (3, 4, 5)), ("circle", (3, 4, 2, 3)), ("complete", (2, 3, 4, 2)),
+                                          ("circle", (2, 3, 2, 3, 2)), ("complete", (2, 3, 2, 2, 3))])
 @pytest.mark.parametrize("rounded", [False, True])
-def test_structured_sampling_chi_square(graph, shape, rounded):
+@pytest.mark.parametrize("method", ["auto", "elimination", "sequential"])
+def test_structured_sampling_chi_square(graph, shape, rounded, method):
+    """Exact samples: 'auto' (the tree engine's forward sampler on a chain, elimination otherwise), the
+    vectorised elimination sampler and the per-prefix sequential one, against the dense plan."""
     nxh = NumpyNX()
     cost, a_s, engine, a_v, g = _graph_problem(nxh, graph, shape, niter=0 if rounded else 1, reg=0.8)
     plan = FactoredPlan(engine, g, a_v)
     if rounded:
         plan = plan.round()
         assert float(plan.rounded.s) > 0.05
-    samples = plan.sample(20000, random_state=0)  # 'auto' -> sequential for these engines
+    if method == "auto" and graph != "chain":
+        assert plan._elimination_factors() is not None  # 'auto' takes the vectorised path
+    samples = plan.sample(20000, random_state=0, method=method)
     assert samples.shape == (20000, len(shape)) and samples.dtype == np.int64
     assert not np.any(samples[:, 1] == 1)  # a_s[1][1] == 0
     assert _chi2(samples, plan.to_dense()) > 1e-3
@@ -447,3 +453,34 @@ def test_tiny_rank_one_part_float32(nx):
     np.testing.assert_allclose(nx.np(plan.to_dense()), R, rtol=rtol)
     np.testing.assert_allclose(float(nx.np(plan.mass)), s, rtol=rtol)
     np.testing.assert_allclose(float(nx.np(plan.linear_cost())), (M * R).sum(), rtol=rtol)
+
+
+def test_elimination_sampling_small_reg_and_too_large():
+    """The elimination tables are in the log domain (reg = 0.002 on a circle: the kernel underflows in
+    exp, the samples still follow the plan), and a graph whose tables would not fit is refused."""
+    nxh = NumpyNX()
+    cost, a_s, engine, a_v, g = _graph_problem(nxh, "circle", (3, 4, 3, 4), niter=0, reg=0.8)
+    C = cost.to_dense()
+    reg = 0.002
+    plan = FactoredPlan(cost.make_engine(reg), g, a_v)
+    with np.errstate(divide="ignore"):
+        L = -C / reg + sum(np.log(a).reshape([-1 if t == i else 1 for t in range(4)]) for i, a in enumerate(a_v))
+    assert L.max() - np.sort(L[np.isfinite(L)])[0] > 745  # exp(-C/reg) underflows in float64 (ratio of the extremes)
+    P = np.exp(L - L.max())
+    P /= P.sum()
+    N = 20000
+    samples = plan.sample(N, random_state=3, method="elimination")
+    freq = np.zeros(P.size)
+    np.add.at(freq, np.ravel_multi_index(tuple(samples.T), P.shape), 1.0 / N)
+    p = P.reshape(-1)
+    assert freq[p == 0].sum() == 0
+    np.testing.assert_array_less(np.abs(freq - p), 5 * np.sqrt(p * (1 - p) / N) + 1e-12)
+
+    from ot_multimarginal import _elimination
+
+    big = (5, 5, 5, 5)
+    log_g = [np.zeros(n) for n in big]
+    edges = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    mats = [np.zeros((5, 5)) for _ in edges]
+    assert _elimination.elimination_factors(big, edges, mats, log_g, max_entries=100) is None
+    assert _elimination.elimination_factors(big, edges, mats, log_g, max_entries=5**4) is not None

@@ -319,7 +319,7 @@ def test_mixed_backends_raise(rng):
 
 def test_memory_guard_raises_before_allocating(rng):
     X_s = [rng.randn(20000, 2) for _ in range(3)]  # 8e12 entries
-    with pytest.raises(MemoryError, match="graph-structured"):
+    with pytest.raises(MemoryError, match="What scales: a PairwiseCost on a chain, tree, star or circle"):
         om.cost_tensor(X_s)
     with pytest.raises(MemoryError, match="memory budget"):
         om.emot_sinkhorn(None, rng.rand(20, 20, 20), 0.1, memory_budget=1000)
@@ -394,3 +394,24 @@ def test_float32_default_threshold_is_reachable():
     assert log["converged"] and 1e-9 < log["stopThr"] < 1e-5
     _, log64 = om.emot_sinkhorn(None, M.double(), 0.5, log=True)
     assert log64["stopThr"] == 1e-9
+
+
+def test_warnings_point_at_the_callers_line(rng):
+    """Non-convergence warnings are attributed to this file, whatever the depth of the call path."""
+    import ot_multimarginal.approx as approx
+
+    M = rng.rand(4, 5, 6)
+    X_s = [rng.randn(n, 2) for n in (4, 5, 6)]
+    calls = [
+        lambda: om.emot_sinkhorn(None, M, 0.1, numItermax=1),
+        lambda: om.emot_sinkhorn2(None, M, 0.1, numItermax=1),
+        lambda: om.emot_sinkhorn2(None, M, 0.1, numItermax=1, method="sinkhorn_greedy"),
+        lambda: om.empirical_emot_sinkhorn(X_s, 0.1, numItermax=1),
+        lambda: om.empirical_emot_sinkhorn2(X_s, 0.1, numItermax=1),
+        lambda: om.empirical_emot_sinkhorn2(X_s, 0.1, numItermax=1, graph="chain"),
+        lambda: approx.emot_approx(None, M, 0.01, numItermax=1),
+    ]
+    for call in calls:
+        with pytest.warns(UserWarning) as rec:
+            call()
+        assert [w.filename for w in rec] == [__file__]

@@ -12,6 +12,12 @@ distance by default, without a 1/2 and not divided by k).
 """
 # License: MIT License
 
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from .._typing import Array, Metric
+
 import ot
 
 
@@ -54,7 +60,7 @@ def _metric_for(metric, idx, n_pairs):
     return metric
 
 
-def cost_tensor(X_s, metric="sqeuclidean", memory_budget=None):
+def cost_tensor(X_s: Sequence[Array], metric: Metric = "sqeuclidean", memory_budget: Optional[int] = None) -> Array:
     r"""Dense cost tensor :math:`C_{i_1\dots i_k} = \sum_{i<j} c_{ij}(x_i[i_i], x_j[i_j])`.
 
     Parameters

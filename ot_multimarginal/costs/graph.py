@@ -26,8 +26,38 @@ their product). Pass it wherever a cost tensor is accepted
 ``graph=`` of the point-cloud calls); the plan comes back in factored form
 (:class:`~ot_multimarginal.plans.FactoredPlan`). Every engine works in the log
 domain (exact at small ε, finite in float32) and differentiates on torch.
+
+**Sizes each engine reaches** (equal sizes n, float64, default memory budget
+= half the available memory, here 10.3 GiB; one BLAS thread, ε = 0.1, point
+clouds in the plane; measured by ``bench/bench_reach.py`` on the project's
+shared 2-core machine, load average ~9, so the times are pessimistic):
+
+==========  ==  =====================  ==================  ==============================  ===============
+cost        k   engine                 largest n (memory)  one sweep                       n at 1 s/sweep
+==========  ==  =====================  ==================  ==============================  ===============
+dense       3   ``DenseEngine``        885                 0.010 s at n = 100 (∝ n³)       ~470
+dense       4   ``DenseEngine``        162                 0.013 s at n = 30 (∝ n⁴)        ~90
+chain       10  ``TreeEngine``         8779                0.031 s at n = 1000 (∝ k n²)    ~5700
+complete    3   ``CycleEngine``        10752               0.027 s at n = 300 (∝ n³)       ~1000
+circle      5   ``CycleEngine``        8328                0.029 s at n = 200 (∝ k n³)     ~650
+complete    4   ``ContractionEngine``  583                 0.13 s at n = 60 (∝ n⁴)         ~100
+complete    5   ``ContractionEngine``  118                 0.07 s at n = 20 (∝ n⁵)         ~34
+==========  ==  =====================  ==================  ==============================  ===============
+
+So chains, trees, stars and circles scale to thousands of points per
+marginal (the triangle k = 3 was solved at n = 2000 in ``bench/bench_graph.py``),
+while a complete graph on k ≥ 4 nodes has treewidth k − 1 and is limited to
+n of about a hundred whatever the budget. For dense interactions among many
+marginals at large n, use the neural estimator
+(``ot_multimarginal.emot_neural``), which works from samples.
 """
 # License: MIT License
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+from .._typing import Array, Edges, Metric
 
 import numpy as np
 
@@ -232,7 +262,8 @@ class PairwiseCost:
     ot_multimarginal.cost_tensor : the dense cost of point clouds (all pairs).
     """
 
-    def __init__(self, edges, matrices, shape=None, graph_kind=None, free=()):
+    def __init__(self, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
+                 graph_kind: Optional[str] = None, free: Sequence[int] = ()) -> None:
         shape = check_shape(shape)
         edges = _check_edge_list(edges, None if shape is None else len(shape))
         if not isinstance(matrices, (list, tuple)):
@@ -338,7 +369,8 @@ class PairwiseCost:
 
     # ---- constructors --------------------------------------------------
     @classmethod
-    def from_matrices(cls, matrices, graph="chain", edges=None, center=0, shape=None, free=()):
+    def from_matrices(cls, matrices: Sequence[Array], graph: Union[str, Edges] = "chain", edges: Optional[Edges] = None,
+                      center: int = 0, shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """Build from one matrix per edge of a named graph (see :func:`graph_edges` for the edge order).
 
         ``k`` follows from the number of matrices: ``len+1`` for ``'chain'``
@@ -371,17 +403,18 @@ class PairwiseCost:
         return cls(E, matrices, shape=shape, graph_kind=kind, free=free)
 
     @classmethod
-    def chain(cls, matrices, shape=None, free=()):
+    def chain(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """Chain ``0 - 1 - … - k-1``; ``matrices[t]`` of shape ``(n_t, n_{t+1})``."""
         return cls.from_matrices(matrices, "chain", shape=shape, free=free)
 
     @classmethod
-    def circle(cls, matrices, shape=None, free=()):
+    def circle(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """Cycle ``0 - 1 - … - k-1 - 0``; the last matrix is ``(n_{k-1}, n_0)``."""
         return cls.from_matrices(matrices, "circle", shape=shape, free=free)
 
     @classmethod
-    def star(cls, matrices, center=0, shape=None, free=()):
+    def star(cls, matrices: Sequence[Array], center: int = 0, shape: Optional[Sequence[int]] = None,
+             free: Sequence[int] = ()) -> "PairwiseCost":
         """Star: ``matrices[t]`` joins ``center`` to the t-th other node (increasing order).
 
         ``free=[center]`` leaves the centre's marginal free: a barycenter on its support.
@@ -389,18 +422,37 @@ class PairwiseCost:
         return cls.from_matrices(matrices, "star", center=center, shape=shape, free=free)
 
     @classmethod
-    def tree(cls, edges, matrices, shape=None, free=()):
+    def tree(cls, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
+             free: Sequence[int] = ()) -> "PairwiseCost":
         """Any acyclic edge list (a forest is accepted: the plan factors over its trees)."""
         return cls(edges, matrices, shape=shape, graph_kind="tree", free=free)
 
     @classmethod
-    def complete(cls, matrices, shape=None, free=()):
+    def complete(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         """All pairs ``i < j`` in lexicographic order."""
         return cls.from_matrices(matrices, "complete", shape=shape, free=free)
 
     @classmethod
-    def from_point_clouds(cls, X_s, graph="complete", metric="sqeuclidean", center=0, edges=None, free=()):
+    def from_point_clouds(cls, X_s: Sequence[Array], graph: Union[str, Edges] = "complete", metric: Metric = "sqeuclidean",
+                          center: int = 0, edges: Optional[Edges] = None, free: Sequence[int] = ()) -> "PairwiseCost":
         r"""Pairwise ground costs between point clouds on the edges of a graph.
+
+        With point clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` and a
+        graph with edges :math:`E`, the cost is
+
+        .. math::
+            C[j_1, \dots, j_k] = \sum_{(a, b) \in E} c_{ab}(x_{a, j_a}, x_{b, j_b}),
+            \qquad C_{ab}[p, q] = c_{ab}(x_{a,p}, x_{b,q}),
+
+        one matrix :math:`C_{ab}` per edge (``metric``, e.g.
+        :math:`c(x, y) = \|x - y\|^2`). ``graph='complete'`` sums over every
+        pair :math:`a < b` (the cost of :func:`~ot_multimarginal.cost_tensor`);
+        ``'chain'`` over :math:`(i, i+1)`, a path (e.g. a time series of
+        clouds); ``'circle'`` adds :math:`(k-1, 0)`; ``'star'`` couples the
+        ``center`` node :math:`c` to every other one,
+        :math:`\sum_{j \ne c} c(x_c, x_j)` (a barycenter-type cost, with
+        ``free=[center]`` the centre's marginal is the barycenter);
+        ``'tree'`` uses the acyclic ``edges``.
 
         Parameters
         ----------
@@ -411,6 +463,15 @@ class PairwiseCost:
             :func:`~ot_multimarginal.cost_tensor`), ``'chain'``, ``'circle'``,
             ``'star'`` (with ``center``), ``'tree'`` (with ``edges``) or an
             edge list.
+        center : int, optional
+            The centre node of ``graph='star'`` (default 0): the edges are
+            :math:`(c, j)` for every :math:`j \ne c`, in increasing
+            :math:`j`. Ignored by the other graphs.
+        edges : list of pairs (a, b), optional
+            The edges of ``graph='tree'`` (node indices in ``[0, k)``, no
+            cycle; each edge's matrix is :math:`c(x_a, x_b)`, rows indexed
+            by node ``a``). Ignored by the other names; an edge list can
+            also be passed as ``graph`` itself (any graph, cycles allowed).
         metric : str, callable or list
             A metric name of :func:`ot.dist` (``'sqeuclidean'``: no 1/2, as in
             :func:`ot.dist`), a callable ``metric(X_a, X_b)`` returning the
@@ -467,7 +528,7 @@ class PairwiseCost:
         )
 
     # ---- what the solvers use ------------------------------------------
-    def engine_kind(self):
+    def engine_kind(self) -> str:
         """``'tree'``, ``'cycle'`` or ``'contraction'``: the engine :meth:`make_engine` builds."""
         if self.is_tree:
             return "tree"
@@ -475,7 +536,7 @@ class PairwiseCost:
             return "cycle"
         return "contraction"
 
-    def make_engine(self, reg, memory_budget=None, engine=None):
+    def make_engine(self, reg: float, memory_budget: Optional[int] = None, engine: Optional[str] = None) -> Any:
         """The marginalisation engine for this graph (see the module table).
 
         ``engine`` forces one: ``'tree'`` (acyclic graphs only), ``'cycle'``
@@ -492,7 +553,7 @@ class PairwiseCost:
             raise ValueError("engine must be None, 'tree', 'cycle' or 'contraction', got %r" % (kind,))
         return classes[kind](self.shape, self.edges, self.matrices, reg, self.nx, memory_budget=memory_budget)
 
-    def to_dense(self, memory_budget=None):
+    def to_dense(self, memory_budget: Optional[int] = None) -> Array:
         """The full cost tensor of shape ``(n_1, …, n_k)`` (``MemoryError`` over the budget)."""
         nx = self.nx
         check_dense_size(
@@ -506,7 +567,7 @@ class PairwiseCost:
             C = C + nx.reshape(M if a < b else M.T, tuple(sh))
         return C
 
-    def cost_at(self, idx):
+    def cost_at(self, idx: Any) -> Array:
         """The cost at index tuples ``idx`` (integer array of shape (m, k)): a backend array (m,)."""
         nx = self.nx
         idx, _ = check_index_tuples(idx, self.shape)

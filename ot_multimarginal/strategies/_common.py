@@ -2,9 +2,8 @@
 """What every Sinkhorn-type loop shares: errors, the dual objective, printing."""
 # License: MIT License
 
-import warnings
-
 from .._backend import to_float
+from .._warnings import warn_user
 
 __all__ = [
     "all_blocks",
@@ -17,6 +16,7 @@ __all__ = [
     "NonFiniteIterate",
     "error_and_dual",
     "check_and_record",
+    "apply_stop_rule",
 ]
 
 
@@ -76,12 +76,10 @@ def print_row(it, *vals):
 
 
 def warn_not_converged(name, err, stopThr, niter):
-    warnings.warn(
+    warn_user(
         "%s did not converge: marginal error %.3e > stopThr %.1e after %d iterations. "
         "You might want to increase the number of iterations `numItermax` or the "
-        "regularization parameter `reg`." % (name, err, stopThr, niter),
-        UserWarning,
-        stacklevel=4,
+        "regularization parameter `reg`." % (name, err, stopThr, niter)
     )
 
 
@@ -101,16 +99,28 @@ def error_and_dual(nx, log_r, g, a_s, it, blocks=None):
     return err, to_float(nx, dual_objective(nx, g, a_s, nx.logsumexp(log_r[0]), blocks))
 
 
-def check_and_record(nx, log_r, g, a_s, it, blocks, errs, duals, stopThr, numItermax, verbose, print_every):
+def apply_stop_rule(stop_rule, g, err):
+    """``stop_rule(g, err)`` as a bool (``False`` without a rule).
+
+    A caller's own stopping test, evaluated at each stopping check whose
+    marginal error ``err`` is still above ``stopThr`` (e.g. the certified gap
+    of :func:`ot_multimarginal.emot_approx`); ``True`` ends the loop as converged.
+    """
+    return stop_rule is not None and bool(stop_rule(g, err))
+
+
+def check_and_record(nx, log_r, g, a_s, it, blocks, errs, duals, stopThr, numItermax, verbose, print_every,
+                     stop_rule=None):
     """One stopping check of the greedy and accelerated loops.
 
     Appends the error and dual at ``g`` to ``errs`` and ``duals``, prints a row
-    when due, and returns ``(converged, stop)``.
+    when due, and returns ``(converged, stop)``. ``stop_rule`` (see
+    :func:`apply_stop_rule`) may declare convergence before ``stopThr``.
     """
     err, dual = error_and_dual(nx, log_r, g, a_s, it, blocks)
     errs.append(err)
     duals.append(dual)
-    converged = err <= stopThr
+    converged = err <= stopThr or apply_stop_rule(stop_rule, g, err)
     stop = converged or it >= numItermax
     if verbose and (stop or it % print_every == 0):
         print_row(it, err, dual)

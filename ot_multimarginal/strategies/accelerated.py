@@ -79,7 +79,7 @@ __all__ = ["accelerated_sinkhorn"]
 
 
 def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, L=None, print_every=10,
-                         blocks=None):
+                         blocks=None, stop_rule=None):
     r"""Accelerated multimarginal Sinkhorn from log-scalings ``g`` (see the module docstring).
 
     Parameters
@@ -100,6 +100,10 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
         default all k. The other (free) blocks keep their log-scalings in
         every sequence (:math:`\check g, \tilde g, \bar g, \hat g`) and
         their errors do not count.
+    stop_rule : callable, optional
+        ``stop_rule(g, err) -> bool``, asked at every check whose error is
+        above ``stopThr`` (with :math:`\check g`); ``True`` stops the loop
+        as converged.
 
     Returns
     -------
@@ -151,7 +155,7 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
     n_passes += 1
     while True:
         converged, stop = check_and_record(nx, log_r, g_check, a_s, it, active, errs, duals, stopThr, numItermax,
-                                           verbose, print_every)
+                                           verbose, print_every, stop_rule)
         phi_check = duals[-1]
         if stop:
             break

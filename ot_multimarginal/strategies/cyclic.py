@@ -37,6 +37,7 @@ import math
 from .._backend import to_float
 from ._common import (
     all_blocks,
+    apply_stop_rule,
     block_update,
     check_finite_error,
     marginal_error,
@@ -69,7 +70,7 @@ def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega):
 
 
 def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, check_every=10, relaxation=1.0,
-                    blocks=None):
+                    blocks=None, stop_rule=None):
     """Run cyclic sweeps from log-scalings ``g``.
 
     Parameters
@@ -79,6 +80,9 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
         prescribed marginals); default all k.
     relaxation : float in [1, 2) or 'auto'
         Over-relaxation factor ω (1: plain Sinkhorn), see the module docstring.
+    stop_rule : callable, optional
+        ``stop_rule(g, err) -> bool``, asked at every check whose error is
+        above ``stopThr``; ``True`` stops the loop as converged.
 
     Returns ``(g, info)`` with ``info`` holding ``err`` (list of floats, one
     per check), ``niter`` (sweeps done), ``converged`` and ``relaxation`` (the
@@ -116,7 +120,7 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
             errs.append(err)
             if verbose:
                 print_row(it, err)
-            if err <= stopThr:
+            if err <= stopThr or apply_stop_rule(stop_rule, g, err):
                 converged = True
                 break
             log_r0 = log_r[blocks[0]]

@@ -94,7 +94,8 @@ def greedy_block(nx, a_s, log_r, positive, blocks=None):
     return best
 
 
-def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, print_every=10, blocks=None):
+def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, print_every=10, blocks=None,
+                    stop_rule=None):
     r"""Greedy multimarginal Sinkhorn from log-scalings ``g``.
 
     ``blocks`` (the prescribed marginals; default all k) are the candidates
@@ -107,7 +108,12 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
     entry at the initial ``g``), ``info['dual']`` (:math:`\phi(g)` at the
     same iterates, non-increasing), ``info['blocks']`` (the block updated at
     each iteration), ``niter`` (block updates done) and ``converged``.
-    ``verbose`` prints a row every ``print_every`` iterations and at the end.
+    ``verbose`` prints a row every ``print_every`` iterations and at the end
+    (columns ``Err``: the marginal error; ``Dual``: :math:`\phi(g)`,
+    non-increasing, equal to :math:`-\mathrm{value}/\varepsilon + \sum_i H(a_i)`
+    at the optimum, see :func:`~ot_multimarginal.strategies._common.dual_objective`).
+    ``stop_rule(g, err)``, if given, is asked at every check whose error is
+    above ``stopThr``; ``True`` stops the loop as converged.
     """
     nx = engine.nx
     active = all_blocks(a_s, blocks)  # the prescribed blocks
@@ -121,7 +127,7 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
     while True:
         log_r = engine.log_marginals(g)
         converged, stop = check_and_record(nx, log_r, g, a_s, it, active, errs, duals, stopThr, numItermax, verbose,
-                                           print_every)
+                                           print_every, stop_rule)
         if stop:
             break
         K = greedy_block(nx, a_s, log_r, positive, active)
