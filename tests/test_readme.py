@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+"""Every fenced ```python block of the README runs, in order, in one namespace.
+
+The README is the newcomer's first contact: a block that cannot run as
+written is a bug. Blocks that need an optional package (torch, matplotlib)
+are skipped, not failed, when it is missing; ``bash`` blocks are checked
+against ``.ci/run`` (CI runs exactly the README's set-up commands).
+"""
+import pathlib
+import re
+import warnings
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+FENCE = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+BLOCKS = [(m.group(1), m.group(2), README[: m.start()].count("\n") + 2) for m in FENCE.finditer(README)]
+PYTHON = [(code, line) for lang, code, line in BLOCKS if lang == "python"]
+OPTIONAL = ("torch", "matplotlib", "sklearn")
+
+
+def test_readme_has_python_blocks():
+    assert len(PYTHON) >= 4
+
+
+def test_readme_python_blocks_run(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # blocks must not depend on (or write to) the working directory
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    ns = {"__name__": "__readme__"}
+    for i, (code, line) in enumerate(PYTHON):
+        for mod in OPTIONAL:
+            if re.search(r"^\s*(import|from) %s\b" % mod, code, re.M):
+                pytest.importorskip(mod, reason="README block %d (line %d) needs %s" % (i, line, mod))
+        # a README block must run cleanly: a warning (e.g. non-convergence) is a failure
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            try:
+                exec(compile(code, "README.md (block %d, line %d)" % (i, line), "exec"), ns)
+            except Exception as e:  # pragma: no cover - the message is the point
+                raise AssertionError("README python block %d (line %d) failed: %r\n%s" % (i, line, e, code)) from e
+
+
+def test_readme_set_up_commands_are_what_ci_runs():
+    bash = [code.strip() for lang, code, _ in BLOCKS if lang == "bash"]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert len(bash) >= 2
+    for cmd in bash[:2]:  # the two set-up commands
+        assert cmd in ci, "README set-up command not run verbatim by .ci/run: %s" % cmd
+
+
+def test_readme_images_exist():
+    for path in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", README):
+        if not path.startswith("http"):
+            assert (ROOT / path).is_file(), "README image %s is missing" % path
