@@ -73,23 +73,22 @@ assert max(errors) < 1e-6 and log["value_linear"] >= lp - 1e-9
 # %%
 # The coupling: heaviest triplets, and a pairwise marginal
 # --------------------------------------------------------
-# The plan has 60,000 entries; a few hundred carry most of its mass. Each heavy
-# entry is drawn as a triangle joining its three points, coloured by the angle
+# The plan has 60,000 entries, and about 1,400 of them carry 90% of its mass
+# (entropy spreads each match over a few neighbours). The 120 heaviest are
+# drawn, each as a triangle joining its three points, coloured by the angle
 # of its ring point, so one colour follows one part of the ring through the
 # crescent and the ellipse. The centroid of each triplet (dots, size = mass)
-# traces the barycenter of the three clouds. On the right, the pairwise
-# marginal :math:`P_{12} = \sum_l P_{\cdot\cdot l}` with the points of each
-# cloud ordered by angle around its centre: the band is the ring being matched,
-# in order, onto the crescent.
+# traces the barycenter of the three clouds.
 top = np.argsort(P.ravel())[::-1][:120]
 idx = np.array(np.unravel_index(top, P.shape)).T
 w = P.ravel()[top]
-print("the 120 heaviest triplets carry %.0f%% of the mass" % (100 * w.sum()))
+srt = np.sort(P.ravel())[::-1]
+print("the 120 heaviest triplets carry %.0f%% of the mass; %d entries carry 90%%"
+      % (100 * w.sum(), np.searchsorted(np.cumsum(srt), 0.9) + 1))
 
 angle = lambda X: np.arctan2(*(X - X.mean(0)).T[::-1])  # noqa: E731
 hue = plt.cm.hsv((angle(X_s[0])[idx[:, 0]] + np.pi) / (2 * np.pi))
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.35, 1]})
-ax = axes[0]
+fig, ax = plt.subplots(figsize=(6.4, 5.2))
 for (i, j, l), wt, c in zip(idx, w, hue):
     tri = np.array([X_s[0][i], X_s[1][j], X_s[2][l], X_s[0][i]])
     ax.plot(tri[:, 0], tri[:, 1], color=c, lw=0.8, alpha=min(1.0, 0.2 + 40 * wt), zorder=1)
@@ -103,13 +102,19 @@ ax.set_title("Heaviest triplets of the 3-marginal plan (reg=%g)" % reg)
 ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
 ax.set_xticks([])
 ax.set_yticks([])
+fig.tight_layout()
 
+# %%
+# The pairwise marginal :math:`P_{12}`, with the points of each cloud ordered
+# by angle around its centre: the band is the ring being matched, in order,
+# onto the crescent.
 order = [np.argsort(angle(X)) for X in X_s]
 P12 = P.sum(axis=2)[np.ix_(order[0], order[1])]
-im = axes[1].imshow(P12 * sizes[0], cmap="magma_r", aspect="auto", interpolation="nearest")
-axes[1].set_xlabel("crescent points, by angle")
-axes[1].set_ylabel("ring points, by angle")
-axes[1].set_title(r"pairwise marginal $P_{12}$ (rows sum to 1)")
-fig.colorbar(im, ax=axes[1], label="conditional mass $P_{12}[i, j] / a_1[i]$")
+fig, ax = plt.subplots(figsize=(5.6, 4.2))
+im = ax.imshow(P12 * sizes[0], cmap="magma_r", aspect="auto", interpolation="nearest")
+ax.set_xlabel("crescent points, by angle")
+ax.set_ylabel("ring points, by angle")
+ax.set_title(r"pairwise marginal $P_{12}$ (rows sum to 1)")
+fig.colorbar(im, ax=ax, label="conditional mass $P_{12}[i, j] / a_1[i]$")
 fig.tight_layout()
 plt.show()

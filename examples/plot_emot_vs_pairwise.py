@@ -78,16 +78,13 @@ print("excess (1,3) cost over direct OT: glued %.3f, multimarginal %.3f"
 # %%
 # What each plan does with the pair (1, 3)
 # ----------------------------------------
-# Left and middle: 80 pairs :math:`(x^{(1)}_i, x^{(3)}_l)` drawn from each
-# plan's (1, 3) marginal, coloured by the position of :math:`x^{(1)}_i`. Right:
-# the two (1, 3) marginals as matrices: the glued plan is spread out (a
-# product), the multimarginal one is a permutation (the anti-diagonal, since
-# the top segment is stored in reverse order).
-fig = plt.figure(figsize=(12, 3.6), layout="constrained")
-gs = fig.add_gridspec(1, 4, width_ratios=[1, 1, 0.9, 0.9])
+# 80 pairs :math:`(x^{(1)}_i, x^{(3)}_l)` drawn from each plan's (1, 3)
+# marginal, coloured by the position of :math:`x^{(1)}_i` (the vertical
+# segment on the right is :math:`\mu_2`).
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), layout="constrained")
 col = plt.cm.viridis((s + 2) / 4)
 for k, (name, P) in enumerate([("glued pairwise OT", P_glued), ("multimarginal OT", P_joint)]):
-    ax = fig.add_subplot(gs[0, k])
+    ax = axes[k]
     P13 = P.sum(axis=1)
     draws = np.random.RandomState(1).choice(n * n, size=80, p=P13.ravel() / P13.sum())
     for i, l in zip(*np.unravel_index(draws, P13.shape)):
@@ -98,11 +95,17 @@ for k, (name, P) in enumerate([("glued pairwise OT", P_glued), ("multimarginal O
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+
+# %%
+# The two (1, 3) marginals as matrices: the glued plan is flat (a product
+# coupling), the multimarginal one is close to a permutation (the
+# anti-diagonal, since the top segment is stored right to left).
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), layout="constrained")
 for k, (name, P) in enumerate([("glued", P_glued), ("multimarginal", P_joint)]):
-    ax = fig.add_subplot(gs[0, 2 + k])
+    ax = axes[k]
     im = ax.imshow(P.sum(axis=1) * n, cmap="magma_r", vmin=0, vmax=1)
     ax.set_title("%s: $P_{13}$" % name)
     ax.set_xlabel("top segment")
     ax.set_ylabel("bottom segment")
-fig.colorbar(im, ax=fig.axes[-2:], label="$P_{13}[i, l] / a_1[i]$", shrink=0.9)
+fig.colorbar(im, ax=axes, label="$P_{13}[i, l] / a_1[i]$", shrink=0.9)
 plt.show()

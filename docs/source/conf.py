@@ -28,12 +28,14 @@ import ot_multimarginal  # noqa: E402
 sys.path.insert(0, HERE)
 from _readme_section import section_to_rst  # noqa: E402
 
-# The benchmark tables live in the README; the benchmarks page includes them from here.
+# The benchmark tables and the solver-size table live in the README (one copy); the
+# benchmarks and conventions pages include them from these generated files.
 os.makedirs(os.path.join(HERE, "_generated"), exist_ok=True)
 with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-    _bench = section_to_rst(f.read(), "Benchmarks", image_prefix="../../")
-with open(os.path.join(HERE, "_generated", "readme_benchmarks.txt"), "w", encoding="utf-8") as f:
-    f.write(_bench)
+    _readme = f.read()
+for _title, _name in [("Benchmarks", "readme_benchmarks"), ("Which solver for which size", "readme_solver_sizes")]:
+    with open(os.path.join(HERE, "_generated", _name + ".txt"), "w", encoding="utf-8") as f:
+        f.write(section_to_rst(_readme, _title, image_prefix="../../"))
 
 # -- Project -------------------------------------------------------------------
 project = "ot_multimarginal"
