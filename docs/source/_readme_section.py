@@ -12,10 +12,15 @@ import re
 
 
 def _inline(text):
-    text = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r"\2", text)
-    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"`\1 <\2>`__", text)
-    text = re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
-    return text
+    parts = re.split(r"(`[^`]+`)", text)  # code spans first: nothing inside them is converted
+    out = []
+    for part in parts:
+        if part.startswith("`") and part.endswith("`") and len(part) > 1:
+            out.append("`" + part + "`")
+        else:
+            part = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r"\2", part)
+            out.append(re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"`\1 <\2>`__", part))
+    return "".join(out)
 
 
 def _table(rows):
