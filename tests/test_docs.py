@@ -7,6 +7,7 @@ runs in CI after the tests; these checks are the fast part of it.
 import importlib.util
 import pathlib
 import re
+import warnings
 
 import ot_multimarginal
 
@@ -52,7 +53,7 @@ def _section_to_rst():
 
 def test_readme_sections_included_in_the_docs_convert():
     convert = _section_to_rst()
-    for title in ("Benchmarks", "Which solver for which size"):
+    for title in ("Benchmarks", "Which solver for which size", "How it compares"):
         rst = convert(README, title, image_prefix="../../")
         assert ".. list-table::" in rst
         n_rows = len(re.findall(r"^\|", README[README.index("## " + title):].split("\n## ")[0], re.M))
@@ -69,3 +70,21 @@ def test_conversion_of_markdown_inline_markup():
     rst = convert(md, "T")
     assert "``a_b``" in rst and "`POT <https://pythonot.github.io/>`__" in rst and "**bold**" in rst
     assert "   * - ``1``\n     - \\ " in rst
+
+
+def test_documentation_code_blocks_run(monkeypatch, tmp_path):
+    """Every ``.. code-block:: python`` of the docs pages runs (one namespace per page)."""
+    monkeypatch.chdir(tmp_path)
+    pages = sorted(DOCS.glob("*.rst"))
+    n_blocks = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        ns = {"__name__": "__docs__"}
+        for m in re.finditer(r"^\.\. code-block:: python\n\n((?:[ ]{4}.*\n|\n)+)", text, re.M):
+            code = "\n".join(ln[4:] for ln in m.group(1).splitlines())
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a documented snippet runs cleanly
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                exec(compile(code, "%s (line %d)" % (page.name, text[: m.start()].count("\n") + 1), "exec"), ns)
+            n_blocks += 1
+    assert n_blocks >= 2

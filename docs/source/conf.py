@@ -33,7 +33,8 @@ from _readme_section import section_to_rst  # noqa: E402
 os.makedirs(os.path.join(HERE, "_generated"), exist_ok=True)
 with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
     _readme = f.read()
-for _title, _name in [("Benchmarks", "readme_benchmarks"), ("Which solver for which size", "readme_solver_sizes")]:
+for _title, _name in [("Benchmarks", "readme_benchmarks"), ("Which solver for which size", "readme_solver_sizes"),
+                      ("How it compares", "readme_compare")]:
     with open(os.path.join(HERE, "_generated", _name + ".txt"), "w", encoding="utf-8") as f:
         f.write(section_to_rst(_readme, _title, image_prefix="../../"))
 
