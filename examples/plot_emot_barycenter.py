@@ -111,7 +111,7 @@ for t, reg in enumerate(regs):
     axes[1].plot(x, b_mot[reg], color="C%d" % t, lw=1.5, label="multimarginal, reg=%.0e" % reg)
     axes[1].plot(x, b_pot[reg], color="C%d" % t, lw=1.2, ls="--", label="ot.bregman, reg=%.0e" % reg)
 axes[1].set_xlim(0.3, 0.75)
-axes[1].set_title("Entropic barycenters tend to the LP one as reg -> 0")
+axes[1].set_title(r"Entropic barycenters tend to the LP one as reg $\to$ 0")
 axes[1].legend(fontsize=7)
 fig.tight_layout()
 plt.show()

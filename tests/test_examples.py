@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The gallery examples run (headless) and print what they promise."""
 import pathlib
+import re
 import runpy
 
 import pytest
@@ -11,6 +12,8 @@ EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glo
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
+    for mod in re.findall(r"^(?:import|from) (torch|sklearn)\b", path.read_text(encoding="utf-8"), re.M):
+        pytest.importorskip(mod)  # optional packages (an install without torch skips the torch example)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     import matplotlib
 

@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+"""Sphinx configuration of the ot_multimarginal documentation.
+
+Build (warnings are errors, as in CI)::
+
+    python -m sphinx -W -b html docs/source docs/_build/html
+
+The gallery (sphinx-gallery) runs every ``examples/plot_*.py`` headless and
+renders its figures; ``-D plot_gallery=0`` skips running them for a quick
+build of the text.
+"""
+# License: MIT License
+
+import os
+import sys
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, ROOT)
+
+import ot_multimarginal  # noqa: E402
+
+sys.path.insert(0, HERE)
+from _readme_section import section_to_rst  # noqa: E402
+
+# The benchmark tables and the solver-size table live in the README (one copy); the
+# benchmarks and conventions pages include them from these generated files.
+os.makedirs(os.path.join(HERE, "_generated"), exist_ok=True)
+with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    _readme = f.read()
+for _title, _name in [("Benchmarks", "readme_benchmarks"), ("Which solver for which size", "readme_solver_sizes"),
+                      ("How it compares", "readme_compare")]:
+    with open(os.path.join(HERE, "_generated", _name + ".txt"), "w", encoding="utf-8") as f:
+        f.write(section_to_rst(_readme, _title, image_prefix="../../"))
+
+# -- Project -------------------------------------------------------------------
+project = "ot_multimarginal"
+author = "ot_multimarginal developers"
+copyright = "2026, ot_multimarginal developers"
+release = ot_multimarginal.__version__
+version = release
+
+# -- Extensions ----------------------------------------------------------------
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "_generated", "**.ipynb_checkpoints"]
+source_suffix = ".rst"
+root_doc = "index"
+
+# autodoc / autosummary / numpydoc: one page per public name, numpydoc sections.
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_typehints = "none"  # the numpydoc "Parameters" sections carry the types
+numpydoc_show_class_members = False  # methods are listed by the class template
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# -- Gallery -------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": os.path.join(ROOT, "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",  # run every plot_*.py
+    "ignore_pattern": r"__init__\.py",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "matplotlib_animations": False,
+    "abort_on_example_error": True,
+    "reset_modules": ("matplotlib",),
+    "min_reported_time": 1,
+    "show_memory": False,
+    "doc_module": ("ot_multimarginal",),
+    "backreferences_dir": os.path.join(HERE, "generated", "backreferences"),
+}
+# matplotlib's Agg backend and the examples' plt.show() are harmless here.
+warnings.filterwarnings("ignore", category=UserWarning,
+                        message="Matplotlib is currently using agg, which is a non-GUI backend")
+warnings.filterwarnings("ignore", category=UserWarning, message="FigureCanvasAgg is non-interactive")
+
+# -- HTML ----------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = "ot_multimarginal %s" % release
+html_static_path = ["_static"]
+html_theme_options = {
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "secondary_sidebar_items": ["page-toc"],
+}
+html_show_sourcelink = False
