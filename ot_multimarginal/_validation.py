@@ -282,3 +282,10 @@ def check_choice(value, choices, name):
     if not isinstance(value, str) or value not in choices:
         raise ValueError("%s must be one of %s, got %r" % (name, ", ".join(repr(c) for c in choices), value))
     return value
+
+
+def check_auto_bool(value, name):
+    """``value`` must be ``'auto'``, ``True`` or ``False``."""
+    if not (value is True or value is False or (isinstance(value, str) and value == "auto")):
+        raise ValueError("%s must be 'auto', True or False, got %r" % (name, value))
+    return value

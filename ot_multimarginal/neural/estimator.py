@@ -8,9 +8,11 @@ import warnings
 import numpy as np
 import torch
 
-from .._validation import check_choice, check_int, check_positive, check_reg, check_weights
+from .._validation import check_auto_bool, check_choice, check_int, check_positive, check_reg, check_weights
 from ..costs.dense import check_point_clouds
+from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
 from .costs import GraphCost, make_cost
+from .distributed import LOSSES, data_parallel
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, evaluate_dual, exact_is_affordable
 from .networks import PotentialSet
 from .objectives import ESTIMATORS, aligned_effective_size, aligned_exponents
@@ -137,7 +139,33 @@ class NeuralEMOT:
     device : str or torch.device, optional
         Training device (default: the inputs' device).
     verbose : bool, optional
-        A tqdm progress bar with the running batch dual and held-out estimate.
+        A tqdm progress bar with the running batch dual and held-out estimate
+        (on rank 0 only in a data-parallel run).
+    distributed : {'auto', True, False}, optional
+        Data-parallel training on :mod:`torch.distributed` (default
+        ``'auto'``: when a process group is initialised, or under ``torchrun``,
+        which then initialises it: NCCL on CUDA, gloo on the CPU). Each of the
+        ``W`` ranks evaluates the networks on its ``batch_size`` points per
+        marginal (the global batch has ``W * batch_size``), gradients are
+        all-reduced, and the returned estimator is identical on every rank.
+        See :mod:`ot_multimarginal.neural.distributed` and the docs page
+        "Distributed training".
+    distributed_loss : {'global', 'local'}, optional
+        ``'global'`` (default): the potentials of the ranks are all-gathered
+        and the loss is the dual of the global batch (the one-process run with
+        batch ``W * batch_size``, to rounding); ``'local'``: each rank's dual
+        of its own batch, gradients averaged.
+    checkpoint_dir : str or path, optional
+        Directory of periodic checkpoints (model, optimiser, schedule, sampler
+        and random states; written atomically by rank 0, the last two kept).
+    checkpoint_every : int, optional
+        Steps between checkpoints (default 50; one is also written at the end of training).
+    resume : bool, optional
+        Continue from the newest usable checkpoint in ``checkpoint_dir`` (start
+        afresh if it holds none): the same trajectory as an uninterrupted run
+        (bitwise on the CPU). A checkpoint of another problem raises a
+        ``ValueError`` naming what differs; a truncated or corrupted one is
+        skipped with a ``UserWarning`` (the previous one is used).
 
     Attributes
     ----------
@@ -191,7 +219,8 @@ class NeuralEMOT:
                  estimator="combinatorial", batch_size=None, n_iter=300, lr=1e-2, width=None, depth=2,
                  activation="relu", grad_clip=1.0, replace=None, evaluation="auto", n_eval_batches=32,
                  eval_every=50, patience=4, tol=1e-4, warm_start=False, dtype=None, seed=None, device=None,
-                 verbose=False):
+                 verbose=False, distributed="auto", distributed_loss="global", checkpoint_dir=None,
+                 checkpoint_every=None, resume=False):
         self.reg = reg
         self.graph = graph
         self.metric = metric
@@ -217,16 +246,21 @@ class NeuralEMOT:
         self.seed = seed
         self.device = device
         self.verbose = verbose
+        self.distributed = distributed
+        self.distributed_loss = distributed_loss
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
 
     # ---- parameters --------------------------------------------------------
     def get_params(self):
         """The constructor's parameters (scikit-learn style)."""
         names = ("reg graph metric cost center edges estimator batch_size n_iter lr width depth activation "
                  "grad_clip replace evaluation n_eval_batches eval_every patience tol warm_start dtype seed "
-                 "device verbose").split()
+                 "device verbose distributed distributed_loss checkpoint_dir checkpoint_every resume").split()
         return {n: getattr(self, n) for n in names}
 
-    def _check_params(self, k, sizes):
+    def _check_params(self, k, sizes, world_size=1):
         reg = check_reg(self.reg)
         check_choice(self.estimator, ESTIMATORS, "estimator")
         check_choice(self.evaluation, _EVALUATIONS, "evaluation")
@@ -240,13 +274,20 @@ class NeuralEMOT:
         check_positive(self.grad_clip, "grad_clip", allow_none=True)
         if self.seed is not None:
             check_int(self.seed, "seed", 0)
+        check_choice(self.distributed_loss, LOSSES, "distributed_loss")
+        check_int(self.checkpoint_every, "checkpoint_every", 1, allow_none=True)
         cost = make_cost(k, self.graph, self.metric, self.cost, self.center, self.edges)
         if self.batch_size is None:
             b = 64 if (cost.pairwise and _is_dense_graph(cost) and k >= 4) else 128
             if not self.replace:
-                b = min(b, min(sizes))
+                b = max(1, min(b, min(sizes) // world_size))
         else:
             b = check_int(self.batch_size, "batch_size", 1)
+        if world_size > 1 and not self.replace and b * world_size > min(sizes):
+            raise ValueError(
+                "batch_size=%d per rank on %d ranks is a global batch of %d points, more than the smallest cloud "
+                "(%d points) drawn without replacement: use batch_size <= %d or replace=True"
+                % (b, world_size, b * world_size, min(sizes), min(sizes) // world_size))
         if self.estimator == "ustat" and b < k:
             raise ValueError("estimator='ustat' needs batch_size >= k = %d, got %d" % (k, b))
         return reg, n_iter, lr, b, cost
@@ -271,7 +312,10 @@ class NeuralEMOT:
         nx = check_point_clouds(X_s)
         k = len(X_s)
         sizes = [int(X.shape[0]) for X in X_s]
-        reg, n_iter, lr, b, cost = self._check_params(k, sizes)
+        parallel = data_parallel(check_auto_bool(self.distributed, "distributed"), self.device if
+                                 self.device is not None else getattr(X_s[0], "device", None), self.distributed_loss)
+        world = 1 if parallel is None else parallel.world_size
+        reg, n_iter, lr, b, cost = self._check_params(k, sizes, world)
         for i, X in enumerate(X_s):
             if not nx.is_floating_point(X):
                 raise TypeError("X_s[%d] must have a floating dtype, got %s" % (i, X.dtype))
@@ -281,6 +325,9 @@ class NeuralEMOT:
         weighted = [None if a is None else True for a in ([None] * k if a_s is None else a_s)]
         device = torch.device(self.device) if self.device is not None else (
             torch.device("cpu") if self._is_numpy else ref.device)
+        if parallel is not None:
+            device = parallel.local_device(device)
+            parallel.check_device(device)
         eval_dtype = torch.float64 if self._is_numpy else ref.dtype
         train_dtype = self.dtype if self.dtype is not None else torch.float32
         self._ref = None if self._is_numpy else ref
@@ -289,6 +336,11 @@ class NeuralEMOT:
         uniform = [bool(torch.allclose(w, torch.full_like(w, 1.0 / w.shape[0]))) for w in weights]
         del weighted
         seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**62))
+        if parallel is not None:
+            seed = int(parallel.broadcast_object(seed))
+        payload = resume_payload(self.checkpoint_dir, parallel) if self.resume and self.checkpoint_dir else None
+        if payload is not None and self.seed is None:
+            seed = int(payload["extra"]["seed"])
         dims = [int(X.shape[1]) for X in X_s]
         gen = torch.Generator().manual_seed(derive_seed(seed, "init"))
         if not (self.warm_start and getattr(self, "potentials_", None) is not None
@@ -298,21 +350,31 @@ class NeuralEMOT:
         else:
             model = self.potentials_
         train_data = [X.detach().to(train_dtype) for X in data]
-        sampler = BatchSampler(sizes, b, weights=[None if u else w for u, w in zip(uniform, weights)],
+        # one stream of global batches (W * b points), the same on every rank; each rank uses its slice
+        sampler = BatchSampler(sizes, b * world, weights=[None if u else w for u, w in zip(uniform, weights)],
                                replace=self.replace, seed=seed)
+        ckpt = None
+        if self.checkpoint_dir is not None:
+            ckpt = Checkpointer(self.checkpoint_dir, self.checkpoint_every or 50, problem_fingerprint(
+                self, cost, data, weights, b * world, train_dtype, seed, world), extra={"seed": seed},
+                is_main=parallel is None or parallel.is_main)
         trainer = Trainer(
             model, cost, train_data, [w.detach().to(train_dtype) for w in weights], reg, self.estimator, sampler,
             lr=lr, n_iter=n_iter, grad_clip=self.grad_clip, loss_scale=float(model[0].scale) * k,
             eval_every=self.eval_every, n_eval_batches=max(2, min(8, int(self.n_eval_batches))),
             patience=self.patience, tol=self.tol,
             eval_generator=torch.Generator().manual_seed(derive_seed(seed, "held-out")),
+            parallel=parallel, checkpoint=ckpt,
         )
+        if payload is not None:
+            ckpt.restore(trainer, payload)
         trainer.run(verbose=self.verbose)
         self.potentials_ = model
         self.trainer_ = trainer
         self.cost_ = cost
         self.reg_ = reg
-        self.batch_size_ = b
+        self.batch_size_ = b * world
+        self.world_size_ = world
         self.n_iter_ = trainer.step_count
         self.stopped_early_ = trainer.stopped_early
         self.history_ = trainer.history

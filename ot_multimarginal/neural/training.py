@@ -23,6 +23,15 @@ checkpointing plug in without touching the rest):
     steps until ``n_iter``, evaluating the held-out dual every
     ``eval_every`` steps on fixed held-out batches (early stopping when it
     stops improving, keeping the best potentials), with an optional tqdm bar.
+
+Data-parallel training and checkpoints plug in as two optional objects
+(so every estimator trained by a ``Trainer`` has both):
+``parallel`` (a :class:`~.distributed.DataParallel`: its slice of the batch
+and the gathered potentials in :meth:`Trainer.forward`, the gradients'
+all-reduce in :meth:`Trainer.reduce_gradients`, metrics reduced, parameters
+broadcast before and checked after training, the bar on rank 0 only) and
+``checkpoint`` (a :class:`~.checkpoint.Checkpointer`, called after every
+step and at the end of training).
 """
 # License: MIT License
 
@@ -58,11 +67,15 @@ class Trainer:
         Held-out evaluation and early stopping (``patience=None``: never stop early).
     eval_generator : torch.Generator
         Stream of the held-out batches (independent of the training batches).
+    parallel : DataParallel or None, optional
+        Data-parallel side (:mod:`.distributed`); ``None``: one process.
+    checkpoint : Checkpointer or None, optional
+        Periodic checkpoints (:mod:`.checkpoint`).
     """
 
     def __init__(self, model, cost, data, weights, reg, estimator, sampler, lr=1e-2, n_iter=300, grad_clip=1.0,
                  loss_scale=1.0, eval_every=50, n_eval_batches=8, patience=None, tol=1e-4, eval_generator=None,
-                 lr_min_factor=0.01):
+                 lr_min_factor=0.01, parallel=None, checkpoint=None):
         self.model = model
         self.cost = cost
         self.data = data
@@ -89,6 +102,8 @@ class Trainer:
         self.eval_generator = eval_generator if eval_generator is not None else torch.Generator().manual_seed(1)
         self._eval_state = self.eval_generator.get_state()
         self.timings = {"train": 0.0, "eval": 0.0}
+        self.parallel = parallel
+        self.checkpoint = checkpoint
 
     # ---- one step ---------------------------------------------------------
     def batch(self):
@@ -96,18 +111,24 @@ class Trainer:
         idx = self.sampler.sample()
         return [X[i.to(X.device)] for X, i in zip(self.data, idx)]
 
+    def forward(self, X_b):
+        """The batch and its potentials for the loss: ``(X, f)`` (a data-parallel run: see :mod:`.distributed`)."""
+        if self.parallel is not None:
+            return self.parallel.forward(self.model, X_b)
+        return X_b, self.model(X_b)
+
     def reduce_gradients(self):
         """Where a data-parallel run averages the gradients over its workers (no-op in one process).
 
         Called once per step, after ``backward`` and before clipping and the
         optimiser step; every parameter of ``self.model`` has its ``.grad`` set.
         """
-        return None
+        if self.parallel is not None:
+            self.parallel.reduce_gradients(p for g in self.optimizer.param_groups for p in g["params"])
 
     def step(self):
         """One joint gradient-ascent step of all k potentials; returns the batch dual (float)."""
-        X_b = self.batch()
-        f_b = self.model(X_b)
+        X_b, f_b = self.forward(self.batch())
         dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator)
         if not bool(torch.isfinite(dual)):
             raise FloatingPointError(
@@ -126,6 +147,8 @@ class Trainer:
         self.scheduler.step()
         self.step_count += 1
         value = float(dual.detach())
+        if self.parallel is not None:
+            value = self.parallel.reduce_metric(value)
         self.history["step"].append(self.step_count)
         self.history["batch_dual"].append(value)
         return value
@@ -141,6 +164,8 @@ class Trainer:
                                         self.n_eval_batches, self.eval_generator,
                                         "combinatorial" if self.estimator != "aligned" else "aligned")
         self.timings["eval"] += time.perf_counter() - t0
+        if self.parallel is not None:  # every rank takes rank 0's decisions
+            return self.parallel.broadcast_floats(float(value), se)
         return float(value), se
 
     def _check_progress(self):
@@ -157,14 +182,17 @@ class Trainer:
     def run(self, verbose=False):
         """Train until ``n_iter`` steps (or early stopping); keeps the best held-out potentials."""
         bar = None
+        if self.parallel is not None:
+            self.parallel.broadcast_module(self.model)
+            verbose = verbose and self.parallel.is_main
         if verbose:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.n_iter, desc="emot_neural", unit="step")
+            bar = tqdm(total=self.n_iter, initial=self.step_count, desc="emot_neural", unit="step")
         running = None
         t0 = time.perf_counter()
         try:
-            while self.step_count < self.n_iter:
+            while self.step_count < self.n_iter and not self.stopped_early:
                 v = self.step()
                 running = v if running is None else 0.9 * running + 0.1 * v
                 stop = False
@@ -178,13 +206,16 @@ class Trainer:
                     bar.update(1)
                 if stop:
                     self.stopped_early = True
-                    break
+                if self.checkpoint is not None:
+                    self.checkpoint.after_step(self, final=stop or self.step_count >= self.n_iter)
         finally:
             if bar is not None:
                 bar.close()
         self.timings["train"] += time.perf_counter() - t0 - self.timings["eval"]
         if self.best is not None and self.best[1] != self.step_count:
             self.model.load_state_dict(self.best[2])
+        if self.parallel is not None:
+            self.parallel.check_identical(self.model)
         return self
 
     # ---- checkpoints ------------------------------------------------------
@@ -200,6 +231,7 @@ class Trainer:
             "history": copy.deepcopy(self.history),
             "best": self.best,
             "bad_evals": self._bad_evals,
+            "stopped_early": self.stopped_early,
         }
 
     def load_state_dict(self, state):
@@ -212,4 +244,5 @@ class Trainer:
         self.history = copy.deepcopy(state["history"])
         self.best = state["best"]
         self._bad_evals = int(state["bad_evals"])
+        self.stopped_early = bool(state.get("stopped_early", False))
 
