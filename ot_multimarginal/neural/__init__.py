@@ -11,12 +11,16 @@ aligned and U-statistic estimators; the exact dual on data),
 :mod:`.evaluation` (exact or Monte-Carlo value of learned potentials),
 :mod:`.networks` (the potentials), :mod:`.sampling` (independent batches,
 per-rank streams), :mod:`.training` (the loop and its state),
-:mod:`.estimator` (:class:`NeuralEMOT`), :mod:`.api` (:func:`emot_neural`).
+:mod:`.estimator` (:class:`NeuralEMOT`), :mod:`.api` (:func:`emot_neural`),
+:mod:`.distributed` (data-parallel training on :mod:`torch.distributed`),
+:mod:`.checkpoint` (atomic checkpoints, resuming a killed run).
 """
 # License: MIT License
 
 from .api import emot_neural
+from .checkpoint import CheckpointError, Checkpointer
 from .costs import GraphCost, TupleCost
+from .distributed import DataParallel
 from .estimator import NeuralEMOT
 from .networks import PotentialMLP, PotentialSet
 from .objectives import batch_dual, exact_dual
@@ -24,4 +28,4 @@ from .sampling import BatchSampler
 from .training import Trainer
 
 __all__ = ["emot_neural", "NeuralEMOT", "GraphCost", "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual",
-           "exact_dual", "BatchSampler", "Trainer"]
+           "exact_dual", "BatchSampler", "Trainer", "DataParallel", "Checkpointer", "CheckpointError"]

@@ -63,7 +63,10 @@ def emot_neural(X_s, reg, a_s=None, graph="complete", metric="sqeuclidean", esti
         Also return a dict.
     **kwargs
         Other parameters of :class:`~ot_multimarginal.neural.NeuralEMOT`
-        (``cost``, ``width``, ``depth``, ``evaluation``, ``patience``, ...).
+        (``cost``, ``width``, ``depth``, ``evaluation``, ``patience``, ...;
+        data-parallel training under ``torchrun``: ``distributed``,
+        ``distributed_loss``; checkpoints: ``checkpoint_dir``,
+        ``checkpoint_every``, ``resume``).
 
     Returns
     -------

@@ -244,7 +244,7 @@ class Checkpointer:
                 payload = read_checkpoint(path)
             except CheckpointError as e:
                 errors.append(str(e))
-                warnings.warn("%s; resuming from the previous checkpoint instead" % e, UserWarning, stacklevel=3)
+                warnings.warn("%s; resuming from the previous checkpoint instead" % e, UserWarning, stacklevel=4)
                 continue
             self.resumed_from = path
             return payload

@@ -208,11 +208,13 @@ class DataParallel:
         return self.rank == 0
 
     def local_device(self, device):
-        """``cuda`` without an index becomes ``cuda:LOCAL_RANK`` (one GPU per process)."""
+        """``cuda`` without an index becomes ``cuda:LOCAL_RANK`` (one GPU per process), made the current device."""
         device = torch.device(device)
-        if device.type == "cuda" and device.index is None:
-            env = torchrun_environment()
-            device = torch.device("cuda", env[2] if env is not None else torch.cuda.current_device())
+        if device.type == "cuda":
+            if device.index is None:
+                env = torchrun_environment()
+                device = torch.device("cuda", env[2] if env is not None else torch.cuda.current_device())
+            torch.cuda.set_device(device)  # NCCL's object collectives use the current device
         return device
 
     def check_device(self, device):
