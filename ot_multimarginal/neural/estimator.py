@@ -180,6 +180,10 @@ class NeuralEMOT:
         ``log E_{⊗μ}[exp((Σφ_i − c)/ε)]`` on the data (normalises :meth:`plan_density`).
     n_iter_ : int
         Steps taken.
+    batch_size_ : int
+        Points per marginal in a (global) training batch: ``world_size_ * batch_size``.
+    world_size_ : int
+        Data-parallel ranks of the fit (1: one process).
     history_ : dict
         ``'step'``, ``'batch_dual'`` (per step), ``'eval_step'``, ``'eval_value'``,
         ``'eval_se'`` (held-out estimates), ``'lr'``.
@@ -384,6 +388,9 @@ class NeuralEMOT:
         t_eval = time.perf_counter()
         value, se, method, log_z = self._evaluate(data, weights, torch.Generator().manual_seed(
             derive_seed(seed, "final")))
+        if parallel is not None and not value.requires_grad:  # rank 0's figures on every rank, to the bit
+            v0, se, log_z = parallel.broadcast_floats(float(value), se, log_z)
+            value = torch.tensor(v0, dtype=value.dtype, device=value.device)
         self.value_ = _like_input(value, ref, self._is_numpy)
         self.value_se_ = se
         self.value_method_ = method
