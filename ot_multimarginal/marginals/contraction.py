@@ -46,10 +46,6 @@ __all__ = ["ContractionEngine", "elimination_plan"]
 
 _MAX_EXACT_PARTITION = 10  # factors beyond which the two groups are chosen greedily
 _MEMO_FACTORS = 3  # the memoised intermediate factors hold at most this many largest factors
-# a product step whose result is at least this large is fused with the next step (which sums out
-# one of its nodes) and run in slices of that node, each result slice about _SLICE_ENTRIES entries
-_FUSE_MIN_ENTRIES = 1 << 20
-_SLICE_ENTRIES = 1 << 18
 
 
 def _size(scope, shape):
@@ -227,7 +223,6 @@ class ContractionEngine(PairwiseEngine):
         self._memo = {}  # (absorbed factors, scope) -> (their log-scalings, value, nodes)
         self.n_steps = 0  # elimination steps computed
         self.n_reused = 0  # elimination steps taken from the memo
-        self.n_fused = 0  # pairs of steps run fused, in slices (see _fused)
         itemsize = nx.bitsize(self.type_as) // 8
         peak = max(self._plan((i,))[2] for i in range(self.k))
         # a step's operands and result (4) plus the memoised factors (_MEMO_FACTORS)
@@ -274,98 +269,33 @@ class ContractionEngine(PairwiseEngine):
             return self.edges[i]
         return steps[i]["out_scope"]
 
-    def _value(self, fid, g, vals, steps=None, cut=None):
-        """The factor ``fid``; with ``cut = (node, lo, hi)``, its slice ``lo:hi`` along ``node`` (if in scope)."""
+    def _value(self, fid, g, vals):
         kind, i = fid
         if kind == "u":
-            X = g[i]
-        elif kind == "e":
-            X = self._log_kernel(i)
-        else:
-            X = vals[i]
-        if cut is not None:
-            node, lo, hi = cut
-            scope = self._scope_of(fid, steps)
-            if node in scope:
-                ax = scope.index(node)
-                X = X[(slice(None),) * ax + (slice(lo, hi),)]
-        return X
+            return g[i]
+        if kind == "e":
+            return self._log_kernel(i)
+        return vals[i]
 
-    def _expand(self, X, scope, target, shape=None):
+    def _expand(self, X, scope, target):
         nx = self.nx
-        shape = self.shape if shape is None else shape
         perm, pattern = _expand_spec(tuple(scope), tuple(target))
         if perm != tuple(range(len(perm))):
             X = nx.transpose(X, perm)
-        shp = tuple(shape[u] if u is not None else 1 for u in pattern)
+        shp = tuple(self.shape[u] if u is not None else 1 for u in pattern)
         if tuple(X.shape) != shp:
             X = nx.reshape(X, shp)
         return X
 
-    def _group_sum(self, ids, target, g, vals, steps, cut=None, shape=None, given=None):
-        """Sum of the factors ``ids`` on the axes ``target`` (``given``: values of some ids, already cut)."""
-        shape = self.shape if shape is None else shape
+    def _group_sum(self, ids, target, g, vals, steps):
         total = None
         for f in ids:
-            X = given[f] if given is not None and f in given else self._value(f, g, vals, steps, cut)
-            X = self._expand(X, self._scope_of(f, steps), target, shape)
+            X = self._expand(self._value(f, g, vals), self._scope_of(f, steps), target)
             total = X if total is None else total + X
-        full = tuple(shape[u] for u in target)
+        full = tuple(self.shape[u] for u in target)
         if tuple(total.shape) != full:
             total = total + self.nx.zeros(full, type_as=total)
         return total
-
-    def _fusable(self, s, steps):
-        """Whether step ``s`` (a product) and step ``s + 1`` (a sum over one of its nodes) run fused, in slices."""
-        if s + 1 >= len(steps):
-            return False
-        st, nxt = steps[s], steps[s + 1]
-        return (
-            bool(st["G2"])
-            and not nxt["G2"]
-            and ("t", s) in nxt["G1"]
-            and nxt["v"] in st["out_scope"]
-            and _size(st["out_scope"], self.shape) >= _FUSE_MIN_ENTRIES
-            and self._memo.get(nxt["key"]) is None
-        )
-
-    def _fused(self, s, g, vals, steps):
-        """Steps ``s`` and ``s + 1`` in slices of the node ``v`` that step ``s + 1`` sums out.
-
-        Step ``s``'s result (the largest factor, e.g. ``n^3`` entries on the
-        complete graph with four nodes) is never held whole: each slice of
-        ``v`` is computed, extended by step ``s + 1``'s other factors and
-        summed over its part of ``v`` while it is in cache, and the partial
-        sums are combined by log-sum-exp. Same flops, same result (the sum
-        over ``v`` split in parts), far less memory traffic.
-        """
-        nx = self.nx
-        st, nxt = steps[s], steps[s + 1]
-        v = nxt["v"]
-        n = self.shape[v]
-        per = max(1, _size(st["out_scope"], self.shape) // n)
-        step = max(1, min(n, _SLICE_ENTRIES // per))
-        acc = None
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            cut = (v, lo, hi)
-            shape = list(self.shape)
-            shape[v] = hi - lo
-            W = [u for u in st["scope1"] if u in st["scope2"] and u != st["v"]]
-            T1p = [u for u in st["scope1"] if u not in W and u != st["v"]]
-            T2p = [u for u in st["scope2"] if u not in W and u != st["v"]]
-            B, p, q, r = _size(W, shape), _size(T1p, shape), shape[st["v"]], _size(T2p, shape)
-            F1 = self._group_sum(st["G1"], st["scope1"], g, vals, steps, cut, shape)
-            F2 = self._group_sum(st["G2"], st["scope2"], g, vals, steps, cut, shape)
-            F1 = nx.reshape(F1, (B, p, q) if B > 1 else (p, q))
-            F2 = nx.reshape(F2, (B, q, r) if B > 1 else (q, r))
-            t = nx.reshape(log_matmul(nx, F1, F2, self.prec), tuple(shape[u] for u in st["out_scope"]))
-            H = self._group_sum(nxt["G1"], nxt["scope1"], g, vals, steps, cut, shape, given={("t", s): t})
-            Bn, pn = nxt["dims"][0], nxt["dims"][1]
-            part = logsumexp(nx, nx.reshape(H, (Bn * pn, hi - lo)), 1)
-            acc = part if acc is None else logsumexp(nx, nx.stack([acc, part]), 0)
-        self.n_fused += 1
-        return nx.reshape(acc, nxt["out_shape"])
 
     def _run(self, g, keep):
         nx = self.nx
@@ -374,24 +304,12 @@ class ContractionEngine(PairwiseEngine):
             raise ValueError("g must hold %d log-scalings, got %d" % (self.k, len(g)))
         self._prune(g)
         vals = []
-        fused_next = False
         for s, st in enumerate(steps):
-            if fused_next:  # computed with step s - 1
-                fused_next = False
-                continue
             hit = self._reused(st)
             if hit is not None:
                 vals.append(hit)
                 continue
             self.n_steps += 1
-            if self._fusable(s, steps):
-                out = self._fused(s, g, vals, steps)
-                vals.append(None)  # step s's factor is never held whole
-                vals.append(out)
-                self.n_steps += 1
-                self._remember(steps[s + 1], g, out)
-                fused_next = True
-                continue
             B, p, q, r = st["dims"]
             F1 = self._group_sum(st["G1"], st["scope1"], g, vals, steps)
             if not st["G2"]:
