@@ -35,6 +35,7 @@ printed with the results: compare ratios within one run.
 
 import argparse
 import datetime
+import importlib
 import json
 import math
 import os
@@ -275,7 +276,7 @@ def main():
     p.add_argument("--out", default=os.path.join(RESULTS, "bench_neural.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: keep it out of the timings)
+    importlib.import_module("torch._dynamo")  # torch.optim imports it on first use: keep it out of the timings
 
     parts = args.parts.split(",")
     out = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "threads": args.threads,
