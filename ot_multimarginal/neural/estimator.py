@@ -326,7 +326,6 @@ class NeuralEMOT:
         self._is_numpy = str(nx) == "numpy"
         ref = X_s[0]
         a_s = check_weights(nx, a_s, tuple(sizes), ref)
-        weighted = [None if a is None else True for a in ([None] * k if a_s is None else a_s)]
         device = torch.device(self.device) if self.device is not None else (
             torch.device("cpu") if self._is_numpy else ref.device)
         if parallel is not None:
@@ -338,7 +337,6 @@ class NeuralEMOT:
         data = [_to_torch(X, device, eval_dtype) for X in X_s]
         weights = [_to_torch(a, device, eval_dtype) for a in a_s]
         uniform = [bool(torch.allclose(w, torch.full_like(w, 1.0 / w.shape[0]))) for w in weights]
-        del weighted
         seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**62))
         if parallel is not None:
             seed = int(parallel.broadcast_object(seed))
