@@ -100,8 +100,20 @@ def _tail(p):
     return p.log_path.read_text(errors="replace")[-3000:]
 
 
-def _run_ranks(config, tmp_path, world=2, timeout=TIMEOUT):
-    """Start ``world`` ranks, wait for all (deadline ``timeout`` s); kill them all on failure."""
+def _run_ranks(config, tmp_path, world=2, timeout=TIMEOUT, tries=2):
+    """Start ``world`` ranks, wait for all (deadline ``timeout`` s); kill them all on failure.
+
+    A port taken between choosing it and binding it (another process was faster) is retried once.
+    """
+    for attempt in range(tries):
+        try:
+            return _run_ranks_once(config, tmp_path, world, timeout)
+        except AssertionError as e:
+            if attempt + 1 == tries or "address already in use" not in str(e).lower():
+                raise
+
+
+def _run_ranks_once(config, tmp_path, world, timeout):
     procs = []
     try:
         port = _free_port()
@@ -135,8 +147,10 @@ def two_ranks(tmp_path_factory):
     cases["resume"] = dict(BASE, batch_size=B // 2, checkpoint_dir=str(tmp / "ckpt"), checkpoint_every=4,
                            resume_after_dropping_last=True)
     _run_ranks({"out": str(tmp), "data": DATA, "cases": cases}, tmp)
-    return {(name, r): torch.load(str(tmp / ("%s-rank%d.pt" % (name, r))), weights_only=False)
-            for name in list(cases) + ["resume-uninterrupted"] for r in range(2)}
+    out = {(name, r): torch.load(str(tmp / ("%s-rank%d.pt" % (name, r))), weights_only=False)
+           for name in list(cases) + ["resume-uninterrupted"] for r in range(2)}
+    out["ckpt"] = tmp / "ckpt"
+    return out
 
 
 def _max_diff(s1, s2):
@@ -187,6 +201,20 @@ def test_distributed_resume_from_the_previous_checkpoint(two_ranks):
         a, b = two_ranks[("resume", r)], two_ranks[("resume-uninterrupted", r)]
         assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
         assert a["value"] == b["value"] and a["batch_dual"] == b["batch_dual"]
+
+
+def test_two_rank_checkpoint_resumes_in_one_process(two_ranks, tmp_path):
+    # the global loss does not depend on how the global batch is split: 2 ranks' checkpoint, 1 process's run
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    step8 = Checkpointer(str(two_ranks["ckpt"]), 1, {}).path(8)
+    (ckpt / os.path.basename(step8)).write_bytes(open(step8, "rb").read())
+    resumed = result(NeuralEMOT(**_kwargs("combinatorial", batch_size=B, checkpoint_dir=str(ckpt), checkpoint_every=4,
+                                          resume=True)).fit(make_data(**DATA)))
+    one = _one_process("combinatorial")
+    assert resumed["batch_dual"][:8] == two_ranks[("resume", 0)]["batch_dual"][:8]  # history from the checkpoint
+    np.testing.assert_allclose(resumed["batch_dual"], one["batch_dual"], rtol=1e-10)
+    assert _max_diff(resumed["state"], one["state"]) < 1e-9
 
 
 # ---- checkpoints (one process) -----------------------------------------------------------------
@@ -315,6 +343,8 @@ def test_distributed_parameters():
         NeuralEMOT(1.0, distributed="yes", n_iter=2).fit(X_s)
     with pytest.raises(ValueError, match="distributed_loss must be one of"):
         NeuralEMOT(1.0, distributed_loss="mean", n_iter=2).fit(X_s)
+    with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
+        NeuralEMOT(1.0, resume=True, n_iter=2).fit(X_s)
     with pytest.raises(ValueError, match="checkpoint_every"):
         NeuralEMOT(1.0, checkpoint_dir="x", checkpoint_every=0, n_iter=2).fit(X_s)
     est = NeuralEMOT(1.0, n_iter=2, batch_size=8, eval_every=0).fit(X_s)  # no process group: one process

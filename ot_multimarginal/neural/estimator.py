@@ -280,6 +280,8 @@ class NeuralEMOT:
             check_int(self.seed, "seed", 0)
         check_choice(self.distributed_loss, LOSSES, "distributed_loss")
         check_int(self.checkpoint_every, "checkpoint_every", 1, allow_none=True)
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir (the directory of the checkpoints to resume from)")
         cost = make_cost(k, self.graph, self.metric, self.cost, self.center, self.edges)
         if self.batch_size is None:
             b = 64 if (cost.pairwise and _is_dense_graph(cost) and k >= 4) else 128
