@@ -169,8 +169,8 @@ def data_parallel(distributed="auto", device=None, loss="global"):
             return None
         dev = torch.device(device) if device is not None else torch.device("cpu")
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        if dev.type == "cuda":
-            torch.cuda.set_device(env[2] if dev.index is None else dev.index)
+        if dev.type == "cuda":  # one GPU per process: the LOCAL_RANK-th of this machine
+            torch.cuda.set_device(env[2])
         dist.init_process_group(backend=backend)
         _OWNED_GROUP.append(True)
         atexit.register(_destroy_owned_group)
@@ -207,12 +207,18 @@ class DataParallel:
         """Rank 0: shows the progress bar and writes the checkpoints."""
         return self.rank == 0
 
-    def local_device(self, device):
-        """``cuda`` without an index becomes ``cuda:LOCAL_RANK`` (one GPU per process), made the current device."""
+    def local_device(self, device, from_data=False):
+        """This rank's training device, made the current CUDA device.
+
+        ``cuda`` without an index becomes ``cuda:LOCAL_RANK`` under ``torchrun``
+        (one GPU per process; else the current device), and so does a CUDA
+        device taken from the data (``from_data``: typically ``cuda:0`` on every
+        rank); an index the user gave is kept.
+        """
         device = torch.device(device)
         if device.type == "cuda":
-            if device.index is None:
-                env = torchrun_environment()
+            env = torchrun_environment()
+            if device.index is None or (from_data and env is not None):
                 device = torch.device("cuda", env[2] if env is not None else torch.cuda.current_device())
             torch.cuda.set_device(device)  # NCCL's object collectives use the current device
         return device

@@ -330,8 +330,8 @@ class NeuralEMOT:
         a_s = check_weights(nx, a_s, tuple(sizes), ref)
         device = torch.device(self.device) if self.device is not None else (
             torch.device("cpu") if self._is_numpy else ref.device)
-        if parallel is not None:
-            device = parallel.local_device(device)
+        if parallel is not None:  # a device taken from the data (cuda:0 on every rank) becomes this rank's GPU
+            device = parallel.local_device(device, from_data=self.device is None)
             parallel.check_device(device)
         eval_dtype = torch.float64 if self._is_numpy else ref.dtype
         train_dtype = self.dtype if self.dtype is not None else torch.float32
