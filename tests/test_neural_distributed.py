@@ -34,8 +34,11 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from neural_distributed_worker import make_data, result  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="torch.distributed with gloo is needed")
+pytestmark = [
+    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                       reason="torch.distributed with gloo is needed"),
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups and SIGKILL"),
+]
 
 DATA = {"n": 48, "d": 2, "k": 3, "seed": 0}
 BASE = {"reg": 1.0, "n_iter": 10, "eval_every": 5, "seed": 1, "patience": None, "dtype": "float64"}
