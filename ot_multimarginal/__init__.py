@@ -16,6 +16,8 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
 - :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap;
 - :func:`blas_threads`: a context manager for the BLAS and torch thread counts.
+- :func:`emot_neural` / :class:`NeuralEMOT`: neural estimation (NEMOT) with mini-batches
+  (torch; loaded on first use).
 """
 # License: MIT License
 
@@ -47,4 +49,23 @@ __all__ = [
     "emot_lp2",
     "emot_approx",
     "blas_threads",
+    "emot_neural",
+    "NeuralEMOT",
 ]
+
+_LAZY = {"emot_neural": ".neural.api", "NeuralEMOT": ".neural.estimator"}
+
+
+def __getattr__(name):
+    """Lazy attributes: the neural estimators import torch only when first used."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -830,3 +830,10 @@ def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense 
                SCALING_HINT if hint is None else hint)
         )
     return need
+
+
+def check_auto_bool(value, name):
+    """``value`` must be ``'auto'``, ``True`` or ``False``."""
+    if not (value is True or value is False or (isinstance(value, str) and value == "auto")):
+        raise ValueError("%s must be 'auto', True or False, got %r" % (name, value))
+    return value

@@ -1,0 +1,341 @@
+# -*- coding: utf-8 -*-
+r"""Data-parallel training on :mod:`torch.distributed` (``torchrun``; NCCL on GPUs, gloo on CPUs).
+
+One :class:`DataParallel` object plugs into a :class:`~.training.Trainer`
+(``parallel=``) and answers the four questions a data-parallel step asks;
+nothing else of the loop changes, so every estimator trained by a
+``Trainer`` runs data-parallel as it is.
+
+Process group
+    :func:`data_parallel` uses the process group when one is initialised;
+    otherwise, when the ``torchrun`` environment is set (``WORLD_SIZE > 1``,
+    ``RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), it initialises it itself
+    (``'nccl'`` for a CUDA device, ``'gloo'`` for the CPU), so a script runs
+    unchanged under ``torchrun --nproc_per_node=N``; a group it created is
+    destroyed at exit. Users who want another backend or options call
+    :func:`torch.distributed.init_process_group` before ``fit``.
+Batches (:meth:`DataParallel.forward`)
+    every rank holds the data and draws the same *global* index batch of
+    ``b = W b_r`` points per marginal from one stream derived from the
+    seed (an ``O(b)`` integer draw, negligible), and evaluates the networks
+    on its own slice ``r b_r : (r+1) b_r`` only: the union of the ranks'
+    batches is exactly the one-process batch of size ``b``.
+Loss (``loss='global'``, the default)
+    the ``k × b_r`` potential values of every rank are all-gathered
+    (:func:`gather_global`: one ``torch.distributed.all_gather_single``,
+    autograd carries through it) and every rank computes the same dual of
+    the *global* batch (combinatorial over all :math:`b^k` tuples, aligned
+    over the ``b`` rows, U-statistic): the loss, and so the trajectory, of
+    the one-process run with batch ``b``. Gradient scaling: the adjoint of
+    an all-gather sums, into each rank's slice, the gradients of the ``W``
+    ranks' losses; here they are ``W`` copies of the same loss, so the sum
+    is ``W ∂L/∂f_r``, taken locally without a second collective (what
+    :func:`torch.distributed.nn.functional.all_gather`, now deprecated,
+    computes with an all-to-all); the averaging all-reduce divides by
+    ``W``: the parameter gradient is :math:`\sum_r \partial L/\partial f_r
+    \cdot \partial f_r/\partial\theta`, the one-process gradient exactly
+    (and a parameter inside the loss, e.g. of a cost, gets the same full
+    gradient on every rank, which the average keeps). The points need no
+    communication (every rank indexes its own copy of the data).
+    ``loss='local'``: every rank's dual of its own ``b_r`` points,
+    gradients averaged (DDP's semantics on a per-rank loss): the
+    combinatorial estimator then averages :math:`W b_r^k` tuples instead of
+    :math:`b^k` (more variance, more Jensen bias; ``k``-independent work
+    per rank on the engine), a different estimator from the one-process one.
+Gradients (:meth:`DataParallel.reduce_gradients`)
+    one :func:`torch.distributed.all_reduce` of the flattened gradients of
+    every optimised parameter, divided by ``W``: what
+    :class:`~torch.nn.parallel.DistributedDataParallel` does with one
+    bucket (its default bucket holds 25 MB, more than these networks), so
+    there is nothing to overlap with the backward; the networks stay plain
+    modules (no ``module.`` wrapper in saved states, no re-wrapping on warm
+    starts), and the collectives inside the loss need no DDP bookkeeping.
+Metrics (:meth:`DataParallel.reduce_metric`, :meth:`DataParallel.broadcast_floats`)
+    the batch dual is averaged over the ranks (the global one is the same
+    on every rank); held-out estimates are taken from rank 0 so that every
+    rank takes the same early-stopping decision.
+Parameters (:meth:`DataParallel.broadcast_module`, :meth:`DataParallel.check_identical`)
+    broadcast from rank 0 before training (as DDP does) and checked equal
+    on every rank at the end (a difference is repaired from rank 0 with a
+    warning naming its size).
+
+Which estimators decompose across ranks: the first term
+:math:`\sum_i \mathrm{mean}(f_i)` is a mean over rows and decomposes; the
+log-mean-exp term does not (a log of a sum over *tuples*, each tuple taking
+its points from every rank's slice): the combinatorial and U-statistic
+terms need every rank's potential values, and so does the aligned one
+(a log of a mean over rows: per-rank log-means do not average to it).
+Gathering ``k × b_r`` floats per rank is the cheapest exact way for all
+three; see ``bench/bench_distributed.py`` for the measured cost against the
+per-rank loss.
+"""
+# License: MIT License
+
+import atexit
+import os
+import warnings
+
+import torch
+
+__all__ = ["DataParallel", "data_parallel", "gather_global", "torchrun_environment", "LOSSES"]
+
+LOSSES = ("global", "local")
+
+
+def torchrun_environment():
+    """``(rank, world_size, local_rank)`` from the ``torchrun`` variables, or ``None`` without them."""
+    env = os.environ
+    if not all(v in env for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
+        return None
+    return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"]))
+
+
+_OWNED_GROUP = []
+
+
+class _GatherGlobal(torch.autograd.Function):
+    """All-gather along dim 0 whose adjoint assumes the same loss on every rank (see :func:`gather_global`)."""
+
+    @staticmethod
+    def forward(ctx, tensor, group):
+        import torch.distributed as dist
+
+        world = dist.get_world_size(group)
+        tensor = tensor.contiguous()
+        out = torch.empty((world * tensor.shape[0],) + tuple(tensor.shape[1:]), dtype=tensor.dtype,
+                          device=tensor.device)
+        # all_gather_single (torch >= 2.13) is the new name of all_gather_into_tensor
+        gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+        gather(out, tensor, group=group)
+        ctx.rank, ctx.world = dist.get_rank(group), world
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        n = grad.shape[0] // ctx.world
+        return ctx.world * grad[ctx.rank * n:(ctx.rank + 1) * n], None
+
+
+def gather_global(tensor, group=None):
+    """The ranks' ``(b_r, k)`` tensors stacked, ``(W b_r, k)`` in rank order, differentiable.
+
+    The backward returns ``W`` times this rank's slice of the incoming
+    gradient: the adjoint of the all-gather (a sum over the ranks of their
+    losses' gradients) *when every rank computes the same loss* of the
+    gathered tensor, as the global loss does; no second collective.
+    """
+    return _GatherGlobal.apply(tensor, group)
+
+
+def _destroy_owned_group():
+    import torch.distributed as dist
+
+    if _OWNED_GROUP and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    _OWNED_GROUP.clear()
+
+
+def data_parallel(distributed="auto", device=None, loss="global"):
+    """The :class:`DataParallel` of this process, or ``None`` for single-process training.
+
+    Parameters
+    ----------
+    distributed : {'auto', True, False}
+        ``'auto'``: data-parallel when a process group is initialised or the
+        ``torchrun`` environment says ``WORLD_SIZE > 1``; ``True``: require
+        it (``ValueError`` otherwise); ``False``: never (each process trains
+        alone).
+    device : torch.device or None
+        The training device (picks the backend when the group is created here).
+    loss : {'global', 'local'}
+        See the module docstring.
+    """
+    if distributed is False:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        if distributed is True:
+            raise ValueError("distributed=True but this torch build has no torch.distributed")
+        return None
+    if not dist.is_initialized():
+        env = torchrun_environment()
+        if env is None or env[1] <= 1:
+            if distributed is True:
+                raise ValueError(
+                    "distributed=True needs an initialised process group (torch.distributed.init_process_group) "
+                    "or the torchrun environment (RANK, WORLD_SIZE > 1, MASTER_ADDR, MASTER_PORT); found neither"
+                )
+            return None
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        if dev.type == "cuda":  # one GPU per process: the LOCAL_RANK-th of this machine
+            torch.cuda.set_device(env[2])
+        dist.init_process_group(backend=backend)
+        _OWNED_GROUP.append(True)
+        atexit.register(_destroy_owned_group)
+    if dist.get_world_size() <= 1:
+        return None
+    return DataParallel(loss=loss)
+
+
+class DataParallel:
+    """The data-parallel side of a :class:`~.training.Trainer` (see the module docstring).
+
+    Parameters
+    ----------
+    loss : {'global', 'local'}
+        The dual of the global batch (all-gathered potential values, the
+        one-process loss) or each rank's own.
+    group : ProcessGroup, optional
+        Default: the world.
+    """
+
+    def __init__(self, loss="global", group=None):
+        import torch.distributed as dist
+
+        if loss not in LOSSES:
+            raise ValueError("loss must be one of %s, got %r" % (LOSSES, loss))
+        self.loss = loss
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.world_size = dist.get_world_size(group)
+        self.backend = str(dist.get_backend(group))
+
+    @property
+    def is_main(self):
+        """Rank 0: shows the progress bar and writes the checkpoints."""
+        return self.rank == 0
+
+    def local_device(self, device, from_data=False):
+        """This rank's training device, made the current CUDA device.
+
+        ``cuda`` without an index becomes ``cuda:LOCAL_RANK`` under ``torchrun``
+        (one GPU per process; else the current device), and so does a CUDA
+        device taken from the data (``from_data``: typically ``cuda:0`` on every
+        rank); an index the user gave is kept.
+        """
+        device = torch.device(device)
+        if device.type == "cuda":
+            env = torchrun_environment()
+            if device.index is None or (from_data and env is not None):
+                device = torch.device("cuda", env[2] if env is not None else torch.cuda.current_device())
+            torch.cuda.set_device(device)  # NCCL's object collectives use the current device
+        return device
+
+    def check_device(self, device):
+        """The backend must carry tensors of the training device (NCCL: CUDA only)."""
+        if self.backend == "nccl" and torch.device(device).type != "cuda":
+            raise ValueError(
+                "the process group's backend is 'nccl', which carries CUDA tensors only, but training runs on %s: "
+                "train on the GPUs (device='cuda') or initialise the group with backend='gloo'" % device
+            )
+
+    def local_slice(self, b):
+        """This rank's rows of a global batch of ``b`` rows."""
+        br = b // self.world_size
+        return slice(self.rank * br, (self.rank + 1) * br)
+
+    # ---- the step --------------------------------------------------------
+    def forward(self, model, X_b):
+        """Potentials of a global batch: ``(X, f)`` for the loss (see the module docstring)."""
+        sl = self.local_slice(int(X_b[0].shape[0]))
+        X_loc = [X[sl] for X in X_b]
+        f_loc = model(X_loc)
+        if self.loss == "local":
+            return X_loc, f_loc
+        f_glob = gather_global(torch.stack(f_loc, 1), self.group)  # (W b_r, k), autograd
+        return X_b, list(f_glob.unbind(1))
+
+    def reduce_gradients(self, parameters):
+        """Average the gradients over the ranks (one all-reduce of the flattened gradients)."""
+        import torch.distributed as dist
+
+        params = [p for p in parameters if p.grad is not None]
+        if not params:
+            return
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat, group=self.group)
+        flat /= self.world_size
+        pos = 0
+        for p in params:
+            n = p.grad.numel()
+            p.grad.copy_(flat[pos:pos + n].view_as(p.grad))
+            pos += n
+
+    def reduce_metric(self, value):
+        """The batch dual averaged over the ranks (a float)."""
+        import torch.distributed as dist
+
+        if self.loss == "global":
+            return value
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t, group=self.group)
+        return float(t[0]) / self.world_size
+
+    def broadcast_floats(self, *values):
+        """Rank 0's floats on every rank."""
+        import torch.distributed as dist
+
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
+        dist.broadcast(t, 0, group=self.group)
+        return tuple(float(v) for v in t.tolist())
+
+    def _comm_device(self):
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
+
+    # ---- parameters and objects ------------------------------------------
+    @staticmethod
+    def _tensors(module):
+        return [t for t in module.state_dict().values() if torch.is_tensor(t) and t.is_floating_point()]
+
+    def broadcast_module(self, module):
+        """Rank 0's parameters and buffers on every rank (in place)."""
+        import torch.distributed as dist
+
+        ts = self._tensors(module)
+        flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in ts]).to(ts[0].device)
+        dist.broadcast(flat, 0, group=self.group)
+        pos = 0
+        with torch.no_grad():
+            for t in ts:
+                n = t.numel()
+                t.copy_(flat[pos:pos + n].view_as(t))
+                pos += n
+
+    def check_identical(self, module):
+        """Whether every rank holds rank 0's parameters bitwise; repairs (with a warning) if not."""
+        import torch.distributed as dist
+
+        ts = self._tensors(module)
+        flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in ts])
+        ref = flat.clone()
+        dist.broadcast(ref, 0, group=self.group)
+        diff = torch.tensor([float((flat - ref).abs().max())], dtype=torch.float64, device=flat.device)
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX, group=self.group)
+        if float(diff[0]) > 0:
+            warnings.warn(
+                "the ranks' parameters differ after training (max |difference| %.3g; non-deterministic "
+                "collectives or kernels): rank 0's are now used on every rank" % float(diff[0]),
+                RuntimeWarning, stacklevel=2,
+            )
+            self.broadcast_module(module)
+            return False
+        return True
+
+    def broadcast_object(self, obj):
+        """Rank 0's picklable object on every rank."""
+        import torch.distributed as dist
+
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, 0, group=self.group, device=self._comm_device())
+        return box[0]
+
+    def barrier(self):
+        import torch.distributed as dist
+
+        dist.barrier(group=self.group)
+
+    def __repr__(self):
+        return "DataParallel(rank=%d/%d, backend=%r, loss=%r)" % (self.rank, self.world_size, self.backend,
+                                                                   self.loss)
