@@ -289,3 +289,25 @@ def test_value_on_new_points_is_a_lower_bound():
     ref = sinkhorn_value(Y_s, 1.0, "complete")
     v = est.value(Y_s)
     assert v <= ref + 1e-8 and abs(v - ref) < 0.05 * ref
+
+
+
+def test_shifted_cost_gives_shifted_value_and_same_plan():
+    """A constant added to every edge cost (engines centre it, issue 18): the value moves by it, the plan does not."""
+    import ot
+
+    X_s = uniform_clouds(3, 60, 2, seed=3)
+    shift, reg = -60.0, 0.5
+    ref = sinkhorn_value(X_s, reg, "circle")
+    est = NeuralEMOT(reg, graph="circle", metric=lambda X, Y: ot.dist(X, Y) + shift, seed=0).fit(X_s)
+    target = ref + 3 * shift
+    assert est.value_ <= target + 1e-7 * abs(target)  # still a certified lower bound
+    assert abs(est.value_ - target) <= 0.01 * abs(ref), (est.value_, target)
+    P = est.plan()
+    assert abs(float(P.mass) - 1.0) < 1e-8
+    P01 = P.pairwise_marginal(0, 1)
+    # the plan on new points (here the same points) agrees with the factored plan, offset included
+    np.testing.assert_allclose(est.pairwise_plan(0, 1, X_s[0], X_s[1]) / X_s[0].shape[0] / X_s[1].shape[0],
+                               P01, rtol=1e-6, atol=1e-12)
+    S01 = om.empirical_emot_sinkhorn(X_s, reg, graph="circle", stopThr=1e-9, numItermax=20000).pairwise_marginal(0, 1)
+    assert 0.5 * np.abs(P01 - S01).sum() <= 0.05

@@ -30,10 +30,13 @@ def test_rebind_equals_a_fresh_engine(graph, k):
         eng.rebind(C2.matrices[:-1])
 
 
+@pytest.mark.parametrize("shift", [0.0, -50.0])
 @pytest.mark.parametrize("k", [3, 4, 6])
 @pytest.mark.parametrize("dtype,reg", [(torch.float64, 1.0), (torch.float32, 0.02)])
-def test_cycle_log_partition_once_matches_log_partition(k, dtype, reg):
+def test_cycle_log_partition_once_matches_log_partition(k, dtype, reg, shift):
+    """The one-shot path is the uncentred log-partition too (the engines centre shifted costs, issue 18)."""
     _, C = _mats(k, 7, "circle", 2, dtype, scale=2.0)
+    C = PairwiseCost(C.edges, [M + shift for M in C.matrices])
     g = [torch.randn(7, generator=torch.Generator().manual_seed(10 + i), dtype=dtype) for i in range(k)]
     a = C.make_engine(reg).log_partition_once(g)
     C64 = PairwiseCost(C.edges, [M.double() for M in C.matrices])

@@ -132,8 +132,9 @@ class GibbsEngine:
         may be passed to save a pass.
         """
         return self.log_mass(g, log_marginal) - self.cost_offset / self.reg
+
     def log_partition_once(self, g):
-        """``log ‖B(g)‖₁`` for an engine asked once (mini-batches): the cheapest way, no caches kept.
+        """:meth:`log_partition` (uncentred) for an engine asked once (mini-batches): the cheapest way, no caches.
 
         Engines whose :meth:`log_partition` prepares work for later calls
         (absorbed kernels, cached products) override this with a stateless

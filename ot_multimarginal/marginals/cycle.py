@@ -490,7 +490,7 @@ class CycleEngine(PairwiseEngine):
         return self.nx.logsumexp(log_marginal)
 
     def log_partition_once(self, g):
-        """One-shot log-partition in the log domain: ``k - 2`` stabilised products around the cycle and a trace.
+        """One-shot :meth:`log_partition` in the log domain: ``k - 2`` stabilised products around the cycle and a trace.
 
         No kernel is absorbed and nothing is cached (for engines built for a
         single question, e.g. on each mini-batch of :mod:`ot_multimarginal.neural`).
@@ -505,7 +505,8 @@ class CycleEngine(PairwiseEngine):
             L = log_matmul(nx, L + G[s][None, :], self._A[s], self.prec)
         # close the cycle: Σ_{x_0, x_{k-1}} e^{g_0 + L[x_0, x_{k-1}] + g_{k-1} + A_{k-1}[x_{k-1}, x_0]}
         T = G[0][:, None] + L + G[k - 1][None, :] + self._A[k - 1].T
-        return nx.logsumexp(nx.reshape(T, (-1,)))
+        # the kernels are centred (see .base): the uncentred log-partition adds -cost_offset/reg
+        return nx.logsumexp(nx.reshape(T, (-1,))) - self.cost_offset / self.reg
 
     def _path(self, p, q):
         """Log of the factors on the path from position ``p`` forward to ``q`` (endpoints' ``D`` excluded)."""

@@ -8,8 +8,14 @@ import warnings
 import numpy as np
 import torch
 
-from .._validation import check_auto_bool, check_choice, check_positive_int, check_reg, check_weights
-from ..costs.dense import check_point_clouds
+from .._validation import (
+    check_auto_bool,
+    check_choice,
+    check_point_clouds,
+    check_positive_int,
+    check_reg,
+    check_weights,
+)
 from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
 from .costs import GraphCost, make_cost
 from .distributed import LOSSES, data_parallel
@@ -277,7 +283,8 @@ class NeuralEMOT:
         check_positive_int("eval_every", self.eval_every, minimum=0)
         if self.patience is not None:
             check_positive_int("patience", self.patience, minimum=1)
-        None if self.grad_clip is None else check_reg(self.grad_clip, "grad_clip")
+        if self.grad_clip is not None:
+            check_reg(self.grad_clip, "grad_clip")
         if self.seed is not None:
             check_positive_int("seed", self.seed, minimum=0)
         check_choice("distributed_loss", self.distributed_loss, LOSSES)
@@ -318,16 +325,13 @@ class NeuralEMOT:
         self
         """
         t_start = time.perf_counter()
-        nx = check_point_clouds(X_s)
+        nx, X_s = check_point_clouds(X_s)
         k = len(X_s)
         sizes = [int(X.shape[0]) for X in X_s]
         parallel = data_parallel(check_auto_bool(self.distributed, "distributed"), self.device if
                                  self.device is not None else getattr(X_s[0], "device", None), self.distributed_loss)
         world = 1 if parallel is None else parallel.world_size
         reg, n_iter, lr, b, cost = self._check_params(k, sizes, world)
-        for i, X in enumerate(X_s):
-            if not nx.is_floating_point(X):
-                raise TypeError("X_s[%d] must have a floating dtype, got %s" % (i, X.dtype))
         self._is_numpy = str(nx) == "numpy"
         ref = X_s[0]
         a_s = check_weights(nx, a_s, tuple(sizes), ref)
@@ -468,7 +472,7 @@ class NeuralEMOT:
     def _as_data(self, X_s, a_s):
         if X_s is None:
             return self.X_fit_, self.a_fit_, None
-        nx = check_point_clouds(X_s)
+        nx, X_s = check_point_clouds(X_s)
         if len(X_s) != len(self.potentials_):
             raise ValueError("X_s must hold %d clouds (the fitted k), got %d" % (len(self.potentials_), len(X_s)))
         for i, (X, phi) in enumerate(zip(X_s, self.potentials_.potentials)):
@@ -565,7 +569,7 @@ class NeuralEMOT:
         self._check_fitted()
         engine, g, weights, data = self._engine_and_scalings(X_s, a_s)
         with torch.no_grad():
-            g[0] = g[0] - engine.log_partition(g)
+            g[0] = g[0] - engine.log_mass(g)  # FactoredPlan is B(g) of the centred cost (marginals.base)
         from ..plans import FactoredPlan
 
         is_np = self._is_numpy if X_s is None else isinstance(X_s[0], np.ndarray)
@@ -607,7 +611,8 @@ class NeuralEMOT:
         engine, g, _, _ = self._engine_and_scalings(data, None)
         g = [fi + torch.log(w) - torch.log(torch.full_like(w, 1.0 / w.shape[0])) for fi, w in zip(g, weights)]
         with torch.no_grad():
-            L = engine.log_pairwise_marginal(g, i, j) - self.log_partition_
+            # log_pairwise_marginal is of the centred Gibbs tensor (marginals.base): add back -cost_offset/reg
+            L = engine.log_pairwise_marginal(g, i, j) - engine.cost_offset / engine.reg - self.log_partition_
             D = torch.exp(L)
         return D.cpu().numpy() if is_np else D
 
