@@ -1,0 +1,708 @@
+# -*- coding: utf-8 -*-
+"""``emot_neural`` against the authors' NEMOT reference code, in the same run.
+
+Run::
+
+    python bench/bench_neural_reference.py --nmot-path /path/to/NMOT           # ~8-10 min on 2 cores
+    python bench/bench_neural_reference.py --nmot-path /path/to/NMOT --quick   # < 2 min
+    python bench/bench_neural_reference.py --nmot-path ... --problems A,D      # some problems only
+
+The reference code is *not* part of this project and is never imported by it:
+clone it next to the repository (``git clone https://github.com/DorTsur/NMOT``)
+and pass its folder with ``--nmot-path`` (or the environment variable
+``NMOT_PATH``). Without it the script says so and exits with status 0. Measured
+with commit ``20a24a828a06cea444f4e037829fbd5b1566276d`` (2025-05-31, "updated
+readme"); the JSON records the commit found at run time.
+
+What is measured
+----------------
+On each problem, on the same points (uniform on ``[-1/sqrt(d), 1/sqrt(d)]^d``
+as in the paper, d = 5, float32, ``numpy.random.default_rng(seed)``; uniform
+weights):
+
+1. the **exact value**: :func:`ot_multimarginal.empirical_emot_sinkhorn2`
+   (``graph='complete'`` / ``'circle'``, float64, ``stopThr=1e-7``) where the
+   graph engines hold the data; otherwise a **long neural run** of ours (stated
+   in the table), evaluated like everything else (below);
+2. the reference's ``MOT_NE_alg.train_mot`` with **its own defaults** (read at
+   run time from the literal dict in its ``utils/config.py``: batch 32, Adam
+   lr 1e-5, StepLR ×0.5 every 5 epochs, gradient-norm clipping at 1e-3, 100
+   epochs, the ``'simplified'`` aligned-tuple estimator, MLP d -> 10K -> 10K ->
+   K -> 1 with K = min(6d, 80), one optimiser step per marginal per batch), and
+   again with a **better learning rate** (``--ref-lr-tuned``, 1e-3 by default,
+   the best of 1e-4 ... 1e-2 in a side sweep on problem A; everything else at
+   its defaults) so that the comparison is not against a learning rate that was
+   never meant for this budget;
+3. ours: :func:`ot_multimarginal.emot_neural` with its default settings.
+
+Every run is bounded: ``--ref-cap`` seconds (60 by default) for each reference
+run, ``--ours-cap`` for ours. A run also stops once its evaluated value has been
+within the tolerance (1 %) at two consecutive checkpoints.
+
+Accuracy is measured two ways:
+
+* **own estimate**: the value each code reports while it trains (the
+  reference: its per-epoch mean of the mini-batch dual plus ε, the number it
+  prints and saves; ours: its running estimate);
+* **dual on the data** (the fair measure, the same for both): the learned
+  potentials evaluated at every data point, and the log form of the dual
+  ``Σ_i mean φ_i(X_i) − ε log mean_{⊗μ_n} exp((Σφ_i − c)/ε)`` on the empirical
+  measures. Where an engine holds the data (complete k = 3, circle) it is exact
+  (a lower bound of the exact value by weak duality); otherwise (complete k = 4,
+  n = 10⁴) the second term is a Monte-Carlo average over 2²⁰ index tuples,
+  the same tuples for every evaluation, with its standard error. The log form is
+  invariant to a constant shift of the potentials, so the reference is not
+  penalised for the constant its non-log loss pins down.
+
+Checkpoints are at geometrically spaced wall-clock times; the clock is paused
+while a checkpoint is evaluated, so the times are training time only (the
+reference: from the call to ``train_mot``; ours: from the call to the fit).
+"Time to 1 %" is the first checkpoint (or, for the reference's own estimate,
+the end of the first epoch) within 1 % of the exact value; "not reached" when
+the cap came first. The speed-up compares the faster of the two reference runs
+with ours, on the dual on the data.
+
+Cost conventions (matched exactly)
+----------------------------------
+The reference's ``'full'`` cost in its default (``'simplified'``) estimator is
+``(1/k) Σ_{i<j} ‖x_i − x_j‖²`` (``norm_by_k = 1``); ours is given the same cost
+with ``graph='complete'`` and the callable metric ``ot.dist(A, B) / k``. Its
+``'circle'`` cost is ``Σ_i ‖x_i − x_{i+1}‖²`` cyclically, not divided by k:
+ours is ``graph='circle'``, ``metric='sqeuclidean'``. (Its ``'combinatorial'``
+estimator builds the ``'full'`` cost without the 1/k, a different problem; it is
+not used here.) The value convention is the same on both sides:
+``EMOT = min_π ⟨c, π⟩ + ε KL(π ‖ ⊗μ_i)``.
+
+Patches to the reference (all from the outside, at run time; its files are
+untouched)
+-------------------------------------------------------------------------
+* Imports it does not use on this path (``wandb``, ``jax``, ``optax``,
+  ``kornia``, ``torchvision``, ``anytree``, ``box``, ...) are replaced, only
+  when not installed, by empty stand-in modules while its
+  ``neural_estimation/models.py`` is imported, and removed from
+  ``sys.modules`` right after.
+* Its configuration object (a ``python-box`` ``Box``) is replaced by a dict
+  with attribute access, filled from its own defaults, with: ``k``, ``n``,
+  ``dim``, ``eps``, ``cost_graph`` of the problem; ``device='cpu'``;
+  ``using_wandb=0``; ``calc_ot_cost=0`` (its every-10-epochs plan evaluation on
+  all n points, O(k n²) memory at n = 10⁴, is not part of training and would
+  only slow it); ``efficient_dataset=False`` (as its ``main.py`` sets).
+* ``tqdm`` in its module is replaced by the bench's iterator over the batches:
+  it reads the clock, evaluates checkpoints (clock paused) and stops the run at
+  the cap or on reaching the tolerance (by raising an exception caught here).
+  Its per-epoch prints are captured, not shown.
+* Nothing in its training step, loss or networks is changed.
+
+Threads: ``torch.set_num_threads(--threads)`` (1 by default: the machine is
+shared) for both sides alike. ``uptime`` is recorded before and after each
+problem.
+
+Facts about the reference noticed on the way (not patched): the aligned tuples
+are fixed (its DataLoader shuffles the rows of one (n, d, k) tensor, so row r
+of every marginal always meets row r of the others); every batch computes the
+loss k times and steps one network at a time; the gradients of all networks
+accumulate over those k backward passes (``zero_grad`` once per batch); the
+exp term is a raw ``torch.exp``.
+"""
+# License: MIT License
+
+import argparse
+import ast
+import contextlib
+import datetime
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+RESULTS = os.path.join(HERE, "results")
+TOL = 0.01
+OBTAIN = (
+    "The NEMOT reference code was not found{where}.\n"
+    "Get it with\n    git clone https://github.com/DorTsur/NMOT\n"
+    "(measured at commit 20a24a828a06cea444f4e037829fbd5b1566276d) and run\n"
+    "    python bench/bench_neural_reference.py --nmot-path /path/to/NMOT\n"
+    "(or set NMOT_PATH). Its own requirements are not needed: the imports it does not use here are stubbed."
+)
+
+# name, graph, k, n, reg; quick variants below
+PROBLEMS = {
+    "A": dict(graph="complete", k=3, n=1000, reg=1.0),
+    "B": dict(graph="complete", k=3, n=1000, reg=0.1),
+    "C": dict(graph="circle", k=10, n=500, reg=1.0),
+    "D": dict(graph="complete", k=4, n=10000, reg=1.0),
+}
+QUICK = {
+    "A": dict(graph="complete", k=3, n=300, reg=1.0),
+    "B": dict(graph="complete", k=3, n=300, reg=0.1),
+}
+DIM = 5
+
+
+def uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except Exception:  # pragma: no cover - no uptime binary
+        return "load %s" % (os.getloadavg(),)
+
+
+def clouds(k, n, d, seed):
+    rng = np.random.default_rng(seed)
+    h = 1.0 / math.sqrt(d)
+    return [rng.uniform(-h, h, (n, d)).astype(np.float32) for _ in range(k)]
+
+
+def metric_for(graph, k):
+    """Our cost matched to the reference's: complete graph divided by k, circle not."""
+    if graph == "complete":
+        import ot
+
+        def sqeuclidean_over_k(A, B):
+            return ot.dist(A, B) / k
+
+        return sqeuclidean_over_k, "(1/k) Σ_{i<j} ‖x_i − x_j‖²"
+    return "sqeuclidean", "Σ_i ‖x_i − x_{i+1}‖² (cyclic)"
+
+
+# --------------------------------------------------------------------------------------------
+# The dual of given potentials on the data (exact by an engine, or Monte Carlo)
+# --------------------------------------------------------------------------------------------
+class DualOnData:
+    """``Σ_i mean φ_i − ε log mean_{⊗μ_n} exp((Σ φ_i − c)/ε)`` for potentials given at the data points."""
+
+    def __init__(self, X_s, reg, graph, exact, n_tuples=2 ** 20, seed=0):
+        self.X = [np.asarray(X, dtype=np.float64) for X in X_s]
+        self.reg = float(reg)
+        self.graph = graph
+        self.k = len(X_s)
+        self.n = [X.shape[0] for X in self.X]
+        self.exact = exact
+        if exact:
+            from ot_multimarginal.costs import PairwiseCost
+
+            metric, _ = metric_for(graph, self.k)
+            self.cost = PairwiseCost.from_point_clouds(self.X, graph=graph, metric=metric)
+            self.engine = self.cost.make_engine(self.reg)
+        else:
+            from ot_multimarginal.costs.graph import graph_edges
+
+            rng = np.random.default_rng(seed + 7919)
+            self.idx = np.stack([rng.integers(0, n, n_tuples) for n in self.n], axis=1)
+            self.edges = graph_edges(graph, self.k)
+            scale = 1.0 / self.k if graph == "complete" else 1.0
+            c = np.zeros(n_tuples)
+            for a, b in self.edges:
+                c += np.sum((self.X[a][self.idx[:, a]] - self.X[b][self.idx[:, b]]) ** 2, axis=1)
+            self.c = c * scale
+
+    @property
+    def how(self):
+        return "exact (%s engine)" % self.engine.__class__.__name__ if self.exact else (
+            "Monte Carlo, %d tuples" % self.idx.shape[0])
+
+    def __call__(self, phis):
+        """``(value, standard error)`` for ``phis``: k float arrays, ``phis[i]`` of shape ``(n_i,)``."""
+        phis = [np.asarray(p, dtype=np.float64).reshape(-1) for p in phis]
+        if not all(np.all(np.isfinite(p)) for p in phis):
+            return float("nan"), float("nan")
+        lin = sum(float(p.mean()) for p in phis)
+        eps = self.reg
+        if self.exact:
+            g = [p / eps - math.log(n) for p, n in zip(phis, self.n)]
+            return lin - eps * float(self.engine.log_partition(g)), 0.0
+        S = -self.c.copy()
+        for i, p in enumerate(phis):
+            S += p[self.idx[:, i]]
+        S /= eps
+        m = S.max()
+        w = np.exp(S - m)
+        mw = w.mean()
+        val = lin - eps * (m + math.log(mw))
+        se = eps * w.std() / mw / math.sqrt(w.size)
+        return val, se
+
+
+# --------------------------------------------------------------------------------------------
+# The reference code, loaded from the outside
+# --------------------------------------------------------------------------------------------
+class _Stub(types.ModuleType):
+    """A stand-in module: every attribute is a callable that returns itself (decorators, calls...)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Anything()
+
+
+class _Anything:
+    def __call__(self, *a, **kw):
+        return self
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+
+_STUBBED = [
+    "wandb", "jax", "jax.numpy", "jax.random", "jax.nn", "jax.tree_util", "optax", "kornia",
+    "torchvision", "torchvision.models", "torchvision.datasets", "torchvision.transforms",
+    "torchvision.transforms.functional", "anytree", "box", "pulp", "PIL", "PIL.Image", "sklearn",
+    "sklearn.linear_model", "sklearn.metrics",
+]
+
+
+def _importable(name):
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def reference_commit(path):
+    try:
+        out = subprocess.run(["git", "-C", path, "log", "-1", "--format=%H %cs %s"], capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "unknown (not a git checkout)"
+    except Exception:
+        return "unknown"
+
+
+def load_reference(path):
+    """Import the reference's ``neural_estimation.models`` with stand-ins for its unused imports."""
+    added = []
+    for name in _STUBBED:
+        top = name.split(".")[0]
+        if name in sys.modules or (top not in added and _importable(top)):
+            continue
+        sys.modules[name] = _Stub(name)
+        added.append(name)
+    own = ("utils", "neural_estimation", "sinkhorn")
+    saved = {m: sys.modules.pop(m) for m in list(sys.modules) if m.split(".")[0] in own}
+    sys.path.insert(0, path)
+    try:
+        import importlib
+
+        models = importlib.import_module("neural_estimation.models")
+    finally:
+        sys.path.remove(path)
+        for m in list(sys.modules):
+            if m.split(".")[0] in own:
+                del sys.modules[m]
+        sys.modules.update(saved)
+        for name in added:
+            sys.modules.pop(name, None)
+    return models, added
+
+
+def reference_defaults(path):
+    """The literal config dict of the reference's ``utils/config.py`` (``GetConfig``)."""
+    with open(os.path.join(path, "utils", "config.py")) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "GetConfig":
+            for st in ast.walk(node):
+                if (isinstance(st, ast.Assign) and isinstance(st.value, ast.Dict)
+                        and any(isinstance(t, ast.Name) and t.id == "config" for t in st.targets)):
+                    return ast.literal_eval(st.value)
+    raise RuntimeError("could not read the default config of the reference (utils/config.py, GetConfig)")
+
+
+class Params(dict):
+    """Dict with attribute access (stands in for the reference's python-box ``Box``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+
+class _Stop(Exception):
+    pass
+
+
+class Recorder:
+    """Wall clock with pauses, geometric checkpoints, a cap and the stop-on-reach rule."""
+
+    def __init__(self, evaluate, exact, cap, first=0.25, factor=1.4, own=None):
+        self.evaluate = evaluate  # () -> (value, se)
+        self.exact = exact
+        self.cap = cap
+        self.next = first
+        self.factor = factor
+        self.own = own  # () -> list of (t, value) of the code's own estimates so far
+        self.points = []  # (t, value, se)
+        self.paused = 0.0
+        self.t0 = None
+        self.streak = 0
+        self.status = "cap"
+
+    def start(self):
+        self.t0 = time.perf_counter()
+
+    def elapsed(self):
+        return time.perf_counter() - self.t0 - self.paused
+
+    def err(self, v):
+        return abs(v - self.exact) / abs(self.exact)
+
+    def checkpoint(self, force=False):
+        t = self.elapsed()
+        if not force and t < self.next and t < self.cap:
+            return
+        p0 = time.perf_counter()
+        v, se = self.evaluate()
+        self.points.append((t, v, se))
+        self.paused += time.perf_counter() - p0
+        while self.next <= t:
+            self.next *= self.factor
+        if force:
+            return
+        if not math.isfinite(v):
+            self.status = "non-finite"
+            raise _Stop
+        self.streak = self.streak + 1 if self.err(v) <= TOL else 0
+        own_ok = True
+        if self.own is not None:
+            vals = self.own()
+            own_ok = bool(vals) and self.err(vals[-1][1]) <= TOL
+        if self.streak >= 2 and own_ok:
+            self.status = "reached"
+            raise _Stop
+        if t >= self.cap:
+            self.status = "cap"
+            raise _Stop
+
+
+def run_reference(models, defaults, X_s, prob, lr, cap, evaluator, seed):
+    import torch
+
+    k, n = prob["k"], prob["n"]
+    p = Params(defaults)
+    p.update(k=k, n=n, dim=DIM, dims=[DIM] * k, eps=prob["reg"],
+             cost_graph="full" if prob["graph"] == "complete" else "circle",
+             device="cpu", using_wandb=0, calc_ot_cost=0, efficient_dataset=False, alg="ne_mot",
+             dataset="synthetic", data_dist="uniform", seed=seed)
+    if lr is not None:
+        p["lr"] = lr
+    p["batch_size"] = min(p["batch_size"], n)
+    X = torch.from_numpy(np.stack(X_s, axis=-1))  # (n, d, k), as its gen_data returns
+    torch.manual_seed(seed)
+    agent = models.MOT_NE_alg(p, torch.device("cpu"), DIM)
+
+    def potentials():
+        with torch.no_grad():
+            return [agent.models[i](X[..., i]).numpy().reshape(-1) for i in range(k)]
+
+    own = []  # (t, value) at the end of each epoch
+
+    def own_values():
+        vals = getattr(agent, "tot_loss", [])
+        while len(own) < len(vals):
+            own.append((rec.elapsed(), float(vals[len(own)])))
+        return own
+
+    rec = Recorder(lambda: evaluator(potentials()), prob["exact"], cap, own=own_values)
+
+    def batches(loader, *a, **kw):
+        own_values()
+        for batch in loader:
+            rec.checkpoint()
+            yield batch
+
+    saved_tqdm = models.tqdm
+    models.tqdm = batches
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log):
+            rec.start()
+            try:
+                agent.train_mot(X)
+                rec.status = "finished"
+            except _Stop:
+                pass
+            t_end = rec.elapsed()
+            own_values()
+            if rec.status == "finished" and (not rec.points or rec.points[-1][0] < t_end - 1e-3):
+                rec.checkpoint(force=True)
+    except _Stop:
+        pass
+    finally:
+        models.tqdm = saved_tqdm
+    return dict(lr=p["lr"], status=rec.status, t_end=t_end, points=rec.points, own=own,
+                epochs=len(own), settings={key: p[key] for key in (
+                    "batch_size", "lr", "epochs", "schedule", "schedule_step", "schedule_gamma", "clip_grads",
+                    "max_grad_norm", "cost_implement", "norm_by_k")})
+
+
+# --------------------------------------------------------------------------------------------
+# Ours
+# --------------------------------------------------------------------------------------------
+def run_ours(X_s, prob, cap, evaluator, seed, **overrides):
+    try:
+        from ot_multimarginal import emot_neural  # noqa: F401
+    except ImportError:
+        return None
+    raise NotImplementedError
+
+
+def long_neural_run(X_s, prob, evaluator, args):
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------
+def time_to_tol(points, exact):
+    for t, v, *_ in points:
+        if math.isfinite(v) and abs(v - exact) / abs(exact) <= TOL:
+            return t
+    return None
+
+
+def final_err(points, exact):
+    if not points:
+        return None
+    v = points[-1][1]
+    return abs(v - exact) / abs(exact) if math.isfinite(v) else float("inf")
+
+
+def fmt_t(t):
+    return "not reached" if t is None else ("%.2f s" % t if t < 10 else "%.0f s" % t)
+
+
+def fmt_e(e):
+    if e is None:
+        return "–"
+    if not math.isfinite(e):
+        return "non-finite"
+    return "%.2f %%" % (100 * e)
+
+
+def exact_by_engine(prob):
+    """Whether the structured Sinkhorn solves the problem in seconds here."""
+    if prob["graph"] == "complete":
+        return prob["k"] == 3 and prob["n"] <= 2000
+    return prob["n"] <= 1000
+
+
+def solve_exact(X_s, prob):
+    import ot_multimarginal as om
+
+    metric, _ = metric_for(prob["graph"], prob["k"])
+    t0 = time.perf_counter()
+    v = om.empirical_emot_sinkhorn2([X.astype(np.float64) for X in X_s], prob["reg"], graph=prob["graph"],
+                                    metric=metric, stopThr=1e-7)
+    return float(v), time.perf_counter() - t0
+
+
+def lr_sweep(args, models, defaults, problems):
+    lrs = [float(s) for s in args.lr_sweep.split(",")]
+    rows = []
+    for name, prob in problems.items():
+        X_s = clouds(prob["k"], prob["n"], DIM, args.seed)
+        if not exact_by_engine(prob):
+            print("problem %s: no exact value by an engine, skipped in the sweep" % name)
+            continue
+        prob = dict(prob, exact=solve_exact(X_s, prob)[0])
+        ev = DualOnData(X_s, prob["reg"], prob["graph"], exact=True)
+        for lr in lrs:
+            r = run_reference(models, defaults, X_s, prob, lr, args.ref_cap, ev, args.seed)
+            rows.append(dict(problem=name, lr=lr, status=r["status"], t_tol=time_to_tol(r["points"], prob["exact"]),
+                             t_tol_own=time_to_tol(r["own"], prob["exact"]), final_err=final_err(r["points"], prob["exact"]),
+                             best_err=min((abs(v - prob["exact"]) / prob["exact"] for _, v, _ in r["points"]
+                                           if math.isfinite(v)), default=None), uptime=uptime()))
+            x = rows[-1]
+            print("| %s | %g | %s | %s | %s | %s | %s |" % (name, lr, fmt_t(x["t_tol"]), fmt_t(x["t_tol_own"]),
+                                                          fmt_e(x["final_err"]), fmt_e(x["best_err"]), x["status"]),
+                  flush=True)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "bench_neural_reference_lr_sweep.json"), "w") as f:
+        json.dump(dict(date=datetime.datetime.now().isoformat(timespec="seconds"), cap=args.ref_cap, rows=rows), f,
+                  indent=1)
+
+
+def run_problem(args, models, defaults, name, prob):
+    res = dict(problem=name, **prob, d=DIM, uptime_before=uptime())
+    _, res["cost"] = metric_for(prob["graph"], prob["k"])
+    X_s = clouds(prob["k"], prob["n"], DIM, args.seed)
+    exact = exact_by_engine(prob)
+    ev = DualOnData(X_s, prob["reg"], prob["graph"], exact=exact, seed=args.seed)
+    res["evaluation"] = ev.how
+    if exact:
+        res["exact"], res["exact_time"] = solve_exact(X_s, prob)
+        res["exact_how"] = "structured Sinkhorn (stopThr 1e-7)"
+    else:
+        res["exact"], res["exact_se"], res["exact_time"] = long_neural_run(X_s, prob, ev, args)
+        res["exact_how"] = "long run of emot_neural (dual on data, MC)"
+    prob = dict(prob, exact=res["exact"])
+    zero, _ = ev([np.zeros(n) for n in [prob["n"]] * prob["k"]])
+    res["zero_value"], res["zero_err"] = zero, abs(zero - res["exact"]) / abs(res["exact"])
+    runs = {}
+    runs["reference (its defaults)"] = run_reference(models, defaults, X_s, prob, None, args.ref_cap, ev, args.seed)
+    runs["reference (lr %g)" % args.ref_lr_tuned] = run_reference(models, defaults, X_s, prob, args.ref_lr_tuned,
+                                                                    args.ref_cap, ev, args.seed)
+    runs["ours (emot_neural defaults)"] = run_ours(X_s, prob, args.ours_cap, ev, args.seed)
+    for r in runs.values():
+        if r is None:
+            continue
+        r["t_tol"] = time_to_tol(r["points"], res["exact"])
+        r["t_tol_own"] = time_to_tol(r.get("own", []), res["exact"])
+        r["final_err"] = final_err(r["points"], res["exact"])
+        r["final_err_own"] = final_err(r.get("own", []), res["exact"])
+    res["runs"] = runs
+    ours = runs["ours (emot_neural defaults)"]
+    ref_t = [r["t_tol"] for key, r in runs.items() if key.startswith("reference") and r["t_tol"] is not None]
+    if ours is not None and ours["t_tol"] is not None:
+        if ref_t:
+            res["speedup"] = min(ref_t) / ours["t_tol"]
+        else:  # the reference never got there: a lower bound from its longest run
+            res["speedup_at_least"] = max(r["t_end"] for key, r in runs.items() if key.startswith("reference")) / ours[
+                "t_tol"]
+    res["uptime_after"] = uptime()
+    return res
+
+
+def table(results):
+    lines = [
+        "| problem | exact (how) | zero φ | run | time to 1 % (dual on data) | time to 1 % (own estimate) "
+        "| final error (dual / own) | stopped |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        head = "%s: %s k=%d, n=%d, d=%d, ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["d"], res["reg"])
+        ex = "%.5f (%s, %.0f s)" % (res["exact"], "Sinkhorn" if "Sinkhorn" in res["exact_how"] else "long neural run",
+                                    res["exact_time"])
+        first = True
+        for key, r in res["runs"].items():
+            if r is None:
+                row = [key, "not available", "", "", ""]
+            else:
+                row = [key, fmt_t(r["t_tol"]), fmt_t(r["t_tol_own"]) if r.get("own") else "–",
+                       "%s / %s" % (fmt_e(r["final_err"]), fmt_e(r["final_err_own"])),
+                       "%s at %.1f s" % (r["status"], r["t_end"])]
+            lines.append("| %s | %s | %s | %s |" % (head if first else "", ex if first else "",
+                                                    fmt_e(res["zero_err"]) if first else "", " | ".join(row)))
+            first = False
+        if "speedup" in res:
+            s = "**%.0f×** faster (dual on data, best reference run)" % res["speedup"]
+        elif "speedup_at_least" in res:
+            s = "**> %.0f×** (the reference did not reach 1 %%)" % res["speedup_at_least"]
+        else:
+            s = "–"
+        lines.append("| | | | speed-up to 1 %% | %s | | | |" % s)
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = len(results)
+    fig, axes = plt.subplots(1, m, figsize=(4.2 * m, 3.6), squeeze=False)
+    colors = {"reference (its defaults)": "tab:gray", "ours (emot_neural defaults)": "tab:blue"}
+    for ax, res in zip(axes[0], results):
+        for key, r in res["runs"].items():
+            if r is None or not r["points"]:
+                continue
+            c = colors.get(key, "tab:orange")
+            t = [p[0] for p in r["points"]]
+            e = [max(abs(p[1] - res["exact"]) / abs(res["exact"]), 1e-6) for p in r["points"]]
+            ax.plot(t, e, "-o", ms=3, color=c, label=key + ", dual on data")
+            if r.get("own"):
+                t = [p[0] for p in r["own"]]
+                e = [max(abs(p[1] - res["exact"]) / abs(res["exact"]), 1e-6) for p in r["own"]]
+                ax.plot(t, e, ":", color=c, alpha=0.7, label=key + ", own estimate")
+        ax.axhline(TOL, color="k", lw=0.8, ls="--")
+        ax.axhline(max(res["zero_err"], 1e-6), color="tab:red", lw=0.8, ls=":", label="zero potentials")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("wall-clock training time (s)")
+        ax.set_title("%s: %s k=%d n=%d ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["reg"]),
+                     fontsize=9)
+    axes[0][0].set_ylabel("relative error to the exact value")
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nmot-path", default=os.environ.get("NMOT_PATH"),
+                    help="folder of a clone of github.com/DorTsur/NMOT (default: $NMOT_PATH)")
+    ap.add_argument("--quick", action="store_true", help="small problems and caps (< 2 min)")
+    ap.add_argument("--problems", default=None, help="comma-separated problem names (default: all)")
+    ap.add_argument("--ref-cap", type=float, default=None, help="seconds per reference run (60; quick: 15)")
+    ap.add_argument("--ours-cap", type=float, default=None, help="seconds per run of ours (60; quick: 15)")
+    ap.add_argument("--ref-lr-tuned", type=float, default=3e-4, help="the better learning rate for the reference")
+    ap.add_argument("--lr-sweep", default=None,
+                    help="comma-separated learning rates: only sweep the reference's lr on the chosen problems")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for both sides (default 1)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="JSON path (default bench/results/bench_neural_reference.json)")
+    args = ap.parse_args(argv)
+
+    path = args.nmot_path
+    if not path or not os.path.isfile(os.path.join(path, "neural_estimation", "models.py")):
+        print(OBTAIN.format(where="" if not path else " at %s" % path))
+        return 0
+    if args.ref_cap is None:
+        args.ref_cap = 15.0 if args.quick else 60.0
+    if args.ours_cap is None:
+        args.ours_cap = 15.0 if args.quick else 60.0
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    models, stubbed = load_reference(path)
+    defaults = reference_defaults(path)
+    problems = dict(QUICK if args.quick else PROBLEMS)
+    if args.problems:
+        wanted = [p.strip() for p in args.problems.split(",")]
+        problems = {k: v for k, v in problems.items() if k in wanted}
+    if args.lr_sweep:
+        lr_sweep(args, models, defaults, problems)
+        return 0
+    results = []
+    for name, prob in problems.items():
+        print("problem %s: %s" % (name, prob), flush=True)
+        results.append(run_problem(args, models, defaults, name, prob))
+    md = table(results)
+    print(md)
+    os.makedirs(RESULTS, exist_ok=True)
+    out = args.out or os.path.join(RESULTS, "bench_neural_reference%s.json" % ("_quick" if args.quick else ""))
+    meta = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), reference_commit=reference_commit(path),
+                stubbed_imports=stubbed, reference_defaults={k: defaults.get(k) for k in (
+                    "batch_size", "epochs", "lr", "schedule", "schedule_step", "schedule_gamma", "clip_grads",
+                    "max_grad_norm", "cost_implement", "norm_by_k")},
+                threads=args.threads, ref_cap=args.ref_cap, ours_cap=args.ours_cap, tol=TOL, seed=args.seed,
+                ref_lr_tuned=args.ref_lr_tuned, torch=torch.__version__)
+    with open(out, "w") as f:
+        json.dump(dict(meta=meta, results=results, table=md), f, indent=1, default=float)
+    png = os.path.splitext(out)[0] + ".png"
+    plot(results, png)
+    print("\nsaved %s and %s" % (out, png))
+    print("reference commit: %s; %s" % (meta["reference_commit"], uptime()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
