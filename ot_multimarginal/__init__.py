@@ -14,7 +14,9 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`round_to_feasible` / :func:`round_dense`: rounding onto the exact
   transport polytope (Altschuler et al. 2017, Lin et al. 2022);
 - :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
-- :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap.
+- :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap;
+- :func:`emot_neural` / :class:`NeuralEMOT`: neural estimation (NEMOT) with mini-batches
+  (torch; loaded on first use).
 """
 # License: MIT License
 
@@ -44,4 +46,23 @@ __all__ = [
     "emot_lp",
     "emot_lp2",
     "emot_approx",
+    "emot_neural",
+    "NeuralEMOT",
 ]
+
+_LAZY = {"emot_neural": ".neural.api", "NeuralEMOT": ".neural.estimator"}
+
+
+def __getattr__(name):
+    """Lazy attributes: the neural estimators import torch only when first used."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -21,6 +21,9 @@ __all__ = [
     "check_free",
     "default_memory_budget",
     "check_dense_size",
+    "check_int",
+    "check_positive",
+    "check_choice",
 ]
 
 
@@ -248,3 +251,34 @@ def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense 
             % (what, tuple(int(n) for n in shape), _fmt_bytes(need), n_buffers, entries, _fmt_bytes(budget))
         )
     return need
+
+
+def check_int(value, name, minimum=1, allow_none=False):
+    """An integer ``>= minimum`` (``None`` passes through when ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError("%s must be an integer >= %d, got %r" % (name, minimum, value))
+    if value < minimum:
+        raise ValueError("%s must be an integer >= %d, got %d" % (name, minimum, value))
+    return int(value)
+
+
+def check_positive(value, name, allow_none=False):
+    """A finite float ``> 0`` (``None`` passes through when ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError("%s must be a positive float, got %r" % (name, value)) from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError("%s must be a finite number > 0, got %r" % (name, value))
+    return v
+
+
+def check_choice(value, choices, name):
+    """``value`` must be one of ``choices`` (strings)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError("%s must be one of %s, got %r" % (name, ", ".join(repr(c) for c in choices), value))
+    return value

@@ -18,6 +18,18 @@ def test_import_does_not_load_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_neural_names_are_lazy():
+    """emot_neural and NeuralEMOT are exported, and torch is imported only when they are first used."""
+    env = dict(os.environ, POT_BACKEND_DISABLE_PYTORCH="1")
+    code = ("import sys, ot_multimarginal as om; print('torch' in sys.modules); "
+            "print('emot_neural' in dir(om), 'NeuralEMOT' in om.__all__); "
+            "f = om.emot_neural; print('torch' in sys.modules, f.__name__, om.NeuralEMOT.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True", "True", "emot_neural", "NeuralEMOT"]
+    with pytest.raises(AttributeError, match="no attribute"):
+        om.not_a_name
+
+
 def test_public_api_is_exported():
     for name in ["emot_sinkhorn", "emot_sinkhorn2", "empirical_emot_sinkhorn", "empirical_emot_sinkhorn2",
                  "cost_tensor", "PairwiseCost", "FactoredPlan", "round_to_feasible", "emot_lp", "emot_lp2",

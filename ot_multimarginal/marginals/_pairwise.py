@@ -435,6 +435,26 @@ class PairwiseEngine(GibbsEngine):
     def _init_kwargs(self):
         return {}
 
+    def rebind(self, matrices):
+        """The same engine (graph, sizes, ``reg``, options) on new edge matrices of the same shapes.
+
+        For repeated one-shot use on fresh costs of one graph (the mini-batches
+        of :mod:`ot_multimarginal.neural`): no validation pass, and the
+        graph-only structures that are cached by graph and sizes (the
+        contraction engine's elimination plans) are reused.
+        """
+        matrices = list(matrices)
+        if len(matrices) != len(self.matrices) or any(
+            tuple(M.shape) != tuple(O.shape) for M, O in zip(matrices, self.matrices)
+        ):
+            raise ValueError(
+                "rebind needs %d matrices of shapes %s, got shapes %s"
+                % (len(self.matrices), [tuple(O.shape) for O in self.matrices], [tuple(M.shape) for M in matrices])
+            )
+        return type(self)(
+            self.shape, self.edges, matrices, self.reg, self.nx, self.memory_budget, **self._init_kwargs()
+        )
+
     def detached(self):
         nx = self.nx
         return type(self)(

@@ -169,6 +169,37 @@ def elimination_plan(shape, edges, keep):
     return steps, final, peak
 
 
+_PLAN_CACHE = {}  # (shape, edges, keep) -> annotated elimination plan (read-only, shared by engines)
+_PLAN_CACHE_SIZE = 256
+
+
+def _annotated_plan(shape, edges, keep):
+    """:func:`elimination_plan` with each step's absorbed leaves and memo key, cached by graph and sizes.
+
+    Plans depend only on ``(shape, edges, keep)``: engines rebuilt on new
+    matrices of the same sizes (mini-batches) reuse them instead of
+    re-running the symbolic elimination.
+    """
+    key = (tuple(shape), tuple(edges), tuple(keep))
+    hit = _PLAN_CACHE.get(key)
+    if hit is not None:
+        return hit
+    steps, final, peak = elimination_plan(shape, edges, keep)
+    for st in steps:
+        # the leaf factors a step has absorbed, and the nodes among them
+        leaves = set()
+        for f in st["G1"] + st["G2"]:
+            leaves |= steps[f[1]]["leaves"] if f[0] == "t" else {f}
+        st["leaves"] = frozenset(leaves)
+        st["nodes"] = tuple(sorted(i for kind, i in leaves if kind == "u"))
+        st["key"] = (st["leaves"], st["out_scope"])
+    if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
+        _PLAN_CACHE.pop(next(iter(_PLAN_CACHE)))
+    _PLAN_CACHE[key] = (steps, final, peak)
+    return _PLAN_CACHE[key]
+
+
+
 def _expand_spec(scope, target):
     """``(perm, shape_pattern)`` to put a factor of ``scope`` on the axes of ``target``."""
     present = [u for u in target if u in scope]
@@ -204,16 +235,7 @@ class ContractionEngine(PairwiseEngine):
     def _plan(self, keep):
         keep = tuple(keep)
         if keep not in self._plans:
-            steps, final, peak = elimination_plan(self.shape, self.edges, keep)
-            for st in steps:
-                # the leaf factors a step has absorbed, and the nodes among them
-                leaves = set()
-                for f in st["G1"] + st["G2"]:
-                    leaves |= steps[f[1]]["leaves"] if f[0] == "t" else {f}
-                st["leaves"] = frozenset(leaves)
-                st["nodes"] = tuple(sorted(i for kind, i in leaves if kind == "u"))
-                st["key"] = (st["leaves"], st["out_scope"])
-            self._plans[keep] = (steps, final, peak)
+            self._plans[keep] = _annotated_plan(self.shape, tuple(self.edges), keep)
         return self._plans[keep]
 
     def _reused(self, st):

@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+r"""Neural estimation of entropic multimarginal OT (NEMOT; torch only).
+
+Imported on first use (``ot_multimarginal.emot_neural`` and
+``ot_multimarginal.NeuralEMOT`` are loaded lazily, so that
+``import ot_multimarginal`` does not import torch).
+
+Modules: :mod:`.costs` (the cost of a batch: pairwise on a graph, or a
+callable on k-tuples), :mod:`.objectives` (the dual on a batch: combinatorial,
+aligned and U-statistic estimators; the exact dual on data),
+:mod:`.evaluation` (exact or Monte-Carlo value of learned potentials),
+:mod:`.networks` (the potentials), :mod:`.sampling` (independent batches,
+per-rank streams), :mod:`.training` (the loop and its state),
+:mod:`.estimator` (:class:`NeuralEMOT`), :mod:`.api` (:func:`emot_neural`).
+"""
+# License: MIT License
+
+from .api import emot_neural
+from .costs import GraphCost, TupleCost
+from .estimator import NeuralEMOT
+from .networks import PotentialMLP, PotentialSet
+from .objectives import batch_dual, exact_dual
+from .sampling import BatchSampler
+from .training import Trainer
+
+__all__ = ["emot_neural", "NeuralEMOT", "GraphCost", "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual",
+           "exact_dual", "BatchSampler", "Trainer"]

@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+r"""The training loop: mini-batch gradient ascent on the dual, one joint step of all k potentials.
+
+Structure (one place for each part, so that data-parallel training and
+checkpointing plug in without touching the rest):
+
+:class:`Trainer`
+    holds the whole state of a run: the k potentials (``model``, a
+    :class:`~.networks.PotentialSet`), the optimiser (Adam), the
+    learning-rate schedule (cosine decay), the batch sampler
+    (:class:`~.sampling.BatchSampler`, its own random stream), the step
+    counter and the history. :meth:`Trainer.state_dict` /
+    :meth:`Trainer.load_state_dict` save and restore all of it (to the bit).
+:meth:`Trainer.step`
+    one step: draw a batch (``b`` indices per marginal), evaluate the k
+    networks on it, the batch dual (:func:`~.objectives.batch_dual`, by the
+    chosen estimator), ``loss = -dual / scale``, backward,
+    :meth:`Trainer.reduce_gradients` (the single place where a data-parallel
+    wrapper all-reduces the gradients; a no-op here), gradient-norm
+    clipping, the optimiser and schedule steps. A non-finite loss raises a
+    ``FloatingPointError`` naming the likely causes.
+:meth:`Trainer.run`
+    steps until ``n_iter``, evaluating the held-out dual every
+    ``eval_every`` steps on fixed held-out batches (early stopping when it
+    stops improving, keeping the best potentials), with an optional tqdm bar.
+"""
+# License: MIT License
+
+import copy
+import time
+
+import torch
+
+from .evaluation import monte_carlo_dual
+from .objectives import batch_dual
+
+__all__ = ["Trainer"]
+
+
+class Trainer:
+    """State and steps of one training run (see the module docstring).
+
+    Parameters
+    ----------
+    model : PotentialSet
+    cost : GraphCost or TupleCost
+    data : list of k tensors
+        The clouds in the training dtype, on the training device.
+    weights : list of k tensors
+        Their weights (for the held-out estimates).
+    reg : float
+    estimator : str
+    sampler : BatchSampler
+    lr, n_iter, grad_clip : float, int, float
+    loss_scale : float
+        The loss is ``-dual / loss_scale`` (gradients of order one).
+    eval_every, n_eval_batches, patience, tol : int, int, int or None, float
+        Held-out evaluation and early stopping (``patience=None``: never stop early).
+    eval_generator : torch.Generator
+        Stream of the held-out batches (independent of the training batches).
+    """
+
+    def __init__(self, model, cost, data, weights, reg, estimator, sampler, lr=1e-2, n_iter=300, grad_clip=1.0,
+                 loss_scale=1.0, eval_every=50, n_eval_batches=8, patience=None, tol=1e-4, eval_generator=None,
+                 lr_min_factor=0.01):
+        self.model = model
+        self.cost = cost
+        self.data = data
+        self.weights = weights
+        self.reg = float(reg)
+        self.estimator = estimator
+        self.sampler = sampler
+        self.n_iter = int(n_iter)
+        self.grad_clip = grad_clip
+        self.loss_scale = float(loss_scale)
+        self.eval_every = int(eval_every)
+        self.n_eval_batches = int(n_eval_batches)
+        self.patience = patience
+        self.tol = float(tol)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=max(self.n_iter, 1), eta_min=lr * lr_min_factor
+        )
+        self.step_count = 0
+        self.history = {"step": [], "batch_dual": [], "eval_step": [], "eval_value": [], "eval_se": []}
+        self.best = None  # (value, step, model state)
+        self.stopped_early = False
+        self._bad_evals = 0
+        self.eval_generator = eval_generator if eval_generator is not None else torch.Generator().manual_seed(1)
+        self._eval_state = self.eval_generator.get_state()
+        self.timings = {"train": 0.0, "eval": 0.0}
+
+    # ---- one step ---------------------------------------------------------
+    def batch(self):
+        """The next batch of points: ``[X_i[idx_i]]``."""
+        idx = self.sampler.sample()
+        return [X[i.to(X.device)] for X, i in zip(self.data, idx)]
+
+    def reduce_gradients(self):
+        """Where a data-parallel run averages the gradients over its workers (no-op in one process).
+
+        Called once per step, after ``backward`` and before clipping and the
+        optimiser step; every parameter of ``self.model`` has its ``.grad`` set.
+        """
+        return None
+
+    def step(self):
+        """One joint gradient-ascent step of all k potentials; returns the batch dual (float)."""
+        X_b = self.batch()
+        f_b = self.model(X_b)
+        dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator)
+        if not bool(torch.isfinite(dual)):
+            raise FloatingPointError(
+                "the mini-batch dual is not finite (%s) at step %d: reg=%g is probably too small for the scale of "
+                "the cost in this dtype, or the learning rate (lr=%g) too large; use a larger reg, rescale the data, "
+                "lower lr or train in float64 (dtype=torch.float64)"
+                % (float(dual.detach()), self.step_count, self.reg, self.optimizer.param_groups[0]["lr"])
+            )
+        loss = -dual / self.loss_scale
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.reduce_gradients()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step_count += 1
+        value = float(dual.detach())
+        self.history["step"].append(self.step_count)
+        self.history["batch_dual"].append(value)
+        return value
+
+    # ---- held-out estimate ----------------------------------------------
+    @torch.no_grad()
+    def evaluate(self):
+        """The dual on fixed held-out batches (the same batches at every call): ``(value, se)``."""
+        t0 = time.perf_counter()
+        self.eval_generator.set_state(self._eval_state)
+        f_s = self.model(self.data)
+        value, se, _ = monte_carlo_dual(self.cost, self.data, f_s, self.weights, self.reg, self.sampler.batch_size,
+                                        self.n_eval_batches, self.eval_generator,
+                                        "combinatorial" if self.estimator != "aligned" else "aligned")
+        self.timings["eval"] += time.perf_counter() - t0
+        return float(value), se
+
+    def _check_progress(self):
+        value, se = self.evaluate()
+        self.history["eval_step"].append(self.step_count)
+        self.history["eval_value"].append(value)
+        self.history["eval_se"].append(se)
+        improved = self.best is None or value > self.best[0] + self.tol * max(abs(self.best[0]), self.reg)
+        if self.best is None or value > self.best[0]:
+            self.best = (value, self.step_count, copy.deepcopy(self.model.state_dict()))
+        self._bad_evals = 0 if improved else self._bad_evals + 1
+        return value, self.patience is not None and self._bad_evals >= self.patience
+
+    def run(self, verbose=False):
+        """Train until ``n_iter`` steps (or early stopping); keeps the best held-out potentials."""
+        bar = None
+        if verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.n_iter, desc="emot_neural", unit="step")
+        running = None
+        t0 = time.perf_counter()
+        try:
+            while self.step_count < self.n_iter:
+                v = self.step()
+                running = v if running is None else 0.9 * running + 0.1 * v
+                stop = False
+                if self.eval_every > 0 and (self.step_count % self.eval_every == 0 or self.step_count == self.n_iter):
+                    ev, stop = self._check_progress()
+                    if bar is not None:
+                        bar.set_postfix(batch="%.6g" % running, held_out="%.6g" % ev)
+                elif bar is not None and self.step_count % 10 == 0:
+                    bar.set_postfix(batch="%.6g" % running)
+                if bar is not None:
+                    bar.update(1)
+                if stop:
+                    self.stopped_early = True
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        self.timings["train"] += time.perf_counter() - t0 - self.timings["eval"]
+        if self.best is not None and self.best[1] != self.step_count:
+            self.model.load_state_dict(self.best[2])
+        return self
+
+    # ---- checkpoints ------------------------------------------------------
+    def state_dict(self):
+        """The whole state of the run: model, optimiser, schedule, sampler, streams, step, history."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "eval_generator": self._eval_state,
+            "step": self.step_count,
+            "history": copy.deepcopy(self.history),
+            "best": self.best,
+            "bad_evals": self._bad_evals,
+        }
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self._eval_state = state["eval_generator"]
+        self.step_count = int(state["step"])
+        self.history = copy.deepcopy(state["history"])
+        self.best = state["best"]
+        self._bad_evals = int(state["bad_evals"])
+
