@@ -35,6 +35,7 @@ printed with the results: compare ratios within one run.
 
 import argparse
 import datetime
+import importlib
 import json
 import math
 import os
@@ -112,6 +113,8 @@ def run_runtime(args):
     cases = [("complete", 4, [50, 100, 250, 1000, 10000]), ("circle", 10, [250, 1000, 10000, 80000])]
     if args.quick:
         cases = [("complete", 4, [50, 100, 1000]), ("circle", 10, [250, 1000])]
+    if args.complete_ns is not None or args.circle_ns is not None:
+        cases = [("complete", 4, _ints(args.complete_ns)), ("circle", 10, _ints(args.circle_ns))]
     for graph, k, ns in cases:
         for n in ns:
             for reg in ([1.0, 0.1] if (graph == "complete" and n == 10000) else [1.0]):
@@ -147,6 +150,10 @@ def run_runtime(args):
                 print("  runtime", json.dumps({a: (round(b, 5) if isinstance(b, float) else b) for a, b in row.items()}),
                       flush=True)
     return rows
+
+
+def _ints(text):
+    return [int(float(x)) for x in text.split(",")] if text else []
 
 
 def step_time(graph, k, b, d=5, repeats=5):
@@ -272,10 +279,13 @@ def main():
     p.add_argument("--parts", default="runtime,steps")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--d", type=int, default=5)
+    p.add_argument("--complete-ns", default=None, help="n values of the complete k=4 rows (comma-separated)")
+    p.add_argument("--circle-ns", default=None, help="n values of the circle k=10 rows (comma-separated)")
+    p.add_argument("--merge", default=None, help="a previous JSON whose rows are kept unless rerun here")
     p.add_argument("--out", default=os.path.join(RESULTS, "bench_neural.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: keep it out of the timings)
+    importlib.import_module("torch._dynamo")  # torch.optim imports it on first use: keep it out of the timings
 
     parts = args.parts.split(",")
     out = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "threads": args.threads,
@@ -288,6 +298,15 @@ def main():
     if "runtime" in parts:
         out["runtime"] = run_runtime(args)
     out["uptime_after"] = uptime()
+    if args.merge:
+        with open(args.merge) as f:
+            prev = json.load(f)
+        for part, key in (("runtime", ("graph", "k", "n", "reg")), ("steps", ("graph", "k", "b"))):
+            new_keys = {tuple(r[a] for a in key) for r in out.get(part, [])}
+            kept = [r for r in prev.get(part, []) if tuple(r[a] for a in key) not in new_keys]
+            out[part] = sorted(kept + out.get(part, []), key=lambda r: tuple(r[a] for a in key))
+        out["previous_runs"] = prev.get("previous_runs", []) + [
+            {a: prev.get(a) for a in ("date", "uptime_before", "uptime_after", "matmul_gflops_float32", "quick")}]
     os.makedirs(RESULTS, exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)

@@ -68,13 +68,7 @@ def backend_of(**named):
 
 def check_reg(reg, name="reg"):
     """``reg`` must be a finite positive number."""
-    try:
-        r = float(reg)
-    except (TypeError, ValueError):
-        raise TypeError("%s must be a positive float, got %r" % (name, reg)) from None
-    if not np.isfinite(r) or r <= 0:
-        raise ValueError("%s must be a finite number > 0, got %r" % (name, reg))
-    return r
+    return check_positive(reg, name)
 
 
 def check_k(k, name="the number of marginals k"):

@@ -264,3 +264,28 @@ def test_bad_inputs():
     with pytest.raises(RuntimeError, match="not fitted"):
         NeuralEMOT(1.0).potential(0, X_s[0])
 
+
+
+def test_torch_value_is_differentiable_in_the_points():
+    """The exact value is the dual of the potentials on the inputs: autograd gives its gradient in the points."""
+    X_s = [torch.tensor(X, requires_grad=True) for X in uniform_clouds(3, 40, 2, seed=14)]
+    v = emot_neural(X_s, 1.0, seed=0, n_iter=30)
+    assert v.requires_grad
+    v.backward()
+    assert all(X.grad is not None and torch.isfinite(X.grad).all() for X in X_s)
+
+
+def test_ustat_estimator_trains():
+    X_s = uniform_clouds(3, 60, 2, seed=15)
+    ref = sinkhorn_value(X_s, 1.0, "complete")
+    v = emot_neural(X_s, 1.0, estimator="ustat", batch_size=24, seed=0, n_iter=150)
+    assert v <= ref + 1e-8 and abs(v - ref) < 0.02 * ref
+
+
+def test_value_on_new_points_is_a_lower_bound():
+    X_s = uniform_clouds(3, 80, 2, seed=16)
+    est = NeuralEMOT(1.0, seed=0, n_iter=100).fit(X_s)
+    Y_s = uniform_clouds(3, 70, 2, seed=17)
+    ref = sinkhorn_value(Y_s, 1.0, "complete")
+    v = est.value(Y_s)
+    assert v <= ref + 1e-8 and abs(v - ref) < 0.05 * ref

@@ -58,6 +58,15 @@ class GibbsEngine:
             log_marginal = self.log_marginal(g, 0)
         return self.nx.logsumexp(log_marginal)
 
+    def log_partition_once(self, g):
+        """``log ‖B(g)‖₁`` for an engine asked once (mini-batches): the cheapest way, no caches kept.
+
+        Engines whose :meth:`log_partition` prepares work for later calls
+        (absorbed kernels, cached products) override this with a stateless
+        path; the default is :meth:`log_partition`.
+        """
+        return self.log_partition(g)
+
     # ---- what a finished solve needs -----------------------------------
     def linear_cost(self, g):
         r"""``⟨C, B(g)⟩`` (for the value :math:`\langle C, P\rangle`)."""

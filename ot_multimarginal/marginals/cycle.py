@@ -489,6 +489,24 @@ class CycleEngine(PairwiseEngine):
             log_marginal = self.log_marginal(g, self.order[0])
         return self.nx.logsumexp(log_marginal)
 
+    def log_partition_once(self, g):
+        """One-shot log-partition in the log domain: ``k - 2`` stabilised products around the cycle and a trace.
+
+        No kernel is absorbed and nothing is cached (for engines built for a
+        single question, e.g. on each mini-batch of :mod:`ot_multimarginal.neural`).
+        """
+        nx = self.nx
+        k = self.k
+        if len(g) != k:
+            raise ValueError("g must hold %d log-scalings, got %d" % (k, len(g)))
+        G = [g[v] for v in self.order]
+        L = self._A[0]
+        for s in range(1, k - 1):
+            L = log_matmul(nx, L + G[s][None, :], self._A[s], self.prec)
+        # close the cycle: Σ_{x_0, x_{k-1}} e^{g_0 + L[x_0, x_{k-1}] + g_{k-1} + A_{k-1}[x_{k-1}, x_0]}
+        T = G[0][:, None] + L + G[k - 1][None, :] + self._A[k - 1].T
+        return nx.logsumexp(nx.reshape(T, (-1,)))
+
     def _path(self, p, q):
         """Log of the factors on the path from position ``p`` forward to ``q`` (endpoints' ``D`` excluded)."""
         nx = self.nx

@@ -278,7 +278,6 @@ class NeuralEMOT:
         self._is_numpy = str(nx) == "numpy"
         ref = X_s[0]
         a_s = check_weights(nx, a_s, tuple(sizes), ref)
-        weighted = [None if a is None else True for a in ([None] * k if a_s is None else a_s)]
         device = torch.device(self.device) if self.device is not None else (
             torch.device("cpu") if self._is_numpy else ref.device)
         eval_dtype = torch.float64 if self._is_numpy else ref.dtype
@@ -287,7 +286,6 @@ class NeuralEMOT:
         data = [_to_torch(X, device, eval_dtype) for X in X_s]
         weights = [_to_torch(a, device, eval_dtype) for a in a_s]
         uniform = [bool(torch.allclose(w, torch.full_like(w, 1.0 / w.shape[0]))) for w in weights]
-        del weighted
         seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**62))
         dims = [int(X.shape[1]) for X in X_s]
         gen = torch.Generator().manual_seed(derive_seed(seed, "init"))

@@ -117,8 +117,6 @@ def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_bat
     if method == "auto":
         method = "exact" if exact_is_affordable(cost, sizes, max_flops, max_entries) else "mc"
     if method == "exact":
-        if getattr(cost, "pairwise", False):
-            return exact_dual(cost, X_s, f_s, reg, a_s), 0.0, "exact"
         return exact_dual(cost, X_s, f_s, reg, a_s), 0.0, "exact"
     if generator is None:
         generator = torch.Generator().manual_seed(0)

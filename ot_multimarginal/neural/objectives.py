@@ -75,7 +75,7 @@ def combinatorial_log_mean_exp(cost, X_s, f_s, reg, log_w=None):
     for i, f in enumerate(f_s):
         lw = -math.log(f.shape[0]) if log_w is None else log_w[i]
         g.append(f / reg + lw)
-    return engine.log_partition(g)
+    return engine.log_partition_once(g)
 
 
 def aligned_exponents(cost, X_s, f_s, reg):

@@ -77,7 +77,8 @@ class Trainer:
         self.n_eval_batches = int(n_eval_batches)
         self.patience = patience
         self.tol = float(tol)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        # one multi-tensor (foreach) update for all the networks' parameters
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=max(self.n_iter, 1), eta_min=lr * lr_min_factor
         )
