@@ -740,6 +740,33 @@ def table(results):
     return "\n".join(lines)
 
 
+def summary_table(results):
+    """One row per problem: time to 1 % of the dual on the data and final error of each run, and the speed-up."""
+    keys = []
+    for res in results:
+        keys += [k for k in res["runs"] if k not in keys]
+    head = ["problem", "exact", "zero φ"] + ["%s: time to 1 %% / final error" % k for k in keys] + [
+        "speed-up (wall / CPU)", "load"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for res in results:
+        row = ["%s: %s k=%d, n=%d, ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["reg"]),
+               "%.4f (%s)" % (res["exact"], "Sinkhorn" if "Sinkhorn" in res["exact_how"] else "long run"),
+               fmt_e(res["zero_err"])]
+        for k in keys:
+            r = res["runs"].get(k)
+            row.append("–" if r is None else "%s / %s" % (
+                fmt_t(r["t_tol"]) if r["t_tol"] is not None else "> %.0f s" % r["t_end"], fmt_e(r["final_err"])))
+        if "speedup" in res:
+            row.append("**%.0f×** / %.0f×" % (res["speedup"], res["speedup_cpu"]))
+        elif "speedup_at_least" in res:
+            row.append("**> %.0f×** / > %.0f×" % (res["speedup_at_least"], res["speedup_cpu_at_least"]))
+        else:
+            row.append("–")
+        row.append(res["uptime_after"].split("load average:")[-1].split(",")[0].strip())
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def plot(results, path):
     import matplotlib
 
@@ -841,6 +868,8 @@ def main(argv=None):
         results.append(run_problem(args, models, defaults, name, prob))
     md = table(results)
     print(md)
+    summary = summary_table(results)
+    print("\n" + summary)
     os.makedirs(RESULTS, exist_ok=True)
     out = args.out or os.path.join(RESULTS, "bench_neural_reference%s.json" % ("_quick" if args.quick else ""))
     meta = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), reference_commit=reference_commit(path),
@@ -850,7 +879,7 @@ def main(argv=None):
                 threads=args.threads, ref_cap=args.ref_cap, ours_cap=args.ours_cap, tol=TOL, seed=args.seed,
                 ref_lr_tuned=args.ref_lr_tuned, torch=torch.__version__)
     with open(out, "w") as f:
-        json.dump(dict(meta=meta, results=results, table=md), f, indent=1, default=float)
+        json.dump(dict(meta=meta, results=results, table=md, summary=summary), f, indent=1, default=float)
     png = os.path.splitext(out)[0] + ".png"
     plot(results, png)
     print("\nsaved %s and %s" % (out, png))
