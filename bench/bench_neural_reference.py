@@ -126,6 +126,10 @@ untouched)
   Its per-epoch prints are captured, not shown.
 * Nothing in its training step, loss or networks is changed.
 
+On our side the same checkpoints run from a wrapper around
+``ot_multimarginal.neural.training.Trainer.step``, installed for the duration of
+the fit only; the training loop is otherwise the library's.
+
 Threads: ``torch.set_num_threads(--threads)`` (1 by default: the machine is
 shared) for both sides alike. ``uptime`` is recorded before and after each
 problem.
@@ -501,7 +505,7 @@ def run_reference(models, defaults, X_s, prob, lr, cap, evaluator, seed):
 # --------------------------------------------------------------------------------------------
 # Ours
 # --------------------------------------------------------------------------------------------
-def _fit_ours(X_s, prob, recorder, seed, **params):
+def _fit_ours(X_s, prob, recorder, evaluator, seed, **params):
     """Fit :class:`NeuralEMOT` with checkpoints before every training step; returns the fitted estimator.
 
     The checkpoints wrap :meth:`Trainer.step <ot_multimarginal.neural.training.Trainer.step>` for the
@@ -522,7 +526,7 @@ def _fit_ours(X_s, prob, recorder, seed, **params):
                 with torch.no_grad():
                     return [f.double().cpu().numpy() for f in trainer.model(trainer.data)]
 
-            recorder.evaluate = lambda: recorder.evaluator(current())
+            recorder.evaluate = lambda: evaluator(current())
         recorder.steps.append((recorder.elapsed(), trainer.step_count))
         recorder.checkpoint()
         return step(trainer)
@@ -545,10 +549,9 @@ def run_ours(X_s, prob, cap, evaluator, seed, **params):
         from ot_multimarginal import neural  # noqa: F401
     except ImportError:
         return None
-    rec = Recorder(None, prob["exact"], cap, stop_on_reach=False)
-    rec.evaluator = evaluator
+    rec = Recorder(None, prob["exact"], cap, stop_on_reach=False)  # evaluate: set at the first step
     t0 = time.perf_counter()
-    est = _fit_ours(X_s, prob, rec, seed, **params)
+    est = _fit_ours(X_s, prob, rec, evaluator, seed, **params)
     total = time.perf_counter() - t0 - rec.paused
     t_end, c_end = rec.elapsed(), rec.cpu()
     own = []
