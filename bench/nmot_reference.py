@@ -13,7 +13,8 @@ its combinatorial circle loss (``cost_implement`` unset) or its default aligned 
 on the same points. After each epoch the dual of its potentials is evaluated *exactly* on the
 data with our engines (not timed), and compared with the exact value (our structured Sinkhorn):
 the table reports the time to reach 1% and the final error, for its default learning rate (1e-5,
-clipping 1e-3, halved every 5 epochs) and a tuned one (1e-3), against ``emot_neural``'s defaults.
+clipping 1e-3, halved every 5 epochs) and a tuned one (1e-3), against ``emot_neural``'s defaults
+(its potentials checked the same way every 10 steps; "time to 1%" counts the training steps).
 """
 # License: MIT License
 
@@ -126,10 +127,36 @@ def main():
         return float(exact_dual(cost, Xt, f, args.reg, w))
 
     print("exact (Sinkhorn) %.6f; uptime: %s" % (exact, os.popen("uptime").read().strip()))
-    t = time.perf_counter()
-    est = om.NeuralEMOT(args.reg, graph=args.graph, seed=0).fit(X_s)
-    ours = (time.perf_counter() - t, float(est.value_))
-    print("emot_neural: %.1f s, rel. err %+.3f%% (%d steps)" % (ours[0], 100 * (ours[1] - exact) / exact, est.n_iter_))
+    # emot_neural with its defaults; every 10 steps its potentials are checked exactly (not timed)
+    from ot_multimarginal.neural import training
+
+    plain_step = training.Trainer.step
+    probe = {"steps_s": 0.0, "probe_s": 0.0, "hit": None}
+
+    def timed_step(self):
+        t = time.perf_counter()
+        v = plain_step(self)
+        probe["steps_s"] += time.perf_counter() - t
+        if probe["hit"] is None and self.step_count % 10 == 0:
+            t = time.perf_counter()
+            with torch.no_grad():
+                f = [phi(X.float()).double() for phi, X in zip(self.model.potentials, Xt)]
+            if abs(evaluate(f) - exact) <= 0.01 * abs(exact):
+                probe["hit"] = probe["steps_s"]
+            probe["probe_s"] += time.perf_counter() - t
+        return v
+
+    training.Trainer.step = timed_step
+    try:
+        t = time.perf_counter()
+        est = om.NeuralEMOT(args.reg, graph=args.graph, seed=0).fit(X_s)
+        total = time.perf_counter() - t - probe["probe_s"]
+    finally:
+        training.Trainer.step = plain_step
+    ours = (total, float(est.value_), probe["hit"])
+    print("emot_neural: %.1f s end to end, rel. err %+.3f%% (%d steps); training steps to 1%%: %s"
+          % (ours[0], 100 * (ours[1] - exact) / exact, est.n_iter_,
+             "%.1f s" % ours[2] if ours[2] is not None else "not reached"))
     rows = []
     for label, lr, simplified in (("reference, default lr 1e-5, combinatorial", 1e-5, False),
                                   ("reference, lr 1e-3, combinatorial", 1e-3, False),
@@ -143,9 +170,8 @@ def main():
     print()
     print("| run | time (s) | time to 1% (s) | final rel. err |")
     print("|---|---|---|---|")
-    print("| emot_neural (defaults) | %.1f | %s | %+.3f%% |" % (ours[0], "%.1f" % ours[0] if abs(ours[1] - exact)
-                                                                 <= 0.01 * abs(exact) else "–",
-                                                                 100 * (ours[1] - exact) / exact))
+    print("| emot_neural (defaults) | %.1f | %s | %+.3f%% |" % (
+        ours[0], "%.1f" % ours[2] if ours[2] is not None else "not reached", 100 * (ours[1] - exact) / exact))
     for label, tt, hit, err in rows:
         print("| %s | %.1f | %s | %+.3f%% |" % (label, tt, "%.1f" % hit if hit is not None else "not reached",
                                                 100 * err))
