@@ -14,7 +14,9 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`round_to_feasible` / :func:`round_dense`: rounding onto the exact
   transport polytope (Altschuler et al. 2017, Lin et al. 2022);
 - :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
-- :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap.
+- :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap;
+- :func:`mgw_sinkhorn`: multimarginal entropic Gromov–Wasserstein between clouds of any
+  dimensions (alternation over the structured engines); :func:`match_from_plan`.
 """
 # License: MIT License
 
@@ -23,6 +25,7 @@ __version__ = "0.1.0.dev0"
 from .approx import emot_approx
 from .costs import PairwiseCost, cost_tensor
 from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
+from .gromov import match_from_plan, mgw_sinkhorn
 from .lp import emot_lp, emot_lp2
 from .plans import FactoredPlan
 from .rounding import RoundedState, round_dense, round_to_feasible
@@ -44,4 +47,6 @@ __all__ = [
     "emot_lp",
     "emot_lp2",
     "emot_approx",
+    "mgw_sinkhorn",
+    "match_from_plan",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "check_free",
     "default_memory_budget",
     "check_dense_size",
+    "check_choice",
 ]
 
 
@@ -189,6 +190,13 @@ def check_free(free, k, name="free"):
             "(the problem would have no constraint and no fixed mass)" % (name, tuple(nodes), k)
         )
     return tuple(sorted(nodes))
+
+
+def check_choice(value, choices, name):
+    """``value`` must be one of ``choices`` (compared with ``==``; ``None`` allowed if listed)."""
+    if isinstance(value, (list, tuple, dict)) or not any(value is c or (c is not None and value == c) for c in choices):
+        raise ValueError("%s must be one of %s, got %r" % (name, ", ".join(repr(c) for c in choices), value))
+    return value
 
 
 def check_iteration_args(numItermax, stopThr):
