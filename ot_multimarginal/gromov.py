@@ -313,7 +313,7 @@ class _Run:
         nx = self.nx
         plan, lg = emot_sinkhorn(
             self.a_s, self.cost(), self.reg, method=self.inner["method"], numItermax=self.inner["numItermax"],
-            stopThr=self.tol, log=True, warn=False, warmstart=self.potentials, grad="detach",
+            stopThr=self.tol, log=True, warn=False, warmstart=self.potentials, grad="detach", **self.inner["kwargs"],
         )
         self.plan, self.inner_log, self.potentials = plan, lg, lg["potentials"]
         self.pairwise = [plan.pairwise_marginal(i, j) for i, j in self.edges]
@@ -341,8 +341,8 @@ def _rel_change(history):
 
 
 def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="auto", n_components=2,
-                 max_candidates=16, n_screen=5, method="sinkhorn_log", numItermax=100, stopThr=1e-7,
-                 numItermaxInner=2000, stopThrInner=1e-8, random_state=None, verbose=False, log=False, warn=True):
+                 max_candidates=16, n_screen=5, method="sinkhorn_log", numItermax=100, stopThr=1e-6,
+                 numItermaxInner=5000, stopThrInner=1e-6, random_state=None, verbose=False, log=False, warn=True, **kwargs):
     r"""Multimarginal entropic Gromov–Wasserstein between point clouds of any dimensions.
 
     Solves
@@ -442,6 +442,9 @@ def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="a
         Also return a dict (see Returns).
     warn : bool, optional
         ``UserWarning`` if the outer loop or the last inner solve did not converge.
+    **kwargs
+        Passed to every inner :func:`~ot_multimarginal.emot_sinkhorn` solve
+        (e.g. ``relaxation='auto'``).
 
     Returns
     -------
@@ -532,7 +535,8 @@ def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="a
     rng = check_random_state(random_state)
     cands = _initial_candidates(nx, init, Xd, a_s, edges, n_components, max_candidates, rng)
     names = [name for name, _ in cands]
-    inner = dict(method=method, numItermax=numItermaxInner, stopThr=stopThrInner, start=max(stopThrInner, 1e-4))
+    inner = dict(method=method, numItermax=numItermaxInner, stopThr=stopThrInner, start=max(stopThrInner, 1e-4),
+                 kwargs=kwargs)
     runs = [_Run(nx, Xd, a_s, edges, shape, reg, A, inner) for _, A in cands]
     screened = []
     if len(runs) > 1:
