@@ -299,6 +299,7 @@ class _Run:
         self.potentials = None
         self.history = []
         self.inner_niter = []
+        self.inner_tol = []
         self.tol = inner["start"]
         self.plan = None
         self.pairwise = None
@@ -323,6 +324,7 @@ class _Run:
         obj = to_float(nx, G + ent)
         self.history.append(obj)
         self.inner_niter.append(int(lg["niter"]))
+        self.inner_tol.append(float(lg["stopThr"]))
         return obj
 
     def tighten(self, rel_change):
@@ -372,8 +374,9 @@ def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="a
     2. :math:`A_{ij} \leftarrow \tfrac12 \sum P_{ij}[a, b]\, x_{i,a} x_{j,b}^\top`
        (closed form),
 
-    which decreases the objective monotonically (``log['objective']``) to a
-    stationary point. GW is not convex: ``init`` starts from :math:`A = 0`
+    which decreases the objective monotonically (``log['objective']``; exactly
+    so for exact inner solves, up to the inner tolerance ``log['inner_tol']``
+    otherwise) to a stationary point. GW is not convex: ``init`` starts from :math:`A = 0`
     and from the principal axes of the clouds aligned with every choice of
     signs, screens each start for ``n_screen`` steps and continues the best.
 
@@ -466,7 +469,8 @@ def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="a
         ``candidates`` (name and screened objective of every start);
         ``init`` (the start kept); ``scales``, ``means`` (the normalisation:
         :math:`\tilde X_i = (X_i - \bar x_i)/s_i`); ``niter``, ``converged``,
-        ``inner_niter`` (sweeps of each inner solve), ``inner_log`` (the last
+        ``inner_niter`` (sweeps of each inner solve), ``inner_tol`` (the
+        marginal-error threshold of each inner solve), ``inner_log`` (the last
         inner solve's log), ``reg``.
 
     Notes
@@ -608,6 +612,7 @@ def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="a
         niter=len(run.history),
         converged=converged,
         inner_niter=list(run.inner_niter),
+        inner_tol=list(run.inner_tol),
         inner_log=run.inner_log,
         reg=reg,
         normalize=normalize,

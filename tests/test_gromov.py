@@ -244,8 +244,8 @@ def test_recovery_isometric_copies_in_dims_2_3_5():
     for i, j in log["edges"]:
         acc = accuracy(log["pairwise_plans"][(i, j)], perms[i], perms[j])
         assert acc >= 0.95, ((i, j), acc)
-    obj = np.asarray(log["objective"])
-    assert np.all(np.diff(obj) <= 1e-7 * np.abs(obj[1:]))  # monotone (to the inner tolerance)
+    obj, tol = np.asarray(log["objective"]), np.asarray(log["inner_tol"])
+    assert np.all(np.diff(obj) <= 10 * np.maximum(tol[1:], tol[:-1]) * np.abs(obj[1:]))  # monotone to the inner tol
 
 
 def test_recovery_with_noise_reports_accuracy(capsys):
@@ -260,10 +260,13 @@ def test_recovery_with_noise_reports_accuracy(capsys):
 def test_objective_is_monotone_and_auto_keeps_best_start():
     rng = np.random.RandomState(2)
     X_s = _three(rng, n=8)[:2]
-    v, log = mgw_sinkhorn(X_s, 2.0, init="auto", n_screen=2, max_candidates=3, stopThrInner=1e-9,
-                          numItermaxInner=20000, log=True, warn=False)
-    obj = np.asarray(log["objective"])
-    assert np.all(np.diff(obj) <= 1e-8 * np.abs(obj[1:]))
+    v, log = mgw_sinkhorn(X_s, 2.0, init="auto", n_screen=2, max_candidates=3, stopThrInner=1e-9, stopThr=1e-13,
+                          numItermax=20, numItermaxInner=20000, log=True, warn=False)
+    obj, tol = np.asarray(log["objective"]), np.asarray(log["inner_tol"])
+    # monotone for exact inner solves: an increase is bounded by the inner solves' marginal errors
+    assert np.all(np.diff(obj) <= 10 * np.maximum(tol[1:], tol[:-1]) * np.abs(obj[1:]))
+    tight = tol[1:] <= 1e-9
+    assert tight.sum() >= 2 and np.all(np.diff(obj)[tight] <= 1e-8 * np.abs(obj[1:][tight]))
     names = [c[0] for c in log["candidates"]]
     assert names[0] == "zero" and len(names) == 1 + 3  # A = 0 and 3 of the 4 sign choices (2 axes, 1 free node)
     best = min(log["candidates"], key=lambda c: c[1])
