@@ -31,7 +31,6 @@ problem becomes an alternation between a closed-form update of each
 """
 # License: MIT License
 
-import itertools
 import warnings
 
 import numpy as np
