@@ -18,6 +18,8 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`blas_threads`: a context manager for the BLAS and torch thread counts.
 - :func:`emot_neural` / :class:`NeuralEMOT`: neural estimation (NEMOT) with mini-batches
   (torch; loaded on first use).
+- :func:`mgw_sinkhorn`: multimarginal entropic Gromov–Wasserstein between clouds of any
+  dimensions (alternation over the structured engines); :func:`match_from_plan`.
 """
 # License: MIT License
 
@@ -26,6 +28,7 @@ __version__ = "0.1.0.dev0"
 from .approx import emot_approx
 from .costs import PairwiseCost, cost_tensor
 from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
+from .gromov import match_from_plan, mgw_sinkhorn
 from .lp import emot_lp, emot_lp2
 from .plans import FactoredPlan
 from .rounding import RoundedState, round_dense, round_to_feasible
@@ -51,6 +54,8 @@ __all__ = [
     "blas_threads",
     "emot_neural",
     "NeuralEMOT",
+    "mgw_sinkhorn",
+    "match_from_plan",
 ]
 
 _LAZY = {"emot_neural": ".neural.api", "NeuralEMOT": ".neural.estimator"}
