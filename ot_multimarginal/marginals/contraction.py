@@ -41,6 +41,7 @@ import numpy as np
 
 from .._validation import SCALING_HINT, check_dense_size
 from ._pairwise import PairwiseEngine, finite_max, flushed_exp, log_matmul, logsumexp
+from ._split_product import complete_split, split_log_mass
 
 __all__ = ["ContractionEngine", "elimination_plan"]
 
@@ -200,6 +201,18 @@ def _annotated_plan(shape, edges, keep):
 
 
 
+_SPLIT_CACHE = {}  # (shape, edges) -> complete_split (graph-only, shared by engines)
+
+
+def _complete_split(shape, edges):
+    key = (tuple(shape), tuple(edges))
+    if key not in _SPLIT_CACHE:
+        if len(_SPLIT_CACHE) >= _PLAN_CACHE_SIZE:
+            _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
+        _SPLIT_CACHE[key] = complete_split(shape, edges)
+    return _SPLIT_CACHE[key]
+
+
 def _expand_spec(scope, target):
     """``(perm, shape_pattern)`` to put a factor of ``scope`` on the axes of ``target``."""
     present = [u for u in target if u in scope]
@@ -236,6 +249,7 @@ class ContractionEngine(PairwiseEngine):
         self._memo = {}  # (absorbed factors, scope) -> (their log-scalings, value, nodes)
         self.n_steps = 0  # elimination steps computed
         self.n_reused = 0  # elimination steps taken from the memo
+        self.n_split = 0  # log-partitions taken by the scaled split product (log_partition_once)
         itemsize = nx.bitsize(self.type_as) // 8
         peak = max(self._plan((i,))[2] for i in range(self.k))
         # a step's operands and result (4) plus the memoised factors (_MEMO_FACTORS)
@@ -378,3 +392,26 @@ class ContractionEngine(PairwiseEngine):
     def log_pairwise_marginal(self, g, i, j):
         self._check_pair(i, j)
         return self._run(g, (i, j))
+
+    def log_partition_once(self, g):
+        """One-shot :meth:`log_partition` (uncentred): on a complete graph, one chunked product of scaled kernels.
+
+        A complete graph on ``k >= 3`` nodes takes
+        :func:`._split_product.split_log_mass` (``n^k`` multiply-adds as one
+        matrix product in cache-sized chunks, ``O(n^2)`` exponentials, no
+        ``n^{k-1}``-sized factor in memory; on torch a custom gradient of two
+        more products), unless its error bound says that the scaled product
+        underflowed, in which case (and for any other graph) the exact
+        log-domain elimination runs. Nothing is cached (for engines built for
+        a single question, e.g. on each mini-batch of :mod:`ot_multimarginal.neural`).
+        """
+        if len(g) != self.k:
+            raise ValueError("g must hold %d log-scalings, got %d" % (self.k, len(g)))
+        split = _complete_split(self.shape, tuple(self.edges))
+        if split is not None:
+            out = split_log_mass(self.nx, self.shape, self.edges, self._log_kernel, g, self.prec, split)
+            if out is not None:
+                self.n_split += 1
+                # the kernels are centred (see .base): the uncentred log-partition adds -cost_offset/reg
+                return out - self.cost_offset / self.reg
+        return self.log_partition(g)
