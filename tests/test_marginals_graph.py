@@ -84,6 +84,9 @@ def _check_engine(eng, de, g, nx, atol):
     for a, b in zip(eng.log_marginals(gb), de.log_marginals(g)):
         log_close(nx.np(a), b, atol)
     np.testing.assert_allclose(float(nx.np(eng.log_partition(gb))), float(de.log_partition(g)), atol=atol, rtol=0)
+    # the one-shot path (tree: log-domain messages, cycle: log products, complete graph: the split product)
+    once = type(eng)(eng.shape, eng.edges, eng.matrices, eng.reg, eng.nx)
+    np.testing.assert_allclose(float(nx.np(once.log_partition_once(gb))), float(de.log_partition(g)), atol=atol, rtol=0)
     for i in range(k):
         for j in range(k):
             if i != j:

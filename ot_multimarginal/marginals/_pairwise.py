@@ -44,7 +44,7 @@ import numpy as np
 
 from .._backend import outer_sum
 from .._validation import check_dense_size
-from .base import GibbsEngine, default_offset
+from .base import GibbsEngine, default_offsets
 
 __all__ = ["PairwiseEngine", "EdgeKernel", "log_matmul", "Precision", "logsumexp", "amax", "flush", "flushed_exp"]
 
@@ -90,6 +90,10 @@ def flush(nx, X, prec):
     if str(nx) == "numpy":
         X[X < prec.flush] = 0.0
         return X
+    if str(nx) == "torch":  # one op (in place unless X takes part in autograd)
+        import torch.nn.functional as F
+
+        return F.threshold(X, prec.flush, 0.0) if X.requires_grad else F.threshold_(X, prec.flush, 0.0)
     return nx.where(X >= prec.flush, X, nx.zeros((), type_as=X))
 
 
@@ -128,7 +132,16 @@ def index_array(nx, idx, like):
 def finite_max(nx, L, axis):
     """Detached max of ``L`` along ``axis`` (kept), ``0`` where a slice is all ``-inf``."""
     m = amax(nx, nx.detach(L), axis, keepdims=True)
+    if str(nx) in ("numpy", "torch"):  # one op
+        mod = np if str(nx) == "numpy" else _torch()
+        return mod.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)
     return nx.where(nx.isfinite(m), m, nx.zeros(m.shape, type_as=m))
+
+
+def _torch():
+    import torch
+
+    return torch
 
 
 def _swap_last(nx, X):
@@ -211,7 +224,7 @@ def edge_offsets(nx, matrices, cost_offset=None):
     edge; a number: split evenly.
     """
     if cost_offset is None:
-        return [default_offset(nx, C) for C in matrices]
+        return default_offsets(nx, matrices)
     if isinstance(cost_offset, (list, tuple)):
         if len(cost_offset) != len(matrices):
             raise ValueError(

@@ -62,7 +62,7 @@ the value and :math:`\langle C, P\rangle` by :math:`c\|P\|_1`.
 
 from .._backend import axes_except
 
-__all__ = ["GibbsEngine", "cost_offset_of", "default_offset"]
+__all__ = ["GibbsEngine", "cost_offset_of", "default_offset", "default_offsets"]
 
 
 def default_offset(nx, C):
@@ -72,9 +72,21 @@ def default_offset(nx, C):
     range (costs with a zero, distances, costs in [0, 1]): those keep 0, so
     that their log-scalings are exactly those of the cost as given.
     """
-    C = nx.detach(C)
-    lo, hi = (float(x) for x in nx.to_numpy(nx.stack([nx.min(C), nx.max(C)])))  # one device sync
-    return lo if (lo < 0 or lo > hi - lo) else 0.0
+    return default_offsets(nx, [C])[0]
+
+
+def default_offsets(nx, arrays):
+    """:func:`default_offset` of each array of ``arrays``, with one device synchronisation for all."""
+    ends = []
+    for C in arrays:
+        C = nx.detach(C)
+        ends += [nx.min(C), nx.max(C)]
+    lohi = nx.to_numpy(nx.stack(ends)).astype(float)  # one device sync
+    out = []
+    for lo, hi in zip(lohi[0::2], lohi[1::2]):
+        lo, hi = float(lo), float(hi)
+        out.append(lo if (lo < 0 or lo > hi - lo) else 0.0)
+    return out
 
 
 def cost_offset_of(engine):

@@ -27,9 +27,88 @@ price of more recomputed messages.
 
 import numpy as np
 
-from ._pairwise import EdgeKernel, PairwiseEngine, log_matmul
+from ._pairwise import EdgeKernel, PairwiseEngine, log_matmul, logsumexp
 
 __all__ = ["TreeEngine"]
+
+
+_STRUCTURE_CACHE = {}  # (k, edges) -> graph structure (read-only, shared by engines rebuilt on new matrices)
+
+
+def _bfs(nbr, i):
+    parent = {i: (None, None)}
+    order = [i]
+    head = 0
+    while head < len(order):
+        v = order[head]
+        head += 1
+        for w, d in nbr[v]:
+            if w not in parent:
+                parent[w] = (v, d)
+                order.append(w)
+    return order, parent
+
+
+def _tree_structure(k, edges):
+    """Directed edges, components, BFS orders and the message schedule of an acyclic graph (cached).
+
+    Depends on the graph only: the engines of the mini-batches of
+    :mod:`ot_multimarginal.neural` (one per batch) share it.
+    """
+    key = (k, edges)
+    hit = _STRUCTURE_CACHE.get(key)
+    if hit is not None:
+        return hit
+    E = len(edges)
+    # directed edge d = 2e (a -> b) or 2e + 1 (b -> a)
+    src = np.empty(2 * E, dtype=np.int64)
+    dst = np.empty(2 * E, dtype=np.int64)
+    into = [[] for _ in range(k)]
+    nbr = [[] for _ in range(k)]  # (neighbour, directed id from node to neighbour)
+    for e, (a, b) in enumerate(edges):
+        src[2 * e], dst[2 * e] = a, b
+        src[2 * e + 1], dst[2 * e + 1] = b, a
+        into[b].append(2 * e)
+        into[a].append(2 * e + 1)
+        nbr[a].append((b, 2 * e))
+        nbr[b].append((a, 2 * e + 1))
+    # components, BFS orders and parents from every node
+    comp = -np.ones(k, dtype=np.int64)
+    roots = []
+    toward = []  # directed ids towards node i, leaves first
+    away = []  # directed ids away from node i
+    parents = []  # parent (node, directed id from parent) in the BFS from i
+    for i in range(k):
+        order, parent = _bfs(nbr, i)
+        if comp[i] < 0:
+            c = len(roots)
+            roots.append(i)
+            comp[order] = c
+        aw = [parent[v][1] for v in order[1:]]
+        away.append(np.asarray(aw, dtype=np.int64))
+        toward.append(np.asarray([d ^ 1 for d in reversed(aw)], dtype=np.int64))
+        parents.append(parent)
+    n_edges_needed = k - len(roots)
+    if E != n_edges_needed:
+        raise ValueError(
+            "TreeEngine needs an acyclic graph: %d nodes in %d component(s) allow %d edges, got %d "
+            "(use CycleEngine or ContractionEngine for graphs with cycles)"
+            % (k, len(roots), n_edges_needed, E)
+        )
+    # schedule of every message: collect towards each root, then distribute
+    sched = []
+    for r in roots:
+        sched.extend(toward[r].tolist())
+        sched.extend(away[r].tolist())
+    out = {
+        "src": src, "dst": dst, "into": into, "nbr": nbr, "comp": comp, "roots": roots, "toward": toward,
+        "away": away, "parent": parents, "comp_nodes": [np.nonzero(comp == c)[0] for c in range(len(roots))],
+        "all": np.asarray(sched, dtype=np.int64),
+    }
+    if len(_STRUCTURE_CACHE) >= 256:
+        _STRUCTURE_CACHE.pop(next(iter(_STRUCTURE_CACHE)))
+    _STRUCTURE_CACHE[key] = out
+    return out
 
 
 class TreeEngine(PairwiseEngine):
@@ -58,72 +137,19 @@ class TreeEngine(PairwiseEngine):
 
     def __init__(self, shape, edges, matrices, reg, nx, memory_budget=None, cost_offset=None):
         super().__init__(shape, edges, matrices, reg, nx, memory_budget, cost_offset)
-        k = self.k
+        st = _tree_structure(self.k, tuple(self.edges))
+        self._src, self._dst, self._into, self._nbr = st["src"], st["dst"], st["into"], st["nbr"]
+        self._comp, self._roots, self._toward, self._away = st["comp"], st["roots"], st["toward"], st["away"]
+        self._parent, self._comp_nodes, self._all = st["parent"], st["comp_nodes"], st["all"]
         E = len(self.edges)
-        # directed edge d = 2e (a -> b) or 2e + 1 (b -> a)
-        self._src = np.empty(2 * E, dtype=np.int64)
-        self._dst = np.empty(2 * E, dtype=np.int64)
-        self._into = [[] for _ in range(k)]
-        self._nbr = [[] for _ in range(k)]  # (neighbour, directed id from node to neighbour)
-        for e, (a, b) in enumerate(self.edges):
-            self._src[2 * e], self._dst[2 * e] = a, b
-            self._src[2 * e + 1], self._dst[2 * e + 1] = b, a
-            self._into[b].append(2 * e)
-            self._into[a].append(2 * e + 1)
-            self._nbr[a].append((b, 2 * e))
-            self._nbr[b].append((a, 2 * e + 1))
-        # components, BFS orders and parents from every node
-        self._comp = -np.ones(k, dtype=np.int64)
-        self._roots = []
-        self._toward = []  # directed ids towards node i, leaves first
-        self._away = []  # directed ids away from node i
-        self._parent = []  # parent (node, directed id from parent) in the BFS from i
-        for i in range(k):
-            order, parent = self._bfs(i)
-            if self._comp[i] < 0:
-                c = len(self._roots)
-                self._roots.append(i)
-                self._comp[order] = c
-            away = [parent[v][1] for v in order[1:]]
-            toward = [d ^ 1 for d in reversed(away)]
-            self._away.append(np.asarray(away, dtype=np.int64))
-            self._toward.append(np.asarray(toward, dtype=np.int64))
-            self._parent.append(parent)
-        n_edges_needed = k - len(self._roots)
-        if E != n_edges_needed:
-            raise ValueError(
-                "TreeEngine needs an acyclic graph: %d nodes in %d component(s) allow %d edges, got %d "
-                "(use CycleEngine or ContractionEngine for graphs with cycles)"
-                % (k, len(self._roots), n_edges_needed, E)
-            )
-        self._comp_nodes = [np.nonzero(self._comp == c)[0] for c in range(len(self._roots))]
-        # schedule of every message: collect towards each root, then distribute
-        sched = []
-        for r in self._roots:
-            sched.extend(self._toward[r].tolist())
-            sched.extend(self._away[r].tolist())
-        self._all = np.asarray(sched, dtype=np.int64)
         # the kernels hold exp(...) only: memory 2 n_a n_b per edge with the cost itself
         self.kernels = [
             EdgeKernel(C, self.reg, nx, self.prec, offset=c) for C, c in zip(self.matrices, self.edge_offsets)
         ]
         self._msg = [None] * (2 * E)
         self._dirty = np.ones(2 * E, dtype=bool)
-        self._g = [None] * k
+        self._g = [None] * self.k
         self._logZ = [None] * len(self._roots)
-
-    def _bfs(self, i):
-        parent = {i: (None, None)}
-        order = [i]
-        head = 0
-        while head < len(order):
-            v = order[head]
-            head += 1
-            for w, d in self._nbr[v]:
-                if w not in parent:
-                    parent[w] = (v, d)
-                    order.append(w)
-        return order, parent
 
     @property
     def n_absorptions(self):
@@ -214,6 +240,35 @@ class TreeEngine(PairwiseEngine):
             z = self._comp_logZ(c)
             total = z if total is None else total + z
         return total
+
+    def log_partition_once(self, g):
+        """One-shot :meth:`log_partition` (uncentred): log-domain messages towards each root, nothing cached.
+
+        One log-sum-exp of ``A_e + h`` per edge (``O(n_a n_b)`` exponentials,
+        as many as absorbing the kernel would take), exact at any ε and in
+        float32, no host synchronisation; for engines asked once (the
+        mini-batches of :mod:`ot_multimarginal.neural`).
+        """
+        if len(g) != self.k:
+            raise ValueError("g must hold %d log-scalings, got %d" % (self.k, len(g)))
+        nx = self.nx
+        msg = {}
+        total = None
+        for r in self._roots:
+            for d in self._toward[r].tolist():
+                src = int(self._src[d])
+                ctx = g[src]
+                for dd in self._into[src]:
+                    if dd != d ^ 1:
+                        ctx = ctx + msg[dd]
+                msg[d] = logsumexp(nx, self._oriented_log_kernel(d // 2, src) + ctx[:, None], 0)
+            m = g[r]
+            for dd in self._into[r]:
+                m = m + msg[dd]
+            z = nx.logsumexp(m)
+            total = z if total is None else total + z
+        # the kernels are centred (see .base): the uncentred log-partition adds -cost_offset/reg
+        return total - self.cost_offset / self.reg
 
     def log_pairwise_marginal(self, g, i, j):
         self._check_pair(i, j)

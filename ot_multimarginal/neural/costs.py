@@ -41,14 +41,22 @@ def edge_matrix(X, Y, metric, name="edge"):
     other names and callables go through
     :func:`~ot_multimarginal.costs.dense.pairwise_cost_matrix`.
     """
-    if isinstance(metric, str) and metric == "sqeuclidean" and hasattr(X, "matmul") and X.shape[1] == Y.shape[1]:
-        import torch
-
-        D = (X * X).sum(1)[:, None] + (Y * Y).sum(1)[None, :] - 2.0 * (X @ Y.T)
-        return torch.clamp(D, min=0.0)
+    if _fast_sqeuclidean(metric, X, Y):
+        return _sqeuclidean(X, Y, (X * X).sum(1), (Y * Y).sum(1))
     from ot.backend import get_backend
 
     return pairwise_cost_matrix(get_backend(X, Y), X, Y, metric, name)
+
+
+def _fast_sqeuclidean(metric, X, Y):
+    return isinstance(metric, str) and metric == "sqeuclidean" and hasattr(X, "matmul") and X.shape[1] == Y.shape[1]
+
+
+def _sqeuclidean(X, Y, sqX, sqY):
+    """``max(‖x‖² + ‖y‖² − 2⟨x, y⟩, 0)`` from the squared norms: one ``addmm`` and a clamp (torch)."""
+    import torch
+
+    return torch.clamp(torch.addmm(sqX[:, None] + sqY[None, :], X, Y.T, alpha=-2.0), min=0.0)
 
 
 def rowwise_metric(X, Y, metric):
@@ -121,10 +129,18 @@ class GraphCost:
         self._template = {}
 
     def matrices(self, X_s):
-        """The edge matrices ``c_ab(X_a, X_b)`` (differentiable on torch)."""
-        return [
-            edge_matrix(X_s[a], X_s[b], m, "edge (%d, %d)" % (a, b)) for (a, b), m in zip(self.edges, self.metrics)
-        ]
+        """The edge matrices ``c_ab(X_a, X_b)`` (differentiable on torch; squared norms computed once per node)."""
+        sq = {}
+        out = []
+        for (a, b), m in zip(self.edges, self.metrics):
+            if _fast_sqeuclidean(m, X_s[a], X_s[b]):
+                for v in (a, b):
+                    if v not in sq:
+                        sq[v] = (X_s[v] * X_s[v]).sum(1)
+                out.append(_sqeuclidean(X_s[a], X_s[b], sq[a], sq[b]))
+            else:
+                out.append(edge_matrix(X_s[a], X_s[b], m, "edge (%d, %d)" % (a, b)))
+        return out
 
     def pairwise_cost(self, X_s):
         """The :class:`~ot_multimarginal.PairwiseCost` of the clouds ``X_s`` (validated; any sizes)."""
