@@ -90,7 +90,7 @@ def complete_split(shape, edges):
     return o, o2, S, inner, outer, w_edge
 
 
-def _oriented(nx, A, edge, u):
+def _oriented(A, edge, u):
     """The matrix ``A`` of ``edge`` with rows indexed by its end ``u``."""
     return A if edge[0] == u else A.T
 
@@ -110,7 +110,6 @@ class _Layout:
         self.full1 = self.Sn + [self.n1]
         self.ax0 = [(pos0[u], pos0[v]) for u, v in scopes0]  # u before v
         self.ax1 = [(pos1[s], pos1[o2]) for _, s in scopes1]
-        self.c0 = 1  # the chunked axis of E_0 (S[0]); of E_1: 0
         rest = int(np.prod(self.Sn[1:])) if len(self.Sn) > 1 else 1
         per = max(self.n0, self.n1) * rest  # entries of a chunk per value of S[0]
         self.step = max(1, min(self.Sn[0], _CHUNK_ENTRIES // max(per, 1)))
@@ -244,7 +243,7 @@ def split_log_mass(nx, shape, edges, log_kernel, g, prec, split):
     const = 0.0
     L0, L1 = [], []
     for e, u, v in inner:
-        A = _oriented(nx, log_kernel(e), edges[e], u)
+        A = _oriented(log_kernel(e), edges[e], u)
         if u == o:  # edge (o, s): the scaling of s folded in, shifted per row
             A = A + g[v][None, :]
             r = finite_max(nx, A, 1)
@@ -254,11 +253,11 @@ def split_log_mass(nx, shape, edges, log_kernel, g, prec, split):
             const = const + r
         L0.append(A - r)
     for e, s in outer:
-        A = _oriented(nx, log_kernel(e), edges[e], s)
+        A = _oriented(log_kernel(e), edges[e], s)
         c = finite_max(nx, A, 0)
         cols = cols + c
         L1.append(A - c)
-    W = _oriented(nx, log_kernel(w_edge), edges[w_edge], o) + g[o][:, None] + g[o2][None, :] + (rows + cols + const)
+    W = _oriented(log_kernel(w_edge), edges[w_edge], o) + g[o][:, None] + g[o2][None, :] + (rows + cols + const)
     mW = finite_max(nx, nx.reshape(W, (-1,)), 0)
     w = nx.exp(W - mW)
     layout = _Layout(shape, o, o2, S, [(u, v) for _, u, v in inner], outer)
