@@ -176,7 +176,7 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
                 mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None,
                 blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[
                     Tuple[Union[Array, "FactoredPlan"], Array], Tuple[Union[Array, "FactoredPlan"], Array, LogDict]]:
-    r"""ε-approximate solution of the exact multimarginal OT problem (Lin et al. 2022).
+    r"""Solve the exact multimarginal OT problem to an additive accuracy ε, certified (Lin et al. 2022).
 
     Returns a plan :math:`P \in \Pi(a_1, \dots, a_k)` (marginals exact to
     rounding error) with
@@ -250,8 +250,12 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         Also return a dict of details (see Returns).
     warn : bool, optional
         Warn when the loop stops before the accuracy target is established.
-    mode, memory_budget, blas_threads
-        As for :func:`ot_multimarginal.emot_sinkhorn`.
+    mode : {'scaling', 'log'}, optional
+        How the dense engine computes marginals (see
+        :func:`~ot_multimarginal.emot_sinkhorn`); ignored for structured costs.
+    memory_budget : int, optional
+        Bytes the dense tensors may take (see
+        :func:`~ot_multimarginal.emot_sinkhorn`).
     free : sequence of int, optional
         Free nodes are **not supported** here: a non-empty ``free`` (or a
         structured cost whose ``free`` attribute is non-empty, unless
@@ -262,6 +266,9 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         :math:`\eta\log n_i`). Use :func:`ot_multimarginal.emot_lp` (exact)
         or :func:`ot_multimarginal.emot_sinkhorn` with a small ``reg``
         followed by ``round()``.
+    blas_threads : 'auto', int or None, optional
+        Threads of the loop's matrix products (see
+        :func:`~ot_multimarginal.emot_sinkhorn`).
     **kwargs
         Options of the loop: ``relaxation`` and ``check_every`` for
         ``'sinkhorn_log'``, ``L`` and ``print_every`` for
