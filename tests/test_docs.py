@@ -91,3 +91,53 @@ def test_documentation_code_blocks_run(monkeypatch, tmp_path):
                 exec(compile(code, "%s (line %d)" % (page.name, text[: m.start()].count("\n") + 1), "exec"), ns)
             n_blocks += 1
     assert n_blocks >= 2
+
+
+def _numpydoc_checks():
+    """The numpydoc checks of the docs build: ``numpydoc_validation_checks`` of docs/source/conf.py (one place)."""
+    import ast
+
+    tree = ast.parse((DOCS / "conf.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "numpydoc_validation_checks"
+                                                for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError("docs/source/conf.py sets no numpydoc_validation_checks")
+
+
+def _public_objects():
+    """Dotted names of every public name of ``ot_multimarginal.__all__`` and of its classes' public members."""
+    import inspect
+
+    torch_missing = importlib.util.find_spec("torch") is None
+    names = []
+    for name in ot_multimarginal.__all__:
+        if name.startswith("_"):
+            continue
+        if torch_missing and name in getattr(ot_multimarginal, "_LAZY", {}):
+            continue  # the neural estimators import torch on first use
+        obj = getattr(ot_multimarginal, name)
+        names.append("ot_multimarginal." + name)
+        if inspect.isclass(obj):
+            names += ["ot_multimarginal.%s.%s" % (name, m) for m in vars(obj) if not m.startswith("_")]
+    return names
+
+
+def test_public_docstrings_pass_the_numpydoc_checks_of_the_docs_build():
+    """Every public function, class, method and property: summary, every parameter with a type and a
+    description (none that does not exist), a described Returns section: the checks the Sphinx build
+    (``numpydoc_validation_checks``, warnings as errors) makes, here without building the docs."""
+    import pytest
+
+    validate = pytest.importorskip("numpydoc.validate").validate  # only in the 'docs' extra
+    checks = _numpydoc_checks()
+    assert {"PR01", "PR02", "RT01", "GL08"} <= checks
+    names = _public_objects()
+    assert "ot_multimarginal.FactoredPlan.sample" in names and "ot_multimarginal.PairwiseCost.chain" in names
+    gaps = []
+    for name in names:
+        with warnings.catch_warnings(record=True) as caught:  # e.g. numpydoc's "Unknown section Fields"
+            warnings.simplefilter("always")
+            gaps += ["%s %s: %s" % (name, code, msg) for code, msg in validate(name)["errors"] if code in checks]
+        gaps += ["%s: %s" % (name, w.message) for w in caught if "numpydoc" in w.filename]
+    assert gaps == [], "docstring gaps (numpydoc):\n" + "\n".join(gaps)
