@@ -339,10 +339,10 @@ class FactoredPlan:
         r"""Compute the pairwise marginal on the axes ``(i, j)``.
 
         :math:`P_{ij}[x, y] = \sum_{I : I_i = x,\, I_j = y} Y[I]`, for any
-        two different axes (adjacent in the graph or not), from the engine's
-        messages, never the tensor (one engine pass; for the rank-one part of
-        a rounded plan, :math:`\mathrm{err}_i \mathrm{err}_j^\top` times
-        the mass of the other factors).
+        two different axes (adjacent in the graph or not), computed by the
+        engine without forming the tensor (for the rank-one part of a rounded
+        plan: :math:`\mathrm{err}_i \mathrm{err}_j^\top` times the mass of
+        the other factors).
 
         Parameters
         ----------
@@ -464,30 +464,38 @@ class FactoredPlan:
         random_state : None, int or numpy.random.RandomState, optional
             Seed (:func:`ot.utils.check_random_state`); numbers are drawn in NumPy.
         method : {'auto', 'elimination', 'sequential', 'dense', 'engine'}, optional
-            How the Gibbs part is sampled. ``'engine'``: the engine's own
-            ``sample_gibbs(g, n, rng)`` (e.g. forward sampling on a tree,
-            exact and linear in the number of samples). ``'elimination'`` (pairwise costs
-            on any graph, e.g. circles and complete graphs): axis by axis
-            too, but every sample's conditional law is read from tables
-            computed once by variable elimination (log domain, float64; see
-            :mod:`ot_multimarginal._elimination`), so the batch is drawn in
-            vectorised steps, without an engine pass per prefix; it needs
-            the largest table of the elimination (:math:`n^3` entries on a
-            circle, :math:`n^{k-1}` on a complete graph) to hold at most
-            2**24 entries, else ``ValueError``. ``'sequential'``: axis by axis,
-            :math:`i_1` from the first marginal, then :math:`i_j` from the
-            conditional law given :math:`(i_1, \dots, i_{j-1})`, the j-th
-            marginal of :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
-            :math:`-\infty` off the drawn indices: one engine marginal per
-            distinct prefix, at most :math:`\min(n_{\text{samples}}, n_1 \cdots n_{j-1})`
-            for axis j (works for every engine, never forms the tensor).
-            The last axis is drawn from :math:`\exp(g_k[v] - C(i_1, \dots, i_{k-1}, v)/\varepsilon)`
-            with the cost at index tuples (:func:`cost_at`), no engine pass.
-            ``'dense'``: from the flattened tensor (engines whose tensor fits
-            in memory). ``'auto'``: the engine's own ``sample_gibbs(g, n, rng)``
-            if it has one (e.g. forward sampling on a tree), else dense for a
-            dense cost tensor, else elimination for a pairwise cost whose
-            tables fit, else sequential.
+            How the Gibbs part is sampled; every method is exact.
+
+            - ``'auto'`` (default): ``'engine'`` if the engine has a
+              ``sample_gibbs`` method, else ``'dense'`` for a dense cost
+              tensor, else ``'elimination'`` for a pairwise cost whose
+              tables fit, else ``'sequential'``.
+            - ``'elimination'`` (pairwise costs on any graph: trees, circles,
+              complete graphs): axis by axis, every sample's conditional law
+              read from tables computed once by variable elimination (log
+              domain, float64; see :mod:`ot_multimarginal._elimination`), so
+              the batch is drawn in vectorised steps, without an engine pass
+              per prefix; it needs the largest table of the elimination
+              (:math:`n^3` entries on a circle, :math:`n^{k-1}` on a
+              complete graph) to hold at most 2**24 entries, else
+              ``ValueError``.
+            - ``'sequential'``: axis by axis, :math:`i_1` from the first
+              marginal, then :math:`i_j` from the conditional law given
+              :math:`(i_1, \dots, i_{j-1})`, the j-th marginal of
+              :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
+              :math:`-\infty` off the drawn indices: one engine marginal per
+              distinct prefix, at most
+              :math:`\min(n_{\text{samples}}, n_1 \cdots n_{j-1})` for axis j
+              (works for every engine, never forms the tensor). The last
+              axis is drawn from
+              :math:`\exp(g_k[v] - C(i_1, \dots, i_{k-1}, v)/\varepsilon)`
+              with the cost at index tuples (:func:`cost_at`), no engine pass.
+            - ``'dense'``: from the flattened tensor (engines whose tensor
+              fits in memory).
+            - ``'engine'``: the engine's own ``sample_gibbs(g, n, rng)``, a
+              hook for user-defined engines (none of the package's engines
+              defines one).
+
             A rounded plan is a mixture: each sample comes from the rank-one
             part (the product law of the :math:`\mathrm{err}_j/\|\mathrm{err}_j\|_1`)
             with probability its share of the mass, else from the Gibbs part.
