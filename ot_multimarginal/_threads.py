@@ -50,7 +50,7 @@ def blas_threads(n: Optional[int]) -> Iterator[None]:
 
     See Also
     --------
-    emot_sinkhorn : its ``blas_threads=`` option applies this to a solve
+    ot_multimarginal.emot_sinkhorn : its ``blas_threads=`` option applies this to a solve
         (``'auto'``: one thread for small products).
 
     Examples
