@@ -22,7 +22,7 @@ program*
    (or until the certified gap below is at most :math:`\varepsilon`, checked
    every few iterations, whichever comes first);
 4. rounding of :math:`B(g)` onto :math:`\Pi(a_1, \dots, a_k)` with the
-   **original** weights (:func:`ot_multimarginal.rounding.round_to_feasible`).
+   **original** weights (:func:`ot_multimarginal.round_to_feasible`).
 
 The returned plan has exactly the marginals :math:`a_i` and, when the loop
 converged, :math:`\langle C, P\rangle \le \mathrm{LP}^\star + \varepsilon`.
@@ -229,7 +229,7 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         before the certificate existed).
     numItermax : int, optional
         Maximum number of iterations of the loop (sweeps for the cyclic
-        method). Default ``None``: the bound of :func:`iteration_bound`,
+        method). Default ``None``: the bound of ``ot_multimarginal.approx.iteration_bound``,
         after which greedy Sinkhorn is guaranteed to have reached the
         tolerance (for the other two methods the same number, a budget of
         the same order of work; in practice every method stops on the

@@ -11,7 +11,7 @@ and answers those questions; only :meth:`FactoredPlan.to_dense` forms the
 tensor.
 
 A plan may also carry the rank-one correction of the rounding onto the exact
-transport polytope (:func:`ot_multimarginal.rounding.round_to_feasible`):
+transport polytope (:func:`ot_multimarginal.round_to_feasible`):
 :math:`Y = B(g') + (\mathrm{err}_1 \otimes \dots \otimes \mathrm{err}_k)/s^{k-1}`;
 every method then answers for :math:`Y`.
 
@@ -160,7 +160,7 @@ class FactoredPlan:
         :meth:`marginal_error`.
     rounded : RoundedState, optional
         The rank-one correction (``errs``, ``s``) of
-        :func:`~ot_multimarginal.rounding.round_to_feasible`; its ``g`` must
+        :func:`~ot_multimarginal.round_to_feasible`; its ``g`` must
         be the ``g`` given here. Use :meth:`round` rather than building it by hand.
     free : sequence of int, optional
         Free nodes of the problem (marginals not prescribed; their ``a_s``
@@ -489,7 +489,7 @@ class FactoredPlan:
               (works for every engine, never forms the tensor). The last
               axis is drawn from
               :math:`\exp(g_k[v] - C(i_1, \dots, i_{k-1}, v)/\varepsilon)`
-              with the cost at index tuples (:func:`cost_at`), no engine pass.
+              with the cost at index tuples (``ot_multimarginal.plans.cost_at``), no engine pass.
             - ``'dense'``: from the flattened tensor (engines whose tensor
               fits in memory).
             - ``'engine'``: the engine's own ``sample_gibbs(g, n, rng)``, a

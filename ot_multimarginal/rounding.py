@@ -149,8 +149,8 @@ def round_to_feasible(engine: Any, g: Sequence[Array], a_s: Sequence[Array], fre
     state : RoundedState
         ``(g, errs, s)``: the rounded plan is
         ``FactoredPlan(engine, state.g, a_s, rounded=state)``
-        (see :class:`ot_multimarginal.plans.FactoredPlan`), its cost
-        :func:`rounded_linear_cost`.
+        (see :class:`~ot_multimarginal.FactoredPlan`), its cost
+        ``ot_multimarginal.rounding.rounded_linear_cost``.
 
     Notes
     -----
