@@ -162,6 +162,13 @@ def match_from_plan(P: Array, soft: bool = False) -> Any:
         ``False`` (default): the indices :math:`\arg\max_b P_{ab}` (NumPy
         ``int64``, shape ``(n_i,)``). ``True``: the conditional law
         :math:`P_{ab} / \sum_{b'} P_{ab'}` (rows summing to one; backend array).
+
+    Returns
+    -------
+    match : numpy.ndarray of int64 of shape (n_i,), or array-like of shape (n_i, n_j)
+        ``soft=False``: ``match[a]`` the column of the largest entry of row
+        ``a``. ``soft=True``: the row-normalised plan, in the backend, dtype
+        and device of ``P``.
     """
     nx = backend_of(P=P)
     if getattr(P, "ndim", None) != 2:
