@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("each", "joint", None)
+NEWTON_MAX_POINTS = 1500  # method='auto': Newton inner solves up to this many points in all (sum of n_i)
 
 
 # ---- the decomposition ----------------------------------------------------------------------
@@ -333,7 +334,7 @@ def _rel_change(history):
 
 
 def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="auto", n_components=2,
-                 max_candidates=16, n_screen=5, method="sinkhorn_log", numItermax=100, stopThr=1e-6,
+                 max_candidates=16, n_screen=5, method="auto", numItermax=100, stopThr=1e-6,
                  numItermaxInner=5000, stopThrInner=1e-6, random_state=None, verbose=False, log=False, warn=True, **kwargs):
     r"""Multimarginal entropic Gromov–Wasserstein between point clouds of any dimensions.
 
@@ -530,6 +531,8 @@ def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="a
     rng = check_random_state(random_state)
     cands = _initial_candidates(nx, init, Xd, a_s, edges, n_components, max_candidates, rng)
     names = [name for name, _ in cands]
+    if method == "auto":
+        method = "sinkhorn_newton" if sum(shape) <= NEWTON_MAX_POINTS else "sinkhorn_log"
     inner = dict(method=method, numItermax=numItermaxInner, stopThr=stopThrInner, start=max(stopThrInner, 1e-4),
                  kwargs=kwargs)
     runs = [_Run(nx, Xd, a_s, edges, shape, reg, A, inner) for _, A in cands]
