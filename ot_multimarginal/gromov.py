@@ -351,7 +351,7 @@ def _rel_change(history):
 
 
 def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="auto", n_components=2,
-                 max_candidates=16, n_screen=5, method="auto", numItermax=100, stopThr=1e-6,
+                 max_candidates=16, n_screen=2, method="auto", numItermax=100, stopThr=1e-6,
                  numItermaxInner=5000, stopThrInner=1e-6, random_state=None, verbose=False, log=False, warn=True, **kwargs):
     r"""Multimarginal entropic Gromov–Wasserstein between point clouds of any dimensions.
 

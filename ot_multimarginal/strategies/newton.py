@@ -78,11 +78,13 @@ def _linear_part(nx, g, a_s, blocks):
 def _hessian(engine, g, r, blocks):
     """The Hessian of ``F`` over ``blocks``: ``diag(r_i)`` and the pairwise marginals of ``B(g)``."""
     nx = engine.nx
+    pair = {}
+    for p, i in enumerate(blocks):
+        for j in blocks[p + 1:]:
+            pair[(i, j)] = nx.exp(engine.log_pairwise_marginal(g, i, j))  # (n_i, n_j); (j, i) is its transpose
     rows = []
     for i in blocks:
-        row = []
-        for j in blocks:
-            row.append(nx.diag(r[i]) if i == j else nx.exp(engine.log_pairwise_marginal(g, i, j)))
+        row = [nx.diag(r[i]) if i == j else (pair[(i, j)] if (i, j) in pair else pair[(j, i)].T) for j in blocks]
         rows.append(nx.concatenate(row, axis=1))
     return nx.concatenate(rows, axis=0)
 
