@@ -47,6 +47,7 @@ __all__ = [
     "gw_moment_term",
     "gw_cross_moment",
     "gw_linear_cost",
+    "gw_separable_terms",
     "match_from_plan",
 ]
 
@@ -146,6 +147,35 @@ def gw_linear_cost(X, Y, A):
     r"""The induced cost matrix :math:`c_A(x_a, y_b) = -4\|x_a\|^2\|y_b\|^2 - 32\, x_a^\top A y_b`, shape ``(n, m)``."""
     nx = backend_of(X=X, Y=Y, A=A)
     return -4 * _sq_norms(nx, X)[:, None] * _sq_norms(nx, Y)[None, :] - 32 * nx.dot(nx.dot(X, A), Y.T)
+
+
+def _psd_sqrt(nx, M):
+    """Square root of a symmetric PSD matrix (eigenvalues clipped at 0: rank-deficient ``A A^T`` is the rule)."""
+    lam, V = nx.eigh(M)
+    return nx.dot(V * nx.sqrt(nx.clip(lam, 0.0, None))[None, :], V.T)
+
+
+def gw_separable_terms(X, Y, A):
+    r"""Functions :math:`h_x, h_y` with :math:`c_A(x, y) + h_x(x) + h_y(y) \ge 0`, zero on isometric matches.
+
+    .. math::
+        c_A(x, y) + h_x(x) + h_y(y) = 2\big(\|x\|^2 - \|y\|^2\big)^2 + 16\,\|S^{1/2}U^\top x - S^{1/2}V^\top y\|^2,
+
+    :math:`A = USV^\top`, with :math:`h_x(x) = 2\|x\|^4 + 16\,x^\top (AA^\top)^{1/2} x` and
+    :math:`h_y(y) = 2\|y\|^4 + 16\,y^\top (A^\top A)^{1/2} y`. Adding separable terms changes
+    neither the plan of an OT problem nor Sinkhorn's iterates (only the potentials, by
+    :math:`-h`, and the value, by :math:`E_\mu h_x + E_\nu h_y`), but it removes the large
+    rank-one part :math:`-4\|x\|^2\|y\|^2` that potentials would otherwise have to learn
+    (the neural estimator, :class:`~ot_multimarginal.neural.NeuralMGW`). Returns ``(h_x, h_y)``
+    of shapes ``(n,)`` and ``(m,)``.
+    """
+    nx = backend_of(X=X, Y=Y, A=A)
+    a, b = _sq_norms(nx, X), _sq_norms(nx, Y)
+    Rx = _psd_sqrt(nx, nx.dot(A, A.T))
+    Ry = _psd_sqrt(nx, nx.dot(A.T, A))
+    hx = 2 * a * a + 16 * nx.sum(nx.dot(X, Rx) * X, axis=1)
+    hy = 2 * b * b + 16 * nx.sum(nx.dot(Y, Ry) * Y, axis=1)
+    return hx, hy
 
 
 # ---- matching ---------------------------------------------------------------------------------
