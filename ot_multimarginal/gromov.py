@@ -32,11 +32,13 @@ problem becomes an alternation between a closed-form update of each
 # License: MIT License
 
 import warnings
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from ot.utils import check_random_state
 
 from ._backend import dtype_info, to_float
+from ._typing import Array, Edges, LogDict, Weights
 from ._validation import backend_of, check_choice, check_iteration_args, check_point_clouds, check_reg, check_weights
 from .costs.graph import PairwiseCost, _check_edge_list, graph_edges
 from .sinkhorn import emot_sinkhorn
@@ -179,7 +181,7 @@ def gw_separable_terms(X, Y, A):
 
 
 # ---- matching ---------------------------------------------------------------------------------
-def match_from_plan(P, soft=False):
+def match_from_plan(P: Array, soft: bool = False) -> Any:
     r"""For each row point, its most likely partner under a pairwise plan (or the conditional law).
 
     Parameters
@@ -380,9 +382,12 @@ def _rel_change(history):
     return abs(history[-1] - history[-2]) / max(abs(history[-1]), 1e-300)
 
 
-def mgw_sinkhorn(X_s, reg, a_s=None, graph="complete", normalize="each", init="auto", n_components=2,
-                 max_candidates=16, n_screen=2, method="auto", numItermax=100, stopThr=1e-6,
-                 numItermaxInner=5000, stopThrInner=1e-6, random_state=None, verbose=False, log=False, warn=True, **kwargs):
+def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
+                 normalize: Optional[str] = "each", init: Any = "auto", n_components: int = 2,
+                 max_candidates: int = 16, n_screen: int = 2, method: str = "auto", numItermax: int = 100,
+                 stopThr: float = 1e-6, numItermaxInner: int = 5000, stopThrInner: float = 1e-6,
+                 random_state: Any = None, verbose: bool = False, log: bool = False, warn: bool = True,
+                 **kwargs: Any) -> Union[Any, Tuple[Any, LogDict]]:
     r"""Multimarginal entropic Gromov–Wasserstein between point clouds of any dimensions.
 
     Solves

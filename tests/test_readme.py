@@ -23,9 +23,16 @@ def test_readme_has_python_blocks():
     assert len(PYTHON) >= 4
 
 
-def _missing_optional(code):
+# calls that need an optional package although the snippet does not import it
+_NEEDS = {"torch": r"\b(emot_neural|NeuralEMOT|mgw_neural|NeuralMGW)\b"}
+
+
+def missing_optional(code):
+    """The optional package a snippet needs (imports it, or calls a torch-only solver) that is not installed."""
     for mod in OPTIONAL:
-        if re.search(r"^\s*(import|from) %s\b" % mod, code, re.M) and importlib.util.find_spec(mod) is None:
+        uses = re.search(r"^\s*(import|from) %s\b" % mod, code, re.M) or (
+            mod in _NEEDS and re.search(_NEEDS[mod], code))
+        if uses and importlib.util.find_spec(mod) is None:
             return mod
     return None
 
@@ -36,7 +43,7 @@ def test_readme_python_blocks_run(monkeypatch, tmp_path):
     ns = {"__name__": "__readme__"}
     ran = 0
     for i, (code, line) in enumerate(PYTHON):
-        if _missing_optional(code):  # e.g. the torch block in an install without torch: skip that block only
+        if missing_optional(code):  # e.g. the torch block in an install without torch: skip that block only
             continue
         # a README block must run cleanly: a warning (e.g. non-convergence) is a failure
         with warnings.catch_warnings():

@@ -2,13 +2,18 @@
 r"""The functional call :func:`emot_neural` (POT style: the value, and a log on request)."""
 # License: MIT License
 
+from typing import Any, Optional, Sequence, Tuple, Union
+
+from .._typing import Array, Edges, LogDict, Metric, Weights
 from .estimator import NeuralEMOT
 
 __all__ = ["emot_neural"]
 
 
-def emot_neural(X_s, reg, a_s=None, graph="complete", metric="sqeuclidean", estimator="combinatorial",
-                batch_size=None, n_iter=300, lr=1e-2, seed=None, device=None, verbose=False, log=False, **kwargs):
+def emot_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
+                metric: Metric = "sqeuclidean", estimator: str = "combinatorial", batch_size: Optional[int] = None,
+                n_iter: int = 300, lr: float = 1e-2, seed: Optional[int] = None, device: Any = None,
+                verbose: bool = False, log: bool = False, **kwargs: Any) -> Union[Any, Tuple[Any, LogDict]]:
     r"""Neural estimate of the entropic multimarginal OT value between point clouds (NEMOT).
 
     .. math::

@@ -2,12 +2,15 @@
 r"""The estimator: :class:`NeuralEMOT` (fit the potentials, then ask them for values, densities, plans)."""
 # License: MIT License
 
+import os
 import time
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from .._typing import Array, Edges, Metric, Weights
 from .._validation import (
     check_auto_bool,
     check_choice,
@@ -24,6 +27,9 @@ from .networks import PotentialSet
 from .objectives import ESTIMATORS, aligned_effective_size, aligned_exponents
 from .sampling import BatchSampler, derive_seed
 from .training import Trainer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..plans import FactoredPlan
 
 __all__ = ["NeuralEMOT"]
 
@@ -225,12 +231,16 @@ class NeuralEMOT:
     True
     """
 
-    def __init__(self, reg, graph="complete", metric="sqeuclidean", cost=None, center=0, edges=None,
-                 estimator="combinatorial", batch_size=None, n_iter=300, lr=1e-2, width=None, depth=2,
-                 activation="relu", grad_clip=1.0, replace=None, evaluation="auto", n_eval_batches=32,
-                 eval_every=50, patience=4, tol=1e-4, warm_start=False, dtype=None, seed=None, device=None,
-                 verbose=False, distributed="auto", distributed_loss="global", checkpoint_dir=None,
-                 checkpoint_every=None, resume=False):
+    def __init__(self, reg: float, graph: Union[str, Edges] = "complete", metric: Metric = "sqeuclidean",
+                 cost: Optional[Callable[..., Any]] = None, center: int = 0, edges: Optional[Edges] = None,
+                 estimator: str = "combinatorial", batch_size: Optional[int] = None, n_iter: int = 300,
+                 lr: float = 1e-2, width: Optional[int] = None, depth: int = 2, activation: str = "relu",
+                 grad_clip: Optional[float] = 1.0, replace: Optional[bool] = None, evaluation: str = "auto",
+                 n_eval_batches: int = 32, eval_every: int = 50, patience: Optional[int] = 4, tol: float = 1e-4,
+                 warm_start: bool = False, dtype: Any = None, seed: Optional[int] = None, device: Any = None,
+                 verbose: bool = False, distributed: Union[str, bool] = "auto", distributed_loss: str = "global",
+                 checkpoint_dir: Optional[str] = None, checkpoint_every: Optional[int] = None,
+                 resume: bool = False) -> None:
         self.reg = reg
         self.graph = graph
         self.metric = metric
@@ -263,7 +273,7 @@ class NeuralEMOT:
         self.resume = resume
 
     # ---- parameters --------------------------------------------------------
-    def get_params(self):
+    def get_params(self) -> Dict[str, Any]:
         """The constructor's parameters (scikit-learn style)."""
         names = ("reg graph metric cost center edges estimator batch_size n_iter lr width depth activation "
                  "grad_clip replace evaluation n_eval_batches eval_every patience tol warm_start dtype seed "
@@ -309,7 +319,7 @@ class NeuralEMOT:
         return reg, n_iter, lr, b, cost
 
     # ---- fitting -----------------------------------------------------------
-    def fit(self, X_s, a_s=None):
+    def fit(self, X_s: Sequence[Array], a_s: Weights = None) -> "NeuralEMOT":
         """Train the potentials on the clouds ``X_s`` (weights ``a_s``, uniform by default).
 
         Parameters
@@ -484,7 +494,7 @@ class NeuralEMOT:
         dt = torch.float64 if str(nx) == "numpy" else X_s[0].dtype
         return [_to_torch(X, dev, dt) for X in X_s], [_to_torch(a, dev, dt) for a in a_s], X_s[0]
 
-    def value(self, X_s=None, a_s=None):
+    def value(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> Any:
         """The dual of the fitted potentials on ``X_s`` (default: the training clouds), like ``value_``."""
         self._check_fitted()
         data, weights, ref = self._as_data(X_s, a_s)
@@ -493,7 +503,7 @@ class NeuralEMOT:
         value, _, _, _ = self._evaluate(data, weights, torch.Generator().manual_seed(derive_seed(self.seed_, "v")))
         return _like_input(value, ref, str(type(ref).__module__).startswith("numpy"))
 
-    def potential(self, i, x):
+    def potential(self, i: int, x: Array) -> Array:
         """The potential :math:`\\varphi_i` at the rows of ``x`` (shape ``(m, d_i)``): shape ``(m,)``."""
         self._check_fitted()
         k = len(self.potentials_)
@@ -511,13 +521,13 @@ class NeuralEMOT:
         with torch.set_grad_enabled(X.requires_grad):
             return phi(X.to(phi.mean.dtype)).to(X.dtype)
 
-    def data_potentials(self):
+    def data_potentials(self) -> List[Array]:
         """``[φ_i(X_i)]`` on the training clouds, in the inputs' type: a ``warmstart`` for ``emot_sinkhorn``."""
         self._check_fitted()
         f = self._potentials_on(self.X_fit_)
         return [x.cpu().numpy() if self._is_numpy else x.to(self._ref.dtype) for x in f]
 
-    def plan_density(self, *xs):
+    def plan_density(self, *xs: Array) -> Array:
         r"""Density of the plan w.r.t. :math:`\otimes\mu_i` at ``m`` tuples: ``xs[i]`` of shape ``(m, d_i)``.
 
         :math:`e^{(\sum_i \varphi_i(x_i) - c(x_1,\dots,x_k))/\varepsilon - \Lambda}`,
@@ -557,7 +567,7 @@ class NeuralEMOT:
         g = [fi / self.reg_ + torch.log(w) for fi, w in zip(f, weights)]
         return engine, g, weights, data
 
-    def plan(self, X_s=None, a_s=None):
+    def plan(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> "FactoredPlan":
         """The plan of the potentials on ``X_s`` (default: the training clouds) as a :class:`FactoredPlan`.
 
         Log-scalings :math:`g_i = \\varphi_i(x_i)/\\varepsilon + \\log a_i`,
@@ -579,7 +589,7 @@ class NeuralEMOT:
             weights = [w.cpu().numpy() for w in weights]
         return FactoredPlan(engine, g, weights)
 
-    def pairwise_plan(self, i, j, X_i=None, X_j=None):
+    def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
         """Pairwise marginal of the plan on marginals ``(i, j)``.
 
         Without points: the ``(n_i, n_j)`` matrix of the plan on the training
@@ -617,7 +627,7 @@ class NeuralEMOT:
         return D.cpu().numpy() if is_np else D
 
     # ---- persistence -------------------------------------------------------
-    def save(self, path):
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Save the fitted estimator (parameters, networks, training clouds, fitted attributes) with ``torch.save``."""
         self._check_fitted()
         params = self.get_params()
@@ -642,7 +652,7 @@ class NeuralEMOT:
         torch.save(state, path)
 
     @classmethod
-    def load(cls, path, device=None):
+    def load(cls, path: Union[str, "os.PathLike[str]"], device: Any = None) -> "NeuralEMOT":
         """An estimator saved by :meth:`save` (on ``device``, default CPU)."""
         state = torch.load(path, map_location="cpu", weights_only=False)
         params = dict(state["params"])
