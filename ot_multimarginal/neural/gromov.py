@@ -22,11 +22,13 @@ batch's potentials). Each refit warm-starts from the previous potentials.
 
 import time
 import warnings
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from ot.utils import check_random_state
 
+from .._typing import Array, Edges, LogDict, Weights
 from .._validation import check_choice, check_positive_int, check_reg
 from ..costs.graph import _check_edge_list, graph_edges
 from ..gromov import (
@@ -151,10 +153,13 @@ class NeuralMGW:
     (2, 3)
     """
 
-    def __init__(self, reg, graph="complete", normalize="each", init="auto", n_init_points=40, n_components=2,
-                 max_candidates=16, n_outer=8, tol=1e-3, n_iter=300, n_iter_refit=100, batch_size=None, lr=1e-2,
-                 width=None, depth=2, estimator="combinatorial", n_moment_batches=32, dtype=None, seed=None,
-                 device=None, distributed="auto", verbose=False):
+    def __init__(self, reg: float, graph: Union[str, Edges] = "complete", normalize: Optional[str] = "each",
+                 init: Any = "auto", n_init_points: int = 40, n_components: int = 2, max_candidates: int = 16,
+                 n_outer: int = 8, tol: float = 1e-3, n_iter: int = 300, n_iter_refit: int = 100,
+                 batch_size: Optional[int] = None, lr: float = 1e-2, width: Optional[int] = None, depth: int = 2,
+                 estimator: str = "combinatorial", n_moment_batches: int = 32, dtype: Any = None,
+                 seed: Optional[int] = None, device: Any = None, distributed: Any = "auto",
+                 verbose: bool = False) -> None:
         self.reg = reg
         self.graph = graph
         self.normalize = normalize
@@ -178,7 +183,7 @@ class NeuralMGW:
         self.distributed = distributed
         self.verbose = verbose
 
-    def get_params(self):
+    def get_params(self) -> Dict[str, Any]:
         """The constructor's parameters (scikit-learn style)."""
         names = ("reg graph normalize init n_init_points n_components max_candidates n_outer tol n_iter "
                  "n_iter_refit batch_size lr width depth estimator n_moment_batches dtype seed device distributed "
@@ -219,7 +224,7 @@ class NeuralMGW:
         cands = _initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
         return cands[0][1], cands[0][0]
 
-    def fit(self, X_s, a_s=None):
+    def fit(self, X_s: Sequence[Array], a_s: Weights = None) -> "NeuralMGW":
         """Fit the alternation on the clouds ``X_s`` (weights ``a_s``, uniform by default).
 
         Parameters
@@ -340,7 +345,7 @@ class NeuralMGW:
                        for v in (self.means_[i], self.scales_[i]))
         return (T - mean[None, :]) / scale, is_np
 
-    def pairwise_plan(self, i, j, X_i=None, X_j=None):
+    def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
         """The pairwise plan on marginals ``(i, j)``: on the training clouds (``(n_i, n_j)``, sums to one), or the
         density w.r.t. :math:`\\mu_i\\otimes\\mu_j` at new points ``X_i``, ``X_j`` (original coordinates)."""
         self._check_fitted()
@@ -353,15 +358,18 @@ class NeuralMGW:
         D = self.emot_.pairwise_plan(i, j, Ti, Tj)
         return D.cpu().numpy() if is_np else D
 
-    def match(self, i, j, X_i=None, X_j=None, soft=False):
+    def match(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None,
+              soft: bool = False) -> Any:
         """For each point of ``X_i`` (default: the training cloud i) its most likely partner in ``X_j`` (default:
         cloud j): indices ``(m_i,)``; ``soft=True``: the conditional law, rows summing to one ``(m_i, m_j)``."""
         P = self.pairwise_plan(i, j, X_i, X_j)
         return match_from_plan(P, soft=soft)
 
 
-def mgw_neural(X_s, reg, a_s=None, graph="complete", normalize="each", init="auto", n_outer=8, tol=1e-3,
-               seed=None, verbose=False, log=False, **kwargs):
+def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
+               normalize: Optional[str] = "each", init: Any = "auto", n_outer: int = 8, tol: float = 1e-3,
+               seed: Optional[int] = None, verbose: bool = False, log: bool = False,
+               **kwargs: Any) -> Union[Any, Tuple[Any, LogDict]]:
     r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (mini-batches; torch).
 
     The problem, the value's convention and ``normalize`` are those of
