@@ -157,7 +157,13 @@ def _psd_sqrt(nx, M):
     return nx.dot(V * nx.sqrt(nx.clip(lam, 0.0, None))[None, :], V.T)
 
 
-def gw_separable_terms(X, Y, A):
+def gw_separable_roots(A):
+    r"""The pair :math:`((AA^\top)^{1/2}, (A^\top A)^{1/2})` of :func:`gw_separable_terms`."""
+    nx = backend_of(A=A)
+    return _psd_sqrt(nx, nx.dot(A, A.T)), _psd_sqrt(nx, nx.dot(A.T, A))
+
+
+def gw_separable_terms(X, Y, A, roots=None):
     r"""Functions :math:`h_x, h_y` with :math:`c_A(x, y) + h_x(x) + h_y(y) \ge 0`, zero on isometric matches.
 
     .. math::
@@ -169,12 +175,12 @@ def gw_separable_terms(X, Y, A):
     :math:`-h`, and the value, by :math:`E_\mu h_x + E_\nu h_y`), but it removes the large
     rank-one part :math:`-4\|x\|^2\|y\|^2` that potentials would otherwise have to learn
     (the neural estimator, :class:`~ot_multimarginal.neural.NeuralMGW`). Returns ``(h_x, h_y)``
-    of shapes ``(n,)`` and ``(m,)``.
+    of shapes ``(n,)`` and ``(m,)``. ``roots``: the pair :math:`((AA^\top)^{1/2}, (A^\top A)^{1/2})`
+    if already computed (a cost evaluated on many batches for one ``A``).
     """
     nx = backend_of(X=X, Y=Y, A=A)
     a, b = _sq_norms(nx, X), _sq_norms(nx, Y)
-    Rx = _psd_sqrt(nx, nx.dot(A, A.T))
-    Ry = _psd_sqrt(nx, nx.dot(A.T, A))
+    Rx, Ry = gw_separable_roots(A) if roots is None else roots
     hx = 2 * a * a + 16 * nx.sum(nx.dot(X, Rx) * X, axis=1)
     hy = 2 * b * b + 16 * nx.sum(nx.dot(Y, Ry) * Y, axis=1)
     return hx, hy
