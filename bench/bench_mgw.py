@@ -161,7 +161,7 @@ def main():
     print("load before: %s" % load())
     res = {}
     print("\n(a) k = 2 against POT's entropic GW (init A = 0 = POT's start)\n")
-    print("| n | eps | mgw_sinkhorn (s) | POT (s) | max plan diff | value_linear diff | outer | inner sweeps |")
+    print("| n | eps | mgw_sinkhorn (s) | POT (s) | max plan diff | value_linear diff | outer | inner iterations |")
     print("|---|---|---|---|---|---|---|---|")
     res["pot"] = case_pot([10, 20] if QUICK else [10, 20, 40], 5.0)
     print("\n(b) k = 3, isometric copies in dims 2, 3, 5 (complete graph), init A = 0, default tolerances\n")

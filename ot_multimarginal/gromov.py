@@ -476,13 +476,20 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
         (ignored when there is a single start).
     method : str, optional
         The inner EMOT loop (see :func:`~ot_multimarginal.emot_sinkhorn`).
+        ``'auto'`` (default): ``'sinkhorn_newton'`` when the clouds have at
+        most 1500 points in all, else ``'sinkhorn_log'``. The GW costs make
+        the inner plans nearly sparse, where cyclic Sinkhorn crawls (k = 3,
+        n = 10, reg = 0.5: 157 310 sweeps, 56 s, not converged) and Newton's
+        method on the dual does not (41 iterations, 0.2 s).
     numItermax : int, optional
         Maximum number of outer (alternation) steps.
     stopThr : float, optional
-        Stop when the objective's relative change is at most ``stopThr`` and
-        the inner solves run at ``stopThrInner``.
+        Stop when the relative changes of the objective and of the
+        :math:`A_{ij}` (``log['A_change']``: the objective is flat at a fixed
+        point, the :math:`A_{ij}` bound the plan's change) are at most
+        ``stopThr`` and the inner solves run at ``stopThrInner``.
     numItermaxInner : int, optional
-        Maximum number of sweeps of each inner EMOT solve.
+        Maximum number of iterations (sweeps, or Newton steps) of each inner EMOT solve.
     stopThrInner : float, optional
         Final marginal error of the inner solves (the first ones stop at 1e-4
         or less, tightened to a tenth of the objective's last relative change).
@@ -518,7 +525,8 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
         ``candidates`` (name and screened objective of every start);
         ``init`` (the start kept); ``scales``, ``means`` (the normalisation:
         :math:`\tilde X_i = (X_i - \bar x_i)/s_i`); ``niter``, ``converged``,
-        ``inner_niter`` (sweeps of each inner solve), ``inner_tol`` (the
+        ``inner_niter`` (iterations of each inner solve), ``A_change``
+        (relative change of the :math:`A_{ij}` at each step), ``inner_tol`` (the
         marginal-error threshold of each inner solve), ``inner_log`` (the last
         inner solve's log), ``reg``.
 
