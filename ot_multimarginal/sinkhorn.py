@@ -345,6 +345,9 @@ _ENGINE_PARAMS = r"""    mode : {'scaling', 'log'}, optional
           of the dual used for the gradient steps (default: the number of
           prescribed marginals, the proven bound; see
           :mod:`ot_multimarginal.strategies.accelerated`).
+        - ``damping`` (``'sinkhorn_newton'``): float >= 0, the
+          Levenberg–Marquardt factor added to the Newton system (default
+          1e-4; see :mod:`ot_multimarginal.strategies.newton`).
 """
 
 _FREE_NOTES = r"""
@@ -404,8 +407,8 @@ _LOG_DOC = r"""
 """
 
 _METHODS_DOC = (
-    ", ``'sinkhorn_greedy'`` (update the block with the largest marginal divergence, Lin et al. 2022)"
-    " and ``'sinkhorn_accelerated'`` (estimate-sequence acceleration, monotone dual; fewer"
+    ", ``'sinkhorn_greedy'`` (update the block with the largest marginal divergence, Lin et al. 2022),"
+    " ``'sinkhorn_accelerated'`` (estimate-sequence acceleration, monotone dual; fewer"
     " iterations at small reg, 3 passes each) and ``'sinkhorn_newton'`` (damped Newton on the dual with the"
     " pairwise marginals as Hessian, one dense solve of size sum(n_i) per iteration: tens of iterations where"
     " the others need thousands, at small reg relative to the cost's range; up to a few thousand points in all;"

@@ -164,8 +164,8 @@ class NeuralMGW:
                  init: Any = "auto", n_init_points: int = 40, n_components: int = 2, max_candidates: int = 16,
                  n_outer: int = 8, tol: float = 1e-3, n_iter: int = 300, n_iter_refit: int = 100,
                  batch_size: Optional[int] = None, lr: float = 1e-2, width: Optional[int] = None, depth: int = 2,
-                 estimator: str = "combinatorial", n_moment_batches: int = 32, dtype: Any = None,
-                 seed: Optional[int] = None, device: Any = None, distributed: Any = "auto",
+                 estimator: str = "combinatorial", dtype: Any = None, device: Any = None,
+                 distributed: Any = "auto", n_moment_batches: int = 32, seed: Optional[int] = None,
                  verbose: bool = False) -> None:
         self.reg = reg
         self.graph = graph
@@ -191,7 +191,13 @@ class NeuralMGW:
         self.verbose = verbose
 
     def get_params(self) -> Dict[str, Any]:
-        """The constructor's parameters (scikit-learn style)."""
+        """The constructor's parameters (scikit-learn style).
+
+        Returns
+        -------
+        params : dict
+            Parameter name → value, as passed to the constructor.
+        """
         names = ("reg graph normalize init n_init_points n_components max_candidates n_outer tol n_iter "
                  "n_iter_refit batch_size lr width depth estimator n_moment_batches dtype seed device distributed "
                  "verbose").split()
@@ -239,10 +245,13 @@ class NeuralMGW:
         X_s : list of k arrays of shape (n_i, d_i)
             NumPy arrays or torch tensors (one library); sizes and dimensions may differ.
         a_s : list of k weight vectors, optional
+            Weights of the clouds' points (each summing to one); ``None``
+            (or a ``None`` entry): uniform.
 
         Returns
         -------
-        self
+        self : NeuralMGW
+            The fitted estimator.
         """
         t0 = time.perf_counter()
         reg, tol = self._check_params()
@@ -353,8 +362,23 @@ class NeuralMGW:
         return (T - mean[None, :]) / scale, is_np
 
     def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
-        """The pairwise plan on marginals ``(i, j)``: on the training clouds (``(n_i, n_j)``, sums to one), or the
-        density w.r.t. :math:`\\mu_i\\otimes\\mu_j` at new points ``X_i``, ``X_j`` (original coordinates)."""
+        """The pairwise plan on marginals ``(i, j)``, on the training clouds or at new points.
+
+        Parameters
+        ----------
+        i, j : int
+            Two different marginals.
+        X_i, X_j : array-like of shape (m_i, d_i) and (m_j, d_j), optional
+            New points (original coordinates; give both or neither).
+
+        Returns
+        -------
+        P : array-like
+            Without points: the plan on the training clouds, shape
+            ``(n_i, n_j)``, summing to one. With points: the density with
+            respect to :math:`\\mu_i\\otimes\\mu_j` at every pair, shape
+            ``(m_i, m_j)``. NumPy for NumPy input, torch otherwise.
+        """
         self._check_fitted()
         if (X_i is None) != (X_j is None):
             raise ValueError("give both X_i and X_j, or neither")
@@ -367,8 +391,24 @@ class NeuralMGW:
 
     def match(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None,
               soft: bool = False) -> Any:
-        """For each point of ``X_i`` (default: the training cloud i) its most likely partner in ``X_j`` (default:
-        cloud j): indices ``(m_i,)``; ``soft=True``: the conditional law, rows summing to one ``(m_i, m_j)``."""
+        """For each point of ``X_i`` its most likely partner in ``X_j`` (or the conditional law).
+
+        Parameters
+        ----------
+        i, j : int
+            Two different marginals.
+        X_i, X_j : array-like, optional
+            Points of marginals ``i`` and ``j`` (original coordinates);
+            default: the training clouds (give both or neither).
+        soft : bool, optional
+            Return the conditional law of the partner instead of its index.
+
+        Returns
+        -------
+        match : numpy.ndarray of int of shape (m_i,), or array of shape (m_i, m_j)
+            Index in ``X_j`` of the most likely partner of each point of
+            ``X_i``; with ``soft=True`` the conditional law (rows sum to one).
+        """
         P = self.pairwise_plan(i, j, X_i, X_j)
         return match_from_plan(P, soft=soft)
 
@@ -390,8 +430,22 @@ def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Uni
         Point clouds (NumPy or torch, one library; sizes and dimensions may differ).
     reg : float
         Entropic regularisation, in the units of the normalised clouds.
-    a_s, graph, normalize, init, n_outer, tol, seed, verbose
-        See :class:`NeuralMGW`.
+    a_s : list of k weight vectors, optional
+        Weights of the points (uniform when ``None``).
+    graph : str or list of pairs, optional
+        Pairs whose GW losses are summed (default ``'complete'``).
+    normalize : {'each', 'joint', None}, optional
+        Centring and scaling of the clouds (as in :func:`~ot_multimarginal.mgw_sinkhorn`).
+    init : {'auto', 'zero', 'pca'} or list of arrays, optional
+        Start of the :math:`A_{ij}` (see :class:`NeuralMGW`).
+    n_outer : int, optional
+        Maximum number of alternations.
+    tol : float, optional
+        Stop when the objective's relative change is at most ``tol``.
+    seed : int, optional
+        Seed of the networks, the batches and the subsample.
+    verbose : bool, optional
+        Print the objective of each alternation.
     log : bool, optional
         Also return a dict: ``value``, ``A`` (edge → :math:`A_{ij}`),
         ``pairwise_plans`` (edge → the plan on the data, both orientations;
@@ -404,7 +458,9 @@ def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Uni
     Returns
     -------
     value : float (NumPy input) or tensor
-    log : dict, if ``log=True``
+        The MGW value (the convention of :func:`~ot_multimarginal.mgw_sinkhorn`).
+    log : dict
+        Returned if ``log=True`` (see ``log`` above).
     """
     est = NeuralMGW(reg, graph=graph, normalize=normalize, init=init, n_outer=n_outer, tol=tol, seed=seed,
                     verbose=verbose, **kwargs).fit(X_s, a_s)
