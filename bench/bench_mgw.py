@@ -78,20 +78,78 @@ def case_pot(ns, eps):
     return rows
 
 
-def case_k3(ns, eps):
+def _k3_problem(n):
+    rng = np.random.RandomState(100 + n)
+    X = box(rng, n)
+    X_s, perms = zip(*[copy_in(rng, X, d) for d in (2, 3, 5)])
+    return list(X_s), perms
+
+
+def case_auto(cases):
+    """Default init='auto' (A = 0 and 16 principal-axes sign flips screened, best continued): the whole call."""
     rows = []
-    for n in ns:
-        rng = np.random.RandomState(100 + n)
-        X = box(rng, n)
-        X_s, perms = zip(*[copy_in(rng, X, d) for d in (2, 3, 5)])
+    for n, eps in cases:
+        X_s, perms = _k3_problem(n)
         t = time.perf_counter()
-        v, log = om.mgw_sinkhorn(list(X_s), eps, init="zero", log=True, warn=False)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            v, log = om.mgw_sinkhorn(X_s, eps, log=True)
         el = time.perf_counter() - t
         a = [acc(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in log["edges"]]
-        rows.append(dict(n=n, eps=eps, time=el, outer=log["niter"], sweeps=int(sum(log["inner_niter"])),
+        rows.append(dict(n=n, eps=eps, time=el, starts=len(log["candidates"]), init=log["init"], warnings=len(w),
                          accuracy=a, value=float(v)))
-        print("| %d | %g | %.2f | %d | %d | %s |" % (n, eps, el, log["niter"], rows[-1]["sweeps"],
-                                                     " / ".join("%.2f" % x for x in a)), flush=True)
+        print("| %d | %g | %.2f | %d | %s | %d | %.8f | %s |" % (n, eps, el, len(log["candidates"]), log["init"],
+                                                           len(w), float(v), " / ".join("%.2f" % x for x in a)),
+              flush=True)
+    return rows
+
+
+def case_k3(ns, eps, before=True):
+    """Before (cyclic inner Sinkhorn, the previous defaults) and after (method='auto': Newton inner solves)."""
+    rows = []
+    variants = [("before: sinkhorn_log", dict(method="sinkhorn_log", n_screen=5))] if before else []
+    variants.append(("after: default (Newton)", {}))
+    for n in ns:
+        X_s, perms = _k3_problem(n)
+        for name, kw in variants:
+            t = time.perf_counter()
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                v, log = om.mgw_sinkhorn(X_s, eps, init="zero", log=True, **kw)
+            el = time.perf_counter() - t
+            a = [acc(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in log["edges"]]
+            rows.append(dict(n=n, eps=eps, variant=name, time=el, outer=log["niter"],
+                             inner=int(sum(log["inner_niter"])), accuracy=a, value=float(v), warnings=len(w),
+                             inner_err=float(log["inner_log"]["err"][-1])))
+            print("| %d | %g | %s | %.2f | %d | %d | %.1e | %d | %.8f | %s |" % (
+                n, eps, name, el, log["niter"], rows[-1]["inner"], rows[-1]["inner_err"], len(w), float(v),
+                " / ".join("%.2f" % x for x in a)), flush=True)
+    return rows
+
+
+def case_neural(ns, eps):
+    """mgw_neural against mgw_sinkhorn (k = 3, init A = 0 for both): value, matchings, time."""
+    from ot_multimarginal import mgw_neural
+
+    rows = []
+    for n in ns:
+        X_s, perms = _k3_problem(n)
+        t = time.perf_counter()
+        v_ref, log_ref = om.mgw_sinkhorn(X_s, eps, init="zero", log=True)
+        t_ref = time.perf_counter() - t
+        t = time.perf_counter()
+        v, log = mgw_neural(X_s, eps, init="zero", seed=0, log=True)
+        t_nn = time.perf_counter() - t
+        est = log["estimator"]
+        a_ref = [acc(log_ref["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in log["edges"]]
+        a_nn = [acc(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in log["edges"]]
+        same = [float(np.mean(est.match(*e) == om.match_from_plan(log_ref["pairwise_plans"][e]))) for e in log["edges"]]
+        rows.append(dict(n=n, eps=eps, time_sinkhorn=t_ref, time_neural=t_nn, value_sinkhorn=float(v_ref),
+                         value_neural=float(v), rel_diff=float((v - v_ref) / v_ref), acc_sinkhorn=a_ref,
+                         acc_neural=a_nn, same_matches=same, outer=est.n_outer_))
+        print("| %d | %g | %.2f | %.1f | %+.3f%% | %s | %s | %s |" % (
+            n, eps, t_ref, t_nn, 100 * rows[-1]["rel_diff"], " / ".join("%.2f" % x for x in a_ref),
+            " / ".join("%.2f" % x for x in a_nn), " / ".join("%.2f" % x for x in same)), flush=True)
     return rows
 
 
@@ -122,13 +180,24 @@ def main():
     print("load before: %s" % load())
     res = {}
     print("\n(a) k = 2 against POT's entropic GW (init A = 0 = POT's start)\n")
-    print("| n | eps | mgw_sinkhorn (s) | POT (s) | max plan diff | value_linear diff | outer | inner sweeps |")
+    print("| n | eps | mgw_sinkhorn (s) | POT (s) | max plan diff | value_linear diff | outer | inner iterations |")
     print("|---|---|---|---|---|---|---|---|")
     res["pot"] = case_pot([10, 20] if QUICK else [10, 20, 40], 5.0)
-    print("\n(b) k = 3, isometric copies in dims 2, 3, 5 (complete graph)\n")
-    print("| n | eps | time (s) | outer | inner sweeps | accuracy per edge |")
-    print("|---|---|---|---|---|---|")
+    print("\n(b) k = 3, isometric copies in dims 2, 3, 5 (complete graph), init A = 0, default tolerances\n")
+    print("| n | eps | inner solver | time (s) | outer | inner iterations | last inner error | warnings | value | "
+          "accuracy per edge |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     res["k3"] = case_k3([10, 20] if QUICK else [10, 20, 40], 0.5)
+    res["k3_small_eps"] = case_k3([40] if QUICK else [40, 100], 0.1, before=False)
+    print("\n(b') the same with the default init='auto' (starts screened for n_screen=2 steps, best continued)\n")
+    print("| n | eps | time (s) | starts | start kept | warnings | value | accuracy per edge |")
+    print("|---|---|---|---|---|---|---|---|")
+    res["k3_auto"] = case_auto([(15, 0.5), (40, 0.1)])
+    print("\n(d) mgw_neural against mgw_sinkhorn (k = 3, same problems, init A = 0)\n")
+    print("| n | eps | mgw_sinkhorn (s) | mgw_neural (s) | value difference | accuracy sinkhorn | accuracy neural | "
+          "same partner as sinkhorn |")
+    print("|---|---|---|---|---|---|---|---|")
+    res["neural"] = case_neural([20, 40] if QUICK else [20, 40, 100], 0.2)
     print("\n(c) digits through three feature maps (raw 64-D, PCA 16-D, orthogonal 80-D)\n")
     print("| n | eps | time (s) | accuracy per edge |")
     print("|---|---|---|---|")
@@ -149,7 +218,10 @@ def main():
     ax[0].set_ylabel("time (s)")
     ax[0].set_title("k = 2, eps = 5")
     ax[0].legend()
-    ax[1].plot([r["n"] for r in res["k3"]], [r["time"] for r in res["k3"]], "o-")
+    for name in ("before: sinkhorn_log", "after: default (Newton)"):
+        rr = [r for r in res["k3"] if r["variant"] == name]
+        ax[1].semilogy([r["n"] for r in rr], [r["time"] for r in rr], "o-", label=name)
+    ax[1].legend()
     ax[1].set_xlabel("n")
     ax[1].set_title("k = 3, eps = 0.5")
     plt.tight_layout()

@@ -76,7 +76,7 @@ axes[0].set_title("alternation (A, P)")
 
 # %%
 # Pairwise plan between the pixels and the 80-D view, rows in the true order
-# -------------------------------------------------------------------------
+# --------------------------------------------------------------------------
 P = log["pairwise_plans"][(0, 2)]
 order_i = np.argsort(perms[0])
 order_j = np.argsort(perms[2])

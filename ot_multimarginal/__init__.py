@@ -19,7 +19,8 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`emot_neural` / :class:`NeuralEMOT`: neural estimation (NEMOT) with mini-batches
   (torch; loaded on first use).
 - :func:`mgw_sinkhorn`: multimarginal entropic Gromov–Wasserstein between clouds of any
-  dimensions (alternation over the structured engines); :func:`match_from_plan`.
+  dimensions (alternation over the structured engines); :func:`match_from_plan`;
+  :func:`mgw_neural` / :class:`NeuralMGW`: the same with neural potentials (torch; loaded on first use).
 """
 # License: MIT License
 
@@ -56,9 +57,12 @@ __all__ = [
     "NeuralEMOT",
     "mgw_sinkhorn",
     "match_from_plan",
+    "mgw_neural",
+    "NeuralMGW",
 ]
 
-_LAZY = {"emot_neural": ".neural.api", "NeuralEMOT": ".neural.estimator"}
+_LAZY = {"emot_neural": ".neural.api", "NeuralEMOT": ".neural.estimator", "mgw_neural": ".neural.gromov",
+         "NeuralMGW": ".neural.gromov"}
 
 
 def __getattr__(name):

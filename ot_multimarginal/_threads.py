@@ -43,6 +43,16 @@ def blas_threads(n: Optional[int]) -> Iterator[None]:
     n : int or None
         Number of threads (``None``: leave the settings as they are).
 
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive int or None.
+
+    See Also
+    --------
+    ot_multimarginal.emot_sinkhorn : its ``blas_threads=`` option applies this to a solve
+        (``'auto'``: one thread for small products).
+
     Examples
     --------
     >>> import numpy as np

@@ -22,7 +22,7 @@ program*
    (or until the certified gap below is at most :math:`\varepsilon`, checked
    every few iterations, whichever comes first);
 4. rounding of :math:`B(g)` onto :math:`\Pi(a_1, \dots, a_k)` with the
-   **original** weights (:func:`ot_multimarginal.rounding.round_to_feasible`).
+   **original** weights (:func:`ot_multimarginal.round_to_feasible`).
 
 The returned plan has exactly the marginals :math:`a_i` and, when the loop
 converged, :math:`\langle C, P\rangle \le \mathrm{LP}^\star + \varepsilon`.
@@ -176,7 +176,7 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
                 mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None,
                 blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[
                     Tuple[Union[Array, "FactoredPlan"], Array], Tuple[Union[Array, "FactoredPlan"], Array, LogDict]]:
-    r"""ε-approximate solution of the exact multimarginal OT problem (Lin et al. 2022).
+    r"""Solve the exact multimarginal OT problem to an additive accuracy ε, certified (Lin et al. 2022).
 
     Returns a plan :math:`P \in \Pi(a_1, \dots, a_k)` (marginals exact to
     rounding error) with
@@ -229,7 +229,7 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         before the certificate existed).
     numItermax : int, optional
         Maximum number of iterations of the loop (sweeps for the cyclic
-        method). Default ``None``: the bound of :func:`iteration_bound`,
+        method). Default ``None``: the bound of ``ot_multimarginal.approx.iteration_bound``,
         after which greedy Sinkhorn is guaranteed to have reached the
         tolerance (for the other two methods the same number, a budget of
         the same order of work; in practice every method stops on the
@@ -250,8 +250,12 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         Also return a dict of details (see Returns).
     warn : bool, optional
         Warn when the loop stops before the accuracy target is established.
-    mode, memory_budget, blas_threads
-        As for :func:`ot_multimarginal.emot_sinkhorn`.
+    mode : {'scaling', 'log'}, optional
+        How the dense engine computes marginals (see
+        :func:`~ot_multimarginal.emot_sinkhorn`); ignored for structured costs.
+    memory_budget : int, optional
+        Bytes the dense tensors may take (see
+        :func:`~ot_multimarginal.emot_sinkhorn`).
     free : sequence of int, optional
         Free nodes are **not supported** here: a non-empty ``free`` (or a
         structured cost whose ``free`` attribute is non-empty, unless
@@ -262,6 +266,9 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         :math:`\eta\log n_i`). Use :func:`ot_multimarginal.emot_lp` (exact)
         or :func:`ot_multimarginal.emot_sinkhorn` with a small ``reg``
         followed by ``round()``.
+    blas_threads : 'auto', int or None, optional
+        Threads of the loop's matrix products (see
+        :func:`~ot_multimarginal.emot_sinkhorn`).
     **kwargs
         Options of the loop: ``relaxation`` and ``check_every`` for
         ``'sinkhorn_log'``, ``L`` and ``print_every`` for

@@ -17,12 +17,78 @@ __all__ = ["empirical_emot_sinkhorn", "empirical_emot_sinkhorn2", "empirical_cos
 
 
 def empirical_cost(X_s: Sequence[Array], metric: Metric = "sqeuclidean", graph: Union[str, Edges, Any, None] = None, memory_budget: Optional[int] = None) -> Cost:
-    """The cost of point clouds ``X_s``: a dense tensor, or a :class:`PairwiseCost` if ``graph`` is given.
+    r"""Build the cost of point clouds: a dense tensor, or a :class:`PairwiseCost` if ``graph`` is given.
 
-    ``graph=None`` sums ``metric`` over all pairs into a dense tensor
-    (:func:`cost_tensor`); ``graph='complete'``, ``'chain'``, ``'circle'``,
-    ``'star'``, ``'tree'`` (with ``edges=``) or an edge list keeps the
-    same pairwise terms on that graph without forming the tensor.
+    For clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})`, :math:`i = 1..k`,
+    the cost of an index tuple is the ground cost summed over pairs of clouds,
+
+    .. math::
+        C[j_1, \dots, j_k] = \sum_{(a, b) \in E} c_{ab}(x_{a, j_a}, x_{b, j_b}),
+
+    with :math:`E` all pairs :math:`a < b` (``graph=None`` or
+    ``'complete'``) or the edges of ``graph``, and :math:`c_{ab}` given by
+    ``metric`` (``'sqeuclidean'``: :math:`\|x - y\|^2`, no 1/2, as
+    :func:`ot.dist`). ``graph=None`` forms the tensor
+    (:func:`cost_tensor`); any other ``graph`` keeps one matrix per edge
+    (:meth:`PairwiseCost.from_point_clouds`), never the tensor.
+
+    Parameters
+    ----------
+    X_s : list of k arrays of shape (n_i, d_i)
+        Point clouds (NumPy arrays or torch tensors, one library, one dtype
+        and device); the dimensions :math:`d_i` may differ with a callable
+        ``metric``.
+    metric : str, callable or list, optional
+        Ground cost :math:`c_{ab}`: a metric name of :func:`ot.dist`
+        (``'sqeuclidean'`` default), a callable ``metric(X_a, X_b)`` returning
+        the ``(n_a, n_b)`` matrix, or a list of those, one per pair: per pair
+        ``a < b`` in lexicographic order when ``graph=None``, per edge in the
+        order of :func:`~ot_multimarginal.costs.graph.graph_edges` otherwise.
+    graph : None, str, list of pairs or PairwiseCost, optional
+        ``None`` (default): all pairs, as a dense tensor. ``'complete'``,
+        ``'chain'``, ``'circle'``, ``'star'`` (centre node 0) or an edge list
+        ``[(a, b), ...]`` (any graph, e.g. a tree): the same pairwise terms on
+        that graph, as a :class:`PairwiseCost`. A :class:`PairwiseCost` is
+        returned as it is (``X_s`` and ``metric`` are then not used). The
+        name ``'tree'`` needs its edges: pass the edge list itself.
+    memory_budget : int, optional
+        Bytes the dense tensor may take (default: half the available
+        memory); ``MemoryError`` before allocating beyond it. Not used when
+        ``graph`` is given (nothing dense is formed).
+
+    Returns
+    -------
+    C : array-like of shape (n_1, ..., n_k), or PairwiseCost
+        The dense cost tensor (``graph=None``) or the pairwise cost, in the
+        backend, dtype and device of ``X_s`` and differentiable in ``X_s`` on
+        torch; either is accepted as the cost ``M`` of :func:`emot_sinkhorn`.
+
+    Raises
+    ------
+    MemoryError
+        If the dense tensor exceeds ``memory_budget``.
+    ValueError
+        On clouds of inconsistent shapes, a graph name this call does not
+        know, or an edge that refers to a missing cloud.
+
+    See Also
+    --------
+    cost_tensor : the dense cost of all pairs.
+    PairwiseCost.from_point_clouds : the pairwise cost on a graph, with
+        ``center=`` and ``edges=``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import ot_multimarginal as om
+    >>> X_s = [np.random.RandomState(i).randn(4, 2) for i in range(3)]
+    >>> om.empirical_cost(X_s).shape
+    (4, 4, 4)
+    >>> om.empirical_cost(X_s, graph='chain').edges  # terms c(x_0, x_1) + c(x_1, x_2)
+    [(0, 1), (1, 2)]
+    >>> C = om.empirical_cost(X_s, graph='complete')  # all pairs, never the tensor
+    >>> bool(np.allclose(C.to_dense(), om.empirical_cost(X_s)))
+    True
     """
     memory_budget = check_memory_budget(memory_budget)
     if graph is None:
@@ -64,11 +130,24 @@ def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = Non
         :class:`PairwiseCost` given as ``graph``, else none.
     **kwargs
         Passed to :func:`emot_sinkhorn` (``method``, ``numItermax``,
-        ``stopThr``, ``log``, ``warmstart``, ...).
+        ``stopThr``, ``verbose``, ``log``, ``warn``, ``warmstart``, ``grad``,
+        ``mode``, ``blas_threads`` and the options of the method, e.g.
+        ``relaxation``); a mistyped name raises a ``TypeError`` that lists
+        the valid ones.
 
     Returns
     -------
-    P : the plan (see :func:`emot_sinkhorn`), and ``log`` if ``log=True``.
+    P : array-like of shape (n_1, ..., n_k), or FactoredPlan
+        The plan of :func:`emot_sinkhorn` on the cost of the clouds
+        (:func:`empirical_cost`): a dense tensor for ``graph=None``, a
+        :class:`FactoredPlan` otherwise; backend, dtype and device of ``X_s``.
+    log : dict
+        Only if ``log=True``: the solve's details (see :func:`emot_sinkhorn`).
+
+    See Also
+    --------
+    empirical_emot_sinkhorn2 : the value, differentiable in the points.
+    empirical_cost : the cost these calls build.
     """
     _check_kwargs("empirical_emot_sinkhorn", emot_sinkhorn, X_s, reg, kwargs)
     C = empirical_cost(X_s, metric, graph, memory_budget)
@@ -105,17 +184,41 @@ def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = No
 
     Parameters
     ----------
-    X_s, reg, a_s, metric, graph, memory_budget, free, **kwargs
-        As for :func:`empirical_emot_sinkhorn` (``kwargs`` go to
-        :func:`emot_sinkhorn2`: ``method``, ``numItermax``, ``stopThr``,
-        ``log``, ``grad``, ``relaxation``, ...).
+    X_s : list of k arrays of shape (n_i, d_i)
+        Samples of the k measures (NumPy arrays or torch tensors, one library).
+    reg : float
+        Entropic regularisation :math:`\varepsilon > 0`.
+    a_s : list of k weight vectors, optional
+        Sample weights :math:`a_i` (uniform by default; ``None`` entries too).
+    metric : str, callable or list, optional
+        Ground cost :math:`c` (see :func:`empirical_cost`), ``'sqeuclidean'``
+        by default.
+    graph : None, str, list of pairs or PairwiseCost, optional
+        ``None`` (default): all pairs, dense tensor. Otherwise the pairs of a
+        graph (see :func:`empirical_cost`), solved without forming the tensor.
+    memory_budget : int, optional
+        Bytes the dense tensors may take (see :func:`emot_sinkhorn`).
+    free : sequence of int, optional
+        Clouds whose marginal is not prescribed (see
+        :func:`empirical_emot_sinkhorn`); the value is then that of the
+        problem with free marginals.
+    **kwargs
+        Passed to :func:`emot_sinkhorn2` (``method``, ``numItermax``,
+        ``stopThr``, ``log``, ``grad``, ``relaxation``, ...); a mistyped name
+        raises a ``TypeError`` that lists the valid ones.
 
     Returns
     -------
     value : backend scalar
-        The value of :func:`emot_sinkhorn2` on the cost of the clouds.
+        The value of :func:`emot_sinkhorn2` on the cost of the clouds, in
+        the backend, dtype and device of ``X_s``.
     log : dict
-        If ``log=True`` (see :func:`emot_sinkhorn2`).
+        Only if ``log=True`` (see :func:`emot_sinkhorn2`).
+
+    See Also
+    --------
+    empirical_emot_sinkhorn : the plan.
+    empirical_cost : the cost this call builds.
 
     Examples
     --------

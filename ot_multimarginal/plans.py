@@ -11,7 +11,7 @@ and answers those questions; only :meth:`FactoredPlan.to_dense` forms the
 tensor.
 
 A plan may also carry the rank-one correction of the rounding onto the exact
-transport polytope (:func:`ot_multimarginal.rounding.round_to_feasible`):
+transport polytope (:func:`ot_multimarginal.round_to_feasible`):
 :math:`Y = B(g') + (\mathrm{err}_1 \otimes \dots \otimes \mathrm{err}_k)/s^{k-1}`;
 every method then answers for :math:`Y`.
 
@@ -160,7 +160,7 @@ class FactoredPlan:
         :meth:`marginal_error`.
     rounded : RoundedState, optional
         The rank-one correction (``errs``, ``s``) of
-        :func:`~ot_multimarginal.rounding.round_to_feasible`; its ``g`` must
+        :func:`~ot_multimarginal.round_to_feasible`; its ``g`` must
         be the ``g`` given here. Use :meth:`round` rather than building it by hand.
     free : sequence of int, optional
         Free nodes of the problem (marginals not prescribed; their ``a_s``
@@ -277,9 +277,26 @@ class FactoredPlan:
         return m
 
     def marginal(self, i: int) -> Array:
-        """Marginal on axis ``i`` (sum over every other axis), shape ``(n_i,)``.
+        r"""Compute the marginal on axis ``i``: :math:`r_i(Y)[x] = \sum_{I : I_i = x} Y[I]`.
 
-        Exactly ``a_i`` (to rounding error) for a rounded plan, unless ``i`` is a free node.
+        One engine pass for the Gibbs part (cached), nothing dense.
+
+        Parameters
+        ----------
+        i : int
+            The axis, in ``[-k, k)``.
+
+        Returns
+        -------
+        r : array-like of shape (n_i,)
+            The marginal, in the backend, dtype and device of the engine.
+            Exactly ``a_s[i]`` (to rounding error) for a rounded plan, unless
+            ``i`` is a free node.
+
+        Raises
+        ------
+        IndexError
+            If ``i`` is not an axis of the plan.
         """
         i = self._check_axis(i)
         r = self.nx.exp(self._gibbs_log_marginal(i))
@@ -293,7 +310,21 @@ class FactoredPlan:
         return [self.marginal(i) for i in range(self.k)]
 
     def marginal_error(self) -> Array:
-        r""":math:`\sum_{i \notin F} \|r_i(Y) - a_i\|_1` over the prescribed marginals (needs ``a_s``)."""
+        r"""Compute the marginal error :math:`\sum_{i \notin F} \|r_i(Y) - a_i\|_1`.
+
+        The sum runs over the prescribed marginals (:math:`F` = ``free``):
+        the solvers' stopping error.
+
+        Returns
+        -------
+        err : backend scalar
+            The sum of the L1 errors, in the backend and dtype of the engine.
+
+        Raises
+        ------
+        ValueError
+            If the plan was built without the target weights ``a_s``.
+        """
         if self.a_s is None:
             raise ValueError("marginal_error needs the target weights: build the plan with a_s")
         nx = self.nx
@@ -305,7 +336,32 @@ class FactoredPlan:
         return err
 
     def pairwise_marginal(self, i: int, j: int) -> Array:
-        """Marginal on the axes ``(i, j)``, shape ``(n_i, n_j)`` (any two different axes)."""
+        r"""Compute the pairwise marginal on the axes ``(i, j)``.
+
+        :math:`P_{ij}[x, y] = \sum_{I : I_i = x,\, I_j = y} Y[I]`, for any
+        two different axes (adjacent in the graph or not), computed by the
+        engine without forming the tensor (for the rank-one part of a rounded
+        plan: :math:`\mathrm{err}_i \mathrm{err}_j^\top` times the mass of
+        the other factors).
+
+        Parameters
+        ----------
+        i, j : int
+            Two different axes in ``[-k, k)``.
+
+        Returns
+        -------
+        P_ij : array-like of shape (n_i, n_j)
+            The pairwise marginal (rows: axis ``i``), in the backend, dtype
+            and device of the engine.
+
+        Raises
+        ------
+        IndexError
+            If ``i`` or ``j`` is not an axis.
+        ValueError
+            If ``i == j``.
+        """
         i = self._check_axis(i, "i")
         j = self._check_axis(j, "j")
         if i == j:
@@ -317,7 +373,18 @@ class FactoredPlan:
         return P
 
     def linear_cost(self) -> Array:
-        r""":math:`\langle C, Y\rangle` (Gibbs part from the engine, rank-one part contracted)."""
+        r"""Compute the linear cost :math:`\langle C, Y\rangle = \sum_I C[I]\, Y[I]`.
+
+        The Gibbs part from the engine, the rank-one part of a rounded plan
+        contracted with the cost; the true cost :math:`C`, not the centred
+        one.
+
+        Returns
+        -------
+        cost : backend scalar
+            :math:`\langle C, Y\rangle`, as the solvers'
+            ``log['value_linear']``; differentiable on torch.
+        """
         c = self.engine.linear_cost(self.g)
         if self._rank_one:
             c = c + rank_one_cost(self.engine, self.rounded.errs, self.rounded.s)
@@ -337,7 +404,14 @@ class FactoredPlan:
         return out
 
     def density(self, idx: Any) -> Array:
-        """Entries of the plan at the index tuples ``idx``.
+        r"""Evaluate the plan's entries :math:`Y[I]` at index tuples ``idx``.
+
+        The entries of the plan tensor itself (its density with respect to
+        the counting measure on the index tuples, not to
+        :math:`\otimes_j a_j`):
+        :math:`\exp(\sum_j g_j[I_j] - C[I]/\varepsilon)` plus, for a rounded
+        plan, :math:`\prod_j \mathrm{err}_j[I_j]/s^{k-1}`. They sum to
+        :attr:`mass` over all tuples.
 
         Parameters
         ----------
@@ -346,7 +420,12 @@ class FactoredPlan:
 
         Returns
         -------
-        values : backend array of shape (m,), or a 0-d array for one tuple
+        values : array-like of shape (m,), or 0-d for one tuple of shape (k,)
+            The entries, in the backend, dtype and device of the engine.
+
+        See Also
+        --------
+        FactoredPlan.to_dense : all the entries at once.
         """
         nx = self.nx
         idx, single = _check_index_tuples(idx, self.shape)
@@ -381,31 +460,42 @@ class FactoredPlan:
         Parameters
         ----------
         n_samples : int
-        random_state : None, int or numpy.random.RandomState
+            Number of tuples to draw (>= 0).
+        random_state : None, int or numpy.random.RandomState, optional
             Seed (:func:`ot.utils.check_random_state`); numbers are drawn in NumPy.
-        method : {'auto', 'elimination', 'sequential', 'dense', 'engine'}
-            How the Gibbs part is sampled. ``'elimination'`` (pairwise costs
-            on any graph, e.g. circles and complete graphs): axis by axis
-            too, but every sample's conditional law is read from tables
-            computed once by variable elimination (log domain, float64; see
-            :mod:`ot_multimarginal._elimination`), so the batch is drawn in
-            vectorised steps, without an engine pass per prefix; it needs
-            the largest table of the elimination (:math:`n^3` entries on a
-            circle, :math:`n^{k-1}` on a complete graph) to hold at most
-            2**24 entries, else ``ValueError``. ``'sequential'``: axis by axis,
-            :math:`i_1` from the first marginal, then :math:`i_j` from the
-            conditional law given :math:`(i_1, \dots, i_{j-1})`, the j-th
-            marginal of :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
-            :math:`-\infty` off the drawn indices: one engine marginal per
-            distinct prefix, at most :math:`\min(n_{\text{samples}}, n_1 \cdots n_{j-1})`
-            for axis j (works for every engine, never forms the tensor).
-            The last axis is drawn from :math:`\exp(g_k[v] - C(i_1, \dots, i_{k-1}, v)/\varepsilon)`
-            with the cost at index tuples (:func:`cost_at`), no engine pass.
-            ``'dense'``: from the flattened tensor (engines whose tensor fits
-            in memory). ``'auto'``: the engine's own ``sample_gibbs(g, n, rng)``
-            if it has one (e.g. forward sampling on a tree), else dense for a
-            dense cost tensor, else elimination for a pairwise cost whose
-            tables fit, else sequential.
+        method : {'auto', 'elimination', 'sequential', 'dense', 'engine'}, optional
+            How the Gibbs part is sampled; every method is exact.
+
+            - ``'auto'`` (default): ``'engine'`` if the engine has a
+              ``sample_gibbs`` method, else ``'dense'`` for a dense cost
+              tensor, else ``'elimination'`` for a pairwise cost whose
+              tables fit, else ``'sequential'``.
+            - ``'elimination'`` (pairwise costs on any graph: trees, circles,
+              complete graphs): axis by axis, every sample's conditional law
+              read from tables computed once by variable elimination (log
+              domain, float64; see :mod:`ot_multimarginal._elimination`), so
+              the batch is drawn in vectorised steps, without an engine pass
+              per prefix; it needs the largest table of the elimination
+              (:math:`n^3` entries on a circle, :math:`n^{k-1}` on a
+              complete graph) to hold at most 2**24 entries, else
+              ``ValueError``.
+            - ``'sequential'``: axis by axis, :math:`i_1` from the first
+              marginal, then :math:`i_j` from the conditional law given
+              :math:`(i_1, \dots, i_{j-1})`, the j-th marginal of
+              :math:`B(g)` with :math:`g_1, \dots, g_{j-1}` set to
+              :math:`-\infty` off the drawn indices: one engine marginal per
+              distinct prefix, at most
+              :math:`\min(n_{\text{samples}}, n_1 \cdots n_{j-1})` for axis j
+              (works for every engine, never forms the tensor). The last
+              axis is drawn from
+              :math:`\exp(g_k[v] - C(i_1, \dots, i_{k-1}, v)/\varepsilon)`
+              with the cost at index tuples (``ot_multimarginal.plans.cost_at``), no engine pass.
+            - ``'dense'``: from the flattened tensor (engines whose tensor
+              fits in memory).
+            - ``'engine'``: the engine's own ``sample_gibbs(g, n, rng)``, a
+              hook for user-defined engines (none of the package's engines
+              defines one).
+
             A rounded plan is a mixture: each sample comes from the rank-one
             part (the product law of the :math:`\mathrm{err}_j/\|\mathrm{err}_j\|_1`)
             with probability its share of the mass, else from the Gibbs part.
@@ -413,6 +503,15 @@ class FactoredPlan:
         Returns
         -------
         idx : numpy.ndarray of int64, shape (n_samples, k)
+            The sampled index tuples (one row per sample), whatever the
+            backend of the plan.
+
+        Raises
+        ------
+        ValueError
+            On an unknown ``method``, or a ``method`` the engine cannot serve
+            (``'engine'`` without ``sample_gibbs``, ``'elimination'`` beyond
+            its table size).
         """
         if method not in ("auto", "elimination", "sequential", "dense", "engine"):
             raise ValueError(
@@ -535,11 +634,23 @@ class FactoredPlan:
             return self.nx.reshape(self._log_gibbs_at(idx), self.shape)
 
     def to_dense(self, memory_budget: Optional[int] = None) -> Array:
-        """The plan as a dense tensor of shape ``(n_1, ..., n_k)``.
+        """Form the plan as a dense tensor.
 
-        Raises ``MemoryError`` before allocating when the tensor (and one
-        temporary of its size) exceeds ``memory_budget`` bytes (default: half
-        the available memory).
+        Parameters
+        ----------
+        memory_budget : int, optional
+            Bytes the tensor (and one temporary of its size) may take
+            (default: half the available memory).
+
+        Returns
+        -------
+        P : array-like of shape (n_1, ..., n_k)
+            The plan :math:`Y`, in the backend, dtype and device of the engine.
+
+        Raises
+        ------
+        MemoryError
+            Before allocating, when the tensor exceeds ``memory_budget``.
         """
         nx = self.nx
         type_as = self.engine.type_as
@@ -553,15 +664,35 @@ class FactoredPlan:
 
     # ---- rounding ------------------------------------------------------
     def round(self) -> "FactoredPlan":
-        """The plan rounded onto the exact transport polytope of ``a_s``.
+        r"""Round the plan onto the exact transport polytope of ``a_s``.
 
-        :func:`~ot_multimarginal.rounding.round_to_feasible` on the
-        log-scalings (k + 1 engine passes, nothing dense). Returns a new
-        :class:`FactoredPlan` whose marginals are exactly ``a_s`` and with
-        ``‖Y − B(g)‖₁ ≤ 2 Σ_j ‖r_j(B(g)) − a_j‖₁``; a rounded plan returns itself.
-        With free nodes (``self.free``) only the prescribed marginals are
-        rounded (sums over prescribed ``j``); on a free axis the rank-one part
-        follows the plan's current marginal there, normalised.
+        :func:`~ot_multimarginal.round_to_feasible` on the log-scalings
+        (Altschuler et al. 2017, Lin et al. 2022; k + 1 engine passes,
+        nothing dense). With free nodes (``self.free``) only the prescribed
+        marginals are rounded (the sums below run over the prescribed
+        :math:`j`); on a free axis the rank-one part follows the plan's
+        current marginal there, normalised.
+
+        Returns
+        -------
+        plan : FactoredPlan
+            A new plan :math:`Y` with :math:`Y \ge 0`, marginals exactly
+            :math:`r_j(Y) = a_j` (to rounding error) and
+            :math:`\|Y - B(g)\|_1 \le 2 \sum_j \|r_j(B(g)) - a_j\|_1`, hence
+            :math:`|\langle C, Y\rangle - \langle C, B(g)\rangle| \le
+            2\|C\|_\infty \sum_j \|r_j(B(g)) - a_j\|_1`. A rounded plan
+            returns itself.
+
+        Raises
+        ------
+        ValueError
+            If the plan was built without the target weights ``a_s``.
+
+        Warns
+        -----
+        UserWarning
+            If the rounded marginals still miss ``a_s`` by more than the
+            dtype resolves (log-scalings too large for float32 at small reg).
         """
         if self.rounded is not None:
             return self

@@ -70,8 +70,14 @@ __all__ = [
 RoundedState = namedtuple("RoundedState", ["g", "errs", "s"])
 RoundedState.__doc__ = r"""A rounded plan in factored form: :math:`Y = B(g) + (\otimes_j\,\mathrm{err}_j)/s^{k-1}`.
 
-Fields
-------
+The named tuple ``(g, errs, s)`` returned by :func:`round_to_feasible`;
+:math:`B(g) = \exp(\oplus_j g_j - C/\varepsilon)` is the Gibbs tensor of
+the engine. Pass it to :class:`~ot_multimarginal.FactoredPlan` as
+``FactoredPlan(engine, state.g, a_s, rounded=state)`` (what
+:meth:`FactoredPlan.round <ot_multimarginal.FactoredPlan.round>` does).
+
+Parameters
+----------
 g : list of k arrays
     Log-scalings of the Gibbs part (the input ones, shifted down where a
     marginal was too large; ``-inf`` where the target weight is 0).
@@ -80,7 +86,14 @@ errs : list of k arrays
     (on a free axis: :math:`s` times the normalised marginal :math:`r_j/\|r_j\|_1`).
 s : backend scalar
     :math:`\|\mathrm{err}_1\|_1`, the mass of the rank-one part (0: no rank-one part).
+
+See Also
+--------
+round_to_feasible : computes it.
 """
+RoundedState.g.__doc__ = "Log-scalings of the Gibbs part (list of k arrays)."
+RoundedState.errs.__doc__ = "Marginal deficits of the rank-one part (list of k non-negative arrays)."
+RoundedState.s.__doc__ = "Mass of the rank-one part (backend scalar; 0: none)."
 
 
 def _zeros_like(nx, x):
@@ -136,8 +149,8 @@ def round_to_feasible(engine: Any, g: Sequence[Array], a_s: Sequence[Array], fre
     state : RoundedState
         ``(g, errs, s)``: the rounded plan is
         ``FactoredPlan(engine, state.g, a_s, rounded=state)``
-        (see :class:`ot_multimarginal.plans.FactoredPlan`), its cost
-        :func:`rounded_linear_cost`.
+        (see :class:`~ot_multimarginal.FactoredPlan`), its cost
+        ``ot_multimarginal.rounding.rounded_linear_cost``.
 
     Notes
     -----
@@ -312,13 +325,17 @@ def rounded_linear_cost(engine, state):
 
 
 def round_dense(X: Array, a_s: Sequence[Array], nx: Any = None, free: Sequence[int] = ()) -> Array:
-    r"""The same rounding on a dense tensor ``X`` (for plans not in factored form).
+    r"""Round a dense tensor ``X`` onto the transport polytope :math:`\Pi(a_1, \dots, a_k)`.
 
-    For instance a weighted average of Gibbs tensors (the primal iterate of
-    primal-dual accelerated methods), or the dense plan of
-    :func:`~ot_multimarginal.emot_sinkhorn`. Returns the dense rounded plan ``Y``
-    with ``r_j(Y) = a_j``, ``Y ≥ 0`` and ``‖Y − X‖₁ ≤ 2 Σ_j ‖r_j(X) − a_j‖₁``
-    (sums over the prescribed ``j`` when some nodes are ``free``).
+    The rounding of :func:`round_to_feasible` (Altschuler et al. 2017,
+    Lin et al. 2022) for plans not in factored form: for instance a weighted
+    average of Gibbs tensors (the primal iterate of primal-dual accelerated
+    methods), or the dense plan of :func:`~ot_multimarginal.emot_sinkhorn`.
+    For :math:`j = 1..k` in turn, axis :math:`j` is scaled by
+    :math:`\min(1, a_j / r_j)`; then the deficits
+    :math:`\mathrm{err}_j = a_j - r_j \ge 0` are added back as the rank-one
+    tensor :math:`(\otimes_j\,\mathrm{err}_j)/s^{k-1}`,
+    :math:`s = \|\mathrm{err}_1\|_1`.
 
     Parameters
     ----------
@@ -333,6 +350,38 @@ def round_dense(X: Array, a_s: Sequence[Array], nx: Any = None, free: Sequence[i
     free : sequence of int, optional
         Free nodes (``log['free']`` of the solve): only the other marginals
         are rounded; see the module docstring.
+
+    Returns
+    -------
+    Y : array-like of shape (n_1, ..., n_k)
+        The rounded plan, in the backend, dtype and device of ``X``:
+        :math:`Y \ge 0`, :math:`r_j(Y) = a_j` (to rounding error) and
+        :math:`\|Y - X\|_1 \le 2 \sum_j \|r_j(X) - a_j\|_1` (sums over
+        the prescribed :math:`j` when some nodes are ``free``).
+
+    Raises
+    ------
+    ValueError
+        If ``X`` has negative or non-finite entries, or the weights do not
+        match its shape or share one total mass.
+    TypeError
+        If ``X`` is not an array, or ``nx`` is not its backend.
+
+    See Also
+    --------
+    round_to_feasible : the same on a plan in factored form, never dense.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal import round_dense
+    >>> X = np.random.RandomState(0).rand(3, 4, 5)
+    >>> X /= X.sum()
+    >>> a_s = [np.full(n, 1.0 / n) for n in X.shape]
+    >>> Y = round_dense(X, a_s)
+    >>> bool(np.allclose(Y.sum(axis=(0, 1)), a_s[2]) and np.abs(Y - X).sum() <= 2 * sum(
+    ...     np.abs(X.sum(axis=tuple(l for l in range(3) if l != j)) - a_s[j]).sum() for j in range(3)))
+    True
     """
     if not (hasattr(X, "shape") and hasattr(X, "dtype")):
         raise TypeError("X must be a NumPy array or torch tensor (a dense plan), got %s" % describe(X))

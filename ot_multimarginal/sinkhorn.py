@@ -120,6 +120,11 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
         if i == first and cost_offset_of(engine) != 0.0:
             phi = phi - cost_offset_of(engine)
         g.append(nx.where(nx.isfinite(la), phi / engine.reg + la, la))
+    # potentials of another cost (an outer loop's previous solve) can put the plan's mass at e^{±1000}:
+    # rescale it to one on the first prescribed block (the exact dual minimisation along that direction)
+    lm = engine.log_mass(g)
+    if bool(nx.isfinite(lm)):
+        g[first] = g[first] - nx.detach(lm)
     return g
 
 
@@ -261,18 +266,8 @@ _COMMON_PARAMS = r"""
     method : str, optional
         Loop around the marginalisation engine: ``'sinkhorn_log'`` (cyclic
         block updates in the log domain, default; ``relaxation=`` turns on
-        safeguarded over-relaxation)%s.
-    relaxation : float in [1, 2) or 'auto', optional
-        Passed as a keyword, cyclic method only. Over-relaxation factor ω of
-        the block updates :math:`g_i \leftarrow g_i + \omega(\log a_i - \log r_i)`
-        (default 1: plain Sinkhorn). A relaxed step is taken only when it
-        keeps at least a tenth of the plain step's decrease of the dual, so
-        the dual still decreases monotonically; ``'auto'`` sets
-        :math:`\omega = 2/(1+\sqrt{1-\rho})` (capped at 1.9) from the
-        linear rate ρ of the first 30 plain sweeps. In the slow linear regime
-        of small ε it can cut the sweeps 3–5× (see
-        :mod:`ot_multimarginal.strategies.cyclic`); ``log['relaxation']`` is
-        the ω used.
+        safeguarded over-relaxation, see ``**kwargs``)%s. POT's name
+        ``'sinkhorn'`` is accepted for the cyclic method.
     numItermax : int, optional
         Maximum number of iterations (sweeps over the k blocks for the cyclic method).
     stopThr : float, optional
@@ -299,7 +294,9 @@ _COMMON_PARAMS = r"""
         Emit a ``UserWarning`` if the error is still above ``stopThr`` at the end.
     warmstart : list of k arrays, optional
         Dual potentials from a previous solve (``log['potentials']``).
-    mode : {'scaling', 'log'}, optional
+"""
+
+_ENGINE_PARAMS = r"""    mode : {'scaling', 'log'}, optional
         How the dense engine computes marginals: stabilised scaling (matrix
         products on an absorbed kernel, log-domain fallback; default) or
         plain log-sum-exp. Ignored for structured costs.
@@ -324,6 +321,33 @@ _COMMON_PARAMS = r"""
         at most 1.5×), else the process's settings; an int: that many; ``None``:
         leave the settings alone. The limits are process-wide while the
         loop runs.
+    **kwargs
+        Options of the chosen ``method``'s loop (a name that is not one
+        raises a ``TypeError`` listing the valid ones):
+
+        - ``relaxation`` (``'sinkhorn_log'``): float in [1, 2) or ``'auto'``.
+          Over-relaxation factor ω of the block updates
+          :math:`g_i \leftarrow g_i + \omega(\log a_i - \log r_i)`
+          (default 1: plain Sinkhorn). A relaxed step is taken only when it
+          keeps at least a tenth of the plain step's decrease of the dual, so
+          the dual still decreases monotonically; ``'auto'`` sets
+          :math:`\omega = 2/(1+\sqrt{1-\rho})` (capped at 1.9) from the
+          linear rate ρ of the first 30 plain sweeps. In the slow linear regime
+          of small ε it can cut the sweeps 3–5× (see
+          :mod:`ot_multimarginal.strategies.cyclic`); ``log['relaxation']`` is
+          the ω used.
+        - ``check_every`` (``'sinkhorn_log'``): int >= 1, sweeps between two
+          checks of the stopping error (default 10).
+        - ``print_every`` (``'sinkhorn_greedy'``, ``'sinkhorn_accelerated'``):
+          int >= 1, iterations between two rows of the ``verbose`` output
+          (default 10).
+        - ``L`` (``'sinkhorn_accelerated'``): float, the smoothness constant
+          of the dual used for the gradient steps (default: the number of
+          prescribed marginals, the proven bound; see
+          :mod:`ot_multimarginal.strategies.accelerated`).
+        - ``damping`` (``'sinkhorn_newton'``): float >= 0, the
+          Levenberg–Marquardt factor added to the Newton system (default
+          1e-4; see :mod:`ot_multimarginal.strategies.newton`).
 """
 
 _FREE_NOTES = r"""
@@ -383,9 +407,12 @@ _LOG_DOC = r"""
 """
 
 _METHODS_DOC = (
-    ", ``'sinkhorn_greedy'`` (update the block with the largest marginal divergence, Lin et al. 2022)"
-    " and ``'sinkhorn_accelerated'`` (estimate-sequence acceleration, monotone dual; fewer"
-    " iterations at small reg, 3 passes each)"
+    ", ``'sinkhorn_greedy'`` (update the block with the largest marginal divergence, Lin et al. 2022),"
+    " ``'sinkhorn_accelerated'`` (estimate-sequence acceleration, monotone dual; fewer"
+    " iterations at small reg, 3 passes each) and ``'sinkhorn_newton'`` (damped Newton on the dual with the"
+    " pairwise marginals as Hessian, one dense solve of size sum(n_i) per iteration: tens of iterations where"
+    " the others need thousands, at small reg relative to the cost's range; up to a few thousand points in all;"
+    " ``damping=`` the Levenberg-Marquardt factor, see :mod:`ot_multimarginal.strategies.newton`)"
 )
 
 
@@ -428,7 +455,7 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     """ + (_COMMON_PARAMS % _METHODS_DOC) + r"""    grad : {'autodiff', 'detach'}, optional
         ``'autodiff'`` (default) differentiates through the unrolled
         iterations (torch); ``'detach'`` cuts the graph.
-
+""" + _ENGINE_PARAMS + r"""
     Returns
     -------
     P : array-like of shape (n_1, ..., n_k), or FactoredPlan
@@ -562,7 +589,7 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
         same way) for a free one, whose :math:`a_i` enters only the KL
         reference (exact at convergence, memory-light). ``'autodiff'``: differentiate
         through the unrolled iterations. ``'detach'``: no gradient.
-
+""" + _ENGINE_PARAMS + r"""
     Returns
     -------
     value : backend scalar

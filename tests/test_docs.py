@@ -91,3 +91,66 @@ def test_documentation_code_blocks_run(monkeypatch, tmp_path):
                 exec(compile(code, "%s (line %d)" % (page.name, text[: m.start()].count("\n") + 1), "exec"), ns)
             n_blocks += 1
     assert n_blocks >= 2
+
+
+def _numpydoc_checks():
+    """The numpydoc checks of the docs build: ``numpydoc_validation_checks`` of docs/source/conf.py (one place)."""
+    import ast
+
+    tree = ast.parse((DOCS / "conf.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "numpydoc_validation_checks"
+                                                for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError("docs/source/conf.py sets no numpydoc_validation_checks")
+
+
+def _documented_objects():
+    """Dotted names of what the docs render: ``ot_multimarginal.__all__`` (the API reference), the
+    names of the pages' ``autofunction`` / ``autoclass`` / ``automodule :members:`` directives, and
+    the public members of every class among them."""
+    import importlib
+    import inspect
+
+    torch_missing = importlib.util.find_spec("torch") is None
+    tops = ["ot_multimarginal." + n for n in ot_multimarginal.__all__ if not n.startswith("_")]
+    for page in sorted(DOCS.glob("*.rst")):
+        text = page.read_text(encoding="utf-8")
+        for kind, target, opts in re.findall(r"^\.\. auto(function|class|module):: (\S+)\n((?:[ ]{3}:.*\n)*)",
+                                             text, re.M):
+            if kind != "module":
+                tops.append(target)
+                continue
+            members = re.search(r":members: (.+)", opts)
+            tops += [target + "." + m.strip() for m in members.group(1).split(",")] if members else []
+    names = []
+    for name in dict.fromkeys(tops):
+        module, _, attr = name.rpartition(".")
+        if torch_missing and (".neural" in module or attr in getattr(ot_multimarginal, "_LAZY", {})):
+            continue  # the neural subpackage needs torch
+        obj = getattr(importlib.import_module(module), attr)
+        names.append(name)
+        if inspect.isclass(obj):
+            names += ["%s.%s" % (name, m) for m in vars(obj) if not m.startswith("_")]
+    return names
+
+
+def test_documented_docstrings_pass_the_numpydoc_checks_of_the_docs_build():
+    """Every public function, class, method and property, and what the docs pages render: summary,
+    every parameter with a type and a description (none that does not exist), a described Returns
+    section: the checks the Sphinx build (``numpydoc_validation_checks``, warnings as errors) makes,
+    here without building the docs."""
+    import pytest
+
+    validate = pytest.importorskip("numpydoc.validate").validate  # only in the 'docs' extra
+    checks = _numpydoc_checks()
+    assert {"PR01", "PR02", "RT01", "GL08"} <= checks
+    names = _documented_objects()
+    assert "ot_multimarginal.FactoredPlan.sample" in names and "ot_multimarginal.PairwiseCost.chain" in names
+    gaps = []
+    for name in names:
+        with warnings.catch_warnings(record=True) as caught:  # e.g. numpydoc's "Unknown section Fields"
+            warnings.simplefilter("always")
+            gaps += ["%s %s: %s" % (name, code, msg) for code, msg in validate(name)["errors"] if code in checks]
+        gaps += ["%s: %s" % (name, w.message) for w in caught if "numpydoc" in w.filename]
+    assert gaps == [], "docstring gaps (numpydoc):\n" + "\n".join(gaps)

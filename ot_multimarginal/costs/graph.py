@@ -236,7 +236,21 @@ class PairwiseCost:
 
     Attributes
     ----------
-    shape, k, edges, matrices, nx, type_as, graph_kind
+    shape : tuple of int
+        The sizes :math:`(n_0, \dots, n_{k-1})` of the k nodes.
+    k : int
+        Number of nodes (marginals).
+    edges : list of tuple of int
+        The edges ``(a, b)``, as given (validated).
+    matrices : list of arrays
+        ``matrices[e]`` of shape ``(n_a, n_b)``, the cost of ``edges[e]``.
+    nx : ot.backend.Backend
+        The POT backend of the matrices.
+    type_as : array
+        ``matrices[0]``: the dtype and device of the cost.
+    graph_kind : str
+        ``'chain'``, ``'circle'``, ``'star'``, ``'tree'``, ``'forest'``,
+        ``'complete'`` or ``'graph'`` (given, or detected from the edges).
     free : tuple of int
         The free nodes, sorted (``()``: every marginal prescribed).
 
@@ -371,11 +385,34 @@ class PairwiseCost:
     @classmethod
     def from_matrices(cls, matrices: Sequence[Array], graph: Union[str, Edges] = "chain", edges: Optional[Edges] = None,
                       center: int = 0, shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
-        """Build from one matrix per edge of a named graph (see :func:`graph_edges` for the edge order).
+        """Build from one matrix per edge of a named graph.
 
-        ``k`` follows from the number of matrices: ``len+1`` for ``'chain'``
-        and ``'star'``, ``len`` for ``'circle'``, ``k(k-1)/2 = len`` for
-        ``'complete'``. ``free``: the free nodes (see the class).
+        ``k`` follows from the number of matrices ``m``: ``m + 1`` for
+        ``'chain'`` and ``'star'``, ``m`` for ``'circle'``, the ``k`` with
+        ``k(k-1)/2 = m`` for ``'complete'``; for ``'tree'`` or an edge list,
+        from the edges (or ``shape``).
+
+        Parameters
+        ----------
+        matrices : list of arrays
+            One cost matrix per edge, in the order of :func:`graph_edges`:
+            ``matrices[e]`` of shape ``(n_a, n_b)`` for the e-th edge ``(a, b)``.
+        graph : str or list of pairs, optional
+            ``'chain'`` (default), ``'circle'``, ``'star'``, ``'complete'``,
+            ``'tree'`` (with ``edges``) or an edge list ``[(a, b), ...]``.
+        edges : list of pairs, optional
+            The edges of ``graph='tree'`` (acyclic). Ignored otherwise.
+        center : int, optional
+            The centre node of ``graph='star'`` (default 0). Ignored otherwise.
+        shape : tuple of k ints, optional
+            The sizes ``n_i``: needed only when a node has no edge.
+        free : sequence of int, optional
+            The free nodes (see the class).
+
+        Returns
+        -------
+        cost : PairwiseCost
+            The cost on the edges of ``graph``.
         """
         if not isinstance(matrices, (list, tuple)):
             raise TypeError("matrices must be a list of arrays, got %s" % describe(matrices))
@@ -404,32 +441,115 @@ class PairwiseCost:
 
     @classmethod
     def chain(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
-        """Chain ``0 - 1 - … - k-1``; ``matrices[t]`` of shape ``(n_t, n_{t+1})``."""
+        r"""Build the chain ``0 - 1 - … - k-1``: :math:`C = \sum_t C_t[x_t, x_{t+1}]`.
+
+        Parameters
+        ----------
+        matrices : list of k - 1 arrays
+            ``matrices[t]`` of shape ``(n_t, n_{t+1})``, the cost of edge ``(t, t+1)``.
+        shape : tuple of k ints, optional
+            The sizes ``n_i``, to check those the matrices give.
+        free : sequence of int, optional
+            Nodes whose marginal is not prescribed (see the class).
+
+        Returns
+        -------
+        cost : PairwiseCost
+            The cost, ``graph_kind='chain'``.
+        """
         return cls.from_matrices(matrices, "chain", shape=shape, free=free)
 
     @classmethod
     def circle(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
-        """Cycle ``0 - 1 - … - k-1 - 0``; the last matrix is ``(n_{k-1}, n_0)``."""
+        r"""Build the cycle ``0 - 1 - … - k-1 - 0`` (k >= 3).
+
+        Parameters
+        ----------
+        matrices : list of k arrays
+            ``matrices[t]`` of shape ``(n_t, n_{t+1})`` for the edge
+            ``(t, t+1)``; the last one, of shape ``(n_{k-1}, n_0)``, closes the cycle.
+        shape : tuple of k ints, optional
+            The sizes ``n_i``, to check those the matrices give.
+        free : sequence of int, optional
+            Nodes whose marginal is not prescribed (see the class).
+
+        Returns
+        -------
+        cost : PairwiseCost
+            The cost, ``graph_kind='circle'``.
+        """
         return cls.from_matrices(matrices, "circle", shape=shape, free=free)
 
     @classmethod
     def star(cls, matrices: Sequence[Array], center: int = 0, shape: Optional[Sequence[int]] = None,
              free: Sequence[int] = ()) -> "PairwiseCost":
-        """Star: ``matrices[t]`` joins ``center`` to the t-th other node (increasing order).
+        r"""Build a star: every node joined to ``center`` only.
 
-        ``free=[center]`` leaves the centre's marginal free: a barycenter on its support.
+        ``free=[center]`` leaves the centre's marginal free: the plan's
+        marginal there is the entropic barycenter of the other nodes on the
+        centre's support.
+
+        Parameters
+        ----------
+        matrices : list of k - 1 arrays
+            ``matrices[t]`` joins ``center`` to the t-th other node (in
+            increasing order), of shape ``(n_center, n_j)``.
+        center : int, optional
+            The centre node (default 0).
+        shape : tuple of k ints, optional
+            The sizes ``n_i``, to check those the matrices give.
+        free : sequence of int, optional
+            Nodes whose marginal is not prescribed (see the class).
+
+        Returns
+        -------
+        cost : PairwiseCost
+            The cost, ``graph_kind='star'``.
         """
         return cls.from_matrices(matrices, "star", center=center, shape=shape, free=free)
 
     @classmethod
     def tree(cls, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
              free: Sequence[int] = ()) -> "PairwiseCost":
-        """Any acyclic edge list (a forest is accepted: the plan factors over its trees)."""
+        """Build a cost on any acyclic edge list (a forest is accepted: the plan factors over its trees).
+
+        Parameters
+        ----------
+        edges : list of pairs (a, b)
+            The edges, without cycle (``ValueError`` otherwise).
+        matrices : list of arrays
+            ``matrices[e]`` of shape ``(n_a, n_b)`` for ``edges[e] = (a, b)``.
+        shape : tuple of k ints, optional
+            The sizes ``n_i``: needed only when a node has no edge.
+        free : sequence of int, optional
+            Nodes whose marginal is not prescribed (see the class).
+
+        Returns
+        -------
+        cost : PairwiseCost
+            The cost, ``graph_kind='tree'``.
+        """
         return cls(edges, matrices, shape=shape, graph_kind="tree", free=free)
 
     @classmethod
     def complete(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
-        """All pairs ``i < j`` in lexicographic order."""
+        r"""Build the complete graph: a term for every pair ``i < j``.
+
+        Parameters
+        ----------
+        matrices : list of k(k-1)/2 arrays
+            One per pair ``(i, j)``, ``i < j``, in lexicographic order
+            (``(0, 1), (0, 2), …, (1, 2), …``), of shape ``(n_i, n_j)``.
+        shape : tuple of k ints, optional
+            The sizes ``n_i``, to check those the matrices give.
+        free : sequence of int, optional
+            Nodes whose marginal is not prescribed (see the class).
+
+        Returns
+        -------
+        cost : PairwiseCost
+            The cost, ``graph_kind='complete'``.
+        """
         return cls.from_matrices(matrices, "complete", shape=shape, free=free)
 
     @classmethod
@@ -463,6 +583,11 @@ class PairwiseCost:
             :func:`~ot_multimarginal.cost_tensor`), ``'chain'``, ``'circle'``,
             ``'star'`` (with ``center``), ``'tree'`` (with ``edges``) or an
             edge list.
+        metric : str, callable or list, optional
+            A metric name of :func:`ot.dist` (``'sqeuclidean'``: no 1/2, as in
+            :func:`ot.dist`), a callable ``metric(X_a, X_b)`` returning the
+            ``(n_a, n_b)`` matrix, or a list of those, one per edge (in the
+            order of :func:`graph_edges`).
         center : int, optional
             The centre node of ``graph='star'`` (default 0): the edges are
             :math:`(c, j)` for every :math:`j \ne c`, in increasing
@@ -472,15 +597,30 @@ class PairwiseCost:
             cycle; each edge's matrix is :math:`c(x_a, x_b)`, rows indexed
             by node ``a``). Ignored by the other names; an edge list can
             also be passed as ``graph`` itself (any graph, cycles allowed).
-        metric : str, callable or list
-            A metric name of :func:`ot.dist` (``'sqeuclidean'``: no 1/2, as in
-            :func:`ot.dist`), a callable ``metric(X_a, X_b)`` returning the
-            ``(n_a, n_b)`` matrix, or a list of those, one per edge (in the
-            order of :func:`graph_edges`).
         free : sequence of int, optional
             Nodes whose marginal is not prescribed (see the class), e.g.
             ``graph='star', center=0, free=[0]`` with ``X_s[0]`` the support
             of a barycenter.
+
+        Returns
+        -------
+        cost : PairwiseCost
+            One matrix per edge, in the backend, dtype and device of ``X_s``
+            (differentiable in ``X_s`` on torch); the tensor is never formed.
+
+        See Also
+        --------
+        ot_multimarginal.empirical_cost : the same from the point-cloud calls' ``graph=``.
+        ot_multimarginal.cost_tensor : the dense cost of all pairs.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ot_multimarginal import PairwiseCost
+        >>> X_s = [np.random.RandomState(i).randn(5, 2) for i in range(4)]
+        >>> C = PairwiseCost.from_point_clouds(X_s, graph='star', center=0, free=[0])
+        >>> C.edges, C.free
+        ([(0, 1), (0, 2), (0, 3)], (0,))
         """
         nx, X_s = check_point_clouds(X_s)
         k = len(X_s)
@@ -519,6 +659,7 @@ class PairwiseCost:
 
     @property
     def n_components(self):
+        """Number of connected components of the graph (the plan is the product of theirs)."""
         return _components(self.k, self.edges)[0]
 
     def __repr__(self):
@@ -529,7 +670,16 @@ class PairwiseCost:
 
     # ---- what the solvers use ------------------------------------------
     def engine_kind(self) -> str:
-        """``'tree'``, ``'cycle'`` or ``'contraction'``: the engine :meth:`make_engine` builds."""
+        """Name the engine that :meth:`make_engine` builds by default.
+
+        Returns
+        -------
+        kind : {'tree', 'cycle', 'contraction'}
+            ``'tree'`` for a graph without cycle (message passing),
+            ``'cycle'`` for a single cycle through all nodes (transfer
+            matrices), ``'contraction'`` for any other graph (variable
+            elimination); see the module's table.
+        """
         if self.is_tree:
             return "tree"
         if self.is_cycle:
@@ -537,10 +687,29 @@ class PairwiseCost:
         return "contraction"
 
     def make_engine(self, reg: float, memory_budget: Optional[int] = None, engine: Optional[str] = None) -> Any:
-        """The marginalisation engine for this graph (see the module table).
+        r"""Build the marginalisation engine of this cost at regularisation ``reg``.
 
-        ``engine`` forces one: ``'tree'`` (acyclic graphs only), ``'cycle'``
-        (single cycles only) or ``'contraction'`` (any graph).
+        The solvers call it; use it directly to run a strategy of
+        :mod:`ot_multimarginal.strategies` or to build a
+        :class:`~ot_multimarginal.FactoredPlan` by hand.
+
+        Parameters
+        ----------
+        reg : float
+            Entropic regularisation :math:`\varepsilon > 0`.
+        memory_budget : int, optional
+            Bytes the engine's tables may take (default: half the available
+            memory); ``MemoryError`` before allocating beyond it.
+        engine : {None, 'tree', 'cycle', 'contraction'}, optional
+            ``None`` (default): :meth:`engine_kind`. Otherwise force one:
+            ``'tree'`` (acyclic graphs only), ``'cycle'`` (single cycles only)
+            or ``'contraction'`` (any graph).
+
+        Returns
+        -------
+        engine : TreeEngine, CycleEngine or ContractionEngine
+            The engine (:mod:`ot_multimarginal.marginals`), in the backend,
+            dtype and device of the matrices.
         """
         from ..marginals.contraction import ContractionEngine
         from ..marginals.cycle import CycleEngine
@@ -554,7 +723,24 @@ class PairwiseCost:
         return classes[kind](self.shape, self.edges, self.matrices, reg, self.nx, memory_budget=memory_budget)
 
     def to_dense(self, memory_budget: Optional[int] = None) -> Array:
-        """The full cost tensor of shape ``(n_1, …, n_k)`` (``MemoryError`` over the budget)."""
+        r"""Form the full cost tensor :math:`C[x_1, \dots, x_k] = \sum_{(a, b)} C_{ab}[x_a, x_b]`.
+
+        Parameters
+        ----------
+        memory_budget : int, optional
+            Bytes the tensor (and one temporary of its size) may take
+            (default: half the available memory).
+
+        Returns
+        -------
+        C : array-like of shape (n_0, ..., n_{k-1})
+            The dense cost, in the backend, dtype and device of the matrices.
+
+        Raises
+        ------
+        MemoryError
+            Before allocating, when the tensor exceeds ``memory_budget``.
+        """
         nx = self.nx
         check_dense_size(
             self.shape, nx.bitsize(self.type_as) // 8, 2, memory_budget, "the dense cost tensor", nx, self.type_as
@@ -568,7 +754,19 @@ class PairwiseCost:
         return C
 
     def cost_at(self, idx: Any) -> Array:
-        """The cost at index tuples ``idx`` (integer array of shape (m, k)): a backend array (m,)."""
+        r"""Evaluate the cost at index tuples, :math:`C[I] = \sum_{(a, b)} C_{ab}[I_a, I_b]`.
+
+        Parameters
+        ----------
+        idx : int array of shape (m, k) or (k,)
+            Index tuples (NumPy array or list; entries in ``[0, n_j)``).
+
+        Returns
+        -------
+        values : array-like of shape (m,)
+            The cost of each tuple, in the backend, dtype and device of the
+            matrices (differentiable in them on torch).
+        """
         nx = self.nx
         idx, _ = check_index_tuples(idx, self.shape)
         from ..marginals._pairwise import index_array

@@ -12,6 +12,7 @@ aligned and U-statistic estimators; the exact dual on data),
 :mod:`.networks` (the potentials), :mod:`.sampling` (independent batches,
 per-rank streams), :mod:`.training` (the loop and its state),
 :mod:`.estimator` (:class:`NeuralEMOT`), :mod:`.api` (:func:`emot_neural`),
+:mod:`.gromov` (:class:`NeuralMGW`, :func:`mgw_neural`: multimarginal Gromov-Wasserstein),
 :mod:`.distributed` (data-parallel training on :mod:`torch.distributed`),
 :mod:`.checkpoint` (atomic checkpoints, resuming a killed run).
 """
@@ -22,10 +23,11 @@ from .checkpoint import CheckpointError, Checkpointer
 from .costs import GraphCost, TupleCost
 from .distributed import DataParallel
 from .estimator import NeuralEMOT
+from .gromov import NeuralMGW, mgw_neural
 from .networks import PotentialMLP, PotentialSet
 from .objectives import batch_dual, exact_dual
 from .sampling import BatchSampler
 from .training import Trainer
 
-__all__ = ["emot_neural", "NeuralEMOT", "GraphCost", "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual",
+__all__ = ["emot_neural", "NeuralEMOT", "mgw_neural", "NeuralMGW", "GraphCost", "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual",
            "exact_dual", "BatchSampler", "Trainer", "DataParallel", "Checkpointer", "CheckpointError"]

@@ -32,7 +32,7 @@ def emot_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Un
     trained potentials on the data: computed exactly when the data fits an
     engine (then a *certified lower bound* of the empirical EMOT, by weak
     duality), else estimated by Monte Carlo over held-out batches (its
-    standard error in ``log``). See :class:`~ot_multimarginal.neural.NeuralEMOT`
+    standard error in ``log``). See :class:`~ot_multimarginal.NeuralEMOT`
     for all options, the estimators' bias and variance, the plan and the
     density.
 
@@ -67,7 +67,7 @@ def emot_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Un
     log : bool, optional
         Also return a dict.
     **kwargs
-        Other parameters of :class:`~ot_multimarginal.neural.NeuralEMOT`
+        Other parameters of :class:`~ot_multimarginal.NeuralEMOT`
         (``cost``, ``width``, ``depth``, ``evaluation``, ``patience``, ...;
         data-parallel training under ``torchrun``: ``distributed``,
         ``distributed_loss``; checkpoints: ``checkpoint_dir``,
@@ -81,7 +81,7 @@ def emot_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Un
         require grad and the evaluation is exact.
     log : dict
         If ``log=True``: ``estimator`` (the fitted
-        :class:`~ot_multimarginal.neural.NeuralEMOT`), ``value``,
+        :class:`~ot_multimarginal.NeuralEMOT`), ``value``,
         ``value_se`` (standard error; 0 when exact), ``value_method``
         (``'exact'``: a certified lower bound of the empirical EMOT, or
         ``'mc'``), ``lower_bound`` (bool), ``history`` (per-step batch duals,
@@ -100,7 +100,7 @@ def emot_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Un
 
     See Also
     --------
-    ot_multimarginal.neural.NeuralEMOT : the estimator (plan, density, save/load).
+    ot_multimarginal.NeuralEMOT : the estimator (plan, density, save/load).
     ot_multimarginal.empirical_emot_sinkhorn2 : the exact structured Sinkhorn value.
     """
     est = NeuralEMOT(reg, graph=graph, metric=metric, estimator=estimator, batch_size=batch_size, n_iter=n_iter,

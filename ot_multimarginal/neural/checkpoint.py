@@ -54,7 +54,18 @@ class CheckpointError(ValueError):
 
 
 def data_digest(tensors):
-    """SHA-256 (hex, 16 chars) of the shapes, dtypes and bytes of CPU copies of ``tensors``."""
+    """Digest tensors: SHA-256 of their shapes, dtypes and bytes (CPU copies).
+
+    Parameters
+    ----------
+    tensors : iterable of torch.Tensor
+        The tensors, in order.
+
+    Returns
+    -------
+    digest : str
+        The first 16 hexadecimal characters of the SHA-256.
+    """
     h = hashlib.sha256()
     for t in tensors:
         t = t.detach().to("cpu").contiguous()
@@ -77,7 +88,19 @@ def _fsync_dir(directory):
 
 
 def write_checkpoint(path, payload):
-    """Write ``payload`` (``torch.save``-able) to ``path`` atomically (temp file, fsync, rename)."""
+    """Write a checkpoint file atomically (temp file, fsync, rename).
+
+    The file is a header (magic, payload size, SHA-256) followed by the
+    ``torch.save`` bytes, so that :func:`read_checkpoint` detects a
+    truncated or corrupted file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (replaced if it exists).
+    payload : object
+        Anything ``torch.save`` accepts.
+    """
     buf = io.BytesIO()
     torch.save(payload, buf)
     data = buf.getvalue()
@@ -99,7 +122,24 @@ def write_checkpoint(path, payload):
 
 
 def read_checkpoint(path):
-    """The payload of a checkpoint file; :class:`CheckpointError` if it is truncated or corrupted."""
+    """Read the payload of a checkpoint file written by :func:`write_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint file.
+
+    Returns
+    -------
+    payload : object
+        The saved payload (tensors on the CPU).
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be read, is not a checkpoint, or is truncated or
+        corrupted (size or SHA-256 differs from its header).
+    """
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -123,7 +163,21 @@ def read_checkpoint(path):
 
 
 def fingerprint_differences(saved, current):
-    """``'name: saved (checkpoint) vs current (now)'`` for every entry that differs."""
+    """List the entries in which two problem fingerprints differ.
+
+    Parameters
+    ----------
+    saved : dict
+        The fingerprint stored in a checkpoint.
+    current : dict
+        The fingerprint of the run now.
+
+    Returns
+    -------
+    differences : list of str
+        ``'name: saved (checkpoint) vs current (now)'`` for every entry that
+        differs (or is absent from one of them), sorted by name.
+    """
     out = []
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
@@ -181,10 +235,28 @@ class Checkpointer:
         self.resumed_from = None
 
     def path(self, step):
+        """Name the checkpoint file of a step.
+
+        Parameters
+        ----------
+        step : int
+            The training step.
+
+        Returns
+        -------
+        path : str
+            ``<directory>/ckpt-<step, 9 digits>.pt``.
+        """
         return os.path.join(self.directory, "ckpt-%09d.pt" % int(step))
 
     def checkpoints(self):
-        """``[(step, path)]`` of the checkpoint files in the directory, newest first."""
+        """List the checkpoint files of the directory.
+
+        Returns
+        -------
+        checkpoints : list of (int, str)
+            ``(step, path)`` pairs, newest first.
+        """
         out = []
         for p in glob.glob(os.path.join(glob.escape(self.directory), "ckpt-*.pt")):
             m = _NAME.match(os.path.basename(p))
@@ -194,7 +266,19 @@ class Checkpointer:
 
     # ---- writing -----------------------------------------------------------
     def save(self, trainer):
-        """Write the trainer's state now (rank 0 only); remove older checkpoints beyond ``keep``."""
+        """Write the trainer's state now (rank 0 only); remove older checkpoints beyond ``keep``.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer (its ``state_dict`` and step count are saved, with
+            the global random states).
+
+        Returns
+        -------
+        path : str or None
+            The file written, or ``None`` on the other ranks.
+        """
         if not self.is_main:
             return None
         step = int(trainer.step_count)
@@ -221,7 +305,20 @@ class Checkpointer:
         return path
 
     def after_step(self, trainer, final=False):
-        """Called by the trainer after every step: save when due (``final``: at the end of training)."""
+        """Save after a step when a checkpoint is due (called by the trainer after every step).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer.
+        final : bool, optional
+            End of training: save unless this step is already saved.
+
+        Returns
+        -------
+        path : str or None
+            The file written, or ``None`` when nothing was written.
+        """
         step = int(trainer.step_count)
         if step == self.last_saved_step or step == 0:
             return None
@@ -231,11 +328,20 @@ class Checkpointer:
 
     # ---- reading -------------------------------------------------------------
     def latest(self):
-        """The newest readable checkpoint's payload (``None`` when the directory has none).
+        """Read the newest readable checkpoint of the directory.
 
         Unreadable files (truncated, corrupted) are skipped with a
-        ``UserWarning`` naming them; a ``CheckpointError`` is raised when
-        there are checkpoint files but none is readable.
+        ``UserWarning`` naming them.
+
+        Returns
+        -------
+        payload : dict or None
+            The checkpoint's payload, or ``None`` when the directory has none.
+
+        Raises
+        ------
+        CheckpointError
+            When there are checkpoint files but none is readable.
         """
         found = self.checkpoints()
         errors = []
@@ -253,7 +359,19 @@ class Checkpointer:
         return None
 
     def check(self, payload):
-        """``ValueError`` listing what differs when ``payload`` is a checkpoint of another problem."""
+        """Check that a checkpoint belongs to this problem.
+
+        Parameters
+        ----------
+        payload : dict
+            A checkpoint's payload.
+
+        Raises
+        ------
+        ValueError
+            Listing what differs, when ``payload`` is a checkpoint of another
+            problem or set-up.
+        """
         diffs = fingerprint_differences(payload.get("fingerprint", {}), self.fingerprint)
         if diffs:
             raise ValueError(
@@ -263,7 +381,15 @@ class Checkpointer:
             )
 
     def restore(self, trainer, payload):
-        """Load ``payload`` (checked) into ``trainer`` and the global random states."""
+        """Load a checkpoint (checked first) into a trainer and the global random states.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer to restore.
+        payload : dict
+            A checkpoint's payload (:meth:`latest`).
+        """
         self.check(payload)
         trainer.load_state_dict(payload["trainer"])
         _set_random_states(payload["random"])
@@ -282,7 +408,7 @@ def _describe(x):
 
 
 def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, seed, world_size):
-    """What a checkpoint of ``est`` (an estimator trained by a Trainer) must agree on to be resumed.
+    """Describe what a checkpoint of an estimator must agree on to be resumed.
 
     The problem (k, dimensions, sizes, a digest of the points and weights,
     the cost's graph and metric, reg), the estimator and everything that
@@ -290,6 +416,30 @@ def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, see
     networks, dtype, seed, evaluation schedule). The number of ranks is
     part of it only for ``distributed_loss='local'`` (the global loss does
     not depend on how the global batch is split).
+
+    Parameters
+    ----------
+    est : NeuralEMOT
+        The estimator (its ``get_params()``).
+    cost : GraphCost or callable cost
+        The training cost (:mod:`ot_multimarginal.neural.costs`).
+    data : list of k torch.Tensor
+        The training clouds.
+    weights : list of k torch.Tensor
+        Their weights.
+    global_batch : int
+        Points per marginal in a global batch.
+    train_dtype : torch.dtype
+        The networks' dtype.
+    seed : int
+        The seed of the run.
+    world_size : int
+        The number of ranks.
+
+    Returns
+    -------
+    fingerprint : dict
+        Plain, comparable values (see :func:`fingerprint_differences`).
     """
     params = est.get_params()
     fp = {
@@ -317,10 +467,23 @@ def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, see
 
 
 def resume_payload(directory, parallel=None):
-    """The newest usable checkpoint of ``directory`` (``None``: none yet), read by rank 0 and shared.
+    """Read the newest usable checkpoint of a directory on rank 0 and share it with every rank.
 
     Every rank receives the same payload, or raises the same error (so no
     rank waits for a broadcast that never comes).
+
+    Parameters
+    ----------
+    directory : str or path-like
+        The checkpoint directory (it may not exist yet).
+    parallel : DataParallel, optional
+        The data-parallel context (``None``: one process).
+
+    Returns
+    -------
+    payload : dict or None
+        The payload of :meth:`Checkpointer.latest`, or ``None`` when there
+        is no checkpoint yet.
     """
     if parallel is None:
         if not os.path.isdir(os.fspath(directory)):

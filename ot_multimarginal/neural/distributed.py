@@ -83,7 +83,15 @@ LOSSES = ("global", "local")
 
 
 def torchrun_environment():
-    """``(rank, world_size, local_rank)`` from the ``torchrun`` variables, or ``None`` without them."""
+    """Read this process's place from the ``torchrun`` environment variables.
+
+    Returns
+    -------
+    env : tuple of int or None
+        ``(rank, world_size, local_rank)`` from ``RANK``, ``WORLD_SIZE`` and
+        ``LOCAL_RANK`` (default: ``RANK``), or ``None`` when ``RANK``,
+        ``WORLD_SIZE``, ``MASTER_ADDR`` or ``MASTER_PORT`` is missing.
+    """
     env = os.environ
     if not all(v in env for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
         return None
@@ -117,12 +125,24 @@ class _GatherGlobal(torch.autograd.Function):
 
 
 def gather_global(tensor, group=None):
-    """The ranks' ``(b_r, k)`` tensors stacked, ``(W b_r, k)`` in rank order, differentiable.
+    """Stack the ranks' tensors along dim 0, in rank order, differentiably.
 
     The backward returns ``W`` times this rank's slice of the incoming
     gradient: the adjoint of the all-gather (a sum over the ranks of their
     losses' gradients) *when every rank computes the same loss* of the
     gathered tensor, as the global loss does; no second collective.
+
+    Parameters
+    ----------
+    tensor : torch.Tensor of shape (b_r, ...)
+        This rank's rows (the same shape on every rank).
+    group : ProcessGroup, optional
+        Default: the world.
+
+    Returns
+    -------
+    gathered : torch.Tensor of shape (W b_r, ...)
+        The ``W`` ranks' tensors, rank 0's rows first.
     """
     return _GatherGlobal.apply(tensor, group)
 
@@ -136,7 +156,7 @@ def _destroy_owned_group():
 
 
 def data_parallel(distributed="auto", device=None, loss="global"):
-    """The :class:`DataParallel` of this process, or ``None`` for single-process training.
+    """Set up data-parallel training for this process, if it runs under one.
 
     Parameters
     ----------
@@ -149,6 +169,20 @@ def data_parallel(distributed="auto", device=None, loss="global"):
         The training device (picks the backend when the group is created here).
     loss : {'global', 'local'}
         See the module docstring.
+
+    Returns
+    -------
+    parallel : DataParallel or None
+        The :class:`DataParallel` of this process (the process group is
+        created here under ``torchrun`` when none is initialised: NCCL on
+        CUDA, gloo on the CPU), or ``None`` for single-process training
+        (also for a group of one process).
+
+    Raises
+    ------
+    ValueError
+        With ``distributed=True`` and neither a process group nor the
+        ``torchrun`` environment.
     """
     if distributed is False:
         return None
@@ -208,12 +242,24 @@ class DataParallel:
         return self.rank == 0
 
     def local_device(self, device, from_data=False):
-        """This rank's training device, made the current CUDA device.
+        """Choose this rank's training device and make it the current CUDA device.
 
         ``cuda`` without an index becomes ``cuda:LOCAL_RANK`` under ``torchrun``
         (one GPU per process; else the current device), and so does a CUDA
         device taken from the data (``from_data``: typically ``cuda:0`` on every
         rank); an index the user gave is kept.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            The requested device.
+        from_data : bool, optional
+            Whether ``device`` was taken from the data rather than given.
+
+        Returns
+        -------
+        device : torch.device
+            This rank's device.
         """
         device = torch.device(device)
         if device.type == "cuda":
@@ -224,7 +270,18 @@ class DataParallel:
         return device
 
     def check_device(self, device):
-        """The backend must carry tensors of the training device (NCCL: CUDA only)."""
+        """Check that the group's backend carries tensors of the training device (NCCL: CUDA only).
+
+        Parameters
+        ----------
+        device : str or torch.device
+            The training device.
+
+        Raises
+        ------
+        ValueError
+            With the NCCL backend and a device that is not CUDA.
+        """
         if self.backend == "nccl" and torch.device(device).type != "cuda":
             raise ValueError(
                 "the process group's backend is 'nccl', which carries CUDA tensors only, but training runs on %s: "
@@ -232,13 +289,41 @@ class DataParallel:
             )
 
     def local_slice(self, b):
-        """This rank's rows of a global batch of ``b`` rows."""
+        """Select this rank's rows of a global batch.
+
+        Parameters
+        ----------
+        b : int
+            Rows of the global batch (a multiple of the world size).
+
+        Returns
+        -------
+        rows : slice
+            Rows ``rank * b/W`` to ``(rank + 1) * b/W``.
+        """
         br = b // self.world_size
         return slice(self.rank * br, (self.rank + 1) * br)
 
     # ---- the step --------------------------------------------------------
     def forward(self, model, X_b):
-        """Potentials of a global batch: ``(X, f)`` for the loss (see the module docstring)."""
+        """Evaluate the potentials of a global batch on this rank's rows.
+
+        Parameters
+        ----------
+        model : PotentialSet
+            The k potentials.
+        X_b : list of k torch.Tensor of shape (b, d_i)
+            The global batch (the same on every rank).
+
+        Returns
+        -------
+        X : list of k torch.Tensor
+            The points of the loss: the global batch (``loss='global'``) or
+            this rank's rows (``'local'``).
+        f : list of k torch.Tensor
+            The potentials at ``X``: all-gathered from the ranks (autograd
+            through :func:`gather_global`) or this rank's own.
+        """
         sl = self.local_slice(int(X_b[0].shape[0]))
         X_loc = [X[sl] for X in X_b]
         f_loc = model(X_loc)
@@ -248,7 +333,14 @@ class DataParallel:
         return X_b, list(f_glob.unbind(1))
 
     def reduce_gradients(self, parameters):
-        """Average the gradients over the ranks (one all-reduce of the flattened gradients)."""
+        """Average the gradients over the ranks (one all-reduce of the flattened gradients).
+
+        Parameters
+        ----------
+        parameters : iterable of torch.nn.Parameter
+            The parameters whose ``grad`` is averaged in place (those without
+            a gradient are skipped).
+        """
         import torch.distributed as dist
 
         params = [p for p in parameters if p.grad is not None]
@@ -264,7 +356,19 @@ class DataParallel:
             pos += n
 
     def reduce_metric(self, value):
-        """The batch dual averaged over the ranks (a float)."""
+        """Average the batch dual over the ranks.
+
+        Parameters
+        ----------
+        value : float
+            This rank's batch dual.
+
+        Returns
+        -------
+        value : float
+            The mean over the ranks (``loss='local'``); with the global loss,
+            ``value`` itself (the same on every rank).
+        """
         import torch.distributed as dist
 
         if self.loss == "global":
@@ -274,7 +378,18 @@ class DataParallel:
         return float(t[0]) / self.world_size
 
     def broadcast_floats(self, *values):
-        """Rank 0's floats on every rank."""
+        """Broadcast rank 0's floats to every rank.
+
+        Parameters
+        ----------
+        *values : float
+            The floats (rank 0's are kept).
+
+        Returns
+        -------
+        values : tuple of float
+            Rank 0's values.
+        """
         import torch.distributed as dist
 
         t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
@@ -290,7 +405,13 @@ class DataParallel:
         return [t for t in module.state_dict().values() if torch.is_tensor(t) and t.is_floating_point()]
 
     def broadcast_module(self, module):
-        """Rank 0's parameters and buffers on every rank (in place)."""
+        """Broadcast rank 0's parameters and buffers to every rank (in place).
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The module whose floating-point tensors are overwritten.
+        """
         import torch.distributed as dist
 
         ts = self._tensors(module)
@@ -304,7 +425,19 @@ class DataParallel:
                 pos += n
 
     def check_identical(self, module):
-        """Whether every rank holds rank 0's parameters bitwise; repairs (with a warning) if not."""
+        """Check that every rank holds rank 0's parameters bitwise; repair (with a warning) if not.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The trained module.
+
+        Returns
+        -------
+        identical : bool
+            ``True`` if the parameters were identical; ``False`` if they
+            differed (a ``RuntimeWarning``, then rank 0's are broadcast).
+        """
         import torch.distributed as dist
 
         ts = self._tensors(module)
@@ -324,7 +457,18 @@ class DataParallel:
         return True
 
     def broadcast_object(self, obj):
-        """Rank 0's picklable object on every rank."""
+        """Broadcast rank 0's picklable object to every rank.
+
+        Parameters
+        ----------
+        obj : object
+            The object (used on rank 0 only).
+
+        Returns
+        -------
+        obj : object
+            Rank 0's object.
+        """
         import torch.distributed as dist
 
         box = [obj if self.is_main else None]
@@ -332,6 +476,7 @@ class DataParallel:
         return box[0]
 
     def barrier(self):
+        """Wait until every rank of the group reaches this call."""
         import torch.distributed as dist
 
         dist.barrier(group=self.group)

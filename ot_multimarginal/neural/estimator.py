@@ -92,6 +92,10 @@ class NeuralEMOT:
         A general cost ``cost(X_1, ..., X_k) -> (m,)`` on ``m`` aligned tuples
         (replaces ``graph``/``metric``). Use ``estimator='aligned'`` unless
         :math:`b^k` tuples fit in memory.
+    center : int, optional
+        The centre node of ``graph='star'`` (default 0).
+    edges : list of pairs, optional
+        The edges of ``graph='tree'``.
     estimator : {'combinatorial', 'aligned', 'ustat'}, optional
         How a batch estimates the expectation over :math:`\otimes\mu_i`:
 
@@ -274,7 +278,13 @@ class NeuralEMOT:
 
     # ---- parameters --------------------------------------------------------
     def get_params(self) -> Dict[str, Any]:
-        """The constructor's parameters (scikit-learn style)."""
+        """Get the constructor's parameters (scikit-learn style).
+
+        Returns
+        -------
+        params : dict
+            Parameter name to value, for every parameter of the constructor.
+        """
         names = ("reg graph metric cost center edges estimator batch_size n_iter lr width depth activation "
                  "grad_clip replace evaluation n_eval_batches eval_every patience tol warm_start dtype seed "
                  "device verbose distributed distributed_loss checkpoint_dir checkpoint_every resume").split()
@@ -332,7 +342,8 @@ class NeuralEMOT:
 
         Returns
         -------
-        self
+        self : NeuralEMOT
+            The fitted estimator (attributes ending in ``_``).
         """
         t_start = time.perf_counter()
         nx, X_s = check_point_clouds(X_s)
@@ -495,7 +506,23 @@ class NeuralEMOT:
         return [_to_torch(X, dev, dt) for X in X_s], [_to_torch(a, dev, dt) for a in a_s], X_s[0]
 
     def value(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> Any:
-        """The dual of the fitted potentials on ``X_s`` (default: the training clouds), like ``value_``."""
+        r"""Evaluate the dual of the fitted potentials on clouds, as ``value_`` on the training ones.
+
+        Parameters
+        ----------
+        X_s : list of k arrays of shape (m_i, d_i), optional
+            Clouds of the fitted dimensions (default: the training clouds,
+            then ``value_`` is returned).
+        a_s : list of k weight vectors, optional
+            Weights of ``X_s`` (uniform by default; not used without ``X_s``).
+
+        Returns
+        -------
+        value : float or torch scalar
+            The dual :math:`D(\varphi)` on ``X_s`` (exact or Monte Carlo, as
+            chosen by ``evaluation``): a float for NumPy clouds, a torch
+            scalar of their dtype and device otherwise.
+        """
         self._check_fitted()
         data, weights, ref = self._as_data(X_s, a_s)
         if X_s is None:
@@ -504,7 +531,21 @@ class NeuralEMOT:
         return _like_input(value, ref, str(type(ref).__module__).startswith("numpy"))
 
     def potential(self, i: int, x: Array) -> Array:
-        """The potential :math:`\\varphi_i` at the rows of ``x`` (shape ``(m, d_i)``): shape ``(m,)``."""
+        r"""Evaluate the potential :math:`\varphi_i` at the rows of ``x``.
+
+        Parameters
+        ----------
+        i : int
+            The marginal, in ``[0, k)``.
+        x : array of shape (m, d_i)
+            Points (NumPy array or torch tensor).
+
+        Returns
+        -------
+        phi : array of shape (m,)
+            :math:`\varphi_i(x)`: NumPy float64 for a NumPy ``x``, else a
+            tensor of ``x``'s dtype (differentiable in ``x``).
+        """
         self._check_fitted()
         k = len(self.potentials_)
         if not isinstance(i, (int, np.integer)) or not 0 <= i < k:
@@ -522,17 +563,34 @@ class NeuralEMOT:
             return phi(X.to(phi.mean.dtype)).to(X.dtype)
 
     def data_potentials(self) -> List[Array]:
-        """``[φ_i(X_i)]`` on the training clouds, in the inputs' type: a ``warmstart`` for ``emot_sinkhorn``."""
+        r"""Evaluate the potentials on the training clouds: a ``warmstart`` for :func:`~ot_multimarginal.emot_sinkhorn`.
+
+        Returns
+        -------
+        potentials : list of k arrays of shape (n_i,)
+            :math:`[\varphi_i(X_i)]`, in the type of the training inputs
+            (NumPy float64, or tensors of their dtype).
+        """
         self._check_fitted()
         f = self._potentials_on(self.X_fit_)
         return [x.cpu().numpy() if self._is_numpy else x.to(self._ref.dtype) for x in f]
 
     def plan_density(self, *xs: Array) -> Array:
-        r"""Density of the plan w.r.t. :math:`\otimes\mu_i` at ``m`` tuples: ``xs[i]`` of shape ``(m, d_i)``.
+        r"""Evaluate the density of the plan with respect to :math:`\otimes_i\mu_i` at ``m`` tuples.
 
         :math:`e^{(\sum_i \varphi_i(x_i) - c(x_1,\dots,x_k))/\varepsilon - \Lambda}`,
         :math:`\Lambda` = ``log_partition_`` (so it integrates to one over the
         product of the training measures when the value was exact).
+
+        Parameters
+        ----------
+        *xs : k arrays of shape (m, d_i)
+            ``xs[i][t]`` is the i-th point of the t-th tuple.
+
+        Returns
+        -------
+        density : array of shape (m,)
+            NumPy float64 for NumPy inputs, else a tensor (no gradient).
         """
         self._check_fitted()
         k = len(self.potentials_)
@@ -568,13 +626,33 @@ class NeuralEMOT:
         return engine, g, weights, data
 
     def plan(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> "FactoredPlan":
-        """The plan of the potentials on ``X_s`` (default: the training clouds) as a :class:`FactoredPlan`.
+        r"""Build the plan of the potentials on clouds as a :class:`~ot_multimarginal.FactoredPlan`.
 
-        Log-scalings :math:`g_i = \\varphi_i(x_i)/\\varepsilon + \\log a_i`,
+        Log-scalings :math:`g_i = \varphi_i(x_i)/\varepsilon + \log a_i`,
         shifted so that the plan has mass one. Marginals, pairwise marginals,
         sampling and ``round()`` are those of
         :class:`~ot_multimarginal.FactoredPlan`. NumPy float64 arrays for NumPy
         inputs, torch tensors otherwise.
+
+        Parameters
+        ----------
+        X_s : list of k arrays of shape (m_i, d_i), optional
+            Clouds of the fitted dimensions (default: the training clouds).
+        a_s : list of k weight vectors, optional
+            Weights of ``X_s`` (uniform by default; not used without ``X_s``).
+
+        Returns
+        -------
+        plan : FactoredPlan
+            The plan on the clouds (mass one, marginals close to ``a_s``).
+
+        Raises
+        ------
+        ValueError
+            With a callable ``cost`` (the factored plan needs a pairwise cost).
+        MemoryError
+            When the exact engine on the clouds is beyond the budget (use
+            :meth:`plan_density` at sampled tuples).
         """
         self._check_fitted()
         engine, g, weights, data = self._engine_and_scalings(X_s, a_s)
@@ -590,13 +668,28 @@ class NeuralEMOT:
         return FactoredPlan(engine, g, weights)
 
     def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
-        """Pairwise marginal of the plan on marginals ``(i, j)``.
+        r"""Pairwise marginal of the plan on marginals ``(i, j)``.
 
         Without points: the ``(n_i, n_j)`` matrix of the plan on the training
         clouds (sums to one). With points ``X_i`` (``(m_i, d_i)``) and ``X_j``:
-        the density of the ``(i, j)`` marginal w.r.t. :math:`\\mu_i\\otimes\\mu_j`
+        the density of the ``(i, j)`` marginal w.r.t. :math:`\mu_i\otimes\mu_j`
         at every pair, the other marginals integrated exactly over the training
         clouds (shape ``(m_i, m_j)``).
+
+        Parameters
+        ----------
+        i, j : int
+            Two different marginals in ``[0, k)``.
+        X_i : array of shape (m_i, d_i), optional
+            Points of marginal ``i`` (give both ``X_i`` and ``X_j``, or neither).
+        X_j : array of shape (m_j, d_j), optional
+            Points of marginal ``j``.
+
+        Returns
+        -------
+        P_ij : array of shape (n_i, n_j) or (m_i, m_j)
+            The pairwise plan on the training clouds, or the density at the
+            given points: NumPy float64 for NumPy inputs, else a tensor.
         """
         self._check_fitted()
         k = len(self.potentials_)
@@ -628,7 +721,18 @@ class NeuralEMOT:
 
     # ---- persistence -------------------------------------------------------
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
-        """Save the fitted estimator (parameters, networks, training clouds, fitted attributes) with ``torch.save``."""
+        """Save the fitted estimator (parameters, networks, training clouds, fitted attributes) with ``torch.save``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write.
+
+        Raises
+        ------
+        ValueError
+            With a callable ``cost`` or ``metric`` (not serialisable).
+        """
         self._check_fitted()
         params = self.get_params()
         if callable(params["cost"]) or any(callable(m) for m in (params["metric"] if isinstance(
@@ -653,7 +757,20 @@ class NeuralEMOT:
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], device: Any = None) -> "NeuralEMOT":
-        """An estimator saved by :meth:`save` (on ``device``, default CPU)."""
+        """Load an estimator saved by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file written by :meth:`save`.
+        device : str or torch.device, optional
+            Where to put the networks and clouds (default: the CPU).
+
+        Returns
+        -------
+        estimator : NeuralEMOT
+            The fitted estimator, ready for :meth:`value`, :meth:`plan`, ...
+        """
         state = torch.load(path, map_location="cpu", weights_only=False)
         params = dict(state["params"])
         params["dtype"] = getattr(torch, state["dtype"].replace("torch.", "")) if state["dtype"] else None

@@ -69,6 +69,24 @@ def combinatorial_log_mean_exp(cost, X_s, f_s, reg, log_w=None):
     uniform ``-log b_i``). Computed as ``engine.log_partition`` with
     :math:`g_i = f_i/\varepsilon + \log w_i`: no :math:`b^k` tensor for
     pairwise costs, differentiable in ``f_s`` (and the cost) by autograd.
+
+    Parameters
+    ----------
+    cost : GraphCost or TupleCost
+        The cost (:mod:`ot_multimarginal.neural.costs`).
+    X_s : list of k torch.Tensor of shape (b_i, d_i)
+        The batch points.
+    f_s : list of k torch.Tensor of shape (b_i,)
+        The potentials at the batch points.
+    reg : float
+        Entropic regularisation ε > 0.
+    log_w : list of k torch.Tensor of shape (b_i,), optional
+        Normalised log-weights of the points (default: ``-log b_i``).
+
+    Returns
+    -------
+    lme : torch scalar
+        The log-mean-exp.
     """
     engine = cost.engine(X_s, reg)
     g = []
@@ -87,7 +105,26 @@ def aligned_exponents(cost, X_s, f_s, reg):
 
 
 def aligned_log_mean_exp(cost, X_s, f_s, reg):
-    """``log`` of the mean over the ``b`` aligned tuples (row ``r`` of every cloud)."""
+    """Compute the ``log`` of the mean of :math:`e^{(\\sum_i f_i - c)/\\varepsilon}` over the ``b`` aligned tuples.
+
+    Tuple ``r`` is row ``r`` of every cloud.
+
+    Parameters
+    ----------
+    cost : GraphCost or TupleCost
+        The cost (:mod:`ot_multimarginal.neural.costs`).
+    X_s : list of k torch.Tensor of shape (b_i, d_i)
+        The batch points.
+    f_s : list of k torch.Tensor of shape (b_i,)
+        The potentials at the batch points.
+    reg : float
+        Entropic regularisation ε > 0.
+
+    Returns
+    -------
+    lme : torch scalar
+        The log-mean-exp, differentiable in ``f_s``.
+    """
     import torch
 
     z = aligned_exponents(cost, X_s, f_s, reg)
@@ -100,6 +137,16 @@ def aligned_effective_size(z):
     Near ``len(z)``: the log-mean-exp is well estimated; a few units: a
     handful of tuples carry the mean, the aligned estimate is biased by many
     nats.
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (b,)
+        The log-weights (the aligned exponents).
+
+    Returns
+    -------
+    size : float
+        The effective number of tuples, in ``[1, b]``.
     """
     import torch
 
@@ -115,6 +162,27 @@ def ustat_log_mean_exp(cost, X_s, f_s, reg):
     and zero-cost edges elsewhere, each kernel zeroed on its diagonal
     (a cost of :math:`+\infty` there, written as a finite cost far beyond
     the dtype's exponent range). Needs equal batch sizes, ``b >= k``.
+
+    Parameters
+    ----------
+    cost : GraphCost or TupleCost
+        The cost (:mod:`ot_multimarginal.neural.costs`).
+    X_s : list of k torch.Tensor of shape (b_i, d_i)
+        The batch points.
+    f_s : list of k torch.Tensor of shape (b_i,)
+        The potentials at the batch points.
+    reg : float
+        Entropic regularisation ε > 0.
+
+    Returns
+    -------
+    lme : torch scalar
+        The log-mean-exp, differentiable in ``f_s``.
+
+    Raises
+    ------
+    ValueError
+        With unequal batch sizes, ``b < k`` or a cost that is not pairwise.
     """
     import torch
 
@@ -158,7 +226,25 @@ def batch_dual(cost, X_s, f_s, reg, estimator="combinatorial"):
     r"""The mini-batch estimate of the dual :math:`D(\varphi)` (maximised by training).
 
     ``Σ_i mean(f_i) − reg · log_mean_exp``, the log-mean-exp by ``estimator``
-    (see the module docstring). A torch scalar, differentiable in ``f_s``.
+    (see the module docstring).
+
+    Parameters
+    ----------
+    cost : GraphCost or TupleCost
+        The cost (:mod:`ot_multimarginal.neural.costs`).
+    X_s : list of k torch.Tensor of shape (b_i, d_i)
+        The batch points.
+    f_s : list of k torch.Tensor of shape (b_i,)
+        The potentials at the batch points.
+    reg : float
+        Entropic regularisation ε > 0.
+    estimator : {'combinatorial', 'aligned', 'ustat'}, optional
+        The estimator of the log-mean-exp (default ``'combinatorial'``).
+
+    Returns
+    -------
+    dual : torch scalar
+        The batch dual, differentiable in ``f_s``.
     """
     lme = _LOG_MEAN_EXP[estimator](cost, X_s, f_s, reg)
     first = None
@@ -173,6 +259,24 @@ def exact_dual(cost, X_s, f_s, reg, a_s):
     ``Σ_i ⟨a_i, f_i⟩ − reg · log_partition`` of the data's engine with
     :math:`g_i = f_i/\varepsilon + \log a_i`. A lower bound of the empirical
     EMOT (weak duality), whatever the potentials.
+
+    Parameters
+    ----------
+    cost : GraphCost
+        The pairwise cost (:mod:`ot_multimarginal.neural.costs`).
+    X_s : list of k torch.Tensor of shape (n_i, d_i)
+        The clouds.
+    f_s : list of k torch.Tensor of shape (n_i,)
+        The potentials at the points.
+    reg : float
+        Entropic regularisation ε > 0.
+    a_s : list of k torch.Tensor of shape (n_i,)
+        The weights of the points (zero weights allowed).
+
+    Returns
+    -------
+    dual : torch scalar
+        :math:`D(\varphi)` on the data, differentiable in ``f_s``.
     """
     import torch
 

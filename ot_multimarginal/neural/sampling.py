@@ -44,9 +44,9 @@ class BatchSampler:
         Weights of the points (torch, summing to one); ``None`` entries are uniform.
     replace : bool or None, optional
         Draw with replacement. ``None``: without for uniform clouds, with for weighted ones.
-    seed : int
-        Seed of the whole run; the sampler's stream is derived from
-        ``(seed, 'batches', rank)``.
+    seed : int, optional
+        Seed of the whole run (default 0); the sampler's stream is derived
+        from ``(seed, 'batches', rank)``.
     rank, world_size : int, optional
         This worker's rank among ``world_size`` data-parallel workers: each
         rank draws its own independent batches.
@@ -78,6 +78,7 @@ class BatchSampler:
 
     @property
     def k(self):
+        """Number of clouds."""
         return len(self.sizes)
 
     def _draw(self, i):
@@ -99,12 +100,25 @@ class BatchSampler:
         return out
 
     def sample(self):
-        """The next batch: a list of k index tensors (int64, CPU) of length ``batch_size``."""
+        """Draw the next batch of indices.
+
+        Returns
+        -------
+        idx : list of k torch.Tensor
+            Index tensors (int64, CPU) of length ``batch_size``, one per cloud.
+        """
         self.n_batches += 1
         return [self._draw(i) for i in range(self.k)]
 
     def state_dict(self):
-        """Everything needed to resume the stream where it is (generator, permutations, positions)."""
+        """Get everything needed to resume the stream where it is.
+
+        Returns
+        -------
+        state : dict
+            The generator state, the current permutations and positions, the
+            number of batches drawn.
+        """
         return {
             "generator": self.generator.get_state(),
             "perm": [None if p is None else p.clone() for p in self._perm],
@@ -116,6 +130,13 @@ class BatchSampler:
         }
 
     def load_state_dict(self, state):
+        """Resume the stream from :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            A state of :meth:`state_dict`.
+        """
         self.generator.set_state(state["generator"])
         self._perm = [None if p is None else p.clone() for p in state["perm"]]
         self._pos = list(state["pos"])

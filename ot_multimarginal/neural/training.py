@@ -66,21 +66,40 @@ class Trainer:
     Parameters
     ----------
     model : PotentialSet
+        The k potential networks (trained in place).
     cost : GraphCost or TupleCost
+        The cost (:mod:`ot_multimarginal.neural.costs`).
     data : list of k tensors
         The clouds in the training dtype, on the training device.
     weights : list of k tensors
         Their weights (for the held-out estimates).
     reg : float
-    estimator : str
+        Entropic regularisation ε > 0.
+    estimator : {'combinatorial', 'aligned', 'ustat'}
+        The mini-batch estimator of the dual (:func:`~.objectives.batch_dual`).
     sampler : BatchSampler
-    lr, n_iter, grad_clip : float, int, float
-    loss_scale : float
+        The stream of training batches.
+    lr : float, optional
+        Adam's learning rate (default 1e-2), decayed by a cosine schedule.
+    n_iter : int, optional
+        Training steps (default 300).
+    grad_clip : float or None, optional
+        Gradient-norm clipping (default 1.0; ``None``: none).
+    loss_scale : float, optional
         The loss is ``-dual / loss_scale`` (gradients of order one).
-    eval_every, n_eval_batches, patience, tol : int, int, int or None, float
-        Held-out evaluation and early stopping (``patience=None``: never stop early).
-    eval_generator : torch.Generator
+    eval_every : int, optional
+        Steps between held-out estimates (default 50; 0: none).
+    n_eval_batches : int, optional
+        Held-out batches of an estimate (default 8).
+    patience : int or None, optional
+        Early stopping after this many held-out estimates without improvement
+        by more than ``tol`` (relative); ``None`` (default): never.
+    tol : float, optional
+        Relative improvement that counts (default 1e-4).
+    eval_generator : torch.Generator, optional
         Stream of the held-out batches (independent of the training batches).
+    lr_min_factor : float, optional
+        The cosine schedule ends at ``lr * lr_min_factor`` (default 0.01).
     parallel : DataParallel or None, optional
         Data-parallel side (:mod:`.distributed`); ``None``: one process.
     checkpoint : Checkpointer or None, optional
@@ -121,12 +140,31 @@ class Trainer:
 
     # ---- one step ---------------------------------------------------------
     def batch(self):
-        """The next batch of points: ``[X_i[idx_i]]``."""
+        """Draw the next batch of points.
+
+        Returns
+        -------
+        X_b : list of k tensors
+            ``[X_i[idx_i]]`` for the sampler's next indices.
+        """
         idx = self.sampler.sample()
         return [X[i.to(X.device)] for X, i in zip(self.data, idx)]
 
     def forward(self, X_b):
-        """The batch and its potentials for the loss: ``(X, f)`` (a data-parallel run: see :mod:`.distributed`)."""
+        """Evaluate the potentials of a batch for the loss (a data-parallel run: see :mod:`.distributed`).
+
+        Parameters
+        ----------
+        X_b : list of k tensors
+            The batch.
+
+        Returns
+        -------
+        X : list of k tensors
+            The points of the loss.
+        f : list of k tensors
+            The potentials at ``X``.
+        """
         if self.parallel is not None:
             return self.parallel.forward(self.model, X_b)
         return X_b, self.model(X_b)
@@ -141,7 +179,19 @@ class Trainer:
             self.parallel.reduce_gradients(p for g in self.optimizer.param_groups for p in g["params"])
 
     def step(self):
-        """One joint gradient-ascent step of all k potentials; returns the batch dual (float)."""
+        """Take one joint gradient-ascent step of all k potentials.
+
+        Returns
+        -------
+        dual : float
+            The batch dual before the step (averaged over the ranks in a
+            data-parallel run with the local loss).
+
+        Raises
+        ------
+        FloatingPointError
+            If the batch dual is not finite.
+        """
         X_b, f_b = self.forward(self.batch())
         dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator)
         if not bool(torch.isfinite(dual)):
@@ -170,7 +220,15 @@ class Trainer:
     # ---- held-out estimate ----------------------------------------------
     @torch.no_grad()
     def evaluate(self):
-        """The dual on fixed held-out batches (the same batches at every call): ``(value, se)``."""
+        """Estimate the dual on fixed held-out batches (the same batches at every call).
+
+        Returns
+        -------
+        value : float
+            The Monte-Carlo estimate of the dual.
+        se : float
+            Its standard error.
+        """
         t0 = time.perf_counter()
         self.eval_generator.set_state(self._eval_state)
         f_s = self.model(self.data)
@@ -194,7 +252,18 @@ class Trainer:
         return value, self.patience is not None and self._bad_evals >= self.patience
 
     def run(self, verbose=False):
-        """Train until ``n_iter`` steps (or early stopping); keeps the best held-out potentials."""
+        """Train until ``n_iter`` steps (or early stopping); keep the best held-out potentials.
+
+        Parameters
+        ----------
+        verbose : bool, optional
+            Show a tqdm progress bar (rank 0 only).
+
+        Returns
+        -------
+        self : Trainer
+            The trainer, its model holding the best held-out potentials.
+        """
         bar = None
         if self.parallel is not None:
             self.parallel.broadcast_module(self.model)
@@ -234,7 +303,14 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------
     def state_dict(self):
-        """The whole state of the run: model, optimiser, schedule, sampler, streams, step, history."""
+        """Get the whole state of the run.
+
+        Returns
+        -------
+        state : dict
+            Model, optimiser, schedule, sampler, streams, step, history,
+            best held-out potentials, early-stopping counters.
+        """
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -249,6 +325,13 @@ class Trainer:
         }
 
     def load_state_dict(self, state):
+        """Restore the run from :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            A state of :meth:`state_dict`.
+        """
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

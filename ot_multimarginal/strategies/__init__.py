@@ -15,11 +15,13 @@ whose log-scalings stay as given (:math:`g_i = \log a_i`, i.e.
 from .accelerated import accelerated_sinkhorn
 from .cyclic import cyclic_sinkhorn
 from .greedy import greedy_sinkhorn
+from .newton import newton_sinkhorn
 
 STRATEGIES = {
     "sinkhorn_log": cyclic_sinkhorn,
     "sinkhorn_greedy": greedy_sinkhorn,
     "sinkhorn_accelerated": accelerated_sinkhorn,
+    "sinkhorn_newton": newton_sinkhorn,
 }
 
-__all__ = ["STRATEGIES", "cyclic_sinkhorn", "greedy_sinkhorn", "accelerated_sinkhorn"]
+__all__ = ["STRATEGIES", "cyclic_sinkhorn", "greedy_sinkhorn", "accelerated_sinkhorn", "newton_sinkhorn"]
