@@ -15,6 +15,10 @@ try:
 except ImportError:  # pragma: no cover
     torch = None
 
+# a helper script launched by torchrun in test_neural_distributed.py, not a test module;
+# without torch it cannot even be imported for --doctest-modules
+collect_ignore = [] if torch is not None else ["neural_distributed_worker.py"]
+
 
 class NX:
     """A POT backend plus the dtype/device the test arrays should have."""

@@ -20,6 +20,7 @@ def test_import_does_not_load_torch():
 
 def test_neural_names_are_lazy():
     """emot_neural and NeuralEMOT are exported, and torch is imported only when they are first used."""
+    pytest.importorskip("torch")
     env = dict(os.environ, POT_BACKEND_DISABLE_PYTORCH="1")
     code = ("import sys, ot_multimarginal as om; print('torch' in sys.modules); "
             "print('emot_neural' in dir(om), 'NeuralEMOT' in om.__all__); "
@@ -28,6 +29,22 @@ def test_neural_names_are_lazy():
     assert out.stdout.split() == ["False", "True", "True", "True", "emot_neural", "NeuralEMOT"]
     with pytest.raises(AttributeError, match="no attribute"):
         om.not_a_name
+
+
+def test_neural_without_torch_says_how_to_install():
+    """Without torch the NumPy solvers work and the neural names raise an ImportError naming the extra."""
+    env = dict(os.environ, POT_BACKEND_DISABLE_PYTORCH="1")
+    code = ("import sys\n"  # a finder that hides torch: as if it were not installed
+            "class NoTorch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "import numpy as np, ot_multimarginal as om\n"
+            "print(round(float(om.emot_sinkhorn2(None, np.ones((2, 2, 2)), 1.0)), 6))\n"
+            "try:\n    om.emot_neural\nexcept ImportError as e:\n    print('ImportError:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "ImportError:" in out.stdout and "ot_multimarginal[torch]" in out.stdout, out.stdout + out.stderr
 
 
 def test_public_api_is_exported():

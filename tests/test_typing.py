@@ -9,7 +9,13 @@ import ot_multimarginal as om
 
 
 def _callables():
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # the neural estimators (loaded lazily) need torch: checked where it is installed
+        torch = None
     for name in om.__all__:
+        if torch is None and name in om._LAZY:
+            continue
         obj = getattr(om, name)
         if inspect.isclass(obj):
             for attr, member in vars(obj).items():

@@ -18,6 +18,14 @@ per-rank streams), :mod:`.training` (the loop and its state),
 """
 # License: MIT License
 
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # the neural estimators are the one part of the package that needs torch
+    raise ImportError(
+        "ot_multimarginal.neural (emot_neural, NeuralEMOT, mgw_neural, NeuralMGW) needs PyTorch, "
+        "which is not installed: pip install 'ot_multimarginal[torch]' (or pip install torch)"
+    ) from exc
+
 from .api import emot_neural
 from .checkpoint import CheckpointError, Checkpointer
 from .costs import GraphCost, TupleCost
