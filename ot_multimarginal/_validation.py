@@ -202,6 +202,17 @@ def check_bool(name, v):
     raise TypeError("%s must be True or False, got %s" % (name, describe(v)))
 
 
+def check_checkpoint_params(checkpoint_dir, checkpoint_every, resume):
+    """The checkpoint parameters of the neural estimators.
+
+    ``checkpoint_every``: ``None`` or an integer >= 1; ``resume``: a bool, ``True`` only with a ``checkpoint_dir``.
+    """
+    if checkpoint_every is not None:
+        check_positive_int("checkpoint_every", checkpoint_every, minimum=1)
+    if check_bool("resume", resume) and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir (the directory of the checkpoints to resume from)")
+
+
 def check_choice(name, v, choices, aliases=None):
     """One of ``choices`` (strings); ``aliases`` maps other accepted names to a choice.
 

@@ -1,5 +1,7 @@
 # -*- coding: utf-8 -*-
 """Neural multimarginal Gromov-Wasserstein (mgw_neural, NeuralMGW) against mgw_sinkhorn."""
+import os
+
 import numpy as np
 import pytest
 
@@ -88,6 +90,8 @@ def test_estimator_at_new_points_torch_and_auto_init():
     (dict(normalize="unit"), ValueError, "normalize"),
     (dict(init="random"), ValueError, "init"),
     (dict(tol=0.0), ValueError, "tol"),
+    (dict(resume=True), ValueError, "resume=True needs checkpoint_dir"),
+    (dict(checkpoint_dir="unused", checkpoint_every=0), ValueError, "checkpoint_every"),
 ])
 def test_bad_input(kwargs, exc, msg):
     rng = np.random.RandomState(0)
@@ -108,3 +112,189 @@ def test_unfitted_and_wrong_points():
         est.pairwise_plan(0, 1, rng.randn(4, 2), rng.randn(4, 2))
     with pytest.raises(ValueError, match="both"):
         est.pairwise_plan(0, 1, rng.randn(4, 2))
+
+
+# ---- persistence and checkpoints -----------------------------------------------------------------
+SMALL = dict(n_iter=60, n_iter_refit=30, n_outer=3, tol=1e-12, seed=0)
+
+
+class Killed(Exception):
+    """Stands for a job killed at that point (nothing after it runs)."""
+
+
+def _small_problem():
+    X_s, _ = _recovery_problem(7, 20, 0.05)
+    return X_s
+
+
+def _state(est):
+    return {k: v.clone() for k, v in est.emot_.potentials_.state_dict().items()}
+
+
+def _assert_same_fit(a, b):
+    assert a.value_ == b.value_ if not torch.is_tensor(a.value_) else torch.equal(a.value_, b.value_)
+    assert a.history_ == b.history_ and a.init_ == b.init_ and a.n_outer_ == b.n_outer_
+    for e in a.edges_:
+        np.testing.assert_array_equal(np.asarray(a.A_[e]), np.asarray(b.A_[e]))
+    sa, sb = _state(a), _state(b)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)  # bitwise on the CPU
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_save_load_round_trip(tmp_path, as_torch):
+    X_s = _small_problem()
+    if as_torch:
+        X_s = [torch.tensor(X) for X in X_s]
+    init = [np.eye(2, 3) * 0.1, np.eye(2, 5) * 0.1, np.eye(3, 5) * 0.1]
+    est = om.NeuralMGW(0.5, init=[torch.tensor(M) for M in init] if as_torch else init, **SMALL).fit(X_s)
+    path = tmp_path / "mgw.pt"
+    est.save(path)
+    est2 = om.NeuralMGW.load(path)
+    assert type(est2.value_) is type(est.value_)
+    assert est2.get_params().keys() == est.get_params().keys() and est2.n_outer == 3
+    _assert_same_fit(est, est2)
+    new = [X[:7] + 0.01 for X in X_s]
+    for i, j in est.edges_:
+        for args in ((), (new[i], new[j]), (X_s[i], X_s[j])):
+            P, P2 = est.pairwise_plan(i, j, *args), est2.pairwise_plan(i, j, *args)
+            assert type(P) is type(P2)
+            np.testing.assert_array_equal(np.asarray(P), np.asarray(P2))
+        np.testing.assert_array_equal(est.match(i, j), est2.match(i, j))
+        np.testing.assert_array_equal(est.match(i, j, new[i], new[j]), est2.match(i, j, new[i], new[j]))
+
+
+def test_load_rejects_other_files(tmp_path):
+    X_s = _small_problem()
+    emot = om.NeuralEMOT(1.0, n_iter=5, seed=0).fit([X[:, :2] for X in X_s])
+    emot.save(tmp_path / "emot.pt")
+    with pytest.raises(ValueError, match="not a file of NeuralMGW.save"):
+        om.NeuralMGW.load(tmp_path / "emot.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="cannot load"):
+        om.NeuralMGW.load(tmp_path / "junk.pt")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    """Reference runs without checkpoints: moments on the data, and over batches."""
+    from ot_multimarginal.neural import gromov
+
+    X_s = _small_problem()
+    data = om.NeuralMGW(0.5, **SMALL).fit(X_s)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(gromov, "exact_is_affordable", lambda *a, **k: False)
+    try:
+        batches = om.NeuralMGW(0.5, n_moment_batches=4, **SMALL).fit(X_s)
+    finally:
+        mp.undo()
+    assert set(data.history_["moments"]) == {"data"} and set(batches.history_["moments"]) == {"batches"}
+    return X_s, {"data": data, "batches": batches}
+
+
+@pytest.mark.parametrize("moments, where", [("batches", "mid-fit"), ("data", "between")])
+def test_killed_run_resumes_to_the_bit(tmp_path, monkeypatch, uninterrupted, moments, where):
+    """A job killed in the 2nd alternation (in its inner fit after its step-10 checkpoint, or after the fit,
+    before the outer checkpoint) resumes to the uninterrupted run's A_, value_ and networks."""
+    from ot_multimarginal.neural import gromov
+    from ot_multimarginal.neural.checkpoint import Checkpointer
+    from ot_multimarginal.neural.training import Trainer
+
+    X_s, ref = uninterrupted
+    kw = dict(SMALL, checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=10)
+    if moments == "batches":
+        monkeypatch.setattr(gromov, "exact_is_affordable", lambda *a, **k: False)
+        kw["n_moment_batches"] = 4
+    calls = {"step": 0, "moments": 0}
+    step, cross = Trainer.step, gromov.NeuralMGW._cross_moments
+
+    def killing_step(self):
+        calls["step"] += 1
+        if where == "mid-fit" and calls["step"] == 60 + 15:  # 2nd fit, step 15 (checkpoint at 10)
+            raise Killed
+        return step(self)
+
+    def killing_moments(self, *args):
+        calls["moments"] += 1
+        if where == "between" and calls["moments"] == 2:  # 2nd fit done and checkpointed, A not updated
+            raise Killed
+        return cross(self, *args)
+
+    monkeypatch.setattr(Trainer, "step", killing_step)
+    monkeypatch.setattr(gromov.NeuralMGW, "_cross_moments", killing_moments)
+    with pytest.raises(Killed):
+        om.NeuralMGW(0.5, **kw).fit(X_s)
+    inner = Checkpointer(str(tmp_path / "ckpt" / "outer-1"), 1, {}).checkpoints()
+    assert [s for s, _ in inner] == ([10] if where == "mid-fit" else [30, 20])
+    assert [s for s, _ in Checkpointer(str(tmp_path / "ckpt"), 1, {}).checkpoints()] == [1, 0]
+    calls["step"] = 0
+    resumed = om.NeuralMGW(0.5, resume=True, **kw).fit(X_s)
+    assert calls["step"] == (30 - 10 if where == "mid-fit" else 0) + 30  # resumed, not refitted
+    _assert_same_fit(resumed, ref[moments])
+    assert [s for s, _ in Checkpointer(str(tmp_path / "ckpt"), 1, {}).checkpoints()] == [3, 2]
+    assert sorted(os.listdir(tmp_path / "ckpt" / "outer-2")) and not (tmp_path / "ckpt" / "outer-0").exists()
+
+
+def test_finished_run_resumes_without_fitting_and_mismatch_raises(tmp_path, monkeypatch):
+    from ot_multimarginal.neural.training import Trainer
+
+    X_s = _small_problem()
+    kw = dict(SMALL, n_outer=2, checkpoint_dir=str(tmp_path / "ckpt"))
+    first = om.NeuralMGW(0.5, **kw).fit(X_s)
+    monkeypatch.setattr(Trainer, "step", lambda self: pytest.fail("a finished run does not train again"))
+    _assert_same_fit(om.NeuralMGW(0.5, resume=True, **kw).fit(X_s), first)
+    with pytest.raises(ValueError, match=r"reg: 0\.5 \(checkpoint\) vs 0\.25 \(now\)"):
+        om.NeuralMGW(0.25, resume=True, **kw).fit(X_s)
+    with pytest.raises(ValueError, match=r"n_iter_refit: 30 \(checkpoint\) vs 31"):
+        om.NeuralMGW(0.5, resume=True, **dict(kw, n_iter_refit=31)).fit(X_s)
+    with pytest.raises(ValueError, match=r"data: "):
+        om.NeuralMGW(0.5, resume=True, **kw).fit([X_s[0] + 0.1 * np.arange(2)] + X_s[1:])
+    with pytest.raises(ValueError, match=r"graph: .*k: 3 \(checkpoint\) vs 2 \(now\)"):
+        om.NeuralMGW(0.5, resume=True, **kw).fit(X_s[:2])
+
+
+_HANGING_RUN = """
+import sys, time
+sys.path.insert(0, %(tests)r)
+import torch
+torch.set_num_threads(%(threads)d)
+import ot_multimarginal as om
+from ot_multimarginal.neural.training import Trainer
+from test_neural_gromov import SMALL, _small_problem
+step, calls = Trainer.step, [0]
+def hanging_step(self):
+    calls[0] += 1
+    if calls[0] == 60 + 30 + 13:  # 3rd fit, step 13 (checkpoint at 10)
+        open(%(ready)r, "w").close()
+        time.sleep(600)
+    return step(self)
+Trainer.step = hanging_step
+om.NeuralMGW(0.5, checkpoint_dir=%(ckpt)r, checkpoint_every=10, **SMALL).fit(_small_problem())
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_sigkilled_job_resumes_to_the_bit(tmp_path, uninterrupted):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    X_s, ref = uninterrupted
+    ckpt, ready = str(tmp_path / "ckpt"), str(tmp_path / "ready")
+    code = _HANGING_RUN % dict(tests=os.path.dirname(os.path.abspath(__file__)), threads=torch.get_num_threads(),
+                               ready=ready, ckpt=ckpt)
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(ready):
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # killed in the 3rd inner fit, after its step-10 checkpoint
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    resumed = om.NeuralMGW(0.5, checkpoint_dir=ckpt, checkpoint_every=10, resume=True, **SMALL).fit(X_s)
+    _assert_same_fit(resumed, ref["data"])

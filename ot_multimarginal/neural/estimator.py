@@ -13,6 +13,7 @@ import torch
 from .._typing import Array, Edges, Metric, Weights
 from .._validation import (
     check_auto_bool,
+    check_checkpoint_params,
     check_choice,
     check_point_clouds,
     check_positive_int,
@@ -308,10 +309,7 @@ class NeuralEMOT:
         if self.seed is not None:
             check_positive_int("seed", self.seed, minimum=0)
         check_choice("distributed_loss", self.distributed_loss, LOSSES)
-        if self.checkpoint_every is not None:
-            check_positive_int("checkpoint_every", self.checkpoint_every, minimum=1)
-        if self.resume and self.checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir (the directory of the checkpoints to resume from)")
+        check_checkpoint_params(self.checkpoint_dir, self.checkpoint_every, self.resume)
         cost = make_cost(k, self.graph, self.metric, self.cost, self.center, self.edges)
         if self.batch_size is None:
             b = 64 if (cost.pairwise and _is_dense_graph(cost) and k >= 4) else 128
@@ -739,7 +737,17 @@ class NeuralEMOT:
                 params["metric"], (list, tuple)) else [params["metric"]])):
             raise ValueError("cannot save an estimator with a callable cost or metric: rebuild it and load the "
                              "potentials with load_state_dict")
-        state = {
+        torch.save(self._state_dict_for_save(), path)
+
+    def _state_dict_for_save(self, **params: Any) -> Dict[str, Any]:
+        """The fitted estimator as picklable CPU values (the content of :meth:`save`'s file).
+
+        ``params`` replace constructor parameters in the state (e.g. a callable
+        metric that the caller rebuilds at load, :meth:`_from_saved_state`).
+        """
+        self._check_fitted()
+        params = dict(self.get_params(), **params)
+        return {
             "params": {k: v for k, v in params.items() if k != "dtype"},
             "dtype": str(self.dtype) if self.dtype is not None else None,
             "dims": [p.d for p in self.potentials_.potentials],
@@ -753,7 +761,6 @@ class NeuralEMOT:
             "value": self.value_ if self._is_numpy else self.value_.detach().cpu(),
             "ref_dtype": None if self._is_numpy else str(self._ref.dtype),
         }
-        torch.save(state, path)
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], device: Any = None) -> "NeuralEMOT":
@@ -771,8 +778,15 @@ class NeuralEMOT:
         estimator : NeuralEMOT
             The fitted estimator, ready for :meth:`value`, :meth:`plan`, ...
         """
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        params = dict(state["params"])
+        return cls._from_saved_state(torch.load(path, map_location="cpu", weights_only=False), device)
+
+    @classmethod
+    def _from_saved_state(cls, state: Dict[str, Any], device: Any = None, **params: Any) -> "NeuralEMOT":
+        """The fitted estimator of a :meth:`_state_dict_for_save` state, on ``device`` (default: the CPU).
+
+        ``params`` replace saved constructor parameters (e.g. the callable metric left out of the state).
+        """
+        params = dict(state["params"], **params)
         params["dtype"] = getattr(torch, state["dtype"].replace("torch.", "")) if state["dtype"] else None
         if device is not None:
             params["device"] = device

@@ -20,8 +20,11 @@ batch's potentials). Each refit warm-starts from the previous potentials.
 """
 # License: MIT License
 
+import os
+import shutil
 import time
 import warnings
+from types import SimpleNamespace
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -29,7 +32,7 @@ import torch
 from ot.utils import check_random_state
 
 from .._typing import Array, Edges, LogDict, Weights
-from .._validation import check_choice, check_positive_int, check_reg
+from .._validation import check_auto_bool, check_checkpoint_params, check_choice, check_positive_int, check_reg
 from ..costs.graph import _check_edge_list, graph_edges
 from ..gromov import (
     NORMALIZATIONS,
@@ -43,11 +46,36 @@ from ..gromov import (
     match_from_plan,
     mgw_sinkhorn,
 )
+from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
+from .distributed import data_parallel
 from .estimator import NeuralEMOT, _to_torch
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable
 from .sampling import derive_seed
 
 __all__ = ["NeuralMGW", "mgw_neural"]
+
+_SAVED_KIND = "NeuralMGW"
+_FITTED = ("A_used_", "A_", "edges_", "scales_", "means_", "S1_", "history_", "init_", "n_outer_", "converged_",
+           "timings_", "_is_numpy")
+
+
+def _map_tensors(x, fn):
+    """``x`` with ``fn`` applied to every tensor in it (through dicts, lists and tuples)."""
+    if torch.is_tensor(x):
+        return fn(x)
+    if isinstance(x, dict):
+        return {key: _map_tensors(v, fn) for key, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_map_tensors(v, fn) for v in x)
+    return x
+
+
+def _cpu(x):
+    return _map_tensors(x, lambda t: t.detach().cpu())
+
+
+def _torch_dtype(name):
+    return getattr(torch, name.replace("torch.", "")) if name else None
 
 
 def _edge_metric(A):
@@ -125,6 +153,17 @@ class NeuralMGW:
         Seed of the networks, the batches and the subsample.
     verbose : bool, optional
         Print the objective of each alternation.
+    checkpoint_dir : str or path, optional
+        Directory of the checkpoints of the alternation (Notes), written
+        atomically by rank 0.
+    checkpoint_every : int, optional
+        Steps between the checkpoints of each inner fit (default 50; as in
+        :class:`~ot_multimarginal.neural.NeuralEMOT`).
+    resume : bool, optional
+        Continue from the newest usable checkpoint in ``checkpoint_dir``
+        (start afresh if it holds none): the same result as an uninterrupted
+        run (bitwise on the CPU). A checkpoint of another problem raises a
+        ``ValueError`` naming what differs.
 
     Attributes
     ----------
@@ -143,10 +182,19 @@ class NeuralMGW:
 
     Notes
     -----
-    Saving is not offered: the inner estimator's cost is a set of closures
-    over the :math:`A_{ij}`; keep ``A_`` and the networks
-    (``emot_.potentials_.state_dict()``). Checkpoints of the inner fits are
-    not exposed either (a resumed inner fit would not know the outer state).
+    :meth:`save` writes the parameters, the fitted attributes and the inner
+    estimator (its networks and training clouds); :meth:`load` rebuilds the
+    inner cost from the saved :math:`A_{ij}`, so a loaded estimator gives the
+    same values, plans and matches.
+
+    With ``checkpoint_dir``, ``ckpt-<t>.pt`` holds the state after ``t``
+    alternations (the :math:`A_{ij}`, the history, the moments' random
+    stream, the inner estimator; ``t = 0``: the screened start), the last
+    two kept, and the inner fit of alternation ``t`` writes its step
+    checkpoints in ``outer-<t>/`` (:class:`~ot_multimarginal.neural.NeuralEMOT`'s
+    ``checkpoint_dir``). A job killed anywhere, during an inner fit included,
+    resumes (``resume=True``, same seed) on the trajectory of the
+    uninterrupted run.
 
     Examples
     --------
@@ -166,7 +214,8 @@ class NeuralMGW:
                  batch_size: Optional[int] = None, lr: float = 1e-2, width: Optional[int] = None, depth: int = 2,
                  estimator: str = "combinatorial", dtype: Any = None, device: Any = None,
                  distributed: Any = "auto", n_moment_batches: int = 32, seed: Optional[int] = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, checkpoint_dir: Optional[str] = None, checkpoint_every: Optional[int] = None,
+                 resume: bool = False) -> None:
         self.reg = reg
         self.graph = graph
         self.normalize = normalize
@@ -189,6 +238,9 @@ class NeuralMGW:
         self.device = device
         self.distributed = distributed
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
 
     def get_params(self) -> Dict[str, Any]:
         """The constructor's parameters (scikit-learn style).
@@ -200,7 +252,7 @@ class NeuralMGW:
         """
         names = ("reg graph normalize init n_init_points n_components max_candidates n_outer tol n_iter "
                  "n_iter_refit batch_size lr width depth estimator n_moment_batches dtype seed device distributed "
-                 "verbose").split()
+                 "verbose checkpoint_dir checkpoint_every resume").split()
         return {n: getattr(self, n) for n in names}
 
     # ---- fitting -------------------------------------------------------------------------------
@@ -213,7 +265,21 @@ class NeuralMGW:
         tol = check_reg(self.tol, "tol")
         if self.seed is not None:
             check_positive_int("seed", self.seed, minimum=0)
+        check_checkpoint_params(self.checkpoint_dir, self.checkpoint_every, self.resume)
         return reg, tol
+
+    def _fingerprint(self, data, weights, edges, reg, seed, dt):
+        """What a checkpoint of the alternation must agree on to be resumed (compared on resume)."""
+        fp = {"k": len(data), "dims": [int(X.shape[1]) for X in data], "sizes": [int(X.shape[0]) for X in data],
+              "data": data_digest(data), "weights": data_digest(weights), "graph": [list(e) for e in edges],
+              "reg": reg, "seed": int(seed), "dtype (values)": str(dt),
+              "init": self.init if isinstance(self.init, str) else
+              "arrays " + data_digest([torch.as_tensor(np.asarray(M) if not torch.is_tensor(M) else M)
+                                       for M in self.init])}
+        for name in ("normalize n_init_points n_components max_candidates n_outer tol n_iter n_iter_refit batch_size "
+                     "lr width depth estimator n_moment_batches dtype").split():
+            fp[name] = _describe(getattr(self, name))
+        return fp
 
     def _start(self, nx, Xn, a_s, edges, reg, seed):
         """The initial A_ij (normalised units, NumPy or torch like the clouds) and the name of the start."""
@@ -260,25 +326,59 @@ class NeuralMGW:
         edges = _check_edge_list(graph_edges(self.graph, k), k, "graph")
         Xd = [nx.detach(X) for X in Xn]
         seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**62))
-        A, kept = self._start(nx, Xd, a_s, edges, reg, seed)
         is_numpy = str(nx) == "numpy"
         dev = torch.device(self.device) if self.device is not None else (
             torch.device("cpu") if is_numpy else Xd[0].device)
         dt = torch.float64 if is_numpy else Xd[0].dtype
         data = [_to_torch(X, dev, dt) for X in Xd]
         weights = [_to_torch(a, dev, dt) for a in a_s]
-        A = [_to_torch(nx.detach(M), dev, dt) for M in A]
+        ckpt, payload = None, None
+        if self.checkpoint_dir is not None:
+            parallel = data_parallel(check_auto_bool(self.distributed, "distributed"), dev)
+            payload = resume_payload(self.checkpoint_dir, parallel) if self.resume else None
+            if payload is not None and self.seed is None:
+                seed = int(payload["extra"]["seed"])
+            ckpt = Checkpointer(self.checkpoint_dir, 1, self._fingerprint(data, weights, edges, reg, seed, dt),
+                                extra={"seed": seed}, is_main=parallel is None or parallel.is_main)
         S1 = sum(float(gw_moment_term(data[i], data[j], weights[i], weights[j])) for i, j in edges)
-        emot = NeuralEMOT(reg, graph=list(edges), metric=[_edge_metric(M) for M in A], estimator=self.estimator,
-                          batch_size=self.batch_size, n_iter=self.n_iter, lr=self.lr, width=self.width,
-                          depth=self.depth, dtype=self.dtype, seed=seed, device=dev, distributed=self.distributed)
-        history = {"objective": [], "A_change": [], "moments": []}
-        converged = False
         gen = torch.Generator().manual_seed(derive_seed(seed, "mgw-moments"))
-        for t in range(int(self.n_outer)):
+        emot = None
+        if payload is not None:  # the state after `t_start` alternations
+            ckpt.check(payload)
+            st = payload["trainer"]
+            t_start, kept, history, converged = st["t"], st["init"], st["history"], st["converged"]
+            A = [M.to(dev) for M in st["A"]]
+            A_used = None if st["A_used"] is None else [M.to(dev) for M in st["A_used"]]
+            gen.set_state(st["generator"])
+            if st["emot"] is not None:
+                emot = NeuralEMOT._from_saved_state(st["emot"], dev, metric=[_edge_metric(M) for M in A_used])
+        else:
+            A, kept = self._start(nx, Xd, a_s, edges, reg, seed)
+            A = [_to_torch(nx.detach(M), dev, dt) for M in A]
+            t_start, history, converged, A_used = 0, {"objective": [], "A_change": [], "moments": []}, False, None
+        if emot is None:
+            emot = NeuralEMOT(reg, graph=list(edges), metric=[_edge_metric(M) for M in A], estimator=self.estimator,
+                              batch_size=self.batch_size, n_iter=self.n_iter, lr=self.lr, width=self.width,
+                              depth=self.depth, dtype=self.dtype, seed=seed, device=dev, distributed=self.distributed)
+
+        def save_state(t):
+            """Checkpoint the state after ``t`` alternations; drop inner checkpoints no kept state needs."""
+            state = {"t": t, "init": kept, "history": history, "converged": converged, "A": _cpu(A),
+                     "A_used": _cpu(A_used), "generator": gen.get_state(),
+                     "emot": None if t == 0 else emot._state_dict_for_save(metric=None)}
+            if ckpt.save(SimpleNamespace(step_count=t, state_dict=lambda: state)) is not None:
+                for old in range(t - 1):  # the previous state (also kept) resumes into outer-<t - 1>
+                    shutil.rmtree(os.path.join(self.checkpoint_dir, "outer-%d" % old), ignore_errors=True)
+
+        if ckpt is not None and payload is None:
+            save_state(0)
+        for t in range(t_start, int(self.n_outer) if not converged else t_start):
             emot.metric = [_edge_metric(M) for M in A]
             if t > 0:
                 emot.warm_start, emot.n_iter = True, self.n_iter_refit
+            if ckpt is not None:
+                emot.checkpoint_dir = os.path.join(self.checkpoint_dir, "outer-%d" % t)
+                emot.checkpoint_every, emot.resume = self.checkpoint_every, bool(self.resume and t == t_start)
             emot.fit(data, weights)
             emot_value = float(emot.value_) - _separable_mean(data, weights, edges, A)  # EMOT of c_A itself
             obj = S1 + sum(32.0 * float((M * M).sum()) for M in A) + emot_value
@@ -293,8 +393,10 @@ class NeuralMGW:
                 print("%3d  objective %.8e  A change %.2e  (moments on the %s)"
                       % (t + 1, obj, history["A_change"][-1], where))
             h = history["objective"]
-            if len(h) >= 2 and abs(h[-1] - h[-2]) <= tol * abs(h[-1]):
-                converged = True
+            converged = len(h) >= 2 and abs(h[-1] - h[-2]) <= tol * abs(h[-1])
+            if ckpt is not None:
+                save_state(t + 1)
+            if converged:
                 break
         # the fitted potentials are those of the cost of A_used: keep that A with them
         self.emot_ = emot
@@ -411,6 +513,64 @@ class NeuralMGW:
         """
         P = self.pairwise_plan(i, j, X_i, X_j)
         return match_from_plan(P, soft=soft)
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Save the fitted estimator (parameters, fitted attributes, inner estimator) with ``torch.save``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write.
+        """
+        self._check_fitted()
+        params = dict(self.get_params(), dtype=str(self.dtype) if self.dtype is not None else None)
+        if not isinstance(self.init, str):
+            params["init"] = [_cpu(M) if torch.is_tensor(M) else np.asarray(M) for M in self.init]
+        torch.save({"kind": _SAVED_KIND, "params": params, "emot": self.emot_._state_dict_for_save(metric=None),
+                    "fitted": _cpu({n: getattr(self, n) for n in _FITTED}), "value": _cpu(self.value_),
+                    "values_dtype": str(self._dt)}, path)
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"], device: Any = None) -> "NeuralMGW":
+        """Load an estimator saved by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file written by :meth:`save`.
+        device : str or torch.device, optional
+            Where to put the networks, clouds and :math:`A_{ij}` (default: the CPU).
+
+        Returns
+        -------
+        estimator : NeuralMGW
+            The fitted estimator, ready for :meth:`pairwise_plan` and :meth:`match`.
+
+        Raises
+        ------
+        ValueError
+            When ``path`` is not a file of :meth:`NeuralMGW.save` (a
+            :class:`~ot_multimarginal.neural.NeuralEMOT` file included).
+        """
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise ValueError("cannot load %s as a NeuralMGW: %s" % (path, e)) from e
+        if not isinstance(state, dict) or state.get("kind") != _SAVED_KIND:
+            raise ValueError("%s is not a file of NeuralMGW.save (NeuralEMOT files are read by NeuralEMOT.load)"
+                             % path)
+        params = dict(state["params"], dtype=_torch_dtype(state["params"]["dtype"]))
+        if device is not None:
+            params["device"] = device
+        est = cls(**params)
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        for n, v in _map_tensors(state["fitted"], lambda t: t.to(dev)).items():
+            setattr(est, n, v)
+        est._dev, est._dt = dev, _torch_dtype(state["values_dtype"])
+        est.value_ = _map_tensors(state["value"], lambda t: t.to(dev))
+        est.emot_ = NeuralEMOT._from_saved_state(state["emot"], dev, metric=[_edge_metric(M) for M in est.A_used_])
+        return est
 
 
 def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
