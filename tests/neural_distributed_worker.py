@@ -31,6 +31,27 @@ def result(est):
     }
 
 
+def make_mgw_data(n=48, d=2, k=3, seed=0):
+    """k rotated copies of one cloud in dimensions d, d + 1, ... (the GW estimator's test data)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d) * np.linspace(2.0, 1.0, d)
+    out = []
+    for i in range(k):
+        Q, _ = np.linalg.qr(rng.randn(d + i, d + i))
+        out.append(np.c_[X, np.zeros((n, i))] @ Q + rng.randn(d + i))
+    return out
+
+
+def mgw_result(est):
+    return {
+        "state": {k: v.detach().clone() for k, v in est.emot_.potentials_.state_dict().items()},
+        "A": {e: torch.as_tensor(M).clone() for e, M in est.A_.items()},
+        "value": float(est.value_),
+        "objective": list(est.history_["objective"]),
+        "world_size": getattr(est.emot_, "world_size_", 1),
+    }
+
+
 def main(path):
     with open(path) as fh:
         config = json.load(fh)
@@ -59,6 +80,12 @@ def main(path):
 
             Checkpointer.save = hanging_save
         resume_drop = kwargs.pop("resume_after_dropping_last", False)
+        if kwargs.pop("mgw", False):  # the Gromov-Wasserstein estimator on clouds of different dimensions
+            from ot_multimarginal.neural import NeuralMGW
+
+            est = NeuralMGW(**kwargs).fit(make_mgw_data(**config.get("data", {})))
+            torch.save(mgw_result(est), os.path.join(out, "%s-rank%d.pt" % (name, rank)))
+            continue
         est = NeuralEMOT(**kwargs).fit(X_s)
         if resume_drop:  # resume from the previous checkpoint and finish the run again
             import torch.distributed as dist

@@ -32,7 +32,7 @@ from ot_multimarginal.neural.sampling import BatchSampler  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from neural_distributed_worker import make_data, result  # noqa: E402
+from neural_distributed_worker import make_data, make_mgw_data, mgw_result, result  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -47,6 +47,9 @@ CASES = {
     "aligned": {"graph": "chain", "estimator": "aligned"},
     "ustat": {"graph": "circle", "estimator": "ustat"},
 }
+# NeuralMGW: A = 0 start, moments over batches (n_moment_batches), float64 networks
+MGW = {"reg": 1.0, "init": "zero", "n_outer": 2, "n_iter": 8, "n_iter_refit": 4, "n_moment_batches": 2,
+       "dtype": "float64"}
 B = 16  # global batch: 8 points per marginal on each of the 2 ranks
 TIMEOUT = 240
 
@@ -149,11 +152,30 @@ def two_ranks(tmp_path_factory):
     cases["local"] = dict(BASE, batch_size=B // 2, distributed_loss="local", n_iter=1, eval_every=0)
     cases["resume"] = dict(BASE, batch_size=B // 2, checkpoint_dir=str(tmp / "ckpt"), checkpoint_every=4,
                            resume_after_dropping_last=True)
+    # NeuralMGW; without a seed, each rank would screen its own start and draw its own moment batches
+    cases["mgw"] = dict(MGW, batch_size=B // 2, seed=1, mgw=True)
+    cases["mgw-noseed"] = dict(MGW, batch_size=B // 2, seed=None, init="auto", n_init_points=12, mgw=True)
     _run_ranks({"out": str(tmp), "data": DATA, "cases": cases}, tmp)
     out = {(name, r): torch.load(str(tmp / ("%s-rank%d.pt" % (name, r))), weights_only=False)
            for name in list(cases) + ["resume-uninterrupted"] for r in range(2)}
     out["ckpt"] = tmp / "ckpt"
     return out
+
+
+def test_gromov_estimator_two_ranks_match_one_process(two_ranks):
+    """NeuralMGW under torchrun: identical on both ranks (also with seed=None) and equal to one process."""
+    from ot_multimarginal.neural import NeuralMGW
+
+    for name in ("mgw", "mgw-noseed"):
+        r0, r1 = two_ranks[(name, 0)], two_ranks[(name, 1)]
+        assert r0["world_size"] == 2
+        assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
+        assert all(torch.equal(r0["A"][e], r1["A"][e]) for e in r0["A"]) and r0["value"] == r1["value"]
+    r0 = two_ranks[("mgw", 0)]
+    one = mgw_result(NeuralMGW(**dict(MGW, batch_size=B, seed=1, dtype=torch.float64)).fit(make_mgw_data(**DATA)))
+    np.testing.assert_allclose(r0["objective"], one["objective"], rtol=1e-9)
+    assert _max_diff(r0["state"], one["state"]) < 1e-8
+    assert max(float((r0["A"][e] - torch.as_tensor(one["A"][e])).abs().max()) for e in one["A"]) < 1e-9
 
 
 def _max_diff(s1, s2):

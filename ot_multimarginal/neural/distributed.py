@@ -151,6 +151,13 @@ def _destroy_owned_group():
     import torch.distributed as dist
 
     if _OWNED_GROUP and dist.is_available() and dist.is_initialized():
+        # every rank's pending collectives must be done before any rank tears the group down: gloo's
+        # receive threads are not interruptible, and a peer that leaves first can abort this process
+        # at exit ("terminate called without an active exception", seen on a loaded 2-core machine)
+        try:
+            dist.barrier()
+        except Exception:  # pragma: no cover - a peer already gone: tear down what is left
+            pass
         dist.destroy_process_group()
     _OWNED_GROUP.clear()
 

@@ -333,8 +333,10 @@ class NeuralMGW:
         data = [_to_torch(X, dev, dt) for X in Xd]
         weights = [_to_torch(a, dev, dt) for a in a_s]
         ckpt, payload = None, None
+        parallel = data_parallel(check_auto_bool(self.distributed, "distributed"), dev)
+        if parallel is not None:  # one seed on every rank: the same start, batches of moments and A updates
+            seed = int(parallel.broadcast_object(seed))
         if self.checkpoint_dir is not None:
-            parallel = data_parallel(check_auto_bool(self.distributed, "distributed"), dev)
             payload = resume_payload(self.checkpoint_dir, parallel) if self.resume else None
             if payload is not None and self.seed is None:
                 seed = int(payload["extra"]["seed"])
