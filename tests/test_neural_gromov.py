@@ -298,3 +298,15 @@ def test_sigkilled_job_resumes_to_the_bit(tmp_path, uninterrupted):
             proc.wait()
     resumed = om.NeuralMGW(0.5, checkpoint_dir=ckpt, checkpoint_every=10, resume=True, **SMALL).fit(X_s)
     _assert_same_fit(resumed, ref["data"])
+
+
+def test_stops_only_at_a_fixed_point_of_A():
+    """A flat objective while A still moves (leaving the A = 0 saddle) is not convergence: A must be stationary too."""
+    X_s, perms = _recovery_problem(140, 300, 0.0)
+    est = om.NeuralMGW(0.2, init="zero", tol=0.1, n_outer=4, n_iter=60, n_iter_refit=30, batch_size=32,
+                       seed=0).fit(X_s)
+    obj, dA = est.history_["objective"], est.history_["A_change"]
+    assert abs(obj[1] - obj[0]) <= 0.1 * abs(obj[1]) and dA[1] > 0.9  # the objective alone would stop here
+    assert est.n_outer_ > 2 and obj[-1] < 0.2 * obj[1]  # it went on, out of the saddle
+    stops = [t for t in range(1, len(obj)) if abs(obj[t] - obj[t - 1]) <= 0.1 * abs(obj[t]) and dA[t] <= 0.1 ** 0.5]
+    assert est.converged_ == bool(stops) and est.n_outer_ == (stops[0] + 1 if stops else 4)

@@ -139,7 +139,9 @@ class NeuralMGW:
     n_outer : int, optional
         Maximum number of alternations (default 8).
     tol : float, optional
-        Stop when the objective's relative change is at most ``tol`` (default 1e-3).
+        Stop when the objective's relative change is at most ``tol`` and the
+        :math:`A_{ij}`'s at most :math:`\sqrt{\mathrm{tol}}` (default 1e-3; a fixed
+        point of the alternation: near one the objective is quadratic in :math:`A`).
     n_iter, n_iter_refit : int, optional
         Training steps of the first fit (default 300) and of each warm-started refit (default 100).
     batch_size, lr, width, depth, estimator, dtype, device, distributed : optional
@@ -395,7 +397,11 @@ class NeuralMGW:
                 print("%3d  objective %.8e  A change %.2e  (moments on the %s)"
                       % (t + 1, obj, history["A_change"][-1], where))
             h = history["objective"]
-            converged = len(h) >= 2 and abs(h[-1] - h[-2]) <= tol * abs(h[-1])
+            # stationary: the objective flat to tol and A at its fixed point to sqrt(tol) (the objective is
+            # quadratic in A near a stationary point: a flat objective alone also holds at the A = 0 saddle,
+            # measured: k = 3, n = 1000, A changed by 99% while the objective moved by 6e-4)
+            converged = (len(h) >= 2 and abs(h[-1] - h[-2]) <= tol * abs(h[-1])
+                         and history["A_change"][-1] <= tol ** 0.5)
             if ckpt is not None:
                 save_state(t + 1)
             if converged:
@@ -603,7 +609,8 @@ def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Uni
     n_outer : int, optional
         Maximum number of alternations.
     tol : float, optional
-        Stop when the objective's relative change is at most ``tol``.
+        Stop when the objective's relative change is at most ``tol`` and the
+        :math:`A_{ij}`'s at most :math:`\sqrt{\mathrm{tol}}`.
     seed : int, optional
         Seed of the networks, the batches and the subsample.
     verbose : bool, optional
