@@ -172,6 +172,13 @@ def test_load_rejects_other_files(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="cannot load"):
         om.NeuralMGW.load(tmp_path / "junk.pt")
+    # and the other way round: NeuralEMOT.load names the estimator that wrote the file
+    mgw = om.NeuralMGW(1.0, init="zero", n_outer=1, n_iter=5, seed=0).fit(X_s)
+    mgw.save(tmp_path / "mgw.pt")
+    with pytest.raises(ValueError, match=r"not a file of NeuralEMOT.save \(it is a NeuralMGW file: use NeuralMGW.load\)"):
+        om.NeuralEMOT.load(tmp_path / "mgw.pt")
+    with pytest.raises(ValueError, match="cannot load"):
+        om.NeuralEMOT.load(tmp_path / "junk.pt")
 
 
 @pytest.fixture(scope="module")

@@ -777,8 +777,22 @@ class NeuralEMOT:
         -------
         estimator : NeuralEMOT
             The fitted estimator, ready for :meth:`value`, :meth:`plan`, ...
+
+        Raises
+        ------
+        ValueError
+            When ``path`` is not a file of :meth:`NeuralEMOT.save` (a
+            :class:`~ot_multimarginal.neural.NeuralMGW` file included).
         """
-        return cls._from_saved_state(torch.load(path, map_location="cpu", weights_only=False), device)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise ValueError("cannot load %s as a NeuralEMOT: %s" % (path, e)) from e
+        if not isinstance(state, dict) or "kind" in state or not {"params", "potentials", "dims"} <= set(state):
+            raise ValueError("%s is not a file of NeuralEMOT.save%s" % (
+                path, " (it is a %s file: use %s.load)" % (state["kind"], state["kind"])
+                if isinstance(state, dict) and isinstance(state.get("kind"), str) else ""))
+        return cls._from_saved_state(state, device)
 
     @classmethod
     def _from_saved_state(cls, state: Dict[str, Any], device: Any = None, **params: Any) -> "NeuralEMOT":
