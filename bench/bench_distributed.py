@@ -37,7 +37,8 @@ the cost of the two
 collectives of a step (the all-gather of the ``b_r x k`` potential values and
 the all-reduce of the gradients), timed alone.
 
-Writes ``bench/results/bench_distributed.{json,md,csv,png}`` and prints a markdown
+Writes ``bench/results/bench_distributed.{json,md,csv,png}`` (``--b-rank B`` other than 128:
+``bench_distributed_bB.*``) and prints a markdown
 table with the machine's load (``uptime``). The machine is shared: compare
 ratios within one run.
 """
@@ -185,12 +186,16 @@ def main():
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--gpus", type=int, default=None, help="GPU counts up to this (default: all)")
     parser.add_argument("--render", action="store_true", help="only rewrite the table, CSV and plot from the JSON")
+    parser.add_argument("--b-rank", type=int, default=B_RANK,
+                        help="points per marginal per rank (default 128; other values write "
+                             "bench_distributed_b<B>.*)")
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
+    name = "bench_distributed" if args.b_rank == B_RANK else "bench_distributed_b%d" % args.b_rank
     if args.render:
-        with open(os.path.join(OUT, "bench_distributed.json")) as fh:
-            return render(json.load(fh))
+        with open(os.path.join(OUT, name + ".json")) as fh:
+            return render(json.load(fh), name)
     import torch
 
     steps = args.steps or (60 if args.quick else 200)
@@ -198,11 +203,12 @@ def main():
     cases = list(CASES)
     up_start = _uptime()
     rows = []
-    configs = [(1, 1, "cpu", B_RANK), (1, 1, "cpu", 2 * B_RANK), (2, 1, "cpu", B_RANK), (1, 2, "cpu", 2 * B_RANK)]
+    b = int(args.b_rank)
+    configs = [(1, 1, "cpu", b), (1, 1, "cpu", 2 * b), (2, 1, "cpu", b), (1, 2, "cpu", 2 * b)]
     n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if args.gpus is not None:
         n_gpu = min(n_gpu, args.gpus)
-    configs += [(w, 1, "cuda", B_RANK) for w in range(1, n_gpu + 1)]
+    configs += [(w, 1, "cuda", b) for w in range(1, n_gpu + 1)]
     for world, threads, device, b_rank in configs:
         print("launching W=%d threads=%d %s b_r=%d ..." % (world, threads, device, b_rank), flush=True)
         # two threads on this shared machine mostly measure oversubscription: fewer steps suffice
@@ -213,7 +219,7 @@ def main():
     for r in rows:
         one = [q for q in rows if q["case"] == r["case"] and q["world"] == 1 and q["threads"] == 1
                and q["device"] == r["device"]]
-        base = [q for q in one if q["b_global"] == B_RANK]
+        base = [q for q in one if q["b_global"] == b]
         same = [q for q in one if q["b_global"] == r["b_global"]]
         r["efficiency"] = r["samples_per_s"] / (r["world"] * base[0]["samples_per_s"]) if base else None
         r["speedup"] = same[0]["ms_per_step"] / r["ms_per_step"] if same else None
@@ -223,20 +229,20 @@ def main():
                                      if ref is not None and abs(v - ref) <= TARGET * abs(ref)), None)
         r["time_to_target_s"] = (r["steps_to_target"] * r["ms_per_step"] / 1e3
                                  if r["steps_to_target"] is not None else None)
-    result = dict(uptime_start=up_start, uptime_end=up_end, steps=steps, b_rank=B_RANK, target=TARGET,
+    result = dict(uptime_start=up_start, uptime_end=up_end, steps=steps, b_rank=b, target=TARGET,
                   torch=torch.__version__, cases=CASES, rows=rows)
-    with open(os.path.join(OUT, "bench_distributed.json"), "w") as fh:
+    with open(os.path.join(OUT, name + ".json"), "w") as fh:
         json.dump(result, fh, indent=1)
-    render(result)
+    render(result, name)
 
 
-def render(result):
+def render(result, name="bench_distributed"):
     text = table(result)
     print(text)
-    with open(os.path.join(OUT, "bench_distributed.md"), "w") as fh:
+    with open(os.path.join(OUT, name + ".md"), "w") as fh:
         fh.write(text + "\n")
-    write_csv(result)
-    plot(result)
+    write_csv(result, name)
+    plot(result, name)
 
 
 def _fmt(x, f="%.3g"):
@@ -247,7 +253,7 @@ def table(result):
     refs = ", ".join(sorted(set("%s %.6g" % (r["case"], r["reference"]) for r in result["rows"]
                                 if r["reference"] is not None)))
     lines = ["uptime at start: %s" % result["uptime_start"], "uptime at end:   %s" % result["uptime_end"], "",
-             "b_r = %d points per marginal per rank (one process: 128 or 256), %d steps (60 with two threads), "
+             "b_r = %d points per marginal per rank (one process: b_r or 2 b_r), %d steps (60 with two threads), "
              "torch %s; time to %g%% of the exact value (structured Sinkhorn: %s)." % (
                  result["b_rank"], result["steps"], result["torch"], 100 * result["target"], refs),
              "",
@@ -265,11 +271,11 @@ def table(result):
     return "\n".join(lines)
 
 
-def write_csv(result):
+def write_csv(result, name="bench_distributed"):
     """The table as CSV (``docs/source/distributed.rst`` includes it with ``csv-table``)."""
     import csv
 
-    with open(os.path.join(OUT, "bench_distributed.csv"), "w", newline="") as fh:
+    with open(os.path.join(OUT, name + ".csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["case", "device", "ranks x threads", "global batch (per rank)", "loss", "ms/step", "samples/s",
                     "weak-scaling efficiency", "speed-up, same global batch", "time to 1% (s)"])
@@ -280,7 +286,7 @@ def write_csv(result):
                         _fmt(r["speedup"], "%.2f"), _fmt(r["time_to_target_s"], "%.2f")])
 
 
-def plot(result):
+def plot(result, name="bench_distributed"):
     try:
         import matplotlib
 
@@ -302,8 +308,8 @@ def plot(result):
     fig.suptitle("NEMOT data-parallel, %d points/marginal/rank (%s)" % (
         result["b_rank"], result["uptime_start"].split("load average:")[-1].strip()), fontsize=9)
     fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "bench_distributed.png"), dpi=110)
-    print("wrote %s" % os.path.join(OUT, "bench_distributed.{json,png}"))
+    fig.savefig(os.path.join(OUT, name + ".png"), dpi=110)
+    print("wrote %s" % os.path.join(OUT, name + ".{json,md,csv,png}"))
 
 
 if __name__ == "__main__":
