@@ -45,6 +45,32 @@ def _to_torch(X, device, dtype=None):
     return t.to(device=device, dtype=dtype if dtype is not None else t.dtype)
 
 
+def _torch_dtype(name):
+    """The torch dtype of a saved name (``'torch.float32'`` or ``'float32'``); ``None`` for ``None``."""
+    return getattr(torch, name.replace("torch.", "")) if name else None
+
+
+_EMOT_KEYS = {"params", "potentials", "dims"}
+
+
+def _read_saved(path, kind):
+    """The dict that ``<kind>.save`` wrote to ``path``; a ``ValueError`` naming the writer for any other file.
+
+    A :class:`NeuralEMOT` file is recognised by its keys, the other estimators' files by their ``'kind'`` tag.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ValueError("cannot load %s as a %s: %s" % (path, kind, e)) from e
+    found = None
+    if isinstance(state, dict):
+        found = state.get("kind") or ("NeuralEMOT" if _EMOT_KEYS <= set(state) else None)
+    if found != kind:
+        raise ValueError("%s is not a file of %s.save%s" % (
+            path, kind, " (it is a %s file: use %s.load)" % (found, found) if isinstance(found, str) else ""))
+    return state
+
+
 def _like_input(value, ref, is_numpy):
     """A scalar or array back in the caller's type: NumPy float64 / torch tensor of ``ref``'s dtype and device."""
     if is_numpy:
@@ -784,15 +810,7 @@ class NeuralEMOT:
             When ``path`` is not a file of :meth:`NeuralEMOT.save` (a
             :class:`~ot_multimarginal.neural.NeuralMGW` file included).
         """
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise ValueError("cannot load %s as a NeuralEMOT: %s" % (path, e)) from e
-        if not isinstance(state, dict) or "kind" in state or not {"params", "potentials", "dims"} <= set(state):
-            raise ValueError("%s is not a file of NeuralEMOT.save%s" % (
-                path, " (it is a %s file: use %s.load)" % (state["kind"], state["kind"])
-                if isinstance(state, dict) and isinstance(state.get("kind"), str) else ""))
-        return cls._from_saved_state(state, device)
+        return cls._from_saved_state(_read_saved(path, "NeuralEMOT"), device)
 
     @classmethod
     def _from_saved_state(cls, state: Dict[str, Any], device: Any = None, **params: Any) -> "NeuralEMOT":
@@ -801,12 +819,12 @@ class NeuralEMOT:
         ``params`` replace saved constructor parameters (e.g. the callable metric left out of the state).
         """
         params = dict(state["params"], **params)
-        params["dtype"] = getattr(torch, state["dtype"].replace("torch.", "")) if state["dtype"] else None
+        params["dtype"] = _torch_dtype(state["dtype"])
         if device is not None:
             params["device"] = device
         est = cls(**params)
         dev = torch.device(device) if device is not None else torch.device("cpu")
-        train_dtype = getattr(torch, state["train_dtype"].replace("torch.", ""))
+        train_dtype = _torch_dtype(state["train_dtype"])
         model = PotentialSet(state["dims"], est.width, est.depth, est.activation, None, train_dtype)
         model.load_state_dict(state["potentials"])
         est.potentials_ = model.to(dev)

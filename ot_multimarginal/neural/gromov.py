@@ -48,7 +48,7 @@ from ..gromov import (
 )
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
-from .estimator import NeuralEMOT, _to_torch
+from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable
 from .sampling import derive_seed
 
@@ -72,10 +72,6 @@ def _map_tensors(x, fn):
 
 def _cpu(x):
     return _map_tensors(x, lambda t: t.detach().cpu())
-
-
-def _torch_dtype(name):
-    return getattr(torch, name.replace("torch.", "")) if name else None
 
 
 def _edge_metric(A):
@@ -561,13 +557,7 @@ class NeuralMGW:
             When ``path`` is not a file of :meth:`NeuralMGW.save` (a
             :class:`~ot_multimarginal.neural.NeuralEMOT` file included).
         """
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise ValueError("cannot load %s as a NeuralMGW: %s" % (path, e)) from e
-        if not isinstance(state, dict) or state.get("kind") != _SAVED_KIND:
-            raise ValueError("%s is not a file of NeuralMGW.save (NeuralEMOT files are read by NeuralEMOT.load)"
-                             % path)
+        state = _read_saved(path, _SAVED_KIND)
         params = dict(state["params"], dtype=_torch_dtype(state["params"]["dtype"]))
         if device is not None:
             params["device"] = device
