@@ -11,6 +11,7 @@ Public calls (all backend-generic through :mod:`ot.backend`):
   complete, any edge list), solved without forming the tensor;
 - :class:`FactoredPlan`: plans held as potentials (+ rank-one rounding part):
   marginals, pairwise marginals, exact sampling, density at index tuples;
+- :class:`Potentials`: dual potentials on an engine (``log['potentials']``): value, dual, plan;
 - :func:`round_to_feasible` / :func:`round_dense`: rounding onto the exact
   transport polytope (Altschuler et al. 2017, Lin et al. 2022);
 - :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
@@ -32,6 +33,7 @@ from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_s
 from .gromov import match_from_plan, mgw_sinkhorn
 from .lp import emot_lp, emot_lp2
 from .plans import FactoredPlan
+from .potentials import Potentials
 from .rounding import RoundedState, round_dense, round_to_feasible
 from ._threads import blas_threads
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
@@ -46,6 +48,7 @@ __all__ = [
     "cost_tensor",
     "PairwiseCost",
     "FactoredPlan",
+    "Potentials",
     "round_to_feasible",
     "round_dense",
     "RoundedState",

@@ -35,8 +35,8 @@ from ._validation import (
     check_weights,
 )
 from ._threads import engine_threads
-from .marginals.base import cost_offset_of
 from .marginals.dense import DenseEngine
+from .potentials import Potentials
 from .strategies import STRATEGIES
 from .strategies._common import NonFiniteIterate, warn_not_converged
 
@@ -46,7 +46,6 @@ __all__ = [
     "make_engine",
     "solve_potentials",
     "resolve_free",
-    "emot_value",
 ]
 
 _GRAD_PLAN = ("autodiff", "detach")
@@ -107,25 +106,13 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
         return list(log_a)
     if not isinstance(warmstart, (list, tuple)) or len(warmstart) != engine.k:
         raise ValueError("warmstart must be a list of %d potentials (log['potentials'] of a previous solve)" % engine.k)
-    g = []
-    # the engine's log-scalings are those of the centred cost C - c_0 (see potentials_from_scalings)
-    first = min(i for i in range(engine.k) if i not in free)
-    for i, (phi, la) in enumerate(zip(warmstart, log_a)):
+    for i, phi in enumerate(warmstart):
         if tuple(phi.shape) != (engine.shape[i],):
             raise ValueError("warmstart[%d] must have shape (%d,), got %s" % (i, engine.shape[i], tuple(phi.shape)))
-        if i in free:  # phi_i = 0 on a free node, whatever the warm start says
-            g.append(la)
-            continue
-        phi = nx.detach(phi) + nx.zeros(la.shape, type_as=la)
-        if i == first and cost_offset_of(engine) != 0.0:
-            phi = phi - cost_offset_of(engine)
-        g.append(nx.where(nx.isfinite(la), phi / engine.reg + la, la))
+    phi = [nx.detach(p) + nx.zeros(la.shape, type_as=la) for p, la in zip(warmstart, log_a)]
     # potentials of another cost (an outer loop's previous solve) can put the plan's mass at e^{±1000}:
-    # rescale it to one on the first prescribed block (the exact dual minimisation along that direction)
-    lm = engine.log_mass(g)
-    if bool(nx.isfinite(lm)):
-        g[first] = g[first] - nx.detach(lm)
-    return g
+    # normalise it to one (the exact dual minimisation along the first prescribed block)
+    return Potentials(engine, phi, a_s, free, log_a).normalized().log_scalings
 
 
 def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), blas_threads="auto", **kwargs):
@@ -174,81 +161,22 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     return g, info
 
 
-def potentials_from_scalings(nx, g, a_s, log_a, reg, cost_offset=0.0, free=()):
-    r"""Dual potentials :math:`\varphi_i = \varepsilon(g_i - \log a_i)`, plus :math:`c_0` on the first prescribed node.
-
-    ``g`` are an engine's log-scalings, those of the centred cost
-    :math:`C - c_0` (``cost_offset``, see :mod:`ot_multimarginal.marginals.base`):
-    the offset goes to the potential of the first node not in ``free``, so
-    that :math:`P = \exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`
-    with the true cost (these are the potentials of the cyclic iterations
-    on the uncentred cost). A constant added to the cost thus moves that one
-    potential by the constant (up to the solver's tolerance); the others are
-    unchanged. Entries with ``a_i = 0`` are 0, and so is the whole potential
-    of a free node (its :math:`g_i = \log a_i`).
-    """
-    first = min((i for i in range(len(g)) if i not in free), default=0)
-    out = []
-    for i, (gi, ai, la) in enumerate(zip(g, a_s, log_a)):
-        phi = reg * (gi - nx.where(ai > 0, la, nx.zeros(la.shape, type_as=la)))
-        if i == first and cost_offset != 0.0:
-            phi = phi + cost_offset
-        out.append(nx.where(ai > 0, phi, nx.zeros(ai.shape, type_as=ai)))
-    return out
-
-
-def emot_value(engine, g, a_s):
-    r"""Value and parts of the plan :math:`P = B(g)`.
-
-    Returns ``(value, value_linear, log_r)`` with
-    :math:`\text{value} = \langle C,P\rangle + \varepsilon\,\mathrm{KL}(P\|\otimes a_i)`
-    (generalised KL, :math:`\sum P\log(P/\otimes a) - \sum P + 1`), computed as
-    :math:`\sum_i\langle r_i(P), \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`,
-    and ``log_r`` the k log-marginals of ``P``.
-
-    The identity holds for every ``P`` of the form
-    :math:`\exp((\oplus_i\varphi_i - C)/\varepsilon)\cdot\otimes_i a_i`, since
-    :math:`\log(P/\otimes a) = (\oplus\varphi - C)/\varepsilon`; in particular
-    with free nodes, whose :math:`\varphi_i = 0` drop out of the sum (their
-    :math:`a_i` is only the reference measure of the KL).
-
-    The engine's cost offset :math:`c_0` (``engine.cost_offset``) enters as
-    :math:`c_0\|P\|_1` (the potentials of the centred cost, plus the offset
-    on one prescribed node, give the same sum): a constant
-    :math:`c` added to the cost adds exactly :math:`c\|P\|_1` to both values
-    (:math:`\|P\|_1 = 1` up to the solver's tolerance), the plan being the
-    same.
-    """
-    nx = engine.nx
-    log_a = [safe_log(nx, a) for a in a_s]
-    log_r = engine.log_marginals(g)
-    phi = potentials_from_scalings(nx, g, a_s, log_a, engine.reg)  # of the centred cost
-    mass = nx.exp(nx.logsumexp(log_r[0]))
-    value = -engine.reg * (mass - 1.0)
-    for lr, p in zip(log_r, phi):
-        value = value + nx.sum(nx.exp(lr) * p)
-    offset = cost_offset_of(engine)
-    if offset != 0.0:
-        value = value + offset * mass
-    return value, engine.linear_cost(g), log_r
-
-
-def _log_dict(engine, g, a_s, info, value=None, value_linear=None, log_r=None):
-    nx = engine.nx
+def _log_dict(pot, info, value=None, value_linear=None, log_r=None):
+    nx = pot.nx
     if value is None:
-        value, value_linear, log_r = emot_value(engine, g, a_s)
-    log_a = [safe_log(nx, a) for a in a_s]
+        value, log_r = pot.value(log_marginals=True)
+        value_linear = pot.linear_cost()
     out = dict(info)
     out.update(
-        potentials=potentials_from_scalings(nx, g, a_s, log_a, engine.reg, cost_offset_of(engine), info.get("free", ())),
-        cost_offset=cost_offset_of(engine),
-        log_scalings=list(g),
+        potentials=pot,
+        cost_offset=pot.cost_offset,
+        log_scalings=pot.log_scalings,
         value=value,
         value_linear=value_linear,
         marginals=[nx.exp(lr) for lr in log_r],
     )
-    if hasattr(engine, "n_absorptions"):
-        out["n_absorptions"] = engine.n_absorptions
+    if hasattr(pot.engine, "n_absorptions"):
+        out["n_absorptions"] = pot.engine.n_absorptions
     return out
 
 
@@ -424,9 +352,10 @@ def emot_sinkhorn(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log
     free = resolve_free(M, free, engine.k)
     g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, blas_threads,
                                **kwargs)
-    plan = engine.plan(g, a_s, free)
+    pot = Potentials.from_scalings(engine, g, a_s, free)
+    plan = pot.plan()
     if log:
-        return plan, _log_dict(engine, g, a_s, info)
+        return plan, _log_dict(pot, info)
     return plan
 
 
@@ -504,14 +433,16 @@ def emot_sinkhorn2(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_lo
         a_s_used = [engine.nx.detach(a) for a in a_s_used]
     g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free,
                                blas_threads, **kwargs)
-    value, value_linear, log_r = emot_value(solved, g, a_s_used)
+    pot = Potentials.from_scalings(solved, g, a_s_used, free)
+    value, log_r = pot.value(log_marginals=True)
+    value_linear = pot.linear_cost()
     check_finite_result(engine.nx, value, "the EMOT value",
                         "With reg=%g the problem may be beyond this dtype: use float64, a larger reg, or rescale "
                         "the cost." % engine.reg)
     if grad == "envelope":
-        value = _attach_envelope(engine, solved, g, a_s, a_s_used, value, free)
+        value = _attach_envelope(engine, pot, a_s, value)
     if log:
-        return value, _log_dict(solved, g, a_s_used, info, value, value_linear, log_r)
+        return value, _log_dict(pot, info, value, value_linear, log_r)
     return value
 
 
@@ -528,7 +459,7 @@ def _free_weight_gradient(engine, g, i):
     return -engine.reg * nx.exp(engine.log_marginal(gz, i))
 
 
-def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=()):
+def _attach_envelope(engine, pot, a_s_in, value):
     """Gradients of the value by the envelope theorem (exact at the optimum).
 
     ``∂value/∂C`` is the plan (for structured costs: each edge's pairwise
@@ -536,18 +467,18 @@ def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=()):
     for a prescribed node; for a free node ``i`` (``a_i`` only in the KL
     reference ``⊗a``) it is ``-ε r_i/a_i``, centred the same way.
     ``engine`` holds the caller's (differentiable) cost, ``solved`` its
-    detached copy used for the solve.
+    detached copy used for the solve (``pot.engine``, with the solved potentials
+    ``pot``). The centring removes the cost offset carried by one potential.
     """
     nx = engine.nx
     if str(nx) != "torch":
         return value
+    g = pot.log_scalings
     inputs = list(engine.cost_inputs())
-    grads = list(solved.cost_gradients(g))
-    log_a = [safe_log(nx, a) for a in a_s_used]
-    phi = potentials_from_scalings(nx, g, a_s_used, log_a, engine.reg)
-    for i, (a, p) in enumerate(zip(a_s_in if a_s_in is not None else [], phi)):
+    grads = list(pot.engine.cost_gradients(g))
+    for i, (a, p) in enumerate(zip(a_s_in if a_s_in is not None else [], pot)):
         if getattr(a, "requires_grad", False):
-            d = _free_weight_gradient(solved, g, i) if i in free else p
+            d = _free_weight_gradient(pot.engine, g, i) if i in pot.free else p
             inputs.append(a)
             grads.append(d - nx.mean(d))
     keep = [(x, gr) for x, gr in zip(inputs, grads) if getattr(x, "requires_grad", False)]

@@ -53,7 +53,7 @@ potentials the cyclic iterations on the uncentred cost would give (they
 differ from the centred ones by :math:`c_0/\varepsilon` on the first block
 updated), and
 :math:`P = B(g) = \exp((\oplus_j \varphi_j - C)/\varepsilon) \cdot (\otimes_j a_j)`
-(:func:`ot_multimarginal.sinkhorn.potentials_from_scalings`). Adding a
+(:class:`ot_multimarginal.potentials.Potentials` holds this convention). Adding a
 constant :math:`c` to the cost leaves the plan and :math:`g` as they are (up
 to the solver's tolerance), moves :math:`\varphi_{j_0}` by :math:`c`, and
 the value and :math:`\langle C, P\rangle` by :math:`c\|P\|_1`.

@@ -21,6 +21,7 @@ from .._validation import (
     check_weights,
 )
 from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
+from ..potentials import Potentials
 from .costs import GraphCost, make_cost
 from .distributed import LOSSES, data_parallel
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, evaluate_dual, exact_is_affordable
@@ -485,11 +486,8 @@ class NeuralEMOT:
 
     def _evaluate(self, data, weights, generator):
         f_s = self._potentials_on(data, grad=any(X.requires_grad for X in data))
-        value, se, method = evaluate_dual(self.cost_, data, f_s, weights, self.reg_, self.evaluation,
-                                          self.batch_size_, int(self.n_eval_batches), generator)
-        first = sum((w * f).sum() for f, w in zip(f_s, weights))
-        log_z = float((first - value).detach()) / self.reg_
-        return value, se, method, log_z
+        return evaluate_dual(self.cost_, data, f_s, weights, self.reg_, self.evaluation, self.batch_size_,
+                             int(self.n_eval_batches), generator)
 
     def _check_aligned(self, data, weights):
         gen = torch.Generator().manual_seed(derive_seed(self.seed_, "aligned-check"))
@@ -634,8 +632,41 @@ class NeuralEMOT:
             d = torch.exp(z)
         return d.cpu().numpy() if is_np else d
 
-    def _engine_and_scalings(self, X_s=None, a_s=None, node_weights=True):
+    def dual_potentials(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> Potentials:
+        r"""The fitted potentials on clouds, as :class:`~ot_multimarginal.potentials.Potentials` of their engine.
+
+        :math:`\varphi_i(X_i)` with the weights ``a_s`` and the exact engine
+        of the pairwise cost on the clouds: the plan, its marginals and
+        pairwise marginals, the dual and the value of the potentials on the
+        clouds (the plan is that of the potentials as they are: use
+        ``.normalized()`` for mass one, as :meth:`plan` does).
+
+        Parameters
+        ----------
+        X_s : list of k arrays of shape (m_i, d_i), optional
+            Clouds of the fitted dimensions (default: the training clouds).
+        a_s : list of k weight vectors, optional
+            Weights of ``X_s`` (uniform by default; not used without ``X_s``).
+
+        Returns
+        -------
+        potentials : Potentials
+            NumPy float64 arrays for NumPy clouds, else torch tensors (no gradient).
+
+        Raises
+        ------
+        ValueError
+            With a callable ``cost`` (the engine needs a pairwise cost).
+        MemoryError
+            When the exact engine on the clouds is beyond the budget.
+        """
+        self._check_fitted()
         data, weights, _ = self._as_data(X_s, a_s)
+        is_np = self._is_numpy if X_s is None else isinstance(X_s[0], np.ndarray)
+        return self._dual_potentials(data, weights, is_np)
+
+    def _dual_potentials(self, data, weights, numpy=False):
+        """:meth:`dual_potentials` on torch clouds and weights (any non-negative weights), NumPy arrays if ``numpy``."""
         if not isinstance(self.cost_, GraphCost):
             raise ValueError("the factored plan needs a pairwise cost (graph=...), not a callable cost")
         sizes = [int(X.shape[0]) for X in data]
@@ -644,10 +675,10 @@ class NeuralEMOT:
                 "the plan on clouds of sizes %s needs the exact engine on the data, beyond the budget; "
                 "use plan_density at sampled tuples instead" % (sizes,)
             )
-        engine = self.cost_.pairwise_cost(data).make_engine(self.reg_)
         f = self._potentials_on(data)
-        g = [fi / self.reg_ + torch.log(w) for fi, w in zip(f, weights)]
-        return engine, g, weights, data
+        if numpy:
+            data, f, weights = ([x.detach().cpu().numpy() for x in xs] for xs in (data, f, weights))
+        return Potentials(self.cost_.pairwise_cost(data).make_engine(self.reg_), f, weights)
 
     def plan(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> "FactoredPlan":
         r"""Build the plan of the potentials on clouds as a :class:`~ot_multimarginal.FactoredPlan`.
@@ -678,18 +709,8 @@ class NeuralEMOT:
             When the exact engine on the clouds is beyond the budget (use
             :meth:`plan_density` at sampled tuples).
         """
-        self._check_fitted()
-        engine, g, weights, data = self._engine_and_scalings(X_s, a_s)
         with torch.no_grad():
-            g[0] = g[0] - engine.log_mass(g)  # FactoredPlan is B(g) of the centred cost (marginals.base)
-        from ..plans import FactoredPlan
-
-        is_np = self._is_numpy if X_s is None else isinstance(X_s[0], np.ndarray)
-        if is_np:
-            engine = self.cost_.pairwise_cost([X.cpu().numpy() for X in data]).make_engine(self.reg_)
-            g = [x.cpu().numpy() for x in g]
-            weights = [w.cpu().numpy() for w in weights]
-        return FactoredPlan(engine, g, weights)
+            return self.dual_potentials(X_s, a_s).normalized().plan()
 
     def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
         r"""Pairwise marginal of the plan on marginals ``(i, j)``.
@@ -735,11 +756,8 @@ class NeuralEMOT:
         data[j] = _to_torch(X_j, dev, dt)
         weights[i] = torch.ones(data[i].shape[0], dtype=dt, device=dev)
         weights[j] = torch.ones(data[j].shape[0], dtype=dt, device=dev)
-        engine, g, _, _ = self._engine_and_scalings(data, None)
-        g = [fi + torch.log(w) - torch.log(torch.full_like(w, 1.0 / w.shape[0])) for fi, w in zip(g, weights)]
         with torch.no_grad():
-            # log_pairwise_marginal is of the centred Gibbs tensor (marginals.base): add back -cost_offset/reg
-            L = engine.log_pairwise_marginal(g, i, j) - engine.cost_offset / engine.reg - self.log_partition_
+            L = self._dual_potentials(data, weights).log_pairwise_marginal(i, j) - self.log_partition_
             D = torch.exp(L)
         return D.cpu().numpy() if is_np else D
 

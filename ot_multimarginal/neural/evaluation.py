@@ -25,8 +25,12 @@ import math
 
 import numpy as np
 import torch
+from ot.backend import get_backend
 
-from .objectives import aligned_exponents, combinatorial_log_mean_exp, exact_dual
+from ..potentials import Potentials, linear_term
+from .objectives import aligned_exponents, combinatorial_log_mean_exp
+
+_TORCH = get_backend(torch.zeros(1))
 
 __all__ = ["exact_is_affordable", "exact_work", "monte_carlo_dual", "evaluate_dual"]
 
@@ -63,15 +67,8 @@ def exact_is_affordable(cost, sizes, max_flops=EXACT_FLOPS, max_entries=EXACT_EN
     return flops <= max_flops and entries <= max_entries
 
 
-def _weighted_first_term(f_s, a_s):
-    total = None
-    for f, a in zip(f_s, a_s):
-        t = (a * torch.where(a > 0, f, torch.zeros_like(f))).sum()
-        total = t if total is None else total + t
-    return total
-
-
-def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, estimator="combinatorial"):
+def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, estimator="combinatorial",
+                     log_partition=False):
     r"""Monte-Carlo estimate of :math:`D(\varphi)` and its standard error.
 
     ``f_s``: the potentials on all the data (``f_s[i]`` of shape ``(n_i,)``);
@@ -79,9 +76,10 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     ``a_s`` with ``generator`` and their tuples looked up (no network pass).
     ``estimator='aligned'`` (for costs whose :math:`b^k` tuples do not fit)
     uses the ``batch_size`` aligned tuples of each batch instead of all.
-    Returns ``(value, standard_error, n_tuples)``.
+    Returns ``(value, standard_error, n_tuples)``, and the estimated
+    log-partition (a float) as a fourth item with ``log_partition=True``.
     """
-    first = _weighted_first_term(f_s, a_s)
+    first = linear_term(_TORCH, f_s, a_s)
     lmes = []
     n_tuples = 0
     for _ in range(int(n_batches)):
@@ -103,25 +101,31 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     w = torch.exp(L.detach() - L.detach().max()).double()
     R = len(lmes)
     se = float(reg * w.std(unbiased=True) / (w.mean() * math.sqrt(R))) if R > 1 else float("inf")
+    if log_partition:
+        return value, se, n_tuples, float(log_mean.detach())
     return value, se, n_tuples
 
 
 def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_batches=32, generator=None,
                   max_flops=EXACT_FLOPS, max_entries=EXACT_ENTRIES):
-    """The dual of the potentials on the data: ``(value, standard_error, method)``.
+    r"""The dual of the potentials on the data: ``(value, standard_error, method, log_partition)``.
 
     ``method``: ``'exact'``, ``'mc'`` or ``'auto'`` (exact when
     :func:`exact_is_affordable`). The standard error of the exact value is 0.
+    ``log_partition`` (a float) is the (estimated)
+    :math:`\log \mathbb E_{\otimes a}[e^{(\oplus\varphi - c)/\varepsilon}]`.
     """
     sizes = [int(X.shape[0]) for X in X_s]
     if method == "auto":
         method = "exact" if exact_is_affordable(cost, sizes, max_flops, max_entries) else "mc"
     if method == "exact":
-        return exact_dual(cost, X_s, f_s, reg, a_s), 0.0, "exact"
+        value, log_z = Potentials(cost.engine(X_s, reg), f_s, a_s).dual(once=True, log_partition=True)
+        return value, 0.0, "exact", float(log_z.detach())
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     est = "combinatorial"
     if not getattr(cost, "pairwise", False) and batch_size ** len(X_s) > getattr(cost, "max_tuples", 2**22):
         est = "aligned"
-    value, se, _ = monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est)
-    return value, se, "mc"
+    value, se, _, log_z = monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est,
+                                           log_partition=True)
+    return value, se, "mc", log_z

@@ -46,6 +46,7 @@ from ..gromov import (
     match_from_plan,
     mgw_sinkhorn,
 )
+from ..potentials import Potentials
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
 from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
@@ -424,11 +425,11 @@ class NeuralMGW:
         """``½ E_{P_ij}[x_i x_jᵀ]`` of the fitted plan: on the data if its engine fits, else over batches."""
         sizes = [int(X.shape[0]) for X in data]
         if exact_is_affordable(emot.cost_, sizes, 10 * EXACT_FLOPS, 4 * EXACT_ENTRIES):
-            engine, g, _, _ = emot._engine_and_scalings(data, weights)
+            pot = emot._dual_potentials(data, weights)
             out = []
             with torch.no_grad():
                 for i, j in edges:
-                    L = engine.log_pairwise_marginal(g, i, j)
+                    L = pot.log_pairwise_marginal(i, j)
                     P = torch.exp(L - torch.logsumexp(L.reshape(-1), 0))
                     out.append(gw_cross_moment(data[i], data[j], P))
             return out, "data"
@@ -439,11 +440,9 @@ class NeuralMGW:
                 idx = [torch.multinomial(w.detach().cpu(), min(b, w.shape[0]), replacement=False,
                                          generator=gen).to(w.device) for w in weights]
                 Xb = [X[i] for X, i in zip(data, idx)]
-                f = emot._potentials_on(Xb)
-                engine = emot.cost_.engine(Xb, emot.reg_)
-                g = [fi / emot.reg_ for fi in f]
+                pot = Potentials(emot.cost_.engine(Xb, emot.reg_), emot._potentials_on(Xb))
                 for e, (i, j) in enumerate(edges):
-                    L = engine.log_pairwise_marginal(g, i, j)
+                    L = pot.log_pairwise_marginal(i, j)
                     P = torch.exp(L - torch.logsumexp(L.reshape(-1), 0))
                     acc[e] = acc[e] + gw_cross_moment(Xb[i], Xb[j], P)
         return [M / float(self.n_moment_batches) for M in acc], "batches"

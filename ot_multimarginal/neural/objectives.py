@@ -46,7 +46,7 @@ on a batch of ``b`` points per marginal:
 
 import math
 
-import numpy as np
+from ..potentials import Potentials, uniform_log_weights
 
 __all__ = [
     "ESTIMATORS",
@@ -89,11 +89,9 @@ def combinatorial_log_mean_exp(cost, X_s, f_s, reg, log_w=None):
         The log-mean-exp.
     """
     engine = cost.engine(X_s, reg)
-    g = []
-    for i, f in enumerate(f_s):
-        lw = -math.log(f.shape[0]) if log_w is None else log_w[i]
-        g.append(f / reg + lw)
-    return engine.log_partition_once(g)
+    if log_w is None:
+        log_w = uniform_log_weights(engine.nx, [int(f.shape[0]) for f in f_s], f_s[0])
+    return Potentials(engine, f_s, log_a=log_w).log_partition(once=True)
 
 
 def aligned_exponents(cost, X_s, f_s, reg):
@@ -210,9 +208,9 @@ def ustat_log_mean_exp(cost, X_s, f_s, reg):
             edges.append((a, c))
             matrices.append(M + mask)
     engine = PairwiseCost(edges, matrices, shape=(b,) * k).make_engine(reg)
-    g = [f / reg for f in f_s]
+    log_w = [torch.zeros_like(f) for f in f_s]  # weights 1: the sum over tuples, divided by their count below
     log_count = sum(math.log(b - j) for j in range(k))
-    return engine.log_partition_once(g) - log_count
+    return Potentials(engine, f_s, log_a=log_w).log_partition(once=True) - log_count
 
 
 _LOG_MEAN_EXP = {
@@ -278,15 +276,4 @@ def exact_dual(cost, X_s, f_s, reg, a_s):
     dual : torch scalar
         :math:`D(\varphi)` on the data, differentiable in ``f_s``.
     """
-    import torch
-
-    g = []
-    first = None
-    for f, a in zip(f_s, a_s):
-        la = torch.where(a > 0, torch.log(torch.where(a > 0, a, torch.ones_like(a))),
-                         torch.full_like(a, -np.inf))
-        g.append(torch.where(a > 0, f / reg + la, la))
-        term = (a * torch.where(a > 0, f, torch.zeros_like(f))).sum()
-        first = term if first is None else first + term
-    engine = cost.engine(X_s, reg)
-    return first - reg * engine.log_partition_once(g)
+    return Potentials(cost.engine(X_s, reg), f_s, a_s).dual(once=True)

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+"""The one shim for renamed keyword arguments: the old name keeps working for one release, with a warning.
+
+Usage (the new name in the signature, the old ones mapped to it)::
+
+    @renamed_kwargs(n_iter="numItermax", tol="stopThr", seed="random_state")
+    def emot_neural2(X_s, reg, ..., numItermax=None, stopThr=1e-4, random_state=None): ...
+
+A call with an old name raises a ``DeprecationWarning`` naming the new one
+and is forwarded under the new name; giving both raises a ``TypeError``.
+The mapping is kept on the function as ``__renamed_kwargs__`` (the
+API-convention test reads it). For a class, decorate ``__init__``.
+"""
+# License: MIT License
+
+import functools
+import warnings
+
+__all__ = ["renamed_kwargs", "deprecated_key_dict", "REMOVED_IN"]
+
+REMOVED_IN = "0.2"  # the release after the next one drops the old names (they work in 0.1)
+
+
+def renamed_kwargs(**renames):
+    """Decorator: accept each old keyword ``old`` of ``renames`` (``old='new'``) as ``new``, with a DeprecationWarning."""
+
+    def deco(func):
+        name = func.__qualname__.replace(".__init__", "")
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError("%s() got both %r and its deprecated name %r: use %r only"
+                                        % (name, new, old, new))
+                    warnings.warn("%s(): the argument %r is deprecated and will be removed in %s; use %r instead"
+                                  % (name, old, REMOVED_IN, new), DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        wrapper.__renamed_kwargs__ = dict(getattr(func, "__renamed_kwargs__", {}), **renames)
+        return wrapper
+
+    return deco
+
+
+def deprecated_key_dict(data, renames, where):
+    """A dict whose old keys (``renames``: ``old='new'``) still read, with a DeprecationWarning (log dicts)."""
+    return _DeprecatedKeys(data, renames, where)
+
+
+class _DeprecatedKeys(dict):
+    def __init__(self, data, renames, where):
+        super().__init__(data)
+        self._renames = dict(renames)
+        self._where = where
+
+    def __missing__(self, key):
+        if key in self._renames and self._renames[key] in self:
+            warnings.warn("%s: log[%r] is deprecated and will be removed in %s; use log[%r]"
+                          % (self._where, key, REMOVED_IN, self._renames[key]), DeprecationWarning, stacklevel=2)
+            return self[self._renames[key]]
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self or key in self._renames and self._renames[key] in self else default
