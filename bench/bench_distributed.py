@@ -124,8 +124,8 @@ def worker(spec):
         X_s = _clouds(c["k"], c["n"])
         for loss in spec["losses"]:
             b_rank = int(spec["b_rank"])
-            est = NeuralEMOT(c["reg"], graph=c["graph"], batch_size=b_rank, n_iter=spec["steps"], eval_every=20,
-                             patience=None, seed=0, device=device, distributed_loss=loss, evaluation="mc",
+            est = NeuralEMOT(c["reg"], graph=c["graph"], batch_size=b_rank, max_iter=spec["steps"], eval_every=20,
+                             patience=None, random_state=0, device=device, distributed_loss=loss, evaluation="mc",
                              n_eval_batches=8)
             est.fit(X_s)
             world = est.world_size_

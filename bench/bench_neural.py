@@ -126,7 +126,7 @@ def run_runtime(args):
                     row["sinkhorn_s"] = time.perf_counter() - t
                     row["sinkhorn_value"] = float(v)
                 t = time.perf_counter()
-                est = NeuralEMOT(reg, graph=graph, seed=0).fit(X_s)
+                est = NeuralEMOT(reg, graph=graph, random_state=0).fit(X_s)
                 row["neural_s"] = time.perf_counter() - t
                 row["neural_value"] = float(est.value_)
                 row["neural_method"] = est.value_method_
@@ -136,7 +136,7 @@ def run_runtime(args):
                 if "sinkhorn_value" in row:
                     ref, ref_kind = row["sinkhorn_value"], "sinkhorn"
                 else:
-                    long = NeuralEMOT(reg, graph=graph, seed=1, n_iter=4 * est.n_iter_, patience=None,
+                    long = NeuralEMOT(reg, graph=graph, random_state=1, max_iter=4 * est.n_iter_, patience=None,
                                       n_eval_batches=256).fit(X_s)
                     ref, ref_kind = float(long.value_), "long neural run (%d steps)" % long.n_iter_
                     row["long_value"], row["long_se"] = ref, long.value_se_
@@ -158,7 +158,7 @@ def _ints(text):
 
 def step_time(graph, k, b, d=5, repeats=5):
     X_s = [torch.tensor(X, dtype=torch.float32) for X in clouds(k, max(b, 256), d)]
-    est = NeuralEMOT(1.0, graph=graph, seed=0, n_iter=repeats + 2, batch_size=b, eval_every=0)
+    est = NeuralEMOT(1.0, graph=graph, random_state=0, max_iter=repeats + 2, batch_size=b, eval_every=0)
     est.fit([X.numpy() for X in X_s])
     tr = est.trainer_
     tr.n_iter = 10**9

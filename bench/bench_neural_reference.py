@@ -523,7 +523,7 @@ def _fit_ours(X_s, prob, recorder, evaluator, seed, **params):
     from ot_multimarginal.neural import training
 
     metric, _ = metric_for(prob["graph"], prob["k"])
-    est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, seed=seed, **params)
+    est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, random_state=seed, **params)
     step = training.Trainer.step
 
     def step_with_checkpoints(trainer):
@@ -595,7 +595,7 @@ def long_neural_run(X_s, prob, evaluator, args):
 
     metric, _ = metric_for(prob["graph"], prob["k"])
     t0 = time.perf_counter()
-    est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, seed=args.seed + 1, n_iter=args.long_iter,
+    est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, random_state=args.seed + 1, max_iter=args.long_iter,
                      patience=None).fit([torch.from_numpy(X) for X in X_s])
     v, se = evaluator([f.double().cpu().numpy() for f in _potentials_on_data(est)])
     return v, se, time.perf_counter() - t0

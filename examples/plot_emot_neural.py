@@ -38,7 +38,7 @@ reg = 0.5
 # %%
 # Train the potentials (a progress bar shows the running estimate)
 # ----------------------------------------------------------------
-est = NeuralEMOT(reg, graph="chain", seed=0, verbose=True).fit(X_s)
+est = NeuralEMOT(reg, graph="chain", random_state=0, verbose=True).fit(X_s)
 print("neural value %.5f (%s, %d steps, %.1f s)" % (est.value_, est.value_method_, est.n_iter_,
                                                     est.timings_["total"]))
 

@@ -17,7 +17,8 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 - :func:`emot_lp` / :func:`emot_lp2`: the exact (unregularised) LP, HiGHS;
 - :func:`emot_approx`: Lin et al.'s eps-approximation of the LP, feasible plan + certified gap;
 - :func:`blas_threads`: a context manager for the BLAS and torch thread counts.
-- :func:`emot_neural` / :class:`NeuralEMOT`: neural estimation (NEMOT) with mini-batches
+- :func:`emot_neural` (fitted estimator) / :func:`emot_neural2` (value) / :class:`NeuralEMOT`: neural
+  estimation (NEMOT) with mini-batches
   (torch; loaded on first use).
 - :func:`mgw_sinkhorn`: multimarginal entropic Gromov–Wasserstein between clouds of any
   dimensions (alternation over the structured engines); :func:`match_from_plan`;
@@ -57,6 +58,7 @@ __all__ = [
     "emot_approx",
     "blas_threads",
     "emot_neural",
+    "emot_neural2",
     "NeuralEMOT",
     "mgw_sinkhorn",
     "match_from_plan",
@@ -64,7 +66,8 @@ __all__ = [
     "NeuralMGW",
 ]
 
-_LAZY = {"emot_neural": ".neural.api", "NeuralEMOT": ".neural.estimator", "mgw_neural": ".neural.gromov",
+_LAZY = {"emot_neural": ".neural.api", "emot_neural2": ".neural.api", "NeuralEMOT": ".neural.estimator",
+         "mgw_neural": ".neural.gromov",
          "NeuralMGW": ".neural.gromov"}
 
 

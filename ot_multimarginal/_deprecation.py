@@ -16,7 +16,7 @@ API-convention test reads it). For a class, decorate ``__init__``.
 import functools
 import warnings
 
-__all__ = ["renamed_kwargs", "deprecated_key_dict", "REMOVED_IN"]
+__all__ = ["renamed_kwargs", "deprecated_attribute", "deprecated_key_dict", "REMOVED_IN"]
 
 REMOVED_IN = "0.2"  # the release after the next one drops the old names (they work in 0.1)
 
@@ -43,6 +43,25 @@ def renamed_kwargs(**renames):
         return wrapper
 
     return deco
+
+
+def deprecated_attribute(old, new):
+    """A class attribute ``old`` that reads and writes the attribute ``new``, with a DeprecationWarning."""
+
+    def _warn(obj):
+        warnings.warn("%s.%s is deprecated and will be removed in %s; use %s.%s instead"
+                      % (type(obj).__name__, old, REMOVED_IN, type(obj).__name__, new), DeprecationWarning,
+                      stacklevel=3)
+
+    def fget(self):
+        _warn(self)
+        return getattr(self, new)
+
+    def fset(self, value):
+        _warn(self)
+        setattr(self, new, value)
+
+    return property(fget, fset, doc="Deprecated alias of ``%s``." % new)
 
 
 def deprecated_key_dict(data, renames, where):

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import ot_multimarginal as om  # noqa: E402
-from ot_multimarginal.neural import NeuralEMOT, emot_neural  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT, emot_neural, emot_neural2  # noqa: E402
 
 
 def uniform_clouds(k, n, d, seed=0, sizes=None):
@@ -30,7 +30,7 @@ def sinkhorn_value(X_s, reg, graph, a_s=None):
 def test_accuracy_against_sinkhorn(graph, k, n, d, reg, bound):
     X_s = uniform_clouds(k, n, d)
     ref = sinkhorn_value(X_s, reg, graph)
-    v, log = emot_neural(X_s, reg, graph=graph, seed=0, log=True)
+    v, log = emot_neural2(X_s, reg, graph=graph, random_state=0, log=True)
     assert isinstance(v, float)
     assert log["value_method"] == "exact" and log["lower_bound"]
     # weak duality: the exact dual of any potentials is below the EMOT value (up to Sinkhorn's tolerance)
@@ -41,7 +41,7 @@ def test_accuracy_against_sinkhorn(graph, k, n, d, reg, bound):
 def test_chain_with_thousands_of_points():
     X_s = uniform_clouds(4, 2000, 2, seed=1)
     ref = sinkhorn_value(X_s, 0.5, "chain")
-    v, log = emot_neural(X_s, 0.5, graph="chain", seed=0, log=True)
+    v, log = emot_neural2(X_s, 0.5, graph="chain", random_state=0, log=True)
     assert log["value_method"] == "exact"
     assert v <= ref + 1e-7 * abs(ref)
     assert abs(v - ref) <= 0.005 * abs(ref), (v, ref)
@@ -51,7 +51,7 @@ def test_chain_with_thousands_of_points():
 @pytest.fixture(scope="module")
 def fitted():
     X_s = uniform_clouds(3, 120, 2, seed=2, sizes=[120, 100, 90])
-    est = NeuralEMOT(0.5, graph="circle", seed=0, n_iter=200).fit(X_s)
+    est = NeuralEMOT(0.5, graph="circle", random_state=0, max_iter=200).fit(X_s)
     return est, X_s
 
 
@@ -120,14 +120,14 @@ def test_weighted_unequal_sizes_and_dimensions():
 
     metric = [proj, proj]
     ref = float(om.empirical_emot_sinkhorn2(X_s, 0.5, a_s=a_s, graph="chain", metric=metric, stopThr=1e-10))
-    v = emot_neural(X_s, 0.5, a_s=a_s, graph="chain", metric=metric, seed=0)
+    v = emot_neural2(X_s, 0.5, a_s=a_s, graph="chain", metric=metric, random_state=0)
     assert v <= ref + 1e-8
     assert abs(v - ref) < 0.01 * abs(ref)
 
 
 def test_torch_float32_input_gives_torch_value():
     X_s = [torch.tensor(X, dtype=torch.float32) for X in uniform_clouds(3, 100, 2, seed=5)]
-    v = emot_neural(X_s, 1.0, seed=0, n_iter=100)
+    v = emot_neural2(X_s, 1.0, random_state=0, numItermax=100)
     assert isinstance(v, torch.Tensor) and v.dtype == torch.float32 and v.ndim == 0
     ref = sinkhorn_value([X.double().numpy() for X in X_s], 1.0, "complete")
     assert abs(float(v) - ref) < 0.01 * ref
@@ -135,9 +135,9 @@ def test_torch_float32_input_gives_torch_value():
 
 def test_seed_reproducible_to_the_bit():
     X_s = uniform_clouds(3, 80, 2, seed=6)
-    v1 = emot_neural(X_s, 1.0, seed=3, n_iter=60)
-    v2 = emot_neural(X_s, 1.0, seed=3, n_iter=60)
-    v3 = emot_neural(X_s, 1.0, seed=4, n_iter=60)
+    v1 = emot_neural2(X_s, 1.0, random_state=3, numItermax=60)
+    v2 = emot_neural2(X_s, 1.0, random_state=3, numItermax=60)
+    v3 = emot_neural2(X_s, 1.0, random_state=4, numItermax=60)
     assert v1 == v2
     assert v1 != v3
 
@@ -155,19 +155,19 @@ def test_save_load_round_trip(tmp_path, fitted):
 
 def test_warm_start_continues_from_fitted_potentials():
     X_s = uniform_clouds(3, 100, 2, seed=7)
-    est = NeuralEMOT(1.0, seed=0, n_iter=40, warm_start=True).fit(X_s)
+    est = NeuralEMOT(1.0, random_state=0, max_iter=40, warm_start=True).fit(X_s)
     v1 = est.value_
     f1 = est.potential(0, X_s[0])
     est.fit(X_s)
     assert est.value_ >= v1 - 1e-3 * abs(v1)
-    cold = NeuralEMOT(1.0, seed=0, n_iter=40).fit(X_s)
+    cold = NeuralEMOT(1.0, random_state=0, max_iter=40).fit(X_s)
     assert not np.allclose(est.potential(0, X_s[0]), f1)
     np.testing.assert_allclose(cold.value_, v1)
 
 
 def test_early_stopping_stops_and_keeps_best():
     X_s = uniform_clouds(3, 100, 2, seed=8)
-    est = NeuralEMOT(1.0, seed=0, n_iter=2000, eval_every=10, patience=2, tol=1e-2).fit(X_s)
+    est = NeuralEMOT(1.0, random_state=0, max_iter=2000, eval_every=10, patience=2, tol=1e-2).fit(X_s)
     assert est.stopped_early_ and est.n_iter_ < 2000
     h = est.history_
     assert len(h["eval_value"]) >= 3
@@ -175,17 +175,17 @@ def test_early_stopping_stops_and_keeps_best():
 
 def test_log_dict_contents():
     X_s = uniform_clouds(3, 60, 2, seed=9)
-    v, log = emot_neural(X_s, 1.0, seed=0, n_iter=50, log=True)
+    v, log = emot_neural2(X_s, 1.0, random_state=0, numItermax=50, log=True)
     assert isinstance(log["estimator"], NeuralEMOT)
     assert log["value"] == v and log["value_se"] == 0.0
-    assert len(log["history"]["batch_dual"]) == log["n_iter"] == 50
+    assert len(log["history"]["batch_dual"]) == log["niter"] == 50
     assert log["held_out_se"] > 0 and np.isfinite(log["held_out_value"])
     assert set(log["timings"]) >= {"train", "held_out", "final_evaluation", "total"}
 
 
 def test_monte_carlo_value_when_data_does_not_fit():
     X_s = uniform_clouds(3, 150, 2, seed=10)
-    est = NeuralEMOT(1.0, seed=0, n_iter=150, evaluation="mc", n_eval_batches=64, batch_size=64).fit(X_s)
+    est = NeuralEMOT(1.0, random_state=0, max_iter=150, evaluation="mc", n_eval_batches=64, batch_size=64).fit(X_s)
     assert est.value_method_ == "mc" and est.value_se_ > 0
     exact = est.value(X_s)  # evaluation='mc' too: compare with the exact dual of the same potentials
     from ot_multimarginal.neural.objectives import exact_dual
@@ -202,7 +202,7 @@ def test_aligned_estimator_warns_on_wide_costs():
     rng = np.random.RandomState(11)
     X_s = [rng.randn(200, 2) * 3 for _ in range(5)]
     with pytest.warns(UserWarning, match="aligned"):
-        NeuralEMOT(0.1, graph="circle", estimator="aligned", seed=0, n_iter=30).fit(X_s)
+        NeuralEMOT(0.1, graph="circle", estimator="aligned", random_state=0, max_iter=30).fit(X_s)
 
 
 def test_callable_cost_aligned_and_combinatorial():
@@ -212,7 +212,7 @@ def test_callable_cost_aligned_and_combinatorial():
         return ((x - y) ** 2).sum(1) + ((y - z) ** 2).sum(1) + ((x - z) ** 2).sum(1)
 
     ref = sinkhorn_value(X_s, 1.0, "complete")
-    v = emot_neural(X_s, 1.0, cost=c, batch_size=32, seed=0)
+    v = emot_neural2(X_s, 1.0, cost=c, batch_size=32, random_state=0)
     assert v <= ref + 1e-8 and abs(v - ref) < 0.01 * ref
 
 
@@ -226,7 +226,7 @@ def test_non_finite_loss_raises_a_clear_error():
         return C if len(calls) <= 6 else C * float("inf")
 
     with pytest.raises(FloatingPointError, match="reg=.*too small.*lr"):
-        emot_neural(X_s, 1.0, metric=metric, seed=0, n_iter=5)
+        emot_neural2(X_s, 1.0, metric=metric, random_state=0, numItermax=5)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -235,32 +235,32 @@ def test_non_finite_loss_raises_a_clear_error():
     (dict(reg=1.0, graph="bogus"), ValueError, "graph"),
     (dict(reg=1.0, batch_size=0), ValueError, "batch_size"),
     (dict(reg=1.0, batch_size=1000), ValueError, "batch_size"),
-    (dict(reg=1.0, n_iter=0), ValueError, "n_iter"),
+    (dict(reg=1.0, numItermax=0), ValueError, "max_iter"),
     (dict(reg=1.0, lr=-1.0), ValueError, "lr"),
     (dict(reg=1.0, batch_size=2.5), TypeError, "batch_size"),
 ])
 def test_bad_parameters(kwargs, exc, match):
     X_s = uniform_clouds(3, 20, 2)
     with pytest.raises(exc, match=match):
-        emot_neural(X_s, **kwargs)
+        emot_neural2(X_s, **kwargs)
 
 
 def test_bad_inputs():
     X_s = uniform_clouds(3, 20, 2)
     with pytest.raises(ValueError, match="at least 2"):
-        emot_neural(X_s[:1], 1.0)
+        emot_neural2(X_s[:1], 1.0)
     bad = [X.copy() for X in X_s]
     bad[1][0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        emot_neural(bad, 1.0)
+        emot_neural2(bad, 1.0)
     with pytest.raises(ValueError, match="2-D"):
-        emot_neural([X_s[0], X_s[1][:, 0], X_s[2]], 1.0)
+        emot_neural2([X_s[0], X_s[1][:, 0], X_s[2]], 1.0)
     with pytest.raises(ValueError, match="same dimension"):
-        emot_neural([X_s[0], np.ones((20, 3)), X_s[2]], 1.0, n_iter=2)
+        emot_neural2([X_s[0], np.ones((20, 3)), X_s[2]], 1.0, numItermax=2)
     with pytest.raises(TypeError, match="same library"):
-        emot_neural([X_s[0], torch.tensor(X_s[1]), X_s[2]], 1.0)
+        emot_neural2([X_s[0], torch.tensor(X_s[1]), X_s[2]], 1.0)
     with pytest.raises(ValueError, match="a_s"):
-        emot_neural(X_s, 1.0, a_s=[np.ones(20), None, None])
+        emot_neural2(X_s, 1.0, a_s=[np.ones(20), None, None])
     with pytest.raises(RuntimeError, match="not fitted"):
         NeuralEMOT(1.0).potential(0, X_s[0])
 
@@ -269,7 +269,7 @@ def test_bad_inputs():
 def test_torch_value_is_differentiable_in_the_points():
     """The exact value is the dual of the potentials on the inputs: autograd gives its gradient in the points."""
     X_s = [torch.tensor(X, requires_grad=True) for X in uniform_clouds(3, 40, 2, seed=14)]
-    v = emot_neural(X_s, 1.0, seed=0, n_iter=30)
+    v = emot_neural2(X_s, 1.0, random_state=0, numItermax=30)
     assert v.requires_grad
     v.backward()
     assert all(X.grad is not None and torch.isfinite(X.grad).all() for X in X_s)
@@ -278,13 +278,13 @@ def test_torch_value_is_differentiable_in_the_points():
 def test_ustat_estimator_trains():
     X_s = uniform_clouds(3, 60, 2, seed=15)
     ref = sinkhorn_value(X_s, 1.0, "complete")
-    v = emot_neural(X_s, 1.0, estimator="ustat", batch_size=24, seed=0, n_iter=150)
+    v = emot_neural2(X_s, 1.0, estimator="ustat", batch_size=24, random_state=0, numItermax=150)
     assert v <= ref + 1e-8 and abs(v - ref) < 0.02 * ref
 
 
 def test_value_on_new_points_is_a_lower_bound():
     X_s = uniform_clouds(3, 80, 2, seed=16)
-    est = NeuralEMOT(1.0, seed=0, n_iter=100).fit(X_s)
+    est = NeuralEMOT(1.0, random_state=0, max_iter=100).fit(X_s)
     Y_s = uniform_clouds(3, 70, 2, seed=17)
     ref = sinkhorn_value(Y_s, 1.0, "complete")
     v = est.value(Y_s)
@@ -299,7 +299,7 @@ def test_shifted_cost_gives_shifted_value_and_same_plan():
     X_s = uniform_clouds(3, 60, 2, seed=3)
     shift, reg = -60.0, 0.5
     ref = sinkhorn_value(X_s, reg, "circle")
-    est = NeuralEMOT(reg, graph="circle", metric=lambda X, Y: ot.dist(X, Y) + shift, seed=0).fit(X_s)
+    est = NeuralEMOT(reg, graph="circle", metric=lambda X, Y: ot.dist(X, Y) + shift, random_state=0).fit(X_s)
     target = ref + 3 * shift
     assert est.value_ <= target + 1e-7 * abs(target)  # still a certified lower bound
     assert abs(est.value_ - target) <= 0.01 * abs(ref), (est.value_, target)

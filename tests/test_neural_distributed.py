@@ -265,7 +265,7 @@ def test_killed_job_resumes_on_the_same_trajectory(tmp_path):
                   resume=True)
     X_s = make_data(**DATA)
     resumed = NeuralEMOT(**kwr).fit(X_s)
-    plain = NeuralEMOT(**_kwargs("combinatorial", batch_size=B, n_iter=12)).fit(X_s)
+    plain = NeuralEMOT(**_kwargs("combinatorial", batch_size=B, max_iter=12)).fit(X_s)
     a, b = result(resumed), result(plain)
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])  # bitwise on the CPU
     assert a["value"] == b["value"] and a["batch_dual"] == b["batch_dual"]
@@ -341,7 +341,7 @@ def test_other_data_do_not_resume(tmp_path):
 
 def test_resume_without_checkpoint_starts_afresh(tmp_path):
     a = result(_fit_with_checkpoints(tmp_path / "new", resume=True))
-    b = result(NeuralEMOT(**_kwargs("combinatorial", batch_size=B, n_iter=8)).fit(make_data(**DATA)))
+    b = result(NeuralEMOT(**_kwargs("combinatorial", batch_size=B, max_iter=8)).fit(make_data(**DATA)))
     assert a["value"] == b["value"]
 
 
@@ -363,14 +363,14 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 def test_distributed_parameters():
     X_s = make_data(**DATA)
     with pytest.raises(ValueError, match="distributed=True needs an initialised process group"):
-        NeuralEMOT(1.0, distributed=True, n_iter=2).fit(X_s)
+        NeuralEMOT(1.0, distributed=True, max_iter=2).fit(X_s)
     with pytest.raises(ValueError, match="distributed must be 'auto', True or False"):
-        NeuralEMOT(1.0, distributed="yes", n_iter=2).fit(X_s)
+        NeuralEMOT(1.0, distributed="yes", max_iter=2).fit(X_s)
     with pytest.raises(ValueError, match="distributed_loss must be one of"):
-        NeuralEMOT(1.0, distributed_loss="mean", n_iter=2).fit(X_s)
+        NeuralEMOT(1.0, distributed_loss="mean", max_iter=2).fit(X_s)
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
-        NeuralEMOT(1.0, resume=True, n_iter=2).fit(X_s)
+        NeuralEMOT(1.0, resume=True, max_iter=2).fit(X_s)
     with pytest.raises(ValueError, match="checkpoint_every"):
-        NeuralEMOT(1.0, checkpoint_dir="x", checkpoint_every=0, n_iter=2).fit(X_s)
-    est = NeuralEMOT(1.0, n_iter=2, batch_size=8, eval_every=0).fit(X_s)  # no process group: one process
+        NeuralEMOT(1.0, checkpoint_dir="x", checkpoint_every=0, max_iter=2).fit(X_s)
+    est = NeuralEMOT(1.0, max_iter=2, batch_size=8, eval_every=0).fit(X_s)  # no process group: one process
     assert est.world_size_ == 1

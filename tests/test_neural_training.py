@@ -73,7 +73,7 @@ def test_sampler_state_and_ranks():
 def test_trainer_checkpoint_resumes_to_the_bit():
     rng = np.random.RandomState(0)
     X_s = [rng.rand(60, 2) for _ in range(3)]
-    est = NeuralEMOT(1.0, seed=0, n_iter=10, eval_every=5).fit(X_s)
+    est = NeuralEMOT(1.0, random_state=0, max_iter=10, eval_every=5).fit(X_s)
     tr = est.trainer_
     tr.n_iter = 10**6
     state = tr.state_dict()
@@ -81,7 +81,7 @@ def test_trainer_checkpoint_resumes_to_the_bit():
 
     state = copy.deepcopy(state)
     ref = [tr.step() for _ in range(5)]
-    est2 = NeuralEMOT(1.0, seed=7, n_iter=10, eval_every=5).fit(X_s)  # another run, then restored
+    est2 = NeuralEMOT(1.0, random_state=7, max_iter=10, eval_every=5).fit(X_s)  # another run, then restored
     tr2 = est2.trainer_
     tr2.load_state_dict(state)
     tr2.n_iter = 10**6

@@ -115,7 +115,7 @@ def test_neural_estimator_gives_potentials():
 
     rng = np.random.RandomState(0)
     X_s = [rng.randn(30, 2) for _ in range(3)]
-    est = NeuralEMOT(reg=1.0, graph="chain", n_iter=20, eval_every=0, seed=0).fit(X_s)
+    est = NeuralEMOT(reg=1.0, graph="chain", max_iter=20, eval_every=0, random_state=0).fit(X_s)
     pot = est.dual_potentials()
     assert isinstance(pot, Potentials) and isinstance(pot[0], np.ndarray)
     np.testing.assert_allclose(float(pot.dual()), float(est.value_), rtol=1e-10)  # the exact evaluation

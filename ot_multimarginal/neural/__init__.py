@@ -11,7 +11,7 @@ aligned and U-statistic estimators; the exact dual on data),
 :mod:`.evaluation` (exact or Monte-Carlo value of learned potentials),
 :mod:`.networks` (the potentials), :mod:`.sampling` (independent batches,
 per-rank streams), :mod:`.training` (the loop and its state),
-:mod:`.estimator` (:class:`NeuralEMOT`), :mod:`.api` (:func:`emot_neural`),
+:mod:`.estimator` (:class:`NeuralEMOT`), :mod:`.api` (:func:`emot_neural`, :func:`emot_neural2`),
 :mod:`.gromov` (:class:`NeuralMGW`, :func:`mgw_neural`: multimarginal Gromov-Wasserstein),
 :mod:`.distributed` (data-parallel training on :mod:`torch.distributed`),
 :mod:`.checkpoint` (atomic checkpoints, resuming a killed run).
@@ -26,7 +26,7 @@ except ImportError as exc:  # the neural estimators are the one part of the pack
         "which is not installed: pip install 'ot_multimarginal[torch]' (or pip install torch)"
     ) from exc
 
-from .api import emot_neural
+from .api import emot_neural, emot_neural2
 from .checkpoint import CheckpointError, Checkpointer
 from .costs import GraphCost, TupleCost
 from .distributed import DataParallel
@@ -37,5 +37,5 @@ from .objectives import batch_dual, exact_dual
 from .sampling import BatchSampler
 from .training import Trainer
 
-__all__ = ["emot_neural", "NeuralEMOT", "mgw_neural", "NeuralMGW", "GraphCost", "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual",
+__all__ = ["emot_neural", "emot_neural2", "NeuralEMOT", "mgw_neural", "NeuralMGW", "GraphCost", "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual",
            "exact_dual", "BatchSampler", "Trainer", "DataParallel", "Checkpointer", "CheckpointError"]

@@ -441,7 +441,7 @@ def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, see
     fingerprint : dict
         Plain, comparable values (see :func:`fingerprint_differences`).
     """
-    params = est.get_params()
+    params = est.get_params(deep=False)
     fp = {
         "k": len(data),
         "dims": [int(X.shape[1]) for X in data],
@@ -457,7 +457,7 @@ def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, see
         "dtype": str(train_dtype),
         "seed": int(seed),
     }
-    for name in ("n_iter", "lr", "width", "depth", "activation", "grad_clip", "replace", "eval_every",
+    for name in ("max_iter", "lr", "width", "depth", "activation", "grad_clip", "replace", "eval_every",
                  "n_eval_batches", "patience", "tol", "distributed_loss"):
         if name in params:
             fp[name] = _describe(params[name])

@@ -21,6 +21,8 @@ from .._validation import (
     check_weights,
 )
 from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
+from .._deprecation import deprecated_attribute, renamed_kwargs
+from .._params import ParamsMixin
 from ..potentials import Potentials
 from .costs import GraphCost, make_cost
 from .distributed import LOSSES, data_parallel
@@ -80,7 +82,7 @@ def _like_input(value, ref, is_numpy):
     return value.to(dtype=ref.dtype, device=ref.device)
 
 
-class NeuralEMOT:
+class NeuralEMOT(ParamsMixin):
     r"""Neural estimator of entropic multimarginal optimal transport (NEMOT).
 
     The k dual potentials :math:`\varphi_i` are small MLPs trained by
@@ -147,8 +149,8 @@ class NeuralEMOT:
         Points per marginal per step (default: 128; 64 on complete graphs
         with ``k >= 4``; at most the smallest cloud when drawing without
         replacement).
-    n_iter : int, optional
-        Training steps (default 300).
+    max_iter : int, optional
+        Training steps (default 300; formerly ``n_iter``, deprecated).
     lr : float, optional
         Adam's learning rate (default 1e-2), decayed to ``lr/100`` by a cosine schedule.
     width, depth, activation : optional
@@ -177,8 +179,9 @@ class NeuralEMOT:
     dtype : torch.dtype, optional
         Training dtype (default ``torch.float32``). Values are evaluated in
         the inputs' dtype (float64 for NumPy).
-    seed : int, optional
-        Seed of the initial weights and of the batches: a fixed seed gives
+    random_state : int, optional
+        Seed of the initial weights and of the batches (formerly ``seed``,
+        deprecated; an int, or ``None`` for a fresh one): a fixed seed gives
         bitwise identical results on the CPU (same thread count).
     device : str or torch.device, optional
         Training device (default: the inputs' device).
@@ -256,20 +259,22 @@ class NeuralEMOT:
     >>> from ot_multimarginal.neural import NeuralEMOT
     >>> rng = np.random.RandomState(0)
     >>> X_s = [rng.randn(200, 2) for _ in range(3)]
-    >>> est = NeuralEMOT(reg=1.0, n_iter=100, seed=0).fit(X_s)
+    >>> est = NeuralEMOT(reg=1.0, max_iter=100, random_state=0).fit(X_s)
     >>> est.value_method_
     'exact'
     >>> bool(est.value_ > 0)
     True
     """
 
+    @renamed_kwargs(n_iter="max_iter", seed="random_state")
     def __init__(self, reg: float, graph: Union[str, Edges] = "complete", metric: Metric = "sqeuclidean",
                  cost: Optional[Callable[..., Any]] = None, center: int = 0, edges: Optional[Edges] = None,
-                 estimator: str = "combinatorial", batch_size: Optional[int] = None, n_iter: int = 300,
+                 estimator: str = "combinatorial", batch_size: Optional[int] = None, max_iter: int = 300,
                  lr: float = 1e-2, width: Optional[int] = None, depth: int = 2, activation: str = "relu",
                  grad_clip: Optional[float] = 1.0, replace: Optional[bool] = None, evaluation: str = "auto",
                  n_eval_batches: int = 32, eval_every: int = 50, patience: Optional[int] = 4, tol: float = 1e-4,
-                 warm_start: bool = False, dtype: Any = None, seed: Optional[int] = None, device: Any = None,
+                 warm_start: bool = False, dtype: Any = None, random_state: Optional[int] = None,
+                 device: Any = None,
                  verbose: bool = False, distributed: Union[str, bool] = "auto", distributed_loss: str = "global",
                  checkpoint_dir: Optional[str] = None, checkpoint_every: Optional[int] = None,
                  resume: bool = False) -> None:
@@ -281,7 +286,7 @@ class NeuralEMOT:
         self.edges = edges
         self.estimator = estimator
         self.batch_size = batch_size
-        self.n_iter = n_iter
+        self.max_iter = max_iter
         self.lr = lr
         self.width = width
         self.depth = depth
@@ -295,7 +300,7 @@ class NeuralEMOT:
         self.tol = tol
         self.warm_start = warm_start
         self.dtype = dtype
-        self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.verbose = verbose
         self.distributed = distributed
@@ -304,25 +309,15 @@ class NeuralEMOT:
         self.checkpoint_every = checkpoint_every
         self.resume = resume
 
-    # ---- parameters --------------------------------------------------------
-    def get_params(self) -> Dict[str, Any]:
-        """Get the constructor's parameters (scikit-learn style).
-
-        Returns
-        -------
-        params : dict
-            Parameter name to value, for every parameter of the constructor.
-        """
-        names = ("reg graph metric cost center edges estimator batch_size n_iter lr width depth activation "
-                 "grad_clip replace evaluation n_eval_batches eval_every patience tol warm_start dtype seed "
-                 "device verbose distributed distributed_loss checkpoint_dir checkpoint_every resume").split()
-        return {n: getattr(self, n) for n in names}
+    # ---- parameters (get_params / set_params: ParamsMixin, from the signature) ----
+    n_iter = deprecated_attribute("n_iter", "max_iter")
+    seed = deprecated_attribute("seed", "random_state")
 
     def _check_params(self, k, sizes, world_size=1):
         reg = check_reg(self.reg)
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_choice("evaluation", self.evaluation, _EVALUATIONS)
-        n_iter = check_positive_int("n_iter", self.n_iter, minimum=1)
+        n_iter = check_positive_int("max_iter", self.max_iter, minimum=1)
         lr = check_reg(self.lr, "lr")
         check_positive_int("depth", self.depth, minimum=1)
         if self.width is not None:
@@ -333,8 +328,8 @@ class NeuralEMOT:
             check_positive_int("patience", self.patience, minimum=1)
         if self.grad_clip is not None:
             check_reg(self.grad_clip, "grad_clip")
-        if self.seed is not None:
-            check_positive_int("seed", self.seed, minimum=0)
+        if self.random_state is not None:
+            check_positive_int("random_state", self.random_state, minimum=0)
         check_choice("distributed_loss", self.distributed_loss, LOSSES)
         check_checkpoint_params(self.checkpoint_dir, self.checkpoint_every, self.resume)
         cost = make_cost(k, self.graph, self.metric, self.cost, self.center, self.edges)
@@ -392,11 +387,11 @@ class NeuralEMOT:
         data = [_to_torch(X, device, eval_dtype) for X in X_s]
         weights = [_to_torch(a, device, eval_dtype) for a in a_s]
         uniform = [bool(torch.allclose(w, torch.full_like(w, 1.0 / w.shape[0]))) for w in weights]
-        seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**62))
+        seed = int(self.random_state) if self.random_state is not None else int(np.random.SeedSequence().entropy % (2**62))
         if parallel is not None:
             seed = int(parallel.broadcast_object(seed))
         payload = resume_payload(self.checkpoint_dir, parallel) if self.resume and self.checkpoint_dir else None
-        if payload is not None and self.seed is None:
+        if payload is not None and self.random_state is None:
             seed = int(payload["extra"]["seed"])
         dims = [int(X.shape[1]) for X in X_s]
         gen = torch.Generator().manual_seed(derive_seed(seed, "init"))
@@ -776,7 +771,7 @@ class NeuralEMOT:
             With a callable ``cost`` or ``metric`` (not serialisable).
         """
         self._check_fitted()
-        params = self.get_params()
+        params = self.get_params(deep=False)
         if callable(params["cost"]) or any(callable(m) for m in (params["metric"] if isinstance(
                 params["metric"], (list, tuple)) else [params["metric"]])):
             raise ValueError("cannot save an estimator with a callable cost or metric: rebuild it and load the "
@@ -790,7 +785,7 @@ class NeuralEMOT:
         metric that the caller rebuilds at load, :meth:`_from_saved_state`).
         """
         self._check_fitted()
-        params = dict(self.get_params(), **params)
+        params = dict(self.get_params(deep=False), **params)
         return {
             "params": {k: v for k, v in params.items() if k != "dtype"},
             "dtype": str(self.dtype) if self.dtype is not None else None,
@@ -836,7 +831,8 @@ class NeuralEMOT:
 
         ``params`` replace saved constructor parameters (e.g. the callable metric left out of the state).
         """
-        params = dict(state["params"], **params)
+        renamed = cls.__init__.__renamed_kwargs__  # files written before the renaming
+        params = {renamed.get(n, n): v for n, v in dict(state["params"], **params).items()}
         params["dtype"] = _torch_dtype(state["dtype"])
         if device is not None:
             params["device"] = device
