@@ -16,7 +16,7 @@ API-convention test reads it). For a class, decorate ``__init__``.
 import functools
 import warnings
 
-__all__ = ["renamed_kwargs", "deprecated_attribute", "deprecated_key_dict", "REMOVED_IN"]
+__all__ = ["renamed_kwargs", "deprecated_attribute", "deprecated_key_dict", "legacy_graph_metric_order", "REMOVED_IN"]
 
 REMOVED_IN = "0.2"  # the release after the next one drops the old names (they work in 0.1)
 
@@ -84,3 +84,33 @@ class _DeprecatedKeys(dict):
 
     def get(self, key, default=None):
         return self[key] if key in self or key in self._renames and self._renames[key] in self else default
+
+
+_GRAPH_NAMES = ("complete", "chain", "circle", "star", "tree")
+
+
+def _looks_like_metric(x):
+    if callable(x) and not hasattr(x, "make_engine"):
+        return True
+    if isinstance(x, str):
+        return x not in _GRAPH_NAMES
+    if isinstance(x, (list, tuple)) and x:
+        return all(isinstance(m, str) or callable(m) for m in x)
+    return False
+
+
+def legacy_graph_metric_order(name, graph, metric, default_graph):
+    """``(graph, metric)`` of a point-cloud call, understanding the old positional order ``(metric, graph)``.
+
+    The point-cloud calls take ``(X_s, reg, a_s, graph, metric)``; before
+    0.1 the empirical ones took ``metric`` before ``graph``. A metric (a
+    name that is no graph name, a callable, a list of those) found in
+    ``graph``'s place is swapped back with a ``DeprecationWarning``.
+    """
+    if not _looks_like_metric(graph) or _looks_like_metric(metric) and metric != "sqeuclidean":
+        return graph, metric
+    warnings.warn("%s(): the metric %r was given in the place of graph; the order is now (X_s, reg, a_s, graph, "
+                  "metric) (the old order is understood until %s): pass metric=... by name"
+                  % (name, graph, REMOVED_IN), DeprecationWarning, stacklevel=3)
+    new_graph = default_graph if metric == "sqeuclidean" else metric
+    return new_graph, graph

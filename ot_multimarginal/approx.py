@@ -286,7 +286,8 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
     log : dict
         Returned if ``log=True``: ``lower_bound`` (the certified bound
         :math:`-\eta\,\phi(g; a) \le \mathrm{LP}^\star`, a float), ``primal``
-        (:math:`\langle C, P\rangle` as a float), ``gap`` (``primal -
+        (:math:`\langle C, P\rangle` as a float), ``value`` (the same as the
+        second returned item, a backend scalar), ``gap`` (``primal -
         lower_bound`` ≥ the true suboptimality), ``converged`` (the
         guarantee :math:`\langle C, P\rangle - \mathrm{LP}^\star \le \varepsilon`
         holds: by the tolerance or by the certificate), ``certified``
@@ -396,6 +397,7 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
     out.update(
         lower_bound=lower_bound,
         primal=primal,
+        value=cost,
         gap=gap,
         converged=converged,
         certified=certified,

@@ -163,7 +163,8 @@ def _solve(a_s, M, memory_budget, max_variables, free=None, verbose=False, log=F
         m = shape[i] if t == 0 else shape[i] - 1
         duals[i][:m] = y[off:off + m]
         off += m
-    info = dict(status=int(res.status), message=str(res.message), niter=int(getattr(res, "nit", -1)), free=free)
+    info = dict(status=int(res.status), message=str(res.message), niter=int(getattr(res, "nit", -1)), free=free,
+                converged=True)  # a solve that did not reach the optimum raised above
     return nx, plan, float(res.fun), duals, info
 
 
@@ -207,7 +208,8 @@ _LOG_DOC = r"""
     log : dict
         Returned if ``log=True``: ``status`` (the :func:`scipy.optimize.linprog`
         status, 0 = optimal), ``message`` (HiGHS's message), ``niter``
-        (simplex/IPM iterations), ``value`` (the optimal value, backend scalar)
+        (simplex/IPM iterations), ``converged`` (always ``True``: a failed
+        solve raises), ``value`` (the optimal value, backend scalar)
         and ``duals`` (k dual vectors :math:`u_i`, backend arrays like ``M``)
         with :math:`\oplus_i u_i \le C` entrywise and
         :math:`\text{value} = \sum_i \langle a_i, u_i\rangle` (:math:`u_i = 0`

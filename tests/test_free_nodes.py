@@ -190,7 +190,7 @@ def test_free_override_and_empirical(rng):
     # the point-cloud calls: star graph (structured) and graph=None (dense, all pairs)
     v_emp = om.empirical_emot_sinkhorn2(X_s, 0.5, a_s=a_s, graph="star", free=[0], stopThr=1e-13)
     assert abs(v_emp - v_attr) < 1e-10
-    v_dense = om.empirical_emot_sinkhorn2(X_s, 0.5, a_s=a_s, free=[0], stopThr=1e-13)
+    v_dense = om.empirical_emot_sinkhorn2(X_s, 0.5, a_s=a_s, graph=None, free=[0], stopThr=1e-13)
     P_ref, _ = numpy_free_sinkhorn(om.cost_tensor(X_s), a_s, 0.5, (0,))
     assert abs(v_dense - primal_value(om.cost_tensor(X_s), P_ref, a_s, 0.5)) < 1e-10
     P = om.empirical_emot_sinkhorn(X_s, 0.5, a_s=a_s, graph="complete", free=[0], stopThr=1e-13)

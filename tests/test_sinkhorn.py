@@ -244,7 +244,7 @@ def test_cost_tensor_convention_and_empirical(nx, rng):
         x = [X_s[i][idx[i]] for i in range(3)]
         ref = sum(np.sum((x[i] - x[j]) ** 2) for i in range(3) for j in range(i + 1, 3))
         np.testing.assert_allclose(C[idx], ref, rtol=nx.tol(1e-12))
-    v1 = om.empirical_emot_sinkhorn2([nx.array(X) for X in X_s], 1.0, stopThr=1e-6)
+    v1 = om.empirical_emot_sinkhorn2([nx.array(X) for X in X_s], 1.0, graph=None, stopThr=1e-6)
     v2 = om.emot_sinkhorn2(None, nx.array(C), 1.0, stopThr=1e-6)
     np.testing.assert_allclose(float(nx.np(v1)), float(nx.np(v2)), rtol=nx.tol(1e-10))
 

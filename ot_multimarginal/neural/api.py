@@ -11,7 +11,7 @@ from .estimator import NeuralEMOT
 __all__ = ["emot_neural", "emot_neural2"]
 
 _RENAMED = dict(n_iter="numItermax", seed="random_state")
-_OLD_LOG_KEYS = {"n_iter": "niter"}
+_OLD_LOG_KEYS = {"n_iter": "niter", "stopped_early": "converged"}
 
 
 def _fit(X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose, kwargs):
@@ -37,7 +37,6 @@ def _log(est, where):
         "held_out_se": h["eval_se"][-1] if h["eval_se"] else None,
         "niter": est.n_iter_,
         "converged": bool(est.stopped_early_),
-        "stopped_early": est.stopped_early_,
         "timings": est.timings_,
     }
     return deprecated_key_dict(out, _OLD_LOG_KEYS, where)
@@ -137,7 +136,8 @@ emot_neural.__doc__ = r"""Neural entropic multimarginal OT between point clouds 
         ``history`` (per-step batch duals, held-out estimates),
         ``held_out_value`` / ``held_out_se`` (the last held-out estimate),
         ``niter`` (steps taken; ``'n_iter'`` still reads, deprecated),
-        ``converged`` (early stopping triggered), ``timings`` (seconds).
+        ``converged`` (early stopping triggered; ``'stopped_early'`` still reads,
+        deprecated), ``timings`` (seconds).
 
     Examples
     --------
@@ -231,7 +231,8 @@ emot_neural2.__doc__ = r"""Neural estimate of the entropic multimarginal OT valu
         ``history`` (per-step batch duals, held-out estimates),
         ``held_out_value`` / ``held_out_se`` (the last held-out estimate),
         ``niter`` (steps taken; ``'n_iter'`` still reads, deprecated),
-        ``converged`` (early stopping triggered), ``timings`` (seconds).
+        ``converged`` (early stopping triggered; ``'stopped_early'`` still reads,
+        deprecated), ``timings`` (seconds).
 
     Examples
     --------
