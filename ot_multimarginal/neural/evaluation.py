@@ -30,8 +30,6 @@ from ot.backend import get_backend
 from ..potentials import Potentials, linear_term
 from .objectives import aligned_exponents, combinatorial_log_mean_exp
 
-_TORCH = get_backend(torch.zeros(1))
-
 __all__ = ["exact_is_affordable", "exact_work", "monte_carlo_dual", "evaluate_dual"]
 
 # budgets of the exact evaluation (defaults): multiply-adds and entries held
@@ -79,7 +77,7 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     Returns ``(value, standard_error, n_tuples)``, and the estimated
     log-partition (a float) as a fourth item with ``log_partition=True``.
     """
-    first = linear_term(_TORCH, f_s, a_s)
+    first = linear_term(get_backend(*f_s), f_s, a_s)
     lmes = []
     n_tuples = 0
     for _ in range(int(n_batches)):
