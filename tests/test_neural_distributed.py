@@ -41,7 +41,7 @@ pytestmark = [
 ]
 
 DATA = {"n": 48, "d": 2, "k": 3, "seed": 0}
-BASE = {"reg": 1.0, "n_iter": 10, "eval_every": 5, "seed": 1, "patience": None, "dtype": "float64"}
+BASE = {"reg": 1.0, "max_iter": 10, "eval_every": 5, "random_state": 1, "patience": None, "dtype": "float64"}
 CASES = {
     "combinatorial": {"graph": "complete", "estimator": "combinatorial"},
     "aligned": {"graph": "chain", "estimator": "aligned"},
@@ -149,7 +149,7 @@ def two_ranks(tmp_path_factory):
     """One launch of 2 ranks training every case (and a resumed run); the results of each rank."""
     tmp = tmp_path_factory.mktemp("ranks")
     cases = {name: dict(BASE, batch_size=B // 2, **kw) for name, kw in CASES.items()}
-    cases["local"] = dict(BASE, batch_size=B // 2, distributed_loss="local", n_iter=1, eval_every=0)
+    cases["local"] = dict(BASE, batch_size=B // 2, distributed_loss="local", max_iter=1, eval_every=0)
     cases["resume"] = dict(BASE, batch_size=B // 2, checkpoint_dir=str(tmp / "ckpt"), checkpoint_every=4,
                            resume_after_dropping_last=True)
     # NeuralMGW; without a seed, each rank would screen its own start and draw its own moment batches
@@ -211,13 +211,13 @@ def test_local_loss_is_the_mean_of_the_ranks_duals(two_ranks):
     r0, r1 = two_ranks[("local", 0)], two_ranks[("local", 1)]
     assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
     X_s = make_data(**DATA)
-    idx = BatchSampler([X.shape[0] for X in X_s], B, seed=BASE["seed"]).sample()  # the first global batch
+    idx = BatchSampler([X.shape[0] for X in X_s], B, seed=BASE["random_state"]).sample()  # the first global batch
     halves = [_brute_force_dual_at_zero(X_s, [i[s] for i in idx], 1.0) for s in (slice(0, 8), slice(8, 16))]
     whole = _brute_force_dual_at_zero(X_s, idx, 1.0)
     # potentials start at zero: the first logged dual is the mean of the two ranks' own duals (not the global one)
     assert r0["batch_dual"][0] == pytest.approx(np.mean(halves), rel=1e-12)
     assert abs(np.mean(halves) - whole) > 1e-6
-    one = _one_process("combinatorial", n_iter=1, eval_every=0)
+    one = _one_process("combinatorial", max_iter=1, eval_every=0)
     assert one["batch_dual"][0] == pytest.approx(whole, rel=1e-12)
 
 
@@ -245,7 +245,7 @@ def test_two_rank_checkpoint_resumes_in_one_process(two_ranks, tmp_path):
 # ---- checkpoints (one process) -----------------------------------------------------------------
 def test_killed_job_resumes_on_the_same_trajectory(tmp_path):
     ckpt = tmp_path / "ckpt"
-    kw = dict(BASE, batch_size=B, n_iter=12, checkpoint_dir=str(ckpt), checkpoint_every=3)
+    kw = dict(BASE, batch_size=B, max_iter=12, checkpoint_dir=str(ckpt), checkpoint_every=3)
     config = {"out": str(tmp_path), "data": DATA, "cases": {"run": kw}, "hang_after_step": 6,
               "threads": torch.get_num_threads()}
     proc = _start(config, tmp_path)
@@ -261,7 +261,7 @@ def test_killed_job_resumes_on_the_same_trajectory(tmp_path):
         _kill([proc])
     steps = [s for s, _ in Checkpointer(str(ckpt), 1, {}).checkpoints()]
     assert steps == [6, 3]
-    kwr = _kwargs("combinatorial", batch_size=B, n_iter=12, checkpoint_dir=str(ckpt), checkpoint_every=3,
+    kwr = _kwargs("combinatorial", batch_size=B, max_iter=12, checkpoint_dir=str(ckpt), checkpoint_every=3,
                   resume=True)
     X_s = make_data(**DATA)
     resumed = NeuralEMOT(**kwr).fit(X_s)
@@ -273,7 +273,7 @@ def test_killed_job_resumes_on_the_same_trajectory(tmp_path):
 
 
 def _fit_with_checkpoints(ckpt, **extra):
-    kw = _kwargs("combinatorial", batch_size=B, n_iter=8, checkpoint_dir=str(ckpt), checkpoint_every=4)
+    kw = _kwargs("combinatorial", batch_size=B, max_iter=8, checkpoint_dir=str(ckpt), checkpoint_every=4)
     kw.update(extra)
     return NeuralEMOT(**kw).fit(make_data(**DATA))
 
@@ -330,7 +330,7 @@ def test_mismatched_checkpoint_names_what_differs(tmp_path, change, expected):
 def test_other_data_do_not_resume(tmp_path):
     ckpt = tmp_path / "ckpt"
     _fit_with_checkpoints(ckpt)
-    kw = _kwargs("combinatorial", batch_size=B, n_iter=8, checkpoint_dir=str(ckpt), checkpoint_every=4, resume=True)
+    kw = _kwargs("combinatorial", batch_size=B, max_iter=8, checkpoint_dir=str(ckpt), checkpoint_every=4, resume=True)
     with pytest.raises(ValueError, match=r"k: 3 \(checkpoint\) vs 4 \(now\)"):
         NeuralEMOT(**kw).fit(make_data(**dict(DATA, k=4)))
     X_s = make_data(**DATA)
