@@ -140,6 +140,8 @@ def test_seed_reproducible_to_the_bit():
     v3 = emot_neural2(X_s, 1.0, random_state=4, numItermax=60)
     assert v1 == v2
     assert v1 != v3
+    est = emot_neural(X_s, 1.0, random_state=3, numItermax=60)  # the plan call: the fitted estimator
+    assert isinstance(est, NeuralEMOT) and est.value_ == v1
 
 
 def test_save_load_round_trip(tmp_path, fitted):

@@ -173,7 +173,12 @@ class NeuralEMOT(ParamsMixin):
         Early stopping: stop after this many held-out estimates without
         improvement by more than ``tol`` (relative). ``None``: never.
     tol : float, optional
-        Relative improvement that counts (default 1e-4).
+        The relative change of the monitored objective (here the held-out
+        estimate) below which the fit stops: an estimate that improves on
+        the best by less than ``tol`` (relative) counts as no improvement
+        for ``patience`` (default 1e-4). The same meaning as in
+        :class:`~ot_multimarginal.neural.NeuralMGW`, whose objective is the
+        GW objective of the alternation.
     warm_start : bool, optional
         Refit from the current potentials (same dimensions) instead of new ones.
     dtype : torch.dtype, optional

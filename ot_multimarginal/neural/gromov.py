@@ -25,12 +25,13 @@ import shutil
 import time
 import warnings
 from types import SimpleNamespace
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from ot.utils import check_random_state
 
+from .._params import ParamsMixin
 from .._typing import Array, Edges, LogDict, Weights
 from .._validation import check_auto_bool, check_checkpoint_params, check_choice, check_positive_int, check_reg
 from ..costs.graph import _check_edge_list, graph_edges
@@ -104,7 +105,7 @@ def _separable_mean(data, weights, edges, A):
     return total
 
 
-class NeuralMGW:
+class NeuralMGW(ParamsMixin):
     r"""Neural estimator of multimarginal entropic Gromov–Wasserstein.
 
     Alternates a warm-started :class:`~ot_multimarginal.neural.NeuralEMOT`
@@ -240,19 +241,6 @@ class NeuralMGW:
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.resume = resume
-
-    def get_params(self) -> Dict[str, Any]:
-        """The constructor's parameters (scikit-learn style).
-
-        Returns
-        -------
-        params : dict
-            Parameter name → value, as passed to the constructor.
-        """
-        names = ("reg graph normalize init n_init_points n_components max_candidates n_outer tol n_iter "
-                 "n_iter_refit batch_size lr width depth estimator n_moment_batches dtype seed device distributed "
-                 "verbose checkpoint_dir checkpoint_every resume").split()
-        return {n: getattr(self, n) for n in names}
 
     # ---- fitting -------------------------------------------------------------------------------
     def _check_params(self):
@@ -527,7 +515,7 @@ class NeuralMGW:
             The file to write.
         """
         self._check_fitted()
-        params = dict(self.get_params(), dtype=str(self.dtype) if self.dtype is not None else None)
+        params = dict(self.get_params(deep=False), dtype=str(self.dtype) if self.dtype is not None else None)
         if not isinstance(self.init, str):
             params["init"] = [_cpu(M) if torch.is_tensor(M) else np.asarray(M) for M in self.init]
         torch.save({"kind": _SAVED_KIND, "params": params, "emot": self.emot_._state_dict_for_save(metric=None),
