@@ -132,7 +132,7 @@ def _calls():
         "emot_lp": lambda f: f(None, M, log=True),
         "emot_neural": lambda f: f(X_s, 1.0, log=True, **quick),
         "mgw_sinkhorn": lambda f: f(X_s, 0.5, log=True, numItermax=2, random_state=0, warn=False),
-        "mgw_neural": lambda f: f(X_s, 1.0, log=True, numItermax=1, random_state=0, max_iter=3),
+        "mgw_neural": lambda f: f(X_s, 1.0, log=True, numItermax=1, random_state=0),
     }
 
 
@@ -253,3 +253,16 @@ def test_fit_changes_no_parameter(name, monkeypatch):
     after = {k: repr(v) for k, v in est.get_params(deep=True).items()}
     assert after == before
     assert assigned == [], "fit assigned parameters: %s" % assigned
+
+
+def test_warm_copy_refits_without_assigning_parameters():
+    est = om.NeuralEMOT(1.0, max_iter=2, eval_every=0, random_state=0).fit(_clouds(n=10))
+    before = est.get_params(deep=False)
+    new = est._warm_copy(max_iter=3, lr=0.05)
+    assert est.get_params(deep=False) == before
+    assert new.max_iter == 3 and new.lr == 0.05 and new.warm_start and new.reg == 1.0
+    assert new.potentials_ is not est.potentials_
+    for a, b in zip(new.potentials_.state_dict().values(), est.potentials_.state_dict().values()):
+        assert torch.equal(a, b)
+    new.fit(_clouds(n=10))
+    assert new.n_iter_ == 3 and est.n_iter_ == 2

@@ -318,6 +318,19 @@ class NeuralEMOT(ParamsMixin):
     n_iter = deprecated_attribute("n_iter", "max_iter")
     seed = deprecated_attribute("seed", "random_state")
 
+    def _warm_copy(self, **params: Any) -> "NeuralEMOT":
+        """A new estimator with ``params`` changed that starts from a copy of this one's fitted networks.
+
+        ``warm_start=True``; this estimator and its parameters are left as they are (an outer loop, e.g.
+        :class:`~ot_multimarginal.neural.NeuralMGW`, refits through this instead of assigning parameters).
+        """
+        import copy
+
+        new = type(self)(**dict(self.get_params(deep=False), **dict(dict(warm_start=True), **params)))
+        if getattr(self, "potentials_", None) is not None:
+            new.potentials_ = copy.deepcopy(self.potentials_)
+        return new
+
     def _check_params(self, k, sizes, world_size=1):
         reg = check_reg(self.reg)
         check_choice("estimator", self.estimator, ESTIMATORS)
