@@ -41,7 +41,12 @@ estimator's plan, pairwise plans and dual.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
+
+from ._typing import Array
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plans import FactoredPlan
 
 from ._backend import safe_log
 from ._validation import check_free
@@ -248,7 +253,7 @@ class Potentials(list):
         return type(self).from_scalings(self.engine, g, self._a_s, self.free, self.log_a)
 
     # ---- what the potentials answer -----------------------------------------
-    def log_mass(self):
+    def log_mass(self) -> Array:
         r"""Compute :math:`\log\|P\|_1 = \log \sum_I \exp((\oplus\varphi - C)/\varepsilon)\prod_j a_{j,I_j}`.
 
         Returns
@@ -258,7 +263,7 @@ class Potentials(list):
         """
         return self.engine.log_mass(self.log_scalings)
 
-    def log_partition(self, once: bool = False):
+    def log_partition(self, once: bool = False) -> Array:
         r""":math:`\log \mathbb E_{\otimes a}[\exp((\oplus\varphi - C)/\varepsilon)]` (equal to :meth:`log_mass`).
 
         Differentiable in the potentials and the cost. ``once=True`` takes
@@ -279,7 +284,7 @@ class Potentials(list):
         g = self._scalings(0.0)  # of the uncentred tensor: the engine removes the offset itself
         return self.engine.log_partition_once(g) if once else self.engine.log_partition(g)
 
-    def linear_term(self):
+    def linear_term(self) -> Array:
         r"""Compute :math:`\sum_i \langle a_i, \varphi_i\rangle` over the prescribed nodes (zero weights add 0).
 
         Returns
@@ -289,7 +294,7 @@ class Potentials(list):
         """
         return linear_term(self.nx, self, self.a_s, self.free)
 
-    def dual(self, once: bool = False, log_partition: bool = False):
+    def dual(self, once: bool = False, log_partition: bool = False) -> Union[Array, Tuple[Array, Array]]:
         r"""The dual in log form, :math:`\sum_i\langle a_i,\varphi_i\rangle - \varepsilon\log\|P\|_1`.
 
         A lower bound of the EMOT value for *any* potentials (weak duality),
@@ -314,7 +319,7 @@ class Potentials(list):
         d = self.linear_term() - self.reg * lp
         return (d, lp) if log_partition else d
 
-    def value(self, log_marginals: bool = False):
+    def value(self, log_marginals: bool = False) -> Union[Array, Tuple[Array, List[Array]]]:
         r"""The value :math:`\langle C,P\rangle + \varepsilon\,\mathrm{KL}(P\|\otimes a)` of the plan of the potentials.
 
         Computed as :math:`\sum_i\langle r_i(P), \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`
@@ -350,7 +355,7 @@ class Potentials(list):
             value = value + offset * mass
         return (value, log_r) if log_marginals else value
 
-    def linear_cost(self):
+    def linear_cost(self) -> Array:
         r"""Compute :math:`\langle C, P\rangle` with the true cost.
 
         Returns
@@ -360,7 +365,7 @@ class Potentials(list):
         """
         return self.engine.linear_cost(self.log_scalings)
 
-    def plan(self):
+    def plan(self) -> Union[Array, "FactoredPlan"]:
         """Build the plan :math:`P`.
 
         Returns
@@ -370,7 +375,7 @@ class Potentials(list):
         """
         return self.engine.plan(self.log_scalings, self.a_s, self.free)
 
-    def marginal(self, i: int):
+    def marginal(self, i: int) -> Array:
         """Compute the i-th marginal :math:`r_i(P)`.
 
         Parameters
@@ -385,7 +390,7 @@ class Potentials(list):
         """
         return self.nx.exp(self.engine.log_marginal(self.log_scalings, i))
 
-    def marginals(self):
+    def marginals(self) -> List[Array]:
         """Compute all k marginals of :math:`P`.
 
         Returns
@@ -395,7 +400,7 @@ class Potentials(list):
         """
         return [self.nx.exp(lr) for lr in self.engine.log_marginals(self.log_scalings)]
 
-    def log_pairwise_marginal(self, i: int, j: int):
+    def log_pairwise_marginal(self, i: int, j: int) -> Array:
         """Compute the ``log`` of the ``(n_i, n_j)`` marginal of :math:`P` on axes ``i`` and ``j``.
 
         Parameters
@@ -410,7 +415,7 @@ class Potentials(list):
         """
         return self.engine.log_pairwise_marginal(self.log_scalings, i, j)
 
-    def pairwise_marginal(self, i: int, j: int):
+    def pairwise_marginal(self, i: int, j: int) -> Array:
         """Compute the ``(n_i, n_j)`` marginal of :math:`P` on axes ``i`` and ``j``.
 
         Parameters
@@ -425,7 +430,7 @@ class Potentials(list):
         """
         return self.nx.exp(self.log_pairwise_marginal(i, j))
 
-    def log_density(self, idx):
+    def log_density(self, idx: Any) -> Array:
         r""":math:`\log dP/d(\otimes a) = (\sum_i\varphi_i[I_i] - C_I)/\varepsilon` at index tuples.
 
         Parameters
@@ -447,8 +452,7 @@ class Potentials(list):
         return (s - cost_at(self.engine, idx)) / self.reg
 
     def __repr__(self):
-        return "Potentials(k=%d, shape=%s, reg=%g, free=%s)" % (self.k, tuple(self.engine.shape), self.reg,
-                                                               self.free)
+        return "Potentials(%s, reg=%g, free=%s)" % (list.__repr__(self), self.reg, self.free)
 
 
 def linear_term(nx, phi, a_s, free=()):

@@ -168,7 +168,9 @@ def _log_dict(pot, info, value=None, value_linear=None, log_r=None):
         value_linear = pot.linear_cost()
     out = dict(info)
     out.update(
-        potentials=pot,
+        # the log keeps the potentials, not the solve's buffers (a dense kernel is the size of the tensor)
+        potentials=Potentials.from_scalings(pot.engine.without_caches(), pot.log_scalings, pot.a_s, pot.free,
+                                            pot.log_a),
         cost_offset=pot.cost_offset,
         log_scalings=pot.log_scalings,
         value=value,

@@ -191,6 +191,10 @@ class GibbsEngine:
         """
         raise NotImplementedError
 
+    def without_caches(self):
+        """The same engine without the buffers a solve filled (for objects kept after it); default: itself."""
+        return self
+
     def detached(self):
         """The same engine on cost arrays cut from the autograd graph."""
         raise NotImplementedError

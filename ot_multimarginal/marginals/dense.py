@@ -255,6 +255,10 @@ class DenseEngine(GibbsEngine):
     def cost_gradients(self, g):
         return (self.nx.exp(self.log_plan(g)),)
 
+    def without_caches(self):
+        """The same engine (same, possibly differentiable, ``M``) without its kernel and work buffers."""
+        return DenseEngine(self.M, self.reg, self.nx, self.mode, self.memory_budget, cost_offset=self.cost_offset)
+
     def detached(self):
         return DenseEngine(
             self.nx.detach(self.M), self.reg, self.nx, self.mode, self.memory_budget, cost_offset=self.cost_offset
