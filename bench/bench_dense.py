@@ -399,7 +399,12 @@ def main(argv=None):
     ap.add_argument("--no-profile", action="store_true", help="skip the profile of our k=3, n=150 sweep")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/bench_dense.json, or bench_dense_quick.json with --quick)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--render", action="store_true", help="rewrite the .md results page from the JSON (--out), no run")
     args = ap.parse_args(argv)
+    if args.render:
+        path = args.out or os.path.join(HERE, "results", "bench_dense.json")
+        with open(path) as f:
+            return report(os.path.splitext(os.path.basename(path))[0], json.load(f))
     if args.worker:
         return _worker_main(args.worker)
 
@@ -535,6 +540,23 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(payload, f, indent=1)
     print("\n# wrote %s (%.0f s)" % (os.path.relpath(args.out), info["wall_s"]))
+    report(os.path.splitext(os.path.basename(args.out))[0], payload)
+
+
+def report(name, payload):
+    """Write ``bench/results/<name>.md`` from the JSON payload (its ``table_markdown`` and machine)."""
+    from _report import write_markdown
+
+    m = payload["machine"]
+    write_markdown(name, "Dense path against OTT-JAX", [
+        "`emot_sinkhorn2` on `cost_tensor` of k point clouds N(0, I₂) against OTT-JAX %s `MMSinkhorn` "
+        "(jax %s, jit, timed on its second call), same clouds, ε = %g, float64, uniform weights; both "
+        "sides do the same sweeps; each solve in its own subprocess. Machine: %s, %s cores, %s; load "
+        "average %.1f at the start, %.1f at the end of the run (%s)." % (
+            m["versions"].get("ott-jax"), m["versions"].get("jax"), payload["eps"], m["cpu"], m["nproc"],
+            m["numpy_blas"], m["loadavg_start"][0], m.get("loadavg_end", [float("nan")])[0], m["date_utc"][:10]),
+        "Our call: `%s`. OTT-JAX: `%s`." % (payload["ours_call"], payload["ott_call"]),
+        payload["table_markdown"]], source="`bench/.venv-ott/bin/python bench/bench_dense.py` (see bench/README.md)")
 
 
 if __name__ == "__main__":
