@@ -857,7 +857,7 @@ def report(name, saved):
         "each problem on the shared 2-core machine; the CPU-time ratio is the steadier one. Run of %s, torch %s."
         % (m["reference_commit"][:7], m["threads"], 100 * m["tol"], m["reference_defaults"]["lr"],
            m["reference_defaults"]["batch_size"], m["ref_lr_tuned"], m["ref_cap"], m["ref_cap"], m["date"], m["torch"]),
-        saved["summary"], "### Detailed runs", saved["table"]],
+        saved["summary"], "## Detailed runs", saved["table"]],
         source="`python bench/bench_neural_reference.py --nmot-path /path/to/NMOT`",
         figures=[(name + ".png", "error against training time, reference and ours")]
         if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
