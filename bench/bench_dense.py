@@ -243,7 +243,7 @@ def _worker_profile(spec):
     st = pstats.Stats(pr, stream=s).sort_stats("tottime")
     st.print_stats(15)
     top = []
-    for (fname, line, func), (cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:15]:
+    for (fname, line, func), (_cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:15]:
         top.append(dict(func="%s:%d(%s)" % (os.path.basename(fname), line, func), ncalls=nc, tottime_s=tt, cumtime_s=ct))
 
     # 2. every dot timed, bucketed by operand size
@@ -474,7 +474,10 @@ def main(argv=None):
         o, o1 = s["ours"], s["ours_1thread"]
         capped = "" if o["converged"] else " (cap, err %.1e)" % o["err"]
         load_s = "%.1f–%.1f" % (min(s["loadavg_1min"]), max(s["loadavg_1min"]))
-        tt = lambda d: "%.3f / %.3f" % (d["time_min_s"], d["time_median_s"])
+
+        def tt(d):
+            return "%.3f / %.3f" % (d["time_min_s"], d["time_median_s"])
+
         if have_ott:
             t = s["ott"]
             r, r1 = s["ratio_ott_over_ours"], s["ratio_ott_over_ours_1thread"]
