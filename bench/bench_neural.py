@@ -20,7 +20,7 @@ Parts
     run (4x the steps, evaluated on many more held-out batches). The gap of the zero potentials
     (the dual at φ = 0) is reported too, so that "within 1%" can be judged; the k = 4, n = 1e4 case is
     repeated at ε = 0.1 (harder).
-(2) ``reference``: the authors' code (GitHub DorTsur/NMOT) is not run here (see the README section).
+(2) ``reference``: the authors' code (GitHub DorTsur/NMOT) is not run here (see ``bench_neural_reference.py``).
 (3) ``steps``: time of one training step (loss, backward, Adam step; the networks included) against
     the batch size b for complete (k = 3, 4), circle and chain (k = 3, 5, 10, 20) graphs, float32.
     The flops of the combinatorial loss's matrix products (forward; the backward about doubles
