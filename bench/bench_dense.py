@@ -394,7 +394,8 @@ def _f(x, fmt="%.3g"):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="k=3, n=50 only (smoke run)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per configuration (default: 3 for n=50 and n=150, 1 for n=100, 2 for k=4 n=30, to stay under 10 min)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per configuration (default: 3 for n=50 and n=150, 1 for n=100, "
+                    "2 for k=4 n=30, to stay under 10 min)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--no-profile", action="store_true", help="skip the profile of our k=3, n=150 sweep")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/bench_dense.json, or bench_dense_quick.json with --quick)")
@@ -468,7 +469,8 @@ def main(argv=None):
                  "Times in s: min / median of the repeats, cost-tensor construction included on both sides; "
                  "ratios = OTT min / ours min (the least perturbed runs) and, in brackets, median / median." % (EPS, THR, args.seed))
     lines.append("")
-    lines.append("| k | n | sweeps ours / OTT | ours (default BLAS threads) | ours (1 BLAS thread) | OTT | OTT/ours | OTT/ours-1t | our value | OTT value (converted) | abs diff | load (1 min) |")
+    lines.append("| k | n | sweeps ours / OTT | ours (default BLAS threads) | ours (1 BLAS thread) | OTT | OTT/ours | OTT/ours-1t "
+                 "| our value | OTT value (converted) | abs diff | load (1 min) |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in results:
         o, o1 = s["ours"], s["ours_1thread"]
@@ -488,9 +490,11 @@ def main(argv=None):
             lines.append("| %d | %d | %d / —%s | %s | %s | OTT-JAX not installed | — | — | %.9f | — | — | %s |" % (
                 s["k"], s["n"], o["sweeps"], capped, tt(o), tt(o1), o["value"], load_s))
     lines.append("")
-    lines.append("Per sweep (ms). 'solve' = min solve time / sweeps; 'diff' = (T(S2) - T(S1)) / (S2 - S1), no early stop, one BLAS thread.")
+    lines.append("Per sweep (ms). 'solve' = min solve time / sweeps; 'diff' = (T(S2) - T(S1)) / (S2 - S1), "
+                 "no early stop, one BLAS thread.")
     lines.append("")
-    lines.append("| k | n | ours scaling, solve | ours scaling 1-thread, solve | OTT, solve | ours scaling 1-thread, diff | ours mode='log' 1-thread, diff | log / scaling |")
+    lines.append("| k | n | ours scaling, solve | ours scaling 1-thread, solve | OTT, solve | ours scaling 1-thread, diff "
+                 "| ours mode='log' 1-thread, diff | log / scaling |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for s in results:
         ps = s["persweep"]
@@ -500,7 +504,8 @@ def main(argv=None):
             _f(ott_ps, "%.3f") if have_ott else "OTT-JAX not installed", ps["scaling"]["per_sweep_s"] * 1e3, ps["log"]["per_sweep_s"] * 1e3,
             ps["log"]["per_sweep_s"] / ps["scaling"]["per_sweep_s"]))
     lines.append("")
-    lines.append("Peak memory of the timed solve (VmHWM reset just before it, minus the RSS at that point), in tensors of prod(n) float64 entries:")
+    lines.append("Peak memory of the timed solve (VmHWM reset just before it, minus the RSS at that point), "
+                 "in tensors of prod(n) float64 entries:")
     lines.append("")
     lines.append("| k | n | tensor (MB) | ours (MB) | ours (buffers) | ours, tracemalloc (buffers) | OTT (MB) | OTT (buffers) |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -516,7 +521,9 @@ def main(argv=None):
         lines.append("")
         lines.append("Profile of our k=3, n=150 sweep (%d sweeps, stopThr=0; every backend dot timed):" % next(iter(profile.values()))["sweeps"])
         lines.append("")
-        lines.append("| BLAS threads | ms/sweep | full-tensor dots per sweep | ms per full-tensor dot | its fraction of K.sum() read bandwidth | ms/sweep in full dots | ms/sweep in other dots | one read of K (ms) | sweep / one read |")
+        lines.append("| BLAS threads | ms/sweep | full-tensor dots per sweep | ms per full-tensor dot "
+                     "| its fraction of K.sum() read bandwidth | ms/sweep in full dots | ms/sweep in other dots "
+                     "| one read of K (ms) | sweep / one read |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for name, p in profile.items():
             fk = [key for key in p["dots"] if key.startswith("full")]
@@ -536,7 +543,8 @@ def main(argv=None):
         machine=info, eps=EPS, threshold=THR, seed=args.seed, quick=args.quick, ott_installed=have_ott,
         ott_call="jax.jit(lambda solver, x_s: solver(x_s, None, cost_fns=SqEuclidean(), epsilon=0.1)); "
                  "MMSinkhorn(threshold=1e-6, norm_error=1.0, inner_iterations=10, max_iterations=maxit); 2nd call timed",
-        ours_call="C = cost_tensor(X_s); emot_sinkhorn2(None, C, 0.1, stopThr=1e-6, numItermax=maxit, log=True) (mode='scaling')",
+        ours_call="C = cost_tensor(X_s); emot_sinkhorn2(None, C, 0.1, stopThr=1e-6, numItermax=maxit, log=True) "
+                  "(mode='scaling')",
         timing_includes_cost_tensor=True, results=results, profile=profile, table_markdown=table,
     )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
