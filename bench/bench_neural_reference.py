@@ -595,7 +595,8 @@ def long_neural_run(X_s, prob, evaluator, args):
 
     metric, _ = metric_for(prob["graph"], prob["k"])
     t0 = time.perf_counter()
-    est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, random_state=args.seed + 1, max_iter=args.long_iter,
+    est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, random_state=args.seed + 1,
+                     max_iter=args.long_iter,
                      patience=None).fit([torch.from_numpy(X) for X in X_s])
     v, se = evaluator([f.double().cpu().numpy() for f in _potentials_on_data(est)])
     return v, se, time.perf_counter() - t0

@@ -22,7 +22,7 @@ REMOVED_IN = "0.2"  # the release after the next one drops the old names (they w
 
 
 def renamed_kwargs(**renames):
-    """Decorator: accept each old keyword ``old`` of ``renames`` (``old='new'``) as ``new``, with a DeprecationWarning."""
+    """Decorator: accept each old keyword ``old`` of ``renames`` (``old='new'``) as ``new``, with a warning."""
 
     def deco(func):
         name = func.__qualname__.replace(".__init__", "")
@@ -32,10 +32,15 @@ def renamed_kwargs(**renames):
             for old, new in renames.items():
                 if old in kwargs:
                     if new in kwargs:
-                        raise TypeError("%s() got both %r and its deprecated name %r: use %r only"
-                                        % (name, new, old, new))
-                    warnings.warn("%s(): the argument %r is deprecated and will be removed in %s; use %r instead"
-                                  % (name, old, REMOVED_IN, new), DeprecationWarning, stacklevel=2)
+                        raise TypeError(
+                            "%s() got both %r and its deprecated name %r: use %r only" % (name, new, old, new)
+                        )
+                    warnings.warn(
+                        "%s(): the argument %r is deprecated and will be removed in %s; use %r instead"
+                        % (name, old, REMOVED_IN, new),
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
                     kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)
 
@@ -49,9 +54,12 @@ def deprecated_attribute(old, new):
     """A class attribute ``old`` that reads and writes the attribute ``new``, with a DeprecationWarning."""
 
     def _warn(obj):
-        warnings.warn("%s.%s is deprecated and will be removed in %s; use %s.%s instead"
-                      % (type(obj).__name__, old, REMOVED_IN, type(obj).__name__, new), DeprecationWarning,
-                      stacklevel=3)
+        warnings.warn(
+            "%s.%s is deprecated and will be removed in %s; use %s.%s instead"
+            % (type(obj).__name__, old, REMOVED_IN, type(obj).__name__, new),
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
     def fget(self):
         _warn(self)
@@ -77,8 +85,12 @@ class _DeprecatedKeys(dict):
 
     def __missing__(self, key):
         if key in self._renames and self._renames[key] in self:
-            warnings.warn("%s: log[%r] is deprecated and will be removed in %s; use log[%r]"
-                          % (self._where, key, REMOVED_IN, self._renames[key]), DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                "%s: log[%r] is deprecated and will be removed in %s; use log[%r]"
+                % (self._where, key, REMOVED_IN, self._renames[key]),
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return self[self._renames[key]]
         raise KeyError(key)
 
@@ -109,8 +121,11 @@ def legacy_graph_metric_order(name, graph, metric, default_graph):
     """
     if not _looks_like_metric(graph) or _looks_like_metric(metric) and metric != "sqeuclidean":
         return graph, metric
-    warnings.warn("%s(): the metric %r was given in the place of graph; the order is now (X_s, reg, a_s, graph, "
-                  "metric) (the old order is understood until %s): pass metric=... by name"
-                  % (name, graph, REMOVED_IN), DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        "%s(): the metric %r was given in the place of graph; the order is now (X_s, reg, a_s, graph, "
+        "metric) (the old order is understood until %s): pass metric=... by name" % (name, graph, REMOVED_IN),
+        DeprecationWarning,
+        stacklevel=3,
+    )
     new_graph = default_graph if metric == "sqeuclidean" else metric
     return new_graph, graph

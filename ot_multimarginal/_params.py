@@ -27,8 +27,11 @@ class ParamsMixin:
     def _get_param_names(cls):
         """The names of the constructor's parameters, in signature order."""
         sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
 
     def get_params(self, deep=True):
         """Get the estimator's parameters (the arguments of its constructor).
@@ -78,13 +81,18 @@ class ParamsMixin:
         for key, value in params.items():
             name, sep, sub = key.partition("__")
             if name in renamed:
-                warnings.warn("%s: the parameter %r is deprecated and will be removed in %s; use %r instead"
-                              % (type(self).__name__, name, REMOVED_IN, renamed[name]), DeprecationWarning,
-                              stacklevel=2)
+                warnings.warn(
+                    "%s: the parameter %r is deprecated and will be removed in %s; use %r instead"
+                    % (type(self).__name__, name, REMOVED_IN, renamed[name]),
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
                 name = renamed[name]
             if name not in valid:
-                raise ValueError("invalid parameter %r for estimator %s: valid parameters are %s"
-                                 % (name, type(self).__name__, ", ".join(valid)))
+                raise ValueError(
+                    "invalid parameter %r for estimator %s: valid parameters are %s"
+                    % (name, type(self).__name__, ", ".join(valid))
+                )
             if sep:
                 nested.setdefault(name, {})[sub] = value
             else:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import inspect
 from typing import Any, Optional, Sequence, Tuple, Union
 
+from ._deprecation import legacy_graph_metric_order
 from ._typing import Array, Cost, Edges, LogDict, Metric, Nodes, Weights
 from ._validation import check_memory_budget, check_solver_call
-from ._deprecation import legacy_graph_metric_order
 from .costs.dense import cost_tensor
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 from .strategies import STRATEGIES

@@ -91,8 +91,14 @@ class Potentials(list):
     (3, 4, 5)
     """
 
-    def __init__(self, engine: Any, phi: Sequence[Any], a_s: Optional[Sequence[Any]] = None,
-                 free: Sequence[int] = (), log_a: Optional[Sequence[Any]] = None) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        phi: Sequence[Any],
+        a_s: Optional[Sequence[Any]] = None,
+        free: Sequence[int] = (),
+        log_a: Optional[Sequence[Any]] = None,
+    ) -> None:
         nx = engine.nx
         k = engine.k
         phi = list(phi)
@@ -105,9 +111,12 @@ class Potentials(list):
         free = check_free(tuple(free), k)
         log_a = list(log_a)
         # the convention: 0 on free nodes and at zero weights
-        phi = [nx.zeros(la.shape, type_as=la) if i in free else
-               nx.where(nx.isfinite(la), p, nx.zeros(la.shape, type_as=la)) for i, (p, la) in
-               enumerate(zip(phi, log_a))]
+        phi = [
+            nx.zeros(la.shape, type_as=la)
+            if i in free
+            else nx.where(nx.isfinite(la), p, nx.zeros(la.shape, type_as=la))
+            for i, (p, la) in enumerate(zip(phi, log_a))
+        ]
         super().__init__(phi)
         self.engine = engine
         self.free = free
@@ -117,8 +126,14 @@ class Potentials(list):
 
     # ---- construction ------------------------------------------------------
     @classmethod
-    def from_scalings(cls, engine: Any, g: Sequence[Any], a_s: Optional[Sequence[Any]] = None,
-                      free: Sequence[int] = (), log_a: Optional[Sequence[Any]] = None) -> "Potentials":
+    def from_scalings(
+        cls,
+        engine: Any,
+        g: Sequence[Any],
+        a_s: Optional[Sequence[Any]] = None,
+        free: Sequence[int] = (),
+        log_a: Optional[Sequence[Any]] = None,
+    ) -> Potentials:
         r"""The potentials of an engine's log-scalings ``g`` (those of the centred :math:`B(g)`).
 
         :math:`\varphi_i = \varepsilon(g_i - \log a_i)`, plus :math:`c_0` on
@@ -163,7 +178,7 @@ class Potentials(list):
         out._g = list(g)
         return out
 
-    def with_potentials(self, phi: Sequence[Any]) -> "Potentials":
+    def with_potentials(self, phi: Sequence[Any]) -> Potentials:
         """The same engine, weights and free nodes with other potentials ``phi``.
 
         Parameters
@@ -232,7 +247,7 @@ class Potentials(list):
         return g
 
     # ---- derived potentials --------------------------------------------------
-    def normalized(self) -> "Potentials":
+    def normalized(self) -> Potentials:
         r"""The potentials whose plan has mass one: :math:`\varphi_{j_0} - \varepsilon\log\|P\|_1`.
 
         The shift is a detached constant; potentials whose plan has no
@@ -365,7 +380,7 @@ class Potentials(list):
         """
         return self.engine.linear_cost(self.log_scalings)
 
-    def plan(self) -> Union[Array, "FactoredPlan"]:
+    def plan(self) -> Union[Array, FactoredPlan]:
         """Build the plan :math:`P`.
 
         Returns
@@ -456,7 +471,7 @@ class Potentials(list):
 
 
 def linear_term(nx, phi, a_s, free=()):
-    r""":math:`\sum_{i\notin F} \langle a_i, \varphi_i\rangle`, 0 at zero weights (where :math:`\varphi_i` may be anything).
+    r""":math:`\sum_{i\notin F} \langle a_i, \varphi_i\rangle`, 0 at zero weights (whatever :math:`\varphi_i` is there).
 
     The first term of the dual; for potentials known on points without an
     engine (a Monte-Carlo dual) as well as for :meth:`Potentials.linear_term`.

@@ -7,6 +7,7 @@ the deprecation of old names, and scikit-learn's parameter protocol of the
 estimators. The Gromov-Wasserstein calls are converted in the same release
 (issue #23, item 2); until then their cases are expected to fail.
 """
+
 import inspect
 import warnings
 
@@ -28,8 +29,9 @@ GW = {"mgw_sinkhorn", "mgw_sinkhorn2", "mgw_neural", "mgw_neural2", "NeuralMGW"}
 
 def _case(name):
     if name in GW and GW_PENDING:
-        return pytest.param(name, marks=pytest.mark.xfail(reason="GW calls: converted by issue #23 item 2",
-                                                          strict=False))
+        return pytest.param(
+            name, marks=pytest.mark.xfail(reason="GW calls: converted by issue #23 item 2", strict=False)
+        )
     return name
 
 
@@ -37,7 +39,7 @@ def _case(name):
 # leading positional arguments, by kind of call
 LEADING = {
     "emot_sinkhorn": ("a_s", "M", "reg"),
-    "emot_lp": ("a_s", "M"),              # exception: no reg (the unregularised LP)
+    "emot_lp": ("a_s", "M"),  # exception: no reg (the unregularised LP)
     "emot_approx": ("a_s", "M", "eps_accuracy"),  # exception: an accuracy instead of reg
     "empirical_emot_sinkhorn": ("X_s", "reg", "a_s"),
     "emot_neural": ("X_s", "reg", "a_s"),
@@ -47,10 +49,15 @@ LEADING = {
 # POT's 2 suffix: foo returns the plan (neural: the fitted estimator), foo2 the value
 PAIRS = ["emot_sinkhorn", "empirical_emot_sinkhorn", "emot_lp", "emot_neural", "mgw_sinkhorn", "mgw_neural"]
 # documented exceptions: no value/plan pair
-NO_PAIR = {"emot_approx": "returns the feasible plan and its cost (P, cost), as a certificate needs both",
-           "empirical_cost": "builds a cost", "cost_tensor": "builds a cost",
-           "round_to_feasible": "rounds a plan", "round_dense": "rounds a plan",
-           "match_from_plan": "reads a plan", "blas_threads": "a context manager"}
+NO_PAIR = {
+    "emot_approx": "returns the feasible plan and its cost (P, cost), as a certificate needs both",
+    "empirical_cost": "builds a cost",
+    "cost_tensor": "builds a cost",
+    "round_to_feasible": "rounds a plan",
+    "round_dense": "rounds a plan",
+    "match_from_plan": "reads a plan",
+    "blas_threads": "a context manager",
+}
 # names of the main loop, tolerance and seed
 FUNCTION_BANNED = {"n_iter", "max_iter", "tol", "n_outer", "seed", "numIterMax", "stopthr", "n_iter_max"}
 ESTIMATOR_BANNED = {"n_iter", "numItermax", "stopThr", "n_outer", "seed"}
@@ -60,8 +67,11 @@ OLD_LOG_KEYS = {"n_iter", "stopped_early"}
 
 def _params(obj):
     target = obj.__init__ if inspect.isclass(obj) else obj
-    return [p for p in inspect.signature(target).parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return [
+        p
+        for p in inspect.signature(target).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
 def _base(name):
@@ -74,12 +84,13 @@ def test_function_argument_names(name):
     assert not FUNCTION_BANNED & set(names), "%s: use numItermax / stopThr / random_state" % name
     lead = LEADING.get(_base(name))
     if lead is not None:
-        assert tuple(names[:len(lead)]) == lead, "%s must start with %s" % (name, lead)
+        assert tuple(names[: len(lead)]) == lead, "%s must start with %s" % (name, lead)
     if "graph" in names and "metric" in names:
         assert names.index("graph") < names.index("metric"), "%s: graph comes before metric" % name
     if "graph" in names and lead is not None and lead[0] == "X_s":
         assert dict((p.name, p.default) for p in _params(getattr(om, name)))["graph"] == "complete", (
-            "%s: point-cloud calls default to the complete graph (the structured engine)" % name)
+            "%s: point-cloud calls default to the complete graph (the structured engine)" % name
+        )
     if "random_state" in names:
         assert names.index("random_state") > names.index("reg")
 
@@ -111,7 +122,7 @@ def test_the_docs_table_lists_every_function():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "source" / "conventions.rst").read_text(encoding="utf-8")
-    section = text[text.index("API convention"):]
+    section = text[text.index("API convention") :]
     for name in FUNCTIONS + ESTIMATORS:
         assert "``%s``" % name in section or ":func:`%s`" % name in section or ":class:`%s`" % name in section, name
 
@@ -137,8 +148,11 @@ def _calls():
 
 
 def _is_plan_or_estimator(x):
-    return isinstance(x, (om.FactoredPlan, om.NeuralEMOT)) or getattr(x, "ndim", 0) >= 2 or (
-        hasattr(x, "fit") and hasattr(x, "get_params"))
+    return (
+        isinstance(x, (om.FactoredPlan, om.NeuralEMOT))
+        or getattr(x, "ndim", 0) >= 2
+        or (hasattr(x, "fit") and hasattr(x, "get_params"))
+    )
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -246,8 +260,7 @@ def test_fit_changes_no_parameter(name, monkeypatch):
         monkeypatch.setattr(c, "__setattr__", guard)
         monkeypatch.setattr(c, "__init__", init_then_flag)
         # the constructor's parameters, read before its signature is hidden by the wrapper
-        monkeypatch.setattr(c, "_get_param_names", classmethod(lambda k, _n=tuple(params[c]): list(_n)),
-                            raising=False)
+        monkeypatch.setattr(c, "_get_param_names", classmethod(lambda k, _n=tuple(params[c]): list(_n)), raising=False)
     object.__setattr__(est, "_init_done", True)
     est.fit(_clouds(n=10))
     after = {k: repr(v) for k, v in est.get_params(deep=True).items()}

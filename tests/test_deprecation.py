@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """The deprecation shim: an old keyword name still works for one release, with a DeprecationWarning."""
+
 import warnings
 
 import pytest

@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 """The potentials type: its conversions and answers against the plain formulas on the dense tensor."""
+
 import numpy as np
 import pytest
+from oracles import dense_pairwise_cost
 
 import ot_multimarginal as om
 from ot_multimarginal.potentials import Potentials
 from ot_multimarginal.sinkhorn import make_engine
-
-from oracles import dense_pairwise_cost
 
 
 def _dense_plan(C, phi, a_s, reg):
@@ -46,8 +46,9 @@ def test_potentials_answer_for_the_plan_of_their_formula(kind, shift, free):
     assert (engine.cost_offset != 0.0) == (shift != 0.0)
     phi = [rng.randn(n) for n in C.shape]
     pot = Potentials(engine, phi, a_used, free=free)
-    ref_phi = [np.zeros(n) if i in free else np.where(a > 0, p, 0.0) for i, (p, a, n) in
-               enumerate(zip(phi, a_s, C.shape))]
+    ref_phi = [
+        np.zeros(n) if i in free else np.where(a > 0, p, 0.0) for i, (p, a, n) in enumerate(zip(phi, a_s, C.shape))
+    ]
     P = _dense_plan(C, ref_phi, a_s, reg)
     # the plan, dense or factored
     plan = pot.plan()
@@ -94,8 +95,9 @@ def test_sinkhorn_log_holds_potentials_and_takes_them_back(nx):
     C = rng.rand(4, 5, 3) - 2.0  # a cost offset
     a_s = [rng.rand(n) + 0.1 for n in C.shape]
     a_s = [a / a.sum() for a in a_s]
-    v, log = om.emot_sinkhorn2([nx.from_numpy(a) for a in a_s], nx.from_numpy(C), 0.2, log=True, stopThr=1e-12,
-                               numItermax=5000)
+    v, log = om.emot_sinkhorn2(
+        [nx.from_numpy(a) for a in a_s], nx.from_numpy(C), 0.2, log=True, stopThr=1e-12, numItermax=5000
+    )
     pot = log["potentials"]
     assert isinstance(pot, Potentials) and isinstance(pot, list) and len(pot) == 3
     assert log["cost_offset"] == pot.cost_offset != 0.0
@@ -104,8 +106,9 @@ def test_sinkhorn_log_holds_potentials_and_takes_them_back(nx):
     P = _dense_plan(C, [nx.np(p) for p in pot], a_s, 0.2)
     np.testing.assert_allclose(nx.np(pot.plan()), P, rtol=1e-9)
     # a warm start from the Potentials is at the optimum already
-    _, log2 = om.emot_sinkhorn2([nx.from_numpy(a) for a in a_s], nx.from_numpy(C), 0.2, log=True, stopThr=1e-10,
-                                warmstart=pot)
+    _, log2 = om.emot_sinkhorn2(
+        [nx.from_numpy(a) for a in a_s], nx.from_numpy(C), 0.2, log=True, stopThr=1e-10, warmstart=pot
+    )
     assert log2["niter"] <= 10
 
 

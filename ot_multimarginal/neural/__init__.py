@@ -37,5 +37,5 @@ from .objectives import batch_dual, exact_dual
 from .sampling import BatchSampler
 from .training import Trainer
 
-__all__ = ["emot_neural", "emot_neural2", "NeuralEMOT", "mgw_neural", "NeuralMGW", "GraphCost", "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual",
-           "exact_dual", "BatchSampler", "Trainer", "DataParallel", "Checkpointer", "CheckpointError"]
+__all__ = ["emot_neural", "emot_neural2", "NeuralEMOT", "mgw_neural", "NeuralMGW", "GraphCost", "TupleCost",
+           "PotentialMLP", "PotentialSet", "batch_dual", "exact_dual", "BatchSampler", "Trainer", "DataParallel", "Checkpointer", "CheckpointError"]

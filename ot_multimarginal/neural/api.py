@@ -17,9 +17,19 @@ _OLD_LOG_KEYS = {"n_iter": "niter", "stopped_early": "converged"}
 def _fit(X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose, kwargs):
     if graph is None:
         graph = "complete"
-    est = NeuralEMOT(reg, graph=graph, metric=metric, estimator=estimator, batch_size=batch_size,
-                     max_iter=numItermax, lr=lr, random_state=random_state, device=device, verbose=verbose,
-                     **kwargs)
+    est = NeuralEMOT(
+        reg,
+        graph=graph,
+        metric=metric,
+        estimator=estimator,
+        batch_size=batch_size,
+        max_iter=numItermax,
+        lr=lr,
+        random_state=random_state,
+        device=device,
+        verbose=verbose,
+        **kwargs,
+    )
     return est.fit(X_s, a_s)
 
 
@@ -43,22 +53,48 @@ def _log(est, where):
 
 
 @renamed_kwargs(**_RENAMED)
-def emot_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
-                metric: Metric = "sqeuclidean", estimator: str = "combinatorial", batch_size: Optional[int] = None,
-                numItermax: int = 300, lr: float = 1e-2, random_state: Optional[int] = None, device: Any = None,
-                verbose: bool = False, log: bool = False, **kwargs: Any) -> Union[NeuralEMOT, Tuple[NeuralEMOT, LogDict]]:
-    est = _fit(X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose,
-               kwargs)
+def emot_neural(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    metric: Metric = "sqeuclidean",
+    estimator: str = "combinatorial",
+    batch_size: Optional[int] = None,
+    numItermax: int = 300,
+    lr: float = 1e-2,
+    random_state: Optional[int] = None,
+    device: Any = None,
+    verbose: bool = False,
+    log: bool = False,
+    **kwargs: Any,
+) -> Union[NeuralEMOT, Tuple[NeuralEMOT, LogDict]]:
+    est = _fit(
+        X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose, kwargs
+    )
     return (est, _log(est, "emot_neural")) if log else est
 
 
 @renamed_kwargs(**_RENAMED)
-def emot_neural2(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
-                 metric: Metric = "sqeuclidean", estimator: str = "combinatorial", batch_size: Optional[int] = None,
-                 numItermax: int = 300, lr: float = 1e-2, random_state: Optional[int] = None, device: Any = None,
-                 verbose: bool = False, log: bool = False, **kwargs: Any) -> Union[Any, Tuple[Any, LogDict]]:
-    est = _fit(X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose,
-               kwargs)
+def emot_neural2(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    metric: Metric = "sqeuclidean",
+    estimator: str = "combinatorial",
+    batch_size: Optional[int] = None,
+    numItermax: int = 300,
+    lr: float = 1e-2,
+    random_state: Optional[int] = None,
+    device: Any = None,
+    verbose: bool = False,
+    log: bool = False,
+    **kwargs: Any,
+) -> Union[Any, Tuple[Any, LogDict]]:
+    est = _fit(
+        X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose, kwargs
+    )
     return (est.value_, _log(est, "emot_neural2")) if log else est.value_
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 import numpy as np
 import torch
 
+from .._deprecation import deprecated_attribute, renamed_kwargs
+from .._params import ParamsMixin
 from .._typing import Array, Edges, Metric, Weights
 from .._validation import (
     check_auto_bool,
@@ -20,10 +22,8 @@ from .._validation import (
     check_reg,
     check_weights,
 )
-from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
-from .._deprecation import deprecated_attribute, renamed_kwargs
-from .._params import ParamsMixin
 from ..potentials import Potentials
+from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
 from .costs import GraphCost, make_cost
 from .distributed import LOSSES, data_parallel
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, evaluate_dual, exact_is_affordable
@@ -405,7 +405,8 @@ class NeuralEMOT(ParamsMixin):
         data = [_to_torch(X, device, eval_dtype) for X in X_s]
         weights = [_to_torch(a, device, eval_dtype) for a in a_s]
         uniform = [bool(torch.allclose(w, torch.full_like(w, 1.0 / w.shape[0]))) for w in weights]
-        seed = int(self.random_state) if self.random_state is not None else int(np.random.SeedSequence().entropy % (2**62))
+        seed = self.random_state
+        seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**62))
         if parallel is not None:
             seed = int(parallel.broadcast_object(seed))
         payload = resume_payload(self.checkpoint_dir, parallel) if self.resume and self.checkpoint_dir else None
