@@ -75,8 +75,9 @@ class Potentials(list):
         The weights :math:`a_i` (default: uniform, or ``exp(log_a)``).
     free : sequence of int, optional
         Free nodes (marginal not prescribed, :math:`\varphi_i = 0`).
-    log_a : list of k arrays of shape (n_i,), optional
-        ``log a_i`` (``-inf`` at zero weights) when already computed.
+    log_a : list of k arrays of shape (n_i,) or floats, optional
+        ``log a_i`` (``-inf`` at zero weights) when already computed; a
+        float for weights that are all equal (e.g. ``-log b`` on a batch).
 
     Examples
     --------
@@ -112,8 +113,10 @@ class Potentials(list):
         log_a = list(log_a)
         # the convention: 0 on free nodes and at zero weights
         phi = [
-            nx.zeros(la.shape, type_as=la)
+            nx.zeros((engine.shape[i],), type_as=engine.type_as)
             if i in free
+            else p
+            if isinstance(la, float)
             else nx.where(nx.isfinite(la), p, nx.zeros(la.shape, type_as=la))
             for i, (p, la) in enumerate(zip(phi, log_a))
         ]
@@ -163,6 +166,7 @@ class Potentials(list):
             if a_s is None:
                 a_s = [nx.ones((n,), type_as=engine.type_as) / n for n in engine.shape]
             log_a = [safe_log(nx, a) for a in a_s]
+        log_a = [_as_array(nx, la, n, engine.type_as) for la, n in zip(log_a, engine.shape)]
         free = check_free(tuple(free), engine.k)
         first = _first_prescribed(engine.k, free)
         offset = cost_offset_of(engine)
@@ -223,7 +227,11 @@ class Potentials(list):
     def a_s(self):
         """The weights :math:`a_i`."""
         if self._a_s is None:
-            self._a_s = [self.nx.exp(la) for la in self.log_a]
+            nx, ref = self.nx, self.engine.type_as
+            self._a_s = [
+                nx.zeros((n,), type_as=ref) + math.exp(la) if isinstance(la, float) else nx.exp(la)
+                for n, la in zip(self.engine.shape, self.log_a)
+            ]
         return list(self._a_s)
 
     @property
@@ -239,11 +247,11 @@ class Potentials(list):
         g = []
         for i, (p, la) in enumerate(zip(self, self.log_a)):
             if i in self.free:
-                g.append(la)
+                g.append(_as_array(self.nx, la, self.engine.shape[i], self.engine.type_as))
                 continue
             if i == first and offset != 0.0:
                 p = p - offset
-            g.append(nx.where(nx.isfinite(la), p / self.reg + la, la))
+            g.append(p / self.reg + la if isinstance(la, float) else nx.where(nx.isfinite(la), p / self.reg + la, la))
         return g
 
     # ---- derived potentials --------------------------------------------------
@@ -487,6 +495,6 @@ def _first_prescribed(k, free):
     return min((i for i in range(k) if i not in free), default=0)
 
 
-def uniform_log_weights(nx, sizes, type_as):
-    """``[-log n_i]`` as arrays (the log-weights of uniform clouds of ``sizes``)."""
-    return [nx.zeros((n,), type_as=type_as) - math.log(n) for n in sizes]
+def _as_array(nx, la, n, type_as):
+    """``log a_i`` as an array of shape ``(n,)`` (a float stands for equal weights)."""
+    return nx.zeros((n,), type_as=type_as) + la if isinstance(la, float) else la

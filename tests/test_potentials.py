@@ -133,3 +133,18 @@ def test_neural_estimator_gives_potentials():
     # the density of the (0, 2) pair at the training points is the plan's pairwise marginal over a_0 ⊗ a_2
     D = est.pairwise_plan(0, 2, X_s[0], X_s[2])
     np.testing.assert_allclose(D / 900.0, P.pairwise_marginal(0, 2), rtol=1e-8)
+
+
+@pytest.mark.parametrize("free", [(), (1,)])
+def test_float_log_weights_stand_for_equal_weights(free):
+    rng = np.random.RandomState(2)
+    C = rng.rand(3, 4, 5) - 1.0
+    engine, a_used = make_engine(None, C, 0.4)
+    phi = [rng.randn(n) for n in C.shape]
+    arrays = Potentials(engine, phi, a_used, free=free)
+    floats = Potentials(engine, phi, log_a=[-np.log(n) for n in C.shape], free=free)
+    for x, y in zip(arrays.log_scalings, floats.log_scalings):
+        np.testing.assert_allclose(x, y, rtol=1e-13)
+    for name in ("value", "dual", "log_partition", "linear_term"):
+        np.testing.assert_allclose(getattr(floats, name)(), getattr(arrays, name)(), rtol=1e-12)
+    np.testing.assert_allclose(floats.normalized().plan(), arrays.normalized().plan(), rtol=1e-12)

@@ -46,7 +46,7 @@ on a batch of ``b`` points per marginal:
 
 import math
 
-from ..potentials import Potentials, uniform_log_weights
+from ..potentials import Potentials
 
 __all__ = [
     "ESTIMATORS",
@@ -90,7 +90,7 @@ def combinatorial_log_mean_exp(cost, X_s, f_s, reg, log_w=None):
     """
     engine = cost.engine(X_s, reg)
     if log_w is None:
-        log_w = uniform_log_weights(engine.nx, [int(f.shape[0]) for f in f_s], f_s[0])
+        log_w = [-math.log(f.shape[0]) for f in f_s]  # uniform weights
     return Potentials(engine, f_s, log_a=log_w).log_partition(once=True)
 
 
@@ -208,7 +208,7 @@ def ustat_log_mean_exp(cost, X_s, f_s, reg):
             edges.append((a, c))
             matrices.append(M + mask)
     engine = PairwiseCost(edges, matrices, shape=(b,) * k).make_engine(reg)
-    log_w = [torch.zeros_like(f) for f in f_s]  # weights 1: the sum over tuples, divided by their count below
+    log_w = [0.0] * k  # weights 1: the sum over tuples, divided by their count below
     log_count = sum(math.log(b - j) for j in range(k))
     return Potentials(engine, f_s, log_a=log_w).log_partition(once=True) - log_count
 
