@@ -331,6 +331,16 @@ _ENGINE_PARAMS = r"""    mode : {'scaling', 'log'}, optional
         at most 1.5×), else the process's settings; an int: that many; ``None``:
         leave the settings alone. The limits are process-wide while the
         loop runs.
+    reg_m : float or sequence of k floats, optional
+        Unbalanced EMOT (POT's name): the marginal constraints become KL
+        penalties :math:`\sum_i \rho_i\,\mathrm{KL}(r_i(P)\,\|\,a_i)`
+        (see Notes), one :math:`\rho_i > 0` per marginal or one for all;
+        ``inf`` keeps marginal ``i`` a constraint, so balanced, penalised
+        and ``free`` nodes mix. The weights then keep their own masses
+        (balanced ones must share theirs). ``None`` (default): balanced.
+        Cyclic method only (``ValueError`` otherwise), without
+        ``relaxation``; the plan's marginals are in ``log['marginals']``. See
+        :mod:`ot_multimarginal.unbalanced`.
     **kwargs
         Options of the chosen ``method``'s loop (a name that is not one
         raises a ``TypeError`` listing the valid ones):
@@ -389,6 +399,26 @@ _FREE_NOTES = r"""
     :math:`\sum_{i\notin F}\langle r_i, \varphi_i\rangle - \varepsilon(\|P\|_1 - 1)`.
     ``log['marginals']`` holds all k marginals of :math:`P` (on a free node:
     the solution's own marginal).
+
+    **Unbalanced EMOT** (``reg_m`` = :math:`\rho`). The problem becomes
+
+    .. math::
+        \min_{P \ge 0}\ \langle C, P\rangle + \varepsilon\,\mathrm{KL}(P \,\|\, \otimes_i a_i)
+        + \sum_{i} \rho_i\,\mathrm{KL}(r_i(P) \,\|\, a_i)
+
+    (generalised KL, mass terms included; :math:`\rho_i = \infty`: the
+    constraint :math:`r_i(P) = a_i`; a free node: no term). The cyclic
+    loop takes the scaled block step
+    :math:`\varphi_i \leftarrow \rho_i/(\rho_i+\varepsilon)\,(\varphi_i + \varepsilon\log(a_i/r_i))`
+    in the log domain, on any engine. ``value`` is this objective at the
+    plan; for k = 2 it is ``ot.unbalanced.sinkhorn_unbalanced(...,
+    reg_type='kl', log=True)[1]['total_cost']`` (= ``ot.solve(...,
+    unbalanced=rho).value``, whose KL terms have no mass terms) plus
+    :math:`\varepsilon(\|a\|_1\|b\|_1 - m) + \sum_{i:\rho_i<\infty}\rho_i(\|a_i\|_1 - m)`,
+    :math:`m = \|P\|_1`; ``value_linear`` is
+    ``ot.unbalanced.sinkhorn_unbalanced2``'s default (linear) value. Unlike
+    the balanced value, it is not invariant under constant shifts of the
+    cost (a dearer transport moves less mass).
 
     **Constant shifts.** Adding a constant :math:`c` to the cost (for a
     pairwise cost: to any edge matrix) leaves the plan unchanged and adds

@@ -325,3 +325,53 @@ def test_non_convergence_warns():
     C = np.random.RandomState(0).rand(3, 4, 5)
     with pytest.warns(UserWarning, match="did not converge"):
         om.emot_sinkhorn2(None, C, 0.01, reg_m=10.0, numItermax=2, stopThr=1e-12)
+
+
+# ---------------------------------------------------------------- neural
+def _clouds():
+    rng = np.random.RandomState(10)
+    return [rng.randn(60, 2) + 0.5 * i for i in range(3)]
+
+
+@pytest.mark.parametrize("rho", [(1.0, 1.0, 1.0), (INF, 0.5, 2.0)])
+def test_neural_exact_dual_at_sinkhorn_potentials_is_the_value(rho):
+    """Strong duality: the neural objective's exact unbalanced dual at Sinkhorn's potentials is Sinkhorn's value."""
+    torch = pytest.importorskip("torch")
+    from ot_multimarginal.neural.costs import make_cost
+    from ot_multimarginal.neural.objectives import exact_dual
+
+    X_s = _clouds()
+    v, log = om.empirical_emot_sinkhorn2(X_s, 1.0, graph="chain", reg_m=rho, stopThr=1e-12, log=True)
+    Xt = [torch.tensor(X) for X in X_s]
+    ft = [torch.tensor(p) for p in log["potentials"]]
+    at = [torch.full((60,), 1.0 / 60, dtype=torch.float64) for _ in X_s]
+    d = exact_dual(make_cost(3, "chain"), Xt, ft, 1.0, at, om.unbalanced.check_reg_m(rho, 3))
+    np.testing.assert_allclose(float(d), float(v), atol=1e-9)
+    # any other potentials give less (weak duality)
+    d2 = exact_dual(make_cost(3, "chain"), Xt, [f + 0.1 for f in ft], 1.0, at, om.unbalanced.check_reg_m(rho, 3))
+    assert float(d2) < float(v)
+
+
+@pytest.mark.parametrize("rho", [pytest.param((1.0, 1.0, 1.0), marks=pytest.mark.slow), (INF, 0.5, 2.0)])
+def test_neural_within_one_percent_of_sinkhorn(rho):
+    pytest.importorskip("torch")
+    X_s = _clouds()
+    v_s, log_s = om.empirical_emot_sinkhorn2(X_s, 1.0, graph="chain", reg_m=rho, stopThr=1e-10, log=True)
+    v_n, log = om.emot_neural(X_s, 1.0, graph="chain", reg_m=rho, n_iter=600, batch_size=60, seed=0, log=True)
+    assert log["value_method"] == "exact"
+    assert float(v_n) <= float(v_s) + 1e-9  # a certified lower bound
+    assert abs(float(v_n) - float(v_s)) < 0.01 * abs(float(v_s))
+    # the plan of the trained potentials has the solution's mass and marginals (to the training's accuracy)
+    P = log["estimator"].plan()
+    for i in range(3):
+        r = log_s["marginals"][i]
+        assert np.abs(P.marginal(i) - r).sum() < 0.05 * r.sum()
+    np.testing.assert_allclose(float(P.mass), float(log_s["marginals"][0].sum()), rtol=0.01)
+
+
+def test_neural_reg_m_validation():
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="reg_m"):
+        om.emot_neural(_clouds(), 1.0, reg_m=(1.0, -1.0, 1.0), n_iter=1)
+    with pytest.raises(ValueError, match="reg_m"):
+        om.emot_neural(_clouds(), 1.0, reg_m=(1.0, 1.0), n_iter=1)
