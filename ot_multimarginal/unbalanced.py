@@ -156,6 +156,43 @@ class MarginalPenalties:
             step + nx.where(positive_i, log_a_i, zero)
         return nx.where(positive_i, new, log_a_i)
 
+    def translate(self, nx, g, log_a, positive):
+        r"""The exact dual maximisation over translations :math:`\varphi_i + t_i`, :math:`\sum_i t_i = 0`.
+
+        Such translations leave the plan unchanged, so only the marginal
+        terms of the dual move; their maximiser is explicit (Séjourné,
+        Vialard and Peyré 2022, "translation-invariant Sinkhorn", here for k
+        marginals): with :math:`A_i = \langle a_i, e^{-\varphi_i/\rho_i}\rangle`,
+        :math:`t_i = \rho_i\log(A_i/\mu)` on the penalised nodes, where
+        :math:`\mu` is the common mass of the balanced nodes (which share
+        :math:`-\sum t_i` equally), or, without any balanced node,
+        :math:`\log\mu = \sum_i\rho_i\log A_i/\sum_i\rho_i`. This is the
+        direction along which the block updates contract only by
+        :math:`\lambda_i = \rho_i/(\rho_i+\varepsilon)`: one step per sweep
+        (O(n) work, no engine pass) removes the slow convergence at
+        :math:`\rho \gg \varepsilon`. Returns the new ``g`` (a list).
+        """
+        pen = self.penalised
+        bal = [i for i in range(len(g)) if i not in self.free and i not in pen]
+        if not pen or (len(pen) == 1 and not bal):
+            return g
+        log_A = {}
+        for i in pen:
+            zero = nx.zeros(g[i].shape, type_as=g[i])
+            phi = nx.where(positive[i], g[i], zero) - nx.where(positive[i], log_a[i], zero) + self.offset[i]
+            log_A[i] = nx.logsumexp(nx.where(positive[i], log_a[i] - self.tau[i] * phi, log_a[i]))
+        if bal:
+            log_mu = nx.logsumexp(log_a[bal[0]])
+        else:
+            log_mu = sum(self.rho[i] * log_A[i] for i in pen) / sum(self.rho[i] for i in pen)
+        t = {i: self.rho[i] * (log_A[i] - log_mu) for i in pen}
+        for i in bal:
+            t[i] = -sum(t[j] for j in pen) / len(bal)
+        g = list(g)
+        for i, ti in t.items():  # backend scalars: no device synchronisation
+            g[i] = g[i] + ti / self.reg
+        return g
+
     def error(self, nx, log_r, g, log_a, positive, blocks):
         r"""Stopping error: how much the next block updates would move the marginals.
 

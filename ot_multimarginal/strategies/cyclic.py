@@ -153,5 +153,7 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
                 continue
             g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega)
             n_relaxed += relaxed
+        if unbalanced is not None:
+            g = unbalanced.translate(nx, g, log_a, positive)
         it += 1
     return g, {"err": errs, "niter": it, "converged": converged, "relaxation": omega, "n_relaxed_steps": n_relaxed}
