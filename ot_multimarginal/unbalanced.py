@@ -156,7 +156,7 @@ class MarginalPenalties:
             step + nx.where(positive_i, log_a_i, zero)
         return nx.where(positive_i, new, log_a_i)
 
-    def translate(self, nx, g, log_a, positive):
+    def translate(self, nx, g, log_a, positive, all_positive=None):
         r"""The exact dual maximisation over translations :math:`\varphi_i + t_i`, :math:`\sum_i t_i = 0`.
 
         Such translations leave the plan unchanged, so only the marginal
@@ -170,28 +170,33 @@ class MarginalPenalties:
         direction along which the block updates contract only by
         :math:`\lambda_i = \rho_i/(\rho_i+\varepsilon)`: one step per sweep
         (O(n) work, no engine pass) removes the slow convergence at
-        :math:`\rho \gg \varepsilon`. Returns the new ``g`` (a list).
+        :math:`\rho \gg \varepsilon`. Returns the shifts of the
+        log-scalings, ``{i: t_i / ε}`` (backend scalars that sum to zero; the
+        loop keeps them aside, so that the engines' caches, keyed on the
+        log-scalings they were given, stay valid). ``all_positive[i]``: node
+        ``i`` has no zero weight (no masks needed).
         """
         pen = self.penalised
         bal = [i for i in range(len(g)) if i not in self.free and i not in pen]
         if not pen or (len(pen) == 1 and not bal):
-            return g
+            return {}
         log_A = {}
         for i in pen:
-            zero = nx.zeros(g[i].shape, type_as=g[i])
-            phi = nx.where(positive[i], g[i], zero) - nx.where(positive[i], log_a[i], zero) + self.offset[i]
-            log_A[i] = nx.logsumexp(nx.where(positive[i], log_a[i] - self.tau[i] * phi, log_a[i]))
+            if all_positive is not None and all_positive[i]:
+                x = log_a[i] - self.tau[i] * (g[i] - log_a[i] + self.offset[i])
+            else:
+                zero = nx.zeros(g[i].shape, type_as=g[i])
+                phi = nx.where(positive[i], g[i], zero) - nx.where(positive[i], log_a[i], zero) + self.offset[i]
+                x = nx.where(positive[i], log_a[i] - self.tau[i] * phi, log_a[i])
+            log_A[i] = _log_sum_exp(nx, x)
         if bal:
-            log_mu = nx.logsumexp(log_a[bal[0]])
+            log_mu = _log_sum_exp(nx, log_a[bal[0]])
         else:
             log_mu = sum(self.rho[i] * log_A[i] for i in pen) / sum(self.rho[i] for i in pen)
         t = {i: self.rho[i] * (log_A[i] - log_mu) for i in pen}
         for i in bal:
             t[i] = -sum(t[j] for j in pen) / len(bal)
-        g = list(g)
-        for i, ti in t.items():  # backend scalars: no device synchronisation
-            g[i] = g[i] + ti / self.reg
-        return g
+        return {i: ti / self.reg for i, ti in t.items()}  # backend scalars: no device synchronisation
 
     def error(self, nx, log_r, g, log_a, positive, blocks):
         r"""Stopping error: how much the next block updates would move the marginals.
@@ -214,6 +219,12 @@ class MarginalPenalties:
             r = nx.exp(log_r[i])
             err = err + nx.sum(nx.where(positive[i], nx.abs(r - r * nx.exp(-d)), zero))
         return err
+
+
+def _log_sum_exp(nx, x):
+    """``log Σ exp(x)`` of a vector with a finite maximum: cheaper than ``nx.logsumexp`` on NumPy (scipy's)."""
+    m = nx.detach(nx.max(x))
+    return m + nx.log(nx.sum(nx.exp(x - m)))
 
 
 def unbalanced_value(engine, g, a_s, penalties):

@@ -77,6 +77,11 @@ def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega):
     return plain, False
 
 
+def _shifted(g, shift):
+    """``g_i + shift_i`` (the log-scalings with the pending translations; ``None``: no shift)."""
+    return [gi if si is None else gi + si for gi, si in zip(g, shift)]
+
+
 def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, check_every=10, relaxation=1.0,
                     blocks=None, stop_rule=None, unbalanced=None):
     """Run cyclic sweeps from log-scalings ``g``.
@@ -117,6 +122,9 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
     # blocks without zero weights take the plain step without masks (the common case)
     all_positive = [not bool(nx.any(~p)) for p in positive]
     g = list(g)
+    # unbalanced: the translation steps' shifts of the log-scalings (summing to zero, so the plan is that of
+    # g), kept aside rather than added to g, which would invalidate the engines' caches at every sweep
+    shift = [None] * len(g)
     errs = []
     converged = False
     it = 0
@@ -129,7 +137,7 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
         if check:
             log_r = engine.log_marginals(g)
             err = marginal_error(nx, log_r, a_s, blocks) if unbalanced is None else \
-                unbalanced.error(nx, log_r, g, log_a, positive, blocks)
+                unbalanced.error(nx, log_r, _shifted(g, shift), log_a, positive, blocks)
             err = check_finite_error(nx, err, it)
             errs.append(err)
             if verbose:
@@ -145,8 +153,10 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
             break
         for i in blocks:
             lr = log_r0 if (i == blocks[0] and log_r0 is not None) else engine.log_marginal(g, i)
-            if unbalanced is not None:
-                g[i] = unbalanced.update(nx, i, g[i], log_a[i], lr, positive[i], all_positive[i])
+            if unbalanced is not None:  # the update of the shifted g_i, stored without the shift
+                gi = g[i] + shift[i] if shift[i] is not None else g[i]
+                new = unbalanced.update(nx, i, gi, log_a[i], lr, positive[i], all_positive[i])
+                g[i] = new - shift[i] if shift[i] is not None else new
                 continue
             if omega == 1.0 and all_positive[i]:
                 g[i] = g[i] - lr + log_a[i]
@@ -154,6 +164,9 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
             g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega)
             n_relaxed += relaxed
         if unbalanced is not None:
-            g = unbalanced.translate(nx, g, log_a, positive)
+            for j, t in unbalanced.translate(nx, _shifted(g, shift), log_a, positive, all_positive).items():
+                shift[j] = t if shift[j] is None else shift[j] + t
         it += 1
+    if unbalanced is not None:
+        g = _shifted(g, shift)
     return g, {"err": errs, "niter": it, "converged": converged, "relaxation": omega, "n_relaxed_steps": n_relaxed}
