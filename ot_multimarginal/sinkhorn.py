@@ -103,7 +103,7 @@ def resolve_free(M, free, k):
     return check_free(free, k)
 
 
-def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
+def _initial_scalings(engine, a_s, log_a, warmstart, free=(), rescale=True):
     nx = engine.nx
     if warmstart is None:
         return list(log_a)
@@ -124,8 +124,8 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
         g.append(nx.where(nx.isfinite(la), phi / engine.reg + la, la))
     # potentials of another cost (an outer loop's previous solve) can put the plan's mass at e^{±1000}:
     # rescale it to one on the first prescribed block (the exact dual minimisation along that direction)
-    lm = engine.log_mass(g)
-    if bool(nx.isfinite(lm)):
+    lm = engine.log_mass(g) if rescale else None  # not for unbalanced problems, whose mass is part of the answer
+    if rescale and bool(nx.isfinite(lm)):
         g[first] = g[first] - nx.detach(lm)
     return g
 
@@ -164,7 +164,7 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     if 0 < stopThr < floor:
         stopThr = floor
     log_a = [safe_log(nx, a) for a in a_s]
-    g0 = _initial_scalings(engine, a_s, log_a, warmstart, free)
+    g0 = _initial_scalings(engine, a_s, log_a, warmstart, free, rescale=unbalanced is None)
     try:
         with engine_threads(engine, blas_threads):
             g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,

@@ -137,6 +137,7 @@ class MarginalPenalties:
         self.tau = tuple(0.0 if math.isinf(r) else self.reg / r for r in self.rho)
         first = min(i for i in range(len(reg_m)) if i not in self.free)
         self.offset = tuple(cost_offset_of(engine) / self.reg if i == first else 0.0 for i in range(len(reg_m)))
+        self._const = {}  # per-node constant vectors of the fast paths, from log a_i (fixed during a solve)
 
     @property
     def penalised(self):
@@ -156,7 +157,32 @@ class MarginalPenalties:
             step + nx.where(positive_i, log_a_i, zero)
         return nx.where(positive_i, new, log_a_i)
 
-    def translate(self, nx, g, log_a, positive, all_positive=None):
+    def _constants(self, i, log_a_i):
+        """``(log a_i + (λ_i - 1) o_i, (1 + τ_i) log a_i - τ_i o_i)``, computed once per node."""
+        if i not in self._const:
+            lam, tau, o = self.lam[i], self.tau[i], self.offset[i]
+            self._const[i] = (log_a_i + (lam - 1.0) * o, (1.0 + tau) * log_a_i - tau * o)
+        return self._const[i]
+
+    def update_shifted(self, nx, i, g_i, shift_i, log_a_i, log_r_i, positive_i, all_positive_i):
+        """:meth:`update` of ``g_i + shift_i``, returned without the shift (``shift_i``: a scalar or ``None``).
+
+        The cyclic loop keeps the translation steps' shifts aside; on a block
+        without zero weights this is
+        :math:`\lambda_i(g_i - \log r_i) + \log a_i + (\lambda_i - 1)(o_i + s_i)`, three or four
+        vector operations, as cheap as the balanced step.
+        """
+        lam = self.lam[i]
+        if all_positive_i:
+            if lam == 1.0:
+                return g_i - log_r_i + log_a_i
+            new = lam * (g_i - log_r_i) + self._constants(i, log_a_i)[0]
+            return new if shift_i is None else new + (lam - 1.0) * shift_i
+        gi = g_i if shift_i is None else g_i + shift_i
+        new = self.update(nx, i, gi, log_a_i, log_r_i, positive_i, all_positive_i)
+        return new if shift_i is None else new - shift_i
+
+    def translate(self, nx, g, log_a, positive, all_positive=None, shift=None):
         r"""The exact dual maximisation over translations :math:`\varphi_i + t_i`, :math:`\sum_i t_i = 0`.
 
         Such translations leave the plan unchanged, so only the marginal
@@ -174,7 +200,8 @@ class MarginalPenalties:
         log-scalings, ``{i: t_i / ε}`` (backend scalars that sum to zero; the
         loop keeps them aside, so that the engines' caches, keyed on the
         log-scalings they were given, stay valid). ``all_positive[i]``: node
-        ``i`` has no zero weight (no masks needed).
+        ``i`` has no zero weight (no masks needed); ``shift``: the pending
+        shifts (``g_i + shift_i`` are the log-scalings; ``None`` entries: 0).
         """
         pen = self.penalised
         bal = [i for i in range(len(g)) if i not in self.free and i not in pen]
@@ -182,13 +209,15 @@ class MarginalPenalties:
             return {}
         log_A = {}
         for i in pen:
+            s_i = None if shift is None else shift[i]
             if all_positive is not None and all_positive[i]:
-                x = log_a[i] - self.tau[i] * (g[i] - log_a[i] + self.offset[i])
-            else:
-                zero = nx.zeros(g[i].shape, type_as=g[i])
-                phi = nx.where(positive[i], g[i], zero) - nx.where(positive[i], log_a[i], zero) + self.offset[i]
-                x = nx.where(positive[i], log_a[i] - self.tau[i] * phi, log_a[i])
-            log_A[i] = _log_sum_exp(nx, x)
+                x = self._constants(i, log_a[i])[1] - self.tau[i] * g[i]
+                log_A[i] = _log_sum_exp(nx, x) if s_i is None else _log_sum_exp(nx, x) - self.tau[i] * s_i
+                continue
+            gi = g[i] if s_i is None else g[i] + s_i
+            zero = nx.zeros(gi.shape, type_as=gi)
+            phi = nx.where(positive[i], gi, zero) - nx.where(positive[i], log_a[i], zero) + self.offset[i]
+            log_A[i] = _log_sum_exp(nx, nx.where(positive[i], log_a[i] - self.tau[i] * phi, log_a[i]))
         if bal:
             log_mu = _log_sum_exp(nx, log_a[bal[0]])
         else:

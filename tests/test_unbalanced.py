@@ -220,6 +220,16 @@ def test_large_rho_over_eps_converges_fast(rho):
     np.testing.assert_allclose(P, P0, atol=1e-9)
 
 
+def test_warmstart_from_the_solution_stops_at_once():
+    rng = np.random.RandomState(12)
+    C, a_s = _problem(rng, (3, 4, 5), masses=(1.0, 1.5, 0.7))
+    rho = (0.5, 2.0, 1.0)
+    _, log = om.emot_sinkhorn2(a_s, C + 3.0, 0.3, reg_m=rho, stopThr=1e-12, log=True)
+    v, log2 = om.emot_sinkhorn2(a_s, C + 3.0, 0.3, reg_m=rho, stopThr=1e-10, warmstart=log["potentials"], log=True)
+    assert log2["niter"] == 0 and log2["converged"]
+    np.testing.assert_allclose(float(v), float(log["value"]), atol=1e-10)
+
+
 # ---------------------------------------------------------------- graph engines
 def _pairwise(rng, shape, edges):
     return om.PairwiseCost(edges, [rng.rand(shape[a], shape[b]) + (a == 0) * 2.0 for a, b in edges], shape=shape)

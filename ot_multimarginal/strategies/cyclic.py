@@ -154,9 +154,7 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
         for i in blocks:
             lr = log_r0 if (i == blocks[0] and log_r0 is not None) else engine.log_marginal(g, i)
             if unbalanced is not None:  # the update of the shifted g_i, stored without the shift
-                gi = g[i] + shift[i] if shift[i] is not None else g[i]
-                new = unbalanced.update(nx, i, gi, log_a[i], lr, positive[i], all_positive[i])
-                g[i] = new - shift[i] if shift[i] is not None else new
+                g[i] = unbalanced.update_shifted(nx, i, g[i], shift[i], log_a[i], lr, positive[i], all_positive[i])
                 continue
             if omega == 1.0 and all_positive[i]:
                 g[i] = g[i] - lr + log_a[i]
@@ -164,7 +162,7 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
             g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega)
             n_relaxed += relaxed
         if unbalanced is not None:
-            for j, t in unbalanced.translate(nx, _shifted(g, shift), log_a, positive, all_positive).items():
+            for j, t in unbalanced.translate(nx, g, log_a, positive, all_positive, shift).items():
                 shift[j] = t if shift[j] is None else shift[j] + t
         it += 1
     if unbalanced is not None:
