@@ -53,7 +53,7 @@ import numpy as np
 from ._backend import safe_log, to_float
 from ._validation import _is_array, _is_real_number, describe
 
-__all__ = ["check_reg_m", "MarginalPenalties", "unbalanced_value", "kl_divergence", "dual_marginal_term"]
+__all__ = ["MarginalPenalties", "check_reg_m", "dual_marginal_term", "kl_divergence", "unbalanced_value"]
 
 
 def check_reg_m(reg_m, k, name="reg_m"):
@@ -165,7 +165,7 @@ class MarginalPenalties:
         return self._const[i]
 
     def update_shifted(self, nx, i, g_i, shift_i, log_a_i, log_r_i, positive_i, all_positive_i):
-        """:meth:`update` of ``g_i + shift_i``, returned without the shift (``shift_i``: a scalar or ``None``).
+        r""":meth:`update` of ``g_i + shift_i``, returned without the shift (``shift_i``: a scalar or ``None``).
 
         The cyclic loop keeps the translation steps' shifts aside; on a block
         without zero weights this is

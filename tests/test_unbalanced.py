@@ -14,11 +14,10 @@ import warnings
 import numpy as np
 import ot
 import pytest
+from oracles import axes_except
 from scipy.special import logsumexp
 
 import ot_multimarginal as om
-
-from oracles import axes_except
 
 INF = float("inf")
 
