@@ -59,11 +59,29 @@ __all__ = ["MarginalPenalties", "check_reg_m", "dual_marginal_term", "kl_diverge
 def check_reg_m(reg_m, k, name="reg_m"):
     r"""Validated marginal penalties: a tuple of k floats in :math:`(0, \infty]`.
 
-    ``reg_m`` is a number (the same for every marginal) or a sequence (list,
-    tuple, 1-D array) of k numbers; ``float('inf')`` makes that marginal a
-    constraint. Zero, negative, NaN values or a wrong length raise a
-    ``ValueError`` naming ``reg_m`` (for a marginal without any term, use
-    ``free=``).
+    Parameters
+    ----------
+    reg_m : float or sequence of float
+        A number (the same for every marginal) or a sequence (list, tuple,
+        1-D array) of k numbers; ``float('inf')`` makes that marginal a
+        constraint.
+    k : int
+        The number of marginals.
+    name : str, optional
+        The argument's name in the error messages (default ``'reg_m'``).
+
+    Returns
+    -------
+    reg_m : tuple of float
+        k values in :math:`(0, \infty]`.
+
+    Raises
+    ------
+    ValueError
+        On zero, negative or NaN values, or a wrong length (for a marginal
+        without any term, use ``free=``).
+    TypeError
+        On something that is not a number or a sequence of numbers.
     """
     if _is_real_number(reg_m) and not (_is_array(reg_m) and getattr(reg_m, "ndim", 0) > 0):
         values = [reg_m] * k
@@ -88,7 +106,22 @@ def check_reg_m(reg_m, k, name="reg_m"):
 
 
 def kl_divergence(nx, p, q, log_p=None):
-    r"""Generalised KL :math:`\sum p\log(p/q) - \sum p + \sum q` of non-negative vectors (0 log 0 = 0)."""
+    r"""Generalised KL :math:`\sum p\log(p/q) - \sum p + \sum q` of non-negative vectors (0 log 0 = 0).
+
+    Parameters
+    ----------
+    nx : Backend
+        The POT backend of the arrays.
+    p, q : array-like
+        Non-negative arrays of the same shape (``q > 0`` where ``p > 0``).
+    log_p : array-like, optional
+        ``log p`` when already at hand (e.g. a log-marginal).
+
+    Returns
+    -------
+    kl : backend scalar
+        The divergence (differentiable on torch).
+    """
     log_p = safe_log(nx, p) if log_p is None else log_p
     pos = p > 0
     zero = nx.zeros(p.shape, type_as=p)
@@ -100,8 +133,22 @@ def dual_marginal_term(phi, a, rho):
     r"""The term of node ``i`` in the unbalanced dual: :math:`-\rho\langle a, e^{-\varphi/\rho} - 1\rangle`.
 
     For ``rho = inf`` (a balanced node) its limit :math:`\langle a, \varphi\rangle`.
-    Works on any array type with ``exp`` (NumPy, torch); the neural path maximises it with ``a``
-    the (normalised) empirical weights, or as a mean over a batch with ``a = None``.
+    The neural path maximises it with ``a`` the (normalised) empirical
+    weights, or as a mean over a batch with ``a = None``.
+
+    Parameters
+    ----------
+    phi : array-like of shape (n,)
+        The potential at the points (NumPy or torch).
+    a : array-like of shape (n,) or None
+        The weights of the points; ``None``: the mean over the points.
+    rho : float
+        The penalty :math:`\rho > 0`, ``inf`` for a balanced node.
+
+    Returns
+    -------
+    term : scalar
+        The node's term of the dual (differentiable on torch).
     """
     if math.isinf(rho):
         return (phi * a).sum() if a is not None else phi.mean()
@@ -270,6 +317,26 @@ def unbalanced_value(engine, g, a_s, penalties):
     :math:`\varepsilon(\prod_i\|a_i\|_1 - 1)` (the mass of the KL reference)
     plus the penalties. The balanced nodes' constraint and the free nodes
     add nothing.
+
+    Parameters
+    ----------
+    engine : GibbsEngine
+        The engine of the solve (:mod:`ot_multimarginal.marginals`).
+    g : list of k arrays
+        The engine's log-scalings at the solution.
+    a_s : list of k arrays
+        The weights (each with its own mass).
+    penalties : MarginalPenalties
+        The solve's penalties.
+
+    Returns
+    -------
+    value : backend scalar
+        The unbalanced objective at :math:`P = B(g)`.
+    value_linear : backend scalar
+        :math:`\langle C, P\rangle`.
+    log_r : list of k arrays
+        The log-marginals of :math:`P`.
     """
     from .sinkhorn import emot_value
 
