@@ -85,6 +85,12 @@ def main():
         print(rows[-1], flush=True)
     name = "bench_unbalanced_quick" if args.quick else "bench_unbalanced"
     load = save_results(name, rows, reg=REG, reg_m=RHO)
+    write_tables(name, rows, load)
+    plot(name, rows)
+
+
+def write_tables(name, rows, load):
+    """Print the Markdown table and write it (``.md``) and as an rst list-table (``.rst``, for the docs)."""
     lines = [
         "| case | engine | ms/sweep balanced | ms/sweep unbalanced (reg_m=%g) | ratio | sweeps to 1e-8 bal. / unbal. |"
         % RHO,
@@ -101,6 +107,22 @@ def main():
     print(table)
     with open(os.path.join(RESULTS, name + ".md"), "w") as f:
         f.write("# bench_unbalanced: cost per sweep, unbalanced vs balanced\n\n" + table + "\n")
+    rst = [".. list-table::", "   :header-rows: 1", ""]
+    head = ["case", "engine", "ms/sweep balanced", "ms/sweep unbalanced (reg_m=%g)" % RHO, "ratio",
+            "sweeps to 1e-8 bal. / unbal."]
+    for cells in [head] + [["%s k=%d n=%d" % (r["graph"], r["k"], r["n"]), r["engine"],
+                            "%.3f" % r["ms_per_sweep_balanced"], "%.3f" % r["ms_per_sweep_unbalanced"],
+                            "%.2f" % r["ratio"], "%d / %d" % (r["sweeps_to_1e8_balanced"],
+                                                              r["sweeps_to_1e8_unbalanced"])] for r in rows]:
+        rst.append("   * - " + cells[0])
+        rst += ["     - " + c for c in cells[1:]]
+    rst += ["", lines[-1]]
+    with open(os.path.join(RESULTS, name + ".rst"), "w") as f:
+        f.write("\n".join(rst) + "\n")
+
+
+def plot(name, rows):
+    """The bar chart of the times per sweep (``.png``)."""
     plt = pyplot()
     if plt is None:
         return

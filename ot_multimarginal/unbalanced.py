@@ -171,6 +171,15 @@ class MarginalPenalties:
         \qquad \lambda_i = \frac{\rho_i}{\rho_i + \varepsilon},
 
     the plain Sinkhorn step for :math:`\lambda_i = 1` (:math:`\rho_i = \infty`).
+
+    Parameters
+    ----------
+    reg_m : tuple of k floats
+        The validated penalties (:func:`check_reg_m`).
+    engine : GibbsEngine
+        The solve's engine (its ``reg`` and ``cost_offset``).
+    free : tuple of int, optional
+        The free nodes (no term; their ``reg_m`` entry is ignored).
     """
 
     def __init__(self, reg_m, engine, free=()):
@@ -192,7 +201,26 @@ class MarginalPenalties:
         return tuple(i for i, r in enumerate(self.rho) if not math.isinf(r) and i not in self.free)
 
     def update(self, nx, i, g_i, log_a_i, log_r_i, positive_i, all_positive_i):
-        """The exact dual maximisation over block ``i`` (zero weights stay at ``-inf``)."""
+        """The exact dual maximisation over block ``i`` (zero weights stay at ``-inf``).
+
+        Parameters
+        ----------
+        nx : Backend
+            The POT backend.
+        i : int
+            The block.
+        g_i, log_a_i, log_r_i : array-like of shape (n_i,)
+            The log-scaling, the log-weights and the log-marginal of the plan at ``g``.
+        positive_i : array-like of bool
+            ``a_i > 0``.
+        all_positive_i : bool
+            No zero weight on the block (no masks needed).
+
+        Returns
+        -------
+        g_i : array-like of shape (n_i,)
+            The updated log-scaling.
+        """
         lam, o = self.lam[i], self.offset[i]
         if all_positive_i:
             if lam == 1.0:
@@ -218,6 +246,28 @@ class MarginalPenalties:
         without zero weights this is
         :math:`\lambda_i(g_i - \log r_i) + \log a_i + (\lambda_i - 1)(o_i + s_i)`, three or four
         vector operations, as cheap as the balanced step.
+
+        Parameters
+        ----------
+        nx : Backend
+            The POT backend.
+        i : int
+            The block.
+        g_i : array-like of shape (n_i,)
+            The stored log-scaling.
+        shift_i : backend scalar or None
+            The pending shift of the block.
+        log_a_i, log_r_i : array-like of shape (n_i,)
+            The log-weights and the log-marginal of the plan.
+        positive_i : array-like of bool
+            ``a_i > 0``.
+        all_positive_i : bool
+            No zero weight on the block.
+
+        Returns
+        -------
+        g_i : array-like of shape (n_i,)
+            The updated log-scaling, without the shift.
         """
         lam = self.lam[i]
         if all_positive_i:
@@ -249,6 +299,24 @@ class MarginalPenalties:
         log-scalings they were given, stay valid). ``all_positive[i]``: node
         ``i`` has no zero weight (no masks needed); ``shift``: the pending
         shifts (``g_i + shift_i`` are the log-scalings; ``None`` entries: 0).
+
+        Parameters
+        ----------
+        nx : Backend
+            The POT backend.
+        g, log_a : list of k arrays
+            The (stored) log-scalings and the log-weights.
+        positive : list of k arrays of bool
+            ``a_i > 0``.
+        all_positive : list of bool, optional
+            Blocks without zero weights.
+        shift : list of k backend scalars or None, optional
+            The pending shifts.
+
+        Returns
+        -------
+        shifts : dict
+            ``{i: t_i / ε}`` for the nodes that move.
         """
         pen = self.penalised
         bal = [i for i in range(len(g)) if i not in self.free and i not in pen]
@@ -285,7 +353,22 @@ class MarginalPenalties:
         :math:`r_i = a_i e^{-\varphi_i/\rho_i}` and, unlike that residual written
         directly, loses no precision at small :math:`\rho_i` (where
         :math:`e^{-\varphi_i/\rho_i}` amplifies rounding by :math:`\varepsilon/\rho_i`).
-        A backend scalar.
+
+        Parameters
+        ----------
+        nx : Backend
+            The POT backend.
+        log_r, g, log_a : list of k arrays
+            The log-marginals of the plan, the log-scalings and the log-weights.
+        positive : list of k arrays of bool
+            ``a_i > 0``.
+        blocks : tuple of int
+            The non-free blocks.
+
+        Returns
+        -------
+        err : backend scalar
+            The error.
         """
         err = 0.0
         for i in blocks:

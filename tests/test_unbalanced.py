@@ -319,6 +319,30 @@ def test_gradients_envelope_match_autodiff_and_finite_differences():
     np.testing.assert_allclose((val(C, ap) - val(C, am)) / (2 * h), ga_env[0][1], atol=1e-6)
 
 
+def test_gradients_on_a_graph_cost_envelope_match_autodiff():
+    """Pairwise costs: the envelope gradient of each edge matrix is the edge's pairwise marginal."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.RandomState(13)
+    shape = (3, 4, 3, 4)
+    edges = [(0, 1), (1, 2), (2, 3), (3, 0)]
+    mats = [rng.rand(shape[a], shape[b]) for a, b in edges]
+    _, a_s = _problem(rng, shape, masses=(1.0, 0.8, 1.2, 1.0))
+    rho = (0.5, 1.0, 2.0, INF)
+
+    def run(grad):
+        Ms = [torch.tensor(m, requires_grad=True) for m in mats]
+        at = [torch.tensor(a, requires_grad=True) for a in a_s]
+        v = om.emot_sinkhorn2(at, om.PairwiseCost(edges, Ms, shape=shape), 0.5, reg_m=rho, grad=grad,
+                              stopThr=1e-13, numItermax=5000)
+        v.backward()
+        return [m.grad.numpy() for m in Ms], [a.grad.numpy() for a in at]
+
+    gM_env, ga_env = run("envelope")
+    gM_ad, ga_ad = run("autodiff")
+    for x, y in zip(gM_env + ga_env, gM_ad + ga_ad):
+        np.testing.assert_allclose(x, y, atol=1e-7)
+
+
 # ---------------------------------------------------------------- validation
 @pytest.mark.parametrize("bad,err", [(-1.0, ValueError), (float("nan"), ValueError), (0.0, ValueError),
                                      ((1.0, 2.0), ValueError), ((1.0, 2.0, 3.0, 4.0), ValueError),
