@@ -291,9 +291,9 @@ class MarginalPenalties:
         :math:`-\sum t_i` equally), or, without any balanced node,
         :math:`\log\mu = \sum_i\rho_i\log A_i/\sum_i\rho_i`. This is the
         direction along which the block updates contract only by
-        :math:`\lambda_i = \rho_i/(\rho_i+\varepsilon)`: one step per sweep
-        (O(n) work, no engine pass) removes the slow convergence at
-        :math:`\rho \gg \varepsilon`. Returns the shifts of the
+        :math:`\lambda_i = \rho_i/(\rho_i+\varepsilon)`: one step every few
+        sweeps (O(n) work, no engine pass; the cyclic loop takes one every 10)
+        removes the slow convergence at :math:`\rho \gg \varepsilon`. Returns the shifts of the
         log-scalings, ``{i: t_i / ε}`` (backend scalars that sum to zero; the
         loop keeps them aside, so that the engines' caches, keyed on the
         log-scalings they were given, stay valid). ``all_positive[i]``: node

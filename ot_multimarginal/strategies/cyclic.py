@@ -33,7 +33,9 @@ sweeps, :math:`\omega = 2/(1 + \sqrt{1-\rho})` (capped at 1.9).
 Unbalanced problems (``unbalanced``, a
 :class:`~ot_multimarginal.unbalanced.MarginalPenalties`) take the scaled step
 :math:`\varphi_i \leftarrow \rho_i/(\rho_i+\varepsilon)\,(\varphi_i + \varepsilon\log(a_i/r_i))`
-on every block and stop on the change of the marginals the next updates
+on every block, an exact translation step every 10 sweeps (see
+:meth:`~ot_multimarginal.unbalanced.MarginalPenalties.translate`), and stop on
+the change of the marginals the next updates
 would make (:meth:`~ot_multimarginal.unbalanced.MarginalPenalties.error`,
 zero exactly at :math:`r_i = a_i e^{-\varphi_i/\rho_i}`); same cost per
 sweep, no over-relaxation.
@@ -57,6 +59,9 @@ __all__ = ["cyclic_sinkhorn"]
 
 _THETA = 0.1
 _AUTO_WARMUP = 30  # plain sweeps used to estimate the rate for relaxation='auto'
+# unbalanced: sweeps between two translation steps (measured: every 10 sweeps needs the same number of
+# sweeps as every sweep, at a tenth of the step's cost; without them 10-20x more sweeps at rho >> eps)
+_TRANSLATE_EVERY = 10
 
 
 def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega):
@@ -161,7 +166,7 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
                 continue
             g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega)
             n_relaxed += relaxed
-        if unbalanced is not None:
+        if unbalanced is not None and it % _TRANSLATE_EVERY == 0:
             for j, t in unbalanced.translate(nx, g, log_a, positive, all_positive, shift).items():
                 shift[j] = t if shift[j] is None else shift[j] + t
         it += 1
