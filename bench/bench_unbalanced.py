@@ -5,16 +5,16 @@ Run::
 
     python bench/bench_unbalanced.py           # ~1-2 min
     python bench/bench_unbalanced.py --quick   # smaller, ~15 s
+    python bench/bench_unbalanced.py --render bench_unbalanced   # rewrite the .md from the JSON
 
 Cases, one per engine: dense k = 3 (stabilised scaling), chain k = 6 (tree engine), circle k = 5
 (cycle engine), complete k = 4 (contraction engine); point clouds in 2-D, squared Euclidean costs,
 ε = 0.5, uniform weights. Each case runs ``emot_sinkhorn2`` for a fixed number of sweeps
 (``stopThr=0``) balanced and with ``reg_m=1`` on every marginal, interleaved, best of ``repeat``
 runs; the ratio of the times per sweep is the overhead of the unbalanced update (O(n_i) per block
-on top of the engine's marginal). Also the sweeps each needs to reach ``stopThr=1e-8`` (the
-unbalanced update contracts by ρ/(ρ+ε), so it often needs fewer). One BLAS thread. Writes
-``bench/results/bench_unbalanced{,_quick}.json``, ``.md`` and ``.png`` and prints the table with the
-load average.
+on top of the engine's marginal, and a translation step every 10 sweeps). Also the sweeps each
+needs to reach ``stopThr=1e-8``. One BLAS thread. Writes ``bench/results/bench_unbalanced{,_quick}``
+``.json``, ``.md`` and ``.png``.
 """
 # License: MIT License
 
@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from _report import RESULTS, pyplot, save_results  # noqa: E402
+from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 REG = 0.5
 RHO = 1.0
@@ -57,10 +57,35 @@ def _sweeps_to(cost, reg_m, tol=1e-8):
     return log["niter"], float(log["value"])
 
 
+def report(name, result):
+    """Write ``bench/results/<name>.md`` from the saved ``result`` (rows and load)."""
+    rows = result["rows"]
+    table = md_table(
+        ["case", "engine", "ms/sweep balanced", "ms/sweep unbalanced (reg_m=%g)" % result.get("reg_m", RHO),
+         "ratio", "sweeps to 1e-8 bal. / unbal."],
+        [["%s k=%d n=%d" % (r["graph"], r["k"], r["n"]), r["engine"], "%.3f" % r["ms_per_sweep_balanced"],
+          "%.3f" % r["ms_per_sweep_unbalanced"], "%.2f" % r["ratio"],
+          "%d / %d" % (r["sweeps_to_1e8_balanced"], r["sweeps_to_1e8_unbalanced"])] for r in rows],
+        align="llrrrr")
+    write_markdown(name, "Unbalanced EMOT: cost per sweep", [
+        "The cyclic loop of `emot_sinkhorn2`, balanced against `reg_m=%g` on every marginal, in the same "
+        "run, one case per engine; ε = %g, 2-D clouds, squared Euclidean costs, one BLAS thread; ms per "
+        "sweep, best of %d interleaved runs of %d sweeps (`stopThr=0`); the last column, the sweeps to a "
+        "stopping error of 1e-8. Load average %.2f / %.2f / %.2f on the shared 2-core machine: compare the "
+        "ratios, not the absolute times." % (result.get("reg_m", RHO), result.get("reg", REG), rows[0]["repeat"],
+                                             rows[0]["sweeps"], *result["load"]), table],
+        source="`python bench/bench_unbalanced.py`",
+        figures=[(name + ".png", "milliseconds per sweep, balanced and unbalanced")]
+        if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--render", metavar="NAME", help="rewrite bench/results/NAME.md from NAME.json, no run")
     args = parser.parse_args()
+    if args.render:
+        return report(args.render, load_results(args.render))
     if args.quick:
         cases = [("dense", 3, 40), ("chain", 6, 100), ("circle", 5, 60), ("complete", 4, 20)]
         sweeps, repeat = 50, 2
@@ -85,40 +110,8 @@ def main():
         print(rows[-1], flush=True)
     name = "bench_unbalanced_quick" if args.quick else "bench_unbalanced"
     load = save_results(name, rows, reg=REG, reg_m=RHO)
-    write_tables(name, rows, load)
     plot(name, rows)
-
-
-def write_tables(name, rows, load):
-    """Print the Markdown table and write it (``.md``) and as an rst list-table (``.rst``, for the docs)."""
-    lines = [
-        "| case | engine | ms/sweep balanced | ms/sweep unbalanced (reg_m=%g) | ratio | sweeps to 1e-8 bal. / unbal. |"
-        % RHO,
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append("| %s k=%d n=%d | %s | %.3f | %.3f | %.2f | %d / %d |" % (
-            r["graph"], r["k"], r["n"], r["engine"], r["ms_per_sweep_balanced"], r["ms_per_sweep_unbalanced"],
-            r["ratio"], r["sweeps_to_1e8_balanced"], r["sweeps_to_1e8_unbalanced"]))
-    lines.append("")
-    lines.append("ε = %g, best of %d interleaved runs of %d sweeps, 1 BLAS thread; load average %.2f %.2f %.2f."
-                 % (REG, rows[0]["repeat"], rows[0]["sweeps"], *load))
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(RESULTS, name + ".md"), "w") as f:
-        f.write("# bench_unbalanced: cost per sweep, unbalanced vs balanced\n\n" + table + "\n")
-    rst = [".. list-table::", "   :header-rows: 1", ""]
-    head = ["case", "engine", "ms/sweep balanced", "ms/sweep unbalanced (reg_m=%g)" % RHO, "ratio",
-            "sweeps to 1e-8 bal. / unbal."]
-    for cells in [head] + [["%s k=%d n=%d" % (r["graph"], r["k"], r["n"]), r["engine"],
-                            "%.3f" % r["ms_per_sweep_balanced"], "%.3f" % r["ms_per_sweep_unbalanced"],
-                            "%.2f" % r["ratio"], "%d / %d" % (r["sweeps_to_1e8_balanced"],
-                                                              r["sweeps_to_1e8_unbalanced"])] for r in rows]:
-        rst.append("   * - " + cells[0])
-        rst += ["     - " + c for c in cells[1:]]
-    rst += ["", lines[-1]]
-    with open(os.path.join(RESULTS, name + ".rst"), "w") as f:
-        f.write("\n".join(rst) + "\n")
+    report(name, dict(rows=rows, load=load, reg=REG, reg_m=RHO))
 
 
 def plot(name, rows):
