@@ -30,9 +30,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 REG = 0.5
 RHO = 1.0
@@ -61,22 +61,44 @@ def report(name, result):
     """Write ``bench/results/<name>.md`` from the saved ``result`` (rows and load)."""
     rows = result["rows"]
     table = md_table(
-        ["case", "engine", "ms/sweep balanced", "ms/sweep unbalanced (reg_m=%g)" % result.get("reg_m", RHO),
-         "ratio", "sweeps to 1e-8 bal. / unbal."],
-        [["%s k=%d n=%d" % (r["graph"], r["k"], r["n"]), r["engine"], "%.3f" % r["ms_per_sweep_balanced"],
-          "%.3f" % r["ms_per_sweep_unbalanced"], "%.2f" % r["ratio"],
-          "%d / %d" % (r["sweeps_to_1e8_balanced"], r["sweeps_to_1e8_unbalanced"])] for r in rows],
-        align="llrrrr")
-    write_markdown(name, "Unbalanced EMOT: cost per sweep", [
-        "The cyclic loop of `emot_sinkhorn2`, balanced against `reg_m=%g` on every marginal, in the same "
-        "run, one case per engine; ε = %g, 2-D clouds, squared Euclidean costs, one BLAS thread; ms per "
-        "sweep, best of %d interleaved runs of %d sweeps (`stopThr=0`); the last column, the sweeps to a "
-        "stopping error of 1e-8. Load average %.2f / %.2f / %.2f on the shared 2-core machine: compare the "
-        "ratios, not the absolute times." % (result.get("reg_m", RHO), result.get("reg", REG), rows[0]["repeat"],
-                                             rows[0]["sweeps"], *result["load"]), table],
+        [
+            "case",
+            "engine",
+            "ms/sweep balanced",
+            "ms/sweep unbalanced (reg_m=%g)" % result.get("reg_m", RHO),
+            "ratio",
+            "sweeps to 1e-8 bal. / unbal.",
+        ],
+        [
+            [
+                "%s k=%d n=%d" % (r["graph"], r["k"], r["n"]),
+                r["engine"],
+                "%.3f" % r["ms_per_sweep_balanced"],
+                "%.3f" % r["ms_per_sweep_unbalanced"],
+                "%.2f" % r["ratio"],
+                "%d / %d" % (r["sweeps_to_1e8_balanced"], r["sweeps_to_1e8_unbalanced"]),
+            ]
+            for r in rows
+        ],
+        align="llrrrr",
+    )
+    write_markdown(
+        name,
+        "Unbalanced EMOT: cost per sweep",
+        [
+            "The cyclic loop of `emot_sinkhorn2`, balanced against `reg_m=%g` on every marginal, in the same "
+            "run, one case per engine; ε = %g, 2-D clouds, squared Euclidean costs, one BLAS thread; ms per "
+            "sweep, best of %d interleaved runs of %d sweeps (`stopThr=0`); the last column, the sweeps to a "
+            "stopping error of 1e-8. Load average %.2f / %.2f / %.2f on the shared 2-core machine: compare the "
+            "ratios, not the absolute times."
+            % (result.get("reg_m", RHO), result.get("reg", REG), rows[0]["repeat"], rows[0]["sweeps"], *result["load"]),
+            table,
+        ],
         source="`python bench/bench_unbalanced.py`",
         figures=[(name + ".png", "milliseconds per sweep, balanced and unbalanced")]
-        if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
+        if os.path.exists(os.path.join(RESULTS, name + ".png"))
+        else (),
+    )
 
 
 def main():
@@ -103,10 +125,23 @@ def main():
         nb, vb = _sweeps_to(cost, None)
         nu, vu = _sweeps_to(cost, RHO)
         engine = "DenseEngine" if graph == "dense" else type(cost.make_engine(REG)).__name__
-        rows.append(dict(graph=graph, k=k, n=n, engine=engine, sweeps=sweeps, repeat=repeat,
-                         ms_per_sweep_balanced=1e3 * min(tb), ms_per_sweep_unbalanced=1e3 * min(tu),
-                         ratio=min(tu) / min(tb), sweeps_to_1e8_balanced=nb, sweeps_to_1e8_unbalanced=nu,
-                         value_balanced=vb, value_unbalanced=vu))
+        rows.append(
+            dict(
+                graph=graph,
+                k=k,
+                n=n,
+                engine=engine,
+                sweeps=sweeps,
+                repeat=repeat,
+                ms_per_sweep_balanced=1e3 * min(tb),
+                ms_per_sweep_unbalanced=1e3 * min(tu),
+                ratio=min(tu) / min(tb),
+                sweeps_to_1e8_balanced=nb,
+                sweeps_to_1e8_unbalanced=nu,
+                value_balanced=vb,
+                value_unbalanced=vu,
+            )
+        )
         print(rows[-1], flush=True)
     name = "bench_unbalanced_quick" if args.quick else "bench_unbalanced"
     load = save_results(name, rows, reg=REG, reg_m=RHO)

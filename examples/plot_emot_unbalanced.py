@@ -66,8 +66,7 @@ reg, rho = 0.1, 5.0
 P_bal, log_bal = om.emot_sinkhorn([a / a.sum() for a in a_s], cost, reg, log=True)
 P_unb, log_unb = om.emot_sinkhorn(a_s, cost, reg, reg_m=rho, log=True)
 print("balanced EMOT value: %.4f (%d sweeps)" % (log_bal["value"], log_bal["niter"]))
-print("unbalanced EMOT value: %.4f (%d sweeps), plan mass %.3f" % (log_unb["value"], log_unb["niter"],
-                                                                   P_unb.mass))
+print("unbalanced EMOT value: %.4f (%d sweeps), plan mass %.3f" % (log_unb["value"], log_unb["niter"], P_unb.mass))
 
 
 def outlier_share(log):
@@ -76,8 +75,10 @@ def outlier_share(log):
     return float(r[outlier[2]].sum() / r.sum())
 
 
-print("outlier share at t=2: data %.1f%%, balanced plan %.1f%%, unbalanced plan %.1f%%"
-      % (100 * a_s[2][outlier[2]].sum() / a_s[2].sum(), 100 * outlier_share(log_bal), 100 * outlier_share(log_unb)))
+print(
+    "outlier share at t=2: data %.1f%%, balanced plan %.1f%%, unbalanced plan %.1f%%"
+    % (100 * a_s[2][outlier[2]].sum() / a_s[2].sum(), 100 * outlier_share(log_bal), 100 * outlier_share(log_unb))
+)
 
 # %%
 # The couplings between consecutive snapshots
@@ -100,14 +101,25 @@ for ax, P, title in zip(axes, (P_bal, P_unb), ("balanced", "unbalanced (reg_m=%g
         ax.add_collection(LineCollection(segments, colors=rgba, linewidths=0.8))
     for t, X in enumerate(X_s):
         r = np.asarray(P.marginal(t))
-        ax.scatter(X[:, 0], X[:, 1], s=20 * r * len(r) / r.sum(),
-                   color=colors[t], edgecolor="k", lw=0.3, label="t = %d" % t, zorder=3)
-    ax.set_title("%s: outliers get %.0f%% of the mass at t=2" % (title, 100 * outlier_share(
-        log_bal if P is P_bal else log_unb)))
+        ax.scatter(
+            X[:, 0],
+            X[:, 1],
+            s=20 * r * len(r) / r.sum(),
+            color=colors[t],
+            edgecolor="k",
+            lw=0.3,
+            label="t = %d" % t,
+            zorder=3,
+        )
+    ax.set_title(
+        "%s: outliers get %.0f%% of the mass at t=2" % (title, 100 * outlier_share(log_bal if P is P_bal else log_unb))
+    )
     ax.set_aspect("equal")
 axes[0].legend(loc="lower right", fontsize=8)
-fig.suptitle("Four snapshots of a growing population, coupled along time (disc area: the plan's marginal, "
-             "relative to the snapshot's mean)")
+fig.suptitle(
+    "Four snapshots of a growing population, coupled along time (disc area: the plan's marginal, "
+    "relative to the snapshot's mean)"
+)
 fig.tight_layout()
 
 # %%

@@ -599,7 +599,7 @@ def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=(), penalt
     phi = potentials_from_scalings(nx, g, a_s_used, log_a, engine.reg)
     if penalties is not None and any(getattr(a, "requires_grad", False) for a in (a_s_in or [])):
         phi = potentials_from_scalings(nx, g, a_s_used, log_a, engine.reg, cost_offset_of(solved), free)
-        for i, (a, d) in enumerate(zip(a_s_in, weight_gradients(solved, g, a_s_used, phi, penalties))):
+        for a, d in zip(a_s_in, weight_gradients(solved, g, a_s_used, phi, penalties)):
             if getattr(a, "requires_grad", False):
                 inputs.append(a)
                 grads.append(d)

@@ -88,19 +88,24 @@ def check_reg_m(reg_m, k, name="reg_m"):
     elif isinstance(reg_m, (list, tuple)) or (_is_array(reg_m) and getattr(reg_m, "ndim", 0) == 1):
         values = list(reg_m)
         if len(values) != k:
-            raise ValueError("%s must be a number or hold one value per marginal: expected %d values, got %d"
-                             % (name, k, len(values)))
+            raise ValueError(
+                "%s must be a number or hold one value per marginal: expected %d values, got %d"
+                % (name, k, len(values))
+            )
     else:
-        raise TypeError("%s must be a positive number or a sequence of k=%d of them (inf: balanced), got %s"
-                        % (name, k, describe(reg_m)))
+        raise TypeError(
+            "%s must be a positive number or a sequence of k=%d of them (inf: balanced), got %s"
+            % (name, k, describe(reg_m))
+        )
     out = []
     for i, v in enumerate(values):
         if not _is_real_number(v):
             raise TypeError("%s[%d] must be a positive number (inf: balanced), got %s" % (name, i, describe(v)))
         r = float(v.item() if _is_array(v) else v)
         if math.isnan(r) or r <= 0:
-            raise ValueError("%s[%d] must be > 0 (or inf for a balanced marginal; free= for no term at all), got %r"
-                             % (name, i, r))
+            raise ValueError(
+                "%s[%d] must be > 0 (or inf for a balanced marginal; free= for no term at all), got %r" % (name, i, r)
+            )
         out.append(r)
     return tuple(out)
 
@@ -228,8 +233,11 @@ class MarginalPenalties:
             return lam * (g_i - log_r_i + o) + log_a_i - o
         zero = nx.zeros(g_i.shape, type_as=g_i)
         step = nx.where(positive_i, g_i, zero) - nx.where(positive_i, log_r_i, zero)
-        new = lam * (step + o) + nx.where(positive_i, log_a_i, zero) - o if lam != 1.0 else \
-            step + nx.where(positive_i, log_a_i, zero)
+        new = (
+            lam * (step + o) + nx.where(positive_i, log_a_i, zero) - o
+            if lam != 1.0
+            else step + nx.where(positive_i, log_a_i, zero)
+        )
         return nx.where(positive_i, new, log_a_i)
 
     def _constants(self, i, log_a_i):
@@ -478,14 +486,16 @@ def check_balanced_masses(nx, a_s, reg_m, free, name="a_s"):
         if abs(mi - m[0]) > rtol * m[0]:
             raise ValueError(
                 "the balanced marginals (reg_m = inf) must have the same total mass: %s[%d] sums to %.10g but "
-                "%s[%d] to %.10g (give them a finite reg_m, or rescale)" % (name, i, mi, name, bal[0], m[0]))
+                "%s[%d] to %.10g (give them a finite reg_m, or rescale)" % (name, i, mi, name, bal[0], m[0])
+            )
 
 
 def check_unbalanced_method(method):
     """Unbalanced problems (``reg_m``) are solved by the cyclic loop only."""
     if method != "sinkhorn_log":
-        raise ValueError("reg_m (unbalanced EMOT) is solved by method='sinkhorn_log' (or 'sinkhorn') only, got "
-                         "method=%r" % (method,))
+        raise ValueError(
+            "reg_m (unbalanced EMOT) is solved by method='sinkhorn_log' (or 'sinkhorn') only, got method=%r" % (method,)
+        )
 
 
 def make_penalties(reg_m, engine, a_s, free, method):

@@ -8,6 +8,7 @@ tensor written here; the brute-force primal objective of a dense plan; the
 closed-form limits ρ → ∞ (the balanced solve) and ρ → 0 (the Gibbs tensor
 :math:`e^{-C/\\varepsilon}\\otimes a`); finite differences for gradients.
 """
+
 import math
 import warnings
 
@@ -89,8 +90,9 @@ def test_k2_equals_pot_sinkhorn_unbalanced_kl(nx, rho):
     rng = np.random.RandomState(0)
     n, m, eps = 6, 7, 0.3
     M, (a, b) = _problem(rng, (n, m), masses=(1.0, 1.0 if INF in _pot_pair(rho) else 1.6))
-    G, lp = ot.unbalanced.sinkhorn_unbalanced(a, b, M, eps, rho, reg_type="kl", numItermax=100000,
-                                              stopThr=1e-15, log=True)
+    G, lp = ot.unbalanced.sinkhorn_unbalanced(
+        a, b, M, eps, rho, reg_type="kl", numItermax=100000, stopThr=1e-15, log=True
+    )
     ab, bb, Mb = nx.array(a), nx.array(b), nx.array(M)
     tol = nx.tol(1e-8)
     P, log = om.emot_sinkhorn([ab, bb], Mb, eps, reg_m=rho, stopThr=nx.tol(1e-12), numItermax=100000, log=True)
@@ -121,10 +123,10 @@ def test_k2_pot_entropy_is_kl_with_shifted_cost():
     M, (a, b) = _problem(rng, (5, 6), masses=(1.0, 0.7))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        G = ot.unbalanced.sinkhorn_unbalanced(a, b, M, eps, rho, reg_type="entropy", numItermax=100000,
-                                              stopThr=1e-15)
-    P = om.emot_sinkhorn([a, b], M + eps * (np.log(a)[:, None] + np.log(b)[None, :]), eps, reg_m=rho,
-                         stopThr=1e-13, numItermax=100000)
+        G = ot.unbalanced.sinkhorn_unbalanced(a, b, M, eps, rho, reg_type="entropy", numItermax=100000, stopThr=1e-15)
+    P = om.emot_sinkhorn(
+        [a, b], M + eps * (np.log(a)[:, None] + np.log(b)[None, :]), eps, reg_m=rho, stopThr=1e-13, numItermax=100000
+    )
     np.testing.assert_allclose(P, G, atol=1e-10)
 
 
@@ -170,8 +172,15 @@ def test_small_rho_gives_the_gibbs_tensor(nx):
 
 
 # ---------------------------------------------------------------- k >= 3, mixed nodes
-@pytest.mark.parametrize("rho,free", [((0.5, 0.5, 0.5, 0.5), ()), ((INF, 0.3, 2.0, INF), ()),
-                                      ((0.5, INF, 0.8, 1.0), (0,)), ((INF, 0.4, INF, 0.7), (2,))])
+@pytest.mark.parametrize(
+    "rho,free",
+    [
+        ((0.5, 0.5, 0.5, 0.5), ()),
+        ((INF, 0.3, 2.0, INF), ()),
+        ((0.5, INF, 0.8, 1.0), (0,)),
+        ((INF, 0.4, INF, 0.7), (2,)),
+    ],
+)
 def test_dense_k4_mixed_equals_numpy_oracle(rho, free):
     rng = np.random.RandomState(5)
     eps = 0.4
@@ -190,8 +199,9 @@ def test_dense_k4_mixed_equals_numpy_oracle(rho, free):
         np.testing.assert_allclose(p, q, atol=1e-8)
         np.testing.assert_allclose(log["marginals"][i], P0.sum(axis=axes_except(i, 4)), atol=1e-10)
     if len(bal) > 1:
-        np.testing.assert_allclose(sum(log["potentials"][i].mean() for i in bal), sum(phi0[i].mean() for i in bal),
-                                   atol=1e-8)
+        np.testing.assert_allclose(
+            sum(log["potentials"][i].mean() for i in bal), sum(phi0[i].mean() for i in bal), atol=1e-8
+        )
 
 
 def test_cost_offset_is_not_shift_invariant():
@@ -203,8 +213,7 @@ def test_cost_offset_is_not_shift_invariant():
         P0, _ = numpy_unbalanced_sinkhorn(C + shift, a_s, eps, (rho,) * 3)
         P, log = om.emot_sinkhorn(a_s, C + shift, eps, reg_m=rho, stopThr=1e-13, log=True)
         np.testing.assert_allclose(P, P0, atol=1e-10, rtol=1e-8)
-        np.testing.assert_allclose(float(log["value"]), primal_value(C + shift, P0, a_s, eps, (rho,) * 3),
-                                   atol=1e-9)
+        np.testing.assert_allclose(float(log["value"]), primal_value(C + shift, P0, a_s, eps, (rho,) * 3), atol=1e-9)
 
 
 @pytest.mark.parametrize("rho", [(20.0, 20.0, 20.0), (INF, 20.0, 10.0)])
@@ -234,12 +243,16 @@ def _pairwise(rng, shape, edges):
     return om.PairwiseCost(edges, [rng.rand(shape[a], shape[b]) + (a == 0) * 2.0 for a, b in edges], shape=shape)
 
 
-@pytest.mark.parametrize("edges", [
-    [(0, 1), (1, 2), (2, 3)],              # chain: tree engine
-    [(0, 1), (0, 2), (0, 3)],              # star: tree engine
-    [(0, 1), (1, 2), (2, 3), (3, 0)],      # circle: cycle engine
-    [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)],  # complete: contraction engine
-], ids=["chain", "star", "circle", "complete"])
+@pytest.mark.parametrize(
+    "edges",
+    [
+        [(0, 1), (1, 2), (2, 3)],  # chain: tree engine
+        [(0, 1), (0, 2), (0, 3)],  # star: tree engine
+        [(0, 1), (1, 2), (2, 3), (3, 0)],  # circle: cycle engine
+        [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)],  # complete: contraction engine
+    ],
+    ids=["chain", "star", "circle", "complete"],
+)
 def test_graph_engines_equal_dense(nx, edges):
     rng = np.random.RandomState(7)
     eps = 0.5
@@ -332,8 +345,9 @@ def test_gradients_on_a_graph_cost_envelope_match_autodiff():
     def run(grad):
         Ms = [torch.tensor(m, requires_grad=True) for m in mats]
         at = [torch.tensor(a, requires_grad=True) for a in a_s]
-        v = om.emot_sinkhorn2(at, om.PairwiseCost(edges, Ms, shape=shape), 0.5, reg_m=rho, grad=grad,
-                              stopThr=1e-13, numItermax=5000)
+        v = om.emot_sinkhorn2(
+            at, om.PairwiseCost(edges, Ms, shape=shape), 0.5, reg_m=rho, grad=grad, stopThr=1e-13, numItermax=5000
+        )
         v.backward()
         return [m.grad.numpy() for m in Ms], [a.grad.numpy() for a in at]
 
@@ -344,9 +358,19 @@ def test_gradients_on_a_graph_cost_envelope_match_autodiff():
 
 
 # ---------------------------------------------------------------- validation
-@pytest.mark.parametrize("bad,err", [(-1.0, ValueError), (float("nan"), ValueError), (0.0, ValueError),
-                                     ((1.0, 2.0), ValueError), ((1.0, 2.0, 3.0, 4.0), ValueError),
-                                     ((1.0, -2.0, 3.0), ValueError), ("a", TypeError), ({"x": 1}, TypeError)])
+@pytest.mark.parametrize(
+    "bad,err",
+    [
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (0.0, ValueError),
+        ((1.0, 2.0), ValueError),
+        ((1.0, 2.0, 3.0, 4.0), ValueError),
+        ((1.0, -2.0, 3.0), ValueError),
+        ("a", TypeError),
+        ({"x": 1}, TypeError),
+    ],
+)
 def test_reg_m_validation(bad, err):
     C = np.random.RandomState(0).rand(3, 4, 5)
     with pytest.raises(err, match="reg_m"):
