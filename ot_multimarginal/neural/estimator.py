@@ -218,6 +218,17 @@ class NeuralEMOT(ParamsMixin):
         (bitwise on the CPU). A checkpoint of another problem raises a
         ``ValueError`` naming what differs; a truncated or corrupted one is
         skipped with a ``UserWarning`` (the previous one is used).
+    reg_m : float or sequence of k floats, optional
+        Unbalanced EMOT (as in :func:`~ot_multimarginal.emot_sinkhorn`): KL
+        penalties :math:`\rho_i` on the marginals, ``inf`` for a balanced
+        one. The networks then maximise the unbalanced dual
+        :math:`\sum_i -\rho_i\mathbb E_{\mu_i}[e^{-\varphi_i/\rho_i} - 1]
+        - \varepsilon(\mathbb E_{\otimes\mu_i}[e^{(\oplus\varphi - c)/\varepsilon}] - 1)`
+        (:func:`~ot_multimarginal.neural.objectives.unbalanced_dual`) on the
+        same engine loss; ``value_`` is that dual (a lower bound of the
+        unbalanced value when exact), :meth:`plan` has the plan's own mass
+        and ``log_partition_`` is 0. The weights are probability vectors.
+        ``None`` (default): balanced.
 
     Attributes
     ----------
@@ -282,7 +293,7 @@ class NeuralEMOT(ParamsMixin):
                  device: Any = None,
                  verbose: bool = False, distributed: Union[str, bool] = "auto", distributed_loss: str = "global",
                  checkpoint_dir: Optional[str] = None, checkpoint_every: Optional[int] = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, reg_m: Any = None) -> None:
         self.reg = reg
         self.graph = graph
         self.metric = metric
@@ -313,6 +324,7 @@ class NeuralEMOT(ParamsMixin):
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.reg_m = reg_m
 
     # ---- parameters (get_params / set_params: ParamsMixin, from the signature) ----
     n_iter = deprecated_attribute("n_iter", "max_iter")
@@ -333,6 +345,7 @@ class NeuralEMOT(ParamsMixin):
 
     def _check_params(self, k, sizes, world_size=1):
         reg = check_reg(self.reg)
+        self._reg_m(k)
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_choice("evaluation", self.evaluation, _EVALUATIONS)
         n_iter = check_positive_int("max_iter", self.max_iter, minimum=1)
@@ -435,7 +448,7 @@ class NeuralEMOT(ParamsMixin):
             eval_every=self.eval_every, n_eval_batches=max(2, min(8, int(self.n_eval_batches))),
             patience=self.patience, tol=self.tol,
             eval_generator=torch.Generator().manual_seed(derive_seed(seed, "held-out")),
-            parallel=parallel, checkpoint=ckpt,
+            parallel=parallel, checkpoint=ckpt, reg_m=self._reg_m(k),
         )
         if payload is not None:
             ckpt.restore(trainer, payload)
@@ -500,8 +513,10 @@ class NeuralEMOT(ParamsMixin):
 
     def _evaluate(self, data, weights, generator):
         f_s = self._potentials_on(data, grad=any(X.requires_grad for X in data))
-        return evaluate_dual(self.cost_, data, f_s, weights, self.reg_, self.evaluation, self.batch_size_,
-                             int(self.n_eval_batches), generator)
+        reg_m = self._reg_m(len(data))
+        value, se, method, log_z = evaluate_dual(self.cost_, data, f_s, weights, self.reg_, self.evaluation,
+                                                 self.batch_size_, int(self.n_eval_batches), generator, reg_m=reg_m)
+        return value, se, method, (log_z if reg_m is None else 0.0)  # unbalanced: the plan keeps its own mass
 
     def _check_aligned(self, data, weights):
         gen = torch.Generator().manual_seed(derive_seed(self.seed_, "aligned-check"))
@@ -520,6 +535,12 @@ class NeuralEMOT(ParamsMixin):
                 "reg=%g); use estimator='combinatorial'" % (ess, b, 100.0 * ess / b, self.reg_),
                 UserWarning, stacklevel=3,
             )
+
+    def _reg_m(self, k):
+        """The validated ``reg_m`` (a tuple of k floats), or ``None`` for a balanced problem."""
+        from ..unbalanced import check_reg_m
+
+        return None if self.reg_m is None else check_reg_m(self.reg_m, k)
 
     # ---- what the fitted potentials give ------------------------------------
     def _check_fitted(self):
@@ -724,7 +745,9 @@ class NeuralEMOT(ParamsMixin):
             :meth:`plan_density` at sampled tuples).
         """
         with torch.no_grad():
-            return self.dual_potentials(X_s, a_s).normalized().plan()
+            pot = self.dual_potentials(X_s, a_s)
+            # balanced: mass one; unbalanced: the plan's own mass, exp((⊕φ - C)/ε)·⊗a with the true cost
+            return (pot.normalized() if self._reg_m(len(pot)) is None else pot).plan()
 
     def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
         r"""Pairwise marginal of the plan on marginals ``(i, j)``.

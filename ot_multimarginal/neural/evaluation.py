@@ -28,7 +28,7 @@ import torch
 from ot.backend import get_backend
 
 from ..potentials import Potentials, linear_term
-from .objectives import aligned_exponents, combinatorial_log_mean_exp
+from .objectives import aligned_exponents, combinatorial_log_mean_exp, unbalanced_dual
 
 __all__ = ["exact_is_affordable", "exact_work", "monte_carlo_dual", "evaluate_dual"]
 
@@ -66,7 +66,7 @@ def exact_is_affordable(cost, sizes, max_flops=EXACT_FLOPS, max_entries=EXACT_EN
 
 
 def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, estimator="combinatorial",
-                     log_partition=False):
+                     reg_m=None, log_partition=False):
     r"""Monte-Carlo estimate of :math:`D(\varphi)` and its standard error.
 
     ``f_s``: the potentials on all the data (``f_s[i]`` of shape ``(n_i,)``);
@@ -74,6 +74,7 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     ``a_s`` with ``generator`` and their tuples looked up (no network pass).
     ``estimator='aligned'`` (for costs whose :math:`b^k` tuples do not fit)
     uses the ``batch_size`` aligned tuples of each batch instead of all.
+    ``reg_m``: unbalanced EMOT (the dual of :func:`~.objectives.unbalanced_dual`).
     Returns ``(value, standard_error, n_tuples)``, and the estimated
     log-partition (a float) as a fourth item with ``log_partition=True``.
     """
@@ -99,13 +100,17 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     w = torch.exp(L.detach() - L.detach().max()).double()
     R = len(lmes)
     se = float(reg * w.std(unbiased=True) / (w.mean() * math.sqrt(R))) if R > 1 else float("inf")
+    if reg_m is not None:  # the mean itself enters the dual: se(mean w) = sd(w) / sqrt(R)
+        value = unbalanced_dual(f_s, log_mean, reg, reg_m, a_s)
+        se = float(reg * w.std(unbiased=True) * torch.exp(L.detach().max()).double() / math.sqrt(R)) if R > 1 \
+            else float("inf")
     if log_partition:
         return value, se, n_tuples, float(log_mean.detach())
     return value, se, n_tuples
 
 
 def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_batches=32, generator=None,
-                  max_flops=EXACT_FLOPS, max_entries=EXACT_ENTRIES):
+                  max_flops=EXACT_FLOPS, max_entries=EXACT_ENTRIES, reg_m=None):
     r"""The dual of the potentials on the data: ``(value, standard_error, method, log_partition)``.
 
     ``method``: ``'exact'``, ``'mc'`` or ``'auto'`` (exact when
@@ -117,13 +122,18 @@ def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_bat
     if method == "auto":
         method = "exact" if exact_is_affordable(cost, sizes, max_flops, max_entries) else "mc"
     if method == "exact":
-        value, log_z = Potentials(cost.engine(X_s, reg), f_s, a_s).dual(once=True, log_partition=True)
+        pot = Potentials(cost.engine(X_s, reg), f_s, a_s)
+        if reg_m is None:
+            value, log_z = pot.dual(once=True, log_partition=True)
+        else:
+            log_z = pot.log_partition(once=True)
+            value = unbalanced_dual(f_s, log_z, reg, reg_m, a_s)
         return value, 0.0, "exact", float(log_z.detach())
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     est = "combinatorial"
     if not getattr(cost, "pairwise", False) and batch_size ** len(X_s) > getattr(cost, "max_tuples", 2**22):
         est = "aligned"
-    value, se, _, log_z = monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est,
+    value, se, _, log_z = monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est, reg_m,
                                            log_partition=True)
     return value, se, "mc", log_z
