@@ -165,7 +165,7 @@ def test_save_load_round_trip(tmp_path, as_torch):
 
 def test_load_rejects_other_files(tmp_path):
     X_s = _small_problem()
-    emot = om.NeuralEMOT(1.0, n_iter=5, seed=0).fit([X[:, :2] for X in X_s])
+    emot = om.NeuralEMOT(1.0, max_iter=5, random_state=0).fit([X[:, :2] for X in X_s])
     emot.save(tmp_path / "emot.pt")
     with pytest.raises(ValueError, match="not a file of NeuralMGW.save"):
         om.NeuralMGW.load(tmp_path / "emot.pt")

@@ -38,4 +38,5 @@ from .sampling import BatchSampler
 from .training import Trainer
 
 __all__ = ["emot_neural", "emot_neural2", "NeuralEMOT", "mgw_neural", "NeuralMGW", "GraphCost", "TupleCost",
-           "PotentialMLP", "PotentialSet", "batch_dual", "exact_dual", "BatchSampler", "Trainer", "DataParallel", "Checkpointer", "CheckpointError"]
+           "PotentialMLP", "PotentialSet", "batch_dual", "exact_dual", "BatchSampler", "Trainer", "DataParallel",
+           "Checkpointer", "CheckpointError"]
