@@ -8,7 +8,7 @@ import inspect
 from typing import Any, Optional, Sequence, Tuple, Union
 
 from ._typing import Array, Cost, Edges, LogDict, Metric, Nodes, Weights
-from ._validation import check_memory_budget, check_solver_call
+from ._validation import check_cloud_weights, check_memory_budget, check_solver_call
 from .costs.dense import cost_tensor
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 from .strategies import STRATEGIES
@@ -150,6 +150,7 @@ def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = Non
     empirical_cost : the cost these calls build.
     """
     _check_kwargs("empirical_emot_sinkhorn", emot_sinkhorn, X_s, reg, kwargs)
+    check_cloud_weights(a_s, X_s)
     C = empirical_cost(X_s, metric, graph, memory_budget)
     return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 
@@ -233,6 +234,7 @@ def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = No
     True
     """
     _check_kwargs("empirical_emot_sinkhorn2", emot_sinkhorn2, X_s, reg, kwargs)
+    check_cloud_weights(a_s, X_s)
     C = empirical_cost(X_s, metric, graph, memory_budget)
     return emot_sinkhorn2(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 

@@ -51,6 +51,7 @@ from .distributed import data_parallel
 from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable
 from .sampling import derive_seed
+from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 
 __all__ = ["NeuralMGW", "mgw_neural"]
 
@@ -318,6 +319,7 @@ class NeuralMGW:
             The fitted estimator.
         """
         t0 = time.perf_counter()
+        check_estimator_params(self)
         reg, tol = self._check_params()
         nx, Xn, a_s, means, scales = _prepare(X_s, a_s, self.normalize)
         k = len(Xn)
@@ -458,6 +460,7 @@ class NeuralMGW:
         k = len(self.means_)
         if not isinstance(i, (int, np.integer)) or not 0 <= i < k:
             raise ValueError("marginal index must be in [0, %d), got %r" % (k, i))
+        check_query_points(X, "X_%d" % i, int(self.emot_.potentials_[i].d))
         is_np = isinstance(X, np.ndarray)
         T = _to_torch(np.asarray(X, dtype=np.float64) if is_np else X, self._dev, self._dt)
         d = int(self.emot_.potentials_[i].d)
@@ -533,7 +536,7 @@ class NeuralMGW:
             params["init"] = [_cpu(M) if torch.is_tensor(M) else np.asarray(M) for M in self.init]
         torch.save({"kind": _SAVED_KIND, "params": params, "emot": self.emot_._state_dict_for_save(metric=None),
                     "fitted": _cpu({n: getattr(self, n) for n in _FITTED}), "value": _cpu(self.value_),
-                    "values_dtype": str(self._dt)}, path)
+                    "values_dtype": str(self._dt)}, check_save_path(path))
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], device: Any = None) -> "NeuralMGW":
@@ -557,7 +560,7 @@ class NeuralMGW:
             When ``path`` is not a file of :meth:`NeuralMGW.save` (a
             :class:`~ot_multimarginal.neural.NeuralEMOT` file included).
         """
-        state = _read_saved(path, _SAVED_KIND)
+        state, device = _read_saved(path, _SAVED_KIND), check_device(device)
         params = dict(state["params"], dtype=_torch_dtype(state["params"]["dtype"]))
         if device is not None:
             params["device"] = device
