@@ -818,7 +818,11 @@ def check_index_tuples(idx, shape):
 
 
 def check_log_scalings(g, shape, name="g"):
-    """A list of k arrays of shapes ``(n_i,)`` (log-scalings of a Gibbs tensor; ``-inf`` allowed)."""
+    """A list of k arrays of shapes ``(n_i,)`` (log-scalings of a Gibbs tensor; ``-inf`` allowed).
+
+    ``ValueError`` for NaN or ``+inf`` entries, and for a vector that is
+    ``-inf`` everywhere (a plan of zero mass): no plan would be finite.
+    """
     k = len(shape)
     if not isinstance(g, (list, tuple)):
         raise TypeError(
@@ -831,6 +835,13 @@ def check_log_scalings(g, shape, name="g"):
             raise TypeError("%s[%d] must be an array of shape (%d,), got %s" % (name, i, n, describe(gi)))
         if tuple(gi.shape) != (n,):
             raise ValueError("%s[%d] must have shape (%d,), got %s" % (name, i, n, tuple(gi.shape)))
+        v = np.asarray(get_backend(gi).to_numpy(get_backend(gi).detach(gi)), dtype=np.float64)
+        if np.isnan(v).any() or np.isposinf(v).any():
+            raise ValueError("%s[%d] contains NaN or +inf values (log-scalings may be -inf, not NaN or +inf): "
+                             "the solve that produced them failed; check its log['converged'] and err"
+                             % (name, i))
+        if v.size and np.isneginf(v).all():
+            raise ValueError("%s[%d] is -inf everywhere: the plan would have zero mass" % (name, i))
     return list(g)
 
 
