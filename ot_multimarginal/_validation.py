@@ -700,12 +700,13 @@ def _check_keywords(caller, kwargs, valid, what):
             )
 
 
-def check_forwarded_kwargs(caller, method, kwargs, auto=("sinkhorn_newton", "sinkhorn_log")):
+def check_forwarded_kwargs(caller, method, kwargs, auto=("sinkhorn_newton", "sinkhorn_log"), **flags):
     """Check, before any work, the keywords that ``caller`` forwards to its inner :func:`emot_sinkhorn` solves.
 
     ``method``: the inner ``method=`` (``'auto'``: any of ``auto``). Errors
     are reported as ``caller``'s own (``mgw_sinkhorn() got an unexpected
-    keyword argument ...``), with the closest name.
+    keyword argument ...``), with the closest name. ``flags``: the caller's
+    boolean flags (``verbose=..., log=...``), checked with :func:`check_bool`.
     """
     from .strategies import STRATEGIES  # not at import: the strategies import this module
 
@@ -717,6 +718,8 @@ def check_forwarded_kwargs(caller, method, kwargs, auto=("sinkhorn_newton", "sin
     for key in ("check_every", "print_every"):
         if key in kwargs:
             check_positive_int(key, kwargs[key], minimum=1)
+    for nm, v in flags.items():
+        check_bool(nm, v)
     return kwargs
 
 

@@ -601,7 +601,7 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
     reg = check_reg(reg)
     check_iteration_args(numItermax, stopThr)
     check_iteration_args(numItermaxInner, stopThrInner)
-    check_forwarded_kwargs("mgw_sinkhorn", method, kwargs)
+    check_forwarded_kwargs("mgw_sinkhorn", method, kwargs, verbose=verbose, log=log, warn=warn)
     for name, val, low in (("n_components", n_components, 1), ("max_candidates", max_candidates, 1),
                            ("n_screen", n_screen, 1)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:

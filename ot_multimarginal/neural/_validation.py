@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .._validation import (
+    check_auto_bool,
     check_bool,
     check_checkpoint_params,
     check_choice,
@@ -127,6 +128,12 @@ def check_estimator_params(est):
         check_bool("replace", p["replace"])
     if "estimator" in p:
         check_choice("estimator", p["estimator"], ESTIMATORS)
+    if "evaluation" in p:
+        check_choice("evaluation", p["evaluation"], ("auto", "exact", "mc"))
+    if "distributed" in p:
+        check_auto_bool(p["distributed"], "distributed")
+    if "distributed_loss" in p:
+        check_choice("distributed_loss", p["distributed_loss"], ("global", "local"))
     check_device(p.get("device"))
     check_train_dtype(p.get("dtype"))
     if "checkpoint_dir" in p:
@@ -138,14 +145,16 @@ def check_query_points(x, name="x", d=None):
     """Points given to a fitted estimator's query: a finite NumPy array or torch tensor of shape ``(m, d)``.
 
     ``TypeError`` for anything else (a nested list included: pass
-    ``np.asarray(x)``), ``ValueError`` for another shape or NaN / inf
+    ``np.asarray(x)``; boolean arrays and integer tensors: cast them), ``ValueError`` for another shape or NaN / inf
     entries. Returns ``x``.
     """
     if not (isinstance(x, np.ndarray) or torch.is_tensor(x)):
         raise TypeError("%s must be a NumPy array or torch tensor of shape (m, %s), got %s (for a list, pass "
                         "np.asarray(%s))" % (name, d if d is not None else "d", describe(x), name))
-    if x.dtype == torch.bool or x.dtype == np.bool_ or "complex" in str(x.dtype):
-        raise TypeError("%s must have a real numeric dtype, got %s" % (name, x.dtype))
+    if x.dtype == torch.bool or x.dtype == np.bool_ or "complex" in str(x.dtype) or (
+            torch.is_tensor(x) and not x.is_floating_point()):
+        raise TypeError("%s must have a real floating dtype, got %s: cast it first (x.double() / x.astype(float))"
+                        % (name, x.dtype))
     if x.ndim != 2 or (d is not None and int(x.shape[1]) != d):
         raise ValueError("%s must have shape (m, %s), got %s" % (name, d if d is not None else "d", tuple(x.shape)))
     if x.numel() if torch.is_tensor(x) else x.size:
