@@ -77,7 +77,7 @@ __all__ = [
 
 def describe(x, limit=60):
     """A short description of ``x`` for error messages (never a dump of a large array)."""
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
+    if _is_array(x):
         lib = type(x).__module__.split(".")[0]
         kind = "torch tensor" if lib == "torch" else ("NumPy array" if lib == "numpy" else type(x).__name__)
         if getattr(x, "ndim", None) == 0 or tuple(x.shape) == ():
@@ -95,7 +95,7 @@ def describe(x, limit=60):
 
 
 def _is_array(x):
-    return hasattr(x, "shape") and hasattr(x, "dtype")
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, type)  # np.float64 is no array
 
 
 def check_array(name, x, what="an array"):

@@ -290,7 +290,7 @@ def perturbed_mgw_sinkhorn_calls(draw):
         kwargs[arg] = 1
     else:
         kwargs[arg] = draw(st.sampled_from({
-            "normalize": ["both", 1, True], "init": ["random", 3, [np.zeros((2, 2))]],
+            "normalize": ["both", 1, True], "init": ["random", 3, [np.zeros((2, 2))] * 7],
             "n_components": [0, 1.5, "2"], "numItermax": [-1, 2.5, "10"], "stopThr": [-1.0, float("nan"), "x"],
             "method": ["sinkhorn_fast", 3, "sinkhorn_stabilized"], "graph": ["ring", 3, [(0, 9)]],
             "verbose": ["yes", 2], "log": ["yes", 2]}[arg]))
