@@ -39,8 +39,15 @@ from ot.utils import check_random_state
 
 from ._backend import dtype_info, to_float
 from ._typing import Array, Edges, LogDict, Weights
-from ._validation import (backend_of, check_choice, check_forwarded_kwargs, check_iteration_args,
-                          check_point_clouds, check_reg, check_weights)
+from ._validation import (
+    backend_of,
+    check_choice,
+    check_forwarded_kwargs,
+    check_iteration_args,
+    check_point_clouds,
+    check_reg,
+    check_weights,
+)
 from .costs.graph import PairwiseCost, _check_edge_list, graph_edges
 from .sinkhorn import emot_sinkhorn
 

@@ -202,8 +202,8 @@ def test_boolean_weights_say_what_to_pass():
                                           ("warmStart", "warmstart"), ("checkevery", "check_every")])
 def test_mistyped_keyword_suggests_the_closest_name(key, expected):
     M = np.random.RandomState(0).rand(3, 3, 3)
-    with pytest.raises(TypeError, match=r"emot_sinkhorn\(\) got an unexpected keyword argument %r \(did you mean %r\?\)"
-                       % (key, expected)):
+    with pytest.raises(TypeError, match=r"emot_sinkhorn\(\) got an unexpected keyword argument %r "
+                                        r"\(did you mean %r\?\)" % (key, expected)):
         om.emot_sinkhorn(None, M, 1.0, **{key: 1})
 
 
@@ -218,8 +218,10 @@ def test_mgw_sinkhorn_reports_its_own_keyword_errors(clouds):
 
 def test_point_cloud_calls_speak_of_points(clouds):
     a_s = [np.full(19, 1 / 19), None, None]
-    for call in (lambda: om.mgw_sinkhorn(clouds, 1.0, a_s=a_s), lambda: om.empirical_emot_sinkhorn2(clouds, 1.0, a_s=a_s),
-                 lambda: om.empirical_emot_sinkhorn(clouds, 1.0, a_s=a_s), lambda: emot_neural(clouds, 1.0, a_s=a_s, **FAST)):
+    for call in (lambda: om.mgw_sinkhorn(clouds, 1.0, a_s=a_s),
+                 lambda: om.empirical_emot_sinkhorn2(clouds, 1.0, a_s=a_s),
+                 lambda: om.empirical_emot_sinkhorn(clouds, 1.0, a_s=a_s),
+                 lambda: emot_neural(clouds, 1.0, a_s=a_s, **FAST)):
         with pytest.raises(ValueError, match=r"a_s\[0\] has length 19 but X_s\[0\] has 20 points"):
             call()
 

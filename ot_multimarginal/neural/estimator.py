@@ -20,6 +20,7 @@ from .._validation import (
     check_reg,
     check_weights,
 )
+from ._validation import check_device, check_estimator_params, check_load_path, check_query_points, check_save_path
 from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
 from .costs import GraphCost, make_cost
 from .distributed import LOSSES, data_parallel
@@ -28,7 +29,6 @@ from .networks import PotentialSet
 from .objectives import ESTIMATORS, aligned_effective_size, aligned_exponents
 from .sampling import BatchSampler, derive_seed
 from .training import Trainer
-from ._validation import check_device, check_estimator_params, check_load_path, check_query_points, check_save_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plans import FactoredPlan

@@ -46,12 +46,12 @@ from ..gromov import (
     match_from_plan,
     mgw_sinkhorn,
 )
+from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
 from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable
 from .sampling import derive_seed
-from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 
 __all__ = ["NeuralMGW", "mgw_neural"]
 
