@@ -14,6 +14,7 @@ run (``--durations``, OMP_NUM_THREADS=1, 2 cores), together about two thirds
 of the suite's time. The cheap parametrisations of the same tests stay in
 the default run.
 """
+
 import importlib.util
 
 import pytest
@@ -56,8 +57,15 @@ SLOW = {
 }
 # whole families: the torch parametrisations of the shift-invariance tables (103 s in all; the NumPy ones stay),
 # and the tests sharing the two-rank torchrun launch of test_neural_distributed.py (one launch, 6 s)
-SLOW_TORCH_PARAMS = tuple("tests/test_shift_invariance.py::" + name for name in (
-    "test_exact_table", "test_converged_table", "test_factored_plan_shift", "test_warmstart_maps_potentials_back"))
+SLOW_TORCH_PARAMS = tuple(
+    "tests/test_shift_invariance.py::" + name
+    for name in (
+        "test_exact_table",
+        "test_converged_table",
+        "test_factored_plan_shift",
+        "test_warmstart_maps_potentials_back",
+    )
+)
 
 
 def _is_slow(item):

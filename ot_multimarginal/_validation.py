@@ -208,7 +208,8 @@ def check_bool(name, v):
 def check_checkpoint_params(checkpoint_dir, checkpoint_every, resume):
     """The checkpoint parameters of the neural estimators.
 
-    ``checkpoint_dir``: ``None`` or a path; ``checkpoint_every``: ``None`` or an integer >= 1; ``resume``: a bool, ``True`` only with a ``checkpoint_dir``.
+    ``checkpoint_dir``: ``None`` or a path; ``checkpoint_every``: ``None`` or an integer >= 1;
+    ``resume``: a bool, ``True`` only with a ``checkpoint_dir``.
     """
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise TypeError("checkpoint_dir must be a directory path (str or os.PathLike) or None, got %s"

@@ -21,6 +21,7 @@ Invalid inputs (one argument of a valid call perturbed) always raise a
 Budgets are small (tiny clouds, a few training steps, ``ci`` profile of
 ``tests/conftest.py``); ``HYPOTHESIS_PROFILE=dev`` runs ten times more.
 """
+
 import warnings
 
 import numpy as np
@@ -28,11 +29,11 @@ import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
 torch = pytest.importorskip("torch")
+from emot_strategies import to_backend, to_numpy  # noqa: E402
 from hypothesis import Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from emot_strategies import to_backend, to_numpy  # noqa: E402
 from ot_multimarginal.neural import NeuralEMOT, emot_neural, mgw_neural  # noqa: E402
 
 ERRORS = (TypeError, ValueError)
@@ -91,20 +92,41 @@ def _check_type(v, be):
 
 # ---------------------------------------------------------------- valid inputs
 @settings(max_examples=_examples(0.5), phases=NO_SHRINK)
-@given(cloud_problems(), st.sampled_from(["complete", "chain", "circle", "star"]),
-       st.sampled_from(["combinatorial", "aligned", "ustat"]))
+@given(
+    cloud_problems(),
+    st.sampled_from(["complete", "chain", "circle", "star"]),
+    st.sampled_from(["combinatorial", "aligned", "ustat"]),
+)
 def test_emot_neural_is_finite_and_a_lower_bound(p, graph, estimator):
     X_s, a_s, reg, be = p["X_s"], p["a_s"], p["reg"], p["be"]
     k = len(X_s)
     if graph == "circle" and k < 3:
         graph = "chain"
-    v, log = _quiet(emot_neural, X_s, reg, a_s=a_s, graph=graph, estimator=estimator, seed=p["seed"], log=True,
-                    batch_size=max(k, 4), replace=True, **FAST)
+    v, log = _quiet(
+        emot_neural,
+        X_s,
+        reg,
+        a_s=a_s,
+        graph=graph,
+        estimator=estimator,
+        seed=p["seed"],
+        log=True,
+        batch_size=max(k, 4),
+        replace=True,
+        **FAST,
+    )
     assert _finite(v)
     _check_type(v, be)
     if log["value_method"] == "exact" and be != "torch32":
-        exact = _quiet(om.empirical_emot_sinkhorn2, X_s, reg, a_s=a_s, graph=None if graph == "complete" else graph,
-                       stopThr=1e-11, numItermax=20000)
+        exact = _quiet(
+            om.empirical_emot_sinkhorn2,
+            X_s,
+            reg,
+            a_s=a_s,
+            graph=None if graph == "complete" else graph,
+            stopThr=1e-11,
+            numItermax=20000,
+        )
         assert float(v) <= float(exact) + 1e-6 * (1.0 + abs(float(exact)))  # weak duality
 
 
@@ -129,15 +151,31 @@ def test_neural_emot_queries_are_finite(p, m, spread):
 
 
 @settings(max_examples=_examples(0.4), phases=NO_SHRINK)
-@given(cloud_problems(max_n=7, same_dim=False), st.sampled_from(["each", "joint", None]),
-       st.sampled_from(["zero", "pca"]), st.sampled_from(["complete", "chain"]))
+@given(
+    cloud_problems(max_n=7, same_dim=False),
+    st.sampled_from(["each", "joint", None]),
+    st.sampled_from(["zero", "pca"]),
+    st.sampled_from(["complete", "chain"]),
+)
 def test_mgw_sinkhorn_is_finite_with_the_weights_as_marginals(p, normalize, init, graph):
     X_s, a_s, reg = p["X_s"], p["a_s"], p["reg"]
     if normalize == "each":  # a cloud of one distinct weighted point has no spread to normalise
         normalize = "joint"
     # a few outer steps, inner solves capped (small reg makes them long; their convergence is not the point)
-    _, log = _quiet(om.mgw_sinkhorn, X_s, max(reg, 0.5), a_s=a_s, normalize=normalize, init=init, graph=graph,
-                    numItermax=3, numItermaxInner=300, n_screen=1, random_state=0, log=True)
+    _, log = _quiet(
+        om.mgw_sinkhorn,
+        X_s,
+        max(reg, 0.5),
+        a_s=a_s,
+        normalize=normalize,
+        init=init,
+        graph=graph,
+        numItermax=3,
+        numItermaxInner=300,
+        n_screen=1,
+        random_state=0,
+        log=True,
+    )
     assert _finite(log["value"])
     P = log["plan"]
     P = to_numpy(P if not hasattr(P, "to_dense") else P.to_dense())
@@ -151,8 +189,19 @@ def test_mgw_sinkhorn_is_finite_with_the_weights_as_marginals(p, normalize, init
 @given(cloud_problems(max_n=8, same_dim=False), st.sampled_from(["zero", "pca"]))
 def test_mgw_neural_is_finite(p, init):
     X_s, a_s, reg = p["X_s"], p["a_s"], p["reg"]
-    v = _quiet(mgw_neural, X_s, reg, a_s=a_s, normalize="joint", init=init, n_outer=1, n_iter=3, n_iter_refit=2,
-               n_moment_batches=2, seed=p["seed"])
+    v = _quiet(
+        mgw_neural,
+        X_s,
+        reg,
+        a_s=a_s,
+        normalize="joint",
+        init=init,
+        n_outer=1,
+        n_iter=3,
+        n_iter_refit=2,
+        n_moment_batches=2,
+        seed=p["seed"],
+    )
     assert _finite(v)
 
 
@@ -166,15 +215,25 @@ def _expect(fn, name, *args, **kwargs):
         assert len(str(e)) < 2000
         return
     except Exception as e:  # anything else is a bug
-        raise AssertionError("%s raised %s: %s (expected %s naming %r)"
-                             % (getattr(fn, "__name__", fn), type(e).__name__, e, ERRORS, name)) from e
+        raise AssertionError(
+            "%s raised %s: %s (expected %s naming %r)"
+            % (getattr(fn, "__name__", fn), type(e).__name__, e, ERRORS, name)
+        ) from e
     raise AssertionError("%s accepted a bad %s" % (getattr(fn, "__name__", fn), name))
 
 
 def _bad_clouds(X_s, be):
-    return ["X", X_s[0], X_s[:1], X_s[:-1] + [to_backend(np.ones(3), be)], X_s[:-1] + [None],
-            X_s[:-1] + [to_backend(np.full((2, 2), np.nan), be)], X_s[:-1] + [to_backend(np.ones((0, 2)), be)],
-            X_s[:-1] + [[[1.0, 2.0]]], X_s[:-1] + [to_backend(np.full((2, 2), np.inf), be)]]
+    return [
+        "X",
+        X_s[0],
+        X_s[:1],
+        X_s[:-1] + [to_backend(np.ones(3), be)],
+        X_s[:-1] + [None],
+        X_s[:-1] + [to_backend(np.full((2, 2), np.nan), be)],
+        X_s[:-1] + [to_backend(np.ones((0, 2)), be)],
+        X_s[:-1] + [[[1.0, 2.0]]],
+        X_s[:-1] + [to_backend(np.full((2, 2), np.inf), be)],
+    ]
 
 
 def _bad_weights(X_s, be):
@@ -183,10 +242,18 @@ def _bad_weights(X_s, be):
     other = np.ones(sizes[0]) / sizes[0] if be != "numpy" else torch.ones(sizes[0], dtype=torch.float64) / sizes[0]
     neg = np.ones(sizes[0]) / sizes[0]
     neg[0] = -0.5
-    return ["uniform", good[:-1], good + [None], [to_backend(np.ones(sizes[0] + 1) / (sizes[0] + 1), be)] + good[1:],
-            [to_backend(neg, be)] + good[1:], [to_backend(np.full(sizes[0], np.nan), be)] + good[1:],
-            [to_backend(2 * np.ones(sizes[0]) / sizes[0], be)] + good[1:], [other] + good[1:], ["abc"] + good[1:],
-            [np.ones(sizes[0], dtype=bool) if be == "numpy" else torch.ones(sizes[0], dtype=torch.bool)] + good[1:]]
+    return [
+        "uniform",
+        good[:-1],
+        good + [None],
+        [to_backend(np.ones(sizes[0] + 1) / (sizes[0] + 1), be)] + good[1:],
+        [to_backend(neg, be)] + good[1:],
+        [to_backend(np.full(sizes[0], np.nan), be)] + good[1:],
+        [to_backend(2 * np.ones(sizes[0]) / sizes[0], be)] + good[1:],
+        [other] + good[1:],
+        ["abc"] + good[1:],
+        [np.ones(sizes[0], dtype=bool) if be == "numpy" else torch.ones(sizes[0], dtype=torch.bool)] + good[1:],
+    ]
 
 
 NEURAL_BAD = {
@@ -257,9 +324,22 @@ def test_invalid_queries_are_named(fitted, data):
     which = data.draw(st.sampled_from(["potential_i", "potential_x", "density", "value", "pairwise", "save"]))
     if which == "potential_i":
         return _expect(fitted.potential, "i", data.draw(st.sampled_from([3, -1, 1.5, "0", None])), ok)
-    bad = data.draw(st.sampled_from([[[0.0, 0.0]], np.full((2, 2), np.nan), np.full((2, 2), np.inf), np.zeros((2, 3)),
-                                     np.zeros(2), torch.full((2, 2), float("nan")), "x", None,
-                                     np.zeros((2, 2), dtype=bool), torch.zeros((2, 2), dtype=torch.int64)]))
+    bad = data.draw(
+        st.sampled_from(
+            [
+                [[0.0, 0.0]],
+                np.full((2, 2), np.nan),
+                np.full((2, 2), np.inf),
+                np.zeros((2, 3)),
+                np.zeros(2),
+                torch.full((2, 2), float("nan")),
+                "x",
+                None,
+                np.zeros((2, 2), dtype=bool),
+                torch.zeros((2, 2), dtype=torch.int64),
+            ]
+        )
+    )
     if which == "potential_x":
         return _expect(fitted.potential, "x", 0, bad)
     if which == "density":
@@ -276,8 +356,25 @@ def test_invalid_queries_are_named(fitted, data):
 def perturbed_mgw_sinkhorn_calls(draw):
     p = draw(cloud_problems(max_n=5, same_dim=False))
     be, X_s = p["be"], p["X_s"]
-    arg = draw(st.sampled_from(["X_s", "a_s", "reg", "normalize", "init", "n_components", "numItermax", "stopThr",
-                                "method", "typo", "graph", "verbose", "log"]))
+    arg = draw(
+        st.sampled_from(
+            [
+                "X_s",
+                "a_s",
+                "reg",
+                "normalize",
+                "init",
+                "n_components",
+                "numItermax",
+                "stopThr",
+                "method",
+                "typo",
+                "graph",
+                "verbose",
+                "log",
+            ]
+        )
+    )
     args, kwargs = [X_s, 1.0], dict(numItermax=2, numItermaxInner=50, init="zero")
     if arg == "X_s":
         args[0] = draw(st.sampled_from(_bad_clouds(X_s, be)))
@@ -289,11 +386,21 @@ def perturbed_mgw_sinkhorn_calls(draw):
         arg = draw(st.sampled_from(["stopthr", "numIterMax", "relaxaton", "tol", "Verbose"]))
         kwargs[arg] = 1
     else:
-        kwargs[arg] = draw(st.sampled_from({
-            "normalize": ["both", 1, True], "init": ["random", 3, [np.zeros((2, 2))] * 7],
-            "n_components": [0, 1.5, "2"], "numItermax": [-1, 2.5, "10"], "stopThr": [-1.0, float("nan"), "x"],
-            "method": ["sinkhorn_fast", 3, "sinkhorn_stabilized"], "graph": ["ring", 3, [(0, 9)]],
-            "verbose": ["yes", 2], "log": ["yes", 2]}[arg]))
+        kwargs[arg] = draw(
+            st.sampled_from(
+                {
+                    "normalize": ["both", 1, True],
+                    "init": ["random", 3, [np.zeros((2, 2))] * 7],
+                    "n_components": [0, 1.5, "2"],
+                    "numItermax": [-1, 2.5, "10"],
+                    "stopThr": [-1.0, float("nan"), "x"],
+                    "method": ["sinkhorn_fast", 3, "sinkhorn_stabilized"],
+                    "graph": ["ring", 3, [(0, 9)]],
+                    "verbose": ["yes", 2],
+                    "log": ["yes", 2],
+                }[arg]
+            )
+        )
     return args, kwargs, arg
 
 

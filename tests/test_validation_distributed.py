@@ -4,6 +4,7 @@
 Before: rank 0 raised (its ``checkpoint_dir`` could not be created) and then waited in the exit barrier, while
 rank 1 waited in a broadcast: both hung until gloo's 30-minute timeout.
 """
+
 import os
 import sys
 import time
@@ -18,8 +19,9 @@ sys.path.insert(0, HERE)
 from test_neural_distributed import BASE, DATA, _free_port, _kill, _start, _tail  # noqa: E402
 
 pytestmark = [
-    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                       reason="torch.distributed with gloo is needed"),
+    pytest.mark.skipif(
+        not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is needed"
+    ),
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups"),
 ]
 
@@ -32,9 +34,15 @@ def test_failure_on_rank_0_ends_every_rank_with_the_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     kw = dict(BASE, batch_size=8, dtype="float64", checkpoint_every=2)
-    config = {"out": str(tmp_path), "data": DATA, "cases": {"case": kw},
-              "rank_kwargs": {"0": {"checkpoint_dir": str(blocker / "checkpoints")},  # its parent is a file
-                              "1": {"checkpoint_dir": str(tmp_path / "ok")}}}
+    config = {
+        "out": str(tmp_path),
+        "data": DATA,
+        "cases": {"case": kw},
+        "rank_kwargs": {
+            "0": {"checkpoint_dir": str(blocker / "checkpoints")},  # its parent is a file
+            "1": {"checkpoint_dir": str(tmp_path / "ok")},
+        },
+    }
     port = _free_port()
     procs = [_start(config, tmp_path, r, 2, port) for r in range(2)]
     try:
@@ -45,8 +53,10 @@ def test_failure_on_rank_0_ends_every_rank_with_the_error(tmp_path):
             if first is None and any(p.poll() is not None or "Traceback" in _tail(p) for p in procs):
                 first = now  # a rank failed (its traceback is out) or ended
             if first is not None and now - first > FOLLOW:
-                raise AssertionError("a rank ended but the other still runs after %.0f s:\n%s"
-                                     % (FOLLOW, "\n".join(_tail(p) for p in procs)))
+                raise AssertionError(
+                    "a rank ended but the other still runs after %.0f s:\n%s"
+                    % (FOLLOW, "\n".join(_tail(p) for p in procs))
+                )
             if now - t0 > START + FOLLOW:
                 raise AssertionError("the ranks did not end:\n" + "\n".join(_tail(p) for p in procs))
             time.sleep(0.1)

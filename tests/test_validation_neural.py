@@ -4,6 +4,7 @@
 Each test is one defect of the issue: a raw library error, a silent wrong answer or a message that did not
 point to the fix. Every error must be a ``TypeError`` / ``ValueError`` naming the argument.
 """
+
 import os
 import warnings
 
@@ -59,10 +60,12 @@ def test_mixed_numpy_torch_inputs_are_the_documented_type_error(clouds):
     a_torch = [torch.full((n,), 1.0 / n, dtype=torch.float64)] * 3
     a_np = [np.full(n, 1.0 / n)] * 3
     X_torch = [torch.tensor(X) for X in clouds]
-    for call in (lambda X, a: emot_neural(X, 1.0, a_s=a, **FAST),
-                 lambda X, a: mgw_neural(X, 1.0, a_s=a, **MGW_FAST),
-                 lambda X, a: om.mgw_sinkhorn(X, 1.0, a_s=a, numItermax=2),
-                 lambda X, a: om.empirical_emot_sinkhorn2(X, 1.0, a_s=a)):
+    for call in (
+        lambda X, a: emot_neural(X, 1.0, a_s=a, **FAST),
+        lambda X, a: mgw_neural(X, 1.0, a_s=a, **MGW_FAST),
+        lambda X, a: om.mgw_sinkhorn(X, 1.0, a_s=a, numItermax=2),
+        lambda X, a: om.empirical_emot_sinkhorn2(X, 1.0, a_s=a),
+    ):
         with pytest.raises(TypeError, match=r"same library.*a_s\[0\]"):
             call(clouds, a_torch)  # silently accepted before
         with pytest.raises(TypeError, match=r"same library.*a_s\[0\]"):
@@ -70,25 +73,35 @@ def test_mixed_numpy_torch_inputs_are_the_documented_type_error(clouds):
 
 
 # ---------------------------------------------------------------- estimator parameters
-@pytest.mark.parametrize("kw,exc,name", [
-    (dict(dtype=torch.int32), TypeError, "dtype"),
-    (dict(dtype="float32"), TypeError, "dtype"),
-    (dict(tol=-1), ValueError, "tol"),
-    (dict(tol=float("nan")), ValueError, "tol"),
-    (dict(replace="yes"), TypeError, "replace"),
-    (dict(verbose="yes"), TypeError, "verbose"),
-    (dict(warm_start="no"), TypeError, "warm_start"),
-    (dict(checkpoint_dir=5), TypeError, "checkpoint_dir"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,name",
+    [
+        (dict(dtype=torch.int32), TypeError, "dtype"),
+        (dict(dtype="float32"), TypeError, "dtype"),
+        (dict(tol=-1), ValueError, "tol"),
+        (dict(tol=float("nan")), ValueError, "tol"),
+        (dict(replace="yes"), TypeError, "replace"),
+        (dict(verbose="yes"), TypeError, "verbose"),
+        (dict(warm_start="no"), TypeError, "warm_start"),
+        (dict(checkpoint_dir=5), TypeError, "checkpoint_dir"),
+    ],
+)
 def test_estimator_parameters_are_checked(clouds, kw, exc, name):
     with pytest.raises(exc, match=name):
         NeuralEMOT(1.0, **dict(FAST, **kw)).fit(clouds)
 
 
-@pytest.mark.parametrize("kw,name", [
-    (dict(batch_size=0), "batch_size"), (dict(lr=-1.0), "lr"), (dict(estimator="combinatorical"), "estimator"),
-    (dict(width=0), "width"), (dict(dtype=torch.int64), "dtype"), (dict(verbose="yes"), "verbose"),
-])
+@pytest.mark.parametrize(
+    "kw,name",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr=-1.0), "lr"),
+        (dict(estimator="combinatorical"), "estimator"),
+        (dict(width=0), "width"),
+        (dict(dtype=torch.int64), "dtype"),
+        (dict(verbose="yes"), "verbose"),
+    ],
+)
 def test_mgw_neural_checks_every_argument_before_start_screening(clouds, monkeypatch, kw, name):
     """init='auto' screens starts with mgw_sinkhorn (seconds): the arguments must be refused before."""
     import ot_multimarginal.neural.gromov as ng
@@ -163,7 +176,8 @@ def test_float16_clouds_get_accurate_uniform_weights(clouds):
     t16 = [torch.tensor(X, dtype=torch.float16) for X in X16]
     vt = om.empirical_emot_sinkhorn2(t16, 1.0)
     assert vt.dtype == torch.float32 and float(vt) == pytest.approx(
-        float(om.empirical_emot_sinkhorn2(X64, 1.0)), rel=1e-4)
+        float(om.empirical_emot_sinkhorn2(X64, 1.0)), rel=1e-4
+    )
 
 
 # ---------------------------------------------------------------- rounding and emot_approx
@@ -173,7 +187,8 @@ def test_round_to_feasible_refuses_nan_log_scalings():
     M = np.random.RandomState(0).rand(3, 4, 5)
     a_s = [np.full(n, 1.0 / n) for n in M.shape]
     engine = om.PairwiseCost.from_point_clouds(
-        [np.random.RandomState(i).randn(n, 1) for i, n in enumerate(M.shape)], graph="chain").make_engine(1.0)
+        [np.random.RandomState(i).randn(n, 1) for i, n in enumerate(M.shape)], graph="chain"
+    ).make_engine(1.0)
     g = [np.full(n, np.nan) for n in M.shape]
     with pytest.raises(ValueError, match=r"g\[0\] contains NaN"):
         round_to_feasible(engine, g, a_s)
@@ -198,18 +213,26 @@ def test_boolean_weights_say_what_to_pass():
 
 
 # ---------------------------------------------------------------- error messages that point to the fix
-@pytest.mark.parametrize("key,expected", [("stopthr", "stopThr"), ("numIterMax", "numItermax"),
-                                          ("warmStart", "warmstart"), ("checkevery", "check_every")])
+@pytest.mark.parametrize(
+    "key,expected",
+    [("stopthr", "stopThr"), ("numIterMax", "numItermax"), ("warmStart", "warmstart"), ("checkevery", "check_every")],
+)
 def test_mistyped_keyword_suggests_the_closest_name(key, expected):
     M = np.random.RandomState(0).rand(3, 3, 3)
-    with pytest.raises(TypeError, match=r"emot_sinkhorn\(\) got an unexpected keyword argument %r "
-                                        r"\(did you mean %r\?\)" % (key, expected)):
+    with pytest.raises(
+        TypeError,
+        match=r"emot_sinkhorn\(\) got an unexpected keyword argument %r "
+        r"\(did you mean %r\?\)" % (key, expected),
+    ):
         om.emot_sinkhorn(None, M, 1.0, **{key: 1})
 
 
 def test_mgw_sinkhorn_reports_its_own_keyword_errors(clouds):
-    with pytest.raises(TypeError, match=r"^mgw_sinkhorn\(\) got an unexpected keyword argument 'stopthr' "
-                                        r"\(did you mean 'stopThr'\?\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"^mgw_sinkhorn\(\) got an unexpected keyword argument 'stopthr' "
+        r"\(did you mean 'stopThr'\?\)",
+    ):
         om.mgw_sinkhorn(clouds, 1.0, stopthr=1e-3)
     with pytest.raises(TypeError, match=r"^mgw_sinkhorn\(\).*'relaxaton' \(did you mean 'relaxation'\?\)"):
         om.mgw_sinkhorn(clouds, 1.0, method="sinkhorn_log", relaxaton=1.5)
@@ -218,10 +241,12 @@ def test_mgw_sinkhorn_reports_its_own_keyword_errors(clouds):
 
 def test_point_cloud_calls_speak_of_points(clouds):
     a_s = [np.full(19, 1 / 19), None, None]
-    for call in (lambda: om.mgw_sinkhorn(clouds, 1.0, a_s=a_s),
-                 lambda: om.empirical_emot_sinkhorn2(clouds, 1.0, a_s=a_s),
-                 lambda: om.empirical_emot_sinkhorn(clouds, 1.0, a_s=a_s),
-                 lambda: emot_neural(clouds, 1.0, a_s=a_s, **FAST)):
+    for call in (
+        lambda: om.mgw_sinkhorn(clouds, 1.0, a_s=a_s),
+        lambda: om.empirical_emot_sinkhorn2(clouds, 1.0, a_s=a_s),
+        lambda: om.empirical_emot_sinkhorn(clouds, 1.0, a_s=a_s),
+        lambda: emot_neural(clouds, 1.0, a_s=a_s, **FAST),
+    ):
         with pytest.raises(ValueError, match=r"a_s\[0\] has length 19 but X_s\[0\] has 20 points"):
             call()
 

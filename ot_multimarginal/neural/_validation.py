@@ -28,8 +28,14 @@ from .._validation import (
     describe,
 )
 
-__all__ = ["check_device", "check_train_dtype", "check_estimator_params", "check_query_points",
-           "check_save_path", "check_load_path"]
+__all__ = [
+    "check_device",
+    "check_train_dtype",
+    "check_estimator_params",
+    "check_query_points",
+    "check_save_path",
+    "check_load_path",
+]
 
 _DEVICE_HINTS = {"gpu": "cuda", "cuda0": "cuda:0", "nvidia": "cuda", "cpu0": "cpu", "metal": "mps"}
 
@@ -44,27 +50,34 @@ def check_device(device, name="device"):
     if device is None:
         return None
     if isinstance(device, (bool, np.bool_)) or not isinstance(device, (str, torch.device, int, np.integer)):
-        raise TypeError("%s must be a torch device or its name ('cpu', 'cuda', 'cuda:1', ...), got %s"
-                        % (name, describe(device)))
+        raise TypeError(
+            "%s must be a torch device or its name ('cpu', 'cuda', 'cuda:1', ...), got %s" % (name, describe(device))
+        )
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         hint = _DEVICE_HINTS.get(str(device).strip().lower())
-        raise ValueError("%s=%r is not a torch device name: expected 'cpu', 'cuda', 'cuda:<index>' or 'mps'%s"
-                         % (name, device, " (did you mean %r?)" % hint if hint else "")) from None
+        raise ValueError(
+            "%s=%r is not a torch device name: expected 'cpu', 'cuda', 'cuda:<index>' or 'mps'%s"
+            % (name, device, " (did you mean %r?)" % hint if hint else "")
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("%s=%r but CUDA is not available (torch.cuda.is_available() is False: no GPU, or a "
-                             "CPU-only torch build): use device='cpu' or None" % (name, str(device)))
+            raise ValueError(
+                "%s=%r but CUDA is not available (torch.cuda.is_available() is False: no GPU, or a "
+                "CPU-only torch build): use device='cpu' or None" % (name, str(device))
+            )
         n = torch.cuda.device_count()
         if dev.index is not None and dev.index >= n:
-            raise ValueError("%s=%r but only %d CUDA device(s) are visible (cuda:0 to cuda:%d)"
-                             % (name, str(device), n, n - 1))
+            raise ValueError(
+                "%s=%r but only %d CUDA device(s) are visible (cuda:0 to cuda:%d)" % (name, str(device), n, n - 1)
+            )
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError("%s=%r but MPS is not available on this machine: use device='cpu' or None"
-                             % (name, str(device)))
+            raise ValueError(
+                "%s=%r but MPS is not available on this machine: use device='cpu' or None" % (name, str(device))
+            )
     return dev
 
 
@@ -73,11 +86,15 @@ def check_train_dtype(dtype, name="dtype"):
     if dtype is None:
         return None
     if not isinstance(dtype, torch.dtype):
-        raise TypeError("%s must be a torch floating dtype (torch.float32 or torch.float64) or None, got %s"
-                        % (name, describe(dtype)))
+        raise TypeError(
+            "%s must be a torch floating dtype (torch.float32 or torch.float64) or None, got %s"
+            % (name, describe(dtype))
+        )
     if not dtype.is_floating_point:
-        raise TypeError("%s must be a floating dtype (the networks' parameters are trained): torch.float32 or "
-                        "torch.float64, got %s" % (name, dtype))
+        raise TypeError(
+            "%s must be a floating dtype (the networks' parameters are trained): torch.float32 or "
+            "torch.float64, got %s" % (name, dtype)
+        )
     return dtype
 
 
@@ -87,10 +104,20 @@ def _check_optional(check, name, value, *args, **kwargs):
 
 
 # the parameters shared by the neural estimators, and their checks (a parameter an estimator lacks is skipped)
-_INTS = {"n_iter": 1, "max_iter": 1, "depth": 1, "n_eval_batches": 2, "eval_every": 0, "n_init_points": 2,
-         "n_components": 1, "max_candidates": 1, "n_outer": 1, "n_iter_refit": 1, "n_moment_batches": 1}
-_OPTIONAL_INTS = {"batch_size": 1, "width": 1, "patience": 1, "checkpoint_every": 1, "seed": 0,
-                  "random_state": 0}
+_INTS = {
+    "n_iter": 1,
+    "max_iter": 1,
+    "depth": 1,
+    "n_eval_batches": 2,
+    "eval_every": 0,
+    "n_init_points": 2,
+    "n_components": 1,
+    "max_candidates": 1,
+    "n_outer": 1,
+    "n_iter_refit": 1,
+    "n_moment_batches": 1,
+}
+_OPTIONAL_INTS = {"batch_size": 1, "width": 1, "patience": 1, "checkpoint_every": 1, "seed": 0, "random_state": 0}
 _BOOLS = ("verbose", "warm_start", "resume")
 
 
@@ -149,12 +176,19 @@ def check_query_points(x, name="x", d=None):
     entries. Returns ``x``.
     """
     if not (isinstance(x, np.ndarray) or torch.is_tensor(x)):
-        raise TypeError("%s must be a NumPy array or torch tensor of shape (m, %s), got %s (for a list, pass "
-                        "np.asarray(%s))" % (name, d if d is not None else "d", describe(x), name))
-    if x.dtype == torch.bool or x.dtype == np.bool_ or "complex" in str(x.dtype) or (
-            torch.is_tensor(x) and not x.is_floating_point()):
-        raise TypeError("%s must have a real floating dtype, got %s: cast it first (x.double() / x.astype(float))"
-                        % (name, x.dtype))
+        raise TypeError(
+            "%s must be a NumPy array or torch tensor of shape (m, %s), got %s (for a list, pass "
+            "np.asarray(%s))" % (name, d if d is not None else "d", describe(x), name)
+        )
+    if (
+        x.dtype == torch.bool
+        or x.dtype == np.bool_
+        or "complex" in str(x.dtype)
+        or (torch.is_tensor(x) and not x.is_floating_point())
+    ):
+        raise TypeError(
+            "%s must have a real floating dtype, got %s: cast it first (x.double() / x.astype(float))" % (name, x.dtype)
+        )
     if x.ndim != 2 or (d is not None and int(x.shape[1]) != d):
         raise ValueError("%s must have shape (m, %s), got %s" % (name, d if d is not None else "d", tuple(x.shape)))
     if x.numel() if torch.is_tensor(x) else x.size:
@@ -171,20 +205,24 @@ def check_save_path(path, name="path"):
         raise TypeError("%s must be a file path (str or os.PathLike), got %s" % (name, describe(path)))
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise ValueError("%s=%r is a directory: give a file name in it, e.g. %r"
-                         % (name, path, os.path.join(path, "estimator.pt")))
+        raise ValueError(
+            "%s=%r is a directory: give a file name in it, e.g. %r" % (name, path, os.path.join(path, "estimator.pt"))
+        )
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
-        raise ValueError("%s=%r: its directory %r does not exist; create it first (os.makedirs(%r, exist_ok=True))"
-                         % (name, path, parent, parent))
+        raise ValueError(
+            "%s=%r: its directory %r does not exist; create it first (os.makedirs(%r, exist_ok=True))"
+            % (name, path, parent, parent)
+        )
     return path
 
 
 def check_load_path(path, name="path"):
     """An existing file: a ``TypeError`` or ``ValueError`` naming ``name`` otherwise."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError("%s must be the path (str or os.PathLike) of a file written by save(), got %s"
-                        % (name, describe(path)))
+        raise TypeError(
+            "%s must be the path (str or os.PathLike) of a file written by save(), got %s" % (name, describe(path))
+        )
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError("%s=%r is a directory, not a file written by save()" % (name, path))
