@@ -6,9 +6,11 @@ cannot be imported, so their doctests are not collected.
 
 **Slow cases.** The README's command (``python -m pytest -q tests
 --doctest-modules ot_multimarginal``) deselects the cases marked ``slow``
-(``-m "not slow"`` in ``setup.cfg``'s ``addopts``), so that it runs in a few
+(:func:`pytest_collection_modifyitems` below), so that it runs in a few
 minutes on a 2-core machine; CI (``.ci/run``) then runs them with
-``-m slow``. A case is slow when decorated ``@pytest.mark.slow`` or listed in
+``-m slow``. Any ``-m`` expression (``-m "slow or not slow"``: everything)
+or a test named by its node id (``tests/test_x.py::test_y``) selects them
+again. A case is slow when decorated ``@pytest.mark.slow`` or listed in
 :data:`SLOW` below: the cases that took more than about 1.5 s each in a full
 run (``--durations``, OMP_NUM_THREADS=1, 2 cores), together about two thirds
 of the suite's time. The cheap parametrisations of the same tests stay in
@@ -78,7 +80,15 @@ def _is_slow(item):
     return "two_ranks" in getattr(item, "fixturenames", ())
 
 
+@pytest.hookimpl(tryfirst=True)  # the markers must be on before pytest's -m selection
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _is_slow(item):
             item.add_marker(pytest.mark.slow)
+    # the default run deselects the slow cases; -m (e.g. -m slow) or a test named by its node id (path::name) runs them
+    if config.option.markexpr or any("::" in str(arg) for arg in config.args):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
