@@ -103,11 +103,13 @@ class Trainer:
         Data-parallel side (:mod:`.distributed`); ``None``: one process.
     checkpoint : Checkpointer or None, optional
         Periodic checkpoints (:mod:`.checkpoint`).
+    reg_m : tuple of k floats, optional
+        Unbalanced EMOT: the marginal penalties (:func:`~.objectives.unbalanced_dual`).
     """
 
     def __init__(self, model, cost, data, weights, reg, estimator, sampler, lr=1e-2, n_iter=300, grad_clip=1.0,
                  loss_scale=1.0, eval_every=50, n_eval_batches=8, patience=None, tol=1e-4, eval_generator=None,
-                 lr_min_factor=0.01, parallel=None, checkpoint=None):
+                 lr_min_factor=0.01, parallel=None, checkpoint=None, reg_m=None):
         self.model = model
         self.cost = cost
         self.data = data
@@ -136,6 +138,7 @@ class Trainer:
         self.timings = {"train": 0.0, "eval": 0.0}
         self.parallel = parallel
         self.checkpoint = checkpoint
+        self.reg_m = reg_m
 
     # ---- one step ---------------------------------------------------------
     def batch(self):
@@ -192,7 +195,7 @@ class Trainer:
             If the batch dual is not finite.
         """
         X_b, f_b = self.forward(self.batch())
-        dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator)
+        dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator, self.reg_m)
         if not bool(torch.isfinite(dual)):
             raise FloatingPointError(
                 "the mini-batch dual is not finite (%s) at step %d: reg=%g is probably too small for the scale of "
@@ -233,7 +236,7 @@ class Trainer:
         f_s = self.model(self.data)
         value, se, _ = monte_carlo_dual(self.cost, self.data, f_s, self.weights, self.reg, self.sampler.batch_size,
                                         self.n_eval_batches, self.eval_generator,
-                                        "combinatorial" if self.estimator != "aligned" else "aligned")
+                                        "combinatorial" if self.estimator != "aligned" else "aligned", self.reg_m)
         self.timings["eval"] += time.perf_counter() - t0
         if self.parallel is not None:  # every rank takes rank 0's decisions
             return self.parallel.broadcast_floats(float(value), se)
