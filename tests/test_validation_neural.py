@@ -236,7 +236,9 @@ def test_mgw_sinkhorn_reports_its_own_keyword_errors(clouds):
         om.mgw_sinkhorn(clouds, 1.0, stopthr=1e-3)
     with pytest.raises(TypeError, match=r"^mgw_sinkhorn\(\).*'relaxaton' \(did you mean 'relaxation'\?\)"):
         om.mgw_sinkhorn(clouds, 1.0, method="sinkhorn_log", relaxaton=1.5)
-    om.mgw_sinkhorn(clouds, 1.0, init="zero", method="sinkhorn_log", relaxation=1.2, numItermax=2)  # valid option
+    om.mgw_sinkhorn(
+        clouds, 1.0, init="zero", method="sinkhorn_log", relaxation=1.2, numItermax=1, numItermaxInner=20
+    )  # valid option
 
 
 def test_point_cloud_calls_speak_of_points(clouds):
