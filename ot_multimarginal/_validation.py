@@ -57,6 +57,9 @@ __all__ = [
     "check_warmstart",
     "check_method",
     "check_solver_kwargs",
+    "check_forwarded_kwargs",
+    "check_cloud_weights",
+    "closest_name",
     "check_plan_tensor",
     "check_index_tuples",
     "check_log_scalings",
@@ -74,7 +77,7 @@ __all__ = [
 
 def describe(x, limit=60):
     """A short description of ``x`` for error messages (never a dump of a large array)."""
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
+    if _is_array(x):
         lib = type(x).__module__.split(".")[0]
         kind = "torch tensor" if lib == "torch" else ("NumPy array" if lib == "numpy" else type(x).__name__)
         if getattr(x, "ndim", None) == 0 or tuple(x.shape) == ():
@@ -92,7 +95,7 @@ def describe(x, limit=60):
 
 
 def _is_array(x):
-    return hasattr(x, "shape") and hasattr(x, "dtype")
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, type)  # np.float64 is no array
 
 
 def check_array(name, x, what="an array"):
@@ -205,8 +208,12 @@ def check_bool(name, v):
 def check_checkpoint_params(checkpoint_dir, checkpoint_every, resume):
     """The checkpoint parameters of the neural estimators.
 
-    ``checkpoint_every``: ``None`` or an integer >= 1; ``resume``: a bool, ``True`` only with a ``checkpoint_dir``.
+    ``checkpoint_dir``: ``None`` or a path; ``checkpoint_every``: ``None`` or an integer >= 1;
+    ``resume``: a bool, ``True`` only with a ``checkpoint_dir``.
     """
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError("checkpoint_dir must be a directory path (str or os.PathLike) or None, got %s"
+                        % describe(checkpoint_dir))
     if checkpoint_every is not None:
         check_positive_int("checkpoint_every", checkpoint_every, minimum=1)
     if check_bool("resume", resume) and checkpoint_dir is None:
@@ -315,7 +322,7 @@ def cast_like(nx, a, type_as):
     return nx.from_numpy(nx.to_numpy(a), type_as=type_as)  # pragma: no cover - other backends
 
 
-def _as_weight_array(nx, a, nm, type_as):
+def _as_weight_array(nx, a, nm, type_as, clouds=None):
     """A weight entry as a backend array (lists and integer/boolean arrays cast), or ``None`` for uniform."""
     if a is None:
         return None
@@ -333,13 +340,19 @@ def _as_weight_array(nx, a, nm, type_as):
             % (nm, describe(a))
         )
     if "bool" in str(a.dtype) or "complex" in str(a.dtype):
-        raise TypeError("%s must have a real dtype (integers are cast), got %s" % (nm, a.dtype))
+        raise TypeError(
+            "%s must have a real dtype, got %s: pass the weights as numbers (integers are cast), e.g. %s "
+            "for a boolean mask" % (nm, a.dtype, "mask.double() / mask.sum()" if "torch" in str(a.dtype)
+                                    else "mask.astype(float) / mask.sum()")
+        )
+    if type(a).__module__.split(".")[0] != type(type_as).__module__.split(".")[0]:
+        backend_of(**{clouds or "the cost": type_as, nm: a})  # the TypeError of mixed array libraries
     if a.ndim == 1 and a.shape[0] == 0:
         return None
     return a
 
 
-def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0):
+def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0, clouds=None):
     """Validated list of k weight vectors (uniform where ``None`` or empty).
 
     ``a_s`` is ``None`` (all uniform) or a list of k entries, each ``None``
@@ -352,7 +365,10 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0):
     ``mass=None`` asks only for a common positive mass (that of the first
     given vector; uniform entries get it too) instead of one; ``mass='any'``
     (unbalanced problems) lets each vector keep its own positive mass (not
-    renormalised; uniform entries get mass one).
+    renormalised; uniform entries get mass one). ``clouds``: the name of the
+    point clouds the weights belong to (``'X_s'``), for the messages of
+    point-cloud calls ("X_s[0] has 300 points"). A weight array of another
+    library than ``type_as`` raises the ``TypeError`` of :func:`backend_of`.
     """
     k = len(shape)
     if a_s is None:
@@ -367,7 +383,7 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0):
     masses = []
     for i, (a, n) in enumerate(zip(a_s, shape)):
         nm = "%s[%d]" % (name, i)
-        a = _as_weight_array(nx, a, nm, type_as)
+        a = _as_weight_array(nx, a, nm, type_as, clouds)
         if a is None:
             out.append(nx.ones((n,), type_as=type_as) / n)
             masses.append(None)
@@ -375,7 +391,8 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0):
         if a.ndim != 1:
             raise ValueError("%s must be 1-D, got shape %s" % (nm, tuple(a.shape)))
         if a.shape[0] != n:
-            raise ValueError("%s has length %d but axis %d of the cost has size %d" % (nm, a.shape[0], i, n))
+            raise ValueError("%s has length %d but %s" % (nm, a.shape[0], "%s[%d] has %d points" % (clouds, i, n)
+                                                          if clouds else "axis %d of the cost has size %d" % (i, n)))
         an = np.asarray(nx.to_numpy(nx.detach(a)), dtype=np.float64)
         if not np.all(np.isfinite(an)):
             raise ValueError("%s contains NaN or inf values" % nm)
@@ -472,13 +489,21 @@ def _default_float_dtype(nx, X):
     return np.float64
 
 
+def _torch_float32():
+    import torch  # only reached for torch tensors
+
+    return torch.float32
+
+
 def check_point_clouds(X_s, name="X_s", min_k=2):
     """Validate a list of k >= ``min_k`` point clouds of shape ``(n_i, d_i)``.
 
     Returns ``(nx, X_s)``: the backend and the clouds as a list, cast to one
     floating dtype (integer and boolean clouds to the default floating dtype,
     as :func:`ot.dist` computes; several floating dtypes to the widest),
-    on their device, differentiable on torch. Each cloud must be a 2-D
+    on their device, differentiable on torch; half-precision clouds (float16,
+    bfloat16) are cast to float32, in which the uniform weights sum to one
+    and the log-sums resolve the plan. Each cloud must be a 2-D
     NumPy array or torch tensor (one library for all) with at least one row
     and one column, and finite.
     """
@@ -517,6 +542,8 @@ def check_point_clouds(X_s, name="X_s", min_k=2):
     floats = [d for d in dtypes if d is not None]
     if floats:
         target = max(floats, key=lambda d: d.itemsize)
+        if target.itemsize < 4:  # float16 / bfloat16: weights and log-sums need float32 at least
+            target = np.float32 if str(nx) == "numpy" else _torch_float32()
     else:
         target = _default_float_dtype(nx, X_s[0])
     out = []
@@ -570,6 +597,41 @@ def check_metric(metric, nx, name="metric"):
 METHOD_ALIASES = {"sinkhorn": "sinkhorn_log"}
 """Other accepted ``method=`` names: POT's ``'sinkhorn'`` is the cyclic log-domain method."""
 
+POT_METHODS = {
+    "sinkhorn_stabilized": ("sinkhorn_log", "every method here works in the log domain, which is what POT's "
+                            "stabilised Sinkhorn is for"),
+    "sinkhorn_epsilon_scaling": ("sinkhorn_log", "the log-domain method; for a small reg, warm-start it from the "
+                                 "potentials of a larger reg (warmstart=log['potentials'])"),
+    "sinkhorn_log": ("sinkhorn_log", ""),
+    "greenkhorn": ("sinkhorn_greedy", "the greedy (Greenkhorn-like) method"),
+}
+"""POT's ``method=`` names that are not methods here: the method to use instead, and why."""
+
+
+def closest_name(name, names):
+    """The name of ``names`` closest to ``name`` (a case-insensitive match first, then :mod:`difflib`), or ``None``."""
+    names = [n for n in names if isinstance(n, str)]
+    if not isinstance(name, str):
+        return None
+    lower = {n.lower(): n for n in names}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    close = difflib.get_close_matches(name, names, n=1)
+    return close[0] if close else None
+
+
+def _signature_names(caller):
+    """The parameter names of the public call ``caller`` (a name of ``ot_multimarginal``), if it is one."""
+    try:
+        import ot_multimarginal
+
+        fn = getattr(ot_multimarginal, caller.split(".")[-1], None)
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError, ImportError):
+        return ()
+    return tuple(p for p, v in params.items()
+                 if v.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL))
+
 
 def check_method(method, methods, name="method"):
     """The canonical method name (``'sinkhorn'`` is POT's name for ``'sinkhorn_log'``).
@@ -583,11 +645,16 @@ def check_method(method, methods, name="method"):
         if method in aliases:
             return aliases[method]
     valid = sorted(methods) + sorted(aliases)
-    close = difflib.get_close_matches(method, valid, n=1) if isinstance(method, str) else []
+    if isinstance(method, str) and method in POT_METHODS and POT_METHODS[method][0] in methods:
+        use, why = POT_METHODS[method]
+        hint = " (POT's %r: use %r, %s)" % (method, use, why)
+    else:
+        close = closest_name(method, valid)
+        hint = " (did you mean %r?)" % close if close else ""
     raise ValueError(
         "Unknown method %s%s. Expected one of %s%s."
         % (repr(method) if isinstance(method, str) else describe(method),
-           "" if name == "method" else " for %s" % name, valid, " (did you mean %r?)" % close[0] if close else "")
+           "" if name == "method" else " for %s" % name, valid, hint)
     )
 
 
@@ -615,18 +682,74 @@ def check_solver_kwargs(caller, method, kwargs, strategy, own=()):
     """
     options = strategy_options(strategy)
     valid = tuple(options) + tuple(o for o in own if o not in options)
-    for key in kwargs:
-        if key not in valid:
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            raise TypeError(
-                "%s() got an unexpected keyword argument %r%s. With method=%r the options are: %s"
-                % (caller, key, " (did you mean %r?)" % close[0] if close else "", method,
-                   ", ".join(valid) if valid else "none")
-            )
+    _check_keywords(caller, kwargs, valid, "With method=%r the options are" % (method,))
     for key in ("check_every", "print_every"):
         if key in kwargs:
             check_positive_int(key, kwargs[key], minimum=1)
     return kwargs
+
+
+def _check_keywords(caller, kwargs, valid, what):
+    """``TypeError`` from ``caller`` for a keyword not in ``valid``, suggesting the closest name.
+
+    The suggestion is searched among ``valid`` and the parameters of the
+    public call ``caller`` itself (``stopthr`` -> ``stopThr``).
+    """
+    for key in kwargs:
+        if key not in valid:
+            close = closest_name(key, tuple(valid) + tuple(n for n in _signature_names(caller) if n not in valid))
+            raise TypeError(
+                "%s() got an unexpected keyword argument %r%s. %s: %s"
+                % (caller, key, " (did you mean %r?)" % close if close else "", what,
+                   ", ".join(valid) if valid else "none")
+            )
+
+
+def check_forwarded_kwargs(caller, method, kwargs, auto=("sinkhorn_newton", "sinkhorn_log"), **flags):
+    """Check, before any work, the keywords that ``caller`` forwards to its inner :func:`emot_sinkhorn` solves.
+
+    ``method``: the inner ``method=`` (``'auto'``: any of ``auto``). Errors
+    are reported as ``caller``'s own (``mgw_sinkhorn() got an unexpected
+    keyword argument ...``), with the closest name. ``flags``: the caller's
+    boolean flags (``verbose=..., log=...``), checked with :func:`check_bool`.
+    """
+    from .strategies import STRATEGIES  # not at import: the strategies import this module
+
+    methods = auto if (isinstance(method, str) and method == "auto") else (check_method(method, STRATEGIES),)
+    valid = []
+    for m in methods:
+        valid += [o for o in strategy_options(STRATEGIES[m]) if o not in valid]
+    _check_keywords(caller, kwargs, tuple(valid), "Its options for the inner solves (method=%r) are" % (method,))
+    for key in ("check_every", "print_every"):
+        if key in kwargs:
+            check_positive_int(key, kwargs[key], minimum=1)
+    for nm, v in flags.items():
+        check_bool(nm, v)
+    return kwargs
+
+
+def check_cloud_weights(a_s, X_s, name="a_s", clouds="X_s"):
+    """Check the weights ``a_s`` of the point clouds ``X_s`` before any cost is built (point-cloud calls).
+
+    The kind, library and length of every entry (``a_s[0] has length 299 but
+    X_s[0] has 300 points``); the values (masses, signs) are checked by the
+    solver, with :func:`check_weights`.
+    """
+    nx, X_s = check_point_clouds(X_s, clouds)
+    if a_s is None:
+        return
+    if not isinstance(a_s, (list, tuple)):
+        raise TypeError("%s must be a list of k weight vectors (or None for uniform), got %s" % (name, describe(a_s)))
+    if len(a_s) != len(X_s):
+        raise ValueError("%s must have one entry per point cloud of %s: expected %d, got %d"
+                         % (name, clouds, len(X_s), len(a_s)))
+    for i, (a, X) in enumerate(zip(a_s, X_s)):
+        nm = "%s[%d]" % (name, i)
+        a = _as_weight_array(nx, a, nm, X, clouds)
+        if a is not None and a.ndim != 1:
+            raise ValueError("%s must be 1-D, got shape %s" % (nm, tuple(a.shape)))
+        if a is not None and int(a.shape[0]) != int(X.shape[0]):
+            raise ValueError("%s has length %d but %s[%d] has %d points" % (nm, a.shape[0], clouds, i, X.shape[0]))
 
 
 def check_warmstart(nx, warmstart, shape, type_as, name="warmstart"):
@@ -703,7 +826,11 @@ def check_index_tuples(idx, shape):
 
 
 def check_log_scalings(g, shape, name="g"):
-    """A list of k arrays of shapes ``(n_i,)`` (log-scalings of a Gibbs tensor; ``-inf`` allowed)."""
+    """A list of k arrays of shapes ``(n_i,)`` (log-scalings of a Gibbs tensor; ``-inf`` allowed).
+
+    ``ValueError`` for NaN or ``+inf`` entries, and for a vector that is
+    ``-inf`` everywhere (a plan of zero mass): no plan would be finite.
+    """
     k = len(shape)
     if not isinstance(g, (list, tuple)):
         raise TypeError(
@@ -716,6 +843,13 @@ def check_log_scalings(g, shape, name="g"):
             raise TypeError("%s[%d] must be an array of shape (%d,), got %s" % (name, i, n, describe(gi)))
         if tuple(gi.shape) != (n,):
             raise ValueError("%s[%d] must have shape (%d,), got %s" % (name, i, n, tuple(gi.shape)))
+        v = np.asarray(get_backend(gi).to_numpy(get_backend(gi).detach(gi)), dtype=np.float64)
+        if np.isnan(v).any() or np.isposinf(v).any():
+            raise ValueError("%s[%d] contains NaN or +inf values (log-scalings may be -inf, not NaN or +inf): "
+                             "the solve that produced them failed; check its log['converged'] and err"
+                             % (name, i))
+        if v.size and np.isneginf(v).all():
+            raise ValueError("%s[%d] is -inf everywhere: the plan would have zero mass" % (name, i))
     return list(g)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 from ._deprecation import legacy_graph_metric_order
 from ._typing import Array, Cost, Edges, LogDict, Metric, Nodes, Weights
-from ._validation import check_memory_budget, check_solver_call
+from ._validation import check_cloud_weights, check_memory_budget, check_solver_call
 from .costs.dense import cost_tensor
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 from .strategies import STRATEGIES
@@ -164,6 +164,7 @@ def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = Non
     """
     graph, metric = legacy_graph_metric_order("empirical_emot_sinkhorn", graph, metric, "complete")
     _check_kwargs("empirical_emot_sinkhorn", emot_sinkhorn, X_s, reg, kwargs)
+    check_cloud_weights(a_s, X_s)
     C = empirical_cost(X_s, graph, metric, memory_budget)
     return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 
@@ -254,6 +255,7 @@ def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = No
     """
     graph, metric = legacy_graph_metric_order("empirical_emot_sinkhorn2", graph, metric, "complete")
     _check_kwargs("empirical_emot_sinkhorn2", emot_sinkhorn2, X_s, reg, kwargs)
+    check_cloud_weights(a_s, X_s)
     C = empirical_cost(X_s, graph, metric, memory_budget)
     return emot_sinkhorn2(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 

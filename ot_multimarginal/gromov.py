@@ -39,7 +39,15 @@ from ot.utils import check_random_state
 
 from ._backend import dtype_info, to_float
 from ._typing import Array, Edges, LogDict, Weights
-from ._validation import backend_of, check_choice, check_iteration_args, check_point_clouds, check_reg, check_weights
+from ._validation import (
+    backend_of,
+    check_choice,
+    check_forwarded_kwargs,
+    check_iteration_args,
+    check_point_clouds,
+    check_reg,
+    check_weights,
+)
 from .costs.graph import PairwiseCost, _check_edge_list, graph_edges
 from .sinkhorn import emot_sinkhorn
 
@@ -223,7 +231,7 @@ def _prepare(X_s, a_s, normalize):
     ref = X_s[0]
     check_choice("normalize", normalize, NORMALIZATIONS)
     shape = tuple(int(X.shape[0]) for X in X_s)
-    a_s = check_weights(nx, a_s, shape, ref)
+    a_s = check_weights(nx, a_s, shape, ref, clouds="X_s")
     a_s = [nx.detach(a) for a in a_s]
     means = [nx.dot(a, X) for a, X in zip(a_s, X_s)]
     Xc = [X - mu[None, :] for X, mu in zip(X_s, means)]
@@ -600,6 +608,7 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
     reg = check_reg(reg)
     check_iteration_args(numItermax, stopThr)
     check_iteration_args(numItermaxInner, stopThrInner)
+    check_forwarded_kwargs("mgw_sinkhorn", method, kwargs, verbose=verbose, log=log, warn=warn)
     for name, val, low in (("n_components", n_components, 1), ("max_candidates", max_candidates, 1),
                            ("n_screen", n_screen, 1)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:

@@ -167,7 +167,7 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     info["stopThr"] = stopThr
     info["free"] = free
     if warn and not info["converged"]:
-        warn_not_converged(method, info["err"][-1], stopThr, info["niter"])
+        warn_not_converged(method, info["err"][-1], stopThr, info["niter"], eps, floor)
     return g, info
 
 

@@ -63,7 +63,7 @@ def main(path):
     out = config["out"]
     rank = int(os.environ.get("RANK", 0))
     for name, kwargs in config["cases"].items():
-        kwargs = dict(kwargs)
+        kwargs = dict(kwargs, **config.get("rank_kwargs", {}).get(str(rank), {}))  # e.g. one rank's bad argument
         if isinstance(kwargs.get("dtype"), str):
             kwargs["dtype"] = getattr(torch, kwargs["dtype"])
         if config.get("hang_after_step") is not None:  # simulate a job killed mid-run: block after a checkpoint

@@ -14,6 +14,14 @@ Process group
     unchanged under ``torchrun --nproc_per_node=N``; a group it created is
     destroyed at exit. Users who want another backend or options call
     :func:`torch.distributed.init_process_group` before ``fit``.
+Failures
+    a rank that raises (say, its ``checkpoint_dir`` cannot be created) must
+    not leave the others waiting in a collective it will never join: when
+    a process that owns the group exits on an uncaught exception, it
+    leaves at once (after its traceback, without the exit barrier), so the
+    other ranks' pending collective fails within seconds (gloo: "connection
+    closed by peer") and ``torchrun`` stops the job, reporting the first
+    failure, instead of every rank waiting for the group's 30-minute timeout.
 Batches (:meth:`DataParallel.forward`)
     every rank holds the data and draws the same *global* index batch of
     ``b = W b_r`` points per marginal from one stream derived from the
@@ -73,6 +81,7 @@ per-rank loss.
 
 import atexit
 import os
+import sys
 import warnings
 
 import torch
@@ -147,10 +156,41 @@ def gather_global(tensor, group=None):
     return _GatherGlobal.apply(tensor, group)
 
 
+_FAILED = []
+
+
+def _note_failure(hook):
+    """``sys.excepthook`` that records an uncaught exception (this rank is failing) before reporting it."""
+
+    def excepthook(*exc_info):
+        _FAILED.append(True)
+        hook(*exc_info)
+
+    excepthook._ot_multimarginal = True
+    return excepthook
+
+
+def _failing():
+    """Whether this process is exiting on an uncaught exception."""
+    return bool(_FAILED) or getattr(sys, "last_value", None) is not None
+
+
 def _destroy_owned_group():
     import torch.distributed as dist
 
     if _OWNED_GROUP and dist.is_available() and dist.is_initialized():
+        if _failing():
+            # this rank raised (e.g. its checkpoint_dir could not be created): the other ranks wait in a
+            # collective that this rank will never join. A barrier here would wait for them, and they for
+            # it, until the group's timeout (30 minutes for gloo): leave at once instead, so that the
+            # other ranks' collective fails now (gloo: connection closed by peer) and torchrun, which
+            # reports the first failure (this rank's traceback), stops the job.
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # pragma: no cover - a closed stream
+                    pass
+            os._exit(1)
         # every rank's pending collectives must be done before any rank tears the group down: gloo's
         # receive threads are not interruptible, and a peer that leaves first can abort this process
         # at exit ("terminate called without an active exception", seen on a loaded 2-core machine)
@@ -208,13 +248,17 @@ def data_parallel(distributed="auto", device=None, loss="global"):
                     "or the torchrun environment (RANK, WORLD_SIZE > 1, MASTER_ADDR, MASTER_PORT); found neither"
                 )
             return None
-        dev = torch.device(device) if device is not None else torch.device("cpu")
+        from ._validation import check_device
+
+        dev = check_device(device) if device is not None else torch.device("cpu")
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":  # one GPU per process: the LOCAL_RANK-th of this machine
             torch.cuda.set_device(env[2])
         dist.init_process_group(backend=backend)
         _OWNED_GROUP.append(True)
         atexit.register(_destroy_owned_group)
+        if not getattr(sys.excepthook, "_ot_multimarginal", False):
+            sys.excepthook = _note_failure(sys.excepthook)
     if dist.get_world_size() <= 1:
         return None
     return DataParallel(loss=loss)

@@ -23,6 +23,7 @@ from .._validation import (
     check_weights,
 )
 from ..potentials import Potentials
+from ._validation import check_device, check_estimator_params, check_load_path, check_query_points, check_save_path
 from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
 from .costs import GraphCost, make_cost
 from .distributed import LOSSES, data_parallel
@@ -61,6 +62,7 @@ def _read_saved(path, kind):
 
     A :class:`NeuralEMOT` file is recognised by its keys, the other estimators' files by their ``'kind'`` tag.
     """
+    check_load_path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
@@ -397,6 +399,7 @@ class NeuralEMOT(ParamsMixin):
             The fitted estimator (attributes ending in ``_``).
         """
         t_start = time.perf_counter()
+        check_estimator_params(self)
         nx, X_s = check_point_clouds(X_s)
         k = len(X_s)
         sizes = [int(X.shape[0]) for X in X_s]
@@ -406,7 +409,7 @@ class NeuralEMOT(ParamsMixin):
         reg, n_iter, lr, b, cost = self._check_params(k, sizes, world)
         self._is_numpy = str(nx) == "numpy"
         ref = X_s[0]
-        a_s = check_weights(nx, a_s, tuple(sizes), ref)
+        a_s = check_weights(nx, a_s, tuple(sizes), ref, clouds="X_s")
         device = torch.device(self.device) if self.device is not None else (
             torch.device("cpu") if self._is_numpy else ref.device)
         if parallel is not None:  # a device taken from the data (cuda:0 on every rank) becomes this rank's GPU
@@ -557,7 +560,7 @@ class NeuralEMOT(ParamsMixin):
             if int(X.shape[1]) != phi.d:
                 raise ValueError("X_s[%d] must have dimension %d (as at fit), got %d" % (i, phi.d, X.shape[1]))
         sizes = tuple(int(X.shape[0]) for X in X_s)
-        a_s = check_weights(nx, a_s, sizes, X_s[0])
+        a_s = check_weights(nx, a_s, sizes, X_s[0], clouds="X_s")
         dev = self.X_fit_[0].device
         dt = torch.float64 if str(nx) == "numpy" else X_s[0].dtype
         return [_to_torch(X, dev, dt) for X in X_s], [_to_torch(a, dev, dt) for a in a_s], X_s[0]
@@ -607,6 +610,7 @@ class NeuralEMOT(ParamsMixin):
         k = len(self.potentials_)
         if not isinstance(i, (int, np.integer)) or not 0 <= i < k:
             raise ValueError("i must be a marginal index in [0, %d), got %r" % (k, i))
+        check_query_points(x, "x", self.potentials_[i].d)
         is_np = isinstance(x, np.ndarray)
         X = _to_torch(x, self.X_fit_[0].device, torch.float64 if is_np else None)
         if X.ndim != 2 or X.shape[1] != self.potentials_[i].d:
@@ -653,6 +657,7 @@ class NeuralEMOT(ParamsMixin):
         k = len(self.potentials_)
         if len(xs) != k:
             raise ValueError("plan_density needs %d arrays (one point per marginal and tuple), got %d" % (k, len(xs)))
+        [check_query_points(x, "xs[%d]" % i, self.potentials_[i].d) for i, x in enumerate(xs)]
         is_np = isinstance(xs[0], np.ndarray)
         dev = self.X_fit_[0].device
         X = [_to_torch(x, dev, torch.float64 if is_np else None) for x in xs]
@@ -784,6 +789,7 @@ class NeuralEMOT(ParamsMixin):
             raise ValueError("give both X_i and X_j, or neither")
         if X_i is None:
             return self.plan().pairwise_marginal(i, j)
+        check_query_points(X_i, "X_i", self.potentials_[i].d), check_query_points(X_j, "X_j", self.potentials_[j].d)
         is_np = isinstance(X_i, np.ndarray)
         dt = torch.float64 if is_np else X_i.dtype
         dev = self.X_fit_[0].device
@@ -818,7 +824,7 @@ class NeuralEMOT(ParamsMixin):
                 params["metric"], (list, tuple)) else [params["metric"]])):
             raise ValueError("cannot save an estimator with a callable cost or metric: rebuild it and load the "
                              "potentials with load_state_dict")
-        torch.save(self._state_dict_for_save(), path)
+        torch.save(self._state_dict_for_save(), check_save_path(path))
 
     def _state_dict_for_save(self, **params: Any) -> Dict[str, Any]:
         """The fitted estimator as picklable CPU values (the content of :meth:`save`'s file).
@@ -865,7 +871,7 @@ class NeuralEMOT(ParamsMixin):
             When ``path`` is not a file of :meth:`NeuralEMOT.save` (a
             :class:`~ot_multimarginal.neural.NeuralMGW` file included).
         """
-        return cls._from_saved_state(_read_saved(path, "NeuralEMOT"), device)
+        return cls._from_saved_state(_read_saved(path, "NeuralEMOT"), check_device(device))
 
     @classmethod
     def _from_saved_state(cls, state: Dict[str, Any], device: Any = None, **params: Any) -> "NeuralEMOT":

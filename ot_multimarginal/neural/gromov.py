@@ -48,6 +48,7 @@ from ..gromov import (
     mgw_sinkhorn,
 )
 from ..potentials import Potentials
+from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
 from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
@@ -307,6 +308,7 @@ class NeuralMGW(ParamsMixin):
             The fitted estimator.
         """
         t0 = time.perf_counter()
+        check_estimator_params(self)
         reg, tol = self._check_params()
         nx, Xn, a_s, means, scales = _prepare(X_s, a_s, self.normalize)
         k = len(Xn)
@@ -445,6 +447,7 @@ class NeuralMGW(ParamsMixin):
         k = len(self.means_)
         if not isinstance(i, (int, np.integer)) or not 0 <= i < k:
             raise ValueError("marginal index must be in [0, %d), got %r" % (k, i))
+        check_query_points(X, "X_%d" % i, int(self.emot_.potentials_[i].d))
         is_np = isinstance(X, np.ndarray)
         T = _to_torch(np.asarray(X, dtype=np.float64) if is_np else X, self._dev, self._dt)
         d = int(self.emot_.potentials_[i].d)
@@ -520,7 +523,7 @@ class NeuralMGW(ParamsMixin):
             params["init"] = [_cpu(M) if torch.is_tensor(M) else np.asarray(M) for M in self.init]
         torch.save({"kind": _SAVED_KIND, "params": params, "emot": self.emot_._state_dict_for_save(metric=None),
                     "fitted": _cpu({n: getattr(self, n) for n in _FITTED}), "value": _cpu(self.value_),
-                    "values_dtype": str(self._dt)}, path)
+                    "values_dtype": str(self._dt)}, check_save_path(path))
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], device: Any = None) -> "NeuralMGW":
@@ -544,7 +547,7 @@ class NeuralMGW(ParamsMixin):
             When ``path`` is not a file of :meth:`NeuralMGW.save` (a
             :class:`~ot_multimarginal.neural.NeuralEMOT` file included).
         """
-        state = _read_saved(path, _SAVED_KIND)
+        state, device = _read_saved(path, _SAVED_KIND), check_device(device)
         params = dict(state["params"], dtype=_torch_dtype(state["params"]["dtype"]))
         if device is not None:
             params["device"] = device

@@ -75,12 +75,23 @@ def print_row(it, *vals):
     print("{:5d}|".format(it) + "|".join("{:13e}".format(v) for v in vals))
 
 
-def warn_not_converged(name, err, stopThr, niter):
-    warn_user(
-        "%s did not converge: marginal error %.3e > stopThr %.1e after %d iterations. "
-        "You might want to increase the number of iterations `numItermax` or the "
-        "regularization parameter `reg`." % (name, err, stopThr, niter)
-    )
+def warn_not_converged(name, err, stopThr, niter, eps=None, floor=None):
+    """The POT-style non-convergence ``UserWarning``, with the fix that applies.
+
+    ``eps``: the machine epsilon of the dtype; ``floor``: the smallest
+    marginal error it resolves (10 k eps). In a low-precision dtype, an error
+    within a thousand times that floor is a precision limit, not a lack of
+    iterations: the warning then recommends float64.
+    """
+    if eps is not None and floor is not None and eps > 1e-10 and err < 1e3 * floor:
+        fix = ("In %s the marginal error stalls at about 10 k eps = %.1e: more iterations rarely help; use float64 "
+               "(cast the cost and the weights, e.g. M.double() / M.astype(np.float64)), or a larger stopThr."
+               % ("float32" if eps < 1e-6 else "half precision", floor))
+    else:
+        fix = ("You might want to increase the number of iterations `numItermax` or the "
+               "regularization parameter `reg`.")
+    warn_user("%s did not converge: marginal error %.3e > stopThr %.1e after %d iterations. %s"
+              % (name, err, stopThr, niter, fix))
 
 
 def check_finite_error(nx, err, it):
