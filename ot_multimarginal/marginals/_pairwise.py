@@ -42,7 +42,7 @@ in the iterations.
 
 import numpy as np
 
-from .._backend import outer_sum
+from .._backend import _DEFERRED, defer_check, outer_sum
 from .._validation import check_dense_size
 from .base import GibbsEngine, default_offsets
 
@@ -170,12 +170,19 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
     P = E1 @ E2
     q = L1.shape[-1]
     ok = P >= q * prec.factor
+    # rows of L1 or columns of L2 that are all -inf give exact zeros
+    fr = fc = None
+    if _deferrable(nx):
+        fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
+        fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
+        if defer_check(nx, ~nx.any((~ok) & fr & fc), "log_matmul"):  # no host sync (see _backend.deferred_checks)
+            return (r1 + c2) + nx.log(P)
     if not bool(nx.any(~ok)):
         return (r1 + c2) + nx.log(P)
     out = (r1 + c2) + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
-    # rows of L1 or columns of L2 that are all -inf give exact zeros
-    fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
-    fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
+    if fr is None:
+        fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
+        fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
     if bool(nx.any(bad)):
@@ -199,6 +206,11 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
         vals = vals[0] if len(vals) == 1 else nx.concatenate(vals, axis=0)
         S[tuple(index_array(nx, ix, P) for ix in idx)] = vals
     return nx.where(ok, out, S)
+
+
+def _deferrable(nx):
+    """Whether a certificate would be deferred now (:func:`~ot_multimarginal._backend.deferred_checks`)."""
+    return str(nx) == "torch" and getattr(_DEFERRED, "checks", None) is not None
 
 
 def log_matvec_exact(nx, A_cols, h):
@@ -501,7 +513,11 @@ class PairwiseEngine(GibbsEngine):
         For repeated one-shot use on fresh costs of one graph (the mini-batches
         of :mod:`ot_multimarginal.neural`): no validation pass, and the
         graph-only structures that are cached by graph and sizes (the
-        contraction engine's elimination plans) are reused.
+        contraction engine's elimination plans) are reused. The edge offsets
+        (:mod:`.base`) are this engine's: they are only a constant removed
+        before the division by ``reg`` and added back to the log-partition,
+        so any value is exact, and keeping them spares the host
+        synchronisation that computing new ones would take (on a GPU).
         """
         matrices = list(matrices)
         if len(matrices) != len(self.matrices) or any(
@@ -512,7 +528,8 @@ class PairwiseEngine(GibbsEngine):
                 % (len(self.matrices), [tuple(O.shape) for O in self.matrices], [tuple(M.shape) for M in matrices])
             )
         return type(self)(
-            self.shape, self.edges, matrices, self.reg, self.nx, self.memory_budget, **self._init_kwargs()
+            self.shape, self.edges, matrices, self.reg, self.nx, self.memory_budget,
+            cost_offset=list(self.edge_offsets), **self._init_kwargs()
         )
 
     def detached(self):
