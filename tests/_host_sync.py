@@ -46,6 +46,7 @@ code outside the counted block; by default every op is counted on the CPU.
 Not seen on the CPU: a blocking host-to-device copy (``X[idx.to(X.device)]``
 with CPU indices is a no-op there); on a GPU it is counted.
 """
+import contextlib
 import functools
 
 import torch
@@ -95,6 +96,7 @@ class HostSyncCounter(TorchDispatchMode):
         self.events = []
         self._patched = []
         self._inside = False
+        self._paused = False
 
     # ---- results ---------------------------------------------------------------------------
     @property
@@ -128,7 +130,17 @@ class HostSyncCounter(TorchDispatchMode):
         return " <- ".join("%s:%d" % (f.filename.split("/")[-1], f.lineno) for f in reversed(frames[-3:]))
 
     def _record(self, kind, name):
-        self.events.append((kind, name, self._where()))
+        if not self._paused:
+            self.events.append((kind, name, self._where()))
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Inside: nothing is recorded (e.g. a check that is allowed to synchronise)."""
+        prev, self._paused = self._paused, True
+        try:
+            yield self
+        finally:
+            self._paused = prev
 
     def _host_only(self, tensors):
         """On a GPU: all tensors of the op are CPU tensors (host state by design)."""
