@@ -94,6 +94,7 @@ class HostSyncCounter(TorchDispatchMode):
         self.device = torch.device(device)
         self.record_stack = record_stack
         self.events = []
+        self.host_numel = []  # sizes of the tensors copied to the host by numpy/tolist/__array__
         self._patched = []
         self._inside = False
         self._paused = False
@@ -183,6 +184,8 @@ class HostSyncCounter(TorchDispatchMode):
                 return original(t, *a, **kw)
             if not (counter.device.type != "cpu" and t.device.type == "cpu"):
                 counter._record(kind, "Tensor." + attr)
+                if not counter._paused:
+                    counter.host_numel.append(t.numel())
             counter._inside = True
             try:
                 return original(t, *a, **kw)
@@ -194,6 +197,7 @@ class HostSyncCounter(TorchDispatchMode):
 
     def __enter__(self):
         self.events = []
+        self.host_numel = []
         for attr in ("numpy", "tolist", "__array__"):
             self._patch(attr, "to_host")
         return super().__enter__()

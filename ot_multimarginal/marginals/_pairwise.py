@@ -121,10 +121,12 @@ def logsumexp(nx, X, axis):
 
 
 def index_array(nx, idx, like):
-    """NumPy integer indices usable on arrays of ``like``'s backend and device."""
+    """Integer indices (NumPy, or torch already) usable on arrays of ``like``'s backend and device."""
     if str(nx) == "torch":
         import torch
 
+        if isinstance(idx, torch.Tensor):  # already torch indices (found on the device)
+            return idx.to(device=like.device, dtype=torch.long)
         return torch.as_tensor(np.asarray(idx), dtype=torch.long, device=like.device)
     return np.asarray(idx)
 
@@ -186,7 +188,8 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
     if bool(nx.any(bad)):
-        idx = np.nonzero(nx.to_numpy(bad))
+        # the entries to repair: found where the mask is (a GPU keeps its indices; NumPy indices otherwise)
+        idx = bad.nonzero(as_tuple=True) if str(nx) == "torch" else np.nonzero(nx.to_numpy(bad))
         if P.ndim == 2 and 4 * len(idx[0]) > P.shape[0] * P.shape[1]:
             # many entries: the whole product in the log domain, rows in chunks
             p, r = P.shape
