@@ -18,7 +18,9 @@ checkpointing plug in without touching the rest):
     :meth:`Trainer.reduce_gradients` (the single place where a data-parallel
     wrapper all-reduces the gradients; a no-op here), gradient-norm
     clipping, the optimiser and schedule steps. A non-finite loss raises a
-    ``FloatingPointError`` naming the likely causes.
+    ``FloatingPointError`` naming the likely causes. On a GPU the steps are
+    *sync-free* (:meth:`Trainer.step_async`: nothing read on the host; the
+    duals and checks are read once per check by :meth:`Trainer.sync`).
 :meth:`Trainer.run`
     steps until ``n_iter``, evaluating the held-out dual every
     ``eval_every`` steps on fixed held-out batches (early stopping when it
