@@ -54,11 +54,17 @@ def test_counter_sees_every_kind_of_synchronisation():
 
 
 # ---------------------------------------------------------------- neural training steps
-def _trainer(graph, k, device, sync_free=True, n=40, seed=0, dtype=torch.float32):
+def _chain_cost(*xs):
+    return sum(((xs[i] - xs[i + 1]) ** 2).sum(1) for i in range(len(xs) - 1))
+
+
+def _trainer(graph, k, device, sync_free=True, n=40, seed=0, dtype=torch.float32, **kw):
     rng = np.random.RandomState(seed)
     X = [torch.tensor(rng.randn(n, 2) + 0.2 * i, device=device) for i in range(k)]
-    est = NeuralEMOT(0.5, graph=graph, n_iter=1, batch_size=12, eval_every=0, seed=seed, width=8, dtype=dtype)
-    est.fit(X)  # builds the engine templates, normalises the networks
+    est = NeuralEMOT(0.5, graph=graph, n_iter=1, batch_size=12, eval_every=0, seed=seed, width=8, dtype=dtype, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. the aligned estimator's reliability warning: not the point here
+        est.fit(X)  # builds the engine templates, normalises the networks
     tr = est.trainer_
     tr.sync_free = sync_free
     tr.n_iter = 10 ** 9
@@ -81,6 +87,21 @@ def test_training_step_makes_no_host_synchronisation(graph, k, device):
     assert s.count == 1, s.report()
     assert len(tr.history["batch_dual"]) == n_before + 4
     assert all(np.isfinite(tr.history["batch_dual"]))
+
+
+@pytest.mark.parametrize("kw", [{"estimator": "aligned"}, {"estimator": "ustat"}, {"cost": _chain_cost}],
+                         ids=["aligned", "ustat", "callable-cost"])
+def test_other_estimators_and_callable_costs_make_no_host_synchronisation(kw):
+    tr = _trainer("circle", 3, "cpu", **kw)
+    tr.step_async()
+    with HostSyncCounter() as s:
+        for _ in range(3):
+            tr.step_async()
+    assert s.count == 0, s.report()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the aligned estimator's reliability warning is not the point here
+        tr.sync()
+    assert np.all(np.isfinite(tr.history["batch_dual"]))
 
 
 @pytest.mark.parametrize("graph,k", [("circle", 4), ("complete", 4)])
