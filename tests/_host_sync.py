@@ -152,7 +152,7 @@ class HostSyncCounter(TorchDispatchMode):
         name = _packet(func)
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         out = func(*args, **kwargs)
-        if tensors and self._host_only(tensors):
+        if self._inside or (tensors and self._host_only(tensors)):  # inside .tolist() etc.: already one event
             return out
         if name in _ITEM:
             self._record("item", name)
