@@ -243,7 +243,7 @@ def _worker_profile(spec):
     st = pstats.Stats(pr, stream=s).sort_stats("tottime")
     st.print_stats(15)
     top = []
-    for (fname, line, func), (cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:15]:
+    for (fname, line, func), (_cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:15]:
         top.append(dict(func="%s:%d(%s)" % (os.path.basename(fname), line, func), ncalls=nc, tottime_s=tt, cumtime_s=ct))
 
     # 2. every dot timed, bucketed by operand size
@@ -394,12 +394,18 @@ def _f(x, fmt="%.3g"):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="k=3, n=50 only (smoke run)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per configuration (default: 3 for n=50 and n=150, 1 for n=100, 2 for k=4 n=30, to stay under 10 min)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per configuration (default: 3 for n=50 and n=150, 1 for n=100, "
+                    "2 for k=4 n=30, to stay under 10 min)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--no-profile", action="store_true", help="skip the profile of our k=3, n=150 sweep")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/bench_dense.json, or bench_dense_quick.json with --quick)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--render", action="store_true", help="rewrite the .md results page from the JSON (--out), no run")
     args = ap.parse_args(argv)
+    if args.render:
+        path = args.out or os.path.join(HERE, "results", "bench_dense.json")
+        with open(path) as f:
+            return report(os.path.splitext(os.path.basename(path))[0], json.load(f))
     if args.worker:
         return _worker_main(args.worker)
 
@@ -463,13 +469,17 @@ def main(argv=None):
                  "Times in s: min / median of the repeats, cost-tensor construction included on both sides; "
                  "ratios = OTT min / ours min (the least perturbed runs) and, in brackets, median / median." % (EPS, THR, args.seed))
     lines.append("")
-    lines.append("| k | n | sweeps ours / OTT | ours (default BLAS threads) | ours (1 BLAS thread) | OTT | OTT/ours | OTT/ours-1t | our value | OTT value (converted) | abs diff | load (1 min) |")
+    lines.append("| k | n | sweeps ours / OTT | ours (default BLAS threads) | ours (1 BLAS thread) | OTT | OTT/ours | OTT/ours-1t "
+                 "| our value | OTT value (converted) | abs diff | load (1 min) |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in results:
         o, o1 = s["ours"], s["ours_1thread"]
         capped = "" if o["converged"] else " (cap, err %.1e)" % o["err"]
         load_s = "%.1f–%.1f" % (min(s["loadavg_1min"]), max(s["loadavg_1min"]))
-        tt = lambda d: "%.3f / %.3f" % (d["time_min_s"], d["time_median_s"])
+
+        def tt(d):
+            return "%.3f / %.3f" % (d["time_min_s"], d["time_median_s"])
+
         if have_ott:
             t = s["ott"]
             r, r1 = s["ratio_ott_over_ours"], s["ratio_ott_over_ours_1thread"]
@@ -480,9 +490,11 @@ def main(argv=None):
             lines.append("| %d | %d | %d / —%s | %s | %s | OTT-JAX not installed | — | — | %.9f | — | — | %s |" % (
                 s["k"], s["n"], o["sweeps"], capped, tt(o), tt(o1), o["value"], load_s))
     lines.append("")
-    lines.append("Per sweep (ms). 'solve' = min solve time / sweeps; 'diff' = (T(S2) - T(S1)) / (S2 - S1), no early stop, one BLAS thread.")
+    lines.append("Per sweep (ms). 'solve' = min solve time / sweeps; 'diff' = (T(S2) - T(S1)) / (S2 - S1), "
+                 "no early stop, one BLAS thread.")
     lines.append("")
-    lines.append("| k | n | ours scaling, solve | ours scaling 1-thread, solve | OTT, solve | ours scaling 1-thread, diff | ours mode='log' 1-thread, diff | log / scaling |")
+    lines.append("| k | n | ours scaling, solve | ours scaling 1-thread, solve | OTT, solve | ours scaling 1-thread, diff "
+                 "| ours mode='log' 1-thread, diff | log / scaling |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for s in results:
         ps = s["persweep"]
@@ -492,7 +504,8 @@ def main(argv=None):
             _f(ott_ps, "%.3f") if have_ott else "OTT-JAX not installed", ps["scaling"]["per_sweep_s"] * 1e3, ps["log"]["per_sweep_s"] * 1e3,
             ps["log"]["per_sweep_s"] / ps["scaling"]["per_sweep_s"]))
     lines.append("")
-    lines.append("Peak memory of the timed solve (VmHWM reset just before it, minus the RSS at that point), in tensors of prod(n) float64 entries:")
+    lines.append("Peak memory of the timed solve (VmHWM reset just before it, minus the RSS at that point), "
+                 "in tensors of prod(n) float64 entries:")
     lines.append("")
     lines.append("| k | n | tensor (MB) | ours (MB) | ours (buffers) | ours, tracemalloc (buffers) | OTT (MB) | OTT (buffers) |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -508,7 +521,9 @@ def main(argv=None):
         lines.append("")
         lines.append("Profile of our k=3, n=150 sweep (%d sweeps, stopThr=0; every backend dot timed):" % next(iter(profile.values()))["sweeps"])
         lines.append("")
-        lines.append("| BLAS threads | ms/sweep | full-tensor dots per sweep | ms per full-tensor dot | its fraction of K.sum() read bandwidth | ms/sweep in full dots | ms/sweep in other dots | one read of K (ms) | sweep / one read |")
+        lines.append("| BLAS threads | ms/sweep | full-tensor dots per sweep | ms per full-tensor dot "
+                     "| its fraction of K.sum() read bandwidth | ms/sweep in full dots | ms/sweep in other dots "
+                     "| one read of K (ms) | sweep / one read |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for name, p in profile.items():
             fk = [key for key in p["dots"] if key.startswith("full")]
@@ -528,13 +543,31 @@ def main(argv=None):
         machine=info, eps=EPS, threshold=THR, seed=args.seed, quick=args.quick, ott_installed=have_ott,
         ott_call="jax.jit(lambda solver, x_s: solver(x_s, None, cost_fns=SqEuclidean(), epsilon=0.1)); "
                  "MMSinkhorn(threshold=1e-6, norm_error=1.0, inner_iterations=10, max_iterations=maxit); 2nd call timed",
-        ours_call="C = cost_tensor(X_s); emot_sinkhorn2(None, C, 0.1, stopThr=1e-6, numItermax=maxit, log=True) (mode='scaling')",
+        ours_call="C = cost_tensor(X_s); emot_sinkhorn2(None, C, 0.1, stopThr=1e-6, numItermax=maxit, log=True) "
+                  "(mode='scaling')",
         timing_includes_cost_tensor=True, results=results, profile=profile, table_markdown=table,
     )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(payload, f, indent=1)
     print("\n# wrote %s (%.0f s)" % (os.path.relpath(args.out), info["wall_s"]))
+    report(os.path.splitext(os.path.basename(args.out))[0], payload)
+
+
+def report(name, payload):
+    """Write ``bench/results/<name>.md`` from the JSON payload (its ``table_markdown`` and machine)."""
+    from _report import write_markdown
+
+    m = payload["machine"]
+    write_markdown(name, "Dense path against OTT-JAX", [
+        "`emot_sinkhorn2` on `cost_tensor` of k point clouds N(0, I₂) against OTT-JAX %s `MMSinkhorn` "
+        "(jax %s, jit, timed on its second call), same clouds, ε = %g, float64, uniform weights; both "
+        "sides do the same sweeps; each solve in its own subprocess. Machine: %s, %s cores, %s; load "
+        "average %.1f at the start, %.1f at the end of the run (%s)." % (
+            m["versions"].get("ott-jax"), m["versions"].get("jax"), payload["eps"], m["cpu"], m["nproc"],
+            m["numpy_blas"], m["loadavg_start"][0], m.get("loadavg_end", [float("nan")])[0], m["date_utc"][:10]),
+        "Our call: `%s`. OTT-JAX: `%s`." % (payload["ours_call"], payload["ott_call"]),
+        payload["table_markdown"]], source="`bench/.venv-ott/bin/python bench/bench_dense.py` (see bench/README.md)")
 
 
 if __name__ == "__main__":

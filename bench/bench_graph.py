@@ -368,6 +368,59 @@ def main(quick=False, cases=None):
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
     print("saved", os.path.relpath(path, ROOT), "after %.0f s" % total_s)
+    report(os.path.splitext(os.path.basename(path))[0], results)
+
+
+def _notes(r):
+    """The result column of a case: ratios to the dense path / OTT-JAX, memory, fraction of the machine's rates."""
+    notes = []
+    if "speedup_vs_dense" in r:
+        notes.append("speed-up over dense %.1fx, value rel. diff %.1e, same sweeps: %s"
+                     % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"]))
+    if "ott_over_structured" in r:
+        notes.append("the cycle engine (row a) is %.0fx faster; value abs. diff %.1e"
+                     % (r["ott_over_structured"], r["value_abs_diff_vs_structured"]))
+    if "threads" in r:
+        notes.append("%d BLAS threads" % r["threads"])
+    if "dense_tensor_would_need_gib" in r:
+        notes.append("dense tensor: %.0f GiB" % r["dense_tensor_would_need_gib"])
+    if "fraction_of_matmul" in r:
+        notes.append("%.0f%% of matmul rate" % (100 * r["fraction_of_matmul"]))
+    if "steady_per_sweep_ms" in r:
+        notes.append("first %d sweeps; then %.2f ms/sweep" % (r["niter"], r["steady_per_sweep_ms"]))
+    if "fraction_of_matvec" in r:
+        notes.append("%.0f%% of matvec rate" % (100 * r["fraction_of_matvec"]))
+    return notes
+
+
+def report(name, results):
+    """Write ``bench/results/<name>.md`` from the saved results (rates, cases, meta)."""
+    from _report import md_table, write_markdown
+
+    runs = {}
+    for r in results["cases"]:
+        run = r.get("partial_run", dict(results["meta"], rates=results["rates"]))
+        runs.setdefault(run["date"], run)
+    order = sorted(runs)
+    rows = []
+    for r in results["cases"]:
+        if r["side"] == "dense" and "speedup_vs_dense" not in r:
+            continue  # the dense side of a comparison: its ratio is on the structured row
+        run = order.index(r.get("partial_run", results["meta"])["date"]) + 1
+        rows.append([r["case"], r["graph"], r["engine"], r["k"], r["n"], "%g" % r["reg"],
+                     "%d%s" % (r["niter"], " (converged)" if r["converged"] else ""), "%.3g" % r["per_sweep_ms"],
+                     "%.0f" % r["peak_increase_mib"], "; ".join(_notes(r)), run])
+    rates = ["run %d (%s): matmul 1000² %.1f GFLOP/s, matvec 1000² from memory %.1f GFLOP/s"
+             % (i + 1, d, runs[d]["rates"]["matmul_1000_gflops"], runs[d]["rates"]["matvec_1000_gflops"])
+             for i, d in enumerate(order)]
+    table = md_table(["case", "graph", "engine", "k", "n", "ε", "sweeps", "ms/sweep", "peak MiB added", "result",
+                      "run"], rows, align="lllrrrrrrll")
+    write_markdown(name, "Graph-structured costs", [
+        "The pairwise (graph) engines against the dense path on the same problem (and OTT-JAX `MMSinkhorn` for "
+        "case a-ott), and sizes the dense path cannot hold; float64, point clouds N(0, I₂), %d BLAS thread(s) "
+        "unless said, each comparison run alternately and the fastest kept, on the shared 2-core machine. Ratios "
+        "are within one run; reference rates of each run: %s." % (results["meta"]["blas_threads"], "; ".join(rates)),
+        table], source="`python bench/bench_graph.py` (`--cases a,a-ott` reruns some cases into the same JSON)")
 
 
 def _print_table(rows, rates, results):
@@ -385,27 +438,7 @@ def _print_table(rows, rates, results):
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
-        notes = []
-        if "speedup_vs_dense" in r:
-            notes.append(
-                "speed-up over dense %.1fx, value rel. diff %.1e, same sweeps: %s"
-                % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"])
-            )
-        if "ott_over_structured" in r:
-            notes.append(
-                "the cycle engine (row a) is %.0fx faster; value abs. diff %.1e"
-                % (r["ott_over_structured"], r["value_abs_diff_vs_structured"])
-            )
-        if "threads" in r:
-            notes.append("%d BLAS threads" % r["threads"])
-        if "dense_tensor_would_need_gib" in r:
-            notes.append("dense tensor: %.0f GiB" % r["dense_tensor_would_need_gib"])
-        if "fraction_of_matmul" in r:
-            notes.append("%.0f%% of matmul rate" % (100 * r["fraction_of_matmul"]))
-        if "steady_per_sweep_ms" in r:
-            notes.append("first %d sweeps; then %.2f ms/sweep" % (r["niter"], r["steady_per_sweep_ms"]))
-        if "fraction_of_matvec" in r:
-            notes.append("%.0f%% of matvec rate" % (100 * r["fraction_of_matvec"]))
+        notes = _notes(r)
         vals = (r["case"], r["graph"], r["engine"], r["k"], r["n"], r["reg"], r["time_s"], r["niter"])
         vals += ("yes" if r["converged"] else "no", r["per_sweep_ms"], r["peak_increase_mib"], r["value"], r["gflops"])
         print("%-6s %-8s %-11s %3d %5d %6g %8.2f %6d %5s %9.2f %10.0f %10.5g %8.1f" % vals, "; ".join(notes))
@@ -429,8 +462,12 @@ if __name__ == "__main__":
         "their rows in the saved JSON (default: all)",
     )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--render", action="store_true", help="rewrite bench/results/bench_graph.md from the JSON")
     args = ap.parse_args()
-    if args.worker is not None:
+    if args.render:
+        with open(os.path.join(HERE, "results", "bench_graph.json")) as f:
+            report("bench_graph", json.load(f))
+    elif args.worker is not None:
         worker(json.loads(args.worker))
     else:
         THREADS = args.threads

@@ -20,7 +20,7 @@ Parts
     run (4x the steps, evaluated on many more held-out batches). The gap of the zero potentials
     (the dual at φ = 0) is reported too, so that "within 1%" can be judged; the k = 4, n = 1e4 case is
     repeated at ε = 0.1 (harder).
-(2) ``reference``: the authors' code (GitHub DorTsur/NMOT) is not run here (see the README section).
+(2) ``reference``: the authors' code (GitHub DorTsur/NMOT) is not run here (see ``bench_neural_reference.py``).
 (3) ``steps``: time of one training step (loss, backward, Adam step; the networks included) against
     the batch size b for complete (k = 3, 4), circle and chain (k = 3, 5, 10, 20) graphs, float32.
     The flops of the combinatorial loss's matrix products (forward; the backward about doubles
@@ -270,6 +270,29 @@ def plot(out, path):
     fig.savefig(path, dpi=120)
 
 
+def report(name, out):
+    """Write ``bench/results/<name>.md`` from the saved results (runtime and step tables, run conditions)."""
+    from _report import write_markdown
+
+    runs = ["%s (%s; float32 matmul %.1f GFLOP/s)" % (r["date"], (r.get("uptime_before") or "").split(",  ")[-1],
+                                                     r.get("matmul_gflops_float32") or float("nan"))
+            for r in out.get("previous_runs", [])]
+    runs.append("%s (%s; float32 matmul %.1f GFLOP/s)" % (out["date"], out["uptime_before"].split(",  ")[-1],
+                                                           out["matmul_gflops_float32"]))
+    write_markdown(name, "Neural estimation (NEMOT) at the paper's sizes", [
+        "`emot_neural` with its default settings against our exact structured Sinkhorn and the figures of the "
+        "paper (Tsur et al. 2025). Data as in the paper: uniform on [−1/√d, 1/√d]^d, d = 5, cost Σ_E ‖x_i − x_j‖², "
+        "float32 training, %d torch thread(s). \"neural rel. err\": against our exact Sinkhorn where it ran, else "
+        "against a 4× longer neural run; \"zero potentials gap\": the dual at φ = 0, to show what 1%% means. "
+        "Second table: the time of one training step (loss, backward, Adam) against the batch size b; \"fraction "
+        "of matmul rate\" = 3 × the flops of the loss's matrix products over the step time." % out["threads"],
+        "Runs merged into this file (`--merge`; rows of a later run replace those of an earlier one): "
+        + "; ".join(runs) + ". The machine is a shared 2-core CPU: compare rows of one run.",
+        tables(out)], source="`python bench/bench_neural.py --parts runtime,steps` (`--complete-ns`, `--circle-ns`, "
+        "`--merge`)", figures=[(name + ".png", "seconds against n for emot_neural, our Sinkhorn and the paper; "
+                                "milliseconds per training step against the batch size")])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
@@ -280,7 +303,11 @@ def main():
     p.add_argument("--circle-ns", default=None, help="n values of the circle k=10 rows (comma-separated)")
     p.add_argument("--merge", default=None, help="a previous JSON whose rows are kept unless rerun here")
     p.add_argument("--out", default=os.path.join(RESULTS, "bench_neural.json"))
+    p.add_argument("--render", action="store_true", help="rewrite the .md results page from the JSON (--out), no run")
     args = p.parse_args()
+    if args.render:
+        with open(args.out) as f:
+            return report(os.path.splitext(os.path.basename(args.out))[0], json.load(f))
     torch.set_num_threads(args.threads)
     importlib.import_module("torch._dynamo")  # torch.optim imports it on first use: keep it out of the timings
 
@@ -312,6 +339,7 @@ def main():
     print(tables(out))
     print()
     print("uptime before: %s\nuptime after:  %s" % (out["uptime_before"], out["uptime_after"]))
+    report(os.path.splitext(os.path.basename(args.out))[0], out)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ checks: the dense tensor, the cycle engine's ~4k cached n x n products, the cont
 largest elimination factor), and the time of one Sinkhorn sweep (one BLAS thread, ε = 0.1, point
 clouds N(0, I_2)) at a size that runs in seconds, and the n at which a sweep takes about a second
 (extrapolated with the engine's growth in n). Writes
-``bench/results/bench_reach.json`` and prints a markdown table (the one in the docstring of
-:mod:`ot_multimarginal.costs.graph`).
+``bench/results/bench_reach.json`` and the results page ``bench_reach.md`` (``--render``: the page
+from the JSON).
 """
 # License: MIT License
 
@@ -24,12 +24,14 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
 from ot_multimarginal._validation import default_memory_budget  # noqa: E402
 from ot_multimarginal.costs.graph import graph_edges  # noqa: E402
+from _report import load_results, md_table, write_markdown  # noqa: E402
 from ot_multimarginal.marginals.contraction import _MEMO_FACTORS, elimination_plan  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,7 +61,26 @@ def _sweep_time(graph, k, n, reg=0.1, sweeps=10):
     return max((t2 - t1) - (t1 - t0), 1e-6) / sweeps
 
 
+def report(name, result):
+    """Write ``bench/results/<name>.md`` from the results dict (rows, budget_bytes, load)."""
+    rows = [[r["graph"], r["k"], r["engine"], r["n_max_memory"],
+             "%.3g s at n = %d (grows as n^%d)" % (r["s_per_sweep"], r["n_timed"], r["growth"]),
+             "~%d" % r["n_one_second_sweep"]] for r in result["rows"]]
+    table = md_table(["graph", "k", "engine", "largest n (memory)", "one sweep", "n at 1 s per sweep"], rows,
+                     align="lrlrll")
+    write_markdown(name, "Sizes each engine reaches", [
+        "For each graph and k, the largest equal size n for which the engine the solvers pick is built "
+        "without a `MemoryError` under the default memory budget (%.1f GiB: half the available memory), "
+        "the time of one Sinkhorn sweep (one BLAS thread, ε = 0.1, point clouds N(0, I₂)) and the n at "
+        "which a sweep takes about a second (extrapolated with the engine's growth in n). Load average "
+        "%.2f / %.2f / %.2f on the shared 2-core machine." % ((result["budget_bytes"] / 2**30,)
+                                                                + tuple(result["load"])), table],
+        source="`python bench/bench_reach.py`")
+
+
 def main():
+    if sys.argv[1:2] == ["--render"]:
+        return report("bench_reach", load_results("bench_reach"))
     budget = default_memory_budget()
     B = 8  # float64
     cases = [
@@ -88,15 +109,10 @@ def main():
         print(rows[-1], flush=True)
     load = os.getloadavg()
     print("\nmemory budget %.1f GiB; load average %.2f %.2f %.2f (2 cores shared)\n" % ((budget / 2**30,) + load))
-    print("| graph | k | engine | largest n (memory) | one sweep | n at 1 s per sweep |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print("| %s | %d | %s | %d | %.3g s at n = %d (grows as n^%d) | ~%d |" % (
-            r["graph"], r["k"], r["engine"], r["n_max_memory"], r["s_per_sweep"], r["n_timed"], r["growth"],
-            r["n_one_second_sweep"]))
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "bench_reach.json"), "w") as f:
         json.dump(dict(rows=rows, budget_bytes=budget, load=load), f, indent=1)
+    report("bench_reach", dict(rows=rows, budget_bytes=budget, load=load))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ engine) on k = 4 clouds with n = 60, ε = 0.1, uniform weights, 30 Sinkhorn swee
   a gather, timed on m = 10,000 samples (tables included).
 
 The speed-up is the ratio of the times per sample. One BLAS thread. Writes
-``bench/results/bench_sampling.json`` and ``.png`` and prints a markdown table with the load.
+``bench/results/bench_sampling.json``, ``.png`` and the results page ``.md`` (``--render``: the page from the JSON).
 """
 # License: MIT License
 
@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from _report import RESULTS, pyplot, save_results  # noqa: E402
+from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 
 def _plan(graph, k, n, reg=0.1, seed=0):
@@ -46,10 +46,31 @@ def _plan(graph, k, n, reg=0.1, seed=0):
     return P.round()
 
 
+def report(name, result):
+    """Write ``bench/results/<name>.md`` from the results dict (rows, load)."""
+    rows = [[r["graph"], r["k"], r["n"], r["engine"], "%.3f" % r["ms_per_sample_sequential"],
+             "%.4f" % r["ms_per_sample_elimination"], "%.0f×" % r["speedup"],
+             "%.0f → %.2f" % (10 * r["ms_per_sample_sequential"], 10 * r["ms_per_sample_elimination"])]
+            for r in result["rows"]]
+    table = md_table(["graph", "k", "n", "engine", "sequential ms/sample", "elimination ms/sample", "speed-up",
+                      "est. sample(10000): seq → elim (s)"], rows, align="lrrlrrrr")
+    write_markdown(name, "Sampling from factored plans", [
+        "`FactoredPlan.sample(m, method=...)`: the vectorised elimination sampler (tables once, then "
+        "every conditional of the batch by a gather) against the per-prefix sequential one; ε = 0.1, "
+        "uniform weights, one BLAS thread; load average %.2f / %.2f / %.2f on the shared 2-core "
+        "machine." % tuple(result["load"]), table],
+        source="`python bench/bench_sampling.py`",
+        figures=[(name + ".png", "milliseconds per sample, sequential and elimination")]
+        if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--render", metavar="NAME", help="rewrite bench/results/NAME.md from NAME.json, no run")
     args = parser.parse_args()
+    if args.render:
+        return report(args.render, load_results(args.render))
     cases = [("circle", 5, 200), ("complete", 4, 60)] if not args.quick else [("circle", 5, 60), ("complete", 4, 20)]
     m_seq, m_elim = (300, 10000) if not args.quick else (100, 2000)
     rows = []
@@ -67,12 +88,7 @@ def main():
         print(rows[-1], flush=True)
     name = "bench_sampling_quick" if args.quick else "bench_sampling"
     load = save_results(name, rows)
-    print("| graph | k | n | engine | sequential ms/sample | elimination ms/sample | speed-up | est. sample(10000): seq → elim (s) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print("| %s | %d | %d | %s | %.3f | %.4f | %.0f× | %.0f → %.2f |" % (
-            r["graph"], r["k"], r["n"], r["engine"], r["ms_per_sample_sequential"], r["ms_per_sample_elimination"],
-            r["speedup"], 10 * r["ms_per_sample_sequential"], 10 * r["ms_per_sample_elimination"]))
+    report(name, dict(rows=rows, load=load))
     plt = pyplot()
     if plt is None:
         return

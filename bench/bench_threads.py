@@ -12,7 +12,7 @@ k = 5 clouds; its sweep is ``n × n`` matrix products) run a fixed number of cyc
 alternating, best of 3 (the machine is shared). The ratio ``2 threads / 1 thread`` of the
 sweep rates decides the ``blas_threads='auto'`` rule of the solvers (one thread below
 ``AUTO_SINGLE_THREAD_FLOPS``). Writes ``bench/results/bench_threads.json`` and ``.png``
-and prints a markdown table with the load average.
+and its results page ``bench_threads.md`` (``--render``: rewrite the page from the JSON).
 """
 # License: MIT License
 
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from _report import RESULTS, pyplot, save_results  # noqa: E402
+from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 from ot_multimarginal._threads import _largest_product_flops  # noqa: E402
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials  # noqa: E402
 
@@ -50,10 +50,29 @@ def _rate(engine, a_s, threads, sweeps):
         return sweeps / (time.perf_counter() - t0)
 
 
+def report(name, result):
+    """Write ``bench/results/<name>.md`` from the results dict (rows, load)."""
+    rows = result["rows"]
+    table = md_table(["engine", "n", "largest product (Mflop)", "sweeps/s, 1 thread", "sweeps/s, 2 threads", "2 / 1"],
+                     [[r["engine"], r["n"], "%.2g" % (r["flops_largest_product"] / 1e6), "%.1f" % r["rate_1"],
+                       "%.1f" % r["rate_2"], "%.2f" % r["ratio"]] for r in rows], align="lrrrrr")
+    write_markdown(name, "BLAS threads: 1 against 2 (load %.1f)" % result["load"][0], [
+        "Sweeps per second of the dense engine (k = 3) and the cycle engine (circle, k = 5) at ε = 0.1 "
+        "inside `blas_threads(1)` and `blas_threads(2)`, alternating, best of 3, on the project's shared "
+        "2-core machine (load average %.2f / %.2f / %.2f at the end of the run). The ratio 2 / 1 sets "
+        "the `blas_threads='auto'` rule: one thread below `AUTO_SINGLE_THREAD_FLOPS` (2·400³ flops in "
+        "a sweep's largest product)." % tuple(result["load"]), table],
+        source="`python bench/bench_threads.py`", figures=[(name + ".png", "sweeps per second against n")]
+        if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--render", metavar="NAME", help="rewrite bench/results/NAME.md from NAME.json, no run")
     args = parser.parse_args()
+    if args.render:
+        return report(args.render, load_results(args.render))
     sizes = {"dense": [20, 50, 100, 150], "cycle": [50, 100, 200, 400, 800]}
     if args.quick:
         sizes = {"dense": [20, 60], "cycle": [50, 200]}
@@ -72,11 +91,7 @@ def main():
             print(rows[-1], flush=True)
     name = "bench_threads_quick" if args.quick else "bench_threads"
     load = save_results(name, rows)
-    print("| engine | n | largest product (Mflop) | sweeps/s, 1 thread | sweeps/s, 2 threads | 2 / 1 |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print("| %s | %d | %.2g | %.1f | %.1f | %.2f |" % (r["engine"], r["n"], r["flops_largest_product"] / 1e6,
-                                                          r["rate_1"], r["rate_2"], r["ratio"]))
+    report(name, dict(rows=rows, load=load))
     plt = pyplot()
     if plt is None:
         return

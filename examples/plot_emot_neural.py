@@ -70,7 +70,7 @@ ax.legend(fontsize=7)
 P = est.plan()
 paths = P.sample(30, random_state=1)
 ax = axes[1]
-for t, X in enumerate(X_s):
+for X in X_s:
     ax.scatter(X[:300, 0], X[:300, 1], s=2, alpha=0.3)
 for p in paths:
     pts = np.array([X_s[t][p[t]] for t in range(T)])

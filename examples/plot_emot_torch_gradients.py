@@ -64,7 +64,7 @@ print("value NumPy %.6f, torch %.6f (%s); gradient norm on X3: %.3f"
 X = torch.tensor(X3, requires_grad=True)
 opt = torch.optim.SGD([X], lr=n / 8)  # each point carries mass 1/n: scale the step by n
 path, values, warm = [X3.copy()], [], None
-for it in range(15):
+for _ in range(15):
     opt.zero_grad()
     cost = om.PairwiseCost.from_point_clouds([Xt[0], Xt[1], X], graph="complete")
     v, log = om.emot_sinkhorn2(None, cost, reg, log=True, warmstart=warm, stopThr=1e-7)

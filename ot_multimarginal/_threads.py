@@ -3,8 +3,8 @@
 
 The engines' products are small (an ``n × n`` kernel times a vector or a
 matrix, ``n`` in the hundreds), and a second BLAS thread only pays for them
-on an idle core: on a busy machine it made the cycle engine 4.5–7× slower
-(issue 15; ``bench/bench_threads.py``). :func:`blas_threads` sets both
+on an idle core: on a busy machine it slowed the engines down (measurements:
+``bench/results/bench_threads.md``). :func:`blas_threads` sets both
 knobs for a block of code and restores the caller's settings on exit;
 the solvers' ``blas_threads='auto'`` uses it with one thread when the
 engine's products are below the size where more threads were measured to
@@ -29,8 +29,7 @@ from threadpoolctl import threadpool_limits
 __all__ = ["blas_threads", "engine_threads", "AUTO_SINGLE_THREAD_FLOPS"]
 
 # A sweep's largest matrix product below this many flops runs on one thread under 'auto'
-# (bench/bench_threads.py, two runs at load 8 and 5 on 2 cores: below it 2 threads ran at 0.04-0.98x and
-# 0.12-1.51x the sweep rate of one thread: a 1.5x gain on one size, losses up to 25x elsewhere)
+# (bench/results/bench_threads*.md: below it a second thread gained little on one size and lost on the others)
 AUTO_SINGLE_THREAD_FLOPS = 2 * 400**3
 
 

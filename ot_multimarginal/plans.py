@@ -44,6 +44,7 @@ from ._validation import (
 from ._validation import check_index_tuples as _check_index_tuples
 from .marginals.base import cost_offset_of
 from .rounding import (
+    RoundedState,
     _dense_cost,
     _edge_matrices,
     _has_rank_one,

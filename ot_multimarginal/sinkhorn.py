@@ -316,9 +316,8 @@ _ENGINE_PARAMS = r"""    mode : {'scaling', 'log'}, optional
         and torch's intra-op pool alike, restored on return (see
         :func:`ot_multimarginal.blas_threads`). ``'auto'`` (default): one
         thread when a sweep's largest product is small (about
-        :math:`2\cdot 400^3` flops; below it a second thread was measured
-        to slow most sizes down, up to 25× on a busy machine, and to gain
-        at most 1.5×), else the process's settings; an int: that many; ``None``:
+        :math:`2\cdot 400^3` flops, below which a second thread was measured
+        to slow most sizes down), else the process's settings; an int: that many; ``None``:
         leave the settings alone. The limits are process-wide while the
         loop runs.
     **kwargs

@@ -45,32 +45,52 @@ def test_every_example_is_a_gallery_script_named_in_the_readme():
     assert (ROOT / "examples" / "GALLERY_HEADER.rst").is_file()
 
 
-def _section_to_rst():
-    spec = importlib.util.spec_from_file_location("_readme_section", DOCS / "_readme_section.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.section_to_rst
+def test_every_bench_result_page_is_in_the_docs():
+    """Each bench writes its results page bench/results/<name>.md; the benchmark page includes every one."""
+    page = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    included = re.findall(r"^```\{include\} \.\./\.\./bench/results/(\S+\.md)\n((?::.*\n)*)```", page, re.M)
+    results = sorted(p.name for p in (ROOT / "bench" / "results").glob("*.md"))
+    assert results, "no bench results pages"
+    assert sorted(name for name, _ in included) == results, "docs/source/benchmarks.md must include each page once"
+    for name, opts in included:
+        assert ":relative-images:" in opts, name  # their plots sit next to them
+        text = (ROOT / "bench" / "results" / name).read_text(encoding="utf-8")
+        assert text.startswith("# "), "%s: a results page starts with its '# title'" % name
+        assert "\n### " not in text, "%s: use '##' for sub-sections (MyST refuses skipped levels)" % name
+        for img in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text):
+            assert (ROOT / "bench" / "results" / img).is_file(), "%s: image %s is missing" % (name, img)
 
 
-def test_readme_sections_included_in_the_docs_convert():
-    convert = _section_to_rst()
-    for title in ("Benchmarks", "Which solver for which size", "How it compares"):
-        rst = convert(README, title, image_prefix="../../")
-        assert ".. list-table::" in rst
-        n_rows = len(re.findall(r"^\|", README[README.index("## " + title):].split("\n## ")[0], re.M))
-        # every Markdown row but the |---| separators becomes one list-table row
-        assert rst.count("   * - ") == n_rows - rst.count(".. list-table::")
-    bench = convert(README, "Benchmarks", image_prefix="../../")
-    for path in re.findall(r"^\.\. image:: (\S+)", bench, re.M):
-        assert (DOCS / path).resolve().is_file(), path
+def test_bench_report_writer(tmp_path, monkeypatch):
+    """bench/_report.py: the table, the page, and the hand-written notes a rewrite keeps."""
+    spec = importlib.util.spec_from_file_location("_report", ROOT / "bench" / "_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    monkeypatch.setattr(report, "RESULTS", str(tmp_path))
+    table = report.md_table(["a", "b"], [[1, 0.123456], ["x|y", None]], align="lr")
+    assert table.splitlines() == ["| a | b |", "|---|---:|", "| 1 | 0.1235 |", "| x\\|y |  |"]
+    import pytest
+
+    with pytest.raises(ValueError, match="one entry per column"):
+        report.md_table(["a", "b"], [[1]])
+    path = report.write_markdown("b", "Title", ["text", table], source="`cmd`", figures=[("b.png", "plot")])
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    assert text.startswith("# Title\n\n*Source:* `cmd`\n\ntext\n\n| a | b |") and text.endswith("![plot](b.png)\n")
+    pathlib.Path(path).write_text(text + "\n" + report.MANUAL + "\n\nkept note\n", encoding="utf-8")
+    report.write_markdown("b", "Title 2", ["new"])
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    assert "Title 2" in text and "text" not in text and text.endswith(report.MANUAL + "\n\nkept note\n")
 
 
-def test_conversion_of_markdown_inline_markup():
-    convert = _section_to_rst()
-    md = "## T\n\nSee `a_b` and [POT](https://pythonot.github.io/), **bold**.\n\n| x | y |\n|---|---|\n| `1` | |\n"
-    rst = convert(md, "T")
-    assert "``a_b``" in rst and "`POT <https://pythonot.github.io/>`__" in rst and "**bold**" in rst
-    assert "   * - ``1``\n     - \\ " in rst
+def test_readme_is_a_front_page():
+    """The README stays a front page: short, no load averages, the benchmark numbers live in bench/results/."""
+    assert len(README.splitlines()) <= 250
+    assert not re.search(r"load( average)?:? \d", README) and "GFLOP" not in README, "measurement details belong in bench/results/"
+    for path in re.findall(r"\]\(((?:docs|bench)/[^)#\s]+)\)", README):
+        assert (ROOT / path).is_file(), "README links to a missing file: %s" % path
+    # the peer table is included by the documentation's front page between these markers
+    assert "<!-- compare:start -->" in README and "<!-- compare:end -->" in README
+    assert "compare:start" in (DOCS / "index.rst").read_text(encoding="utf-8")
 
 
 def test_documentation_code_blocks_run(monkeypatch, tmp_path):

@@ -154,7 +154,7 @@ def test_cycle_modes(mode, reg, rng):
     de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx, mode="log")
     eng = CycleEngine(shape, edges, mats, reg, nx, mode=mode)
     g = [np.log(np.full(n, 1.0 / n)) for n in shape]
-    for sweep in range(6):
+    for _sweep in range(6):
         for i in range(4):
             lr = eng.log_marginal(g, i)
             log_close(lr, de.log_marginal(g, i), 1e-12 / reg)
@@ -273,7 +273,7 @@ def test_cycle_scaled_recomputes_missed_entries(k, scale):
     eng = CycleEngine(shape, edges, mats, reg, nx, mode="scaled")
     de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx, mode="log")
     g = [np.log(np.full(m, 1.0 / m)) for m in shape]
-    for sweep in range(10):
+    for _sweep in range(10):
         for i in range(k):
             lr = eng.log_marginal(g, i)
             log_close(lr, de.log_marginal(g, i), 1e-11 / reg)
@@ -321,7 +321,7 @@ def test_contraction_reuses_factors_across_updates(nx, k):
     de = DenseEngine(dense_pairwise_cost(shape, edges, mats), 0.2, nx_numpy())
     g = [np.log(np.full(m, 1.0 / m)) for m in shape]
     gb = [nx.array(x) for x in g]
-    for sweep in range(3):
+    for _sweep in range(3):
         for i in range(k):
             lr = nx.np(eng.log_marginal(gb, i))
             ld = de.log_marginal(g, i)
@@ -350,7 +350,7 @@ def test_triangle_float32_takes_scaled_products(nx):
     de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx_numpy())
     g = [np.log(np.full(m, 1.0 / m)) for m in shape]
     gb = [nx.array(x) for x in g]
-    for sweep in range(30):
+    for _sweep in range(30):
         for i in range(3):
             lr = nx.np(eng.log_marginal(gb, i))
             ld = de.log_marginal(g, i)

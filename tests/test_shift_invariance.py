@@ -80,7 +80,9 @@ def _eps(nx):
 
 
 def _base(kind, seed, zero_min=True, low=0.0):
-    """NumPy base cost arrays in [low, low + 1] (a dense tensor or edge matrices), with a zero entry each if ``zero_min``."""
+    """NumPy base cost arrays in [low, low + 1] (a dense tensor or edge matrices).
+
+    With a zero entry each if ``zero_min``."""
     rng = np.random.RandomState(seed)
     shapes = [(3, 4, 5)] if KINDS[kind] is None else [(4, 4)] * KINDS[kind][1]
     out = []
@@ -148,7 +150,9 @@ def _np_log(nx, log):
 
 
 def _shift_bound(eps, values, offset, cond):
-    """What a difference of two values that should differ by ``offset * mass`` may err by (see :func:`_check_values`)."""
+    """What a difference of two values that should differ by ``offset * mass`` may err by.
+
+    See :func:`_check_values`."""
     return 8 * eps * sum(abs(v) for v in values) + 16 * eps * cond * abs(offset)
 
 
@@ -291,7 +295,7 @@ def test_rounding_shift(nx, kind):
 
 @pytest.mark.parametrize("kind", ["dense", "chain", "circle4", "complete4"])
 def test_factored_plan_shift(nx, kind):
-    """FactoredPlan on a shifted cost: density, samples (every method), marginals and linear cost are the reference's."""
+    """FactoredPlan on a shifted cost: density, samples (every method), marginals and linear cost as the reference."""
     eps = _eps(nx)
     arrays = _base(kind, seed=6)
     rng = np.random.RandomState(0)
@@ -320,7 +324,7 @@ def test_factored_plan_shift(nx, kind):
 # ------------------------------------------------------------------ engine level: log_partition, autograd
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_log_partition_true_and_differentiable(nx, kind):
-    """``log_partition`` is the log-mass of the uncentred tensor; ``log_marginal`` and ``log_mass`` are the centred ones."""
+    """``log_partition``: log-mass of the uncentred tensor; ``log_marginal``, ``log_mass``: of the centred one."""
     eps = _eps(nx)
     arrays = _base(kind, seed=8)
     reg = 0.5

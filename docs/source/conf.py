@@ -25,19 +25,6 @@ sys.path.insert(0, ROOT)
 
 import ot_multimarginal  # noqa: E402
 
-sys.path.insert(0, HERE)
-from _readme_section import section_to_rst  # noqa: E402
-
-# The benchmark tables and the solver-size table live in the README (one copy); the
-# benchmarks and conventions pages include them from these generated files.
-os.makedirs(os.path.join(HERE, "_generated"), exist_ok=True)
-with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-    _readme = f.read()
-for _title, _name in [("Benchmarks", "readme_benchmarks"), ("Which solver for which size", "readme_solver_sizes"),
-                      ("How it compares", "readme_compare")]:
-    with open(os.path.join(HERE, "_generated", _name + ".txt"), "w", encoding="utf-8") as f:
-        f.write(section_to_rst(_readme, _title, image_prefix="../../"))
-
 # -- Project -------------------------------------------------------------------
 project = "ot_multimarginal"
 author = "ot_multimarginal developers"
@@ -53,11 +40,12 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "myst_parser",  # the benchmark page (Markdown) includes the benches' own results pages, bench/results/*.md
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_generated", "**.ipynb_checkpoints"]
-source_suffix = ".rst"
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 
 # autodoc / autosummary / numpydoc: one page per public name, numpydoc sections.

@@ -27,25 +27,12 @@ their product). Pass it wherever a cost tensor is accepted
 (:class:`~ot_multimarginal.plans.FactoredPlan`). Every engine works in the log
 domain (exact at small ε, finite in float32) and differentiates on torch.
 
-**Sizes each engine reaches** (equal sizes n, float64, default memory budget
-= half the available memory, here 10.3 GiB; one BLAS thread, ε = 0.1, point
-clouds in the plane; measured by ``bench/bench_reach.py`` on the project's
-shared 2-core machine, load average ~9, so the times are pessimistic):
+**Sizes each engine reaches** under the default memory budget, and the time of a
+sweep, are measured by ``bench/bench_reach.py`` (``bench/results/bench_reach.md``,
+on the documentation's benchmark page).
 
-==========  ==  =====================  ==================  ==============================  ===============
-cost        k   engine                 largest n (memory)  one sweep                       n at 1 s/sweep
-==========  ==  =====================  ==================  ==============================  ===============
-dense       3   ``DenseEngine``        885                 0.010 s at n = 100 (∝ n³)       ~470
-dense       4   ``DenseEngine``        162                 0.013 s at n = 30 (∝ n⁴)        ~90
-chain       10  ``TreeEngine``         8779                0.031 s at n = 1000 (∝ k n²)    ~5700
-complete    3   ``CycleEngine``        10752               0.027 s at n = 300 (∝ n³)       ~1000
-circle      5   ``CycleEngine``        8328                0.029 s at n = 200 (∝ k n³)     ~650
-complete    4   ``ContractionEngine``  583                 0.13 s at n = 60 (∝ n⁴)         ~100
-complete    5   ``ContractionEngine``  118                 0.07 s at n = 20 (∝ n⁵)         ~34
-==========  ==  =====================  ==================  ==============================  ===============
-
-So chains, trees, stars and circles scale to thousands of points per
-marginal (the triangle k = 3 was solved at n = 2000 in ``bench/bench_graph.py``),
+Chains, trees, stars and circles scale to thousands of points per
+marginal (so does the triangle, k = 3 complete),
 while a complete graph on k ≥ 4 nodes has treewidth k − 1 and is limited to
 n of about a hundred whatever the budget. For dense interactions among many
 marginals at large n, use the neural estimator

@@ -331,7 +331,7 @@ class ContractionEngine(PairwiseEngine):
             raise ValueError("g must hold %d log-scalings, got %d" % (self.k, len(g)))
         self._prune(g)
         vals = []
-        for s, st in enumerate(steps):
+        for st in steps:
             hit = self._reused(st)
             if hit is not None:
                 vals.append(hit)

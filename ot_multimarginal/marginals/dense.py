@@ -222,7 +222,9 @@ class DenseEngine(GibbsEngine):
         return self._log_marginal_scaling(g, i)
 
     def linear_cost(self, g):
-        """``⟨M, B(g)⟩ = ⟨M - c_0, B(g)⟩ + c_0 ‖B(g)‖₁``, summed over slices of the first axis (about 1/16 of the tensor each)."""
+        """``⟨M, B(g)⟩ = ⟨M - c_0, B(g)⟩ + c_0 ‖B(g)‖₁``, summed over slices of the first axis.
+
+        Each slice is about 1/16 of the tensor."""
         nx = self.nx
         n0 = self.shape[0]
         step = max(1, -(-n0 // 16))

@@ -345,7 +345,7 @@ class Checkpointer:
         """
         found = self.checkpoints()
         errors = []
-        for step, path in found:
+        for _step, path in found:
             try:
                 payload = read_checkpoint(path)
             except CheckpointError as e:

@@ -26,7 +26,8 @@ Each iteration
    (the exact minimisation of :math:`F` along that direction: no overflow
    from a warm start of another cost);
 2. solves :math:`(H + \mu I)\,d = -\nabla F` with
-   :math:`\mu = \max(\delta\,\mathrm{err},\ 500\,\mathrm{eps}_{\text{dtype}})`, :math:`\delta` = ``damping`` (:math:`10^{-4}`)
+   :math:`\mu = \max(\delta\,\mathrm{err},\ 500\,\mathrm{eps}_{\text{dtype}})`,
+   :math:`\delta` = ``damping`` (:math:`10^{-4}`)
    (Levenberg–Marquardt damping: the Hessian is singular along the gauge
    directions, to which the gradient is orthogonal, and nearly singular
    between weakly coupled blocks; the damping vanishes as the error does,
