@@ -41,13 +41,19 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for _p in (ROOT, HERE):  # the package, and bench/_report.py
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 EPS = 0.1
 # the test files whose fixtures add CUDA cases (nx, torch_device) and the sync counts
-CUDA_TESTS = ["tests/test_host_sync.py", "tests/test_devices.py", "tests/test_sinkhorn.py",
-              "tests/test_marginals_graph.py", "tests/test_gromov.py"]
+CUDA_TESTS = [
+    "tests/test_host_sync.py",
+    "tests/test_devices.py",
+    "tests/test_sinkhorn.py",
+    "tests/test_marginals_graph.py",
+    "tests/test_gromov.py",
+]
 
 
 def gpu_available():
@@ -92,8 +98,17 @@ def _clouds(k, n, d, seed=0):
 def run_tests(budget, smoke=False):
     """``pytest -k cuda`` over :data:`CUDA_TESTS` (``-k cpu and sync`` with ``--smoke``); the summary line."""
     limit = max(30, min(240, budget.left() - 200))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k",
-           "cuda" if not smoke else "counter_sees", *CUDA_TESTS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "cuda" if not smoke else "counter_sees",
+        *CUDA_TESTS,
+    ]
     t0 = time.perf_counter()
     try:
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=limit)
@@ -102,8 +117,7 @@ def run_tests(budget, smoke=False):
         rc = out.returncode
     except subprocess.TimeoutExpired:
         summary, rc = "timed out after %d s" % limit, -1
-    return {"command": " ".join(cmd[1:]), "returncode": rc, "summary": summary,
-            "seconds": time.perf_counter() - t0}
+    return {"command": " ".join(cmd[1:]), "returncode": rc, "summary": summary, "seconds": time.perf_counter() - t0}
 
 
 # ---------------------------------------------------------------- 2. dense Sinkhorn
@@ -175,11 +189,16 @@ def dense_rows(budget, device, smoke=False):
             M = torch.as_tensor(C, device=device)
             _sync(device)
             t0 = time.perf_counter()
-            v, log = emot_sinkhorn2(None, M, EPS, numItermax=5000 if not smoke else 20, stopThr=1e-6, warn=False,
-                                    log=True)
+            v, log = emot_sinkhorn2(
+                None, M, EPS, numItermax=5000 if not smoke else 20, stopThr=1e-6, warn=False, log=True
+            )
             _sync(device)
-            row.update(gpu_solve_s=time.perf_counter() - t0, gpu_solve_sweeps=int(log["niter"]),
-                       converged=bool(log["converged"]), value=float(v))
+            row.update(
+                gpu_solve_s=time.perf_counter() - t0,
+                gpu_solve_sweeps=int(log["niter"]),
+                converged=bool(log["converged"]),
+                value=float(v),
+            )
         rows.append(row)
         print("  dense", json.dumps(row), flush=True)
     return rows
@@ -219,12 +238,25 @@ def neural_rows(budget, device, smoke=False):
         t0 = time.perf_counter()
         est = NeuralEMOT(1.0, graph=graph, seed=0, device=device, **kw).fit(X)
         _sync(device)
-        row.update(fit_s=time.perf_counter() - t0, steps=int(est.n_iter_), value=float(est.value_),
-                   value_method=est.value_method_,
-                   gpu_ms_per_step=1e3 * est.timings_["train"] / max(est.n_iter_, 1))
+        row.update(
+            fit_s=time.perf_counter() - t0,
+            steps=int(est.n_iter_),
+            value=float(est.value_),
+            value_method=est.value_method_,
+            gpu_ms_per_step=1e3 * est.timings_["train"] / max(est.n_iter_, 1),
+        )
         row["host_syncs_per_20_steps"] = _count_step_syncs(est, device)
-        cpu = NeuralEMOT(1.0, graph=graph, seed=0, device="cpu", n_iter=10, eval_every=0, evaluation="mc",
-                         n_eval_batches=2, batch_size=est.batch_size_).fit([x[:max(64, est.batch_size_)] for x in X])
+        cpu = NeuralEMOT(
+            1.0,
+            graph=graph,
+            seed=0,
+            device="cpu",
+            n_iter=10,
+            eval_every=0,
+            evaluation="mc",
+            n_eval_batches=2,
+            batch_size=est.batch_size_,
+        ).fit([x[: max(64, est.batch_size_)] for x in X])
         row["cpu_ms_per_step"] = 1e3 * cpu.timings_["train"] / max(cpu.n_iter_, 1)
         rows.append(row)
         print("  neural", json.dumps(row), flush=True)
@@ -245,11 +277,14 @@ def mgw_rows(budget, device, smoke=False):
     rng = np.random.default_rng(0)
     base = rng.standard_normal((n, 2)) * np.array([2.0, 1.0])
     X = []
-    for i, d in enumerate((2, 3, 2)):
+    for d in (2, 3, 2):
         Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
         X.append(np.c_[base, np.zeros((n, d - 2))] @ Q)
-    kw = {} if not smoke else {"n_outer": 1, "n_iter": 4, "n_iter_refit": 2, "batch_size": 8, "n_moment_batches": 2,
-                               "init": "zero"}
+    kw = (
+        {}
+        if not smoke
+        else {"n_outer": 1, "n_iter": 4, "n_iter_refit": 2, "batch_size": 8, "n_moment_batches": 2, "init": "zero"}
+    )
     t0 = time.perf_counter()
     est = NeuralMGW(1.0, graph="complete", seed=0, device=device, **kw).fit(X)
     _sync(device)
@@ -259,43 +294,92 @@ def mgw_rows(budget, device, smoke=False):
 
 
 # ---------------------------------------------------------------- report
-def _f(x, fmt="%.3g"):
-    return "–" if x is None else (fmt % x if isinstance(x, (int, float)) else str(x))
+def _note(r):
+    """What the table's last column says of a row: skipped or failed."""
+    if "skipped" in r:
+        return "skipped: " + r["skipped"]
+    return "failed: " + r["error"] if "error" in r else ""
 
 
-def markdown(out):
-    lines = ["# GPU check (%s)" % out["device_name"], "",
-             "%s, torch %s, %s. Budget %d s, used %.0f s." % (out["date"], out["torch"], out["machine"],
-                                                               out["budget_s"], out["elapsed_s"]), ""]
+def report_blocks(out):
+    """``(title, source, blocks)`` of the results page (tables by :func:`_report.md_table`)."""
+    from _report import md_table
+
+    title = "GPU check (%s)" % out["device_name"]
+    source = "`python bench/gpu_check.py`, %s, torch %s, %s; budget %d s, used %.0f s." % (
+        out["date"],
+        out["torch"],
+        out["machine"],
+        out["budget_s"],
+        out["elapsed_s"],
+    )
+    blocks = []
     if out.get("tests"):
         t = out["tests"]
-        lines += ["CUDA tests (`%s`): %s (exit %s, %.0f s)" % (t["command"], t["summary"], t["returncode"],
-                                                              t["seconds"]), ""]
+        blocks.append(
+            "CUDA tests (`%s`): %s (exit %s, %.0f s)." % (t["command"], t["summary"], t["returncode"], t["seconds"])
+        )
     dense = [r for r in out["rows"] if r["part"] == "dense"]
     if dense:
-        lines += ["| dense | GPU scaling ms/sweep | GPU log ms/sweep | CPU ms/sweep | OTT-JAX GPU ms/sweep "
-                  "| GPU solve to 1e-6 | sweeps |", "|---|---|---|---|---|---|---|"]
-        for r in dense:
-            lines.append("| k = %d, n = %d | %s | %s | %s | %s | %s | %s |" % (
-                r["k"], r["n"], _f(r.get("gpu_scaling_ms_per_sweep")), _f(r.get("gpu_log_ms_per_sweep")),
-                _f(r.get("cpu_ms_per_sweep")), _f(r.get("ott_gpu_ms_per_sweep")),
-                _f(r.get("gpu_solve_s"), "%.2f s"), _f(r.get("gpu_solve_sweeps"), "%d")) +
-                (" skipped: %s" % r["skipped"] if "skipped" in r else ""))
-        lines.append("")
-    neural = [r for r in out["rows"] if r["part"] in ("emot_neural", "mgw_neural")]
+        blocks.append(
+            "Dense Sinkhorn, ε = 0.1, float64: time per sweep on the GPU (both modes), on the CPU "
+            "(NumPy, the same call) and of OTT-JAX `MMSinkhorn` on the GPU; then one GPU solve to 1e-6."
+        )
+        blocks.append(
+            md_table(
+                [
+                    "case",
+                    "GPU scaling ms/sweep",
+                    "GPU log ms/sweep",
+                    "CPU ms/sweep",
+                    "OTT-JAX GPU ms/sweep",
+                    "GPU solve to 1e-6 (s)",
+                    "sweeps",
+                    "note",
+                ],
+                [
+                    [
+                        "k = %d, n = %d" % (r["k"], r["n"]),
+                        r.get("gpu_scaling_ms_per_sweep"),
+                        r.get("gpu_log_ms_per_sweep"),
+                        r.get("cpu_ms_per_sweep"),
+                        r.get("ott_gpu_ms_per_sweep"),
+                        r.get("gpu_solve_s"),
+                        r.get("gpu_solve_sweeps"),
+                        _note(r),
+                    ]
+                    for r in dense
+                ],
+                align="lrrrrrrl",
+            )
+        )
+    neural = [r for r in out["rows"] if r["part"] != "dense"]
     if neural:
-        lines += ["| neural | fit | GPU ms/step | CPU ms/step | steps | value | host syncs / 20 steps |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in neural:
-            name = ("%s %s k = %d, n = %d" % (r["part"], r.get("graph", "complete"), r["k"], r["n"]))
-            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-                name, _f(r.get("fit_s"), "%.1f s"), _f(r.get("gpu_ms_per_step")), _f(r.get("cpu_ms_per_step")),
-                _f(r.get("steps"), "%d"), _f(r.get("value"), "%.6g"), _f(r.get("host_syncs_per_20_steps"), "%d")) +
-                (" skipped: %s" % r["skipped"] if "skipped" in r else ""))
-    for r in out["rows"]:
-        if "error" in r:
-            lines += ["", "**%s failed**: %s" % (r["part"], r["error"])]
-    return "\n".join(lines) + "\n"
+        blocks.append(
+            "Neural estimators on the GPU (default settings, d = 5 for `emot_neural`, ε = 1); CPU ms per "
+            "step: a few steps of the same estimator and batch size on the CPU; host synchronisations of "
+            "20 training steps (target 0)."
+        )
+        blocks.append(
+            md_table(
+                ["case", "fit (s)", "GPU ms/step", "CPU ms/step", "steps", "value", "host syncs / 20 steps", "note"],
+                [
+                    [
+                        "%s %s k = %d, n = %d" % (r["part"], r.get("graph", "complete"), r["k"], r["n"]),
+                        r.get("fit_s"),
+                        r.get("gpu_ms_per_step"),
+                        r.get("cpu_ms_per_step"),
+                        r.get("steps"),
+                        r.get("value"),
+                        r.get("host_syncs_per_20_steps"),
+                        _note(r),
+                    ]
+                    for r in neural
+                ],
+                align="lrrrrrrl",
+            )
+        )
+    return title, source, blocks
 
 
 def main(argv=None):
@@ -316,9 +400,15 @@ def main(argv=None):
         name = "CPU smoke run (%s; not a GPU result)" % platform.processor()
     t_start = time.monotonic()
     budget = Budget(args.budget)
-    out = {"device_name": name, "torch": torch.__version__, "machine": platform.platform(),
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "budget_s": args.budget, "smoke": args.smoke,
-           "rows": []}
+    out = {
+        "device_name": name,
+        "torch": torch.__version__,
+        "machine": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "budget_s": args.budget,
+        "smoke": args.smoke,
+        "rows": [],
+    }
     if not args.no_tests:
         out["tests"] = run_tests(budget, args.smoke)
         print("tests:", out["tests"]["summary"], flush=True)
@@ -332,10 +422,12 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gpu_check.json"), "w") as f:
         json.dump(out, f, indent=1)
-    md = markdown(out)
-    with open(os.path.join(args.out, "gpu_check.md"), "w") as f:
-        f.write(md)
-    print(md)
+    import _report
+
+    _report.RESULTS = args.out  # the one writer of the benches' pages, into --out
+    title, source, blocks = report_blocks(out)
+    with open(_report.write_markdown("gpu_check", title, blocks, source=source), encoding="utf-8") as f:
+        print(f.read())
     failed = (out.get("tests", {}).get("returncode", 0) not in (0, 5)) or any("error" in r for r in out["rows"])
     return 1 if failed else 0
 

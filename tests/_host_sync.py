@@ -46,6 +46,7 @@ code outside the counted block; by default every op is counted on the CPU.
 Not seen on the CPU: a blocking host-to-device copy (``X[idx.to(X.device)]``
 with CPU indices is a no-op there); on a GPU it is counted.
 """
+
 import contextlib
 import functools
 
@@ -58,8 +59,19 @@ __all__ = ["HostSyncCounter"]
 aten = torch.ops.aten
 
 _ITEM = {"_local_scalar_dense", "equal", "is_nonzero", "item"}
-_SHAPE = {"nonzero", "nonzero_static_cpu_unused", "masked_select", "_unique", "_unique2", "unique_dim",
-          "unique_consecutive", "unique_dim_consecutive", "argwhere", "masked_scatter_", "nonzero_numpy"}
+_SHAPE = {
+    "nonzero",
+    "nonzero_static_cpu_unused",
+    "masked_select",
+    "_unique",
+    "_unique2",
+    "unique_dim",
+    "unique_consecutive",
+    "unique_dim_consecutive",
+    "argwhere",
+    "masked_scatter_",
+    "nonzero_numpy",
+}
 
 
 def _packet(func):
@@ -125,8 +137,9 @@ class HostSyncCounter(TorchDispatchMode):
             return ""
         import traceback
 
-        frames = [f for f in traceback.extract_stack()[:-3]
-                  if "ot_multimarginal" in f.filename or "/tests/" in f.filename]
+        frames = [
+            f for f in traceback.extract_stack()[:-3] if "ot_multimarginal" in f.filename or "/tests/" in f.filename
+        ]
         frames = [f for f in frames if not f.filename.endswith("_host_sync.py")]
         return " <- ".join("%s:%d" % (f.filename.split("/")[-1], f.lineno) for f in reversed(frames[-3:]))
 
@@ -156,8 +169,7 @@ class HostSyncCounter(TorchDispatchMode):
             return out
         if name in _ITEM:
             self._record("item", name)
-        elif name in _SHAPE or (name == "repeat_interleave" and kwargs.get("output_size") is None
-                                and len(args) == 1):
+        elif name in _SHAPE or (name == "repeat_interleave" and kwargs.get("output_size") is None and len(args) == 1):
             self._record("shape", name)
         elif name in ("index", "index_put", "index_put_", "_index_put_impl_") and _bool_index(args[1:2]):
             self._record("shape", name + "[bool]")
@@ -167,8 +179,11 @@ class HostSyncCounter(TorchDispatchMode):
             if isinstance(src, torch.Tensor) and isinstance(dst, torch.Tensor):
                 if src.device.type != "cpu" and dst.device.type == "cpu":
                     self._record("to_host", name)
-                elif src.device.type == "cpu" and dst.device.type != "cpu" and not (
-                        kwargs.get("non_blocking") or (name == "copy_" and len(args) > 2 and args[2])):
+                elif (
+                    src.device.type == "cpu"
+                    and dst.device.type != "cpu"
+                    and not (kwargs.get("non_blocking") or (name == "copy_" and len(args) > 2 and args[2]))
+                ):
                     self._record("to_device", name)
         return out
 

@@ -5,6 +5,7 @@ present: the neural estimators (``emot_neural``, ``NeuralEMOT``, ``mgw_neural``,
 call ``mgw_sinkhorn`` and the structured Sinkhorn engines, saves and loads across devices. What goes to the host
 is measured with the counter of :mod:`_host_sync`: only scalars and small matrices, never a cloud or a plan.
 """
+
 import os
 import sys
 
@@ -76,8 +77,18 @@ def test_neural_emot_save_load_across_devices(torch_device, tmp_path):
 def test_neural_mgw_keeps_device_and_dtype(torch_device, dtype, tmp_path):
     X = _clouds(torch_device, dtype, dims=(2, 3, 2))
     with HostSyncCounter(torch_device) as s:
-        est = NeuralMGW(1.0, graph="chain", init="zero", n_outer=2, n_iter=6, n_iter_refit=3, batch_size=8,
-                        n_moment_batches=2, seed=0, width=8).fit(X)
+        est = NeuralMGW(
+            1.0,
+            graph="chain",
+            init="zero",
+            n_outer=2,
+            n_iter=6,
+            n_iter_refit=3,
+            batch_size=8,
+            n_moment_batches=2,
+            seed=0,
+            width=8,
+        ).fit(X)
         P = est.pairwise_plan(0, 1)
     _small_host_copies(s)
     _same(est.value_, X[0])
@@ -94,8 +105,9 @@ def test_neural_mgw_keeps_device_and_dtype(torch_device, dtype, tmp_path):
 def test_mgw_sinkhorn_keeps_device_and_dtype(torch_device, dtype):
     X = _clouds(torch_device, dtype, dims=(2, 3, 2))
     with HostSyncCounter(torch_device, record_stack=False) as s:  # thousands of events: no stacks
-        value, log = om.mgw_sinkhorn(X, 0.5, graph="chain", numItermax=2, max_candidates=2, n_screen=1,
-                                     random_state=0, log=True, warn=False)
+        value, log = om.mgw_sinkhorn(
+            X, 0.5, graph="chain", numItermax=2, max_candidates=2, n_screen=1, random_state=0, log=True, warn=False
+        )
     _small_host_copies(s, limit=N * 2)  # weights are validated on the host once per call (N entries)
     _same(value, X[0])
     P = log["plan"] if "plan" in log else None

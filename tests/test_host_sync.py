@@ -6,8 +6,9 @@ chain, circle and complete graphs makes none (the batch duals and the engines' c
 check); the engines' one-shot log-partitions make none inside ``deferred_checks``; a Sinkhorn sweep in the log
 domain makes none and each error check one.
 """
-import sys
+
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -38,11 +39,18 @@ def test_counter_sees_every_kind_of_synchronisation():
         _ = torch.where(x > 0, x, 0 * x).logsumexp(0)
     assert s.count == 0, s.report()
     cases = [
-        ("item", lambda: x[0].item()), ("item", lambda: float(x.sum())), ("item", lambda: bool(x.sum() > 0)),
-        ("item", lambda: int(x.argmax())), ("item", lambda: torch.equal(x, x)),
-        ("shape", lambda: x.nonzero()), ("shape", lambda: x[x > 0]), ("shape", lambda: torch.masked_select(x, x > 0)),
+        ("item", lambda: x[0].item()),
+        ("item", lambda: float(x.sum())),
+        ("item", lambda: bool(x.sum() > 0)),
+        ("item", lambda: int(x.argmax())),
+        ("item", lambda: torch.equal(x, x)),
+        ("shape", lambda: x.nonzero()),
+        ("shape", lambda: x[x > 0]),
+        ("shape", lambda: torch.masked_select(x, x > 0)),
         ("shape", lambda: x.unique()),
-        ("to_host", lambda: x.numpy()), ("to_host", lambda: x.tolist()), ("to_host", lambda: np.asarray(x)),
+        ("to_host", lambda: x.numpy()),
+        ("to_host", lambda: x.tolist()),
+        ("to_host", lambda: np.asarray(x)),
     ]
     for kind, f in cases:
         with HostSyncCounter() as s:
@@ -67,7 +75,7 @@ def _trainer(graph, k, device, sync_free=True, n=40, seed=0, dtype=torch.float32
         est.fit(X)  # builds the engine templates, normalises the networks
     tr = est.trainer_
     tr.sync_free = sync_free
-    tr.n_iter = 10 ** 9
+    tr.n_iter = 10**9
     return tr
 
 
@@ -89,8 +97,11 @@ def test_training_step_makes_no_host_synchronisation(graph, k, device):
     assert all(np.isfinite(tr.history["batch_dual"]))
 
 
-@pytest.mark.parametrize("kw", [{"estimator": "aligned"}, {"estimator": "ustat"}, {"cost": _chain_cost}],
-                         ids=["aligned", "ustat", "callable-cost"])
+@pytest.mark.parametrize(
+    "kw",
+    [{"estimator": "aligned"}, {"estimator": "ustat"}, {"cost": _chain_cost}],
+    ids=["aligned", "ustat", "callable-cost"],
+)
 def test_other_estimators_and_callable_costs_make_no_host_synchronisation(kw):
     tr = _trainer("circle", 3, "cpu", **kw)
     tr.step_async()
@@ -117,6 +128,7 @@ def test_run_reads_the_host_once_per_check(graph, k):
             checks[name] += 1
             with counter.paused():
                 return f(*a, **kw)
+
         return wrapped
 
     tr.evaluate = outside("evaluate", tr.evaluate)
@@ -169,8 +181,9 @@ def test_log_partition_once_makes_no_host_synchronisation(graph, k):
     assert all(bool(ok) for ok, _ in checks)
     # the same value as the checked path, and as the dense tensor's log-sum-exp
     assert float(got) == pytest.approx(float(expected), rel=1e-12)
-    assert float(got) == pytest.approx(float(torch.logsumexp(eng.log_plan(g).reshape(-1), 0)
-                                             - eng.cost_offset / eng.reg), rel=1e-10)
+    assert float(got) == pytest.approx(
+        float(torch.logsumexp(eng.log_plan(g).reshape(-1), 0) - eng.cost_offset / eng.reg), rel=1e-10
+    )
 
 
 def test_deferred_certificate_fails_where_the_checked_path_repairs():
