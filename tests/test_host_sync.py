@@ -218,3 +218,25 @@ def test_log_domain_sweep_makes_no_host_synchronisation_and_a_check_one():
     assert more.count - base.count == 2, more.report()
     # fewer checks, fewer synchronisations: one per check
     assert _sweeps(engine, a_s, 20, 10).count == more.count - 2
+
+
+def test_tree_engine_reads_the_host_once_per_message(monkeypatch):
+    """The stabilised tree engine: one host read per message (mass and accuracy asked together)."""
+    from ot_multimarginal.marginals._pairwise import EdgeKernel
+
+    n_messages = [0]
+    message = EdgeKernel.message
+
+    def counted(self, h, forward):
+        n_messages[0] += 1
+        return message(self, h, forward)
+
+    monkeypatch.setattr(EdgeKernel, "message", counted)
+    engine, n = _pairwise("chain", 4, reg=0.5)
+    a_s = [torch.full((n,), 1.0 / n, dtype=torch.float64) for _ in range(4)]
+    base = _sweeps(engine, a_s, 5, 1000)
+    m0 = n_messages[0]
+    more = _sweeps(engine, a_s, 15, 1000)
+    assert n_messages[0] - m0 > 0
+    # 10 more sweeps: at most one read per message (re-absorptions and repairs would add some: none here)
+    assert more.count - base.count <= (n_messages[0] - m0) - m0, more.report()

@@ -356,13 +356,17 @@ class EdgeKernel:
             shift_out = self.beta if forward else self.alpha
             d = hd - shift_in
             s = nx.max(d)
-            if not bool(nx.isfinite(s)):  # all -inf: the subtree has no mass
-                return nx.full((n_out,), -np.inf, type_as=h)
-            u = flushed_exp(nx, h - (shift_in + s), self.prec)
+            fin = nx.isfinite(s)
+            s0 = nx.where(fin, s, nx.zeros((), type_as=s))  # the product is computed before s is read
+            u = flushed_exp(nx, h - (shift_in + s0), self.prec)
             y = nx.dot(u, self.K) if forward else nx.dot(self.K, u)
             ok = y >= n_in * self.prec.factor
+            # one host synchronisation for both questions: any mass at all, every entry accurate?
+            has_mass, all_ok = (bool(v) for v in nx.to_numpy(nx.stack([fin, ~nx.any(~ok)])))
+            if not has_mass:  # all -inf: the subtree has no mass
+                return nx.full((n_out,), -np.inf, type_as=h)
             base = (self.c + s) - shift_out
-            if not bool(nx.any(~ok)):
+            if all_ok:
                 return base + nx.log(y)
             if attempt == 0 and self._drift() > self.drift_tol:
                 self._absorb()
