@@ -240,3 +240,16 @@ def test_tree_engine_reads_the_host_once_per_message(monkeypatch):
     assert n_messages[0] - m0 > 0
     # 10 more sweeps: at most one read per message (re-absorptions and repairs would add some: none here)
     assert more.count - base.count <= (n_messages[0] - m0) - m0, more.report()
+
+
+def test_dense_scaling_sweep_reads_the_host_once_per_block():
+    """``mode='scaling'`` on torch: the scalings' range and the sum's underflow are read together, once a block."""
+    rng = np.random.RandomState(0)
+    M = torch.tensor(rng.rand(6, 7, 8))
+    a_s = [torch.full((m,), 1.0 / m, dtype=torch.float64) for m in M.shape]
+    engine, a_s = make_engine(a_s, M, 0.1, mode="scaling")
+    base = _sweeps(engine, a_s, 5, 1000)
+    n_abs = engine.n_absorptions
+    more = _sweeps(engine, a_s, 15, 1000)
+    extra = engine.n_absorptions - n_abs  # each absorption may cost one more read
+    assert more.count - base.count <= 10 * 3 + 2 * extra, more.report()
