@@ -350,7 +350,9 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0):
     (to ``rtol``: 1e-7 in float64, 1e-4 in float32); they are returned
     divided by their sum, so that all masses are exactly equal.
     ``mass=None`` asks only for a common positive mass (that of the first
-    given vector; uniform entries get it too) instead of one.
+    given vector; uniform entries get it too) instead of one; ``mass='any'``
+    (unbalanced problems) lets each vector keep its own positive mass (not
+    renormalised; uniform entries get mass one).
     """
     k = len(shape)
     if a_s is None:
@@ -386,6 +388,8 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0):
             raise ValueError("%s has zero total mass" % nm)
         masses.append(m)
         out.append(cast_like(nx, a, type_as))
+    if isinstance(mass, str) and mass == "any":
+        return out
     if rtol is None:
         rtol = 1e-4 if nx.bitsize(type_as) <= 32 else 1e-7
     given = [(i, m) for i, m in enumerate(masses) if m is not None]
@@ -590,7 +594,8 @@ def check_method(method, methods, name="method"):
 
 
 # positional arguments of every strategy, not options a user passes
-_STRATEGY_POSITIONAL = ("engine", "a_s", "log_a", "g", "numItermax", "stopThr", "verbose", "blocks", "stop_rule")
+_STRATEGY_POSITIONAL = ("engine", "a_s", "log_a", "g", "numItermax", "stopThr", "verbose", "blocks", "stop_rule",
+                        "unbalanced")
 
 
 def strategy_options(strategy):

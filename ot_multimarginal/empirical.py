@@ -131,7 +131,8 @@ def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = Non
     **kwargs
         Passed to :func:`emot_sinkhorn` (``method``, ``numItermax``,
         ``stopThr``, ``verbose``, ``log``, ``warn``, ``warmstart``, ``grad``,
-        ``mode``, ``blas_threads`` and the options of the method, e.g.
+        ``mode``, ``blas_threads``, ``reg_m`` (unbalanced EMOT: KL penalties
+        on the marginals) and the options of the method, e.g.
         ``relaxation``); a mistyped name raises a ``TypeError`` that lists
         the valid ones.
 
@@ -204,7 +205,8 @@ def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = No
         problem with free marginals.
     **kwargs
         Passed to :func:`emot_sinkhorn2` (``method``, ``numItermax``,
-        ``stopThr``, ``log``, ``grad``, ``relaxation``, ...); a mistyped name
+        ``stopThr``, ``log``, ``grad``, ``relaxation``, ``reg_m`` for
+        unbalanced EMOT, ...); a mistyped name
         raises a ``TypeError`` that lists the valid ones.
 
     Returns

@@ -39,6 +39,7 @@ from .marginals.base import cost_offset_of
 from .marginals.dense import DenseEngine
 from .strategies import STRATEGIES
 from .strategies._common import NonFiniteIterate, warn_not_converged
+from .unbalanced import check_unbalanced_method, make_penalties, unbalanced_value, weight_gradients
 
 __all__ = [
     "emot_sinkhorn",
@@ -57,10 +58,11 @@ def _is_structured(M):
     return hasattr(M, "make_engine")
 
 
-def make_engine(a_s, M, reg, mode="scaling", memory_budget=None, detach=False):
+def make_engine(a_s, M, reg, mode="scaling", memory_budget=None, detach=False, unbalanced=False):
     """Validate ``(a_s, M, reg)`` and build the engine for ``M``.
 
-    Returns ``(engine, a_s)`` with the weights as validated backend arrays.
+    Returns ``(engine, a_s)`` with the weights as validated backend arrays
+    (``unbalanced``: each keeps its own mass, see :mod:`ot_multimarginal.unbalanced`).
     ``M`` is either a dense cost tensor or a structured cost object (one with
     a ``make_engine`` method, such as :class:`ot_multimarginal.PairwiseCost`).
     """
@@ -78,7 +80,7 @@ def make_engine(a_s, M, reg, mode="scaling", memory_budget=None, detach=False):
         check_cost_tensor(nx, M, memory_budget=memory_budget, n_buffers=DenseEngine.n_buffers)
         shape = tuple(M.shape)
         type_as = M
-    a_s = check_weights(nx, a_s, shape, type_as)
+    a_s = check_weights(nx, a_s, shape, type_as, mass="any" if unbalanced else 1.0)
     if detach:
         a_s = [nx.detach(a) for a in a_s]
     if _is_structured(M):
@@ -101,7 +103,7 @@ def resolve_free(M, free, k):
     return check_free(free, k)
 
 
-def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
+def _initial_scalings(engine, a_s, log_a, warmstart, free=(), rescale=True):
     nx = engine.nx
     if warmstart is None:
         return list(log_a)
@@ -122,13 +124,13 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=()):
         g.append(nx.where(nx.isfinite(la), phi / engine.reg + la, la))
     # potentials of another cost (an outer loop's previous solve) can put the plan's mass at e^{±1000}:
     # rescale it to one on the first prescribed block (the exact dual minimisation along that direction)
-    lm = engine.log_mass(g)
-    if bool(nx.isfinite(lm)):
+    lm = engine.log_mass(g) if rescale else None  # not for unbalanced problems, whose mass is part of the answer
+    if rescale and bool(nx.isfinite(lm)):
         g[first] = g[first] - nx.detach(lm)
     return g
 
 
-def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), blas_threads="auto", **kwargs):
+def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), blas_threads="auto", unbalanced=None, **kwargs):
     r"""Run the loop ``method`` on ``engine``: the part every public call shares.
 
     ``free`` (node indices, see :func:`~ot_multimarginal._validation.check_free`)
@@ -139,11 +141,17 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     The loop runs inside :func:`~ot_multimarginal._threads.engine_threads`
     (``blas_threads``: ``'auto'``, an int or ``None``).
 
+    ``unbalanced`` (a :class:`~ot_multimarginal.unbalanced.MarginalPenalties`,
+    cyclic method only) replaces the marginal constraints by KL penalties.
+
     Returns ``(g, info)``: the log-scalings and the loop's info dict
     (``info['free']``: the free nodes).
     """
     method = check_method(method, STRATEGIES)
     check_solver_kwargs("solve_potentials", method, kwargs, STRATEGIES[method], own=("stop_rule",))
+    if unbalanced is not None:
+        check_unbalanced_method(method)
+        kwargs["unbalanced"] = unbalanced
     numItermax, stopThr = check_iteration_args(numItermax, stopThr)
     warmstart = check_warmstart(engine.nx, warmstart, engine.shape, engine.type_as)
     free = check_free(free, engine.k)
@@ -156,7 +164,7 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     if 0 < stopThr < floor:
         stopThr = floor
     log_a = [safe_log(nx, a) for a in a_s]
-    g0 = _initial_scalings(engine, a_s, log_a, warmstart, free)
+    g0 = _initial_scalings(engine, a_s, log_a, warmstart, free, rescale=unbalanced is None)
     try:
         with engine_threads(engine, blas_threads):
             g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,
@@ -233,7 +241,7 @@ def emot_value(engine, g, a_s):
     return value, engine.linear_cost(g), log_r
 
 
-def _log_dict(engine, g, a_s, info, value=None, value_linear=None, log_r=None):
+def _log_dict(engine, g, a_s, info, value=None, value_linear=None, log_r=None, penalties=None):
     nx = engine.nx
     if value is None:
         value, value_linear, log_r = emot_value(engine, g, a_s)
@@ -249,6 +257,8 @@ def _log_dict(engine, g, a_s, info, value=None, value_linear=None, log_r=None):
     )
     if hasattr(engine, "n_absorptions"):
         out["n_absorptions"] = engine.n_absorptions
+    if penalties is not None:
+        out["reg_m"] = penalties.reg_m
     return out
 
 
@@ -320,6 +330,16 @@ _ENGINE_PARAMS = r"""    mode : {'scaling', 'log'}, optional
         to slow most sizes down), else the process's settings; an int: that many; ``None``:
         leave the settings alone. The limits are process-wide while the
         loop runs.
+    reg_m : float or sequence of k floats, optional
+        Unbalanced EMOT (POT's name): the marginal constraints become KL
+        penalties :math:`\sum_i \rho_i\,\mathrm{KL}(r_i(P)\,\|\,a_i)`
+        (see Notes), one :math:`\rho_i > 0` per marginal or one for all;
+        ``inf`` keeps marginal ``i`` a constraint, so balanced, penalised
+        and ``free`` nodes mix. The weights then keep their own masses
+        (balanced ones must share theirs). ``None`` (default): balanced.
+        Cyclic method only (``ValueError`` otherwise), without
+        ``relaxation``; the plan's marginals are in ``log['marginals']``. See
+        :mod:`ot_multimarginal.unbalanced`.
     **kwargs
         Options of the chosen ``method``'s loop (a name that is not one
         raises a ``TypeError`` listing the valid ones):
@@ -379,6 +399,26 @@ _FREE_NOTES = r"""
     ``log['marginals']`` holds all k marginals of :math:`P` (on a free node:
     the solution's own marginal).
 
+    **Unbalanced EMOT** (``reg_m`` = :math:`\rho`). The problem becomes
+
+    .. math::
+        \min_{P \ge 0}\ \langle C, P\rangle + \varepsilon\,\mathrm{KL}(P \,\|\, \otimes_i a_i)
+        + \sum_{i} \rho_i\,\mathrm{KL}(r_i(P) \,\|\, a_i)
+
+    (generalised KL, mass terms included; :math:`\rho_i = \infty`: the
+    constraint :math:`r_i(P) = a_i`; a free node: no term). The cyclic
+    loop takes the scaled block step
+    :math:`\varphi_i \leftarrow \rho_i/(\rho_i+\varepsilon)\,(\varphi_i + \varepsilon\log(a_i/r_i))`
+    in the log domain, on any engine. ``value`` is this objective at the
+    plan; for k = 2 it is ``ot.unbalanced.sinkhorn_unbalanced(...,
+    reg_type='kl', log=True)[1]['total_cost']`` (= ``ot.solve(...,
+    unbalanced=rho).value``, whose KL terms have no mass terms) plus
+    :math:`\varepsilon(\|a\|_1\|b\|_1 - m) + \sum_{i:\rho_i<\infty}\rho_i(\|a_i\|_1 - m)`,
+    :math:`m = \|P\|_1`; ``value_linear`` is
+    ``ot.unbalanced.sinkhorn_unbalanced2``'s default (linear) value. Unlike
+    the balanced value, it is not invariant under constant shifts of the
+    cost (a dearer transport moves less mass).
+
     **Constant shifts.** Adding a constant :math:`c` to the cost (for a
     pairwise cost: to any edge matrix) leaves the plan unchanged and adds
     :math:`c\|P\|_1` to the value and to ``value_linear`` (:math:`\|P\|_1 = 1`
@@ -415,17 +455,22 @@ _METHODS_DOC = (
 )
 
 
-def emot_sinkhorn(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "autodiff", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[Array, "FactoredPlan", Tuple[Union[Array, "FactoredPlan"], LogDict]]:
+def emot_sinkhorn(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "autodiff", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", reg_m: Any = None, **kwargs: Any) -> Union[Array, "FactoredPlan", Tuple[Union[Array, "FactoredPlan"], LogDict]]:
     method = check_solver_call("emot_sinkhorn", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
                                warn=warn)
     grad = check_choice("grad (of emot_sinkhorn)", grad, _GRAD_PLAN)
-    engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"))
+    if reg_m is not None:
+        check_unbalanced_method(method)
+    engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"), unbalanced=reg_m is not None)
     free = resolve_free(M, free, engine.k)
+    pen = make_penalties(reg_m, engine, a_s, free, method)
     g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, blas_threads,
-                               **kwargs)
-    plan = engine.plan(g, a_s, free)
+                               unbalanced=pen, **kwargs)
+    plan = engine.plan(g, a_s if pen is None else None, free)
     if log:
-        return plan, _log_dict(engine, g, a_s, info)
+        if pen is None:
+            return plan, _log_dict(engine, g, a_s, info)
+        return plan, _log_dict(engine, g, a_s, info, *unbalanced_value(engine, g, a_s, pen), penalties=pen)
     return plan
 
 
@@ -491,26 +536,32 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     """
 
 
-def emot_sinkhorn2(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "envelope", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
+def emot_sinkhorn2(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "envelope", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", reg_m: Any = None, **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
     method = check_solver_call("emot_sinkhorn2", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
                                warn=warn)
     grad = check_choice("grad (of emot_sinkhorn2)", grad, _GRAD_VALUE)
-    engine, a_s_used = make_engine(a_s, M, reg, mode, memory_budget)
+    if reg_m is not None:
+        check_unbalanced_method(method)
+    engine, a_s_used = make_engine(a_s, M, reg, mode, memory_budget, unbalanced=reg_m is not None)
     free = resolve_free(M, free, engine.k)
     solved = engine
     if grad in ("envelope", "detach"):
         solved = engine.detached()
         a_s_used = [engine.nx.detach(a) for a in a_s_used]
+    pen = make_penalties(reg_m, solved, a_s_used, free, method)
     g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free,
-                               blas_threads, **kwargs)
-    value, value_linear, log_r = emot_value(solved, g, a_s_used)
+                               blas_threads, unbalanced=pen, **kwargs)
+    if pen is None:
+        value, value_linear, log_r = emot_value(solved, g, a_s_used)
+    else:
+        value, value_linear, log_r = unbalanced_value(solved, g, a_s_used, pen)
     check_finite_result(engine.nx, value, "the EMOT value",
                         "With reg=%g the problem may be beyond this dtype: use float64, a larger reg, or rescale "
                         "the cost." % engine.reg)
     if grad == "envelope":
-        value = _attach_envelope(engine, solved, g, a_s, a_s_used, value, free)
+        value = _attach_envelope(engine, solved, g, a_s, a_s_used, value, free, pen)
     if log:
-        return value, _log_dict(solved, g, a_s_used, info, value, value_linear, log_r)
+        return value, _log_dict(solved, g, a_s_used, info, value, value_linear, log_r, penalties=pen)
     return value
 
 
@@ -527,7 +578,7 @@ def _free_weight_gradient(engine, g, i):
     return -engine.reg * nx.exp(engine.log_marginal(gz, i))
 
 
-def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=()):
+def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=(), penalties=None):
     """Gradients of the value by the envelope theorem (exact at the optimum).
 
     ``∂value/∂C`` is the plan (for structured costs: each edge's pairwise
@@ -535,7 +586,9 @@ def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=()):
     for a prescribed node; for a free node ``i`` (``a_i`` only in the KL
     reference ``⊗a``) it is ``-ε r_i/a_i``, centred the same way.
     ``engine`` holds the caller's (differentiable) cost, ``solved`` its
-    detached copy used for the solve.
+    detached copy used for the solve. With ``penalties`` (an unbalanced
+    solve) the weight gradients are those of
+    :func:`~ot_multimarginal.unbalanced.weight_gradients`, not centred.
     """
     nx = engine.nx
     if str(nx) != "torch":
@@ -544,7 +597,13 @@ def _attach_envelope(engine, solved, g, a_s_in, a_s_used, value, free=()):
     grads = list(solved.cost_gradients(g))
     log_a = [safe_log(nx, a) for a in a_s_used]
     phi = potentials_from_scalings(nx, g, a_s_used, log_a, engine.reg)
-    for i, (a, p) in enumerate(zip(a_s_in if a_s_in is not None else [], phi)):
+    if penalties is not None and any(getattr(a, "requires_grad", False) for a in (a_s_in or [])):
+        phi = potentials_from_scalings(nx, g, a_s_used, log_a, engine.reg, cost_offset_of(solved), free)
+        for a, d in zip(a_s_in, weight_gradients(solved, g, a_s_used, phi, penalties)):
+            if getattr(a, "requires_grad", False):
+                inputs.append(a)
+                grads.append(d)
+    for i, (a, p) in enumerate(zip(a_s_in if a_s_in is not None and penalties is None else [], phi)):
         if getattr(a, "requires_grad", False):
             d = _free_weight_gradient(solved, g, i) if i in free else p
             inputs.append(a)

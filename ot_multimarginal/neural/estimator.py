@@ -209,6 +209,17 @@ class NeuralEMOT:
         (bitwise on the CPU). A checkpoint of another problem raises a
         ``ValueError`` naming what differs; a truncated or corrupted one is
         skipped with a ``UserWarning`` (the previous one is used).
+    reg_m : float or sequence of k floats, optional
+        Unbalanced EMOT (as in :func:`~ot_multimarginal.emot_sinkhorn`): KL
+        penalties :math:`\rho_i` on the marginals, ``inf`` for a balanced
+        one. The networks then maximise the unbalanced dual
+        :math:`\sum_i -\rho_i\mathbb E_{\mu_i}[e^{-\varphi_i/\rho_i} - 1]
+        - \varepsilon(\mathbb E_{\otimes\mu_i}[e^{(\oplus\varphi - c)/\varepsilon}] - 1)`
+        (:func:`~ot_multimarginal.neural.objectives.unbalanced_dual`) on the
+        same engine loss; ``value_`` is that dual (a lower bound of the
+        unbalanced value when exact), :meth:`plan` has the plan's own mass
+        and ``log_partition_`` is 0. The weights are probability vectors.
+        ``None`` (default): balanced.
 
     Attributes
     ----------
@@ -271,7 +282,7 @@ class NeuralEMOT:
                  warm_start: bool = False, dtype: Any = None, seed: Optional[int] = None, device: Any = None,
                  verbose: bool = False, distributed: Union[str, bool] = "auto", distributed_loss: str = "global",
                  checkpoint_dir: Optional[str] = None, checkpoint_every: Optional[int] = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, reg_m: Any = None) -> None:
         self.reg = reg
         self.graph = graph
         self.metric = metric
@@ -302,6 +313,7 @@ class NeuralEMOT:
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.reg_m = reg_m
 
     # ---- parameters --------------------------------------------------------
     def get_params(self) -> Dict[str, Any]:
@@ -314,11 +326,12 @@ class NeuralEMOT:
         """
         names = ("reg graph metric cost center edges estimator batch_size n_iter lr width depth activation "
                  "grad_clip replace evaluation n_eval_batches eval_every patience tol warm_start dtype seed "
-                 "device verbose distributed distributed_loss checkpoint_dir checkpoint_every resume").split()
+                 "device verbose distributed distributed_loss checkpoint_dir checkpoint_every resume reg_m").split()
         return {n: getattr(self, n) for n in names}
 
     def _check_params(self, k, sizes, world_size=1):
         reg = check_reg(self.reg)
+        self._reg_m(k)
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_choice("evaluation", self.evaluation, _EVALUATIONS)
         n_iter = check_positive_int("n_iter", self.n_iter, minimum=1)
@@ -420,7 +433,7 @@ class NeuralEMOT:
             eval_every=self.eval_every, n_eval_batches=max(2, min(8, int(self.n_eval_batches))),
             patience=self.patience, tol=self.tol,
             eval_generator=torch.Generator().manual_seed(derive_seed(seed, "held-out")),
-            parallel=parallel, checkpoint=ckpt,
+            parallel=parallel, checkpoint=ckpt, reg_m=self._reg_m(k),
         )
         if payload is not None:
             ckpt.restore(trainer, payload)
@@ -485,10 +498,11 @@ class NeuralEMOT:
 
     def _evaluate(self, data, weights, generator):
         f_s = self._potentials_on(data, grad=any(X.requires_grad for X in data))
+        reg_m = self._reg_m(len(data))
         value, se, method = evaluate_dual(self.cost_, data, f_s, weights, self.reg_, self.evaluation,
-                                          self.batch_size_, int(self.n_eval_batches), generator)
+                                          self.batch_size_, int(self.n_eval_batches), generator, reg_m=reg_m)
         first = sum((w * f).sum() for f, w in zip(f_s, weights))
-        log_z = float((first - value).detach()) / self.reg_
+        log_z = float((first - value).detach()) / self.reg_ if reg_m is None else 0.0
         return value, se, method, log_z
 
     def _check_aligned(self, data, weights):
@@ -508,6 +522,12 @@ class NeuralEMOT:
                 "reg=%g); use estimator='combinatorial'" % (ess, b, 100.0 * ess / b, self.reg_),
                 UserWarning, stacklevel=3,
             )
+
+    def _reg_m(self, k):
+        """The validated ``reg_m`` (a tuple of k floats), or ``None`` for a balanced problem."""
+        from ..unbalanced import check_reg_m
+
+        return None if self.reg_m is None else check_reg_m(self.reg_m, k)
 
     # ---- what the fitted potentials give ------------------------------------
     def _check_fitted(self):
@@ -681,7 +701,10 @@ class NeuralEMOT:
         self._check_fitted()
         engine, g, weights, data = self._engine_and_scalings(X_s, a_s)
         with torch.no_grad():
-            g[0] = g[0] - engine.log_mass(g)  # FactoredPlan is B(g) of the centred cost (marginals.base)
+            if self._reg_m(len(g)) is None:
+                g[0] = g[0] - engine.log_mass(g)  # FactoredPlan is B(g) of the centred cost (marginals.base)
+            else:  # unbalanced: the plan's own mass, exp((⊕φ - C)/ε)·⊗a with the true cost
+                g[0] = g[0] - engine.cost_offset / self.reg_
         from ..plans import FactoredPlan
 
         is_np = self._is_numpy if X_s is None else isinstance(X_s[0], np.ndarray)

@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from .objectives import aligned_exponents, combinatorial_log_mean_exp, exact_dual
+from .objectives import aligned_exponents, combinatorial_log_mean_exp, exact_dual, unbalanced_dual
 
 __all__ = ["exact_is_affordable", "exact_work", "monte_carlo_dual", "evaluate_dual"]
 
@@ -71,7 +71,8 @@ def _weighted_first_term(f_s, a_s):
     return total
 
 
-def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, estimator="combinatorial"):
+def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, estimator="combinatorial",
+                     reg_m=None):
     r"""Monte-Carlo estimate of :math:`D(\varphi)` and its standard error.
 
     ``f_s``: the potentials on all the data (``f_s[i]`` of shape ``(n_i,)``);
@@ -79,6 +80,7 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     ``a_s`` with ``generator`` and their tuples looked up (no network pass).
     ``estimator='aligned'`` (for costs whose :math:`b^k` tuples do not fit)
     uses the ``batch_size`` aligned tuples of each batch instead of all.
+    ``reg_m``: unbalanced EMOT (the dual of :func:`~.objectives.unbalanced_dual`).
     Returns ``(value, standard_error, n_tuples)``.
     """
     first = _weighted_first_term(f_s, a_s)
@@ -103,11 +105,15 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     w = torch.exp(L.detach() - L.detach().max()).double()
     R = len(lmes)
     se = float(reg * w.std(unbiased=True) / (w.mean() * math.sqrt(R))) if R > 1 else float("inf")
+    if reg_m is not None:  # the mean itself enters the dual: se(mean w) = sd(w) / sqrt(R)
+        value = unbalanced_dual(f_s, log_mean, reg, reg_m, a_s)
+        se = float(reg * w.std(unbiased=True) * torch.exp(L.detach().max()).double() / math.sqrt(R)) if R > 1 \
+            else float("inf")
     return value, se, n_tuples
 
 
 def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_batches=32, generator=None,
-                  max_flops=EXACT_FLOPS, max_entries=EXACT_ENTRIES):
+                  max_flops=EXACT_FLOPS, max_entries=EXACT_ENTRIES, reg_m=None):
     """The dual of the potentials on the data: ``(value, standard_error, method)``.
 
     ``method``: ``'exact'``, ``'mc'`` or ``'auto'`` (exact when
@@ -117,11 +123,11 @@ def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_bat
     if method == "auto":
         method = "exact" if exact_is_affordable(cost, sizes, max_flops, max_entries) else "mc"
     if method == "exact":
-        return exact_dual(cost, X_s, f_s, reg, a_s), 0.0, "exact"
+        return exact_dual(cost, X_s, f_s, reg, a_s, reg_m), 0.0, "exact"
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     est = "combinatorial"
     if not getattr(cost, "pairwise", False) and batch_size ** len(X_s) > getattr(cost, "max_tuples", 2**22):
         est = "aligned"
-    value, se, _ = monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est)
+    value, se, _ = monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est, reg_m)
     return value, se, "mc"

@@ -56,6 +56,7 @@ __all__ = [
     "ustat_log_mean_exp",
     "aligned_effective_size",
     "exact_dual",
+    "unbalanced_dual",
 ]
 
 ESTIMATORS = ("combinatorial", "aligned", "ustat")
@@ -228,7 +229,53 @@ _LOG_MEAN_EXP = {
 }
 
 
-def batch_dual(cost, X_s, f_s, reg, estimator="combinatorial"):
+def unbalanced_dual(f_s, log_mean_exp, reg, reg_m, a_s=None):
+    r"""The unbalanced EMOT dual from its marginal terms and the log-mean-exp of the Gibbs weights.
+
+    .. math::
+        D_\rho(\varphi) = \sum_i -\rho_i\,\mathbb E_{\mu_i}\big[e^{-\varphi_i/\rho_i} - 1\big]
+        - \varepsilon\Big(\mathbb E_{\otimes\mu_i}\big[e^{(\sum_i\varphi_i - c)/\varepsilon}\big] - 1\Big)
+
+    (a balanced node, :math:`\rho_i = \infty`, has the term
+    :math:`\mathbb E_{\mu_i}[\varphi_i]`; see
+    :func:`ot_multimarginal.unbalanced.dual_marginal_term`). Not the log
+    form: the potentials are not shift-invariant any more, and the batch
+    estimate of the expectation (``exp(log_mean_exp)``) is unbiased, so is
+    the batch dual. ``a_s``: the weights of ``f_s`` (``None``: batch means).
+
+    Parameters
+    ----------
+    f_s : list of k torch.Tensor
+        The potentials at the points.
+    log_mean_exp : torch scalar
+        ``log E[exp((Σ f_i - c)/reg)]`` (a batch estimate, or the exact one).
+    reg : float
+        Entropic regularisation ε > 0.
+    reg_m : tuple of k floats
+        The marginal penalties (validated, ``inf`` for a balanced node).
+    a_s : list of k torch.Tensor, optional
+        Probability weights of the points (default: uniform, batch means).
+
+    Returns
+    -------
+    dual : torch scalar
+        :math:`D_\rho(\varphi)`, differentiable in ``f_s``.
+    """
+    import torch
+
+    from ..unbalanced import dual_marginal_term
+
+    total = None
+    for i, f in enumerate(f_s):
+        a = None if a_s is None else a_s[i]
+        if a is not None:
+            f = torch.where(a > 0, f, torch.zeros_like(f))
+        t = dual_marginal_term(f, a, reg_m[i])
+        total = t if total is None else total + t
+    return total - reg * torch.expm1(log_mean_exp)
+
+
+def batch_dual(cost, X_s, f_s, reg, estimator="combinatorial", reg_m=None):
     r"""The mini-batch estimate of the dual :math:`D(\varphi)` (maximised by training).
 
     ``Σ_i mean(f_i) − reg · log_mean_exp``, the log-mean-exp by ``estimator``
@@ -246,6 +293,8 @@ def batch_dual(cost, X_s, f_s, reg, estimator="combinatorial"):
         Entropic regularisation ε > 0.
     estimator : {'combinatorial', 'aligned', 'ustat'}, optional
         The estimator of the log-mean-exp (default ``'combinatorial'``).
+    reg_m : tuple of k floats, optional
+        Unbalanced EMOT: the marginal penalties (see :func:`unbalanced_dual`).
 
     Returns
     -------
@@ -253,13 +302,15 @@ def batch_dual(cost, X_s, f_s, reg, estimator="combinatorial"):
         The batch dual, differentiable in ``f_s``.
     """
     lme = _LOG_MEAN_EXP[estimator](cost, X_s, f_s, reg)
+    if reg_m is not None:
+        return unbalanced_dual(f_s, lme, reg, reg_m)
     first = None
     for f in f_s:
         first = f.mean() if first is None else first + f.mean()
     return first - reg * lme
 
 
-def exact_dual(cost, X_s, f_s, reg, a_s):
+def exact_dual(cost, X_s, f_s, reg, a_s, reg_m=None):
     r"""The dual :math:`D(\varphi)` on the full empirical measures (weights ``a_s``), exactly.
 
     ``Σ_i ⟨a_i, f_i⟩ − reg · log_partition`` of the data's engine with
@@ -278,6 +329,8 @@ def exact_dual(cost, X_s, f_s, reg, a_s):
         Entropic regularisation ε > 0.
     a_s : list of k torch.Tensor of shape (n_i,)
         The weights of the points (zero weights allowed).
+    reg_m : tuple of k floats, optional
+        Unbalanced EMOT: the marginal penalties (:func:`unbalanced_dual`).
 
     Returns
     -------
@@ -295,4 +348,6 @@ def exact_dual(cost, X_s, f_s, reg, a_s):
         term = (a * torch.where(a > 0, f, torch.zeros_like(f))).sum()
         first = term if first is None else first + term
     engine = cost.engine(X_s, reg)
+    if reg_m is not None:
+        return unbalanced_dual(f_s, engine.log_partition_once(g), reg, reg_m, a_s)
     return first - reg * engine.log_partition_once(g)

@@ -109,11 +109,13 @@ class Trainer:
         Data-parallel side (:mod:`.distributed`); ``None``: one process.
     checkpoint : Checkpointer or None, optional
         Periodic checkpoints (:mod:`.checkpoint`).
+    reg_m : tuple of k floats, optional
+        Unbalanced EMOT: the marginal penalties (:func:`~.objectives.unbalanced_dual`).
     """
 
     def __init__(self, model, cost, data, weights, reg, estimator, sampler, lr=1e-2, n_iter=300, grad_clip=1.0,
                  loss_scale=1.0, eval_every=50, n_eval_batches=8, patience=None, tol=1e-4, eval_generator=None,
-                 lr_min_factor=0.01, parallel=None, checkpoint=None):
+                 lr_min_factor=0.01, parallel=None, checkpoint=None, reg_m=None):
         self.model = model
         self.cost = cost
         self.data = data
@@ -142,6 +144,7 @@ class Trainer:
         self.timings = {"train": 0.0, "eval": 0.0}
         self.parallel = parallel
         self.checkpoint = checkpoint
+        self.reg_m = reg_m
         # sync-free steps (no host synchronisation, see step_async()): None = on a GPU (data not on the CPU)
         self.sync_free = None
         self._pending = []  # (step, detached batch dual) not yet read on the host
@@ -243,7 +246,7 @@ class Trainer:
         X_b, f_b = self.forward(self.batch())
         sync_free = self.is_sync_free
         with deferred_checks(self._checks) if sync_free else contextlib.nullcontext():
-            dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator)
+            dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator, self.reg_m)
         if not sync_free and not bool(torch.isfinite(dual)):
             raise self._nonfinite(float(dual.detach()), self.step_count)
         loss = -dual / self.loss_scale
@@ -306,7 +309,7 @@ class Trainer:
         f_s = self.model(self.data)
         value, se, _ = monte_carlo_dual(self.cost, self.data, f_s, self.weights, self.reg, self.sampler.batch_size,
                                         self.n_eval_batches, self.eval_generator,
-                                        "combinatorial" if self.estimator != "aligned" else "aligned")
+                                        "combinatorial" if self.estimator != "aligned" else "aligned", self.reg_m)
         self.timings["eval"] += time.perf_counter() - t0
         if self.parallel is not None:  # every rank takes rank 0's decisions
             return self.parallel.broadcast_floats(float(value), se)
