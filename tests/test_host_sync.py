@@ -99,8 +99,8 @@ def test_training_step_makes_no_host_synchronisation(graph, k, device):
 
 @pytest.mark.parametrize(
     "kw",
-    [{"estimator": "aligned"}, {"estimator": "ustat"}, {"cost": _chain_cost}],
-    ids=["aligned", "ustat", "callable-cost"],
+    [{"estimator": "aligned"}, {"estimator": "ustat"}, {"cost": _chain_cost}, {"reg_m": 1.0}],
+    ids=["aligned", "ustat", "callable-cost", "unbalanced"],
 )
 def test_other_estimators_and_callable_costs_make_no_host_synchronisation(kw):
     tr = _trainer("circle", 3, "cpu", **kw)
