@@ -6,7 +6,9 @@ same code serves NumPy and torch (CPU or CUDA) with autograd.
 """
 # License: MIT License
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 
@@ -20,6 +22,8 @@ __all__ = [
     "dtype_info",
     "can_write_in_place",
     "exp_in_place",
+    "deferred_checks",
+    "defer_check",
 ]
 
 
@@ -112,3 +116,52 @@ def exp_in_place(nx, X):
     if str(nx) == "torch":
         return X.exp_()
     return nx.exp(X)
+
+
+# ---- deferred certificates: no host synchronisation inside a training step ---------------------
+_DEFERRED = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_checks(checks):
+    """Inside the block, the stabilised products defer their certificates to the list ``checks``.
+
+    Some engine steps branch on a device value: "did the scaled product stay
+    above its error bound?" (:func:`~ot_multimarginal.marginals._pairwise.log_matmul`,
+    :func:`~ot_multimarginal.marginals._split_product.split_log_mass`), and
+    repair the few entries that did not. On a GPU each such branch is a host
+    synchronisation: Python waits for the device's whole queue. Inside this
+    block (torch only) they take the scaled result and append the
+    certificate instead, a pair ``(ok, what)`` with ``ok`` a 0-d boolean
+    tensor left on the device; the caller reads all of them at once later
+    (:meth:`ot_multimarginal.neural.Trainer.sync`) and warns when one failed.
+    Outside the block (and on NumPy) the products read the certificate
+    immediately and repair what needs it, as always.
+
+    Parameters
+    ----------
+    checks : list
+        Receives the ``(ok, what)`` pairs.
+    """
+    prev = getattr(_DEFERRED, "checks", None)
+    _DEFERRED.checks = checks
+    try:
+        yield checks
+    finally:
+        _DEFERRED.checks = prev
+
+
+def defer_check(nx, ok, what):
+    """Append the certificate ``ok`` (0-d boolean, on the device) when :func:`deferred_checks` is active.
+
+    Returns
+    -------
+    deferred : bool
+        ``True``: the caller takes its unrepaired result and must not read
+        ``ok`` now; ``False``: no deferral (NumPy, or outside the block).
+    """
+    checks = getattr(_DEFERRED, "checks", None)
+    if checks is None or str(nx) != "torch":
+        return False
+    checks.append((nx.detach(ok), what))
+    return True

@@ -393,12 +393,14 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0, clou
         if a.shape[0] != n:
             raise ValueError("%s has length %d but %s" % (nm, a.shape[0], "%s[%d] has %d points" % (clouds, i, n)
                                                           if clouds else "axis %d of the cost has size %d" % (i, n)))
-        an = np.asarray(nx.to_numpy(nx.detach(a)), dtype=np.float64)
-        if not np.all(np.isfinite(an)):
+        # three reductions where the weights are (a GPU), one small copy to the host (NaN propagates)
+        ad = nx.detach(a)
+        lo, hi, m = (float(v) for v in np.asarray(nx.to_numpy(nx.stack([nx.min(ad), nx.max(ad), nx.sum(ad)])),
+                                                  dtype=np.float64))
+        if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(m)):
             raise ValueError("%s contains NaN or inf values" % nm)
-        if np.any(an < 0):
-            raise ValueError("%s has negative entries (min %g); weights must be >= 0" % (nm, an.min()))
-        m = float(an.sum())
+        if lo < 0:
+            raise ValueError("%s has negative entries (min %g); weights must be >= 0" % (nm, lo))
         if m <= 0:
             raise ValueError("%s has zero total mass" % nm)
         masses.append(m)

@@ -257,10 +257,12 @@ def _prepare(X_s, a_s, normalize):
 
 
 def _pca_axes(nx, X, a, n_components):
-    """Top principal axes and variances of a centred weighted cloud (NumPy float64, host)."""
-    Xh = np.asarray(nx.to_numpy(nx.detach(X)), dtype=np.float64)
-    ah = np.asarray(nx.to_numpy(a), dtype=np.float64)
-    cov = (Xh * ah[:, None]).T @ Xh
+    """Top principal axes and variances of a centred weighted cloud (NumPy float64, host).
+
+    The ``d × d`` covariance is formed where the cloud is (a GPU) and only it goes to the host.
+    """
+    X = nx.detach(X)
+    cov = np.asarray(nx.to_numpy((X * nx.detach(a)[:, None]).T @ X), dtype=np.float64)
     lam, U = np.linalg.eigh(cov)
     order = np.argsort(lam)[::-1][:n_components]
     lam = np.clip(lam[order], 0.0, None)

@@ -2,7 +2,9 @@
 """Shared fixtures: the ``nx`` backend fixture and array helpers.
 
 ``nx`` runs a test once per array type: NumPy float64, torch float64 and
-float32 on the CPU, and the same on CUDA when a GPU is present. The fixture
+float32 on the CPU, and the same on CUDA when a GPU is present;
+``torch_device`` runs a torch-only test (neural, GW) on the CPU and, when a
+GPU is present, on CUDA. The fixture
 yields a :class:`Backend` object that carries ``.dtype``/``.device`` helpers
 through :func:`to_nx`.
 """
@@ -78,6 +80,20 @@ def _params():
 @pytest.fixture(params=_params())
 def nx(request):
     """Backend fixture: numpy, torch float64/float32 on CPU (and CUDA if present)."""
+    return request.param
+
+
+def _torch_devices():
+    """``cpu``, and ``cuda`` when a GPU is present (the device cases of the neural and GW calls)."""
+    if torch is None:
+        return []
+    return [pytest.param(torch.device("cpu"), id="cpu")] + (
+        [pytest.param(torch.device("cuda"), id="cuda")] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=_torch_devices())
+def torch_device(request):
+    """Torch device fixture: the CPU, and CUDA when a GPU is present (added automatically)."""
     return request.param
 
 

@@ -374,3 +374,18 @@ def test_distributed_parameters():
         NeuralEMOT(1.0, checkpoint_dir="x", checkpoint_every=0, max_iter=2).fit(X_s)
     est = NeuralEMOT(1.0, max_iter=2, batch_size=8, eval_every=0).fit(X_s)  # no process group: one process
     assert est.world_size_ == 1
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.device_count() >= 2 and dist.is_nccl_available()),
+                    reason="torchrun with NCCL needs two GPUs")
+def test_two_gpu_ranks_with_nccl_match_one_gpu_process(tmp_path):
+    """``torchrun`` on two GPUs: the library initialises NCCL itself (device='cuda' becomes cuda:LOCAL_RANK)."""
+    cases = {"nccl": dict(BASE, batch_size=B // 2, device="cuda", **CASES["combinatorial"])}
+    _run_ranks({"out": str(tmp_path), "data": DATA, "cases": cases}, tmp_path)
+    r0, r1 = (torch.load(str(tmp_path / ("nccl-rank%d.pt" % r)), map_location="cpu", weights_only=False)
+              for r in range(2))
+    assert r0["world_size"] == 2
+    assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
+    one = _one_process("combinatorial", device="cuda")
+    np.testing.assert_allclose(r0["batch_dual"], one["batch_dual"], rtol=1e-8)
+    assert r0["value"] == pytest.approx(one["value"], rel=1e-8)

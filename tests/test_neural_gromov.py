@@ -212,7 +212,7 @@ def test_killed_run_resumes_to_the_bit(tmp_path, monkeypatch, uninterrupted, mom
         monkeypatch.setattr(gromov, "exact_is_affordable", lambda *a, **k: False)
         kw["n_moment_batches"] = 4
     calls = {"step": 0, "moments": 0}
-    step, cross = Trainer.step, gromov.NeuralMGW._cross_moments
+    step, cross = Trainer.step_async, gromov.NeuralMGW._cross_moments
 
     def killing_step(self):
         calls["step"] += 1
@@ -226,7 +226,7 @@ def test_killed_run_resumes_to_the_bit(tmp_path, monkeypatch, uninterrupted, mom
             raise Killed
         return cross(self, *args)
 
-    monkeypatch.setattr(Trainer, "step", killing_step)
+    monkeypatch.setattr(Trainer, "step_async", killing_step)
     monkeypatch.setattr(gromov.NeuralMGW, "_cross_moments", killing_moments)
     with pytest.raises(Killed):
         om.NeuralMGW(0.5, **kw).fit(X_s)
@@ -247,7 +247,7 @@ def test_finished_run_resumes_without_fitting_and_mismatch_raises(tmp_path, monk
     X_s = _small_problem()
     kw = dict(SMALL, n_outer=2, checkpoint_dir=str(tmp_path / "ckpt"))
     first = om.NeuralMGW(0.5, **kw).fit(X_s)
-    monkeypatch.setattr(Trainer, "step", lambda self: pytest.fail("a finished run does not train again"))
+    monkeypatch.setattr(Trainer, "step_async", lambda self: pytest.fail("a finished run does not train again"))
     _assert_same_fit(om.NeuralMGW(0.5, resume=True, **kw).fit(X_s), first)
     with pytest.raises(ValueError, match=r"reg: 0\.5 \(checkpoint\) vs 0\.25 \(now\)"):
         om.NeuralMGW(0.25, resume=True, **kw).fit(X_s)
@@ -267,14 +267,14 @@ torch.set_num_threads(%(threads)d)
 import ot_multimarginal as om
 from ot_multimarginal.neural.training import Trainer
 from test_neural_gromov import SMALL, _small_problem
-step, calls = Trainer.step, [0]
+step, calls = Trainer.step_async, [0]
 def hanging_step(self):
     calls[0] += 1
     if calls[0] == 60 + 30 + 13:  # 3rd fit, step 13 (checkpoint at 10)
         open(%(ready)r, "w").close()
         time.sleep(600)
     return step(self)
-Trainer.step = hanging_step
+Trainer.step_async = hanging_step
 om.NeuralMGW(0.5, checkpoint_dir=%(ckpt)r, checkpoint_every=10, **SMALL).fit(_small_problem())
 """
 

@@ -42,7 +42,7 @@ in the iterations.
 
 import numpy as np
 
-from .._backend import outer_sum
+from .._backend import _DEFERRED, defer_check, outer_sum
 from .._validation import check_dense_size
 from .base import GibbsEngine, default_offsets
 
@@ -121,10 +121,12 @@ def logsumexp(nx, X, axis):
 
 
 def index_array(nx, idx, like):
-    """NumPy integer indices usable on arrays of ``like``'s backend and device."""
+    """Integer indices (NumPy, or torch already) usable on arrays of ``like``'s backend and device."""
     if str(nx) == "torch":
         import torch
 
+        if isinstance(idx, torch.Tensor):  # already torch indices (found on the device)
+            return idx.to(device=like.device, dtype=torch.long)
         return torch.as_tensor(np.asarray(idx), dtype=torch.long, device=like.device)
     return np.asarray(idx)
 
@@ -170,16 +172,24 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
     P = E1 @ E2
     q = L1.shape[-1]
     ok = P >= q * prec.factor
+    # rows of L1 or columns of L2 that are all -inf give exact zeros
+    fr = fc = None
+    if _deferrable(nx):
+        fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
+        fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
+        if defer_check(nx, ~nx.any((~ok) & fr & fc), "log_matmul"):  # no host sync (see _backend.deferred_checks)
+            return (r1 + c2) + nx.log(P)
     if not bool(nx.any(~ok)):
         return (r1 + c2) + nx.log(P)
     out = (r1 + c2) + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
-    # rows of L1 or columns of L2 that are all -inf give exact zeros
-    fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
-    fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
+    if fr is None:
+        fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
+        fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
     if bool(nx.any(bad)):
-        idx = np.nonzero(nx.to_numpy(bad))
+        # the entries to repair: found where the mask is (a GPU keeps its indices; NumPy indices otherwise)
+        idx = bad.nonzero(as_tuple=True) if str(nx) == "torch" else np.nonzero(nx.to_numpy(bad))
         if P.ndim == 2 and 4 * len(idx[0]) > P.shape[0] * P.shape[1]:
             # many entries: the whole product in the log domain, rows in chunks
             p, r = P.shape
@@ -199,6 +209,11 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
         vals = vals[0] if len(vals) == 1 else nx.concatenate(vals, axis=0)
         S[tuple(index_array(nx, ix, P) for ix in idx)] = vals
     return nx.where(ok, out, S)
+
+
+def _deferrable(nx):
+    """Whether a certificate would be deferred now (:func:`~ot_multimarginal._backend.deferred_checks`)."""
+    return str(nx) == "torch" and getattr(_DEFERRED, "checks", None) is not None
 
 
 def log_matvec_exact(nx, A_cols, h):
@@ -341,13 +356,17 @@ class EdgeKernel:
             shift_out = self.beta if forward else self.alpha
             d = hd - shift_in
             s = nx.max(d)
-            if not bool(nx.isfinite(s)):  # all -inf: the subtree has no mass
-                return nx.full((n_out,), -np.inf, type_as=h)
-            u = flushed_exp(nx, h - (shift_in + s), self.prec)
+            fin = nx.isfinite(s)
+            s0 = nx.where(fin, s, nx.zeros((), type_as=s))  # the product is computed before s is read
+            u = flushed_exp(nx, h - (shift_in + s0), self.prec)
             y = nx.dot(u, self.K) if forward else nx.dot(self.K, u)
             ok = y >= n_in * self.prec.factor
+            # one host synchronisation for both questions: any mass at all, every entry accurate?
+            has_mass, all_ok = (bool(v) for v in nx.to_numpy(nx.stack([fin, ~nx.any(~ok)])))
+            if not has_mass:  # all -inf: the subtree has no mass
+                return nx.full((n_out,), -np.inf, type_as=h)
             base = (self.c + s) - shift_out
-            if not bool(nx.any(~ok)):
+            if all_ok:
                 return base + nx.log(y)
             if attempt == 0 and self._drift() > self.drift_tol:
                 self._absorb()
@@ -501,7 +520,11 @@ class PairwiseEngine(GibbsEngine):
         For repeated one-shot use on fresh costs of one graph (the mini-batches
         of :mod:`ot_multimarginal.neural`): no validation pass, and the
         graph-only structures that are cached by graph and sizes (the
-        contraction engine's elimination plans) are reused.
+        contraction engine's elimination plans) are reused. The edge offsets
+        (:mod:`.base`) are this engine's: they are only a constant removed
+        before the division by ``reg`` and added back to the log-partition,
+        so any value is exact, and keeping them spares the host
+        synchronisation that computing new ones would take (on a GPU).
         """
         matrices = list(matrices)
         if len(matrices) != len(self.matrices) or any(
@@ -512,7 +535,8 @@ class PairwiseEngine(GibbsEngine):
                 % (len(self.matrices), [tuple(O.shape) for O in self.matrices], [tuple(M.shape) for M in matrices])
             )
         return type(self)(
-            self.shape, self.edges, matrices, self.reg, self.nx, self.memory_budget, **self._init_kwargs()
+            self.shape, self.edges, matrices, self.reg, self.nx, self.memory_budget,
+            cost_offset=list(self.edge_offsets), **self._init_kwargs()
         )
 
     def detached(self):

@@ -264,7 +264,7 @@ class CycleEngine(PairwiseEngine):
         nx = self.nx
         rm = amax(nx, nx.detach(M), 1)
         lo = self.prec.flush ** (1.0 / 3.0)
-        rmin, rmax = float(nx.min(rm)), float(nx.max(rm))
+        rmin, rmax = (float(v) for v in nx.to_numpy(nx.stack([nx.min(rm), nx.max(rm)])))  # one host sync
         if rmin >= lo and rmax <= 1.0 / lo:
             return (M, a, b, err, rmax)
         pos = rm > 0

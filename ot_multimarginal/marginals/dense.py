@@ -147,16 +147,28 @@ class DenseEngine(GibbsEngine):
         self._in_range = list(g)  # g - alpha is finite-or-zero here by construction
         self.n_absorptions += 1
 
-    def _scalings(self, g):
+    def _scalings(self, g, defer=False):
         """``u_j = exp(g_j - alpha_j)``, re-absorbing first if out of range.
 
-        Only blocks whose array changed since the last call are checked (one
-        host synchronisation each): the loops replace ``g[i]``, never mutate it.
+        Only blocks whose array changed since the last call are checked: the
+        loops replace ``g[i]``, never mutate it. ``defer=False``: one host
+        synchronisation per changed block, returns ``(d, u)``. ``defer=True``
+        (torch): returns ``(d, u, check, changed)`` without reading anything,
+        ``check`` a device boolean "every changed block in range" (``None`` if
+        none changed) that the caller reads together with its own question,
+        then calls :meth:`_absorb` when it is false or marks ``changed`` in range.
         """
         nx = self.nx
         if self._K is None:
             self._absorb(g)
         d = [gj - aj for gj, aj in zip(g, self._alpha)]
+        if defer:
+            changed = [j for j, gj in enumerate(g) if self._in_range[j] is not gj]
+            check = None
+            if changed:
+                dev = nx.stack([nx.max(nx.abs(self._finite_or_zero(nx.detach(d[j])))) for j in changed])
+                check = nx.max(dev) <= self._tau
+            return d, [nx.exp(dj) for dj in d], check, changed
         for j, (gj, dj) in enumerate(zip(g, d)):
             if self._in_range[j] is gj:
                 continue
@@ -198,18 +210,42 @@ class DenseEngine(GibbsEngine):
         self._T_key = (g[-1], self.n_absorptions)
         return self._T
 
+    def _scaled_sum(self, g, u, i):
+        """``Σ_{I: I_i = ·} K_I ∏_{j≠i} u_j[I_j]`` (the marginal's sum in the scaling domain)."""
+        if i < self.k - 1:
+            T = self._last_axis_contraction(g, u)
+            return self._contract_except(T, u[:-1], i, self.shape[:-1])
+        return self._contract_except(self._K, u, i, self.shape)
+
     def _log_marginal_scaling(self, g, i):
         nx = self.nx
-        k = self.k
+        # torch (a GPU): the range check of the scalings and the underflow check of the sum in one host read,
+        # the sum computed first (optimistically; redone after an absorption, rare); NumPy reads as it goes
+        defer = str(nx) == "torch"
         for attempt in range(2):
-            d, u = self._scalings(g)
-            if i < k - 1:
-                T = self._last_axis_contraction(g, u)
-                Y = self._contract_except(T, u[:-1], i, self.shape[:-1])
+            if defer:
+                d, u, check, changed = self._scalings(g, defer=True)
+                Y = self._scaled_sum(g, u, i)
+                bad = (Y <= 0) & nx.isfinite(d[i])
+                if check is None:
+                    any_bad = bool(nx.any(bad))
+                else:
+                    in_range, any_bad = (bool(v) for v in nx.to_numpy(nx.stack([check, nx.any(bad)])))
+                    if in_range:
+                        for j in changed:
+                            self._in_range[j] = g[j]
+                    else:  # out of range: absorb, then the sum again
+                        self._absorb(g)
+                        d, u, _, _ = self._scalings(g, defer=True)
+                        Y = self._scaled_sum(g, u, i)
+                        bad = (Y <= 0) & nx.isfinite(d[i])
+                        any_bad = bool(nx.any(bad))
             else:
-                Y = self._contract_except(self._K, u, i, self.shape)
-            bad = (Y <= 0) & nx.isfinite(d[i])
-            if not bool(nx.any(bad)):
+                d, u = self._scalings(g)
+                Y = self._scaled_sum(g, u, i)
+                bad = (Y <= 0) & nx.isfinite(d[i])
+                any_bad = bool(nx.any(bad))
+            if not any_bad:
                 return d[i] + safe_log(nx, Y) + self._m
             if attempt == 0:
                 self._absorb(g)  # re-centre the kernel on g, then try again

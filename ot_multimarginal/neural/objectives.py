@@ -208,7 +208,13 @@ def ustat_log_mean_exp(cost, X_s, f_s, reg):
                 M = torch.zeros((b, b), dtype=ref.dtype, device=ref.device)
             edges.append((a, c))
             matrices.append(M + mask)
-    engine = PairwiseCost(edges, matrices, shape=(b,) * k).make_engine(reg)
+    # the engine of the first batch of this size, rebound to the next ones (no validation pass, no host sync)
+    key = (b, float(reg), ref.dtype, ref.device)
+    templates = cost.__dict__.setdefault("_ustat_templates", {})
+    if key in templates:
+        engine = templates[key].rebind(matrices)
+    else:
+        engine = templates[key] = PairwiseCost(edges, matrices, shape=(b,) * k).make_engine(reg)
     log_count = sum(math.log(b - j) for j in range(k))
     # weights 1: the sum over the tuples, divided by their count
     return Potentials(engine, f_s, log_a=[0.0] * k).log_partition(once=True) - log_count

@@ -18,7 +18,9 @@ checkpointing plug in without touching the rest):
     :meth:`Trainer.reduce_gradients` (the single place where a data-parallel
     wrapper all-reduces the gradients; a no-op here), gradient-norm
     clipping, the optimiser and schedule steps. A non-finite loss raises a
-    ``FloatingPointError`` naming the likely causes.
+    ``FloatingPointError`` naming the likely causes. On a GPU the steps are
+    *sync-free* (:meth:`Trainer.step_async`: nothing read on the host; the
+    duals and checks are read once per check by :meth:`Trainer.sync`).
 :meth:`Trainer.run`
     steps until ``n_iter``, evaluating the held-out dual every
     ``eval_every`` steps on fixed held-out batches (early stopping when it
@@ -35,11 +37,15 @@ step and at the end of training).
 """
 # License: MIT License
 
+import contextlib
 import copy
+import math
 import time
+import warnings
 
 import torch
 
+from .._backend import deferred_checks
 from .evaluation import monte_carlo_dual
 from .objectives import batch_dual
 
@@ -139,6 +145,10 @@ class Trainer:
         self.parallel = parallel
         self.checkpoint = checkpoint
         self.reg_m = reg_m
+        # sync-free steps (no host synchronisation, see step_async()): None = on a GPU (data not on the CPU)
+        self.sync_free = None
+        self._pending = []  # (step, detached batch dual) not yet read on the host
+        self._checks = []  # deferred certificates of the engines' scaled products
 
     # ---- one step ---------------------------------------------------------
     def batch(self):
@@ -150,7 +160,8 @@ class Trainer:
             ``[X_i[idx_i]]`` for the sampler's next indices.
         """
         idx = self.sampler.sample()
-        return [X[i.to(X.device)] for X, i in zip(self.data, idx)]
+        # non_blocking: the indices (host memory) go to a GPU without waiting for its queue
+        return [X[i.to(X.device, non_blocking=True)] for X, i in zip(self.data, idx)]
 
     def forward(self, X_b):
         """Evaluate the potentials of a batch for the loss (a data-parallel run: see :mod:`.distributed`).
@@ -194,15 +205,50 @@ class Trainer:
         FloatingPointError
             If the batch dual is not finite.
         """
+        self.step_async()
+        self.sync()
+        return self.history["batch_dual"][-1]
+
+    @property
+    def is_sync_free(self):
+        """Whether :meth:`step_async` leaves its checks on the device (``sync_free``; ``None``: on a GPU)."""
+        if self.sync_free is not None:
+            return bool(self.sync_free)
+        return self.data[0].device.type != "cpu"
+
+    def _nonfinite(self, value, step):
+        return FloatingPointError(
+            "the mini-batch dual is not finite (%s) at step %d: reg=%g is probably too small for the scale of "
+            "the cost in this dtype, or the learning rate (lr=%g) too large; use a larger reg, rescale the data, "
+            "lower lr or train in float64 (dtype=torch.float64)"
+            % (value, step, self.reg, self.optimizer.param_groups[0]["lr"])
+        )
+
+    def step_async(self):
+        """:meth:`step` without reading anything on the host when :attr:`is_sync_free` (on a GPU).
+
+        On a GPU every value read by Python (``float(t)``, ``if t:``) waits
+        for the device's whole queue. A sync-free step therefore keeps the
+        batch dual on the device and defers its finiteness check and the
+        certificates of the engines' scaled products
+        (:func:`~ot_multimarginal._backend.deferred_checks`) to :meth:`sync`,
+        which the training loop calls once per held-out evaluation (every
+        ``eval_every`` steps, else every 50), checkpoint and at the end.
+        Otherwise (on the CPU, where reading a value costs nothing) the dual
+        is checked now, before the update, and the scaled products repair
+        their underflowed entries.
+
+        Returns
+        -------
+        dual : torch scalar
+            The detached batch dual (this rank's).
+        """
         X_b, f_b = self.forward(self.batch())
-        dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator, self.reg_m)
-        if not bool(torch.isfinite(dual)):
-            raise FloatingPointError(
-                "the mini-batch dual is not finite (%s) at step %d: reg=%g is probably too small for the scale of "
-                "the cost in this dtype, or the learning rate (lr=%g) too large; use a larger reg, rescale the data, "
-                "lower lr or train in float64 (dtype=torch.float64)"
-                % (float(dual.detach()), self.step_count, self.reg, self.optimizer.param_groups[0]["lr"])
-            )
+        sync_free = self.is_sync_free
+        with deferred_checks(self._checks) if sync_free else contextlib.nullcontext():
+            dual = batch_dual(self.cost, X_b, f_b, self.reg, self.estimator, self.reg_m)
+        if not sync_free and not bool(torch.isfinite(dual)):
+            raise self._nonfinite(float(dual.detach()), self.step_count)
         loss = -dual / self.loss_scale
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -212,12 +258,39 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step_count += 1
-        value = float(dual.detach())
-        if self.parallel is not None:
-            value = self.parallel.reduce_metric(value)
-        self.history["step"].append(self.step_count)
-        self.history["batch_dual"].append(value)
-        return value
+        d = dual.detach()
+        self._pending.append((self.step_count, d))
+        return d
+
+    def sync(self):
+        """Read the pending batch duals and deferred certificates on the host: one synchronisation.
+
+        Appends the duals to the history (averaged over the ranks with the
+        local loss), raises ``FloatingPointError`` at the first non-finite one
+        and warns when a scaled product of the pending steps could not
+        certify its precision (see :meth:`step_async`).
+        """
+        if not self._pending and not self._checks:
+            return
+        pending, checks = self._pending, self._checks
+        self._pending, self._checks = [], []
+        vals = [d.reshape(1).to(torch.float64) for _, d in pending]
+        if checks:
+            vals.append(torch.stack([ok for ok, _ in checks]).all().reshape(1).to(torch.float64))
+        host = torch.cat(vals).tolist()  # the one host synchronisation
+        if checks and host[-1] == 0.0:
+            warnings.warn(
+                "a scaled product of the mini-batch log-partition underflowed in the %d training steps up to step %d "
+                "(sync-free steps on a GPU do not repair it): those batch duals may be inaccurate; use a larger reg, "
+                "rescale the data or train in float64 (dtype=torch.float64)" % (len(pending), self.step_count),
+                UserWarning, stacklevel=2)
+        for (step, _), value in zip(pending, host):
+            if not math.isfinite(value):
+                raise self._nonfinite(value, step - 1)
+            if self.parallel is not None:
+                value = self.parallel.reduce_metric(value)
+            self.history["step"].append(step)
+            self.history["batch_dual"].append(value)
 
     # ---- held-out estimate ----------------------------------------------
     @torch.no_grad()
@@ -275,17 +348,23 @@ class Trainer:
 
             bar = tqdm(total=self.n_iter, initial=self.step_count, desc="emot_neural", unit="step")
         running = None
+        # the host reads the pending duals every `every` steps (every step on the CPU, where it costs nothing)
+        every = 1 if not self.is_sync_free else (self.eval_every if self.eval_every > 0 else 50)
         t0 = time.perf_counter()
         try:
             while self.step_count < self.n_iter and not self.stopped_early:
-                v = self.step()
-                running = v if running is None else 0.9 * running + 0.1 * v
+                self.step_async()
                 stop = False
+                if self.step_count % every == 0 or self.step_count == self.n_iter:
+                    n_old = len(self.history["batch_dual"])
+                    self.sync()
+                    for v in self.history["batch_dual"][n_old:]:
+                        running = v if running is None else 0.9 * running + 0.1 * v
                 if self.eval_every > 0 and (self.step_count % self.eval_every == 0 or self.step_count == self.n_iter):
                     ev, stop = self._check_progress()
                     if bar is not None:
                         bar.set_postfix(batch="%.6g" % running, held_out="%.6g" % ev)
-                elif bar is not None and self.step_count % 10 == 0:
+                elif bar is not None and self.step_count % max(10, every) == 0:
                     bar.set_postfix(batch="%.6g" % running)
                 if bar is not None:
                     bar.update(1)
@@ -296,6 +375,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        self.sync()
         self.timings["train"] += time.perf_counter() - t0 - self.timings["eval"]
         if self.best is not None and self.best[1] != self.step_count:
             self.model.load_state_dict(self.best[2])
@@ -313,6 +393,7 @@ class Trainer:
             Model, optimiser, schedule, sampler, streams, step, history,
             best held-out potentials, early-stopping counters.
         """
+        self.sync()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -334,6 +415,7 @@ class Trainer:
         state : dict
             A state of :meth:`state_dict`.
         """
+        self._pending, self._checks = [], []
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,130 @@
+"""Device and dtype hygiene of the torch calls: tensors in, tensors out, on the same device, without a NumPy round trip.
+
+Run on the CPU everywhere and, through the ``torch_device`` fixture (tests/conftest.py), on CUDA when a GPU is
+present: the neural estimators (``emot_neural``, ``NeuralEMOT``, ``mgw_neural``, ``NeuralMGW``), the Sinkhorn GW
+call ``mgw_sinkhorn`` and the structured Sinkhorn engines, saves and loads across devices. What goes to the host
+is measured with the counter of :mod:`_host_sync`: only scalars and small matrices, never a cloud or a plan.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _host_sync import HostSyncCounter  # noqa: E402
+
+import ot_multimarginal as om  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT, NeuralMGW  # noqa: E402
+
+N = 24  # points per cloud: every array of that size copied to the host would be a round trip
+DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
+
+
+def _clouds(device, dtype, k=3, dims=(2, 2, 2), seed=0):
+    rng = np.random.RandomState(seed)
+    return [torch.tensor(rng.randn(N, d) + 0.3 * i, dtype=dtype, device=device) for i, d in zip(range(k), dims)]
+
+
+def _same(t, ref):
+    assert isinstance(t, torch.Tensor), type(t)
+    assert t.device.type == ref.device.type and t.dtype == ref.dtype, (t.device, t.dtype, ref.device, ref.dtype)
+
+
+def _small_host_copies(s, limit=N):
+    """Everything copied to the host by .numpy()/.tolist()/np.asarray is smaller than a cloud."""
+    big = [n for n in s.host_numel if n >= limit]
+    assert not big, "arrays of %s entries went to the host:\n%s" % (big, s.report(40))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("graph", ["chain", "circle", "complete"])
+def test_neural_emot_keeps_device_and_dtype(torch_device, dtype, graph):
+    X = _clouds(torch_device, dtype)
+    with HostSyncCounter(torch_device) as s:
+        est = NeuralEMOT(1.0, graph=graph, n_iter=6, batch_size=8, eval_every=3, seed=0, width=8).fit(X)
+        v = est.value()
+        f = est.potential(1, X[1])
+        P = est.pairwise_plan(0, 1)
+        dens = est.plan_density(*[x[:5] for x in X])
+    _small_host_copies(s)
+    for t in (v, f, P, dens, *est.data_potentials()):
+        _same(t, X[0])
+    assert f.shape == (N,) and P.shape == (N, N) and dens.shape == (5,)
+    # the function call: a tensor value on the same device and dtype
+    _same(om.emot_neural(X, 1.0, graph=graph, n_iter=3, batch_size=8, seed=0), X[0])
+
+
+def test_neural_emot_save_load_across_devices(torch_device, tmp_path):
+    X = _clouds(torch_device, torch.float64)
+    est = NeuralEMOT(1.0, graph="chain", n_iter=5, batch_size=8, eval_every=0, seed=0, width=8).fit(X)
+    path = str(tmp_path / "emot.pt")
+    est.save(path)
+    targets = {"cpu", torch_device.type}
+    for dev in sorted(targets):  # saved on torch_device, loaded on the CPU and on torch_device
+        back = NeuralEMOT.load(path, device=dev)
+        assert back.X_fit_[0].device.type == dev
+        assert next(back.potentials_.parameters()).device.type == dev
+        x = X[2].to(dev)
+        torch.testing.assert_close(back.potential(2, x).cpu(), est.potential(2, X[2]).cpu(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(back.value().cpu(), est.value().cpu())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_neural_mgw_keeps_device_and_dtype(torch_device, dtype, tmp_path):
+    X = _clouds(torch_device, dtype, dims=(2, 3, 2))
+    with HostSyncCounter(torch_device) as s:
+        est = NeuralMGW(
+            1.0,
+            graph="chain",
+            init="zero",
+            n_outer=2,
+            n_iter=6,
+            n_iter_refit=3,
+            batch_size=8,
+            n_moment_batches=2,
+            seed=0,
+            width=8,
+        ).fit(X)
+        P = est.pairwise_plan(0, 1)
+    _small_host_copies(s)
+    _same(est.value_, X[0])
+    _same(P, X[0])
+    assert P.shape == (N, N)
+    path = str(tmp_path / "mgw.pt")
+    est.save(path)
+    back = NeuralMGW.load(path, device="cpu")
+    torch.testing.assert_close(back.pairwise_plan(0, 1), P.cpu(), rtol=1e-5, atol=1e-7)
+    _same(om.mgw_neural(X, 1.0, graph="chain", init="zero", n_outer=1, n_iter=3, batch_size=8, seed=0), X[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mgw_sinkhorn_keeps_device_and_dtype(torch_device, dtype):
+    X = _clouds(torch_device, dtype, dims=(2, 3, 2))
+    with HostSyncCounter(torch_device, record_stack=False) as s:  # thousands of events: no stacks
+        value, log = om.mgw_sinkhorn(
+            X, 0.5, graph="chain", numItermax=2, max_candidates=2, n_screen=1, random_state=0, log=True, warn=False
+        )
+    _small_host_copies(s, limit=N * 2)  # weights are validated on the host once per call (N entries)
+    _same(value, X[0])
+    P = log["plan"] if "plan" in log else None
+    if P is not None and hasattr(P, "pairwise_marginal"):
+        _same(P.pairwise_marginal(0, 1), X[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("graph", ["chain", "circle", "complete"])
+def test_structured_sinkhorn_keeps_device_and_dtype(torch_device, dtype, graph):
+    X = _clouds(torch_device, dtype, k=4, dims=(2, 2, 2, 2))
+    C = om.PairwiseCost.from_point_clouds(X, graph=graph)
+    a_s = [torch.full((N,), 1.0 / N, dtype=dtype, device=torch_device) for _ in X]
+    with HostSyncCounter(torch_device) as s:
+        v = om.emot_sinkhorn2(a_s, C, 1.0, numItermax=50, warn=False)
+        P = om.emot_sinkhorn(a_s, C, 1.0, numItermax=50, warn=False)
+        M01 = P.pairwise_marginal(0, 1)
+    _small_host_copies(s, limit=N * 2)
+    _same(v, X[0])
+    _same(M01, X[0])

@@ -1,0 +1,255 @@
+"""Host synchronisations of the hot loops, counted on the CPU (what would make a GPU wait).
+
+The counter (:mod:`_host_sync`) records ``.item()``/``float``/``bool`` of tensors, copies to the host and ops
+whose output shape depends on the data. Targets held here: a sync-free training step of ``emot_neural`` on
+chain, circle and complete graphs makes none (the batch duals and the engines' certificates are read once per
+check); the engines' one-shot log-partitions make none inside ``deferred_checks``; a Sinkhorn sweep in the log
+domain makes none and each error check one.
+"""
+
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _host_sync import HostSyncCounter  # noqa: E402
+
+from ot_multimarginal import PairwiseCost  # noqa: E402
+from ot_multimarginal._backend import deferred_checks, safe_log  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT  # noqa: E402
+from ot_multimarginal.sinkhorn import make_engine  # noqa: E402
+from ot_multimarginal.strategies import STRATEGIES  # noqa: E402
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# (graph, k): chain -> tree engine, circle -> cycle engine (log_matmul), complete k = 3 -> triangle (cycle),
+# complete k = 4 -> the split product of the contraction engine
+GRAPHS = [("chain", 3), ("circle", 4), ("complete", 3), ("complete", 4)]
+
+
+# ---------------------------------------------------------------- the counter itself
+def test_counter_sees_every_kind_of_synchronisation():
+    x = torch.randn(6)
+    with HostSyncCounter() as s:
+        y = torch.exp(x) @ x + x.sum()  # device work only
+        _ = torch.where(x > 0, x, 0 * x).logsumexp(0)
+    assert s.count == 0, s.report()
+    cases = [
+        ("item", lambda: x[0].item()),
+        ("item", lambda: float(x.sum())),
+        ("item", lambda: bool(x.sum() > 0)),
+        ("item", lambda: int(x.argmax())),
+        ("item", lambda: torch.equal(x, x)),
+        ("shape", lambda: x.nonzero()),
+        ("shape", lambda: x[x > 0]),
+        ("shape", lambda: torch.masked_select(x, x > 0)),
+        ("shape", lambda: x.unique()),
+        ("to_host", lambda: x.numpy()),
+        ("to_host", lambda: x.tolist()),
+        ("to_host", lambda: np.asarray(x)),
+    ]
+    for kind, f in cases:
+        with HostSyncCounter() as s:
+            f()
+        assert s.count == 1 and s.events[0][0] == kind, (kind, s.report())
+    # the Tensor methods are restored on exit
+    assert "numpy" not in torch.Tensor.__dict__ and "tolist" not in torch.Tensor.__dict__
+    assert y.shape == ()
+
+
+# ---------------------------------------------------------------- neural training steps
+def _chain_cost(*xs):
+    return sum(((xs[i] - xs[i + 1]) ** 2).sum(1) for i in range(len(xs) - 1))
+
+
+def _trainer(graph, k, device, sync_free=True, n=40, seed=0, dtype=torch.float32, **kw):
+    rng = np.random.RandomState(seed)
+    X = [torch.tensor(rng.randn(n, 2) + 0.2 * i, device=device) for i in range(k)]
+    est = NeuralEMOT(0.5, graph=graph, n_iter=1, batch_size=12, eval_every=0, seed=seed, width=8, dtype=dtype, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. the aligned estimator's reliability warning: not the point here
+        est.fit(X)  # builds the engine templates, normalises the networks
+    tr = est.trainer_
+    tr.sync_free = sync_free
+    tr.n_iter = 10**9
+    return tr
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("graph,k", GRAPHS)
+def test_training_step_makes_no_host_synchronisation(graph, k, device):
+    tr = _trainer(graph, k, device)
+    tr.step_async()
+    tr.sync()
+    n_before = len(tr.history["batch_dual"])
+    with HostSyncCounter(device) as s:
+        for _ in range(4):
+            tr.step_async()
+    assert s.count == 0, s.report()
+    with HostSyncCounter(device) as s:
+        tr.sync()  # the batch duals, their finiteness and the certificates: one read
+    assert s.count == 1, s.report()
+    assert len(tr.history["batch_dual"]) == n_before + 4
+    assert all(np.isfinite(tr.history["batch_dual"]))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"estimator": "aligned"}, {"estimator": "ustat"}, {"cost": _chain_cost}, {"reg_m": 1.0}],
+    ids=["aligned", "ustat", "callable-cost", "unbalanced"],
+)
+def test_other_estimators_and_callable_costs_make_no_host_synchronisation(kw):
+    tr = _trainer("circle", 3, "cpu", **kw)
+    tr.step_async()
+    with HostSyncCounter() as s:
+        for _ in range(3):
+            tr.step_async()
+    assert s.count == 0, s.report()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the aligned estimator's reliability warning is not the point here
+        tr.sync()
+    assert np.all(np.isfinite(tr.history["batch_dual"]))
+
+
+@pytest.mark.parametrize("graph,k", [("circle", 4), ("complete", 4)])
+def test_run_reads_the_host_once_per_check(graph, k):
+    """Between two checks (held-out evaluation, sync), the loop itself makes no host synchronisation."""
+    tr = _trainer(graph, k, "cpu")
+    tr.eval_every, tr.n_iter = 4, 12  # from step 1 (the fit)
+    counter = HostSyncCounter()
+    checks = {"evaluate": 0, "sync": 0}
+
+    def outside(name, f):  # a check counts once, whatever it does inside
+        def wrapped(*a, **kw):
+            checks[name] += 1
+            with counter.paused():
+                return f(*a, **kw)
+
+        return wrapped
+
+    tr.evaluate = outside("evaluate", tr.evaluate)
+    tr.sync = outside("sync", tr.sync)
+    with counter:
+        tr.run()
+    assert counter.count == 0, counter.report()
+    assert checks["evaluate"] == 3  # steps 4, 8, 12
+    assert checks["sync"] <= 3 + 1  # once per check, and at the end (a no-op then)
+
+
+@pytest.mark.parametrize("graph,k", GRAPHS)
+def test_sync_free_training_equals_the_checked_one(graph, k):
+    """On the CPU the deferred checks change nothing: the same batch duals and networks, to the bit."""
+    a, b = _trainer(graph, k, "cpu", sync_free=False), _trainer(graph, k, "cpu", sync_free=True)
+    for tr in (a, b):
+        tr.eval_every, tr.n_iter = 3, tr.step_count + 6
+        tr.run()
+    assert a.history["batch_dual"] == b.history["batch_dual"]
+    assert a.history["eval_value"] == b.history["eval_value"]
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_sync_free_step_reports_a_non_finite_dual_at_the_check():
+    tr = _trainer("chain", 3, "cpu")
+    with torch.no_grad():
+        next(tr.model.parameters()).fill_(float("nan"))
+    tr.step_async()  # no error yet: nothing is read on the host
+    with pytest.raises(FloatingPointError, match="not finite"):
+        tr.sync()
+
+
+# ---------------------------------------------------------------- engines
+def _pairwise(graph, k, n=12, reg=0.3, dtype=torch.float64, scale=1.0, seed=1):
+    rng = np.random.RandomState(seed)
+    X = [torch.tensor(scale * rng.randn(n, 2), dtype=dtype) for _ in range(k)]
+    return PairwiseCost.from_point_clouds(X, graph=graph).make_engine(reg), n
+
+
+@pytest.mark.parametrize("graph,k", GRAPHS)
+def test_log_partition_once_makes_no_host_synchronisation(graph, k):
+    eng, n = _pairwise(graph, k)
+    g = [torch.full((n,), -np.log(n), dtype=torch.float64) for _ in range(k)]
+    expected = eng.log_partition_once(g)
+    checks = []
+    with HostSyncCounter() as s, deferred_checks(checks):
+        got = eng.log_partition_once(g)
+    assert s.count == 0, s.report()
+    assert all(bool(ok) for ok, _ in checks)
+    # the same value as the checked path, and as the dense tensor's log-sum-exp
+    assert float(got) == pytest.approx(float(expected), rel=1e-12)
+    assert float(got) == pytest.approx(
+        float(torch.logsumexp(eng.log_plan(g).reshape(-1), 0) - eng.cost_offset / eng.reg), rel=1e-10
+    )
+
+
+def test_deferred_certificate_fails_where_the_checked_path_repairs():
+    """A cycle at tiny ε in float32: the scaled product underflows, the deferred certificate says so."""
+    eng, n = _pairwise("circle", 5, n=10, reg=2e-3, dtype=torch.float32, scale=3.0)
+    g = [torch.full((n,), -float(np.log(n))) for _ in range(5)]
+    checks = []
+    with deferred_checks(checks):
+        eng.log_partition_once(g)
+    assert checks and not all(bool(ok) for ok, _ in checks)
+    exact = eng.log_partition_once(g)  # outside: repaired, finite and equal to the log domain
+    ref = torch.logsumexp(eng.log_plan([x.double() for x in g]).double().reshape(-1), 0) - eng.cost_offset / eng.reg
+    assert float(exact) == pytest.approx(float(ref), rel=1e-4)
+
+
+# ---------------------------------------------------------------- Sinkhorn sweeps
+def _sweeps(engine, a_s, n_sweeps, check_every):
+    la = [safe_log(engine.nx, a) for a in a_s]
+    g = list(la)
+    with HostSyncCounter() as s:
+        STRATEGIES["sinkhorn_log"](engine, a_s, la, g, n_sweeps, 0.0, check_every=check_every)
+    return s
+
+
+def test_log_domain_sweep_makes_no_host_synchronisation_and_a_check_one():
+    rng = np.random.RandomState(0)
+    M = torch.tensor(rng.rand(6, 7, 8))
+    a_s = [torch.full((m,), 1.0 / m, dtype=torch.float64) for m in M.shape]
+    engine, a_s = make_engine(a_s, M, 0.1, mode="log")
+    # 10 more sweeps and 2 more checks cost exactly 2 more synchronisations
+    base, more = _sweeps(engine, a_s, 10, 5), _sweeps(engine, a_s, 20, 5)
+    assert more.count - base.count == 2, more.report()
+    # fewer checks, fewer synchronisations: one per check
+    assert _sweeps(engine, a_s, 20, 10).count == more.count - 2
+
+
+def test_tree_engine_reads_the_host_once_per_message(monkeypatch):
+    """The stabilised tree engine: one host read per message (mass and accuracy asked together)."""
+    from ot_multimarginal.marginals._pairwise import EdgeKernel
+
+    n_messages = [0]
+    message = EdgeKernel.message
+
+    def counted(self, h, forward):
+        n_messages[0] += 1
+        return message(self, h, forward)
+
+    monkeypatch.setattr(EdgeKernel, "message", counted)
+    engine, n = _pairwise("chain", 4, reg=0.5)
+    a_s = [torch.full((n,), 1.0 / n, dtype=torch.float64) for _ in range(4)]
+    base = _sweeps(engine, a_s, 5, 1000)
+    m0 = n_messages[0]
+    more = _sweeps(engine, a_s, 15, 1000)
+    assert n_messages[0] - m0 > 0
+    # 10 more sweeps: at most one read per message (re-absorptions and repairs would add some: none here)
+    assert more.count - base.count <= (n_messages[0] - m0) - m0, more.report()
+
+
+def test_dense_scaling_sweep_reads_the_host_once_per_block():
+    """``mode='scaling'`` on torch: the scalings' range and the sum's underflow are read together, once a block."""
+    rng = np.random.RandomState(0)
+    M = torch.tensor(rng.rand(6, 7, 8))
+    a_s = [torch.full((m,), 1.0 / m, dtype=torch.float64) for m in M.shape]
+    engine, a_s = make_engine(a_s, M, 0.1, mode="scaling")
+    base = _sweeps(engine, a_s, 5, 1000)
+    n_abs = engine.n_absorptions
+    more = _sweeps(engine, a_s, 15, 1000)
+    extra = engine.n_absorptions - n_abs  # each absorption may cost one more read
+    assert more.count - base.count <= 10 * 3 + 2 * extra, more.report()
