@@ -52,7 +52,7 @@ import torch  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
 from ot_multimarginal.neural import NeuralEMOT  # noqa: E402
-from ot_multimarginal.neural.costs import GraphCost  # noqa: E402
+from ot_multimarginal.costs.pointcloud import PointCloudCost  # noqa: E402
 from ot_multimarginal.neural.evaluation import exact_is_affordable, monte_carlo_dual  # noqa: E402
 from ot_multimarginal.neural.objectives import exact_dual  # noqa: E402
 
@@ -91,7 +91,7 @@ def matmul_rate(n=1024, repeats=5):
 
 def zero_potential_dual(X_s, graph, reg, n_batches=64, b=64):
     """The dual at φ = 0 (exact when the data fits an engine, else Monte Carlo)."""
-    cost = GraphCost(len(X_s), graph)
+    cost = PointCloudCost(len(X_s), graph)
     Xt = [torch.tensor(X) for X in X_s]
     w = [torch.full((X.shape[0],), 1.0 / X.shape[0], dtype=torch.float64) for X in X_s]
     f = [torch.zeros(X.shape[0], dtype=torch.float64) for X in X_s]

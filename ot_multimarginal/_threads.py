@@ -19,19 +19,17 @@ them while the block runs); torch's intra-op threads are a separate pool
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
-
 import contextlib
 import sys
+from typing import Iterator, Optional
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["blas_threads", "engine_threads", "AUTO_SINGLE_THREAD_FLOPS"]
+__all__ = ["blas_threads", "engine_threads", "fit_threads", "AUTO_SINGLE_THREAD_FLOPS"]
 
 # A sweep's largest matrix product below this many flops runs on one thread under 'auto'
 # (bench/results/bench_threads*.md: below it a second thread gained little on one size and lost on the others)
 AUTO_SINGLE_THREAD_FLOPS = 2 * 400**3
-
 
 @contextlib.contextmanager
 def blas_threads(n: Optional[int]) -> Iterator[None]:
@@ -107,3 +105,29 @@ def engine_threads(engine, blas_threads="auto"):
 
 
 blas_threads_ctx = blas_threads
+
+
+def fit_threads(num_threads="auto", device=None, X_s=None):
+    """The thread context of a neural fit (``num_threads=`` of the neural estimators).
+
+    ``'auto'``: one torch intra-op (and BLAS) thread for CPU training, the
+    settings left alone on CUDA (``device``, else the clouds' device). A
+    step's products are small (``b × b`` kernels, small MLPs): a second
+    thread only adds synchronisation, and on a busy machine it
+    oversubscribes the cores (measured by ``bench/bench_neural_data.py
+    --threads``, small and large batches). ``None``: leave the settings alone; a positive
+    int: that many. The caller's torch and BLAS thread counts are restored
+    on exit, also on errors (:func:`blas_threads`).
+
+    Raises
+    ------
+    ValueError
+        If ``num_threads`` is not ``'auto'``, ``None`` or a positive int.
+    """
+    if isinstance(num_threads, str) and num_threads == "auto":
+        dev = device if device is not None else (getattr(X_s[0], "device", "cpu") if X_s else "cpu")
+        return blas_threads_ctx(None if str(dev).startswith("cuda") else 1)
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 1):
+        raise ValueError("num_threads must be 'auto', None or a positive int, got %r" % (num_threads,))
+    return blas_threads_ctx(num_threads)

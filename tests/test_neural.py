@@ -51,7 +51,7 @@ def test_chain_with_thousands_of_points():
 @pytest.fixture(scope="module")
 def fitted():
     X_s = uniform_clouds(3, 120, 2, seed=2, sizes=[120, 100, 90])
-    est = NeuralEMOT(0.5, graph="circle", random_state=0, max_iter=200).fit(X_s)
+    est = NeuralEMOT(0.5, graph="circle", random_state=0).fit(X_s)
     return est, X_s
 
 

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ot_multimarginal.neural.costs import GraphCost, TupleCost  # noqa: E402
+from ot_multimarginal.costs.pointcloud import PointCloudCost, TupleCost  # noqa: E402
 from ot_multimarginal.neural.objectives import (  # noqa: E402
     aligned_log_mean_exp,
     batch_dual,
@@ -61,7 +61,7 @@ def _problem(k, b, d=2, seed=0, scale=1.0):
 @pytest.mark.parametrize("reg", [1.0, 0.1])
 def test_combinatorial_matches_brute_force(graph, k, reg):
     X_s, f_s = _problem(k, 5)
-    cost = GraphCost(k, graph)
+    cost = PointCloudCost(k, graph)
     got = combinatorial_log_mean_exp(cost, X_s, f_s, reg)
     gg = torch.autograd.grad(got, f_s)
     ref = _brute_lme(cost, X_s, f_s, reg)
@@ -75,7 +75,7 @@ def test_combinatorial_matches_brute_force(graph, k, reg):
 def test_batch_dual_float32_matches_float64_brute_force(graph, k):
     """float32 at reg=0.05: the engines stay finite and accurate where raw exp underflows."""
     X_s, f_s = _problem(k, 6, seed=1, scale=2.0)
-    cost = GraphCost(k, graph)
+    cost = PointCloudCost(k, graph)
     X32 = [X.float() for X in X_s]
     f32 = [f.detach().float().requires_grad_(True) for f in f_s]
     got = batch_dual(cost, X32, f32, 0.05)
@@ -93,7 +93,7 @@ def test_aligned_and_ustat_match_brute_force():
     X_s, f_s = _problem(k, 5)
     X_s = [X[:5] for X in X_s]
     f_s = [f.detach()[:5].requires_grad_(True) for f in f_s]
-    cost = GraphCost(k, "complete")
+    cost = PointCloudCost(k, "complete")
     reg = 0.5
     # aligned: mean over rows r of exp((Σ f_i[r] - c(x_r))/reg)
     s = sum(f_s) - sum(((X_s[a] - X_s[b]) ** 2).sum(1) for a, b in cost.edges)
@@ -112,7 +112,7 @@ def test_ustat_on_a_chain_excludes_all_repeated_positions():
     X_s, f_s = _problem(3, 4)
     X_s = [X[:4] for X in X_s]
     f_s = [f.detach()[:4] for f in f_s]
-    cost = GraphCost(3, "chain")
+    cost = PointCloudCost(3, "chain")
     np.testing.assert_allclose(float(ustat_log_mean_exp(cost, X_s, f_s, 1.0)),
                                float(_brute_lme(cost, X_s, f_s, 1.0, distinct=True)), rtol=1e-10)
 
@@ -125,12 +125,12 @@ def test_callable_cost_combinatorial_and_aligned():
         return ((x - y) ** 2).sum(1) + ((y - z) ** 2).sum(1) + ((x - z) ** 2).sum(1)
 
     tc = TupleCost(k, c)
-    ref = _brute_lme(GraphCost(k, "complete"), X_s, f_s, 0.3)
+    ref = _brute_lme(PointCloudCost(k, "complete"), X_s, f_s, 0.3)
     np.testing.assert_allclose(float(combinatorial_log_mean_exp(tc, X_s, f_s, 0.3)), float(ref), rtol=1e-12)
     Xa = [X[:4] for X in X_s]
     fa = [f[:4] for f in f_s]
     np.testing.assert_allclose(float(aligned_log_mean_exp(tc, Xa, fa, 0.3)),
-                               float(aligned_log_mean_exp(GraphCost(k, "complete"), Xa, fa, 0.3)), rtol=1e-12)
+                               float(aligned_log_mean_exp(PointCloudCost(k, "complete"), Xa, fa, 0.3)), rtol=1e-12)
     with pytest.raises(ValueError, match="one value per tuple"):
         TupleCost(k, lambda x, y, z: x).at_tuples(Xa)
     with pytest.raises(ValueError, match="aligned"):
@@ -144,7 +144,7 @@ def test_exact_dual_is_weighted_dual():
     a_s = [torch.rand(X.shape[0], generator=g, dtype=torch.float64) + 0.1 for X in X_s]
     a_s = [a / a.sum() for a in a_s]
     reg = 0.7
-    cost = GraphCost(k, "circle")
+    cost = PointCloudCost(k, "circle")
     C = _dense_cost(cost, X_s)
     S = -C / reg
     first = 0.0
@@ -165,7 +165,7 @@ def test_combinatorial_complete_split_product_matches_brute_force(k, reg, dtype)
     dt = getattr(torch, dtype)
     X_s, f_s = _problem(k, 5 if k == 4 else 4, seed=7, scale=0.5)
     f_s = [(f.detach() * 0.3).requires_grad_(True) for f in f_s]
-    cost = GraphCost(k, "complete")
+    cost = PointCloudCost(k, "complete")
     Xd = [X.to(dt) for X in X_s]
     fd = [f.detach().to(dt).requires_grad_(True) for f in f_s]
     got = combinatorial_log_mean_exp(cost, Xd, fd, reg)
@@ -183,7 +183,7 @@ def test_ustat_on_the_complete_graph_k4_matches_brute_force():
     X_s, f_s = _problem(4, 5, seed=2)
     X_s = [X[:5] for X in X_s]
     f_s = [f.detach()[:5].requires_grad_(True) for f in f_s]
-    cost = GraphCost(4, "complete")
+    cost = PointCloudCost(4, "complete")
     got = ustat_log_mean_exp(cost, X_s, f_s, 0.5)
     ref = _brute_lme(cost, X_s, f_s, 0.5, distinct=True)
     np.testing.assert_allclose(float(got), float(ref), rtol=1e-10)

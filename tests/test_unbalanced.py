@@ -413,7 +413,7 @@ def _clouds():
 def test_neural_exact_dual_at_sinkhorn_potentials_is_the_value(rho):
     """Strong duality: the neural objective's exact unbalanced dual at Sinkhorn's potentials is Sinkhorn's value."""
     torch = pytest.importorskip("torch")
-    from ot_multimarginal.neural.costs import make_cost
+    from ot_multimarginal.costs.pointcloud import make_cost
     from ot_multimarginal.neural.objectives import exact_dual
 
     X_s = _clouds()

@@ -15,9 +15,10 @@ import ot_multimarginal as om
 
 torch = pytest.importorskip("torch")
 
-from ot_multimarginal.neural import NeuralEMOT, NeuralMGW, emot_neural, mgw_neural  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT, NeuralMGW, emot_neural, emot_neural2, mgw_neural  # noqa: E402
 
-FAST = dict(n_iter=2, eval_every=0, seed=0)
+EST_FAST = dict(max_iter=2, eval_every=0, patience=None, random_state=0)
+FAST = dict(numItermax=2, eval_every=0, patience=None, random_state=0)
 MGW_FAST = dict(init="zero", n_outer=1, n_iter=2, n_iter_refit=2, n_moment_batches=2, seed=0)
 
 
@@ -29,7 +30,7 @@ def clouds():
 
 @pytest.fixture(scope="module")
 def fitted(clouds):
-    return NeuralEMOT(1.0, **FAST).fit(clouds)
+    return NeuralEMOT(1.0, **EST_FAST).fit(clouds)
 
 
 # ---------------------------------------------------------------- devices
@@ -38,7 +39,7 @@ def test_bad_device_is_a_value_error_naming_device(clouds, fitted, tmp_path, dev
     if device == "cuda:99" and torch.cuda.device_count() > 99:  # pragma: no cover
         pytest.skip("100 GPUs")
     with pytest.raises(ValueError, match="device"):
-        NeuralEMOT(1.0, device=device, **FAST).fit(clouds)
+        NeuralEMOT(1.0, device=device, **EST_FAST).fit(clouds)
     with pytest.raises(ValueError, match="device"):
         emot_neural(clouds, 1.0, device=device, **FAST)
     with pytest.raises(ValueError, match="device"):
@@ -51,7 +52,7 @@ def test_bad_device_is_a_value_error_naming_device(clouds, fitted, tmp_path, dev
 
 def test_gpu_suggests_cuda(clouds):
     with pytest.raises(ValueError, match="did you mean 'cuda'"):
-        NeuralEMOT(1.0, device="gpu", **FAST).fit(clouds)
+        NeuralEMOT(1.0, device="gpu", **EST_FAST).fit(clouds)
 
 
 # ---------------------------------------------------------------- mixed libraries
@@ -88,7 +89,7 @@ def test_mixed_numpy_torch_inputs_are_the_documented_type_error(clouds):
 )
 def test_estimator_parameters_are_checked(clouds, kw, exc, name):
     with pytest.raises(exc, match=name):
-        NeuralEMOT(1.0, **dict(FAST, **kw)).fit(clouds)
+        NeuralEMOT(1.0, **dict(EST_FAST, **kw)).fit(clouds)
 
 
 @pytest.mark.parametrize(
@@ -172,7 +173,7 @@ def test_float16_clouds_get_accurate_uniform_weights(clouds):
     v64 = om.mgw_sinkhorn(X64, 1.0, init="zero", numItermax=3)
     assert np.isfinite(float(v16)) and float(v16) == pytest.approx(float(v64), rel=1e-4)
     # emot_neural gave another value than for the same points in float64
-    assert emot_neural(X16, 1.0, **FAST) == pytest.approx(emot_neural(X64, 1.0, **FAST), rel=1e-6)
+    assert emot_neural2(X16, 1.0, **FAST) == pytest.approx(emot_neural2(X64, 1.0, **FAST), rel=1e-6)
     t16 = [torch.tensor(X, dtype=torch.float16) for X in X16]
     vt = om.empirical_emot_sinkhorn2(t16, 1.0)
     assert vt.dtype == torch.float32 and float(vt) == pytest.approx(
@@ -280,7 +281,7 @@ def test_valid_calls_still_work(clouds, tmp_path):
     """The checks refuse nothing valid: torch weights with torch clouds, a path-like save, device='cpu'."""
     X = [torch.tensor(x) for x in clouds]
     a = [torch.full((20,), 0.05, dtype=torch.float64)] * 3
-    est = NeuralEMOT(1.0, device="cpu", dtype=torch.float64, tol=0.0, replace=True, verbose=False, **FAST).fit(X, a)
+    est = NeuralEMOT(1.0, device="cpu", dtype=torch.float64, tol=0.0, replace=True, verbose=False, **EST_FAST).fit(X, a)
     est.save(str(tmp_path / "e.pt"))
     est2 = NeuralEMOT.load(os.fspath(tmp_path / "e.pt"), device=torch.device("cpu"))
     with warnings.catch_warnings():

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .._typing import Array, Metric
-
 import ot
 
-
+from .._typing import Array, Metric
 from .._validation import check_dense_size, check_memory_budget, check_metric, check_point_clouds, describe
 
 __all__ = ["cost_tensor", "pair_list", "check_point_clouds", "pairwise_cost_matrix"]
@@ -52,14 +50,6 @@ def pairwise_cost_matrix(nx, X, Y, metric, name):
     return ot.dist(X, Y, metric=metric)
 
 
-def _metric_for(metric, idx, n_pairs):
-    if isinstance(metric, (list, tuple)):
-        if len(metric) != n_pairs:
-            raise ValueError("metric must be one metric or a list of %d (one per pair i<j), got %d" % (n_pairs, len(metric)))
-        return metric[idx]
-    return metric
-
-
 def cost_tensor(X_s: Sequence[Array], metric: Metric = "sqeuclidean", memory_budget: Optional[int] = None) -> Array:
     r"""Dense cost tensor :math:`C_{i_1\dots i_k} = \sum_{i<j} c_{ij}(x_i[i_i], x_j[i_j])`.
 
@@ -86,10 +76,18 @@ def cost_tensor(X_s: Sequence[Array], metric: Metric = "sqeuclidean", memory_bud
     k = len(X_s)
     shape = tuple(int(X.shape[0]) for X in X_s)
     check_dense_size(shape, nx.bitsize(X_s[0]) // 8, 2, memory_budget, "the cost tensor", nx, X_s[0])
+    from .pointcloud import PointCloudCost
+
     pairs = pair_list(k)
+    if isinstance(metric, (list, tuple)) and len(metric) != len(pairs):
+        raise ValueError(
+            "metric must be one metric or a list of %d (one per pair i<j), got %d" % (len(pairs), len(metric))
+        )
+    pc = PointCloudCost(k, "complete", metric)
+    for e, m in enumerate(pc.metrics):
+        check_metric(m, nx, "metric for pair %r" % (pairs[e],))
     C = None
-    for idx, (i, j) in enumerate(pairs):
-        Cij = pairwise_cost_matrix(nx, X_s[i], X_s[j], _metric_for(metric, idx, len(pairs)), "pair (%d, %d)" % (i, j))
+    for (i, j), Cij in zip(pairs, pc.matrices(X_s)):
         shape_ij = [1] * k
         shape_ij[i], shape_ij[j] = shape[i], shape[j]
         term = nx.reshape(Cij, tuple(shape_ij))

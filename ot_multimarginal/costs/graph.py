@@ -44,10 +44,9 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
-from .._typing import Array, Edges, Metric
-
 import numpy as np
 
+from .._typing import Array, Edges, Metric
 from .._validation import (
     backend_of,
     check_dense_size,
@@ -60,7 +59,7 @@ from .._validation import (
     check_shape,
     describe,
 )
-from .dense import pair_list, pairwise_cost_matrix
+from .dense import pair_list
 
 __all__ = ["PairwiseCost", "graph_edges", "GRAPHS"]
 
@@ -371,7 +370,7 @@ class PairwiseCost:
     # ---- constructors --------------------------------------------------
     @classmethod
     def from_matrices(cls, matrices: Sequence[Array], graph: Union[str, Edges] = "chain", edges: Optional[Edges] = None,
-                      center: int = 0, shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
+                      center: int = 0, shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
         """Build from one matrix per edge of a named graph.
 
         ``k`` follows from the number of matrices ``m``: ``m + 1`` for
@@ -427,7 +426,7 @@ class PairwiseCost:
         return cls(E, matrices, shape=shape, graph_kind=kind, free=free)
 
     @classmethod
-    def chain(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
+    def chain(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
         r"""Build the chain ``0 - 1 - … - k-1``: :math:`C = \sum_t C_t[x_t, x_{t+1}]`.
 
         Parameters
@@ -447,7 +446,7 @@ class PairwiseCost:
         return cls.from_matrices(matrices, "chain", shape=shape, free=free)
 
     @classmethod
-    def circle(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
+    def circle(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
         r"""Build the cycle ``0 - 1 - … - k-1 - 0`` (k >= 3).
 
         Parameters
@@ -469,7 +468,7 @@ class PairwiseCost:
 
     @classmethod
     def star(cls, matrices: Sequence[Array], center: int = 0, shape: Optional[Sequence[int]] = None,
-             free: Sequence[int] = ()) -> "PairwiseCost":
+             free: Sequence[int] = ()) -> PairwiseCost:
         r"""Build a star: every node joined to ``center`` only.
 
         ``free=[center]`` leaves the centre's marginal free: the plan's
@@ -497,7 +496,7 @@ class PairwiseCost:
 
     @classmethod
     def tree(cls, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
-             free: Sequence[int] = ()) -> "PairwiseCost":
+             free: Sequence[int] = ()) -> PairwiseCost:
         """Build a cost on any acyclic edge list (a forest is accepted: the plan factors over its trees).
 
         Parameters
@@ -519,7 +518,7 @@ class PairwiseCost:
         return cls(edges, matrices, shape=shape, graph_kind="tree", free=free)
 
     @classmethod
-    def complete(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> "PairwiseCost":
+    def complete(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
         r"""Build the complete graph: a term for every pair ``i < j``.
 
         Parameters
@@ -541,7 +540,7 @@ class PairwiseCost:
 
     @classmethod
     def from_point_clouds(cls, X_s: Sequence[Array], graph: Union[str, Edges] = "complete", metric: Metric = "sqeuclidean",
-                          center: int = 0, edges: Optional[Edges] = None, free: Sequence[int] = ()) -> "PairwiseCost":
+                          center: int = 0, edges: Optional[Edges] = None, free: Sequence[int] = ()) -> PairwiseCost:
         r"""Pairwise ground costs between point clouds on the edges of a graph.
 
         With point clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` and a
@@ -609,24 +608,10 @@ class PairwiseCost:
         >>> C.edges, C.free
         ([(0, 1), (0, 2), (0, 3)], (0,))
         """
+        from .pointcloud import PointCloudCost
+
         nx, X_s = check_point_clouds(X_s)
-        k = len(X_s)
-        E = _check_edge_list(
-            graph_edges(graph, k, center, edges), k, "graph" if not isinstance(graph, str) else "edges"
-        )
-        if isinstance(metric, (list, tuple)):
-            if len(metric) != len(E):
-                raise ValueError(
-                    "metric must be one metric or a list of %d (one per edge), got %d" % (len(E), len(metric))
-                )
-            metrics = list(metric)
-        else:
-            metrics = [metric] * len(E)
-        mats = [
-            pairwise_cost_matrix(nx, X_s[a], X_s[b], mt, "edge (%d, %d)" % (a, b)) for (a, b), mt in zip(E, metrics)
-        ]
-        kind = graph if isinstance(graph, str) else None
-        return cls(E, mats, shape=tuple(int(X.shape[0]) for X in X_s), graph_kind=kind, free=free)
+        return PointCloudCost(len(X_s), graph, metric, center=center, edges=edges).pairwise_cost(X_s, free=free)
 
     # ---- properties ----------------------------------------------------
     @property

@@ -26,9 +26,9 @@ except ImportError as exc:  # the neural estimators are the one part of the pack
         "which is not installed: pip install 'ot_multimarginal[torch]' (or pip install torch)"
     ) from exc
 
+from ..costs.pointcloud import PointCloudCost, TupleCost
 from .api import emot_neural, emot_neural2
-from .checkpoint import CheckpointError, Checkpointer
-from .costs import GraphCost, TupleCost
+from .checkpoint import Checkpointer, CheckpointError
 from .distributed import DataParallel
 from .estimator import NeuralEMOT
 from .gromov import NeuralMGW, mgw_neural
@@ -37,6 +37,8 @@ from .objectives import batch_dual, exact_dual
 from .sampling import BatchSampler
 from .training import Trainer
 
-__all__ = ["emot_neural", "emot_neural2", "NeuralEMOT", "mgw_neural", "NeuralMGW", "GraphCost", "TupleCost",
-           "PotentialMLP", "PotentialSet", "batch_dual", "exact_dual", "BatchSampler", "Trainer", "DataParallel",
-           "Checkpointer", "CheckpointError"]
+GraphCost = PointCloudCost  # the name of this class before 0.x (it moved to ot_multimarginal.costs)
+
+__all__ = ["emot_neural", "emot_neural2", "NeuralEMOT", "mgw_neural", "NeuralMGW", "PointCloudCost", "GraphCost",
+           "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual", "exact_dual", "BatchSampler", "Trainer",
+           "DataParallel", "Checkpointer", "CheckpointError"]

@@ -46,7 +46,7 @@ def _log(est, where):
         "held_out_value": h["eval_value"][-1] if h["eval_value"] else None,
         "held_out_se": h["eval_se"][-1] if h["eval_se"] else None,
         "niter": est.n_iter_,
-        "converged": bool(est.stopped_early_),
+        "converged": bool(est.converged_),
         "timings": est.timings_,
     }
     return deprecated_key_dict(out, _OLD_LOG_KEYS, where)
@@ -61,7 +61,7 @@ def emot_neural(
     metric: Metric = "sqeuclidean",
     estimator: str = "combinatorial",
     batch_size: Optional[int] = None,
-    numItermax: int = 300,
+    numItermax: int = 2000,
     lr: float = 1e-2,
     random_state: Optional[int] = None,
     device: Any = None,
@@ -84,7 +84,7 @@ def emot_neural2(
     metric: Metric = "sqeuclidean",
     estimator: str = "combinatorial",
     batch_size: Optional[int] = None,
-    numItermax: int = 300,
+    numItermax: int = 2000,
     lr: float = 1e-2,
     random_state: Optional[int] = None,
     device: Any = None,
@@ -137,11 +137,14 @@ emot_neural.__doc__ = r"""Neural entropic multimarginal OT between point clouds 
         Mini-batch estimator of the expectation over the product measure
         (default ``'combinatorial'``: all :math:`b^k` tuples of the batch).
     batch_size : int, optional
-        Points per marginal per step (default 128, or 64 on complete graphs with k >= 4).
+        Points per marginal per step (default 512 on trees, 128 on a cycle, 64 on complete graphs with k >= 4).
     numItermax : int, optional
-        Training steps (default 300; the estimator's ``max_iter``; formerly ``n_iter``, deprecated).
+        The step budget (default 2000; the estimator's ``max_iter``; formerly ``n_iter``, deprecated):
+        training stops earlier when the held-out dual has converged relative to its standard error,
+        and a ``UserWarning`` says when the budget ended first.
     lr : float, optional
-        Adam learning rate (default 1e-2, cosine decay).
+        Adam's initial learning rate (default 1e-2, divided by 10 at each plateau of the held-out
+        dual, down to ``lr/100``).
     random_state : int, optional
         Seed: bitwise reproducible on the CPU (formerly ``seed``, deprecated).
     device : str or torch.device, optional
@@ -172,7 +175,7 @@ emot_neural.__doc__ = r"""Neural entropic multimarginal OT between point clouds 
         ``history`` (per-step batch duals, held-out estimates),
         ``held_out_value`` / ``held_out_se`` (the last held-out estimate),
         ``niter`` (steps taken; ``'n_iter'`` still reads, deprecated),
-        ``converged`` (early stopping triggered; ``'stopped_early'`` still reads,
+        ``converged`` (the stopping rule's verdict; ``'stopped_early'`` still reads,
         deprecated), ``timings`` (seconds).
 
     Examples
@@ -231,11 +234,14 @@ emot_neural2.__doc__ = r"""Neural estimate of the entropic multimarginal OT valu
         Mini-batch estimator of the expectation over the product measure
         (default ``'combinatorial'``: all :math:`b^k` tuples of the batch).
     batch_size : int, optional
-        Points per marginal per step (default 128, or 64 on complete graphs with k >= 4).
+        Points per marginal per step (default 512 on trees, 128 on a cycle, 64 on complete graphs with k >= 4).
     numItermax : int, optional
-        Training steps (default 300; the estimator's ``max_iter``; formerly ``n_iter``, deprecated).
+        The step budget (default 2000; the estimator's ``max_iter``; formerly ``n_iter``, deprecated):
+        training stops earlier when the held-out dual has converged relative to its standard error,
+        and a ``UserWarning`` says when the budget ended first.
     lr : float, optional
-        Adam learning rate (default 1e-2, cosine decay).
+        Adam's initial learning rate (default 1e-2, divided by 10 at each plateau of the held-out
+        dual, down to ``lr/100``).
     random_state : int, optional
         Seed: bitwise reproducible on the CPU (formerly ``seed``, deprecated).
     device : str or torch.device, optional
@@ -246,7 +252,9 @@ emot_neural2.__doc__ = r"""Neural estimate of the entropic multimarginal OT valu
         Also return a dict.
     **kwargs
         Other parameters of :class:`~ot_multimarginal.NeuralEMOT`
-        (``cost``, ``width``, ``depth``, ``evaluation``, ``patience``, ...;
+        (``cost``, ``width``, ``depth``, ``evaluation``, ``patience``,
+        ``num_threads`` (default ``'auto'``: one torch thread for small
+        batches, the caller's setting restored), ``warn``, ...;
         data-parallel training under ``torchrun``: ``distributed``,
         ``distributed_loss``; checkpoints: ``checkpoint_dir``,
         ``checkpoint_every``, ``resume``).
@@ -267,7 +275,7 @@ emot_neural2.__doc__ = r"""Neural estimate of the entropic multimarginal OT valu
         ``history`` (per-step batch duals, held-out estimates),
         ``held_out_value`` / ``held_out_se`` (the last held-out estimate),
         ``niter`` (steps taken; ``'n_iter'`` still reads, deprecated),
-        ``converged`` (early stopping triggered; ``'stopped_early'`` still reads,
+        ``converged`` (the stopping rule's verdict; ``'stopped_early'`` still reads,
         deprecated), ``timings`` (seconds).
 
     Examples

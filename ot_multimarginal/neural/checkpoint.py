@@ -421,8 +421,8 @@ def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, see
     ----------
     est : NeuralEMOT
         The estimator (its ``get_params()``).
-    cost : GraphCost or callable cost
-        The training cost (:mod:`ot_multimarginal.neural.costs`).
+    cost : PointCloudCost or callable cost
+        The training cost (:mod:`ot_multimarginal.costs.pointcloud`).
     data : list of k torch.Tensor
         The training clouds.
     weights : list of k torch.Tensor

@@ -27,7 +27,13 @@ def default_width(d):
 
 
 class PotentialMLP(nn.Module):
-    """``φ(x) = scale · MLP((x − mean)/std)``, ``depth`` hidden layers of ``width`` units.
+    r"""``φ(x) = scale · (MLP(z) + zᵀ Q z)``, ``z = (x − mean)/std``, ``depth`` hidden layers of ``width`` units.
+
+    The quadratic term (``quadratic=True``: ``Q`` a learned ``d × d`` matrix
+    for ``d <= 64``, a learned diagonal above; zero at the start) holds
+    exactly the potentials of Gaussian data under the squared-Euclidean
+    cost and their large-scale growth in general, which a ReLU network only
+    approximates piecewise.
 
     Parameters
     ----------
@@ -42,11 +48,14 @@ class PotentialMLP(nn.Module):
         ``'softplus'``, ``'tanh'``, ``'gelu'``.
     generator : torch.Generator, optional
         Random stream of the initial weights.
+    quadratic : bool, optional
+        Add the learned quadratic term (default False).
     """
 
     _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "gelu": nn.GELU}
 
-    def __init__(self, d, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32):
+    def __init__(self, d, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32,
+                 quadratic=False):
         super().__init__()
         if activation not in self._ACTIVATIONS:
             raise ValueError("activation must be one of %s, got %r" % (sorted(self._ACTIVATIONS), activation))
@@ -68,6 +77,10 @@ class PotentialMLP(nn.Module):
                     layer.bias.uniform_(-bound, bound, generator=generator)
             last.weight.zero_()
             last.bias.zero_()
+        if quadratic:
+            self.quad = nn.Parameter(torch.zeros((self.d, self.d) if self.d <= 64 else (self.d,), dtype=dtype))
+        else:
+            self.register_parameter("quad", None)
         self.register_buffer("mean", torch.zeros(self.d, dtype=dtype))
         self.register_buffer("std", torch.ones(self.d, dtype=dtype))
         self.register_buffer("scale", torch.ones((), dtype=dtype))
@@ -82,16 +95,20 @@ class PotentialMLP(nn.Module):
     def forward(self, x):
         """The potential at the rows of ``x`` (shape ``(m, d)``): shape ``(m,)``."""
         z = (x - self.mean) / self.std
-        return self.scale * self.net(z).squeeze(-1)
+        out = self.net(z).squeeze(-1)
+        if self.quad is not None:
+            out = out + (((z @ self.quad) * z).sum(-1) if self.quad.ndim == 2 else (z * z) @ self.quad)
+        return self.scale * out
 
 
 class PotentialSet(nn.Module):
     """The k potentials of a problem (one :class:`PotentialMLP` per marginal)."""
 
-    def __init__(self, dims, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32):
+    def __init__(self, dims, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32,
+                 quadratic=False):
         super().__init__()
         self.potentials = nn.ModuleList(
-            [PotentialMLP(d, width, depth, activation, generator, dtype) for d in dims]
+            [PotentialMLP(d, width, depth, activation, generator, dtype, quadratic) for d in dims]
         )
 
     def __len__(self):

@@ -73,8 +73,8 @@ def combinatorial_log_mean_exp(cost, X_s, f_s, reg, log_w=None):
 
     Parameters
     ----------
-    cost : GraphCost or TupleCost
-        The cost (:mod:`ot_multimarginal.neural.costs`).
+    cost : PointCloudCost or TupleCost
+        The cost (:mod:`ot_multimarginal.costs.pointcloud`).
     X_s : list of k torch.Tensor of shape (b_i, d_i)
         The batch points.
     f_s : list of k torch.Tensor of shape (b_i,)
@@ -110,8 +110,8 @@ def aligned_log_mean_exp(cost, X_s, f_s, reg):
 
     Parameters
     ----------
-    cost : GraphCost or TupleCost
-        The cost (:mod:`ot_multimarginal.neural.costs`).
+    cost : PointCloudCost or TupleCost
+        The cost (:mod:`ot_multimarginal.costs.pointcloud`).
     X_s : list of k torch.Tensor of shape (b_i, d_i)
         The batch points.
     f_s : list of k torch.Tensor of shape (b_i,)
@@ -164,8 +164,8 @@ def ustat_log_mean_exp(cost, X_s, f_s, reg):
 
     Parameters
     ----------
-    cost : GraphCost or TupleCost
-        The cost (:mod:`ot_multimarginal.neural.costs`).
+    cost : PointCloudCost or TupleCost
+        The cost (:mod:`ot_multimarginal.costs.pointcloud`).
     X_s : list of k torch.Tensor of shape (b_i, d_i)
         The batch points.
     f_s : list of k torch.Tensor of shape (b_i,)
@@ -281,8 +281,8 @@ def batch_dual(cost, X_s, f_s, reg, estimator="combinatorial", reg_m=None):
 
     Parameters
     ----------
-    cost : GraphCost or TupleCost
-        The cost (:mod:`ot_multimarginal.neural.costs`).
+    cost : PointCloudCost or TupleCost
+        The cost (:mod:`ot_multimarginal.costs.pointcloud`).
     X_s : list of k torch.Tensor of shape (b_i, d_i)
         The batch points.
     f_s : list of k torch.Tensor of shape (b_i,)
@@ -317,8 +317,8 @@ def exact_dual(cost, X_s, f_s, reg, a_s, reg_m=None):
 
     Parameters
     ----------
-    cost : GraphCost
-        The pairwise cost (:mod:`ot_multimarginal.neural.costs`).
+    cost : PointCloudCost
+        The pairwise cost (:mod:`ot_multimarginal.costs.pointcloud`).
     X_s : list of k torch.Tensor of shape (n_i, d_i)
         The clouds.
     f_s : list of k torch.Tensor of shape (n_i,)

@@ -22,9 +22,19 @@ checkpointing plug in without touching the rest):
     *sync-free* (:meth:`Trainer.step_async`: nothing read on the host; the
     duals and checks are read once per check by :meth:`Trainer.sync`).
 :meth:`Trainer.run`
-    steps until ``n_iter``, evaluating the held-out dual every
-    ``eval_every`` steps on fixed held-out batches (early stopping when it
-    stops improving, keeping the best potentials), with an optional tqdm bar.
+    steps within the budget ``n_iter``, evaluating the held-out dual every
+    ``eval_every`` steps on fixed held-out batches and keeping the best
+    potentials, with an optional tqdm bar. The stopping rule
+    (:meth:`Trainer._check_progress`): an estimate *improves* when it beats
+    the best one by more than :data:`SE_FRACTION` of its standard error (and
+    by ``tol`` relative);
+    after ``patience`` estimates without improvement (a plateau) the
+    learning rate is divided by :data:`LR_DECAY`; a plateau at the smallest
+    rate (``lr * lr_min_factor``) is convergence (``converged = True``) and
+    training stops. A budget that ends first leaves ``converged = False``
+    (the estimator warns). ``patience=None``, ``eval_every=0`` or a budget
+    too short for the rule to conclude (:attr:`Trainer.min_steps`): a
+    cosine decay over the whole budget and no stopping rule.
 
 Data-parallel training and checkpoints plug in as two optional objects
 (so every estimator trained by a ``Trainer`` has both):
@@ -49,7 +59,17 @@ from .._backend import deferred_checks
 from .evaluation import monte_carlo_dual
 from .objectives import batch_dual
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "LR_DECAY"]
+
+LR_DECAY = 10.0
+"""The learning rate is divided by this at every plateau of the held-out dual."""
+
+SE_FRACTION = 0.1
+"""A held-out estimate improves when it beats the best by more than this fraction of its standard error.
+
+The held-out batches are the same at every estimate, so the difference of two
+estimates is far less noisy than either (its standard error is that of the
+value, not of the change)."""
 
 
 def _adam(params, lr):
@@ -72,8 +92,8 @@ class Trainer:
     ----------
     model : PotentialSet
         The k potential networks (trained in place).
-    cost : GraphCost or TupleCost
-        The cost (:mod:`ot_multimarginal.neural.costs`).
+    cost : PointCloudCost or TupleCost
+        The cost (:mod:`ot_multimarginal.costs.pointcloud`).
     data : list of k tensors
         The clouds in the training dtype, on the training device.
     weights : list of k tensors
@@ -85,9 +105,11 @@ class Trainer:
     sampler : BatchSampler
         The stream of training batches.
     lr : float, optional
-        Adam's learning rate (default 1e-2), decayed by a cosine schedule.
+        Adam's initial learning rate (default 1e-2), divided by
+        :data:`LR_DECAY` at every plateau (cosine decay over the budget
+        when ``patience`` is None).
     n_iter : int, optional
-        Training steps (default 300).
+        The step budget (default 300).
     grad_clip : float or None, optional
         Gradient-norm clipping (default 1.0; ``None``: none).
     loss_scale : float, optional
@@ -97,14 +119,15 @@ class Trainer:
     n_eval_batches : int, optional
         Held-out batches of an estimate (default 8).
     patience : int or None, optional
-        Early stopping after this many held-out estimates without improvement
-        by more than ``tol`` (relative); ``None`` (default): never.
+        Held-out estimates without improvement that make a plateau (see the
+        module docstring); ``None`` (default): no stopping rule.
     tol : float, optional
-        Relative improvement that counts (default 1e-4).
+        Relative improvement that counts, at least (default 1e-4); an
+        improvement must also exceed the estimate's standard error.
     eval_generator : torch.Generator, optional
         Stream of the held-out batches (independent of the training batches).
     lr_min_factor : float, optional
-        The cosine schedule ends at ``lr * lr_min_factor`` (default 0.01).
+        The smallest learning rate is ``lr * lr_min_factor`` (default 0.01).
     parallel : DataParallel or None, optional
         Data-parallel side (:mod:`.distributed`); ``None``: one process.
     checkpoint : Checkpointer or None, optional
@@ -131,13 +154,15 @@ class Trainer:
         self.patience = patience
         self.tol = float(tol)
         self.optimizer = _adam(model.parameters(), lr)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=max(self.n_iter, 1), eta_min=lr * lr_min_factor
-        )
+        self.lr0 = float(lr)
+        self.lr_min = float(lr) * float(lr_min_factor)
+        self.lr_factor = 1.0  # the plateau schedule: lr0 * lr_factor
         self.step_count = 0
         self.history = {"step": [], "batch_dual": [], "eval_step": [], "eval_value": [], "eval_se": []}
         self.best = None  # (value, step, model state)
         self.stopped_early = False
+        self.converged = False
+        self.lr_levels = 1 + int(math.ceil(math.log(1.0 / float(lr_min_factor)) / math.log(LR_DECAY) - 1e-9))
         self._bad_evals = 0
         self.eval_generator = eval_generator if eval_generator is not None else torch.Generator().manual_seed(1)
         self._eval_state = self.eval_generator.get_state()
@@ -256,8 +281,8 @@ class Trainer:
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
-        self.scheduler.step()
         self.step_count += 1
+        self._set_lr()
         d = dual.detach()
         self._pending.append((self.step_count, d))
         return d
@@ -292,6 +317,31 @@ class Trainer:
             self.history["step"].append(step)
             self.history["batch_dual"].append(value)
 
+    def _set_lr(self):
+        """The learning rate of the next step: cosine over the budget without a stopping rule, else the plateau's."""
+        if not self.has_rule:
+            t = min(self.step_count, self.n_iter) / max(self.n_iter, 1)
+            lr = self.lr_min + 0.5 * (self.lr0 - self.lr_min) * (1.0 + math.cos(math.pi * t))
+        else:
+            lr = max(self.lr0 * self.lr_factor, self.lr_min)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+
+    @property
+    def min_steps(self):
+        """The fewest steps in which the stopping rule can declare convergence (a plateau at every rate level)."""
+        if self.patience is None or self.eval_every <= 0:
+            return None
+        return self.lr_levels * int(self.patience) * self.eval_every
+
+    @property
+    def has_rule(self):
+        """Whether the stopping rule runs: ``patience``, ``eval_every`` and a budget of :attr:`min_steps` at least.
+
+        A shorter budget is a fixed-length run (cosine decay), as ``patience=None``.
+        """
+        return self.min_steps is not None and self.n_iter >= self.min_steps
+
     # ---- held-out estimate ----------------------------------------------
     @torch.no_grad()
     def evaluate(self):
@@ -320,11 +370,22 @@ class Trainer:
         self.history["eval_step"].append(self.step_count)
         self.history["eval_value"].append(value)
         self.history["eval_se"].append(se)
-        improved = self.best is None or value > self.best[0] + self.tol * max(abs(self.best[0]), self.reg)
+        improved = self.best is None or value > self.best[0] + max(self.tol * max(abs(self.best[0]), self.reg),
+                                                                     SE_FRACTION * se)
         if self.best is None or value > self.best[0]:
             self.best = (value, self.step_count, copy.deepcopy(self.model.state_dict()))
         self._bad_evals = 0 if improved else self._bad_evals + 1
-        return value, self.patience is not None and self._bad_evals >= self.patience
+        if not self.has_rule or self._bad_evals < self.patience:
+            return value, False
+        # a plateau: at the smallest rate it is convergence, else a smaller rate from the best potentials
+        if self.lr0 * self.lr_factor <= self.lr_min * (1 + 1e-9):
+            self.converged = True
+            return value, True
+        self.lr_factor /= LR_DECAY
+        self._bad_evals = 0
+        self.model.load_state_dict(self.best[2])
+        self._set_lr()
+        return value, False
 
     def run(self, verbose=False):
         """Train until ``n_iter`` steps (or early stopping); keep the best held-out potentials.
@@ -390,14 +451,15 @@ class Trainer:
         Returns
         -------
         state : dict
-            Model, optimiser, schedule, sampler, streams, step, history,
-            best held-out potentials, early-stopping counters.
+            Model, optimiser, learning-rate level, sampler, streams, step,
+            history, best held-out potentials, stopping-rule counters.
         """
         self.sync()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "lr_factor": self.lr_factor,
+            "converged": self.converged,
             "sampler": self.sampler.state_dict(),
             "eval_generator": self._eval_state,
             "step": self.step_count,
@@ -418,7 +480,8 @@ class Trainer:
         self._pending, self._checks = [], []
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.lr_factor = float(state.get("lr_factor", 1.0))
+        self.converged = bool(state.get("converged", False))
         self.sampler.load_state_dict(state["sampler"])
         self._eval_state = state["eval_generator"]
         self.step_count = int(state["step"])

@@ -1,0 +1,194 @@
+"""emot_neural on data that is not the paper's cube: float32 costs under translation, scale and translation
+invariance of the defaults, the convergence warning, the thread policy (issue 21), one point-cloud cost (issue 23)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+torch = pytest.importorskip("torch")
+
+import ot  # noqa: E402
+
+import ot_multimarginal as om  # noqa: E402
+from ot_multimarginal.costs.pointcloud import TRANSLATION_INVARIANT, PointCloudCost  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT, emot_neural2  # noqa: E402
+
+SCIPY_NAMES = {
+    "sqeuclidean": "sqeuclidean",
+    "euclidean": "euclidean",
+    "cityblock": "cityblock",
+    "minkowski": "minkowski",
+    "chebyshev": "chebyshev",
+    "cosine": "cosine",
+    "correlation": "correlation",
+}
+
+
+def _far_clouds(shift, dtype, n=(40, 50, 30), d=3, seed=0):
+    rng = np.random.RandomState(seed)
+    return [(rng.randn(m, d) + shift).astype(dtype) for m in n]
+
+
+# ---- one point-cloud cost, stable in float32 ------------------------------------------------------------
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean", "cityblock", "minkowski", "cosine", "correlation"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float32_edge_costs_of_translated_clouds_match_float64(metric, backend):
+    """Every built-in metric on float32 clouds 1e4 from the origin: the float64 values on the same points."""
+    X = _far_clouds(1e4, np.float32)
+    to = (lambda A: torch.from_numpy(A)) if backend == "torch" else (lambda A: A)
+    mats = PointCloudCost(3, "circle", metric).matrices([to(A) for A in X])
+    for (a, b), M in zip([(0, 1), (1, 2), (2, 0)], mats):
+        M = np.asarray(M)
+        assert M.dtype == np.float32
+        ref = cdist(X[a].astype(np.float64), X[b].astype(np.float64), SCIPY_NAMES[metric])
+        scale = np.median(np.abs(ref)) + 1e-30
+        err = np.max(np.abs(M - ref)) / scale
+        assert err < 1e-4, (metric, backend, err)
+    if metric == "sqeuclidean":  # the expansion of ot.dist cancels there: the check can fail
+        naive = np.asarray(ot.dist(to(X[0]), to(X[1])))
+        ref = cdist(X[0].astype(np.float64), X[1].astype(np.float64), "sqeuclidean")
+        assert np.max(np.abs(naive - ref)) / np.median(ref) > 1e-2
+
+
+def test_translation_invariant_metric_names():
+    X = _far_clouds(0.0, np.float64, n=(5, 6))
+    for metric in TRANSLATION_INVARIANT:
+        M0 = PointCloudCost(2, "chain", metric).matrices(X)[0]
+        M1 = PointCloudCost(2, "chain", metric).matrices([A + 7.5 for A in X])[0]
+        np.testing.assert_allclose(M1, M0, rtol=1e-9, atol=1e-9, err_msg=metric)
+
+
+def test_one_cost_for_from_point_clouds_cost_tensor_and_neural():
+    """PairwiseCost.from_point_clouds, cost_tensor and the neural cost are one computation."""
+    X = _far_clouds(0.0, np.float64, n=(4, 5, 6))
+    C = om.PairwiseCost.from_point_clouds(X, graph="complete")
+    pc = PointCloudCost(3, "complete")
+    for M, N in zip(C.matrices, pc.matrices(X)):
+        np.testing.assert_array_equal(M, N)
+    np.testing.assert_allclose(C.to_dense(), om.cost_tensor(X), rtol=1e-12)
+    idx = np.array([[1, 2, 3], [0, 4, 5]])
+    np.testing.assert_allclose(pc.at_tuples([A[i] for A, i in zip(X, idx.T)]), C.cost_at(idx), rtol=1e-12)
+    assert not hasattr(__import__("ot_multimarginal.neural", fromlist=["x"]), "costs")
+
+
+def test_empirical_value_in_float32_does_not_move_under_translation():
+    X = _far_clouds(0.0, np.float32, n=(30, 30, 30), d=2, seed=3)
+    ref = om.empirical_emot_sinkhorn2([A.astype(np.float64) for A in X], 1.0, graph="chain", stopThr=1e-9)
+    far = [torch.from_numpy(A.astype(np.float64) + 1e4).float() for A in X]
+    v = float(om.empirical_emot_sinkhorn2(far, 1.0, graph="chain", stopThr=1e-6))
+    assert abs(v - ref) < 1e-3 * abs(ref), (v, ref)
+
+
+# ---- the defaults: scale and translation invariance -------------------------------------------------------
+def _gauss(k=3, n=300, d=2, seed=0):
+    rng = np.random.RandomState(seed)
+    return [rng.randn(n, d) * rng.uniform(1, 2, d) + rng.uniform(-2, 2, d) for _ in range(k)]
+
+
+def test_scale_and_translation_invariance_of_a_short_fit_in_float32():
+    """The parameterisation: a fixed-length fit on data x 1000 (reg x 1e6) or data + 1e4 gives the same value."""
+    X = _gauss(n=100, seed=5)
+    kw = dict(graph="chain", random_state=0, numItermax=100, patience=None)
+    v0 = float(emot_neural2(X, 0.5, **kw))
+    v_scaled = float(emot_neural2([A * 1000.0 for A in X], 0.5e6, **kw)) / 1e6
+    v_shift = float(emot_neural2([A + 1e4 for A in X], 0.5, **kw))
+    assert abs(v_scaled - v0) <= 1e-3 * abs(v0), (v_scaled, v0)
+    assert abs(v_shift - v0) <= 1e-3 * abs(v0), (v_shift, v0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_scale_and_translation_invariance_in_float32(as_torch):
+    """data x 1000 (reg x 1e6) and data + 1e4 give the same value to 0.5% with the defaults, in float32."""
+    X = _gauss(n=150)
+    reg = 0.5
+    conv = (lambda A: torch.from_numpy(A).float()) if as_torch else (lambda A: A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        v0 = float(emot_neural2([conv(A) for A in X], reg, graph="chain", random_state=0))
+        v_scaled = float(emot_neural2([conv(A * 1000.0) for A in X], reg * 1e6, graph="chain", random_state=0)) / 1e6
+        v_shift = float(emot_neural2([conv(A + 1e4) for A in X], reg, graph="chain", random_state=0))
+    assert abs(v_scaled - v0) <= 5e-3 * abs(v0), (v_scaled, v0)
+    assert abs(v_shift - v0) <= 5e-3 * abs(v0), (v_shift, v0)
+
+
+def test_translated_fit_has_the_shift_and_same_potentials_up_to_it():
+    X = _gauss(n=200, seed=1)
+    est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=60, warn=False).fit([A + 1e4 for A in X])
+    assert est.shift_ is not None and abs(float(est.shift_.mean()) - 1e4) < 5
+    f = est.potential(0, X[0] + 1e4)
+    assert np.all(np.isfinite(f))
+    # a callable (not translation-invariant) metric: no shift
+    est2 = NeuralEMOT(0.5, graph="chain", metric=lambda A, B: ot.dist(A, B), random_state=0, max_iter=5, warn=False).fit(X)
+    assert est2.shift_ is None
+
+
+# ---- the stopping rule -----------------------------------------------------------------------------------
+def test_warning_when_the_budget_ends_before_convergence():
+    X = _gauss(n=150, seed=2)
+    with pytest.warns(UserWarning, match=r"max_iter=30 .*ended before the held-out dual converged.*raise max_iter"):
+        est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=30, eval_every=10).fit(X)
+    assert not est.converged_ and est.n_iter_ == 30
+    with pytest.warns(UserWarning, match=r"max_iter=200 .*ended before the held-out dual converged.*still improving"):
+        est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=200, eval_every=10, patience=5, tol=0.0,
+                         lr=1e-4).fit(X)  # a slow rate: still improving when the budget ends
+    assert not est.converged_ and est.n_iter_ == 200
+
+
+@pytest.mark.slow
+def test_no_warning_when_the_default_budget_suffices():
+    X = _gauss(n=150, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est = NeuralEMOT(0.5, graph="chain", random_state=0).fit(X)  # the default budget suffices
+    assert est.converged_ and est.stopped_early_ and est.n_iter_ < 2000
+    # the converged value: within 0.5% of the exact structured Sinkhorn value, and below it
+    ref = om.empirical_emot_sinkhorn2(X, 0.5, graph="chain", stopThr=1e-8)
+    assert est.value_ <= ref + 1e-7 * abs(ref)
+    assert ref - est.value_ <= 5e-3 * abs(ref), (est.value_, ref)
+
+
+def test_no_warning_without_a_stopping_rule_or_when_asked():
+    X = _gauss(n=100, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=10, patience=None).fit(X)
+        NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=10, warn=False).fit(X)
+
+
+# ---- the thread policy -----------------------------------------------------------------------------------
+def test_thread_policy_restores_the_callers_threads_also_on_errors():
+    X = _gauss(n=60, seed=4)
+    old = torch.get_num_threads()
+    seen = []
+
+    def metric(A, B):
+        seen.append(torch.get_num_threads())
+        return ot.dist(A, B)
+
+    try:
+        torch.set_num_threads(2)
+        NeuralEMOT(0.5, graph="chain", metric=metric, random_state=0, max_iter=3, warn=False).fit(X)
+        assert set(seen) == {1}  # 'auto': one thread for small batches
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        NeuralEMOT(0.5, graph="chain", metric=metric, random_state=0, max_iter=3, num_threads=None, warn=False).fit(X)
+        assert set(seen) == {2}
+        with pytest.raises(ValueError, match="estimator"):
+            NeuralEMOT(0.5, estimator="bogus", num_threads=1).fit(X)
+        assert torch.get_num_threads() == 2
+
+        def boom(A, B):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            NeuralEMOT(0.5, graph="chain", metric=boom, num_threads=1).fit(X)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="num_threads"):
+            NeuralEMOT(0.5, num_threads=0).fit(X)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
