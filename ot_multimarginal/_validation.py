@@ -840,17 +840,26 @@ def check_log_scalings(g, shape, name="g"):
         )
     if len(g) != k:
         raise ValueError("%s must be a list of %d log-scalings, got %d" % (name, k, len(g)))
+    maxima = []
     for i, (gi, n) in enumerate(zip(g, shape)):
         if not _is_array(gi):
             raise TypeError("%s[%d] must be an array of shape (%d,), got %s" % (name, i, n, describe(gi)))
         if tuple(gi.shape) != (n,):
             raise ValueError("%s[%d] must have shape (%d,), got %s" % (name, i, n, tuple(gi.shape)))
-        v = np.asarray(get_backend(gi).to_numpy(get_backend(gi).detach(gi)), dtype=np.float64)
-        if np.isnan(v).any() or np.isposinf(v).any():
+        if n:
+            # the maximum is NaN if any entry is NaN, +inf if any is +inf and -inf only if all are
+            nxi = get_backend(gi)
+            maxima.append((i, nxi.reshape(nxi.max(nxi.detach(gi)), (1,))))
+    if not maxima:
+        return list(g)
+    nx = get_backend(*[m for _, m in maxima])
+    tops = nx.to_numpy(nx.concatenate([m for _, m in maxima]))  # one host transfer of k scalars
+    for (i, _), top in zip(maxima, np.asarray(tops, dtype=np.float64)):
+        if np.isnan(top) or np.isposinf(top):
             raise ValueError("%s[%d] contains NaN or +inf values (log-scalings may be -inf, not NaN or +inf): "
                              "the solve that produced them failed; check its log['converged'] and err"
                              % (name, i))
-        if v.size and np.isneginf(v).all():
+        if np.isneginf(top):
             raise ValueError("%s[%d] is -inf everywhere: the plan would have zero mass" % (name, i))
     return list(g)
 

@@ -140,8 +140,13 @@ def test_neural_emot_queries_are_finite(p, m, spread):
     Y = [to_backend(spread * rng.randn(m, int(X.shape[1])), p["be"]) for X in X_s]  # also far from the data
     for i in range(k):
         assert _finite(est.potential(i, Y[i]))
-    dens = est.plan_density(*Y)
-    assert _finite(dens) and to_numpy(dens).min() >= 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dens = est.plan_density(*Y)
+    d = to_numpy(dens)
+    assert not np.isnan(d).any() and d.min() >= 0
+    if not _finite(dens):  # far from the data the learned potentials may outgrow the cost: said, not silent
+        assert spread > 0 and any("plan_density: the density overflows" in str(w.message) for w in caught)
     assert _finite(est.value(Y))
     P = est.plan()
     mass = sum(to_numpy(P.marginal(0)))

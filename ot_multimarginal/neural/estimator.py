@@ -745,6 +745,16 @@ class NeuralEMOT(ParamsMixin):
             f = self._potentials_on(X)
             z = aligned_exponents(self.cost_, X, f, self.reg_) - self.log_partition_
             d = torch.exp(z)
+            over = torch.isposinf(d) & torch.isfinite(z)
+            if bool(over.any()):  # one host sync, and only on a query (never in training)
+                warnings.warn(
+                    "plan_density: the density overflows %s at %d of %d query tuples (log-density up to %.4g): "
+                    "the learned potentials grow faster than the cost away from the training data, so the "
+                    "density there is an extrapolation; query points near the training clouds"
+                    % (str(d.dtype).replace("torch.", ""), int(over.sum()), m, float(z.max())),
+                    UserWarning,
+                    stacklevel=2,
+                )
         return d.cpu().numpy() if is_np else d
 
     def dual_potentials(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> Potentials:
