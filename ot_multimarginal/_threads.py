@@ -125,7 +125,8 @@ def fit_threads(num_threads="auto", device=None, X_s=None):
         If ``num_threads`` is not ``'auto'``, ``None`` or a positive int.
     """
     if isinstance(num_threads, str) and num_threads == "auto":
-        dev = device if device is not None else (getattr(X_s[0], "device", "cpu") if X_s else "cpu")
+        first = X_s[0] if isinstance(X_s, (list, tuple)) and len(X_s) else None  # X_s is checked by the fit
+        dev = device if device is not None else getattr(first, "device", "cpu")
         return blas_threads_ctx(None if str(dev).startswith("cuda") else 1)
     if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
                                     or num_threads < 1):

@@ -237,7 +237,7 @@ def test_non_finite_loss_raises_a_clear_error():
     (dict(reg=1.0, graph="bogus"), ValueError, "graph"),
     (dict(reg=1.0, batch_size=0), ValueError, "batch_size"),
     (dict(reg=1.0, batch_size=1000), ValueError, "batch_size"),
-    (dict(reg=1.0, numItermax=0), ValueError, "max_iter"),
+    (dict(reg=1.0, numItermax=0), ValueError, "numItermax"),
     (dict(reg=1.0, lr=-1.0), ValueError, "lr"),
     (dict(reg=1.0, batch_size=2.5), TypeError, "batch_size"),
 ])

@@ -34,11 +34,12 @@ from hypothesis import Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from ot_multimarginal.neural import NeuralEMOT, emot_neural, mgw_neural  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT, emot_neural, emot_neural2, mgw_neural  # noqa: E402
 
 ERRORS = (TypeError, ValueError)
 BACKENDS = ["numpy", "torch64", "torch32"]
-FAST = dict(n_iter=3, eval_every=0, patience=None)
+FAST = dict(max_iter=3, eval_every=0, patience=None)  # NeuralEMOT
+FN_FAST = dict(numItermax=3, eval_every=0, patience=None)  # emot_neural
 
 
 def _examples(factor):
@@ -103,17 +104,17 @@ def test_emot_neural_is_finite_and_a_lower_bound(p, graph, estimator):
     if graph == "circle" and k < 3:
         graph = "chain"
     v, log = _quiet(
-        emot_neural,
+        emot_neural2,
         X_s,
         reg,
         a_s=a_s,
         graph=graph,
         estimator=estimator,
-        seed=p["seed"],
+        random_state=p["seed"],
         log=True,
         batch_size=max(k, 4),
         replace=True,
-        **FAST,
+        **FN_FAST,
     )
     assert _finite(v)
     _check_type(v, be)
@@ -135,7 +136,7 @@ def test_emot_neural_is_finite_and_a_lower_bound(p, graph, estimator):
 def test_neural_emot_queries_are_finite(p, m, spread):
     X_s, a_s, reg = p["X_s"], p["a_s"], p["reg"]
     k = len(X_s)
-    est = _quiet(NeuralEMOT(reg, graph="chain", seed=p["seed"], **FAST).fit, X_s, a_s)
+    est = _quiet(NeuralEMOT(reg, graph="chain", random_state=p["seed"], **FAST).fit, X_s, a_s)
     rng = np.random.RandomState(p["seed"])
     Y = [to_backend(spread * rng.randn(m, int(X.shape[1])), p["be"]) for X in X_s]  # also far from the data
     for i in range(k):
@@ -151,8 +152,12 @@ def test_neural_emot_queries_are_finite(p, m, spread):
     P = est.plan()
     mass = sum(to_numpy(P.marginal(0)))
     assert abs(mass - 1.0) < (1e-3 if p["be"] == "torch32" else 1e-8)
-    D = est.pairwise_plan(0, 1, Y[0], Y[1])
-    assert _finite(D) and to_numpy(D).min() >= 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        D = est.pairwise_plan(0, 1, Y[0], Y[1])
+    assert not np.isnan(to_numpy(D)).any() and to_numpy(D).min() >= 0
+    if not _finite(D):
+        assert spread > 0 and any("pairwise_plan: the density overflows" in str(w.message) for w in caught)
 
 
 @settings(max_examples=_examples(0.4), phases=NO_SHRINK)
@@ -266,7 +271,7 @@ NEURAL_BAD = {
     "reg": [0.0, -1.0, float("nan"), "1", None, True],
     "estimator": ["combinatorical", None, 3],
     "batch_size": [0, -2, 2.5, "8"],
-    "n_iter": [0, -1, 1.5, None],
+    "numItermax": [0, -1, 1.5, None],
     "lr": [0.0, -1e-2, float("nan"), "fast"],
     "width": [0, 2.5, "wide"],
     "depth": [0, -1, 1.5],
@@ -277,7 +282,7 @@ NEURAL_BAD = {
     "device": ["gpu", "cuda:99", 1.5, "tpu"],
     "dtype": [torch.int32, "float32", np.float64, torch.bool],
     "checkpoint_dir": [5, 2.5, ["a"]],
-    "seed": [-1, 1.5, "0"],
+    "random_state": [-1, 1.5, "0"],
     "graph": ["ring", 3, [(0, 9)]],
     "evaluation": ["fast", None],
     "patience": [0, 1.5],
@@ -290,9 +295,13 @@ def perturbed_neural_calls(draw):
     be, X_s = p["be"], p["X_s"]
     fn = draw(st.sampled_from(["emot_neural", "NeuralEMOT", "mgw_neural"]))
     arg = draw(st.sampled_from(["X_s", "a_s"] + sorted(NEURAL_BAD)))
-    if fn == "mgw_neural" and arg in ("evaluation", "patience", "warm_start", "replace", "graph"):
-        arg = "lr"  # not parameters of NeuralMGW
-    args, kwargs = [X_s, 1.0], dict(FAST)
+    if fn == "mgw_neural" and arg in ("evaluation", "patience", "warm_start", "replace", "graph", "numItermax",
+                                      "random_state"):
+        arg = "lr"  # not parameters of NeuralMGW, or named otherwise there
+    args, kwargs = [X_s, 1.0], dict(FAST if fn == "NeuralEMOT" else FN_FAST)
+    if fn == "NeuralEMOT" and arg == "numItermax":
+        arg = "max_iter"  # the estimator's name for the step budget
+        kwargs.pop("max_iter")
     if fn == "mgw_neural":
         kwargs = dict(n_outer=1, n_iter=2, n_iter_refit=2, init="zero")
     if arg == "X_s":
@@ -302,7 +311,7 @@ def perturbed_neural_calls(draw):
     elif arg == "reg":
         args[1] = draw(st.sampled_from(NEURAL_BAD["reg"]))
     else:
-        kwargs[arg] = draw(st.sampled_from(NEURAL_BAD[arg]))
+        kwargs[arg] = draw(st.sampled_from(NEURAL_BAD["numItermax" if arg == "max_iter" else arg]))
     if fn == "NeuralEMOT":
         a_s = kwargs.pop("a_s", None)
         return (lambda X, reg, **kw: NeuralEMOT(reg, **kw).fit(X, a_s)), args, kwargs, arg
@@ -320,7 +329,7 @@ def test_invalid_neural_arguments_are_named(case):
 def fitted():
     rng = np.random.RandomState(0)
     X_s = [rng.randn(12, 2), rng.randn(10, 2), rng.randn(8, 2)]
-    return _quiet(NeuralEMOT(1.0, graph="chain", seed=0, **FAST).fit, X_s)
+    return _quiet(NeuralEMOT(1.0, graph="chain", random_state=0, **FAST).fit, X_s)
 
 
 @settings(max_examples=_examples(2), phases=NO_SHRINK)

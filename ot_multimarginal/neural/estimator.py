@@ -744,17 +744,7 @@ class NeuralEMOT(ParamsMixin):
         with torch.no_grad():
             f = self._potentials_on(X)
             z = aligned_exponents(self.cost_, X, f, self.reg_) - self.log_partition_
-            d = torch.exp(z)
-            over = torch.isposinf(d) & torch.isfinite(z)
-            if bool(over.any()):  # one host sync, and only on a query (never in training)
-                warnings.warn(
-                    "plan_density: the density overflows %s at %d of %d query tuples (log-density up to %.4g): "
-                    "the learned potentials grow faster than the cost away from the training data, so the "
-                    "density there is an extrapolation; query points near the training clouds"
-                    % (str(d.dtype).replace("torch.", ""), int(over.sum()), m, float(z.max())),
-                    UserWarning,
-                    stacklevel=2,
-                )
+            d = _exp_of_query(z, "plan_density", "query tuples")
         return d.cpu().numpy() if is_np else d
 
     def dual_potentials(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> Potentials:
@@ -886,7 +876,7 @@ class NeuralEMOT(ParamsMixin):
         weights[j] = torch.ones(data[j].shape[0], dtype=dt, device=dev)
         with torch.no_grad():
             L = self._dual_potentials(data, weights).log_pairwise_marginal(i, j) - self.log_partition_
-            D = torch.exp(L)
+            D = _exp_of_query(L, "pairwise_plan", "query pairs")
         return D.cpu().numpy() if is_np else D
 
     # ---- persistence -------------------------------------------------------
@@ -1025,3 +1015,24 @@ def _is_dense_graph(cost):
     k = cost.k
     return len(cost.edges) > k
 
+
+def _exp_of_query(z, caller, what):
+    """``exp(z)`` of a log-density at query points, with a ``UserWarning`` where it overflows.
+
+    Far from the training clouds the learned potentials (their quadratic term
+    above all) may grow faster than the cost: the density there is an
+    extrapolation, and an overflow is said, never silent. One host sync, on a
+    query only (never in training).
+    """
+    d = torch.exp(z)
+    over = torch.isposinf(d) & torch.isfinite(z)
+    if bool(over.any()):
+        warnings.warn(
+            "%s: the density overflows %s at %d of %d %s (log-density up to %.4g): the learned potentials grow "
+            "faster than the cost away from the training data, so the density there is an extrapolation; query "
+            "points near the training clouds" % (caller, str(d.dtype).replace("torch.", ""), int(over.sum()),
+                                                 int(z.numel()), what, float(z.max())),
+            UserWarning,
+            stacklevel=3,
+        )
+    return d
