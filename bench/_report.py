@@ -57,8 +57,7 @@ def md_table(header, rows, align=None):
     if len(align) != len(header) or any(len(r) != len(header) for r in rows):
         raise ValueError("md_table: every row and align need one entry per column (%d)" % len(header))
     sep = {"l": "---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |",
-             "|" + "|".join(sep[a] for a in align) + "|"]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join(sep[a] for a in align) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -93,7 +92,7 @@ def write_markdown(name, title, blocks, source=None, figures=()):
         with open(path, encoding="utf-8") as f:
             old = f.read()
         if MANUAL in old:
-            kept = old[old.index(MANUAL) + len(MANUAL):].strip("\n")
+            kept = old[old.index(MANUAL) + len(MANUAL) :].strip("\n")
     parts = ["# " + title]
     if source:
         parts.append("*Source:* " + source)

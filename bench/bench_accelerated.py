@@ -23,6 +23,7 @@ Run from the repository root: ``python bench/bench_accelerated.py`` (about 2–4
 ``--render`` rewrites the page from the JSON).
 Timings are wall-clock on a shared machine: compare ratios, not absolutes.
 """
+
 import json
 import os
 import platform
@@ -38,6 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _report import load_results, md_table, write_markdown  # noqa: E402
+
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,22 +116,54 @@ def report(name, result):
                     s += " (%.2f s)" % r["time_s"]
                     return s if r["converged"] else s + " **not conv.**"
 
-                rows.append([k, n, "%g" % eta, "%.0e" % tol, cell(c), cell(g), cell(a, True),
-                             "%.2f" % (a["iters"] / max(g["iters"], 1)),
-                             "%.2f" % (a["time_s"] / max(g["time_s"], 1e-12)),
-                             "%.3f s" % lps["k%dn%d" % (k, n)]["time_s"]])
-    table = md_table(["k", "n", "η", "tol", "cyclic sweeps (time)", "greedy iters (time)",
-                      "accelerated iters / passes (time)", "acc / greedy iters", "acc / greedy time", "LP time"],
-                     rows, align="rrrrrrrrrr")
+                rows.append(
+                    [
+                        k,
+                        n,
+                        "%g" % eta,
+                        "%.0e" % tol,
+                        cell(c),
+                        cell(g),
+                        cell(a, True),
+                        "%.2f" % (a["iters"] / max(g["iters"], 1)),
+                        "%.2f" % (a["time_s"] / max(g["time_s"], 1e-12)),
+                        "%.3f s" % lps["k%dn%d" % (k, n)]["time_s"],
+                    ]
+                )
+    table = md_table(
+        [
+            "k",
+            "n",
+            "η",
+            "tol",
+            "cyclic sweeps (time)",
+            "greedy iters (time)",
+            "accelerated iters / passes (time)",
+            "acc / greedy iters",
+            "acc / greedy time",
+            "LP time",
+        ],
+        rows,
+        align="rrrrrrrrrr",
+    )
     meta = result["meta"]
-    write_markdown(name, "Cyclic, greedy and accelerated Sinkhorn", [
-        "Iterations (and time) to reach the L1 marginal error `tol`: %s. One run per cell from g = log a, "
-        "engine built before; \"passes\" counts engine work in units of all k marginals once (the "
-        "accelerated loop costs 3 per iteration). The LP is the exact problem solved by HiGHS. Timings "
-        "are wall-clock on the shared 2-core machine (%s): compare the ratios." % (meta["problems"], meta["date"]),
-        table], source="`python bench/bench_accelerated.py`",
-        figures=[("bench_accelerated.png", "marginal error against iterations for the cyclic, greedy and "
-                  "accelerated loops")] if os.path.exists(os.path.join(OUT, name + ".png")) else ())
+    write_markdown(
+        name,
+        "Cyclic, greedy and accelerated Sinkhorn",
+        [
+            "Iterations (and time) to reach the L1 marginal error `tol`: %s. One run per cell from g = log a, "
+            'engine built before; "passes" counts engine work in units of all k marginals once (the '
+            "accelerated loop costs 3 per iteration). The LP is the exact problem solved by HiGHS. Timings "
+            "are wall-clock on the shared 2-core machine (%s): compare the ratios." % (meta["problems"], meta["date"]),
+            table,
+        ],
+        source="`python bench/bench_accelerated.py`",
+        figures=[
+            ("bench_accelerated.png", "marginal error against iterations for the cyclic, greedy and accelerated loops")
+        ]
+        if os.path.exists(os.path.join(OUT, name + ".png"))
+        else (),
+    )
 
 
 def main():
@@ -148,23 +182,35 @@ def main():
                 for tol in TOLS:
                     t, info = run_one(a_s, M, eta, method, kw, tol, NUMITERMAX[name])
                     rec = {
-                        "k": k, "n": n, "eta": eta, "method": name, "tol": tol,
-                        "converged": bool(info["converged"]), "iters": int(info["niter"]),
-                        "passes": float(passes(name, info, k)), "time_s": t,
+                        "k": k,
+                        "n": n,
+                        "eta": eta,
+                        "method": name,
+                        "tol": tol,
+                        "converged": bool(info["converged"]),
+                        "iters": int(info["niter"]),
+                        "passes": float(passes(name, info, k)),
+                        "time_s": t,
                         "final_err": float(info["err"][-1]),
                     }
                     if name == "accelerated":
                         rec["n_accepted"] = int(info["n_accepted"])
                     records.append(rec)
                     flag = "" if rec["converged"] else "NOT CONVERGED"
-                    print("k=%d n=%d eta=%-6g %-11s tol=%.0e iters=%6d passes=%8.1f time=%6.2fs %s"
-                          % (k, n, eta, name, tol, rec["iters"], rec["passes"], t, flag), flush=True)
+                    print(
+                        "k=%d n=%d eta=%-6g %-11s tol=%.0e iters=%6d passes=%8.1f time=%6.2fs %s"
+                        % (k, n, eta, name, tol, rec["iters"], rec["passes"], t, flag),
+                        flush=True,
+                    )
                     if tol == min(TOLS) and eta == min(ETAS):
                         step = 10 if name == "cyclic" else 1
                         its = [step * i for i in range(len(info["err"]))]
                         per = {"cyclic": 1.1, "greedy": 1.0, "accelerated": 3.0}[name]
                         curves["k%dn%d/%s" % (k, n, name)] = {
-                            "iters": its, "passes": [per * i for i in its], "err": info["err"]}
+                            "iters": its,
+                            "passes": [per * i for i in its],
+                            "err": info["err"],
+                        }
     total = time.perf_counter() - t_start
 
     # ratios accelerated / greedy
@@ -174,18 +220,27 @@ def main():
             for tol in TOLS:
                 sel = {r["method"]: r for r in records if (r["k"], r["n"], r["eta"], r["tol"]) == (k, n, eta, tol)}
                 acc, gre, cyc = sel["accelerated"], sel["greedy"], sel["cyclic"]
-                ratios.append({
-                    "k": k, "n": n, "eta": eta, "tol": tol,
-                    "iters_acc_over_greedy": acc["iters"] / max(gre["iters"], 1),
-                    "passes_acc_over_greedy": acc["passes"] / max(gre["passes"], 1),
-                    "time_acc_over_greedy": acc["time_s"] / max(gre["time_s"], 1e-12),
-                    "time_acc_over_cyclic": acc["time_s"] / max(cyc["time_s"], 1e-12),
-                    "all_converged": acc["converged"] and gre["converged"] and cyc["converged"],
-                })
+                ratios.append(
+                    {
+                        "k": k,
+                        "n": n,
+                        "eta": eta,
+                        "tol": tol,
+                        "iters_acc_over_greedy": acc["iters"] / max(gre["iters"], 1),
+                        "passes_acc_over_greedy": acc["passes"] / max(gre["passes"], 1),
+                        "time_acc_over_greedy": acc["time_s"] / max(gre["time_s"], 1e-12),
+                        "time_acc_over_cyclic": acc["time_s"] / max(cyc["time_s"], 1e-12),
+                        "all_converged": acc["converged"] and gre["converged"] and cyc["converged"],
+                    }
+                )
 
     meta = {
-        "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-        "numpy": np.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "total_time_s": total,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "total_time_s": total,
         "note": "shared 2-core machine; one run per cell; timings noisy, compare ratios",
         "problems": "C ~ U[0,1], weights (U+0.1) normalised, seed 0, dense engine (mode='scaling'), float64",
     }

@@ -107,7 +107,9 @@ def _worker_ours(spec):
     k, n, seed, maxit = spec["k"], spec["n"], spec["seed"], spec["maxit"]
     X = _clouds(k, n, seed)
     # warm-up on a tiny problem: lazy imports, first-call overheads
-    emot_sinkhorn2(None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False, blas_threads=None)
+    emot_sinkhorn2(
+        None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False, blas_threads=None
+    )
     reset, before = _mem_before()
     t0 = time.perf_counter()
     C = cost_tensor(X)
@@ -138,7 +140,9 @@ def _worker_persweep(spec):
 
     k, n, seed = spec["k"], spec["n"], spec["seed"]
     C = cost_tensor(_clouds(k, n, seed))
-    emot_sinkhorn2(None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False, blas_threads=None)
+    emot_sinkhorn2(
+        None, cost_tensor(_clouds(k, 4, 0)), EPS, stopThr=THR, numItermax=20, log=True, warn=False, blas_threads=None
+    )
     out = {}
     for mode, (s1, s2), reps in (("scaling", spec["scaling_sweeps"], 3), ("log", spec["log_sweeps"], 1)):
         best = {}
@@ -146,7 +150,9 @@ def _worker_persweep(spec):
             ts = []
             for _ in range(reps):
                 t0 = time.perf_counter()
-                emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=s, log=True, warn=False, blas_threads=None, mode=mode)
+                emot_sinkhorn2(
+                    None, C, EPS, stopThr=0.0, numItermax=s, log=True, warn=False, blas_threads=None, mode=mode
+                )
                 ts.append(time.perf_counter() - t0)
             best[s] = min(ts)
         out[mode] = dict(sweeps=[s1, s2], times_s=[best[s1], best[s2]], per_sweep_s=(best[s2] - best[s1]) / (s2 - s1))
@@ -228,7 +234,7 @@ def _worker_profile(spec):
 
     k, n, seed, sweeps = spec["k"], spec["n"], spec["seed"], spec["sweeps"]
     C = cost_tensor(_clouds(k, n, seed))
-    full = n ** k
+    full = n**k
     emot_sinkhorn2(None, C, EPS, stopThr=0.0, numItermax=10, log=True, warn=False, blas_threads=None)
 
     # 1. plain timing, then cProfile (its overhead inflates Python-heavy parts)
@@ -244,7 +250,9 @@ def _worker_profile(spec):
     st.print_stats(15)
     top = []
     for (fname, line, func), (_cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:15]:
-        top.append(dict(func="%s:%d(%s)" % (os.path.basename(fname), line, func), ncalls=nc, tottime_s=tt, cumtime_s=ct))
+        top.append(
+            dict(func="%s:%d(%s)" % (os.path.basename(fname), line, func), ncalls=nc, tottime_s=tt, cumtime_s=ct)
+        )
 
     # 2. every dot timed, bucketed by operand size
     buckets = {}
@@ -269,8 +277,16 @@ def _worker_profile(spec):
         t_wrapped = time.perf_counter() - t0
     finally:
         ot.backend.NumpyBackend.dot = orig
-    dots = {key: dict(calls=c[0], calls_per_sweep=c[0] / sweeps, total_s=c[1], per_call_ms=1e3 * c[1] / c[0], ms_per_sweep=1e3 * c[1] / sweeps)
-            for key, c in buckets.items()}
+    dots = {
+        key: dict(
+            calls=c[0],
+            calls_per_sweep=c[0] / sweeps,
+            total_s=c[1],
+            per_call_ms=1e3 * c[1] / c[0],
+            ms_per_sweep=1e3 * c[1] / sweeps,
+        )
+        for key, c in buckets.items()
+    }
 
     # 3. reference rates on a tensor of the same size
     K = np.exp(-C / EPS / 50.0)
@@ -294,7 +310,10 @@ def _worker_profile(spec):
     full_key = "full tensor (%d)" % full
     full_dots = dots.get(full_key, {})
     return dict(
-        k=k, n=n, sweeps=sweeps, tensor_bytes=K.nbytes,
+        k=k,
+        n=n,
+        sweeps=sweeps,
+        tensor_bytes=K.nbytes,
         per_sweep_ms=1e3 * t_plain / sweeps,
         per_sweep_ms_with_dot_timers=1e3 * t_wrapped / sweeps,
         dots=dots,
@@ -328,11 +347,14 @@ def _spawn(spec, extra_env=None, timeout=900):
         env.update(extra_env)
     p = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     for line in p.stdout.splitlines()[::-1]:
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     raise RuntimeError("worker %s failed (rc %s):\n%s\n%s" % (spec, p.returncode, p.stdout[-2000:], p.stderr[-4000:]))
 
 
@@ -373,7 +395,9 @@ def _machine_info():
     except Exception:
         info["numpy_blas"] = None
     try:
-        info["git_commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        info["git_commit"] = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
     except Exception:
         info["git_commit"] = None
     return info
@@ -394,11 +418,20 @@ def _f(x, fmt="%.3g"):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="k=3, n=50 only (smoke run)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per configuration (default: 3 for n=50 and n=150, 1 for n=100, "
-                    "2 for k=4 n=30, to stay under 10 min)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repeats per configuration (default: 3 for n=50 and n=150, 1 for n=100, "
+        "2 for k=4 n=30, to stay under 10 min)",
+    )
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--no-profile", action="store_true", help="skip the profile of our k=3, n=150 sweep")
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/bench_dense.json, or bench_dense_quick.json with --quick)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="JSON path (default bench/results/bench_dense.json, or bench_dense_quick.json with --quick)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--render", action="store_true", help="rewrite the .md results page from the JSON (--out), no run")
     args = ap.parse_args(argv)
@@ -415,9 +448,18 @@ def main(argv=None):
     have_ott = _have_ott()
     cases = CASES_QUICK if args.quick else CASES_FULL
     info = _machine_info()
-    print("# machine: %s, %s cores, load %s, numpy %s (%s), jax %s, ott-jax %s" % (
-        info["cpu"], info["nproc"], info["loadavg_start"], info["versions"]["numpy"], info["numpy_blas"],
-        info["versions"]["jax"], info["versions"]["ott-jax"]))
+    print(
+        "# machine: %s, %s cores, load %s, numpy %s (%s), jax %s, ott-jax %s"
+        % (
+            info["cpu"],
+            info["nproc"],
+            info["loadavg_start"],
+            info["versions"]["numpy"],
+            info["numpy_blas"],
+            info["versions"]["jax"],
+            info["versions"]["ott-jax"],
+        )
+    )
     if not have_ott:
         print("# OTT-JAX not installed in %s: timing our side only" % sys.executable)
 
@@ -428,31 +470,56 @@ def main(argv=None):
         runs = {name: [] for name, _ in configs}
         load = [os.getloadavg()[0]]
         for r in range(reps):
-            order = configs[r % len(configs):] + configs[:r % len(configs)]
+            order = configs[r % len(configs) :] + configs[: r % len(configs)]
             for name, env in order:
                 spec = dict(side="ott" if name == "ott" else "ours", k=k, n=n, seed=args.seed, maxit=maxit)
                 res = _spawn(spec, env)
                 runs[name].append(res)
-                print("  k=%d n=%d rep %d %-13s %7.2f s  %5d sweeps  err %.2e" % (k, n, r, name, res["time_s"], res["sweeps"], res["err"]), flush=True)
+                print(
+                    "  k=%d n=%d rep %d %-13s %7.2f s  %5d sweeps  err %.2e"
+                    % (k, n, r, name, res["time_s"], res["sweeps"], res["err"]),
+                    flush=True,
+                )
             load.append(os.getloadavg()[0])
         log_sweeps = (10, 20) if n >= 100 or k >= 4 else (10, 30)
         # one BLAS thread: on a loaded machine the default threads mostly measure the other processes
-        ps = _spawn(dict(side="persweep", k=k, n=n, seed=args.seed, maxit=maxit, scaling_sweeps=(50, 150), log_sweeps=log_sweeps), ONE_THREAD)
-        summ = dict(k=k, n=n, entries=n ** k, max_sweeps=maxit, repeats=reps, loadavg_1min=load, runs=runs, persweep=ps)
+        ps = _spawn(
+            dict(
+                side="persweep", k=k, n=n, seed=args.seed, maxit=maxit, scaling_sweeps=(50, 150), log_sweeps=log_sweeps
+            ),
+            ONE_THREAD,
+        )
+        summ = dict(k=k, n=n, entries=n**k, max_sweeps=maxit, repeats=reps, loadavg_1min=load, runs=runs, persweep=ps)
         for name in runs:
             ts = [x["time_s"] for x in runs[name]]
             summ[name] = dict(
-                time_median_s=_med(ts), time_min_s=min(ts), sweeps=runs[name][0]["sweeps"],
-                converged=runs[name][0]["converged"], err=runs[name][0]["err"], value=runs[name][0]["value"],
+                time_median_s=_med(ts),
+                time_min_s=min(ts),
+                sweeps=runs[name][0]["sweeps"],
+                converged=runs[name][0]["converged"],
+                err=runs[name][0]["err"],
+                value=runs[name][0]["value"],
                 per_sweep_median_s=_med(ts) / max(runs[name][0]["sweeps"], 1),
                 peak_delta_bytes=runs[name][0].get("peak_delta_bytes"),
-                buffers=(runs[name][0]["peak_delta_bytes"] / (n ** k * 8.0)) if runs[name][0].get("peak_delta_bytes") is not None else None,
+                buffers=(runs[name][0]["peak_delta_bytes"] / (n**k * 8.0))
+                if runs[name][0].get("peak_delta_bytes") is not None
+                else None,
             )
         if have_ott:
             paired = [o["time_s"] / u["time_s"] for o, u in zip(runs["ott"], runs["ours"])]
             paired1 = [o["time_s"] / u["time_s"] for o, u in zip(runs["ott"], runs["ours_1thread"])]
-            summ["ratio_ott_over_ours"] = dict(min_over_min=summ["ott"]["time_min_s"] / summ["ours"]["time_min_s"], median_of_medians=summ["ott"]["time_median_s"] / summ["ours"]["time_median_s"], paired=paired, paired_median=_med(paired))
-            summ["ratio_ott_over_ours_1thread"] = dict(min_over_min=summ["ott"]["time_min_s"] / summ["ours_1thread"]["time_min_s"], median_of_medians=summ["ott"]["time_median_s"] / summ["ours_1thread"]["time_median_s"], paired=paired1, paired_median=_med(paired1))
+            summ["ratio_ott_over_ours"] = dict(
+                min_over_min=summ["ott"]["time_min_s"] / summ["ours"]["time_min_s"],
+                median_of_medians=summ["ott"]["time_median_s"] / summ["ours"]["time_median_s"],
+                paired=paired,
+                paired_median=_med(paired),
+            )
+            summ["ratio_ott_over_ours_1thread"] = dict(
+                min_over_min=summ["ott"]["time_min_s"] / summ["ours_1thread"]["time_min_s"],
+                median_of_medians=summ["ott"]["time_median_s"] / summ["ours_1thread"]["time_median_s"],
+                paired=paired1,
+                paired_median=_med(paired1),
+            )
             summ["value_abs_diff"] = abs(summ["ott"]["value"] - summ["ours"]["value"])
             summ["same_sweeps"] = summ["ott"]["sweeps"] == summ["ours"]["sweeps"]
         results.append(summ)
@@ -465,12 +532,18 @@ def main(argv=None):
 
     # ---------------- tables ----------------
     lines = []
-    lines.append("eps = %g, threshold %g (sum of L1 marginal errors, checked every 10 sweeps), float64, seed %d. "
-                 "Times in s: min / median of the repeats, cost-tensor construction included on both sides; "
-                 "ratios = OTT min / ours min (the least perturbed runs) and, in brackets, median / median." % (EPS, THR, args.seed))
+    lines.append(
+        "eps = %g, threshold %g (sum of L1 marginal errors, checked every 10 sweeps), float64, seed %d. "
+        "Times in s: min / median of the repeats, cost-tensor construction included on both sides; "
+        "ratios = OTT min / ours min (the least perturbed runs) and, in brackets, median / median."
+        % (EPS, THR, args.seed)
+    )
     lines.append("")
-    lines.append("| k | n | sweeps ours / OTT | ours (default BLAS threads) | ours (1 BLAS thread) | OTT | OTT/ours | OTT/ours-1t "
-                 "| our value | OTT value (converted) | abs diff | load (1 min) |")
+    lines.append(
+        "| k | n | sweeps ours / OTT | ours (default BLAS threads) | ours (1 BLAS thread) | OTT | OTT/ours "
+        "| OTT/ours-1t "
+        "| our value | OTT value (converted) | abs diff | load (1 min) |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in results:
         o, o1 = s["ours"], s["ours_1thread"]
@@ -483,56 +556,118 @@ def main(argv=None):
         if have_ott:
             t = s["ott"]
             r, r1 = s["ratio_ott_over_ours"], s["ratio_ott_over_ours_1thread"]
-            lines.append("| %d | %d | %d / %d%s | %s | %s | %s | **%.2f** (%.2f) | **%.2f** (%.2f) | %.9f | %.9f | %.1e | %s |" % (
-                s["k"], s["n"], o["sweeps"], t["sweeps"], capped, tt(o), tt(o1), tt(t), r["min_over_min"], r["median_of_medians"],
-                r1["min_over_min"], r1["median_of_medians"], o["value"], t["value"], s["value_abs_diff"], load_s))
+            lines.append(
+                "| %d | %d | %d / %d%s | %s | %s | %s | **%.2f** (%.2f) | **%.2f** (%.2f) | %.9f | %.9f | %.1e | %s |"
+                % (
+                    s["k"],
+                    s["n"],
+                    o["sweeps"],
+                    t["sweeps"],
+                    capped,
+                    tt(o),
+                    tt(o1),
+                    tt(t),
+                    r["min_over_min"],
+                    r["median_of_medians"],
+                    r1["min_over_min"],
+                    r1["median_of_medians"],
+                    o["value"],
+                    t["value"],
+                    s["value_abs_diff"],
+                    load_s,
+                )
+            )
         else:
-            lines.append("| %d | %d | %d / —%s | %s | %s | OTT-JAX not installed | — | — | %.9f | — | — | %s |" % (
-                s["k"], s["n"], o["sweeps"], capped, tt(o), tt(o1), o["value"], load_s))
+            lines.append(
+                "| %d | %d | %d / —%s | %s | %s | OTT-JAX not installed | — | — | %.9f | — | — | %s |"
+                % (s["k"], s["n"], o["sweeps"], capped, tt(o), tt(o1), o["value"], load_s)
+            )
     lines.append("")
-    lines.append("Per sweep (ms). 'solve' = min solve time / sweeps; 'diff' = (T(S2) - T(S1)) / (S2 - S1), "
-                 "no early stop, one BLAS thread.")
+    lines.append(
+        "Per sweep (ms). 'solve' = min solve time / sweeps; 'diff' = (T(S2) - T(S1)) / (S2 - S1), "
+        "no early stop, one BLAS thread."
+    )
     lines.append("")
-    lines.append("| k | n | ours scaling, solve | ours scaling 1-thread, solve | OTT, solve | ours scaling 1-thread, diff "
-                 "| ours mode='log' 1-thread, diff | log / scaling |")
+    lines.append(
+        "| k | n | ours scaling, solve | ours scaling 1-thread, solve | OTT, solve | ours scaling 1-thread, diff "
+        "| ours mode='log' 1-thread, diff | log / scaling |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|")
     for s in results:
         ps = s["persweep"]
         ott_ps = s["ott"]["time_min_s"] / s["ott"]["sweeps"] * 1e3 if have_ott else None
-        lines.append("| %d | %d | %.3f | %.3f | %s | %.3f | %.1f | %.0f× |" % (
-            s["k"], s["n"], s["ours"]["time_min_s"] / s["ours"]["sweeps"] * 1e3, s["ours_1thread"]["time_min_s"] / s["ours_1thread"]["sweeps"] * 1e3,
-            _f(ott_ps, "%.3f") if have_ott else "OTT-JAX not installed", ps["scaling"]["per_sweep_s"] * 1e3, ps["log"]["per_sweep_s"] * 1e3,
-            ps["log"]["per_sweep_s"] / ps["scaling"]["per_sweep_s"]))
+        lines.append(
+            "| %d | %d | %.3f | %.3f | %s | %.3f | %.1f | %.0f× |"
+            % (
+                s["k"],
+                s["n"],
+                s["ours"]["time_min_s"] / s["ours"]["sweeps"] * 1e3,
+                s["ours_1thread"]["time_min_s"] / s["ours_1thread"]["sweeps"] * 1e3,
+                _f(ott_ps, "%.3f") if have_ott else "OTT-JAX not installed",
+                ps["scaling"]["per_sweep_s"] * 1e3,
+                ps["log"]["per_sweep_s"] * 1e3,
+                ps["log"]["per_sweep_s"] / ps["scaling"]["per_sweep_s"],
+            )
+        )
     lines.append("")
-    lines.append("Peak memory of the timed solve (VmHWM reset just before it, minus the RSS at that point), "
-                 "in tensors of prod(n) float64 entries:")
+    lines.append(
+        "Peak memory of the timed solve (VmHWM reset just before it, minus the RSS at that point), "
+        "in tensors of prod(n) float64 entries:"
+    )
     lines.append("")
-    lines.append("| k | n | tensor (MB) | ours (MB) | ours (buffers) | ours, tracemalloc (buffers) | OTT (MB) | OTT (buffers) |")
+    lines.append(
+        "| k | n | tensor (MB) | ours (MB) | ours (buffers) | ours, tracemalloc (buffers) | OTT (MB) | OTT (buffers) |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|")
     for s in results:
         o = s["ours"]
         t = s.get("ott", {})
-        lines.append("| %d | %d | %.1f | %s | %s | %.2f | %s | %s |" % (
-            s["k"], s["n"], s["entries"] * 8 / 1e6, _f(o["peak_delta_bytes"] and o["peak_delta_bytes"] / 1e6, "%.1f"), _f(o["buffers"], "%.2f"),
-            s["persweep"]["tracemalloc_peak_bytes"] / (s["entries"] * 8.0),
-            _f(t.get("peak_delta_bytes") and t["peak_delta_bytes"] / 1e6, "%.1f") if have_ott else "OTT-JAX not installed",
-            _f(t.get("buffers"), "%.2f") if have_ott else "—"))
+        lines.append(
+            "| %d | %d | %.1f | %s | %s | %.2f | %s | %s |"
+            % (
+                s["k"],
+                s["n"],
+                s["entries"] * 8 / 1e6,
+                _f(o["peak_delta_bytes"] and o["peak_delta_bytes"] / 1e6, "%.1f"),
+                _f(o["buffers"], "%.2f"),
+                s["persweep"]["tracemalloc_peak_bytes"] / (s["entries"] * 8.0),
+                _f(t.get("peak_delta_bytes") and t["peak_delta_bytes"] / 1e6, "%.1f")
+                if have_ott
+                else "OTT-JAX not installed",
+                _f(t.get("buffers"), "%.2f") if have_ott else "—",
+            )
+        )
     if profile:
         lines.append("")
-        lines.append("Profile of our k=3, n=150 sweep (%d sweeps, stopThr=0; every backend dot timed):" % next(iter(profile.values()))["sweeps"])
+        lines.append(
+            "Profile of our k=3, n=150 sweep (%d sweeps, stopThr=0; every backend dot timed):"
+            % next(iter(profile.values()))["sweeps"]
+        )
         lines.append("")
-        lines.append("| BLAS threads | ms/sweep | full-tensor dots per sweep | ms per full-tensor dot "
-                     "| its fraction of K.sum() read bandwidth | ms/sweep in full dots | ms/sweep in other dots "
-                     "| one read of K (ms) | sweep / one read |")
+        lines.append(
+            "| BLAS threads | ms/sweep | full-tensor dots per sweep | ms per full-tensor dot "
+            "| its fraction of K.sum() read bandwidth | ms/sweep in full dots | ms/sweep in other dots "
+            "| one read of K (ms) | sweep / one read |"
+        )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for name, p in profile.items():
             fk = [key for key in p["dots"] if key.startswith("full")]
             fd = p["dots"][fk[0]] if fk else None
             other = sum(d["ms_per_sweep"] for key, d in p["dots"].items() if not key.startswith("full"))
-            lines.append("| %s | %.2f | %s | %s | %s | %s | %.3f | %.2f | %.1f |" % (
-                name, p["per_sweep_ms"], _f(fd and fd["calls_per_sweep"], "%.2f"), _f(fd and fd["per_call_ms"], "%.2f"),
-                _f(p["full_dot_fraction_of_read_bw"], "%.2f"), _f(fd and fd["ms_per_sweep"], "%.2f"), other,
-                p["references_min_median_s"]["K.sum() (one read)"][0] * 1e3, p["sweep_over_one_read"]))
+            lines.append(
+                "| %s | %.2f | %s | %s | %s | %s | %.3f | %.2f | %.1f |"
+                % (
+                    name,
+                    p["per_sweep_ms"],
+                    _f(fd and fd["calls_per_sweep"], "%.2f"),
+                    _f(fd and fd["per_call_ms"], "%.2f"),
+                    _f(p["full_dot_fraction_of_read_bw"], "%.2f"),
+                    _f(fd and fd["ms_per_sweep"], "%.2f"),
+                    other,
+                    p["references_min_median_s"]["K.sum() (one read)"][0] * 1e3,
+                    p["sweep_over_one_read"],
+                )
+            )
     table = "\n".join(lines)
     print()
     print(table)
@@ -540,12 +675,20 @@ def main(argv=None):
     info["wall_s"] = time.perf_counter() - t_start
     info["python_executable"] = sys.executable
     payload = dict(
-        machine=info, eps=EPS, threshold=THR, seed=args.seed, quick=args.quick, ott_installed=have_ott,
+        machine=info,
+        eps=EPS,
+        threshold=THR,
+        seed=args.seed,
+        quick=args.quick,
+        ott_installed=have_ott,
         ott_call="jax.jit(lambda solver, x_s: solver(x_s, None, cost_fns=SqEuclidean(), epsilon=0.1)); "
-                 "MMSinkhorn(threshold=1e-6, norm_error=1.0, inner_iterations=10, max_iterations=maxit); 2nd call timed",
+        "MMSinkhorn(threshold=1e-6, norm_error=1.0, inner_iterations=10, max_iterations=maxit); 2nd call timed",
         ours_call="C = cost_tensor(X_s); emot_sinkhorn2(None, C, 0.1, stopThr=1e-6, numItermax=maxit, log=True) "
-                  "(mode='scaling')",
-        timing_includes_cost_tensor=True, results=results, profile=profile, table_markdown=table,
+        "(mode='scaling')",
+        timing_includes_cost_tensor=True,
+        results=results,
+        profile=profile,
+        table_markdown=table,
     )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
@@ -559,15 +702,30 @@ def report(name, payload):
     from _report import write_markdown
 
     m = payload["machine"]
-    write_markdown(name, "Dense path against OTT-JAX", [
-        "`emot_sinkhorn2` on `cost_tensor` of k point clouds N(0, I₂) against OTT-JAX %s `MMSinkhorn` "
-        "(jax %s, jit, timed on its second call), same clouds, ε = %g, float64, uniform weights; both "
-        "sides do the same sweeps; each solve in its own subprocess. Machine: %s, %s cores, %s; load "
-        "average %.1f at the start, %.1f at the end of the run (%s)." % (
-            m["versions"].get("ott-jax"), m["versions"].get("jax"), payload["eps"], m["cpu"], m["nproc"],
-            m["numpy_blas"], m["loadavg_start"][0], m.get("loadavg_end", [float("nan")])[0], m["date_utc"][:10]),
-        "Our call: `%s`. OTT-JAX: `%s`." % (payload["ours_call"], payload["ott_call"]),
-        payload["table_markdown"]], source="`bench/.venv-ott/bin/python bench/bench_dense.py` (see bench/README.md)")
+    write_markdown(
+        name,
+        "Dense path against OTT-JAX",
+        [
+            "`emot_sinkhorn2` on `cost_tensor` of k point clouds N(0, I₂) against OTT-JAX %s `MMSinkhorn` "
+            "(jax %s, jit, timed on its second call), same clouds, ε = %g, float64, uniform weights; both "
+            "sides do the same sweeps; each solve in its own subprocess. Machine: %s, %s cores, %s; load "
+            "average %.1f at the start, %.1f at the end of the run (%s)."
+            % (
+                m["versions"].get("ott-jax"),
+                m["versions"].get("jax"),
+                payload["eps"],
+                m["cpu"],
+                m["nproc"],
+                m["numpy_blas"],
+                m["loadavg_start"][0],
+                m.get("loadavg_end", [float("nan")])[0],
+                m["date_utc"][:10],
+            ),
+            "Our call: `%s`. OTT-JAX: `%s`." % (payload["ours_call"], payload["ott_call"]),
+            payload["table_markdown"],
+        ],
+        source="`bench/.venv-ott/bin/python bench/bench_dense.py` (see bench/README.md)",
+    )
 
 
 if __name__ == "__main__":

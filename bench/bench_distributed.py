@@ -78,8 +78,9 @@ def _reference(case):
     c = CASES[case]
     import ot_multimarginal as om
 
-    return float(om.empirical_emot_sinkhorn2(_clouds(c["k"], c["n"]), c["reg"], graph=c["graph"], stopThr=1e-7,
-                                             numItermax=20000))
+    return float(
+        om.empirical_emot_sinkhorn2(_clouds(c["k"], c["n"]), c["reg"], graph=c["graph"], stopThr=1e-7, numItermax=20000)
+    )
 
 
 def _time_collectives(b_rank, k, n_params, device, repeats=200):
@@ -124,9 +125,19 @@ def worker(spec):
         X_s = _clouds(c["k"], c["n"])
         for loss in spec["losses"]:
             b_rank = int(spec["b_rank"])
-            est = NeuralEMOT(c["reg"], graph=c["graph"], batch_size=b_rank, max_iter=spec["steps"], eval_every=20,
-                             patience=None, random_state=0, device=device, distributed_loss=loss, evaluation="mc",
-                             n_eval_batches=8)
+            est = NeuralEMOT(
+                c["reg"],
+                graph=c["graph"],
+                batch_size=b_rank,
+                max_iter=spec["steps"],
+                eval_every=20,
+                patience=None,
+                random_state=0,
+                device=device,
+                distributed_loss=loss,
+                evaluation="mc",
+                n_eval_batches=8,
+            )
             est.fit(X_s)
             world = est.world_size_
             steps = est.n_iter_
@@ -134,14 +145,28 @@ def worker(spec):
             n_params = sum(p.numel() for p in est.potentials_.parameters())
             dev = est.X_fit_[0].device
             gather_us, allreduce_us = _time_collectives(b_rank, c["k"], n_params, dev)
-            rows.append(dict(
-                case=case, loss=loss, world=world, threads=int(spec["threads"]), device=str(dev.type),
-                backend=str(dist.get_backend()) if dist.is_initialized() else None, b_rank=b_rank,
-                b_global=b_rank * world, steps=steps, train_s=t, ms_per_step=1e3 * t / steps,
-                samples_per_s=b_rank * world * c["k"] * steps / t, eval_step=list(est.history_["eval_step"]),
-                eval_value=list(est.history_["eval_value"]), value=float(est.value_), gather_us=gather_us,
-                allreduce_us=allreduce_us, n_params=n_params,
-            ))
+            rows.append(
+                dict(
+                    case=case,
+                    loss=loss,
+                    world=world,
+                    threads=int(spec["threads"]),
+                    device=str(dev.type),
+                    backend=str(dist.get_backend()) if dist.is_initialized() else None,
+                    b_rank=b_rank,
+                    b_global=b_rank * world,
+                    steps=steps,
+                    train_s=t,
+                    ms_per_step=1e3 * t / steps,
+                    samples_per_s=b_rank * world * c["k"] * steps / t,
+                    eval_step=list(est.history_["eval_step"]),
+                    eval_value=list(est.history_["eval_value"]),
+                    value=float(est.value_),
+                    gather_us=gather_us,
+                    allreduce_us=allreduce_us,
+                    n_params=n_params,
+                )
+            )
             if loss == "global" and world == 1:
                 break  # one process: the two losses are the same
     if rank == 0:
@@ -158,13 +183,26 @@ def _free_port():
 def launch(world, threads, device, b_rank, steps, cases, losses, timeout=1800):
     out = os.path.join(OUT, ".bench_distributed_%d_%d_%s_%d.json" % (world, threads, device, b_rank))
     spec = dict(threads=threads, device=device, b_rank=b_rank, steps=steps, cases=cases, losses=losses, out=out)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(
+        os.environ,
+        PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS=str(threads),
+        OPENBLAS_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
     if device == "cpu" and any(name == "lo" for _, name in socket.if_nameindex()):
         env["GLOO_SOCKET_IFNAME"] = "lo"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=%d" % world,
-           "--master_addr=127.0.0.1", "--master_port=%d" % _free_port(), os.path.abspath(__file__),
-           "--worker", json.dumps(spec)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=%d" % world,
+        "--master_addr=127.0.0.1",
+        "--master_port=%d" % _free_port(),
+        os.path.abspath(__file__),
+        "--worker",
+        json.dumps(spec),
+    ]
     subprocess.run(cmd, env=env, check=True, timeout=timeout, cwd=ROOT)
     with open(out) as fh:
         rows = json.load(fh)
@@ -186,9 +224,12 @@ def main():
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--gpus", type=int, default=None, help="GPU counts up to this (default: all)")
     parser.add_argument("--render", action="store_true", help="only rewrite the table, CSV and plot from the JSON")
-    parser.add_argument("--b-rank", type=int, default=B_RANK,
-                        help="points per marginal per rank (default 128; other values write "
-                             "bench_distributed_b<B>.*)")
+    parser.add_argument(
+        "--b-rank",
+        type=int,
+        default=B_RANK,
+        help="points per marginal per rank (default 128; other values write bench_distributed_b<B>.*)",
+    )
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
@@ -217,20 +258,38 @@ def main():
     up_end = _uptime()
     refs = {case: _reference(case) for case in cases}
     for r in rows:
-        one = [q for q in rows if q["case"] == r["case"] and q["world"] == 1 and q["threads"] == 1
-               and q["device"] == r["device"]]
+        one = [
+            q
+            for q in rows
+            if q["case"] == r["case"] and q["world"] == 1 and q["threads"] == 1 and q["device"] == r["device"]
+        ]
         base = [q for q in one if q["b_global"] == b]
         same = [q for q in one if q["b_global"] == r["b_global"]]
         r["efficiency"] = r["samples_per_s"] / (r["world"] * base[0]["samples_per_s"]) if base else None
         r["speedup"] = same[0]["ms_per_step"] / r["ms_per_step"] if same else None
         ref = refs[r["case"]]
         r["reference"] = ref
-        r["steps_to_target"] = next((s for s, v in zip(r["eval_step"], r["eval_value"])
-                                     if ref is not None and abs(v - ref) <= TARGET * abs(ref)), None)
-        r["time_to_target_s"] = (r["steps_to_target"] * r["ms_per_step"] / 1e3
-                                 if r["steps_to_target"] is not None else None)
-    result = dict(uptime_start=up_start, uptime_end=up_end, steps=steps, b_rank=b, target=TARGET,
-                  torch=torch.__version__, cases=CASES, rows=rows)
+        r["steps_to_target"] = next(
+            (
+                s
+                for s, v in zip(r["eval_step"], r["eval_value"])
+                if ref is not None and abs(v - ref) <= TARGET * abs(ref)
+            ),
+            None,
+        )
+        r["time_to_target_s"] = (
+            r["steps_to_target"] * r["ms_per_step"] / 1e3 if r["steps_to_target"] is not None else None
+        )
+    result = dict(
+        uptime_start=up_start,
+        uptime_end=up_end,
+        steps=steps,
+        b_rank=b,
+        target=TARGET,
+        torch=torch.__version__,
+        cases=CASES,
+        rows=rows,
+    )
     with open(os.path.join(OUT, name + ".json"), "w") as fh:
         json.dump(result, fh, indent=1)
     render(result, name)
@@ -241,14 +300,21 @@ def render(result, name="bench_distributed"):
 
     text = table(result)
     print(text)
-    write_markdown(name, "Data-parallel NEMOT, b_r = %d points per marginal per rank" % result["b_rank"], [
-        "`emot_neural` on `torch.distributed`: 1 and 2 CPU processes (gloo), 1 process with 2 threads, and 1..N "
-        "GPUs (NCCL) when present; samples per second, time to 1% of the structured Sinkhorn value, scaling "
-        "efficiency, and the cost of the two collectives of a step.", text],
-        source="`python bench/bench_distributed.py%s`" % ("" if result["b_rank"] == 128 else
-                                                           " --b-rank %d" % result["b_rank"]),
+    write_markdown(
+        name,
+        "Data-parallel NEMOT, b_r = %d points per marginal per rank" % result["b_rank"],
+        [
+            "`emot_neural` on `torch.distributed`: 1 and 2 CPU processes (gloo), 1 process with 2 threads, and 1..N "
+            "GPUs (NCCL) when present; samples per second, time to 1% of the structured Sinkhorn value, scaling "
+            "efficiency, and the cost of the two collectives of a step.",
+            text,
+        ],
+        source="`python bench/bench_distributed.py%s`"
+        % ("" if result["b_rank"] == 128 else " --b-rank %d" % result["b_rank"]),
         figures=[(name + ".png", "samples per second and time to 1%")]
-        if os.path.exists(os.path.join(OUT, name + ".png")) else ())
+        if os.path.exists(os.path.join(OUT, name + ".png"))
+        else (),
+    )
     write_csv(result, name)
     plot(result, name)
 
@@ -258,24 +324,44 @@ def _fmt(x, f="%.3g"):
 
 
 def table(result):
-    refs = ", ".join(sorted(set("%s %.6g" % (r["case"], r["reference"]) for r in result["rows"]
-                                if r["reference"] is not None)))
-    lines = ["uptime at start: %s" % result["uptime_start"], "uptime at end:   %s" % result["uptime_end"], "",
-             "b_r = %d points per marginal per rank (one process: b_r or 2 b_r), %d steps (60 with two threads), "
-             "torch %s; time to %g%% of the exact value (structured Sinkhorn: %s)." % (
-                 result["b_rank"], result["steps"], result["torch"], 100 * result["target"], refs),
-             "",
-             "| case | device | ranks × threads | batch (per rank) | loss | ms/step | samples/s | weak-scaling "
-             "efficiency | speed-up, same global batch | steps to 1% | time to 1% (s) | all-gather (µs) | "
-             "all-reduce (µs) |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    refs = ", ".join(
+        sorted(set("%s %.6g" % (r["case"], r["reference"]) for r in result["rows"] if r["reference"] is not None))
+    )
+    lines = [
+        "uptime at start: %s" % result["uptime_start"],
+        "uptime at end:   %s" % result["uptime_end"],
+        "",
+        "b_r = %d points per marginal per rank (one process: b_r or 2 b_r), %d steps (60 with two threads), "
+        "torch %s; time to %g%% of the exact value (structured Sinkhorn: %s)."
+        % (result["b_rank"], result["steps"], result["torch"], 100 * result["target"], refs),
+        "",
+        "| case | device | ranks × threads | batch (per rank) | loss | ms/step | samples/s | weak-scaling "
+        "efficiency | speed-up, same global batch | steps to 1% | time to 1% (s) | all-gather (µs) | "
+        "all-reduce (µs) |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in result["rows"]:
-        lines.append("| %s | %s%s | %d × %d | %d (%d) | %s | %.2f | %.0f | %s | %s | %s | %s | %s | %s |" % (
-            r["case"], r["device"], " (%s)" % r["backend"] if r["backend"] else "", r["world"], r["threads"],
-            r["b_global"], r["b_rank"], r["loss"] if r["world"] > 1 else "—", r["ms_per_step"], r["samples_per_s"],
-            _fmt(r["efficiency"], "%.2f"), _fmt(r["speedup"], "%.2f"),
-            _fmt(r["steps_to_target"], "%d"),
-            _fmt(r["time_to_target_s"], "%.2f"), _fmt(r["gather_us"], "%.0f"), _fmt(r["allreduce_us"], "%.0f")))
+        lines.append(
+            "| %s | %s%s | %d × %d | %d (%d) | %s | %.2f | %.0f | %s | %s | %s | %s | %s | %s |"
+            % (
+                r["case"],
+                r["device"],
+                " (%s)" % r["backend"] if r["backend"] else "",
+                r["world"],
+                r["threads"],
+                r["b_global"],
+                r["b_rank"],
+                r["loss"] if r["world"] > 1 else "—",
+                r["ms_per_step"],
+                r["samples_per_s"],
+                _fmt(r["efficiency"], "%.2f"),
+                _fmt(r["speedup"], "%.2f"),
+                _fmt(r["steps_to_target"], "%d"),
+                _fmt(r["time_to_target_s"], "%.2f"),
+                _fmt(r["gather_us"], "%.0f"),
+                _fmt(r["allreduce_us"], "%.0f"),
+            )
+        )
     return "\n".join(lines)
 
 
@@ -285,13 +371,35 @@ def write_csv(result, name="bench_distributed"):
 
     with open(os.path.join(OUT, name + ".csv"), "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["case", "device", "ranks x threads", "global batch (per rank)", "loss", "ms/step", "samples/s",
-                    "weak-scaling efficiency", "speed-up, same global batch", "time to 1% (s)"])
+        w.writerow(
+            [
+                "case",
+                "device",
+                "ranks x threads",
+                "global batch (per rank)",
+                "loss",
+                "ms/step",
+                "samples/s",
+                "weak-scaling efficiency",
+                "speed-up, same global batch",
+                "time to 1% (s)",
+            ]
+        )
         for r in result["rows"]:
-            w.writerow([r["case"], r["device"], "%d x %d" % (r["world"], r["threads"]),
-                        "%d (%d)" % (r["b_global"], r["b_rank"]), r["loss"] if r["world"] > 1 else "-",
-                        "%.1f" % r["ms_per_step"], "%.0f" % r["samples_per_s"], _fmt(r["efficiency"], "%.2f"),
-                        _fmt(r["speedup"], "%.2f"), _fmt(r["time_to_target_s"], "%.2f")])
+            w.writerow(
+                [
+                    r["case"],
+                    r["device"],
+                    "%d x %d" % (r["world"], r["threads"]),
+                    "%d (%d)" % (r["b_global"], r["b_rank"]),
+                    r["loss"] if r["world"] > 1 else "-",
+                    "%.1f" % r["ms_per_step"],
+                    "%.0f" % r["samples_per_s"],
+                    _fmt(r["efficiency"], "%.2f"),
+                    _fmt(r["speedup"], "%.2f"),
+                    _fmt(r["time_to_target_s"], "%.2f"),
+                ]
+            )
 
 
 def plot(result, name="bench_distributed"):
@@ -306,15 +414,21 @@ def plot(result, name="bench_distributed"):
     fig, axes = plt.subplots(1, len(result["cases"]), figsize=(5 * len(result["cases"]), 3.6))
     for ax, case in zip(axes if len(result["cases"]) > 1 else [axes], result["cases"]):
         rs = [r for r in rows if r["case"] == case]
-        labels = ["%s %d×%d b=%d%s" % (r["device"], r["world"], r["threads"], r["b_global"],
-                                         "" if r["world"] == 1 else " " + r["loss"]) for r in rs]
+        labels = [
+            "%s %d×%d b=%d%s"
+            % (r["device"], r["world"], r["threads"], r["b_global"], "" if r["world"] == 1 else " " + r["loss"])
+            for r in rs
+        ]
         ax.bar(range(len(rs)), [r["samples_per_s"] for r in rs], color="C0")
         ax.set_xticks(range(len(rs)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("samples / s")
         ax.set_title(case)
-    fig.suptitle("NEMOT data-parallel, %d points/marginal/rank (%s)" % (
-        result["b_rank"], result["uptime_start"].split("load average:")[-1].strip()), fontsize=9)
+    fig.suptitle(
+        "NEMOT data-parallel, %d points/marginal/rank (%s)"
+        % (result["b_rank"], result["uptime_start"].split("load average:")[-1].strip()),
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(os.path.join(OUT, name + ".png"), dpi=110)
     print("wrote %s" % os.path.join(OUT, name + ".{json,md,csv,png}"))

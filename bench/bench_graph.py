@@ -96,9 +96,9 @@ def _matmul_flops_per_sweep(kind, shape):
     if kind == "cycle":
         if k == 3:
             # triangle: one through-product per two updates
-            return 1.5 * 2.0 * n ** 3
+            return 1.5 * 2.0 * n**3
         # scaled cycle engine: suffixes S_1..S_{k-2} and prefixes P_2..P_{k-1}
-        return 2 * (k - 2) * 2.0 * n ** 3
+        return 2 * (k - 2) * 2.0 * n**3
     if kind == "tree":
         # chain: 2 (k - 1) matrix-vector products
         return 2 * (k - 1) * 2.0 * n * n
@@ -123,12 +123,22 @@ def worker(spec):
         import bench_dense
 
         if (reg, thr, SEED) != (bench_dense.EPS, bench_dense.THR, bench_dense.SEED):
-            raise ValueError("the OTT-JAX worker runs eps=%g, thr=%g, seed=%d" % (bench_dense.EPS, bench_dense.THR,
-                                                                                  bench_dense.SEED))
+            raise ValueError(
+                "the OTT-JAX worker runs eps=%g, thr=%g, seed=%d" % (bench_dense.EPS, bench_dense.THR, bench_dense.SEED)
+            )
         r = bench_dense._worker_ott(dict(k=k, n=n, seed=SEED, maxit=maxit))
-        out = dict(spec, engine="ott-jax", time_s=r["time_s"], niter=r["sweeps"], converged=r["converged"],
-                   err=r["err"], value=r["value"], per_sweep_ms=1e3 * r["time_s"] / max(r["sweeps"], 1),
-                   peak_increase_mib=(r.get("peak_delta_bytes") or float("nan")) / 2**20, gflops=float("nan"))
+        out = dict(
+            spec,
+            engine="ott-jax",
+            time_s=r["time_s"],
+            niter=r["sweeps"],
+            converged=r["converged"],
+            err=r["err"],
+            value=r["value"],
+            per_sweep_ms=1e3 * r["time_s"] / max(r["sweeps"], 1),
+            peak_increase_mib=(r.get("peak_delta_bytes") or float("nan")) / 2**20,
+            gflops=float("nan"),
+        )
         print("RESULT " + json.dumps(out))
         return
     X = _clouds(k, n)
@@ -221,7 +231,7 @@ def machine_rates():
             for _ in range(reps):
                 A @ B
             best = min(best, (time.perf_counter() - t) / reps)
-        out["matmul_%d_gflops" % n] = 2.0 * n ** 3 / best / 1e9
+        out["matmul_%d_gflops" % n] = 2.0 * n**3 / best / 1e9
     # matrix-vector products over 16 different 1000 x 1000 matrices (128 MB: from
     # main memory, as the kernels of a long chain), then over one (from cache)
     As = [rng.standard_normal((1000, 1000)) for _ in range(16)]
@@ -234,7 +244,7 @@ def machine_rates():
                 for A in mats:
                     A @ x
             best = min(best, (time.perf_counter() - t) / (4 * len(mats)))
-        out[name] = 2.0 * 1000 ** 2 / best / 1e9
+        out[name] = 2.0 * 1000**2 / best / 1e9
     return out
 
 
@@ -266,7 +276,16 @@ def main(quick=False, cases=None):
         a_n, a2_n, a2_it, b_n, b_it, chain_ks, chain_n, circ = 50, 80, 100, 500, 10, (5, 10), 300, (6, 200, 100)
         a3_it, e_n = 100, 20
     else:
-        a_n, a2_n, a2_it, b_n, b_it, chain_ks, chain_n, circ = 150, 300, 500, 2000, 60, (10, 20, 50), 1000, (10, 500, 6000)
+        a_n, a2_n, a2_it, b_n, b_it, chain_ks, chain_n, circ = (
+            150,
+            300,
+            500,
+            2000,
+            60,
+            (10, 20, 50),
+            1000,
+            (10, 500, 6000),
+        )
         a3_it, e_n = 300, 60
     rows = []
 
@@ -275,8 +294,12 @@ def main(quick=False, cases=None):
     # (a3) eps = 0.01 at n = 150, an equal fixed budget of sweeps.
     # Each pair is run REPS times, alternating sides; the fastest run of each side counts.
     sa = dict(case="a", k=3, n=a_n, reg=0.1, thr=1e-6, maxit=20000, graph="complete")
-    specs = [sa, dict(sa, case="a-2t", threads=2), dict(sa, case="a2", n=a2_n, maxit=a2_it),
-             dict(sa, case="a3", reg=0.01, maxit=a3_it)]
+    specs = [
+        sa,
+        dict(sa, case="a-2t", threads=2),
+        dict(sa, case="a2", n=a2_n, maxit=a2_it),
+        dict(sa, case="a3", reg=0.01, maxit=a3_it),
+    ]
     best_a = None
     for spec in [sp for sp in specs if want(sp["case"])]:
         rs, rd = _paired(spec)
@@ -305,29 +328,28 @@ def main(quick=False, cases=None):
     if want("b"):
         sb = dict(case="b", k=3, n=b_n, reg=1.0, thr=1e-4, maxit=b_it, graph="complete", side="structured")
         rb = _run(sb, timeout=1200)
-        rb["dense_tensor_would_need_gib"] = 8.0 * b_n ** 3 / 2 ** 30
+        rb["dense_tensor_would_need_gib"] = 8.0 * b_n**3 / 2**30
         results["cases"].append(rb)
         rows.append(rb)
 
     # (c) chains: per-sweep time (fixed number of sweeps), then one full solve
     if want("c"):
         for k in chain_ks:
-            sc = dict(case="c", k=k, n=chain_n, reg=0.1, thr=0.0, maxit=20, graph="chain", side="structured",
-                      steady=5)
+            sc = dict(case="c", k=k, n=chain_n, reg=0.1, thr=0.0, maxit=20, graph="chain", side="structured", steady=5)
             rc = _run(sc)
             results["cases"].append(rc)
             rows.append(rc)
     if want("c-full"):
-        sc = dict(case="c-full", k=chain_ks[0], n=chain_n, reg=0.1, thr=1e-6, maxit=3000, graph="chain",
-                  side="structured")
+        sc = dict(
+            case="c-full", k=chain_ks[0], n=chain_n, reg=0.1, thr=1e-6, maxit=3000, graph="chain", side="structured"
+        )
         rc = _run(sc)
         results["cases"].append(rc)
         rows.append(rc)
 
     # (d) circle
     if want("d"):
-        sd = dict(case="d", k=circ[0], n=circ[1], reg=0.1, thr=1e-6, maxit=circ[2], graph="circle",
-                  side="structured")
+        sd = dict(case="d", k=circ[0], n=circ[1], reg=0.1, thr=1e-6, maxit=circ[2], graph="circle", side="structured")
         rd2 = _run(sd)
         results["cases"].append(rd2)
         rows.append(rd2)
@@ -375,11 +397,15 @@ def _notes(r):
     """The result column of a case: ratios to the dense path / OTT-JAX, memory, fraction of the machine's rates."""
     notes = []
     if "speedup_vs_dense" in r:
-        notes.append("speed-up over dense %.1fx, value rel. diff %.1e, same sweeps: %s"
-                     % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"]))
+        notes.append(
+            "speed-up over dense %.1fx, value rel. diff %.1e, same sweeps: %s"
+            % (r["speedup_vs_dense"], r["value_rel_diff_vs_dense"], r["same_niter_as_dense"])
+        )
     if "ott_over_structured" in r:
-        notes.append("the cycle engine (row a) is %.0fx faster; value abs. diff %.1e"
-                     % (r["ott_over_structured"], r["value_abs_diff_vs_structured"]))
+        notes.append(
+            "the cycle engine (row a) is %.0fx faster; value abs. diff %.1e"
+            % (r["ott_over_structured"], r["value_abs_diff_vs_structured"])
+        )
     if "threads" in r:
         notes.append("%d BLAS threads" % r["threads"])
     if "dense_tensor_would_need_gib" in r:
@@ -407,20 +433,44 @@ def report(name, results):
         if r["side"] == "dense" and "speedup_vs_dense" not in r:
             continue  # the dense side of a comparison: its ratio is on the structured row
         run = order.index(r.get("partial_run", results["meta"])["date"]) + 1
-        rows.append([r["case"], r["graph"], r["engine"], r["k"], r["n"], "%g" % r["reg"],
-                     "%d%s" % (r["niter"], " (converged)" if r["converged"] else ""), "%.3g" % r["per_sweep_ms"],
-                     "%.0f" % r["peak_increase_mib"], "; ".join(_notes(r)), run])
-    rates = ["run %d (%s): matmul 1000² %.1f GFLOP/s, matvec 1000² from memory %.1f GFLOP/s"
-             % (i + 1, d, runs[d]["rates"]["matmul_1000_gflops"], runs[d]["rates"]["matvec_1000_gflops"])
-             for i, d in enumerate(order)]
-    table = md_table(["case", "graph", "engine", "k", "n", "ε", "sweeps", "ms/sweep", "peak MiB added", "result",
-                      "run"], rows, align="lllrrrrrrll")
-    write_markdown(name, "Graph-structured costs", [
-        "The pairwise (graph) engines against the dense path on the same problem (and OTT-JAX `MMSinkhorn` for "
-        "case a-ott), and sizes the dense path cannot hold; float64, point clouds N(0, I₂), %d BLAS thread(s) "
-        "unless said, each comparison run alternately and the fastest kept, on the shared 2-core machine. Ratios "
-        "are within one run; reference rates of each run: %s." % (results["meta"]["blas_threads"], "; ".join(rates)),
-        table], source="`python bench/bench_graph.py` (`--cases a,a-ott` reruns some cases into the same JSON)")
+        rows.append(
+            [
+                r["case"],
+                r["graph"],
+                r["engine"],
+                r["k"],
+                r["n"],
+                "%g" % r["reg"],
+                "%d%s" % (r["niter"], " (converged)" if r["converged"] else ""),
+                "%.3g" % r["per_sweep_ms"],
+                "%.0f" % r["peak_increase_mib"],
+                "; ".join(_notes(r)),
+                run,
+            ]
+        )
+    rates = [
+        "run %d (%s): matmul 1000² %.1f GFLOP/s, matvec 1000² from memory %.1f GFLOP/s"
+        % (i + 1, d, runs[d]["rates"]["matmul_1000_gflops"], runs[d]["rates"]["matvec_1000_gflops"])
+        for i, d in enumerate(order)
+    ]
+    table = md_table(
+        ["case", "graph", "engine", "k", "n", "ε", "sweeps", "ms/sweep", "peak MiB added", "result", "run"],
+        rows,
+        align="lllrrrrrrll",
+    )
+    write_markdown(
+        name,
+        "Graph-structured costs",
+        [
+            "The pairwise (graph) engines against the dense path on the same problem (and OTT-JAX `MMSinkhorn` for "
+            "case a-ott), and sizes the dense path cannot hold; float64, point clouds N(0, I₂), %d BLAS thread(s) "
+            "unless said, each comparison run alternately and the fastest kept, on the shared 2-core machine. Ratios "
+            "are within one run; reference rates of each run: %s."
+            % (results["meta"]["blas_threads"], "; ".join(rates)),
+            table,
+        ],
+        source="`python bench/bench_graph.py` (`--cases a,a-ott` reruns some cases into the same JSON)",
+    )
 
 
 def _print_table(rows, rates, results):
@@ -430,8 +480,12 @@ def _print_table(rows, rates, results):
     print(
         "reference rates (GFLOP/s): matmul 1000x1000 %.1f, matmul 150x150 %.1f, matvec 1000x1000 %.1f "
         "(16 matrices, main memory; %.1f from cache)"
-        % (rates["matmul_1000_gflops"], rates["matmul_150_gflops"], rates["matvec_1000_gflops"],
-           rates["matvec_1000_cached_gflops"])
+        % (
+            rates["matmul_1000_gflops"],
+            rates["matmul_150_gflops"],
+            rates["matvec_1000_gflops"],
+            rates["matvec_1000_cached_gflops"],
+        )
     )
     cols = ("case", "graph", "engine", "k", "n", "reg", "time_s", "niter", "conv", "ms/sweep", "+peak_MiB", "value")
     hdr = "%-6s %-8s %-11s %3s %5s %6s %8s %6s %5s %9s %10s %10s %8s %s" % (cols + ("GFLOP/s", "notes"))
@@ -446,7 +500,7 @@ def _print_table(rows, rates, results):
         print(
             "chain: ms per edge per sweep:",
             ", ".join("%.2f" % v for v in results["chain_ms_per_edge_per_sweep"]),
-            "(steady state; constant = linear in k)"
+            "(steady state; constant = linear in k)",
         )
 
 
@@ -457,7 +511,8 @@ if __name__ == "__main__":
         "--threads", type=int, default=1, help="BLAS threads of every timed run (default 1: the machine is shared)"
     )
     ap.add_argument(
-        "--cases", default=None,
+        "--cases",
+        default=None,
         help="comma-separated cases to run (a, a-2t, a2, a3, a-ott, b, c, c-full, d, e); they replace "
         "their rows in the saved JSON (default: all)",
     )

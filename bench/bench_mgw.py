@@ -13,6 +13,7 @@
 Prints markdown tables and the machine load; saves bench/results/bench_mgw.json and .png.
 Usage: python bench/bench_mgw.py [--quick]
 """
+
 import json
 import os
 import sys
@@ -50,7 +51,7 @@ def acc(P, pi, pj):
 
 def unit(X):
     Xc = X - X.mean(0)
-    return Xc / np.sqrt((Xc ** 2).sum(1).mean())
+    return Xc / np.sqrt((Xc**2).sum(1).mean())
 
 
 def case_pot(ns, eps):
@@ -62,22 +63,51 @@ def case_pot(ns, eps):
         Y = unit(Y + 0.1 * rng.randn(*Y.shape))
         C1, C2 = ot.dist(X, X), ot.dist(Y, Y)
         t = time.perf_counter()
-        v, log = om.mgw_sinkhorn([X, Y], eps, normalize=None, init="zero", log=True, warn=False,
-                                 stopThr=1e-9, stopThrInner=1e-9, numItermaxInner=20000)
+        v, log = om.mgw_sinkhorn(
+            [X, Y],
+            eps,
+            normalize=None,
+            init="zero",
+            log=True,
+            warn=False,
+            stopThr=1e-9,
+            stopThrInner=1e-9,
+            numItermaxInner=20000,
+        )
         t_om = time.perf_counter() - t
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            T, lt = ot.gromov.entropic_gromov_wasserstein(C1, C2, epsilon=eps, log=True, tol=1e-9,
-                                                          numItermax=20000, stopThr=1e-9)
+            T, lt = ot.gromov.entropic_gromov_wasserstein(
+                C1, C2, epsilon=eps, log=True, tol=1e-9, numItermax=20000, stopThr=1e-9
+            )
         t_pot = time.perf_counter() - t
-        rows.append(dict(n=n, eps=eps, time_om=t_om, time_pot=t_pot,
-                         plan_diff=float(np.abs(log["pairwise_plans"][(0, 1)] - T).max()),
-                         value_linear_diff=float(abs(log["value_linear"] - lt["gw_dist"])),
-                         outer=log["niter"], sweeps=int(sum(log["inner_niter"]))))
-        print("| %d | %g | %.2f | %.2f | %.1e | %.1e | %d | %d |" % (
-            n, eps, t_om, t_pot, rows[-1]["plan_diff"], rows[-1]["value_linear_diff"], rows[-1]["outer"],
-            rows[-1]["sweeps"]), flush=True)
+        rows.append(
+            dict(
+                n=n,
+                eps=eps,
+                time_om=t_om,
+                time_pot=t_pot,
+                plan_diff=float(np.abs(log["pairwise_plans"][(0, 1)] - T).max()),
+                value_linear_diff=float(abs(log["value_linear"] - lt["gw_dist"])),
+                outer=log["niter"],
+                sweeps=int(sum(log["inner_niter"])),
+            )
+        )
+        print(
+            "| %d | %g | %.2f | %.2f | %.1e | %.1e | %d | %d |"
+            % (
+                n,
+                eps,
+                t_om,
+                t_pot,
+                rows[-1]["plan_diff"],
+                rows[-1]["value_linear_diff"],
+                rows[-1]["outer"],
+                rows[-1]["sweeps"],
+            ),
+            flush=True,
+        )
     return rows
 
 
@@ -99,11 +129,23 @@ def case_auto(cases):
             v, log = om.mgw_sinkhorn(X_s, eps, log=True)
         el = time.perf_counter() - t
         a = [acc(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in log["edges"]]
-        rows.append(dict(n=n, eps=eps, time=el, starts=len(log["candidates"]), init=log["init"], warnings=len(w),
-                         accuracy=a, value=float(v)))
-        print("| %d | %g | %.2f | %d | %s | %d | %.8f | %s |" % (n, eps, el, len(log["candidates"]), log["init"],
-                                                           len(w), float(v), " / ".join("%.2f" % x for x in a)),
-              flush=True)
+        rows.append(
+            dict(
+                n=n,
+                eps=eps,
+                time=el,
+                starts=len(log["candidates"]),
+                init=log["init"],
+                warnings=len(w),
+                accuracy=a,
+                value=float(v),
+            )
+        )
+        print(
+            "| %d | %g | %.2f | %d | %s | %d | %.8f | %s |"
+            % (n, eps, el, len(log["candidates"]), log["init"], len(w), float(v), " / ".join("%.2f" % x for x in a)),
+            flush=True,
+        )
     return rows
 
 
@@ -121,12 +163,36 @@ def case_k3(ns, eps, before=True):
                 v, log = om.mgw_sinkhorn(X_s, eps, init="zero", log=True, **kw)
             el = time.perf_counter() - t
             a = [acc(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in log["edges"]]
-            rows.append(dict(n=n, eps=eps, variant=name, time=el, outer=log["niter"],
-                             inner=int(sum(log["inner_niter"])), accuracy=a, value=float(v), warnings=len(w),
-                             inner_err=float(log["inner_log"]["err"][-1])))
-            print("| %d | %g | %s | %.2f | %d | %d | %.1e | %d | %.8f | %s |" % (
-                n, eps, name, el, log["niter"], rows[-1]["inner"], rows[-1]["inner_err"], len(w), float(v),
-                " / ".join("%.2f" % x for x in a)), flush=True)
+            rows.append(
+                dict(
+                    n=n,
+                    eps=eps,
+                    variant=name,
+                    time=el,
+                    outer=log["niter"],
+                    inner=int(sum(log["inner_niter"])),
+                    accuracy=a,
+                    value=float(v),
+                    warnings=len(w),
+                    inner_err=float(log["inner_log"]["err"][-1]),
+                )
+            )
+            print(
+                "| %d | %g | %s | %.2f | %d | %d | %.1e | %d | %.8f | %s |"
+                % (
+                    n,
+                    eps,
+                    name,
+                    el,
+                    log["niter"],
+                    rows[-1]["inner"],
+                    rows[-1]["inner_err"],
+                    len(w),
+                    float(v),
+                    " / ".join("%.2f" % x for x in a),
+                ),
+                flush=True,
+            )
     return rows
 
 
@@ -155,24 +221,49 @@ def case_neural(ns, eps, sinkhorn_up_to):
         v, log = mgw_neural(X_s, eps, init="zero", seed=0, log=True)
         t_nn = time.perf_counter() - t
         est, E = log["estimator"], log["edges"]
-        row = dict(n=n, eps=eps, time_neural=t_nn, value_neural=float(v), outer=est.n_outer_,
-                   acc_neural=[acc(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in E])
+        row = dict(
+            n=n,
+            eps=eps,
+            time_neural=t_nn,
+            value_neural=float(v),
+            outer=est.n_outer_,
+            acc_neural=[acc(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in E],
+        )
         if ref:
             same = [est.match(*e) == om.match_from_plan(log_ref["pairwise_plans"][e]) for e in E]
             dec = [decisive(log_ref["pairwise_plans"][e]) for e in E]
-            row.update(time_sinkhorn=t_ref, value_sinkhorn=float(v_ref), rel_diff=float((v - v_ref) / v_ref),
-                       acc_sinkhorn=[acc(log_ref["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in E],
-                       same_matches=[float(s.mean()) for s in same], decisive=[int(d.sum()) for d in dec],
-                       same_on_decisive=[float(s[d].mean()) if d.any() else float("nan") for s, d in zip(same, dec)],
-                       plan_l1=float(np.mean([np.abs(log["pairwise_plans"][e] - log_ref["pairwise_plans"][e]).sum()
-                                              for e in E])))
+            row.update(
+                time_sinkhorn=t_ref,
+                value_sinkhorn=float(v_ref),
+                rel_diff=float((v - v_ref) / v_ref),
+                acc_sinkhorn=[acc(log_ref["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in E],
+                same_matches=[float(s.mean()) for s in same],
+                decisive=[int(d.sum()) for d in dec],
+                same_on_decisive=[float(s[d].mean()) if d.any() else float("nan") for s, d in zip(same, dec)],
+                plan_l1=float(
+                    np.mean([np.abs(log["pairwise_plans"][e] - log_ref["pairwise_plans"][e]).sum() for e in E])
+                ),
+            )
         rows.append(row)
         f2 = lambda xs: " / ".join("%.2f" % x for x in xs)  # noqa: E731
         if ref:
-            print("| %d | %g | %.2f | %.1f | %+.2f%% | %s | %s | %s | %s of %s | %.3f |" % (
-                n, eps, t_ref, t_nn, 100 * row["rel_diff"], f2(row["acc_sinkhorn"]), f2(row["acc_neural"]),
-                f2(row["same_matches"]), f2(row["same_on_decisive"]), "/".join(map(str, row["decisive"])),
-                row["plan_l1"]), flush=True)
+            print(
+                "| %d | %g | %.2f | %.1f | %+.2f%% | %s | %s | %s | %s of %s | %.3f |"
+                % (
+                    n,
+                    eps,
+                    t_ref,
+                    t_nn,
+                    100 * row["rel_diff"],
+                    f2(row["acc_sinkhorn"]),
+                    f2(row["acc_neural"]),
+                    f2(row["same_matches"]),
+                    f2(row["same_on_decisive"]),
+                    "/".join(map(str, row["decisive"])),
+                    row["plan_l1"],
+                ),
+                flush=True,
+            )
         else:
             print("| %d | %g | — | %.1f | — | — | %s | — | — | — |" % (n, eps, t_nn, f2(row["acc_neural"])), flush=True)
     return rows
@@ -209,8 +300,10 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     res["pot"] = case_pot([10, 20] if QUICK else [10, 20, 40], 5.0)
     print("\n(b) k = 3, isometric copies in dims 2, 3, 5 (complete graph), init A = 0, default tolerances\n")
-    print("| n | eps | inner solver | time (s) | outer | inner iterations | last inner error | warnings | value | "
-          "accuracy per edge |")
+    print(
+        "| n | eps | inner solver | time (s) | outer | inner iterations | last inner error | warnings | value | "
+        "accuracy per edge |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     res["k3"] = case_k3([10, 20] if QUICK else [10, 20, 40], 0.5)
     res["k3_small_eps"] = case_k3([40] if QUICK else [40, 100], 0.1, before=False)
@@ -219,8 +312,10 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     res["k3_auto"] = case_auto([(15, 0.5), (40, 0.1)])
     print("\n(d) mgw_neural against mgw_sinkhorn (k = 3, same problems, init A = 0, default training budget)\n")
-    print("| n | eps | mgw_sinkhorn (s) | mgw_neural (s) | value difference | accuracy sinkhorn | accuracy neural | "
-          "same partner as sinkhorn | same on decisive points | plan L1 distance |")
+    print(
+        "| n | eps | mgw_sinkhorn (s) | mgw_neural (s) | value difference | accuracy sinkhorn | accuracy neural | "
+        "same partner as sinkhorn | same on decisive points | plan L1 distance |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     res["neural"] = case_neural([20, 40] if QUICK else [20, 40, 100, 300, 1000], 0.2, sinkhorn_up_to=300)
     print("\n(c) digits through three feature maps (raw 64-D, PCA 16-D, orthogonal 80-D)\n")

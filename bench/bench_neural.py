@@ -51,8 +51,8 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from ot_multimarginal.neural import NeuralEMOT  # noqa: E402
 from ot_multimarginal.costs.pointcloud import PointCloudCost  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT  # noqa: E402
 from ot_multimarginal.neural.evaluation import exact_is_affordable, monte_carlo_dual  # noqa: E402
 from ot_multimarginal.neural.objectives import exact_dual  # noqa: E402
 
@@ -117,7 +117,7 @@ def run_runtime(args):
         cases = [("complete", 4, _ints(args.complete_ns)), ("circle", 10, _ints(args.circle_ns))]
     for graph, k, ns in cases:
         for n in ns:
-            for reg in ([1.0, 0.1] if (graph == "complete" and n == 10000) else [1.0]):
+            for reg in [1.0, 0.1] if (graph == "complete" and n == 10000) else [1.0]:
                 X_s = clouds(k, n, args.d)
                 row = {"graph": graph, "k": k, "n": n, "d": args.d, "reg": reg}
                 if sinkhorn_limit(graph, k, n):
@@ -136,8 +136,9 @@ def run_runtime(args):
                 if "sinkhorn_value" in row:
                     ref, ref_kind = row["sinkhorn_value"], "sinkhorn"
                 else:
-                    long = NeuralEMOT(reg, graph=graph, random_state=1, max_iter=4 * est.n_iter_, patience=None,
-                                      n_eval_batches=256).fit(X_s)
+                    long = NeuralEMOT(
+                        reg, graph=graph, random_state=1, max_iter=4 * est.n_iter_, patience=None, n_eval_batches=256
+                    ).fit(X_s)
                     ref, ref_kind = float(long.value_), "long neural run (%d steps)" % long.n_iter_
                     row["long_value"], row["long_se"] = ref, long.value_se_
                 row["reference"] = ref_kind
@@ -147,8 +148,11 @@ def run_runtime(args):
                 row["paper_sinkhorn_s"] = paper.get("sinkhorn", {}).get(n)
                 row["paper_nemot_s"] = paper.get("nemot", {}).get(n)
                 rows.append(row)
-                print("  runtime", json.dumps({a: (round(b, 5) if isinstance(b, float) else b) for a, b in row.items()}),
-                      flush=True)
+                print(
+                    "  runtime",
+                    json.dumps({a: (round(b, 5) if isinstance(b, float) else b) for a, b in row.items()}),
+                    flush=True,
+                )
     return rows
 
 
@@ -184,8 +188,18 @@ def loss_flops(graph, k, b):
 def run_steps(args, rate):
     rows = []
     bs = [32, 64, 128, 256] if not args.quick else [32, 64, 128]
-    cases = [("complete", 3), ("complete", 4), ("circle", 3), ("circle", 5), ("circle", 10), ("circle", 20),
-             ("chain", 3), ("chain", 5), ("chain", 10), ("chain", 20)]
+    cases = [
+        ("complete", 3),
+        ("complete", 4),
+        ("circle", 3),
+        ("circle", 5),
+        ("circle", 10),
+        ("circle", 20),
+        ("chain", 3),
+        ("chain", 5),
+        ("chain", 10),
+        ("chain", 20),
+    ]
     if args.quick:
         cases = [("complete", 3), ("complete", 4), ("circle", 5), ("circle", 10), ("chain", 5), ("chain", 10)]
     for graph, k in cases:
@@ -194,11 +208,21 @@ def run_steps(args, rate):
                 continue
             s = step_time(graph, k, b)
             fl = loss_flops(graph, k, b)
-            row = {"graph": graph, "k": k, "b": b, "ms": 1e3 * s, "ms_per_k": 1e3 * s / k, "loss_gflop": fl / 1e9,
-                   "matmul_fraction": 3 * fl / s / rate}
+            row = {
+                "graph": graph,
+                "k": k,
+                "b": b,
+                "ms": 1e3 * s,
+                "ms_per_k": 1e3 * s / k,
+                "loss_gflop": fl / 1e9,
+                "matmul_fraction": 3 * fl / s / rate,
+            }
             rows.append(row)
-            print("  step", json.dumps({a: (round(v, 4) if isinstance(v, float) else v) for a, v in row.items()}),
-                  flush=True)
+            print(
+                "  step",
+                json.dumps({a: (round(v, 4) if isinstance(v, float) else v) for a, v in row.items()}),
+                flush=True,
+            )
     return rows
 
 
@@ -213,21 +237,38 @@ def fmt(x, p=3):
 def tables(out):
     lines = []
     if out.get("runtime"):
-        lines.append("| graph | k | n | ε | Sinkhorn (ours) s | paper Sinkhorn s | emot_neural s | paper NEMOT s | "
-                     "steps | neural rel. err | reference | zero potentials gap |")
+        lines.append(
+            "| graph | k | n | ε | Sinkhorn (ours) s | paper Sinkhorn s | emot_neural s | paper NEMOT s | "
+            "steps | neural rel. err | reference | zero potentials gap |"
+        )
         lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in out["runtime"]:
-            lines.append("| %s | %d | %d | %g | %s | %s | %s | %s | %d | %+.3f%% | %s | %+.1f%% |" % (
-                r["graph"], r["k"], r["n"], r["reg"], fmt(r.get("sinkhorn_s")), fmt(r["paper_sinkhorn_s"]),
-                fmt(r["neural_s"]), fmt(r["paper_nemot_s"]), r["neural_steps"], 100 * r["neural_rel_err"],
-                r["reference"], 100 * r["zero_potentials_rel_gap"]))
+            lines.append(
+                "| %s | %d | %d | %g | %s | %s | %s | %s | %d | %+.3f%% | %s | %+.1f%% |"
+                % (
+                    r["graph"],
+                    r["k"],
+                    r["n"],
+                    r["reg"],
+                    fmt(r.get("sinkhorn_s")),
+                    fmt(r["paper_sinkhorn_s"]),
+                    fmt(r["neural_s"]),
+                    fmt(r["paper_nemot_s"]),
+                    r["neural_steps"],
+                    100 * r["neural_rel_err"],
+                    r["reference"],
+                    100 * r["zero_potentials_rel_gap"],
+                )
+            )
     if out.get("steps"):
         lines.append("")
         lines.append("| graph | k | b | ms / step | ms / step / k | loss GFLOP (fwd) | fraction of matmul rate |")
         lines.append("|---|---|---|---|---|---|---|")
         for r in out["steps"]:
-            lines.append("| %s | %d | %d | %.2f | %.2f | %.3g | %.1f%% |" % (
-                r["graph"], r["k"], r["b"], r["ms"], r["ms_per_k"], r["loss_gflop"], 100 * r["matmul_fraction"]))
+            lines.append(
+                "| %s | %d | %d | %.2f | %.2f | %.3g | %.1f%% |"
+                % (r["graph"], r["k"], r["b"], r["ms"], r["ms_per_k"], r["loss_gflop"], 100 * r["matmul_fraction"])
+            )
     return "\n".join(lines)
 
 
@@ -249,10 +290,22 @@ def plot(out, path):
         if sk:
             ax.loglog(*zip(*sk), "s--", color=color, label="our Sinkhorn %s k=%d" % (graph, k))
         p = PAPER[(graph, k)]
-        ax.loglog(list(p["nemot"]), list(p["nemot"].values()), "^:", color=color, alpha=0.5,
-                  label="paper NEMOT %s k=%d" % (graph, k))
-        ax.loglog(list(p["sinkhorn"]), list(p["sinkhorn"].values()), "v:", color=color, alpha=0.3,
-                  label="paper Sinkhorn %s k=%d" % (graph, k))
+        ax.loglog(
+            list(p["nemot"]),
+            list(p["nemot"].values()),
+            "^:",
+            color=color,
+            alpha=0.5,
+            label="paper NEMOT %s k=%d" % (graph, k),
+        )
+        ax.loglog(
+            list(p["sinkhorn"]),
+            list(p["sinkhorn"].values()),
+            "v:",
+            color=color,
+            alpha=0.3,
+            label="paper Sinkhorn %s k=%d" % (graph, k),
+        )
     ax.set_xlabel("n (points per marginal)")
     ax.set_ylabel("seconds")
     ax.set_title("runtime (ε = 1, d = 5)")
@@ -274,23 +327,39 @@ def report(name, out):
     """Write ``bench/results/<name>.md`` from the saved results (runtime and step tables, run conditions)."""
     from _report import write_markdown
 
-    runs = ["%s (%s; float32 matmul %.1f GFLOP/s)" % (r["date"], (r.get("uptime_before") or "").split(",  ")[-1],
-                                                     r.get("matmul_gflops_float32") or float("nan"))
-            for r in out.get("previous_runs", [])]
-    runs.append("%s (%s; float32 matmul %.1f GFLOP/s)" % (out["date"], out["uptime_before"].split(",  ")[-1],
-                                                           out["matmul_gflops_float32"]))
-    write_markdown(name, "Neural estimation (NEMOT) at the paper's sizes", [
-        "`emot_neural` with its default settings against our exact structured Sinkhorn and the figures of the "
-        "paper (Tsur et al. 2025). Data as in the paper: uniform on [−1/√d, 1/√d]^d, d = 5, cost Σ_E ‖x_i − x_j‖², "
-        "float32 training, %d torch thread(s). \"neural rel. err\": against our exact Sinkhorn where it ran, else "
-        "against a 4× longer neural run; \"zero potentials gap\": the dual at φ = 0, to show what 1%% means. "
-        "Second table: the time of one training step (loss, backward, Adam) against the batch size b; \"fraction "
-        "of matmul rate\" = 3 × the flops of the loss's matrix products over the step time." % out["threads"],
-        "Runs merged into this file (`--merge`; rows of a later run replace those of an earlier one): "
-        + "; ".join(runs) + ". The machine is a shared 2-core CPU: compare rows of one run.",
-        tables(out)], source="`python bench/bench_neural.py --parts runtime,steps` (`--complete-ns`, `--circle-ns`, "
-        "`--merge`)", figures=[(name + ".png", "seconds against n for emot_neural, our Sinkhorn and the paper; "
-                                "milliseconds per training step against the batch size")])
+    runs = [
+        "%s (%s; float32 matmul %.1f GFLOP/s)"
+        % (r["date"], (r.get("uptime_before") or "").split(",  ")[-1], r.get("matmul_gflops_float32") or float("nan"))
+        for r in out.get("previous_runs", [])
+    ]
+    runs.append(
+        "%s (%s; float32 matmul %.1f GFLOP/s)"
+        % (out["date"], out["uptime_before"].split(",  ")[-1], out["matmul_gflops_float32"])
+    )
+    write_markdown(
+        name,
+        "Neural estimation (NEMOT) at the paper's sizes",
+        [
+            "`emot_neural` with its default settings against our exact structured Sinkhorn and the figures of the "
+            "paper (Tsur et al. 2025). Data as in the paper: uniform on [−1/√d, 1/√d]^d, d = 5, cost Σ_E ‖x_i − x_j‖², "
+            'float32 training, %d torch thread(s). "neural rel. err": against our exact Sinkhorn where it ran, else '
+            'against a 4× longer neural run; "zero potentials gap": the dual at φ = 0, to show what 1%% means. '
+            'Second table: the time of one training step (loss, backward, Adam) against the batch size b; "fraction '
+            "of matmul rate\" = 3 × the flops of the loss's matrix products over the step time." % out["threads"],
+            "Runs merged into this file (`--merge`; rows of a later run replace those of an earlier one): "
+            + "; ".join(runs)
+            + ". The machine is a shared 2-core CPU: compare rows of one run.",
+            tables(out),
+        ],
+        source="`python bench/bench_neural.py --parts runtime,steps` (`--complete-ns`, `--circle-ns`, `--merge`)",
+        figures=[
+            (
+                name + ".png",
+                "seconds against n for emot_neural, our Sinkhorn and the paper; "
+                "milliseconds per training step against the batch size",
+            )
+        ],
+    )
 
 
 def main():
@@ -312,8 +381,12 @@ def main():
     importlib.import_module("torch._dynamo")  # torch.optim imports it on first use: keep it out of the timings
 
     parts = args.parts.split(",")
-    out = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "threads": args.threads,
-           "quick": args.quick, "uptime_before": uptime()}
+    out = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "threads": args.threads,
+        "quick": args.quick,
+        "uptime_before": uptime(),
+    }
     rate = matmul_rate()
     out["matmul_gflops_float32"] = rate / 1e9
     print("float32 matmul rate: %.1f GFLOP/s (%d thread(s))" % (rate / 1e9, args.threads), flush=True)
@@ -330,7 +403,8 @@ def main():
             kept = [r for r in prev.get(part, []) if tuple(r[a] for a in key) not in new_keys]
             out[part] = sorted(kept + out.get(part, []), key=lambda r: tuple(r[a] for a in key))
         out["previous_runs"] = prev.get("previous_runs", []) + [
-            {a: prev.get(a) for a in ("date", "uptime_before", "uptime_after", "matmul_gflops_float32", "quick")}]
+            {a: prev.get(a) for a in ("date", "uptime_before", "uptime_after", "matmul_gflops_float32", "quick")}
+        ]
     os.makedirs(RESULTS, exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)

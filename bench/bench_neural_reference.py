@@ -227,7 +227,7 @@ def metric_for(graph, k):
 class DualOnData:
     """``Σ_i mean φ_i − ε log mean_{⊗μ_n} exp((Σ φ_i − c)/ε)`` for potentials given at the data points."""
 
-    def __init__(self, X_s, reg, graph, exact, n_tuples=2 ** 20, seed=0):
+    def __init__(self, X_s, reg, graph, exact, n_tuples=2**20, seed=0):
         self.X = [np.asarray(X, dtype=np.float64) for X in X_s]
         self.reg = float(reg)
         self.graph = graph
@@ -254,8 +254,11 @@ class DualOnData:
 
     @property
     def how(self):
-        return "exact (%s engine)" % self.engine.__class__.__name__ if self.exact else (
-            "Monte Carlo, %d tuples" % self.idx.shape[0])
+        return (
+            "exact (%s engine)" % self.engine.__class__.__name__
+            if self.exact
+            else ("Monte Carlo, %d tuples" % self.idx.shape[0])
+        )
 
     def __call__(self, phis):
         """``(value, standard error)`` for ``phis``: k float arrays, ``phis[i]`` of shape ``(n_i,)``."""
@@ -302,10 +305,27 @@ class _Anything:
 
 
 _STUBBED = [
-    "wandb", "jax", "jax.numpy", "jax.random", "jax.nn", "jax.tree_util", "optax", "kornia",
-    "torchvision", "torchvision.models", "torchvision.datasets", "torchvision.transforms",
-    "torchvision.transforms.functional", "anytree", "box", "pulp", "PIL", "PIL.Image", "sklearn",
-    "sklearn.linear_model", "sklearn.metrics",
+    "wandb",
+    "jax",
+    "jax.numpy",
+    "jax.random",
+    "jax.nn",
+    "jax.tree_util",
+    "optax",
+    "kornia",
+    "torchvision",
+    "torchvision.models",
+    "torchvision.datasets",
+    "torchvision.transforms",
+    "torchvision.transforms.functional",
+    "anytree",
+    "box",
+    "pulp",
+    "PIL",
+    "PIL.Image",
+    "sklearn",
+    "sklearn.linear_model",
+    "sklearn.metrics",
 ]
 
 
@@ -320,8 +340,9 @@ def _importable(name):
 
 def reference_commit(path):
     try:
-        out = subprocess.run(["git", "-C", path, "log", "-1", "--format=%H %cs %s"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", path, "log", "-1", "--format=%H %cs %s"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or "unknown (not a git checkout)"
     except Exception:
         return "unknown"
@@ -361,8 +382,11 @@ def reference_defaults(path):
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == "GetConfig":
             for st in ast.walk(node):
-                if (isinstance(st, ast.Assign) and isinstance(st.value, ast.Dict)
-                        and any(isinstance(t, ast.Name) and t.id == "config" for t in st.targets)):
+                if (
+                    isinstance(st, ast.Assign)
+                    and isinstance(st.value, ast.Dict)
+                    and any(isinstance(t, ast.Name) and t.id == "config" for t in st.targets)
+                ):
                     return ast.literal_eval(st.value)
     raise RuntimeError("could not read the default config of the reference (utils/config.py, GetConfig)")
 
@@ -451,10 +475,22 @@ def run_reference(models, defaults, X_s, prob, lr, cap, evaluator, seed):
 
     k, n = prob["k"], prob["n"]
     p = Params(defaults)
-    p.update(k=k, n=n, dim=DIM, dims=[DIM] * k, eps=prob["reg"],
-             cost_graph="full" if prob["graph"] == "complete" else "circle",
-             device="cpu", using_wandb=0, calc_ot_cost=0, efficient_dataset=False, alg="ne_mot",
-             dataset="synthetic", data_dist="uniform", seed=seed)
+    p.update(
+        k=k,
+        n=n,
+        dim=DIM,
+        dims=[DIM] * k,
+        eps=prob["reg"],
+        cost_graph="full" if prob["graph"] == "complete" else "circle",
+        device="cpu",
+        using_wandb=0,
+        calc_ot_cost=0,
+        efficient_dataset=False,
+        alg="ne_mot",
+        dataset="synthetic",
+        data_dist="uniform",
+        seed=seed,
+    )
     if lr is not None:
         p["lr"] = lr
     p["batch_size"] = min(p["batch_size"], n)
@@ -502,10 +538,31 @@ def run_reference(models, defaults, X_s, prob, lr, cap, evaluator, seed):
         pass
     finally:
         models.tqdm = saved_tqdm
-    return dict(lr=p["lr"], status=rec.status, t_end=t_end, cpu_end=c_end, points=rec.points, own=own,
-                epochs=len(own), batches=len(rec.steps), settings={key: p[key] for key in (
-                    "batch_size", "lr", "epochs", "schedule", "schedule_step", "schedule_gamma", "clip_grads",
-                    "max_grad_norm", "cost_implement", "norm_by_k")})
+    return dict(
+        lr=p["lr"],
+        status=rec.status,
+        t_end=t_end,
+        cpu_end=c_end,
+        points=rec.points,
+        own=own,
+        epochs=len(own),
+        batches=len(rec.steps),
+        settings={
+            key: p[key]
+            for key in (
+                "batch_size",
+                "lr",
+                "epochs",
+                "schedule",
+                "schedule_step",
+                "schedule_gamma",
+                "clip_grads",
+                "max_grad_norm",
+                "cost_implement",
+                "norm_by_k",
+            )
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,8 +576,7 @@ def _fit_ours(X_s, prob, recorder, evaluator, seed, **params):
     """
     import torch
 
-    from ot_multimarginal.neural import NeuralEMOT
-    from ot_multimarginal.neural import training
+    from ot_multimarginal.neural import NeuralEMOT, training
 
     metric, _ = metric_for(prob["graph"], prob["k"])
     est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, random_state=seed, **params)
@@ -528,6 +584,7 @@ def _fit_ours(X_s, prob, recorder, evaluator, seed, **params):
 
     def step_with_checkpoints(trainer):
         if recorder.evaluate is None:
+
             def current():
                 with torch.no_grad():
                     return [f.double().cpu().numpy() for f in trainer.model(trainer.data)]
@@ -571,11 +628,16 @@ def run_ours(X_s, prob, cap, evaluator, seed, **params):
         h = est.history_
         own = [(times.get(s, t_end), float(v)) for s, v in zip(h.get("eval_step", []), h.get("eval_value", []))]
         own.append((t_end, float(est.value_)))
-        out.update(n_iter=int(est.n_iter_), value=float(est.value_), value_se=float(getattr(est, "value_se_", 0.0)),
-                   value_method=getattr(est, "value_method_", None),
-                   # its own timings_ count the bench's paused checkpoint evaluations as training time
-                   timings_incl_checkpoints=dict(getattr(est, "timings_", {})),
-                   end_to_end=total, batch_size=getattr(est, "batch_size_", None))
+        out.update(
+            n_iter=int(est.n_iter_),
+            value=float(est.value_),
+            value_se=float(getattr(est, "value_se_", 0.0)),
+            value_method=getattr(est, "value_method_", None),
+            # its own timings_ count the bench's paused checkpoint evaluations as training time
+            timings_incl_checkpoints=dict(getattr(est, "timings_", {})),
+            end_to_end=total,
+            batch_size=getattr(est, "batch_size_", None),
+        )
     out.update(points=rec.points, own=own)
     return out
 
@@ -595,9 +657,14 @@ def long_neural_run(X_s, prob, evaluator, args):
 
     metric, _ = metric_for(prob["graph"], prob["k"])
     t0 = time.perf_counter()
-    est = NeuralEMOT(prob["reg"], graph=prob["graph"], metric=metric, random_state=args.seed + 1,
-                     max_iter=args.long_iter,
-                     patience=None).fit([torch.from_numpy(X) for X in X_s])
+    est = NeuralEMOT(
+        prob["reg"],
+        graph=prob["graph"],
+        metric=metric,
+        random_state=args.seed + 1,
+        max_iter=args.long_iter,
+        patience=None,
+    ).fit([torch.from_numpy(X) for X in X_s])
     v, se = evaluator([f.double().cpu().numpy() for f in _potentials_on_data(est)])
     return v, se, time.perf_counter() - t0
 
@@ -642,8 +709,9 @@ def solve_exact(X_s, prob):
 
     metric, _ = metric_for(prob["graph"], prob["k"])
     t0 = time.perf_counter()
-    v, log = om.empirical_emot_sinkhorn2([X.astype(np.float64) for X in X_s], prob["reg"], graph=prob["graph"],
-                                         metric=metric, stopThr=1e-7, log=True)
+    v, log = om.empirical_emot_sinkhorn2(
+        [X.astype(np.float64) for X in X_s], prob["reg"], graph=prob["graph"], metric=metric, stopThr=1e-7, log=True
+    )
     return float(v), time.perf_counter() - t0, [np.asarray(f) for f in log["potentials"]]
 
 
@@ -659,14 +727,35 @@ def lr_sweep(args, models, defaults, problems):
         ev = DualOnData(X_s, prob["reg"], prob["graph"], exact=True)
         for lr in lrs:
             r = run_reference(models, defaults, X_s, prob, lr, args.ref_cap, ev, args.seed)
-            rows.append(dict(problem=name, lr=lr, status=r["status"], t_tol=time_to_tol(r["points"], prob["exact"]),
-                             t_tol_own=time_to_tol(r["own"], prob["exact"]), final_err=final_err(r["points"], prob["exact"]),
-                             best_err=min((abs(q[1] - prob["exact"]) / prob["exact"] for q in r["points"]
-                                           if math.isfinite(q[1])), default=None), uptime=uptime()))
+            rows.append(
+                dict(
+                    problem=name,
+                    lr=lr,
+                    status=r["status"],
+                    t_tol=time_to_tol(r["points"], prob["exact"]),
+                    t_tol_own=time_to_tol(r["own"], prob["exact"]),
+                    final_err=final_err(r["points"], prob["exact"]),
+                    best_err=min(
+                        (abs(q[1] - prob["exact"]) / prob["exact"] for q in r["points"] if math.isfinite(q[1])),
+                        default=None,
+                    ),
+                    uptime=uptime(),
+                )
+            )
             x = rows[-1]
-            print("| %s | %g | %s | %s | %s | %s | %s |" % (name, lr, fmt_t(x["t_tol"]), fmt_t(x["t_tol_own"]),
-                                                          fmt_e(x["final_err"]), fmt_e(x["best_err"]), x["status"]),
-                  flush=True)
+            print(
+                "| %s | %g | %s | %s | %s | %s | %s |"
+                % (
+                    name,
+                    lr,
+                    fmt_t(x["t_tol"]),
+                    fmt_t(x["t_tol_own"]),
+                    fmt_e(x["final_err"]),
+                    fmt_e(x["best_err"]),
+                    x["status"],
+                ),
+                flush=True,
+            )
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, "bench_neural_reference_lr_sweep.json")
     for row in rows:
@@ -701,8 +790,9 @@ def run_problem(args, models, defaults, name, prob):
     res["zero_value"], res["zero_err"] = zero, abs(zero - res["exact"]) / abs(res["exact"])
     runs = {}
     runs["reference (its defaults)"] = run_reference(models, defaults, X_s, prob, None, args.ref_cap, ev, args.seed)
-    runs["reference (lr %g)" % args.ref_lr_tuned] = run_reference(models, defaults, X_s, prob, args.ref_lr_tuned,
-                                                                    args.ref_cap, ev, args.seed)
+    runs["reference (lr %g)" % args.ref_lr_tuned] = run_reference(
+        models, defaults, X_s, prob, args.ref_lr_tuned, args.ref_cap, ev, args.seed
+    )
     runs["ours (emot_neural defaults)"] = run_ours(X_s, prob, args.ours_cap, ev, args.seed)
     for r in runs.values():
         if r is None:
@@ -735,27 +825,46 @@ def table(results):
         "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
-        head = "%s: %s k=%d, n=%d, d=%d, ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["d"], res["reg"])
-        ex = "%.5f (%s, %.0f s)" % (res["exact"], "Sinkhorn" if "Sinkhorn" in res["exact_how"] else "long neural run",
-                                    res["exact_time"])
+        head = "%s: %s k=%d, n=%d, d=%d, ε=%g" % (
+            res["problem"],
+            res["graph"],
+            res["k"],
+            res["n"],
+            res["d"],
+            res["reg"],
+        )
+        ex = "%.5f (%s, %.0f s)" % (
+            res["exact"],
+            "Sinkhorn" if "Sinkhorn" in res["exact_how"] else "long neural run",
+            res["exact_time"],
+        )
         first = True
         for key, r in res["runs"].items():
             if r is None:
                 row = [key, "not available", "", "", ""]
             else:
-                row = [key, fmt_t(r["t_tol"]) + ("" if r["cpu_tol"] is None else " (CPU %s)" % fmt_t(r["cpu_tol"])),
-                       fmt_t(r["t_tol_own"]) if r.get("own") else "–",
-                       "%s / %s" % (fmt_e(r["final_err"]), fmt_e(r["final_err_own"])),
-                       "%s at %.1f s" % (r["status"], r["t_end"])]
-            lines.append("| %s | %s | %s | %s |" % (head if first else "", ex if first else "",
-                                                    fmt_e(res["zero_err"]) if first else "", " | ".join(row)))
+                row = [
+                    key,
+                    fmt_t(r["t_tol"]) + ("" if r["cpu_tol"] is None else " (CPU %s)" % fmt_t(r["cpu_tol"])),
+                    fmt_t(r["t_tol_own"]) if r.get("own") else "–",
+                    "%s / %s" % (fmt_e(r["final_err"]), fmt_e(r["final_err_own"])),
+                    "%s at %.1f s" % (r["status"], r["t_end"]),
+                ]
+            lines.append(
+                "| %s | %s | %s | %s |"
+                % (head if first else "", ex if first else "", fmt_e(res["zero_err"]) if first else "", " | ".join(row))
+            )
             first = False
         if "speedup" in res:
             s = "**%.0f×** faster (CPU time: %.0f×), dual on data, best reference run" % (
-                res["speedup"], res["speedup_cpu"])
+                res["speedup"],
+                res["speedup_cpu"],
+            )
         elif "speedup_at_least" in res:
             s = "**> %.0f×** (CPU time: > %.0f×): the reference did not reach 1 %% before its cap" % (
-                res["speedup_at_least"], res["speedup_cpu_at_least"])
+                res["speedup_at_least"],
+                res["speedup_cpu_at_least"],
+            )
         else:
             s = "–"
         lines.append("| | | | speed-up to 1 %% | %s | | | |" % s)
@@ -767,17 +876,26 @@ def summary_table(results):
     keys = []
     for res in results:
         keys += [k for k in res["runs"] if k not in keys]
-    head = ["problem", "exact", "zero φ"] + ["%s: time to 1 %% / final error" % k for k in keys] + [
-        "speed-up (wall / CPU)", "load"]
+    head = (
+        ["problem", "exact", "zero φ"]
+        + ["%s: time to 1 %% / final error" % k for k in keys]
+        + ["speed-up (wall / CPU)", "load"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
-        row = ["%s: %s k=%d, n=%d, ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["reg"]),
-               "%.4f (%s)" % (res["exact"], "Sinkhorn" if "Sinkhorn" in res["exact_how"] else "long run"),
-               fmt_e(res["zero_err"])]
+        row = [
+            "%s: %s k=%d, n=%d, ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["reg"]),
+            "%.4f (%s)" % (res["exact"], "Sinkhorn" if "Sinkhorn" in res["exact_how"] else "long run"),
+            fmt_e(res["zero_err"]),
+        ]
         for k in keys:
             r = res["runs"].get(k)
-            row.append("–" if r is None else "%s / %s" % (
-                fmt_t(r["t_tol"]) if r["t_tol"] is not None else "> %.0f s" % r["t_end"], fmt_e(r["final_err"])))
+            row.append(
+                "–"
+                if r is None
+                else "%s / %s"
+                % (fmt_t(r["t_tol"]) if r["t_tol"] is not None else "> %.0f s" % r["t_end"], fmt_e(r["final_err"]))
+            )
         if "speedup" in res:
             row.append("**%.0f×** / %.0f×" % (res["speedup"], res["speedup_cpu"]))
         elif "speedup_at_least" in res:
@@ -820,8 +938,9 @@ def plot(results, path):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("wall-clock training time (s)")
-        ax.set_title("%s: %s k=%d n=%d ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["reg"]),
-                     fontsize=9)
+        ax.set_title(
+            "%s: %s k=%d n=%d ε=%g" % (res["problem"], res["graph"], res["k"], res["n"], res["reg"]), fontsize=9
+        )
     for ax in axes[::cols]:
         ax.set_ylabel("relative error to the exact value")
     handles, labels = [], []
@@ -844,42 +963,70 @@ def report(name, saved):
 
     m = saved["meta"]
     problems = ", ".join(r["problem"] for r in saved["results"])
-    write_markdown(name, "Against the NEMOT reference code (%s)" % problems, [
-        "The authors' code (DorTsur/NMOT at `%s`, cloned separately, unmodified, on the CPU with stubs for the "
-        "imports it does not use here) and `NeuralEMOT` with its default settings, in the same process, on the "
-        "same points (uniform on [−1/√5, 1/√5]⁵ as in the paper), %d torch thread each. Costs matched: on the "
-        "complete graph the reference's default (1/k) Σ_{i<j} ‖xᵢ − xⱼ‖² (`norm_by_k`), "
-        "on the circle Σᵢ ‖xᵢ − xᵢ₊₁‖². "
-        "Accuracy is the dual of each code's learned potentials evaluated on all the data, the same way for both "
-        "(exact by the graph engines, a certified lower bound; Monte Carlo over 2²⁰ index tuples where no engine "
-        "holds the data), against the exact value. Time is training time up to the first checkpoint within %g %% "
-        "(checkpoints at ×1.25 in time, evaluation excluded). The reference runs once with its own defaults "
-        "(lr %g, batch %d) and once with lr %g, each capped at %g s (\"> %g s\": not reached). \"zero φ\" is the "
-        "error of zero potentials, so the 1 %% means something. \"load\": `uptime`'s 1-minute load at the end of "
-        "each problem on the shared 2-core machine; the CPU-time ratio is the steadier one. Run of %s, torch %s."
-        % (m["reference_commit"][:7], m["threads"], 100 * m["tol"], m["reference_defaults"]["lr"],
-           m["reference_defaults"]["batch_size"], m["ref_lr_tuned"], m["ref_cap"], m["ref_cap"], m["date"], m["torch"]),
-        saved["summary"], "## Detailed runs", saved["table"]],
+    write_markdown(
+        name,
+        "Against the NEMOT reference code (%s)" % problems,
+        [
+            "The authors' code (DorTsur/NMOT at `%s`, cloned separately, unmodified, on the CPU with stubs for the "
+            "imports it does not use here) and `NeuralEMOT` with its default settings, in the same process, on the "
+            "same points (uniform on [−1/√5, 1/√5]⁵ as in the paper), %d torch thread each. Costs matched: on the "
+            "complete graph the reference's default (1/k) Σ_{i<j} ‖xᵢ − xⱼ‖² (`norm_by_k`), "
+            "on the circle Σᵢ ‖xᵢ − xᵢ₊₁‖². "
+            "Accuracy is the dual of each code's learned potentials evaluated on all the data, the same way for both "
+            "(exact by the graph engines, a certified lower bound; Monte Carlo over 2²⁰ index tuples where no engine "
+            "holds the data), against the exact value. Time is training time up to the first checkpoint within %g %% "
+            "(checkpoints at ×1.25 in time, evaluation excluded). The reference runs once with its own defaults "
+            '(lr %g, batch %d) and once with lr %g, each capped at %g s ("> %g s": not reached). "zero φ" is the '
+            'error of zero potentials, so the 1 %% means something. "load": `uptime`\'s 1-minute load at the end of '
+            "each problem on the shared 2-core machine; the CPU-time ratio is the steadier one. Run of %s, torch %s."
+            % (
+                m["reference_commit"][:7],
+                m["threads"],
+                100 * m["tol"],
+                m["reference_defaults"]["lr"],
+                m["reference_defaults"]["batch_size"],
+                m["ref_lr_tuned"],
+                m["ref_cap"],
+                m["ref_cap"],
+                m["date"],
+                m["torch"],
+            ),
+            saved["summary"],
+            "## Detailed runs",
+            saved["table"],
+        ],
         source="`python bench/bench_neural_reference.py --nmot-path /path/to/NMOT`",
         figures=[(name + ".png", "error against training time, reference and ours")]
-        if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
+        if os.path.exists(os.path.join(RESULTS, name + ".png"))
+        else (),
+    )
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nmot-path", default=os.environ.get("NMOT_PATH"),
-                    help="folder of a clone of github.com/DorTsur/NMOT (default: $NMOT_PATH)")
+    ap.add_argument(
+        "--nmot-path",
+        default=os.environ.get("NMOT_PATH"),
+        help="folder of a clone of github.com/DorTsur/NMOT (default: $NMOT_PATH)",
+    )
     ap.add_argument("--quick", action="store_true", help="small problems and caps (< 2 min)")
     ap.add_argument("--problems", default=None, help="comma-separated problem names (default: all)")
     ap.add_argument("--ref-cap", type=float, default=None, help="seconds per reference run (45; quick: 10)")
     ap.add_argument("--ours-cap", type=float, default=None, help="seconds per run of ours (90; quick: 20)")
     ap.add_argument("--ref-lr-tuned", type=float, default=3e-4, help="the better learning rate for the reference")
-    ap.add_argument("--lr-sweep", default=None,
-                    help="comma-separated learning rates: only sweep the reference's lr on the chosen problems")
+    ap.add_argument(
+        "--lr-sweep",
+        default=None,
+        help="comma-separated learning rates: only sweep the reference's lr on the chosen problems",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both sides (default 1)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--long-iter", type=int, default=1000,
-                    help="steps of the long neural run that gives the value where no engine holds the data")
+    ap.add_argument(
+        "--long-iter",
+        type=int,
+        default=1000,
+        help="steps of the long neural run that gives the value where no engine holds the data",
+    )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/bench_neural_reference.json)")
     ap.add_argument("--render", action="store_true", help="rewrite the .md results page from the JSON (--out), no run")
     args = ap.parse_args(argv)
@@ -927,12 +1074,33 @@ def main(argv=None):
     print("\n" + summary)
     os.makedirs(RESULTS, exist_ok=True)
     out = args.out or os.path.join(RESULTS, "bench_neural_reference%s.json" % ("_quick" if args.quick else ""))
-    meta = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), reference_commit=reference_commit(path),
-                stubbed_imports=stubbed, reference_defaults={k: defaults.get(k) for k in (
-                    "batch_size", "epochs", "lr", "schedule", "schedule_step", "schedule_gamma", "clip_grads",
-                    "max_grad_norm", "cost_implement", "norm_by_k")},
-                threads=args.threads, ref_cap=args.ref_cap, ours_cap=args.ours_cap, tol=TOL, seed=args.seed,
-                ref_lr_tuned=args.ref_lr_tuned, torch=torch.__version__)
+    meta = dict(
+        date=datetime.datetime.now().isoformat(timespec="seconds"),
+        reference_commit=reference_commit(path),
+        stubbed_imports=stubbed,
+        reference_defaults={
+            k: defaults.get(k)
+            for k in (
+                "batch_size",
+                "epochs",
+                "lr",
+                "schedule",
+                "schedule_step",
+                "schedule_gamma",
+                "clip_grads",
+                "max_grad_norm",
+                "cost_implement",
+                "norm_by_k",
+            )
+        },
+        threads=args.threads,
+        ref_cap=args.ref_cap,
+        ours_cap=args.ours_cap,
+        tol=TOL,
+        seed=args.seed,
+        ref_lr_tuned=args.ref_lr_tuned,
+        torch=torch.__version__,
+    )
     with open(out, "w") as f:
         json.dump(dict(meta=meta, results=results, table=md, summary=summary), f, indent=1, default=float)
     png = os.path.splitext(out)[0] + ".png"

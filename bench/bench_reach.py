@@ -27,11 +27,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+from _report import load_results, md_table, write_markdown  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
 from ot_multimarginal._validation import default_memory_budget  # noqa: E402
 from ot_multimarginal.costs.graph import graph_edges  # noqa: E402
-from _report import load_results, md_table, write_markdown  # noqa: E402
 from ot_multimarginal.marginals.contraction import _MEMO_FACTORS, elimination_plan  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,19 +63,34 @@ def _sweep_time(graph, k, n, reg=0.1, sweeps=10):
 
 def report(name, result):
     """Write ``bench/results/<name>.md`` from the results dict (rows, budget_bytes, load)."""
-    rows = [[r["graph"], r["k"], r["engine"], r["n_max_memory"],
-             "%.3g s at n = %d (grows as n^%d)" % (r["s_per_sweep"], r["n_timed"], r["growth"]),
-             "~%d" % r["n_one_second_sweep"]] for r in result["rows"]]
-    table = md_table(["graph", "k", "engine", "largest n (memory)", "one sweep", "n at 1 s per sweep"], rows,
-                     align="lrlrll")
-    write_markdown(name, "Sizes each engine reaches", [
-        "For each graph and k, the largest equal size n for which the engine the solvers pick is built "
-        "without a `MemoryError` under the default memory budget (%.1f GiB: half the available memory), "
-        "the time of one Sinkhorn sweep (one BLAS thread, ε = 0.1, point clouds N(0, I₂)) and the n at "
-        "which a sweep takes about a second (extrapolated with the engine's growth in n). Load average "
-        "%.2f / %.2f / %.2f on the shared 2-core machine." % ((result["budget_bytes"] / 2**30,)
-                                                                + tuple(result["load"])), table],
-        source="`python bench/bench_reach.py`")
+    rows = [
+        [
+            r["graph"],
+            r["k"],
+            r["engine"],
+            r["n_max_memory"],
+            "%.3g s at n = %d (grows as n^%d)" % (r["s_per_sweep"], r["n_timed"], r["growth"]),
+            "~%d" % r["n_one_second_sweep"],
+        ]
+        for r in result["rows"]
+    ]
+    table = md_table(
+        ["graph", "k", "engine", "largest n (memory)", "one sweep", "n at 1 s per sweep"], rows, align="lrlrll"
+    )
+    write_markdown(
+        name,
+        "Sizes each engine reaches",
+        [
+            "For each graph and k, the largest equal size n for which the engine the solvers pick is built "
+            "without a `MemoryError` under the default memory budget (%.1f GiB: half the available memory), "
+            "the time of one Sinkhorn sweep (one BLAS thread, ε = 0.1, point clouds N(0, I₂)) and the n at "
+            "which a sweep takes about a second (extrapolated with the engine's growth in n). Load average "
+            "%.2f / %.2f / %.2f on the shared 2-core machine."
+            % ((result["budget_bytes"] / 2**30,) + tuple(result["load"])),
+            table,
+        ],
+        source="`python bench/bench_reach.py`",
+    )
 
 
 def main():
@@ -104,8 +119,18 @@ def main():
         n_max = _largest(fits, hi=10**6)
         t = _sweep_time(graph, k, n_t)
         n_1s = int(n_t * (1.0 / t) ** (1.0 / growth))  # a sweep grows like n^growth
-        rows.append(dict(graph=graph, k=k, engine=engine, n_max_memory=n_max, n_timed=n_t, s_per_sweep=t,
-                         growth=growth, n_one_second_sweep=min(n_1s, n_max)))
+        rows.append(
+            dict(
+                graph=graph,
+                k=k,
+                engine=engine,
+                n_max_memory=n_max,
+                n_timed=n_t,
+                s_per_sweep=t,
+                growth=growth,
+                n_one_second_sweep=min(n_1s, n_max),
+            )
+        )
         print(rows[-1], flush=True)
     load = os.getloadavg()
     print("\nmemory budget %.1f GiB; load average %.2f %.2f %.2f (2 cores shared)\n" % ((budget / 2**30,) + load))

@@ -33,9 +33,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 
 def _plan(graph, k, n, reg=0.1, seed=0):
@@ -48,20 +48,48 @@ def _plan(graph, k, n, reg=0.1, seed=0):
 
 def report(name, result):
     """Write ``bench/results/<name>.md`` from the results dict (rows, load)."""
-    rows = [[r["graph"], r["k"], r["n"], r["engine"], "%.3f" % r["ms_per_sample_sequential"],
-             "%.4f" % r["ms_per_sample_elimination"], "%.0f×" % r["speedup"],
-             "%.0f → %.2f" % (10 * r["ms_per_sample_sequential"], 10 * r["ms_per_sample_elimination"])]
-            for r in result["rows"]]
-    table = md_table(["graph", "k", "n", "engine", "sequential ms/sample", "elimination ms/sample", "speed-up",
-                      "est. sample(10000): seq → elim (s)"], rows, align="lrrlrrrr")
-    write_markdown(name, "Sampling from factored plans", [
-        "`FactoredPlan.sample(m, method=...)`: the vectorised elimination sampler (tables once, then "
-        "every conditional of the batch by a gather) against the per-prefix sequential one; ε = 0.1, "
-        "uniform weights, one BLAS thread; load average %.2f / %.2f / %.2f on the shared 2-core "
-        "machine." % tuple(result["load"]), table],
+    rows = [
+        [
+            r["graph"],
+            r["k"],
+            r["n"],
+            r["engine"],
+            "%.3f" % r["ms_per_sample_sequential"],
+            "%.4f" % r["ms_per_sample_elimination"],
+            "%.0f×" % r["speedup"],
+            "%.0f → %.2f" % (10 * r["ms_per_sample_sequential"], 10 * r["ms_per_sample_elimination"]),
+        ]
+        for r in result["rows"]
+    ]
+    table = md_table(
+        [
+            "graph",
+            "k",
+            "n",
+            "engine",
+            "sequential ms/sample",
+            "elimination ms/sample",
+            "speed-up",
+            "est. sample(10000): seq → elim (s)",
+        ],
+        rows,
+        align="lrrlrrrr",
+    )
+    write_markdown(
+        name,
+        "Sampling from factored plans",
+        [
+            "`FactoredPlan.sample(m, method=...)`: the vectorised elimination sampler (tables once, then "
+            "every conditional of the batch by a gather) against the per-prefix sequential one; ε = 0.1, "
+            "uniform weights, one BLAS thread; load average %.2f / %.2f / %.2f on the shared 2-core "
+            "machine." % tuple(result["load"]),
+            table,
+        ],
         source="`python bench/bench_sampling.py`",
         figures=[(name + ".png", "milliseconds per sample, sequential and elimination")]
-        if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
+        if os.path.exists(os.path.join(RESULTS, name + ".png"))
+        else (),
+    )
 
 
 def main():
@@ -82,9 +110,19 @@ def main():
         t0 = time.perf_counter()
         plan.sample(m_elim, random_state=0, method="elimination")
         t_elim = (time.perf_counter() - t0) / m_elim
-        rows.append(dict(graph=graph, k=k, n=n, m_sequential=m_seq, m_elimination=m_elim,
-                         ms_per_sample_sequential=1e3 * t_seq, ms_per_sample_elimination=1e3 * t_elim,
-                         speedup=t_seq / t_elim, engine=type(plan.engine).__name__))
+        rows.append(
+            dict(
+                graph=graph,
+                k=k,
+                n=n,
+                m_sequential=m_seq,
+                m_elimination=m_elim,
+                ms_per_sample_sequential=1e3 * t_seq,
+                ms_per_sample_elimination=1e3 * t_elim,
+                speedup=t_seq / t_elim,
+                engine=type(plan.engine).__name__,
+            )
+        )
         print(rows[-1], flush=True)
     name = "bench_sampling_quick" if args.quick else "bench_sampling"
     load = save_results(name, rows)

@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from _report import RESULTS, load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
 from ot_multimarginal._threads import _largest_product_flops  # noqa: E402
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials  # noqa: E402
 
@@ -53,17 +53,37 @@ def _rate(engine, a_s, threads, sweeps):
 def report(name, result):
     """Write ``bench/results/<name>.md`` from the results dict (rows, load)."""
     rows = result["rows"]
-    table = md_table(["engine", "n", "largest product (Mflop)", "sweeps/s, 1 thread", "sweeps/s, 2 threads", "2 / 1"],
-                     [[r["engine"], r["n"], "%.2g" % (r["flops_largest_product"] / 1e6), "%.1f" % r["rate_1"],
-                       "%.1f" % r["rate_2"], "%.2f" % r["ratio"]] for r in rows], align="lrrrrr")
-    write_markdown(name, "BLAS threads: 1 against 2 (load %.1f)" % result["load"][0], [
-        "Sweeps per second of the dense engine (k = 3) and the cycle engine (circle, k = 5) at ε = 0.1 "
-        "inside `blas_threads(1)` and `blas_threads(2)`, alternating, best of 3, on the project's shared "
-        "2-core machine (load average %.2f / %.2f / %.2f at the end of the run). The ratio 2 / 1 sets "
-        "the `blas_threads='auto'` rule: one thread below `AUTO_SINGLE_THREAD_FLOPS` (2·400³ flops in "
-        "a sweep's largest product)." % tuple(result["load"]), table],
-        source="`python bench/bench_threads.py`", figures=[(name + ".png", "sweeps per second against n")]
-        if os.path.exists(os.path.join(RESULTS, name + ".png")) else ())
+    table = md_table(
+        ["engine", "n", "largest product (Mflop)", "sweeps/s, 1 thread", "sweeps/s, 2 threads", "2 / 1"],
+        [
+            [
+                r["engine"],
+                r["n"],
+                "%.2g" % (r["flops_largest_product"] / 1e6),
+                "%.1f" % r["rate_1"],
+                "%.1f" % r["rate_2"],
+                "%.2f" % r["ratio"],
+            ]
+            for r in rows
+        ],
+        align="lrrrrr",
+    )
+    write_markdown(
+        name,
+        "BLAS threads: 1 against 2 (load %.1f)" % result["load"][0],
+        [
+            "Sweeps per second of the dense engine (k = 3) and the cycle engine (circle, k = 5) at ε = 0.1 "
+            "inside `blas_threads(1)` and `blas_threads(2)`, alternating, best of 3, on the project's shared "
+            "2-core machine (load average %.2f / %.2f / %.2f at the end of the run). The ratio 2 / 1 sets "
+            "the `blas_threads='auto'` rule: one thread below `AUTO_SINGLE_THREAD_FLOPS` (2·400³ flops in "
+            "a sweep's largest product)." % tuple(result["load"]),
+            table,
+        ],
+        source="`python bench/bench_threads.py`",
+        figures=[(name + ".png", "sweeps per second against n")]
+        if os.path.exists(os.path.join(RESULTS, name + ".png"))
+        else (),
+    )
 
 
 def main():
@@ -86,8 +106,17 @@ def main():
             for _ in range(3):
                 for t in (1, 2):
                     r[t] = max(r[t], _rate(engine, a_s, t, sweeps))
-            rows.append(dict(engine=kind, n=n, sweeps=sweeps, rate_1=r[1], rate_2=r[2], ratio=r[2] / r[1],
-                             flops_largest_product=_largest_product_flops(engine)))
+            rows.append(
+                dict(
+                    engine=kind,
+                    n=n,
+                    sweeps=sweeps,
+                    rate_1=r[1],
+                    rate_2=r[2],
+                    ratio=r[2] / r[1],
+                    flops_largest_product=_largest_product_flops(engine),
+                )
+            )
             print(rows[-1], flush=True)
     name = "bench_threads_quick" if args.quick else "bench_threads"
     load = save_results(name, rows)
@@ -99,8 +128,12 @@ def main():
     for kind, style in (("dense", "o-"), ("cycle", "s-")):
         rs = [r for r in rows if r["engine"] == kind]
         for t, ls in ((1, ""), (2, "--")):
-            ax.plot([r["n"] for r in rs], [r["rate_%d" % t] for r in rs], style[:1] + (ls or "-"),
-                    label="%s, %d thread%s" % (kind, t, "s" * (t > 1)))
+            ax.plot(
+                [r["n"] for r in rs],
+                [r["rate_%d" % t] for r in rs],
+                style[:1] + (ls or "-"),
+                label="%s, %d thread%s" % (kind, t, "s" * (t > 1)),
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("n")

@@ -76,8 +76,10 @@ As = A.reshape(len(xs), step, m).sum(axis=1)
 C_small = om.PairwiseCost.star([lam[j] * Ms for j in range(m)], center=0).to_dense()
 v_small = om.emot_lp2([None] + [As[:, j] for j in range(m)], C_small, free=[0])
 v_small_ref = ot.lp.barycenter(As, Ms, weights=lam, log=True)[1]["fun"]
-print("coarse grid (%d points): multimarginal LP value %.8f, ot.lp.barycenter value %.8f"
-      % (len(xs), v_small, v_small_ref))
+print(
+    "coarse grid (%d points): multimarginal LP value %.8f, ot.lp.barycenter value %.8f"
+    % (len(xs), v_small, v_small_ref)
+)
 
 # %%
 # Entropic barycenters: multimarginal (free centre) vs POT's pairwise one
@@ -90,12 +92,20 @@ b_mot, b_pot = {}, {}
 for reg in regs:
     P, log = om.emot_sinkhorn(a_s, cost, reg, stopThr=1e-9, numItermax=20000, log=True)
     b_mot[reg] = P.marginal(0)  # the free marginal: the barycenter
-    b_pot[reg] = ot.bregman.barycenter(A, M, reg, weights=lam, method="sinkhorn_log", numItermax=20000,
-                                       stopThr=1e-10)
-    print("reg %.0e: multimarginal value %.6f (LP %.6f), %d sweeps; "
-          "L1 distance to the LP barycenter: multimarginal %.3f, ot.bregman %.3f; between them %.3f"
-          % (reg, log["value"], v_lp, log["niter"], np.abs(b_mot[reg] - b_lp).sum(),
-             np.abs(b_pot[reg] - b_lp).sum(), np.abs(b_mot[reg] - b_pot[reg]).sum()))
+    b_pot[reg] = ot.bregman.barycenter(A, M, reg, weights=lam, method="sinkhorn_log", numItermax=20000, stopThr=1e-10)
+    print(
+        "reg %.0e: multimarginal value %.6f (LP %.6f), %d sweeps; "
+        "L1 distance to the LP barycenter: multimarginal %.3f, ot.bregman %.3f; between them %.3f"
+        % (
+            reg,
+            log["value"],
+            v_lp,
+            log["niter"],
+            np.abs(b_mot[reg] - b_lp).sum(),
+            np.abs(b_pot[reg] - b_lp).sum(),
+            np.abs(b_mot[reg] - b_pot[reg]).sum(),
+        )
+    )
 
 # %%
 # Plot

@@ -64,8 +64,10 @@ for name, kw in runs.items():
     per = k if kw["method"] == "sinkhorn_log" else 1
     updates = np.linspace(0, log["niter"] * per, len(err))
     results[name] = (updates, err, dt)
-    print("%-26s value %.6f (LP %.6f)  %5d iterations, %6d block updates, %.2f s, converged: %s"
-          % (name, v, lp, log["niter"], log["niter"] * per, dt, log["converged"]))
+    print(
+        "%-26s value %.6f (LP %.6f)  %5d iterations, %6d block updates, %.2f s, converged: %s"
+        % (name, v, lp, log["niter"], log["niter"] * per, dt, log["converged"])
+    )
 
 # %%
 # Marginal error against block updates and against time

@@ -57,8 +57,10 @@ for d in classes:
     cost = om.PairwiseCost.star([M / m] * m, center=0, free=[0])
     P, log = om.emot_sinkhorn([None] + A, cost, reg, stopThr=1e-7, numItermax=3000, log=True)
     bary = P.marginal(0)
-    print("digit %d: EMOT value %.5f, %d sweeps, marginal error %.1e"
-          % (d, log["value"], log["niter"], P.marginal_error()))
+    print(
+        "digit %d: EMOT value %.5f, %d sweeps, marginal error %.1e"
+        % (d, log["value"], log["niter"], P.marginal_error())
+    )
     rows.append((A, np.mean(A, axis=0), bary))
 
 # %%

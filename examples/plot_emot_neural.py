@@ -39,8 +39,7 @@ reg = 0.5
 # Train the potentials (a progress bar shows the running estimate)
 # ----------------------------------------------------------------
 est = NeuralEMOT(reg, graph="chain", random_state=0, verbose=True).fit(X_s)
-print("neural value %.5f (%s, %d steps, %.1f s)" % (est.value_, est.value_method_, est.n_iter_,
-                                                    est.timings_["total"]))
+print("neural value %.5f (%s, %d steps, %.1f s)" % (est.value_, est.value_method_, est.n_iter_, est.timings_["total"]))
 
 # %%
 # The exact value, by Sinkhorn on the chain
@@ -55,8 +54,14 @@ h = est.history_
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 ax = axes[0]
 ax.plot(h["step"], h["batch_dual"], lw=0.5, alpha=0.6, label="mini-batch dual")
-ax.errorbar(h["eval_step"], h["eval_value"], yerr=2 * np.asarray(h["eval_se"]), fmt="o-", ms=3,
-            label="held-out estimate (± 2 s.e.)")
+ax.errorbar(
+    h["eval_step"],
+    h["eval_value"],
+    yerr=2 * np.asarray(h["eval_se"]),
+    fmt="o-",
+    ms=3,
+    label="held-out estimate (± 2 s.e.)",
+)
 ax.axhline(v_sinkhorn, color="k", ls="--", label="exact (Sinkhorn)")
 ax.axhline(est.value_, color="C3", ls=":", label="final neural value (exact dual)")
 ax.set_ylim(v_sinkhorn - 0.25 * abs(v_sinkhorn), v_sinkhorn + 0.1 * abs(v_sinkhorn))

@@ -83,8 +83,10 @@ top = np.argsort(P.ravel())[::-1][:120]
 idx = np.array(np.unravel_index(top, P.shape)).T
 w = P.ravel()[top]
 srt = np.sort(P.ravel())[::-1]
-print("the 120 heaviest triplets carry %.0f%% of the mass; %d entries carry 90%%"
-      % (100 * w.sum(), np.searchsorted(np.cumsum(srt), 0.9) + 1))
+print(
+    "the 120 heaviest triplets carry %.0f%% of the mass; %d entries carry 90%%"
+    % (100 * w.sum(), np.searchsorted(np.cumsum(srt), 0.9) + 1)
+)
 
 angle = lambda X: np.arctan2(*(X - X.mean(0)).T[::-1])  # noqa: E731
 hue = plt.cm.hsv((angle(X_s[0])[idx[:, 0]] + np.pi) / (2 * np.pi))
@@ -92,8 +94,9 @@ fig, ax = plt.subplots(figsize=(6.4, 5.2))
 for (i, j, l), wt, c in zip(idx, w, hue):
     tri = np.array([X_s[0][i], X_s[1][j], X_s[2][l], X_s[0][i]])
     ax.plot(tri[:, 0], tri[:, 1], color=c, lw=0.8, alpha=min(1.0, 0.2 + 40 * wt), zorder=1)
-for X, m, name in zip(X_s, ["o", "s", "^"], ["ring ($\\mu_1$, 30)", "crescent ($\\mu_2$, 40)",
-                                            "ellipse ($\\mu_3$, 50)"]):
+for X, m, name in zip(
+    X_s, ["o", "s", "^"], ["ring ($\\mu_1$, 30)", "crescent ($\\mu_2$, 40)", "ellipse ($\\mu_3$, 50)"]
+):
     ax.scatter(X[:, 0], X[:, 1], s=22, marker=m, color="0.15", label=name, zorder=3, edgecolor="w", linewidth=0.4)
 centroids = np.mean([X_s[m][idx[:, m]] for m in range(3)], axis=0)
 ax.scatter(centroids[:, 0], centroids[:, 1], s=5000 * w, color=hue, zorder=4, edgecolor="k", linewidth=0.3)

@@ -39,9 +39,9 @@ import ot_multimarginal as om
 rng = np.random.RandomState(0)
 n = 40
 t = rng.uniform(0, 2 * np.pi, n)
-X1 = np.c_[np.cos(t), np.sin(t)] * 0.7 + np.array([-2.0, 0.0])   # a ring
+X1 = np.c_[np.cos(t), np.sin(t)] * 0.7 + np.array([-2.0, 0.0])  # a ring
 X2 = rng.randn(n, 2) * np.array([0.15, 0.8]) + np.array([2.0, 0.0])  # a vertical blob
-X3 = rng.randn(n, 2) * 0.3 + np.array([0.0, 2.5])                  # the moving cloud, start
+X3 = rng.randn(n, 2) * 0.3 + np.array([0.0, 2.5])  # the moving cloud, start
 
 # %%
 # The one-line switch: NumPy in, NumPy out; torch in, torch out
@@ -51,8 +51,10 @@ v_np = om.empirical_emot_sinkhorn2([X1, X2, X3], reg)
 Xt = [torch.tensor(X) for X in (X1, X2)] + [torch.tensor(X3, requires_grad=True)]
 v_t = om.empirical_emot_sinkhorn2(Xt, reg)
 v_t.backward()
-print("value NumPy %.6f, torch %.6f (%s); gradient norm on X3: %.3f"
-      % (v_np, v_t.item(), v_t.dtype, Xt[2].grad.norm().item()))
+print(
+    "value NumPy %.6f, torch %.6f (%s); gradient norm on X3: %.3f"
+    % (v_np, v_t.item(), v_t.dtype, Xt[2].grad.norm().item())
+)
 
 # %%
 # Gradient descent on the moving cloud
@@ -86,8 +88,15 @@ ax.scatter(X2[:, 0], X2[:, 1], s=14, color="C1", label="$X_2$ (fixed)")
 for j in range(n):
     ax.plot(path[:, j, 0], path[:, j, 1], color="C2", lw=0.6, alpha=0.5)
 ax.scatter(path[0, :, 0], path[0, :, 1], s=14, color="C2", alpha=0.4, label="$X_3$, start")
-ax.scatter(path[-1, :, 0], path[-1, :, 1], s=18, color="C2", edgecolor="k", linewidth=0.4,
-           label="$X_3$ after %d steps" % (len(path) - 1))
+ax.scatter(
+    path[-1, :, 0],
+    path[-1, :, 1],
+    s=18,
+    color="C2",
+    edgecolor="k",
+    linewidth=0.4,
+    label="$X_3$ after %d steps" % (len(path) - 1),
+)
 ax.set_aspect("equal")
 ax.legend(fontsize=8, loc="lower left")
 ax.set_title("Gradient descent of $X_3$ on EMOT$(X_1, X_2, X_3)$")

@@ -37,8 +37,8 @@ import ot_multimarginal as om
 rng = np.random.RandomState(0)
 n = 40
 s = np.sort(rng.uniform(-2, 2, n))
-X1 = np.c_[s, np.full(n, -0.6)]                                   # horizontal, bottom
-X2 = np.c_[np.full(n, 3.5), np.sort(rng.uniform(-2, 2, n))]       # vertical, right
+X1 = np.c_[s, np.full(n, -0.6)]  # horizontal, bottom
+X2 = np.c_[np.full(n, 3.5), np.sort(rng.uniform(-2, 2, n))]  # vertical, right
 X3 = np.c_[np.sort(rng.uniform(-2, 2, n))[::-1], np.full(n, 0.6)]  # horizontal, top (stored right to left)
 X_s = [X1, X2, X3]
 a = ot.unif(n)
@@ -68,12 +68,13 @@ def pair_costs(P):
 
 for name, P in [("glued pairwise", P_glued), ("multimarginal", P_joint)]:
     c12, c23, c13 = pair_costs(P)
-    print("%-15s total cost value %.3f = (1,2) %.3f + (2,3) %.3f + (1,3) %.3f"
-          % (name, np.sum(P * C), c12, c23, c13))
+    print("%-15s total cost value %.3f = (1,2) %.3f + (2,3) %.3f + (1,3) %.3f" % (name, np.sum(P * C), c12, c23, c13))
 ot13 = ot.emd2(a, a, ot.dist(X1, X3))
 print("exact multimarginal LP value %.3f; direct OT (1,3) value %.3f" % (lp, ot13))
-print("excess (1,3) cost over direct OT: glued %.3f, multimarginal %.3f"
-      % (pair_costs(P_glued)[2] - ot13, pair_costs(P_joint)[2] - ot13))
+print(
+    "excess (1,3) cost over direct OT: glued %.3f, multimarginal %.3f"
+    % (pair_costs(P_glued)[2] - ot13, pair_costs(P_joint)[2] - ot13)
+)
 
 # %%
 # What each plan does with the pair (1, 3)

@@ -28,6 +28,7 @@ Public calls (all backend-generic through :mod:`ot.backend`):
 
 __version__ = "0.1.0.dev0"
 
+from ._threads import blas_threads
 from .approx import emot_approx
 from .costs import PairwiseCost, cost_tensor
 from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
@@ -36,7 +37,6 @@ from .lp import emot_lp, emot_lp2
 from .plans import FactoredPlan
 from .potentials import Potentials
 from .rounding import RoundedState, round_dense, round_to_feasible
-from ._threads import blas_threads
 from .sinkhorn import emot_sinkhorn, emot_sinkhorn2
 
 __all__ = [
@@ -66,9 +66,13 @@ __all__ = [
     "NeuralMGW",
 ]
 
-_LAZY = {"emot_neural": ".neural.api", "emot_neural2": ".neural.api", "NeuralEMOT": ".neural.estimator",
-         "mgw_neural": ".neural.gromov",
-         "NeuralMGW": ".neural.gromov"}
+_LAZY = {
+    "emot_neural": ".neural.api",
+    "emot_neural2": ".neural.api",
+    "NeuralEMOT": ".neural.estimator",
+    "mgw_neural": ".neural.gromov",
+    "NeuralMGW": ".neural.gromov",
+}
 
 
 def __getattr__(name):

@@ -31,6 +31,7 @@ __all__ = ["blas_threads", "engine_threads", "fit_threads", "AUTO_SINGLE_THREAD_
 # (bench/results/bench_threads*.md: below it a second thread gained little on one size and lost on the others)
 AUTO_SINGLE_THREAD_FLOPS = 2 * 400**3
 
+
 @contextlib.contextmanager
 def blas_threads(n: Optional[int]) -> Iterator[None]:
     """Run a block with ``n`` BLAS threads and ``n`` torch intra-op threads, then restore both.
@@ -128,7 +129,8 @@ def fit_threads(num_threads="auto", device=None, X_s=None):
         first = X_s[0] if isinstance(X_s, (list, tuple)) and len(X_s) else None  # X_s is checked by the fit
         dev = device if device is not None else getattr(first, "device", "cpu")
         return blas_threads_ctx(None if str(dev).startswith("cuda") else 1)
-    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
-                                    or num_threads < 1):
+    if num_threads is not None and (
+        isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+    ):
         raise ValueError("num_threads must be 'auto', None or a positive int, got %r" % (num_threads,))
     return blas_threads_ctx(num_threads)

@@ -122,18 +122,13 @@ def backend_of(**named):
         elif _is_array(val):
             flat.append((name, val))
     if not flat:
-        raise TypeError(
-            "expected at least one NumPy array or torch tensor among %s"
-            % ", ".join(named)
-        )
+        raise TypeError("expected at least one NumPy array or torch tensor among %s" % ", ".join(named))
     kinds = {}
     for name, v in flat:
         kinds.setdefault(type(v).__module__.split(".")[0], []).append(name)
     if len(kinds) > 1:
         desc = "; ".join("%s: %s" % (lib, ", ".join(n)) for lib, n in kinds.items())
-        raise TypeError(
-            "all arrays must come from the same library (NumPy or torch), got " + desc
-        )
+        raise TypeError("all arrays must come from the same library (NumPy or torch), got " + desc)
     try:
         return get_backend(*[v for _, v in flat])
     except ValueError as e:  # POT raises ValueError for unknown/mixed types
@@ -212,8 +207,9 @@ def check_checkpoint_params(checkpoint_dir, checkpoint_every, resume):
     ``resume``: a bool, ``True`` only with a ``checkpoint_dir``.
     """
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
-        raise TypeError("checkpoint_dir must be a directory path (str or os.PathLike) or None, got %s"
-                        % describe(checkpoint_dir))
+        raise TypeError(
+            "checkpoint_dir must be a directory path (str or os.PathLike) or None, got %s" % describe(checkpoint_dir)
+        )
     if checkpoint_every is not None:
         check_positive_int("checkpoint_every", checkpoint_every, minimum=1)
     if check_bool("resume", resume) and checkpoint_dir is None:
@@ -282,8 +278,7 @@ def check_cost_tensor(nx, M, k=None, name="M", memory_budget=None, n_buffers=Non
     _check_floating(nx, M, name)
     if k is not None and M.ndim != k:
         raise ValueError(
-            "%s must have one axis per marginal: expected %d dimensions, got shape %s"
-            % (name, k, tuple(M.shape))
+            "%s must have one axis per marginal: expected %d dimensions, got shape %s" % (name, k, tuple(M.shape))
         )
     check_k(M.ndim, "%s.ndim (the number of marginals)" % name)
     if any(int(n) == 0 for n in M.shape):
@@ -305,15 +300,17 @@ def check_not_pot_signature(a_s, M, reg, caller="emot_sinkhorn"):
             call, pot = "%s([a, b], M, reg)" % caller, "ot.sinkhorn(a, b, M, reg)"
         raise TypeError(
             "%s takes the k weight vectors as one list a_s: got a 1-D array as a_s and a 1-D array as M, "
-            "as in POT's two-marginal call %s. Call %s instead (M then the cost matrix)."
-            % (caller, pot, call)
+            "as in POT's two-marginal call %s. Call %s instead (M then the cost matrix)." % (caller, pot, call)
         )
 
 
 def cast_like(nx, a, type_as):
     """``a`` with the dtype and device of ``type_as`` (keeps autograd on torch)."""
-    if a.dtype == type_as.dtype and nx.device_type(a) == nx.device_type(type_as) and \
-            getattr(a, "device", None) == getattr(type_as, "device", None):
+    if (
+        a.dtype == type_as.dtype
+        and nx.device_type(a) == nx.device_type(type_as)
+        and getattr(a, "device", None) == getattr(type_as, "device", None)
+    ):
         return a
     if str(nx) == "torch":
         return a.to(dtype=type_as.dtype, device=type_as.device)
@@ -336,14 +333,17 @@ def _as_weight_array(nx, a, nm, type_as, clouds=None):
         return nx.from_numpy(arr, type_as=type_as)
     if not _is_array(a):
         raise TypeError(
-            "%s must be a 1-D array (or list) of non-negative numbers, or None for uniform, got %s"
-            % (nm, describe(a))
+            "%s must be a 1-D array (or list) of non-negative numbers, or None for uniform, got %s" % (nm, describe(a))
         )
     if "bool" in str(a.dtype) or "complex" in str(a.dtype):
         raise TypeError(
             "%s must have a real dtype, got %s: pass the weights as numbers (integers are cast), e.g. %s "
-            "for a boolean mask" % (nm, a.dtype, "mask.double() / mask.sum()" if "torch" in str(a.dtype)
-                                    else "mask.astype(float) / mask.sum()")
+            "for a boolean mask"
+            % (
+                nm,
+                a.dtype,
+                "mask.double() / mask.sum()" if "torch" in str(a.dtype) else "mask.astype(float) / mask.sum()",
+            )
         )
     if type(a).__module__.split(".")[0] != type(type_as).__module__.split(".")[0]:
         backend_of(**{clouds or "the cost": type_as, nm: a})  # the TypeError of mixed array libraries
@@ -374,9 +374,7 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0, clou
     if a_s is None:
         a_s = [None] * k
     if not isinstance(a_s, (list, tuple)):
-        raise TypeError(
-            "%s must be a list of k weight vectors (or None for uniform), got %s" % (name, describe(a_s))
-        )
+        raise TypeError("%s must be a list of k weight vectors (or None for uniform), got %s" % (name, describe(a_s)))
     if len(a_s) != k:
         raise ValueError("%s must have one entry per marginal: expected %d, got %d" % (name, k, len(a_s)))
     out = []
@@ -391,12 +389,19 @@ def check_weights(nx, a_s, shape, type_as, name="a_s", rtol=None, mass=1.0, clou
         if a.ndim != 1:
             raise ValueError("%s must be 1-D, got shape %s" % (nm, tuple(a.shape)))
         if a.shape[0] != n:
-            raise ValueError("%s has length %d but %s" % (nm, a.shape[0], "%s[%d] has %d points" % (clouds, i, n)
-                                                          if clouds else "axis %d of the cost has size %d" % (i, n)))
+            raise ValueError(
+                "%s has length %d but %s"
+                % (
+                    nm,
+                    a.shape[0],
+                    "%s[%d] has %d points" % (clouds, i, n) if clouds else "axis %d of the cost has size %d" % (i, n),
+                )
+            )
         # three reductions where the weights are (a GPU), one small copy to the host (NaN propagates)
         ad = nx.detach(a)
-        lo, hi, m = (float(v) for v in np.asarray(nx.to_numpy(nx.stack([nx.min(ad), nx.max(ad), nx.sum(ad)])),
-                                                  dtype=np.float64))
+        lo, hi, m = (
+            float(v) for v in np.asarray(nx.to_numpy(nx.stack([nx.min(ad), nx.max(ad), nx.sum(ad)])), dtype=np.float64)
+        )
         if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(m)):
             raise ValueError("%s contains NaN or inf values" % nm)
         if lo < 0:
@@ -439,9 +444,7 @@ def check_free(free, k, name="free"):
     if free is None:
         return ()
     if isinstance(free, (str, bytes)) or not hasattr(free, "__iter__") or (hasattr(free, "ndim") and free.ndim != 1):
-        raise TypeError(
-            "%s must be a sequence of node indices (e.g. [0] or (1, 3)), got %s" % (name, describe(free))
-        )
+        raise TypeError("%s must be a sequence of node indices (e.g. [0] or (1, 3)), got %s" % (name, describe(free)))
     nodes = list(free)
     for v in nodes:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
@@ -510,9 +513,7 @@ def check_point_clouds(X_s, name="X_s", min_k=2):
     and one column, and finite.
     """
     if not isinstance(X_s, (list, tuple)):
-        raise TypeError(
-            "%s must be a list of k arrays of shape (n_i, d_i), got %s" % (name, describe(X_s))
-        )
+        raise TypeError("%s must be a list of k arrays of shape (n_i, d_i), got %s" % (name, describe(X_s)))
     if len(X_s) < min_k:
         raise ValueError(
             "%s must hold at least %d point clouds (len(%s) is the number of marginals), got %d"
@@ -528,19 +529,21 @@ def check_point_clouds(X_s, name="X_s", min_k=2):
     for i, X in enumerate(X_s):
         if X.ndim != 2:
             raise ValueError(
-                "%s[%d] must be a 2-D array (n_i, d_i) (one row per point), got shape %s"
-                % (name, i, tuple(X.shape))
+                "%s[%d] must be a 2-D array (n_i, d_i) (one row per point), got shape %s" % (name, i, tuple(X.shape))
             )
         if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError("%s[%d] is empty: expected shape (n_i, d_i) with n_i, d_i >= 1, got %s"
-                             % (name, i, tuple(X.shape)))
+            raise ValueError(
+                "%s[%d] is empty: expected shape (n_i, d_i) with n_i, d_i >= 1, got %s" % (name, i, tuple(X.shape))
+            )
         if "complex" in str(X.dtype):
             raise TypeError("%s[%d] must be real, got dtype %s" % (name, i, X.dtype))
         dtypes.append(X.dtype if nx.is_floating_point(X) else None)
         dev, dev0 = getattr(X, "device", None), getattr(X_s[0], "device", None)
         if str(dev) != str(dev0):
-            raise TypeError("%s[%d] is on device %s but %s[0] on %s: put the point clouds on one device"
-                            % (name, i, dev, name, dev0))
+            raise TypeError(
+                "%s[%d] is on device %s but %s[0] on %s: put the point clouds on one device"
+                % (name, i, dev, name, dev0)
+            )
     floats = [d for d in dtypes if d is not None]
     if floats:
         target = max(floats, key=lambda d: d.itemsize)
@@ -600,10 +603,15 @@ METHOD_ALIASES = {"sinkhorn": "sinkhorn_log"}
 """Other accepted ``method=`` names: POT's ``'sinkhorn'`` is the cyclic log-domain method."""
 
 POT_METHODS = {
-    "sinkhorn_stabilized": ("sinkhorn_log", "every method here works in the log domain, which is what POT's "
-                            "stabilised Sinkhorn is for"),
-    "sinkhorn_epsilon_scaling": ("sinkhorn_log", "the log-domain method; for a small reg, warm-start it from the "
-                                 "potentials of a larger reg (warmstart=log['potentials'])"),
+    "sinkhorn_stabilized": (
+        "sinkhorn_log",
+        "every method here works in the log domain, which is what POT's stabilised Sinkhorn is for",
+    ),
+    "sinkhorn_epsilon_scaling": (
+        "sinkhorn_log",
+        "the log-domain method; for a small reg, warm-start it from the "
+        "potentials of a larger reg (warmstart=log['potentials'])",
+    ),
     "sinkhorn_log": ("sinkhorn_log", ""),
     "greenkhorn": ("sinkhorn_greedy", "the greedy (Greenkhorn-like) method"),
 }
@@ -631,8 +639,9 @@ def _signature_names(caller):
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError, ImportError):
         return ()
-    return tuple(p for p, v in params.items()
-                 if v.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL))
+    return tuple(
+        p for p, v in params.items() if v.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    )
 
 
 def check_method(method, methods, name="method"):
@@ -655,21 +664,39 @@ def check_method(method, methods, name="method"):
         hint = " (did you mean %r?)" % close if close else ""
     raise ValueError(
         "Unknown method %s%s. Expected one of %s%s."
-        % (repr(method) if isinstance(method, str) else describe(method),
-           "" if name == "method" else " for %s" % name, valid, hint)
+        % (
+            repr(method) if isinstance(method, str) else describe(method),
+            "" if name == "method" else " for %s" % name,
+            valid,
+            hint,
+        )
     )
 
 
 # positional arguments of every strategy, not options a user passes
-_STRATEGY_POSITIONAL = ("engine", "a_s", "log_a", "g", "numItermax", "stopThr", "verbose", "blocks", "stop_rule",
-                        "unbalanced")
+_STRATEGY_POSITIONAL = (
+    "engine",
+    "a_s",
+    "log_a",
+    "g",
+    "numItermax",
+    "stopThr",
+    "verbose",
+    "blocks",
+    "stop_rule",
+    "unbalanced",
+)
 
 
 def strategy_options(strategy):
     """The keyword options of a strategy function (e.g. ``check_every``, ``relaxation``)."""
     params = inspect.signature(strategy).parameters
-    return tuple(p for p in params if p not in _STRATEGY_POSITIONAL
-                 and params[p].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL))
+    return tuple(
+        p
+        for p in params
+        if p not in _STRATEGY_POSITIONAL
+        and params[p].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    )
 
 
 def check_solver_kwargs(caller, method, kwargs, strategy, own=()):
@@ -702,8 +729,13 @@ def _check_keywords(caller, kwargs, valid, what):
             close = closest_name(key, tuple(valid) + tuple(n for n in _signature_names(caller) if n not in valid))
             raise TypeError(
                 "%s() got an unexpected keyword argument %r%s. %s: %s"
-                % (caller, key, " (did you mean %r?)" % close if close else "", what,
-                   ", ".join(valid) if valid else "none")
+                % (
+                    caller,
+                    key,
+                    " (did you mean %r?)" % close if close else "",
+                    what,
+                    ", ".join(valid) if valid else "none",
+                )
             )
 
 
@@ -743,8 +775,9 @@ def check_cloud_weights(a_s, X_s, name="a_s", clouds="X_s"):
     if not isinstance(a_s, (list, tuple)):
         raise TypeError("%s must be a list of k weight vectors (or None for uniform), got %s" % (name, describe(a_s)))
     if len(a_s) != len(X_s):
-        raise ValueError("%s must have one entry per point cloud of %s: expected %d, got %d"
-                         % (name, clouds, len(X_s), len(a_s)))
+        raise ValueError(
+            "%s must have one entry per point cloud of %s: expected %d, got %d" % (name, clouds, len(X_s), len(a_s))
+        )
     for i, (a, X) in enumerate(zip(a_s, X_s)):
         nm = "%s[%d]" % (name, i)
         a = _as_weight_array(nx, a, nm, X, clouds)
@@ -782,9 +815,7 @@ def check_warmstart(nx, warmstart, shape, type_as, name="warmstart"):
                 % (nm, "torch tensor" if lib == "torch" else "NumPy array", n, describe(phi))
             )
         if type(phi).__module__.split(".")[0] != lib:
-            raise TypeError(
-                "%s must come from the same library as the cost (%s), got %s" % (nm, lib, describe(phi))
-            )
+            raise TypeError("%s must come from the same library as the cost (%s), got %s" % (nm, lib, describe(phi)))
         if tuple(phi.shape) != (n,):
             raise ValueError("%s must have shape (%d,), got %s" % (nm, n, tuple(phi.shape)))
         if "bool" in str(phi.dtype) or "complex" in str(phi.dtype):
@@ -804,8 +835,9 @@ def check_index_tuples(idx, shape):
     try:
         arr = np.asarray(idx.detach().cpu() if hasattr(idx, "detach") else idx)
     except (TypeError, ValueError):
-        raise TypeError("idx (index tuples) must be an integer array of shape (m, %d) or (%d,), got %s"
-                        % (k, k, describe(idx))) from None
+        raise TypeError(
+            "idx (index tuples) must be an integer array of shape (m, %d) or (%d,), got %s" % (k, k, describe(idx))
+        ) from None
     single = arr.ndim == 1
     if single:
         arr = arr[None, :]
@@ -821,9 +853,7 @@ def check_index_tuples(idx, shape):
         bad = (arr < 0) | (arr >= hi[None, :])
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise IndexError(
-                "idx: index %d out of range for axis %d of size %d (row %d)" % (arr[r, c], c, shape[c], r)
-            )
+            raise IndexError("idx: index %d out of range for axis %d of size %d (row %d)" % (arr[r, c], c, shape[c], r))
     return arr, single
 
 
@@ -856,9 +886,10 @@ def check_log_scalings(g, shape, name="g"):
     tops = nx.to_numpy(nx.concatenate([m for _, m in maxima]))  # one host transfer of k scalars
     for (i, _), top in zip(maxima, np.asarray(tops, dtype=np.float64)):
         if np.isnan(top) or np.isposinf(top):
-            raise ValueError("%s[%d] contains NaN or +inf values (log-scalings may be -inf, not NaN or +inf): "
-                             "the solve that produced them failed; check its log['converged'] and err"
-                             % (name, i))
+            raise ValueError(
+                "%s[%d] contains NaN or +inf values (log-scalings may be -inf, not NaN or +inf): "
+                "the solve that produced them failed; check its log['converged'] and err" % (name, i)
+            )
         if np.isneginf(top):
             raise ValueError("%s[%d] is -inf everywhere: the plan would have zero mass" % (name, i))
     return list(g)
@@ -906,8 +937,9 @@ def check_rounded_marginals(nx, err, k, type_as, reg, stacklevel=3):
     if not math.isfinite(e) or e > tol:
         fix = "use float64 (or a larger reg)" if eps > 1e-10 else "use a larger reg or rescale the cost"
         warn_promise(
-            "round() promises exact marginals, but the rounded plan's marginals miss the weights "
-            "(sum of L1 errors)", e, tol,
+            "round() promises exact marginals, but the rounded plan's marginals miss the weights (sum of L1 errors)",
+            e,
+            tol,
             "At reg=%g the plan's log-scalings are beyond what %s resolves: %s." % (reg, dt, fix),
             stacklevel=stacklevel,
         )
@@ -926,7 +958,8 @@ def warn_promise(what, reached, tol, hint="", stacklevel=3):
     """``UserWarning`` when a promised figure is not met: says what was reached and the tolerance."""
     warnings.warn(
         "%s: reached %.3g, above the tolerance %.3g.%s" % (what, reached, tol, (" " + hint) if hint else ""),
-        UserWarning, stacklevel=stacklevel + 1,
+        UserWarning,
+        stacklevel=stacklevel + 1,
     )
 
 
@@ -970,8 +1003,9 @@ SCALING_HINT = (
 )
 
 
-def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense cost tensor", nx=None, type_as=None,
-                     hint=None):
+def check_dense_size(
+    shape, itemsize, n_buffers, memory_budget, what="the dense cost tensor", nx=None, type_as=None, hint=None
+):
     """Raise ``MemoryError`` before allocating ``n_buffers`` tensors of ``shape``.
 
     ``memory_budget=None`` uses :func:`default_memory_budget`. ``hint``: the
@@ -987,8 +1021,15 @@ def check_dense_size(shape, itemsize, n_buffers, memory_budget, what="the dense 
         raise MemoryError(
             "%s of shape %s needs about %s (%d buffers of %s entries), over the memory "
             "budget of %s. %s; or raise memory_budget."
-            % (what, tuple(int(n) for n in shape), _fmt_bytes(need), n_buffers, entries, _fmt_bytes(budget),
-               SCALING_HINT if hint is None else hint)
+            % (
+                what,
+                tuple(int(n) for n in shape),
+                _fmt_bytes(need),
+                n_buffers,
+                entries,
+                _fmt_bytes(budget),
+                SCALING_HINT if hint is None else hint,
+            )
         )
     return need
 

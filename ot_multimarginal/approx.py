@@ -36,13 +36,11 @@ solving the LP.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Tuple, Union
 
-from ._typing import Array, Cost, LogDict, Nodes, Weights
-
-import math
-
 from ._backend import to_float
+from ._typing import Array, Cost, LogDict, Nodes, Weights
 from ._validation import check_reg, check_solver_call
 from ._warnings import warn_user
 from .plans import FactoredPlan
@@ -55,8 +53,11 @@ __all__ = ["emot_approx", "approx_parameters", "iteration_bound"]
 
 _METHODS = ("sinkhorn_greedy", "sinkhorn_accelerated", "sinkhorn_log")
 # engine passes per stopping check of each loop (the cyclic one checks every 10 sweeps of k passes)
-_PASSES_PER_CHECK = {"sinkhorn_greedy": lambda k: 1, "sinkhorn_accelerated": lambda k: 3,
-                     "sinkhorn_log": lambda k: 10 * k}
+_PASSES_PER_CHECK = {
+    "sinkhorn_greedy": lambda k: 1,
+    "sinkhorn_accelerated": lambda k: 3,
+    "sinkhorn_log": lambda k: 10 * k,
+}
 # the certified gap costs about k + 3 passes; evaluate it after at least this many times as many loop passes
 _GAP_CHECK_RATIO = 4
 
@@ -160,8 +161,15 @@ class _CertifiedGap:
             plan = factored.to_dense(self.memory_budget)
             cost = nx.sum(self.M * plan)
         primal = to_float(nx, cost)
-        self.last = dict(g=list(g), plan=plan, cost=cost, primal=primal, lower_bound=lower_bound,
-                         gap=primal - lower_bound, state=state)
+        self.last = dict(
+            g=list(g),
+            plan=plan,
+            cost=cost,
+            primal=primal,
+            lower_bound=lower_bound,
+            gap=primal - lower_bound,
+            state=state,
+        )
         return self.last
 
     def __call__(self, g, err):
@@ -171,11 +179,21 @@ class _CertifiedGap:
         return self.evaluate(g)["gap"] <= self.eps
 
 
-def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkhorn_log",
-                numItermax: Optional[int] = None, verbose: bool = False, log: bool = False, warn: bool = True,
-                mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None,
-                blas_threads: Union[str, int, None] = "auto", **kwargs: Any) -> Union[
-                    Tuple[Union[Array, "FactoredPlan"], Array], Tuple[Union[Array, "FactoredPlan"], Array, LogDict]]:
+def emot_approx(
+    a_s: Weights,
+    M: Cost,
+    eps_accuracy: float,
+    method: str = "sinkhorn_log",
+    numItermax: Optional[int] = None,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    mode: str = "scaling",
+    memory_budget: Optional[int] = None,
+    free: Nodes = None,
+    blas_threads: Union[str, int, None] = "auto",
+    **kwargs: Any,
+) -> Union[Tuple[Union[Array, FactoredPlan], Array], Tuple[Union[Array, FactoredPlan], Array, LogDict]]:
     r"""Solve the exact multimarginal OT problem to an additive accuracy ε, certified (Lin et al. 2022).
 
     Returns a plan :math:`P \in \Pi(a_1, \dots, a_k)` (marginals exact to
@@ -343,8 +361,18 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
             "eps_accuracy (reg = eps_accuracy / (2 sum_i log n_i), reported as log['reg']); to trade "
             "accuracy for speed, pass a larger eps_accuracy"
         )
-    method = check_solver_call("emot_approx", a_s, M, eps, method, {m: STRATEGIES[m] for m in _METHODS}, kwargs,
-                               log=log, verbose=verbose, warn=warn)
+    method = check_solver_call(
+        "emot_approx",
+        a_s,
+        M,
+        eps,
+        method,
+        {m: STRATEGIES[m] for m in _METHODS},
+        kwargs,
+        log=log,
+        verbose=verbose,
+        warn=warn,
+    )
     # validate with a placeholder reg, then rebuild the engine at eta
     engine, a_s = make_engine(a_s, M, 1.0, mode, memory_budget, detach=True)
     nx = engine.nx
@@ -368,8 +396,18 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
         numItermax = iteration_bound(cost_range, eta, tol, ratios)
     every = max(1, int(math.ceil(_GAP_CHECK_RATIO * (k + 3) / _PASSES_PER_CHECK[method](k))))
     certifier = _CertifiedGap(engine, M, a_s, eta, eps, every, memory_budget)
-    g, info = solve_potentials(engine, a_tilde, method, numItermax, tol, verbose, False, blas_threads=blas_threads,
-                               stop_rule=certifier, **kwargs)
+    g, info = solve_potentials(
+        engine,
+        a_tilde,
+        method,
+        numItermax,
+        tol,
+        verbose,
+        False,
+        blas_threads=blas_threads,
+        stop_rule=certifier,
+        **kwargs,
+    )
 
     last = certifier.last
     if last is None or not all(x is y for x, y in zip(last["g"], g)):
@@ -380,8 +418,10 @@ def emot_approx(a_s: Weights, M: Cost, eps_accuracy: float, method: str = "sinkh
     converged = tolerance_met or certified
     stop_reason = "tolerance" if tolerance_met else ("certified_gap" if certified else "numItermax")
     if verbose:
-        print("lower bound %.8e | rounded cost %.8e | certified gap %.3e (target eps %.3e, %s)"
-              % (lower_bound, primal, gap, eps, stop_reason))
+        print(
+            "lower bound %.8e | rounded cost %.8e | certified gap %.3e (target eps %.3e, %s)"
+            % (lower_bound, primal, gap, eps, stop_reason)
+        )
     if warn and not converged:
         warn_user(
             "emot_approx(method=%r) stopped at numItermax=%d before its accuracy target: the rounded plan is "

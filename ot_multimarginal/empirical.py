@@ -17,8 +17,12 @@ from .strategies import STRATEGIES
 __all__ = ["empirical_emot_sinkhorn", "empirical_emot_sinkhorn2", "empirical_cost"]
 
 
-def empirical_cost(X_s: Sequence[Array], graph: Union[str, Edges, Any, None] = None, metric: Metric = "sqeuclidean",
-                   memory_budget: Optional[int] = None) -> Cost:
+def empirical_cost(
+    X_s: Sequence[Array],
+    graph: Union[str, Edges, Any, None] = None,
+    metric: Metric = "sqeuclidean",
+    memory_budget: Optional[int] = None,
+) -> Cost:
     r"""Build the cost of point clouds: a dense tensor, or a :class:`PairwiseCost` if ``graph`` is given.
 
     For clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})`, :math:`i = 1..k`,
@@ -106,10 +110,16 @@ def empirical_cost(X_s: Sequence[Array], graph: Union[str, Edges, Any, None] = N
     return PairwiseCost.from_point_clouds(X_s, graph=graph, metric=metric)
 
 
-def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None,
-                            graph: Union[str, Edges, Any, None] = "complete", metric: Metric = "sqeuclidean",
-                            memory_budget: Optional[int] = None,
-                            free: Nodes = None, **kwargs: Any) -> Any:
+def empirical_emot_sinkhorn(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges, Any, None] = "complete",
+    metric: Metric = "sqeuclidean",
+    memory_budget: Optional[int] = None,
+    free: Nodes = None,
+    **kwargs: Any,
+) -> Any:
     r"""EMOT plan between point clouds (cost: ``metric`` summed over pairs).
 
     Parameters
@@ -169,10 +179,16 @@ def empirical_emot_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = Non
     return emot_sinkhorn(a_s, C, reg, memory_budget=memory_budget, free=free, **kwargs)
 
 
-def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = None,
-                             graph: Union[str, Edges, Any, None] = "complete", metric: Metric = "sqeuclidean",
-                             memory_budget: Optional[int] = None,
-                             free: Nodes = None, **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
+def empirical_emot_sinkhorn2(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges, Any, None] = "complete",
+    metric: Metric = "sqeuclidean",
+    memory_budget: Optional[int] = None,
+    free: Nodes = None,
+    **kwargs: Any,
+) -> Union[Array, Tuple[Array, LogDict]]:
     r"""EMOT value between point clouds; differentiable in ``X_s`` and ``a_s`` on torch.
 
     For clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` with weights
@@ -263,5 +279,13 @@ def empirical_emot_sinkhorn2(X_s: Sequence[Array], reg: float, a_s: Weights = No
 def _check_kwargs(caller, solver, X_s, reg, kwargs):
     """Mistyped keywords are reported by the point-cloud call itself, with the valid names."""
     own = [p for p in inspect.signature(solver).parameters if p not in ("a_s", "M", "reg", "kwargs")]
-    check_solver_call(caller, None, X_s, reg, kwargs.get("method", "sinkhorn_log"), STRATEGIES,
-                      {key: v for key, v in kwargs.items() if key not in own}, own)
+    check_solver_call(
+        caller,
+        None,
+        X_s,
+        reg,
+        kwargs.get("method", "sinkhorn_log"),
+        STRATEGIES,
+        {key: v for key, v in kwargs.items() if key not in own},
+        own,
+    )

@@ -127,7 +127,9 @@ def gw_loss(X, Y, P):
     ybar = nx.dot(s, Y)
     xbar = nx.dot(r, X)
     M = nx.dot(X.T, nx.dot(P, Y))
-    cross = 2 * t * m + 2 * nx.sum(a * r) * nx.sum(b * s) - 4 * nx.sum(u * ybar) - 4 * nx.sum(w * xbar) + 4 * nx.sum(M * M)
+    cross = (
+        2 * t * m + 2 * nx.sum(a * r) * nx.sum(b * s) - 4 * nx.sum(u * ybar) - 4 * nx.sum(w * xbar) + 4 * nx.sum(M * M)
+    )
     return _pairwise_fourth_moment(nx, X, r) + _pairwise_fourth_moment(nx, Y, s) - 2 * cross
 
 
@@ -218,7 +220,9 @@ def match_from_plan(P: Array, soft: bool = False) -> Any:
     """
     nx = backend_of(P=P)
     if getattr(P, "ndim", None) != 2:
-        raise ValueError("P must be a 2-D pairwise plan of shape (n_i, n_j), got shape %s" % (tuple(getattr(P, "shape", ())),))
+        raise ValueError(
+            "P must be a 2-D pairwise plan of shape (n_i, n_j), got shape %s" % (tuple(getattr(P, "shape", ())),)
+        )
     if soft:
         return P / nx.sum(P, axis=1, keepdims=True)
     return np.asarray(np.argmax(nx.to_numpy(nx.detach(P)), axis=1), dtype=np.int64)
@@ -284,7 +288,7 @@ def _pca_candidates(nx, Xn, a_s, edges, n_components, max_candidates, rng):
     axes = [_pca_axes(nx, X, a, n_components) for X, a in zip(Xn, a_s)]
     r = [len(lam) for lam, _ in axes]
     n_free = sum(r[1:])
-    total = 2 ** n_free
+    total = 2**n_free
     if total <= max_candidates:
         codes = range(total)
     else:
@@ -295,7 +299,7 @@ def _pca_candidates(nx, Xn, a_s, edges, n_components, max_candidates, rng):
         signs = [np.ones(r[0])]
         pos = 0
         for i in range(1, k):
-            signs.append(1.0 - 2.0 * np.asarray(bits[pos:pos + r[i]], dtype=np.float64))
+            signs.append(1.0 - 2.0 * np.asarray(bits[pos : pos + r[i]], dtype=np.float64))
             pos += r[i]
         As = []
         for i, j in edges:
@@ -362,14 +366,21 @@ class _Run:
         """Solve the EMOT for the current A (warm-started), then A <- A(P). Returns the objective."""
         nx = self.nx
         cost = self.cost()
-        solve = dict(method=self.inner["method"], numItermax=self.inner["numItermax"], log=True, warn=False,
-                     grad="detach", **self.inner["kwargs"])
+        solve = dict(
+            method=self.inner["method"],
+            numItermax=self.inner["numItermax"],
+            log=True,
+            warn=False,
+            grad="detach",
+            **self.inner["kwargs"],
+        )
         extra = 0
         if self.potentials is None:
             # a cold start: continuation in eps (measured: 58 -> 32 Newton iterations, k = 3, n = 40, reg = 0.1)
             for factor in CONTINUATION:
-                _, lg = emot_sinkhorn(self.a_s, cost, self.reg * factor, stopThr=max(self.tol, 1e-3),
-                                      warmstart=self.potentials, **solve)
+                _, lg = emot_sinkhorn(
+                    self.a_s, cost, self.reg * factor, stopThr=max(self.tol, 1e-3), warmstart=self.potentials, **solve
+                )
                 self.potentials = lg["potentials"]
                 extra += int(lg["niter"])
         plan, lg = emot_sinkhorn(self.a_s, cost, self.reg, stopThr=self.tol, warmstart=self.potentials, **solve)
@@ -378,10 +389,12 @@ class _Run:
         G = sum(gw_loss(self.Xd[i], self.Xd[j], P) for (i, j), P in zip(self.edges, self.pairwise))
         ent = lg["value"] - lg["value_linear"]
         new_A = [gw_cross_moment(self.Xd[i], self.Xd[j], P) for (i, j), P in zip(self.edges, self.pairwise)]
-        self.A_change.append(max(
-            to_float(nx, nx.sqrt(nx.sum((A1 - A0) ** 2))) / max(to_float(nx, nx.sqrt(nx.sum(A1 ** 2))), 1e-300)
-            for A0, A1 in zip(self.A, new_A)
-        ))
+        self.A_change.append(
+            max(
+                to_float(nx, nx.sqrt(nx.sum((A1 - A0) ** 2))) / max(to_float(nx, nx.sqrt(nx.sum(A1**2))), 1e-300)
+                for A0, A1 in zip(self.A, new_A)
+            )
+        )
         self.A = new_A
         obj = to_float(nx, G + ent)
         self.history.append(obj)
@@ -398,7 +411,8 @@ class _Run:
         return self.tol <= self.inner["stopThr"]
 
     def converged(self, stopThr):
-        """Objective and A_ij stationary to ``stopThr`` (relative; A_ij to the dtype's resolution at least), inner solves tight.
+        """Objective and A_ij stationary to ``stopThr`` (relative; A_ij to the dtype's resolution at least),
+        inner solves tight.
 
         The objective is flat at a fixed point (its change is about the square of the A_ij's), so it alone
         would stop with the plan still moving: the change of the A_ij bounds the plan's.
@@ -414,12 +428,27 @@ def _rel_change(history):
     return abs(history[-1] - history[-2]) / max(abs(history[-1]), 1e-300)
 
 
-def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
-                 normalize: Optional[str] = "each", init: Any = "auto", n_components: int = 2,
-                 max_candidates: int = 16, n_screen: int = 2, method: str = "auto", numItermax: int = 100,
-                 stopThr: float = 1e-6, numItermaxInner: int = 5000, stopThrInner: float = 1e-6,
-                 random_state: Any = None, verbose: bool = False, log: bool = False, warn: bool = True,
-                 **kwargs: Any) -> Union[Any, Tuple[Any, LogDict]]:
+def mgw_sinkhorn(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    normalize: Optional[str] = "each",
+    init: Any = "auto",
+    n_components: int = 2,
+    max_candidates: int = 16,
+    n_screen: int = 2,
+    method: str = "auto",
+    numItermax: int = 100,
+    stopThr: float = 1e-6,
+    numItermaxInner: int = 5000,
+    stopThrInner: float = 1e-6,
+    random_state: Any = None,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    **kwargs: Any,
+) -> Union[Any, Tuple[Any, LogDict]]:
     r"""Multimarginal entropic Gromov–Wasserstein between point clouds of any dimensions.
 
     Solves
@@ -575,7 +604,8 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
     Unlike POT's default (non-log) Sinkhorn, every inner solve is in the log
     domain, so small :math:`\varepsilon` does not underflow.
 
-    **Scale.** :math:`\mathrm{MGW}_{\varepsilon s^4}(sX_1, \dots, sX_k) = s^4\,\mathrm{MGW}_\varepsilon(X_1, \dots, X_k)`:
+    **Scale.**
+    :math:`\mathrm{MGW}_{\varepsilon s^4}(sX_1, \dots, sX_k) = s^4\,\mathrm{MGW}_\varepsilon(X_1, \dots, X_k)`:
     ``reg`` means something only relative to the fourth power of the data's
     scale, hence the normalisation by default. Values of 0.05–0.5 suit
     normalised clouds; much larger ones blur the matching, much smaller
@@ -611,8 +641,11 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
     check_iteration_args(numItermax, stopThr)
     check_iteration_args(numItermaxInner, stopThrInner)
     check_forwarded_kwargs("mgw_sinkhorn", method, kwargs, verbose=verbose, log=log, warn=warn)
-    for name, val, low in (("n_components", n_components, 1), ("max_candidates", max_candidates, 1),
-                           ("n_screen", n_screen, 1)):
+    for name, val, low in (
+        ("n_components", n_components, 1),
+        ("max_candidates", max_candidates, 1),
+        ("n_screen", n_screen, 1),
+    ):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
             raise ValueError("%s must be an integer >= %d, got %r" % (name, low, val))
     nx, Xn, a_s, means, scales = _prepare(X_s, a_s, normalize)
@@ -626,8 +659,9 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
     names = [name for name, _ in cands]
     if method == "auto":
         method = "sinkhorn_newton" if sum(shape) <= NEWTON_MAX_POINTS else "sinkhorn_log"
-    inner = dict(method=method, numItermax=numItermaxInner, stopThr=stopThrInner, start=max(stopThrInner, 1e-4),
-                 kwargs=kwargs)
+    inner = dict(
+        method=method, numItermax=numItermaxInner, stopThr=stopThrInner, start=max(stopThrInner, 1e-4), kwargs=kwargs
+    )
     runs = [_Run(nx, Xd, a_s, edges, shape, reg, A, inner) for _, A in cands]
     screened = []
     if len(runs) > 1:
@@ -647,8 +681,10 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
         obj = run.step()
         rel = _rel_change(run.history)
         if verbose:
-            print("%5d  objective %.12e  rel. change %.3e  A change %.3e  inner tol %.1e (%d iterations)"
-                  % (len(run.history), obj, rel, run.A_change[-1], run.tol, run.inner_niter[-1]))
+            print(
+                "%5d  objective %.12e  rel. change %.3e  A change %.3e  inner tol %.1e (%d iterations)"
+                % (len(run.history), obj, rel, run.A_change[-1], run.tol, run.inner_niter[-1])
+            )
         if run.converged(stopThr):
             converged = True
             break
@@ -661,15 +697,22 @@ def mgw_sinkhorn(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: U
         warnings.warn(
             "mgw_sinkhorn did not converge: relative change of the objective %.3e, of the A_ij %.3e (stopThr %.1e) "
             "after %d outer steps (inner tolerance %.1e). Increase numItermax or reg."
-            % (_rel_change(run.history), run.A_change[-1] if run.A_change else np.inf, stopThr, len(run.history),
-               run.tol),
-            UserWarning, stacklevel=2,
+            % (
+                _rel_change(run.history),
+                run.A_change[-1] if run.A_change else np.inf,
+                stopThr,
+                len(run.history),
+                run.tol,
+            ),
+            UserWarning,
+            stacklevel=2,
         )
     if warn and not run.inner_log["converged"]:
         warnings.warn(
             "mgw_sinkhorn: the last inner EMOT solve did not converge (marginal error %.3e > %.1e after %d sweeps). "
             "Increase numItermaxInner or reg." % (run.inner_log["err"][-1], run.tol, run.inner_log["niter"]),
-            UserWarning, stacklevel=2,
+            UserWarning,
+            stacklevel=2,
         )
     # value at the final plan, differentiable in X_s through the normalised clouds (plan held fixed)
     Ps = [nx.detach(P) for P in run.pairwise]

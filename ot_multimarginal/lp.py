@@ -22,12 +22,11 @@ from __future__ import annotations
 
 from typing import Optional, Tuple, Union
 
-from ._typing import Array, LogDict, Nodes, Weights
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from ._typing import Array, LogDict, Nodes, Weights
 from ._validation import (
     backend_of,
     check_bool,
@@ -62,8 +61,10 @@ def _check_lp_size(shape, max_variables, memory_budget, nx, type_as):
     """Refuse problems that are too large, before any allocation."""
     max_variables = _check_max_variables(max_variables)
     if any(int(n) == 0 for n in shape):
-        raise ValueError("M must have no empty axis (every marginal needs at least one point), got shape %s"
-                         % (tuple(int(n) for n in shape),))
+        raise ValueError(
+            "M must have no empty axis (every marginal needs at least one point), got shape %s"
+            % (tuple(int(n) for n in shape),)
+        )
     n_var = 1
     for n in shape:
         n_var *= int(n)
@@ -76,9 +77,13 @@ def _check_lp_size(shape, max_variables, memory_budget, nx, type_as):
             "or raise max_variables." % (tuple(int(n) for n in shape), n_var, max_variables)
         )
     check_dense_size(
-        shape, 8, _n_buffers(len(shape)), memory_budget,
+        shape,
+        8,
+        _n_buffers(len(shape)),
+        memory_budget,
         what="the multimarginal LP (cost, solution and sparse constraint matrix)",
-        nx=nx, type_as=type_as,
+        nx=nx,
+        type_as=type_as,
     )
     return n_var
 
@@ -111,9 +116,7 @@ def _constraint_matrix(shape, prescribed=None):
         n_kept.append(rows.shape[0])
     del flat
     n_rows = sum(n_kept)
-    counts = np.concatenate(
-        [np.full(m, n_var // shape[i], dtype=np.int64) for i, m in zip(prescribed, n_kept)]
-    )
+    counts = np.concatenate([np.full(m, n_var // shape[i], dtype=np.int64) for i, m in zip(prescribed, n_kept)])
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.concatenate(indices)
@@ -161,10 +164,11 @@ def _solve(a_s, M, memory_budget, max_variables, free=None, verbose=False, log=F
     off = 0
     for t, i in enumerate(prescribed):
         m = shape[i] if t == 0 else shape[i] - 1
-        duals[i][:m] = y[off:off + m]
+        duals[i][:m] = y[off : off + m]
         off += m
-    info = dict(status=int(res.status), message=str(res.message), niter=int(getattr(res, "nit", -1)), free=free,
-                converged=True)  # a solve that did not reach the optimum raised above
+    info = dict(
+        status=int(res.status), message=str(res.message), niter=int(getattr(res, "nit", -1)), free=free, converged=True
+    )  # a solve that did not reach the optimum raised above
     return nx, plan, float(res.fun), duals, info
 
 
@@ -258,7 +262,15 @@ _RAISES = r"""
 """
 
 
-def emot_lp(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[int] = None, max_variables: int = 2_000_000, free: Nodes = None, verbose: bool = False) -> Union[Array, Tuple[Array, LogDict]]:
+def emot_lp(
+    a_s: Weights,
+    M: Array,
+    log: bool = False,
+    memory_budget: Optional[int] = None,
+    max_variables: int = 2_000_000,
+    free: Nodes = None,
+    verbose: bool = False,
+) -> Union[Array, Tuple[Array, LogDict]]:
     nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free, verbose, log, "emot_lp")
     P = nx.from_numpy(plan, type_as=M)
     if log:
@@ -266,7 +278,8 @@ def emot_lp(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[i
     return P
 
 
-emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
+emot_lp.__doc__ = (
+    r"""Exact multimarginal OT plan (linear program, HiGHS).
 
     Solves the unregularised multimarginal problem
 
@@ -292,12 +305,18 @@ emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
 
     Parameters
     ----------
-    """ + _PARAMS + r"""
+    """
+    + _PARAMS
+    + r"""
     Returns
     -------
     P : array-like of shape (n_1, ..., n_k)
         An optimal plan (same backend, dtype and device as ``M``).
-    """ + _LOG_DOC + _RAISES + _NOTES + r"""
+    """
+    + _LOG_DOC
+    + _RAISES
+    + _NOTES
+    + r"""
     Examples
     --------
     >>> import numpy as np
@@ -317,9 +336,18 @@ emot_lp.__doc__ = r"""Exact multimarginal OT plan (linear program, HiGHS).
     emot_sinkhorn : the entropic approximation, for larger problems.
     ot.emd : the two-marginal case.
     """
+)
 
 
-def emot_lp2(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[int] = None, max_variables: int = 2_000_000, free: Nodes = None, verbose: bool = False) -> Union[Array, Tuple[Array, LogDict]]:
+def emot_lp2(
+    a_s: Weights,
+    M: Array,
+    log: bool = False,
+    memory_budget: Optional[int] = None,
+    max_variables: int = 2_000_000,
+    free: Nodes = None,
+    verbose: bool = False,
+) -> Union[Array, Tuple[Array, LogDict]]:
     nx, plan, value, duals, info = _solve(a_s, M, memory_budget, max_variables, free, verbose, log, "emot_lp2")
     val = nx.from_numpy(np.asarray(value), type_as=M)
     if str(nx) == "torch":
@@ -339,7 +367,8 @@ def emot_lp2(a_s: Weights, M: Array, log: bool = False, memory_budget: Optional[
     return val
 
 
-emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
+emot_lp2.__doc__ = (
+    r"""Exact multimarginal OT value (linear program, HiGHS).
 
     Returns
 
@@ -368,12 +397,18 @@ emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
 
     Parameters
     ----------
-    """ + _PARAMS + r"""
+    """
+    + _PARAMS
+    + r"""
     Returns
     -------
     value : backend scalar
         The optimal value (same dtype and device as ``M``).
-    """ + _LOG_DOC + _RAISES + _NOTES + r"""
+    """
+    + _LOG_DOC
+    + _RAISES
+    + _NOTES
+    + r"""
     Examples
     --------
     >>> import numpy as np
@@ -393,3 +428,4 @@ emot_lp2.__doc__ = r"""Exact multimarginal OT value (linear program, HiGHS).
     emot_sinkhorn2 : the entropic approximation, for larger problems.
     ot.emd2 : the two-marginal case.
     """
+)

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
-from ._typing import Array
-
 import numpy as np
 from ot.utils import check_random_state
 
 from ._elimination import elimination_factors, sample_by_elimination
+from ._typing import Array
 from ._validation import (
     check_dense_size,
     check_free,
@@ -193,8 +192,14 @@ class FactoredPlan:
     (2, 3)
     """
 
-    def __init__(self, engine: Any, g: Optional[Sequence[Array]], a_s: Optional[Sequence[Array]] = None,
-                 rounded: Optional["RoundedState"] = None, free: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        g: Optional[Sequence[Array]],
+        a_s: Optional[Sequence[Array]] = None,
+        rounded: Optional[RoundedState] = None,
+        free: Sequence[int] = (),
+    ) -> None:
         nx = engine.nx
         free = check_free(free, engine.k)
         if g is None:
@@ -207,9 +212,7 @@ class FactoredPlan:
             if len(a_s) != engine.k:
                 raise ValueError("a_s must be a list of %d weight vectors, got %d" % (engine.k, len(a_s)))
         if rounded is not None and not all(x is y for x, y in zip(g, rounded.g)):
-            same = all(
-                np.array_equal(_to_numpy64(nx, x), _to_numpy64(nx, y)) for x, y in zip(g, rounded.g)
-            )
+            same = all(np.array_equal(_to_numpy64(nx, x), _to_numpy64(nx, y)) for x, y in zip(g, rounded.g))
             if not same:
                 raise ValueError(
                     "rounded.g differs from g: the rank-one correction belongs to the "
@@ -454,8 +457,9 @@ class FactoredPlan:
         return self.nx.reshape(vals, shape)
 
     # ---- sampling ------------------------------------------------------
-    def sample(self, n_samples: int, random_state: Union[None, int, np.random.RandomState] = None,
-               method: str = "auto") -> np.ndarray:
+    def sample(
+        self, n_samples: int, random_state: Union[None, int, np.random.RandomState] = None, method: str = "auto"
+    ) -> np.ndarray:
         r"""Exact i.i.d. samples of k-tuples from the plan (divided by its mass).
 
         Parameters
@@ -594,7 +598,7 @@ class FactoredPlan:
         for j in range(1, k - 1):
             uniq, inv, order, bounds = _group_rows(out[:, :j])
             for c, prefix in enumerate(uniq):
-                rows = order[bounds[c]:bounds[c + 1]]
+                rows = order[bounds[c] : bounds[c + 1]]
                 gc = list(self.g)
                 for l in range(j):
                     delta = np.full(self.shape[l], -np.inf)
@@ -615,15 +619,15 @@ class FactoredPlan:
         uniq, inv, order, bounds = _group_rows(out[:, :j])
         block = max(1, _DRAW_BLOCK // nk)
         for start in range(0, len(uniq), block):
-            U = uniq[start:start + block]
+            U = uniq[start : start + block]
             b = len(U)
             idx = np.empty((b * nk, k), dtype=np.int64)
             idx[:, :j] = np.repeat(U, nk, axis=0)
             idx[:, j] = np.tile(np.arange(nk, dtype=np.int64), b)
             L = gk[None, :] - _to_numpy64(nx, cost_at(self.engine, idx, centred=True)).reshape(b, nk) / self.reg
-            sel = order[bounds[start]:bounds[start + b]]
+            sel = order[bounds[start] : bounds[start + b]]
             for s0 in range(0, len(sel), block):
-                rows = sel[s0:s0 + block]
+                rows = sel[s0 : s0 + block]
                 out[rows, j] = _draw_rows(rng, L[inv[rows] - start])
 
     # ---- dense form ----------------------------------------------------
@@ -664,7 +668,7 @@ class FactoredPlan:
         return P
 
     # ---- rounding ------------------------------------------------------
-    def round(self) -> "FactoredPlan":
+    def round(self) -> FactoredPlan:
         r"""Round the plan onto the exact transport polytope of ``a_s``.
 
         :func:`~ot_multimarginal.round_to_feasible` on the log-scalings
@@ -709,5 +713,8 @@ class FactoredPlan:
         if self.rounded is not None:
             extra += ", rounded=True, s=%.3g" % float(_to_numpy64(self.nx, self.rounded.s))
         return "FactoredPlan(shape=%s, engine=%s, backend=%s%s)" % (
-            self.shape, type(self.engine).__name__, str(self.nx), extra
+            self.shape,
+            type(self.engine).__name__,
+            str(self.nx),
+            extra,
         )

@@ -46,13 +46,11 @@ exact; a free marginal is whatever the plan gives.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from typing import Any, Sequence
 
-from ._typing import Array
-
-from collections import namedtuple
-
 from ._backend import axes_except, expand_to, safe_log, to_float
+from ._typing import Array
 from ._validation import backend_of, check_free, check_log_scalings, check_plan_tensor, check_weights, describe
 
 __all__ = [
@@ -116,7 +114,7 @@ def _free_axis_part(nx, r, s):
     return s * (nx.ones(r.shape, type_as=r) / r.shape[0])
 
 
-def round_to_feasible(engine: Any, g: Sequence[Array], a_s: Sequence[Array], free: Sequence[int] = ()) -> "RoundedState":
+def round_to_feasible(engine: Any, g: Sequence[Array], a_s: Sequence[Array], free: Sequence[int] = ()) -> RoundedState:
     r"""Round the plan :math:`B(g)` onto :math:`\Pi(a_1, \dots, a_k)`, in factored form.
 
     The k-marginal rounding of Altschuler et al. (2017) / Lin et al. (2022),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .plans import FactoredPlan
 
 from ._backend import dtype_info, safe_log
+from ._threads import engine_threads
 from ._validation import (
     backend_of,
     check_array,
@@ -34,7 +35,6 @@ from ._validation import (
     check_warmstart,
     check_weights,
 )
-from ._threads import engine_threads
 from .marginals.dense import DenseEngine
 from .potentials import Potentials
 from .strategies import STRATEGIES
@@ -119,7 +119,20 @@ def _initial_scalings(engine, a_s, log_a, warmstart, free=(), rescale=True):
     return (pot.normalized() if rescale else pot).log_scalings
 
 
-def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopThr=1e-9, verbose=False, warn=True, warmstart=None, free=(), blas_threads="auto", unbalanced=None, **kwargs):
+def solve_potentials(
+    engine,
+    a_s,
+    method="sinkhorn_log",
+    numItermax=1000,
+    stopThr=1e-9,
+    verbose=False,
+    warn=True,
+    warmstart=None,
+    free=(),
+    blas_threads="auto",
+    unbalanced=None,
+    **kwargs,
+):
     r"""Run the loop ``method`` on ``engine``: the part every public call shares.
 
     ``free`` (node indices, see :func:`~ot_multimarginal._validation.check_free`)
@@ -156,8 +169,9 @@ def solve_potentials(engine, a_s, method="sinkhorn_log", numItermax=1000, stopTh
     g0 = _initial_scalings(engine, a_s, log_a, warmstart, free, rescale=unbalanced is None)
     try:
         with engine_threads(engine, blas_threads):
-            g, info = STRATEGIES[method](engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks,
-                                         **kwargs)
+            g, info = STRATEGIES[method](
+                engine, a_s, log_a, g0, numItermax, stopThr, verbose=verbose, blocks=blocks, **kwargs
+            )
     except NonFiniteIterate as e:
         raise FloatingPointError(
             "%s: the iterations produced NaN or inf (%s). With reg=%g the kernel may be too "
@@ -179,8 +193,9 @@ def _log_dict(pot, info, value=None, value_linear=None, log_r=None, penalties=No
     out = dict(info)
     out.update(
         # the log keeps the potentials, not the solve's buffers (a dense kernel is the size of the tensor)
-        potentials=Potentials.from_scalings(pot.engine.without_caches(), pot.log_scalings, pot.a_s, pot.free,
-                                            pot.log_a),
+        potentials=Potentials.from_scalings(
+            pot.engine.without_caches(), pot.log_scalings, pot.a_s, pot.free, pot.log_a
+        ),
         cost_offset=pot.cost_offset,
         log_scalings=pot.log_scalings,
         value=value,
@@ -387,17 +402,37 @@ _METHODS_DOC = (
 )
 
 
-def emot_sinkhorn(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "autodiff", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", reg_m: Any = None, **kwargs: Any) -> Union[Array, "FactoredPlan", Tuple[Union[Array, "FactoredPlan"], LogDict]]:
-    method = check_solver_call("emot_sinkhorn", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
-                               warn=warn)
+def emot_sinkhorn(
+    a_s: Weights,
+    M: Cost,
+    reg: float,
+    method: str = "sinkhorn_log",
+    numItermax: int = 1000,
+    stopThr: float = 1e-9,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    warmstart: Optional[Sequence[Array]] = None,
+    grad: str = "autodiff",
+    mode: str = "scaling",
+    memory_budget: Optional[int] = None,
+    free: Nodes = None,
+    blas_threads: Union[str, int, None] = "auto",
+    reg_m: Any = None,
+    **kwargs: Any,
+) -> Union[Array, FactoredPlan, Tuple[Union[Array, FactoredPlan], LogDict]]:
+    method = check_solver_call(
+        "emot_sinkhorn", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose, warn=warn
+    )
     grad = check_choice("grad (of emot_sinkhorn)", grad, _GRAD_PLAN)
     if reg_m is not None:
         check_unbalanced_method(method)
     engine, a_s = make_engine(a_s, M, reg, mode, memory_budget, detach=(grad == "detach"), unbalanced=reg_m is not None)
     free = resolve_free(M, free, engine.k)
     pen = make_penalties(reg_m, engine, a_s, free, method)
-    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, blas_threads,
-                               unbalanced=pen, **kwargs)
+    g, info = solve_potentials(
+        engine, a_s, method, numItermax, stopThr, verbose, warn, warmstart, free, blas_threads, unbalanced=pen, **kwargs
+    )
     pot = Potentials.from_scalings(engine, g, a_s, free)
     plan = pot.plan() if pen is None else engine.plan(g, None, free)  # no rounding onto unbalanced marginals
     if log:
@@ -407,7 +442,8 @@ def emot_sinkhorn(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log
     return plan
 
 
-emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
+emot_sinkhorn.__doc__ = (
+    r"""Entropic multimarginal OT plan.
 
     Solves
 
@@ -429,17 +465,24 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
 
     Parameters
     ----------
-    """ + (_COMMON_PARAMS % _METHODS_DOC) + r"""    grad : {'autodiff', 'detach'}, optional
+    """
+    + (_COMMON_PARAMS % _METHODS_DOC)
+    + r"""    grad : {'autodiff', 'detach'}, optional
         ``'autodiff'`` (default) differentiates through the unrolled
         iterations (torch); ``'detach'`` cuts the graph.
-""" + _ENGINE_PARAMS + r"""
+"""
+    + _ENGINE_PARAMS
+    + r"""
     Returns
     -------
     P : array-like of shape (n_1, ..., n_k), or FactoredPlan
         The plan (same backend, dtype and device as ``M``). For structured
         costs, a factored plan that never forms the tensor (it knows the
         free nodes: :meth:`FactoredPlan.round` rounds the prescribed marginals).
-    """ + _LOG_DOC + _FREE_NOTES + r"""
+    """
+    + _LOG_DOC
+    + _FREE_NOTES
+    + r"""
     Examples
     --------
     >>> import numpy as np
@@ -467,11 +510,31 @@ emot_sinkhorn.__doc__ = r"""Entropic multimarginal OT plan.
     emot_sinkhorn2 : the value, differentiable.
     emot_lp : the exact (unregularised) problem.
     """
+)
 
 
-def emot_sinkhorn2(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_log", numItermax: int = 1000, stopThr: float = 1e-9, verbose: bool = False, log: bool = False, warn: bool = True, warmstart: Optional[Sequence[Array]] = None, grad: str = "envelope", mode: str = "scaling", memory_budget: Optional[int] = None, free: Nodes = None, blas_threads: Union[str, int, None] = "auto", reg_m: Any = None, **kwargs: Any) -> Union[Array, Tuple[Array, LogDict]]:
-    method = check_solver_call("emot_sinkhorn2", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose,
-                               warn=warn)
+def emot_sinkhorn2(
+    a_s: Weights,
+    M: Cost,
+    reg: float,
+    method: str = "sinkhorn_log",
+    numItermax: int = 1000,
+    stopThr: float = 1e-9,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    warmstart: Optional[Sequence[Array]] = None,
+    grad: str = "envelope",
+    mode: str = "scaling",
+    memory_budget: Optional[int] = None,
+    free: Nodes = None,
+    blas_threads: Union[str, int, None] = "auto",
+    reg_m: Any = None,
+    **kwargs: Any,
+) -> Union[Array, Tuple[Array, LogDict]]:
+    method = check_solver_call(
+        "emot_sinkhorn2", a_s, M, reg, method, STRATEGIES, kwargs, log=log, verbose=verbose, warn=warn
+    )
     grad = check_choice("grad (of emot_sinkhorn2)", grad, _GRAD_VALUE)
     if reg_m is not None:
         check_unbalanced_method(method)
@@ -482,17 +545,33 @@ def emot_sinkhorn2(a_s: Weights, M: Cost, reg: float, method: str = "sinkhorn_lo
         solved = engine.detached()
         a_s_used = [engine.nx.detach(a) for a in a_s_used]
     pen = make_penalties(reg_m, solved, a_s_used, free, method)
-    g, info = solve_potentials(solved, a_s_used, method, numItermax, stopThr, verbose, warn, warmstart, free,
-                               blas_threads, unbalanced=pen, **kwargs)
+    g, info = solve_potentials(
+        solved,
+        a_s_used,
+        method,
+        numItermax,
+        stopThr,
+        verbose,
+        warn,
+        warmstart,
+        free,
+        blas_threads,
+        unbalanced=pen,
+        **kwargs,
+    )
     pot = Potentials.from_scalings(solved, g, a_s_used, free)
     if pen is None:
         value, log_r = pot.value(log_marginals=True)
         value_linear = pot.linear_cost()
     else:
         value, value_linear, log_r = unbalanced_value(solved, g, a_s_used, pen)
-    check_finite_result(engine.nx, value, "the EMOT value",
-                        "With reg=%g the problem may be beyond this dtype: use float64, a larger reg, or rescale "
-                        "the cost." % engine.reg)
+    check_finite_result(
+        engine.nx,
+        value,
+        "the EMOT value",
+        "With reg=%g the problem may be beyond this dtype: use float64, a larger reg, or rescale "
+        "the cost." % engine.reg,
+    )
     if grad == "envelope":
         value = _attach_envelope(engine, pot, a_s, value, pen)
     if log:
@@ -548,7 +627,8 @@ def _attach_envelope(engine, pot, a_s_in, value, penalties=None):
     return nx.set_gradients(value, tuple(x for x, _ in keep), tuple(gr for _, gr in keep))
 
 
-emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
+emot_sinkhorn2.__doc__ = (
+    r"""Entropic multimarginal OT value.
 
     Returns
 
@@ -573,7 +653,9 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
 
     Parameters
     ----------
-    """ + (_COMMON_PARAMS % _METHODS_DOC) + r"""    grad : {'envelope', 'autodiff', 'detach'}, optional
+    """
+    + (_COMMON_PARAMS % _METHODS_DOC)
+    + r"""    grad : {'envelope', 'autodiff', 'detach'}, optional
         ``'envelope'`` (default): solve without building a graph, then attach
         the envelope-theorem gradients :math:`\partial/\partial C = P` and
         :math:`\partial/\partial a_i = \varphi_i - \mathrm{mean}(\varphi_i)`
@@ -581,12 +663,17 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
         same way) for a free one, whose :math:`a_i` enters only the KL
         reference (exact at convergence, memory-light). ``'autodiff'``: differentiate
         through the unrolled iterations. ``'detach'``: no gradient.
-""" + _ENGINE_PARAMS + r"""
+"""
+    + _ENGINE_PARAMS
+    + r"""
     Returns
     -------
     value : backend scalar
         The EMOT value (same dtype and device as ``M``).
-    """ + _LOG_DOC + _FREE_NOTES + r"""
+    """
+    + _LOG_DOC
+    + _FREE_NOTES
+    + r"""
     Examples
     --------
     >>> import numpy as np
@@ -601,3 +688,4 @@ emot_sinkhorn2.__doc__ = r"""Entropic multimarginal OT value.
     emot_sinkhorn : the plan.
     emot_lp2 : the exact (unregularised) value.
     """
+)

@@ -8,6 +8,7 @@ GPU is present, on CUDA. The fixture
 yields a :class:`Backend` object that carries ``.dtype``/``.device`` helpers
 through :func:`to_nx`.
 """
+
 import numpy as np
 import pytest
 from ot.backend import NumpyBackend, get_backend_list
@@ -88,7 +89,8 @@ def _torch_devices():
     if torch is None:
         return []
     return [pytest.param(torch.device("cpu"), id="cpu")] + (
-        [pytest.param(torch.device("cuda"), id="cuda")] if torch.cuda.is_available() else [])
+        [pytest.param(torch.device("cuda"), id="cuda")] if torch.cuda.is_available() else []
+    )
 
 
 @pytest.fixture(params=_torch_devices())
@@ -118,11 +120,18 @@ try:
     from hypothesis import HealthCheck, settings
 
     settings.register_profile(
-        "ci", max_examples=25, deadline=None, derandomize=True, database=None, print_blob=True,
+        "ci",
+        max_examples=25,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     settings.register_profile(
-        "dev", max_examples=250, deadline=None,
+        "dev",
+        max_examples=250,
+        deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

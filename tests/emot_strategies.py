@@ -7,6 +7,7 @@ that shrinking works on the integers and the arrays stay cheap. Sizes are
 tiny (at most 4 points per marginal) so that the LP oracle and the dense
 tensor are instant.
 """
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -56,7 +57,7 @@ def dense_problems(draw, k_max=3, n_max=4, backends=None):
     rng = np.random.RandomState(seed)
     C = rng.rand(*shape) * scale
     a_s = [weights(rng, n, zeros) for n in shape]
-    return dict(C=C, a_s=a_s, reg=float(scale * 10.0 ** log_reg), backend=backend, seed=seed, free=free)
+    return dict(C=C, a_s=a_s, reg=float(scale * 10.0**log_reg), backend=backend, seed=seed, free=free)
 
 
 GRAPHS = ["chain", "circle", "star", "complete", "tree"]
@@ -85,5 +86,4 @@ def graph_problems(draw, k_max=4, n_max=3, backends=None):
         edges = [(int(rng.randint(j)), j) for j in range(1, k)]
     mats = [rng.rand(shape[a], shape[b]) for a, b in edges]
     a_s = [weights(rng, n, zeros) for n in shape]
-    return dict(graph=graph, edges=edges, mats=mats, shape=shape, a_s=a_s, reg=float(10.0 ** log_reg),
-                backend=backend)
+    return dict(graph=graph, edges=edges, mats=mats, shape=shape, a_s=a_s, reg=float(10.0**log_reg), backend=backend)

@@ -6,6 +6,7 @@ or a single process killed mid-run.
 NeuralEMOT keyword arguments; the data are ``make_data(**config['data'])``) and saves, per rank,
 ``<out>/<name>-rank<r>.pt`` with the potentials' state, the value and the batch duals.
 """
+
 import json
 import os
 import shutil

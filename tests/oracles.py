@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """Independent oracles shared by the tests, written plainly in NumPy (no package code)."""
+
 import numpy as np
 
 

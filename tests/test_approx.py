@@ -5,18 +5,19 @@ Oracles written here: the LP by scipy's HiGHS (unless ot_multimarginal.lp has
 landed, then its emot_lp2 is used and cross-checked once) and the dense
 rounding of the note §3.
 """
+
 import math
 import warnings
 
 import numpy as np
 import ot
 import pytest
+from oracles import textbook_round
 from scipy import sparse
 from scipy.optimize import linprog
 from scipy.special import logsumexp
 
 from conftest import random_weights
-from oracles import textbook_round
 from ot_multimarginal import cost_tensor
 from ot_multimarginal._backend import axes_except, outer_sum
 from ot_multimarginal.approx import approx_parameters, emot_approx

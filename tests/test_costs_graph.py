@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """PairwiseCost: construction, validation, and solves against the dense solver."""
+
 import warnings
 
 import numpy as np

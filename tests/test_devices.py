@@ -45,7 +45,9 @@ def _small_host_copies(s, limit=N):
 def test_neural_emot_keeps_device_and_dtype(torch_device, dtype, graph):
     X = _clouds(torch_device, dtype)
     with HostSyncCounter(torch_device) as s:
-        est = NeuralEMOT(1.0, graph=graph, max_iter=6, batch_size=8, eval_every=3, patience=None, random_state=0, width=8).fit(X)
+        est = NeuralEMOT(
+            1.0, graph=graph, max_iter=6, batch_size=8, eval_every=3, patience=None, random_state=0, width=8
+        ).fit(X)
         v = est.value()
         f = est.potential(1, X[1])
         P = est.pairwise_plan(0, 1)
@@ -60,7 +62,9 @@ def test_neural_emot_keeps_device_and_dtype(torch_device, dtype, graph):
 
 def test_neural_emot_save_load_across_devices(torch_device, tmp_path):
     X = _clouds(torch_device, torch.float64)
-    est = NeuralEMOT(1.0, graph="chain", max_iter=5, batch_size=8, eval_every=0, patience=None, random_state=0, width=8).fit(X)
+    est = NeuralEMOT(
+        1.0, graph="chain", max_iter=5, batch_size=8, eval_every=0, patience=None, random_state=0, width=8
+    ).fit(X)
     path = str(tmp_path / "emot.pt")
     est.save(path)
     targets = {"cpu", torch_device.type}

@@ -4,13 +4,15 @@
 The Sphinx build itself (``python -m sphinx -W -b html docs/source docs/_build/html``)
 runs in CI after the tests; these checks are the fast part of it.
 """
+
 import importlib.util
 import pathlib
 import re
 import warnings
 
-import ot_multimarginal
 from test_readme import missing_optional
+
+import ot_multimarginal
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "source"
@@ -35,7 +37,7 @@ def test_api_reference_lists_every_public_name():
 def test_every_example_is_a_gallery_script_named_in_the_readme():
     examples = sorted((ROOT / "examples").glob("plot_*.py"))
     assert examples
-    gallery = README[README.index("## Gallery"):]
+    gallery = README[README.index("## Gallery") :]
     gallery = gallery[: gallery.index("\n## ", 1)]
     for path in examples:
         text = path.read_text(encoding="utf-8")
@@ -85,7 +87,9 @@ def test_bench_report_writer(tmp_path, monkeypatch):
 def test_readme_is_a_front_page():
     """The README stays a front page: short, no load averages, the benchmark numbers live in bench/results/."""
     assert len(README.splitlines()) <= 250
-    assert not re.search(r"load( average)?:? \d", README) and "GFLOP" not in README, "measurement details belong in bench/results/"
+    assert not re.search(r"load( average)?:? \d", README) and "GFLOP" not in README, (
+        "measurement details belong in bench/results/"
+    )
     for path in re.findall(r"\]\(((?:docs|bench)/[^)#\s]+)\)", README):
         assert (ROOT / path).is_file(), "README links to a missing file: %s" % path
     # the peer table is included by the documentation's front page between these markers
@@ -119,8 +123,9 @@ def _numpydoc_checks():
 
     tree = ast.parse((DOCS / "conf.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "numpydoc_validation_checks"
-                                                for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "numpydoc_validation_checks" for t in node.targets
+        ):
             return set(ast.literal_eval(node.value))
     raise AssertionError("docs/source/conf.py sets no numpydoc_validation_checks")
 
@@ -136,8 +141,9 @@ def _documented_objects():
     tops = ["ot_multimarginal." + n for n in ot_multimarginal.__all__ if not n.startswith("_")]
     for page in sorted(DOCS.glob("*.rst")):
         text = page.read_text(encoding="utf-8")
-        for kind, target, opts in re.findall(r"^\.\. auto(function|class|module):: (\S+)\n((?:[ ]{3}:.*\n)*)",
-                                             text, re.M):
+        for kind, target, opts in re.findall(
+            r"^\.\. auto(function|class|module):: (\S+)\n((?:[ ]{3}:.*\n)*)", text, re.M
+        ):
             if kind != "module":
                 tops.append(target)
                 continue

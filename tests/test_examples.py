@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """The gallery examples run (headless) and print what they promise."""
+
 import pathlib
 import re
 import runpy

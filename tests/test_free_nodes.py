@@ -7,17 +7,17 @@ only, the brute-force primal ⟨C,P⟩ + ε KL(P|⊗a) of a dense plan,
 ``ot.lp.barycenter`` / ``ot.emd2`` for the LP, finite differences for
 gradients and the textbook rounding of ``tests/oracles.py``.
 """
+
 import warnings
 
 import numpy as np
 import ot
 import pytest
+from oracles import axes_except, dense_pairwise_cost, textbook_round
 from scipy.special import logsumexp
 
 import ot_multimarginal as om
 from ot_multimarginal.rounding import round_dense
-
-from oracles import axes_except, dense_pairwise_cost, textbook_round
 
 METHODS = ["sinkhorn_log", "sinkhorn_greedy", "sinkhorn_accelerated"]
 
@@ -99,11 +99,13 @@ def test_two_marginals_closed_form(nx, rng, method, free_node):
         P_ref = P_ref.T
     assert abs(primal_value(C, P_ref, [a, b], eps) - v_ref) < 1e-12  # the closed forms agree
 
-    P, log = om.emot_sinkhorn([nx.array(a), nx.array(b)], nx.array(C), eps, method=method,
-                              free=[free_node], stopThr=_thr(nx), log=True)
+    P, log = om.emot_sinkhorn(
+        [nx.array(a), nx.array(b)], nx.array(C), eps, method=method, free=[free_node], stopThr=_thr(nx), log=True
+    )
     np.testing.assert_allclose(nx.np(P), P_ref, atol=nx.tol(1e-13))
-    v = om.emot_sinkhorn2([nx.array(a), nx.array(b)], nx.array(C), eps, method=method, free=(free_node,),
-                          stopThr=_thr(nx))
+    v = om.emot_sinkhorn2(
+        [nx.array(a), nx.array(b)], nx.array(C), eps, method=method, free=(free_node,), stopThr=_thr(nx)
+    )
     assert abs(float(nx.np(v)) - v_ref) < nx.tol(1e-12)
     assert log["free"] == (free_node,)
     # phi = 0 on the free node; log['marginals'] holds both (the free one is the plan's)
@@ -147,7 +149,7 @@ def test_dense_vs_pairwise_vs_oracle(nx, rng, case):
     cost = _to_nx_cost(nx, cost_np, mats)
     a_nx = [nx.array(a) for a in a_s]
     Pd, logd = om.emot_sinkhorn2(a_nx, nx.array(C), eps, free=free, stopThr=_thr(nx), numItermax=5000, log=True)
-    Ps = om.emot_sinkhorn(a_nx, cost, eps, stopThr=_thr(nx), numItermax=5000)   # free from the cost
+    Ps = om.emot_sinkhorn(a_nx, cost, eps, stopThr=_thr(nx), numItermax=5000)  # free from the cost
     Pd_plan = om.emot_sinkhorn(a_nx, nx.array(C), eps, free=free, stopThr=_thr(nx), numItermax=5000)
     vs = om.emot_sinkhorn2(a_nx, cost, eps, stopThr=_thr(nx), numItermax=5000)
 
@@ -165,7 +167,8 @@ def test_dense_vs_pairwise_vs_oracle(nx, rng, case):
             assert np.abs(_marginal(P_ref, i) - a_s[i]).sum() > 1e-3
             assert np.all(nx.np(logd["potentials"][i]) == 0.0)
         np.testing.assert_allclose(
-            nx.np(logd["potentials"][i]) - nx.np(logd["potentials"][i]).mean(), phi_ref[i] - phi_ref[i].mean(),
+            nx.np(logd["potentials"][i]) - nx.np(logd["potentials"][i]).mean(),
+            phi_ref[i] - phi_ref[i].mean(),
             atol=nx.tol(1e-9),
         )
     vtol = nx.tol(1e-8) * (1 if not nx.float32 else 10)
@@ -182,7 +185,7 @@ def test_free_override_and_empirical(rng):
     assert cost.free == (0,) and "free=(0,)" in repr(cost)
     v_attr = om.emot_sinkhorn2(a_s, cost, 0.5, stopThr=1e-13)
     v_expl = om.emot_sinkhorn2(a_s, cost, 0.5, free=[0], stopThr=1e-13)
-    v_none = om.emot_sinkhorn2(a_s, cost, 0.5, free=(), stopThr=1e-13)        # explicit () overrides
+    v_none = om.emot_sinkhorn2(a_s, cost, 0.5, free=(), stopThr=1e-13)  # explicit () overrides
     v_all = om.emot_sinkhorn2(a_s, om.PairwiseCost.from_point_clouds(X_s, graph="star"), 0.5, stopThr=1e-13)
     assert abs(v_attr - v_expl) < 1e-12
     assert abs(v_none - v_all) < 1e-12
@@ -293,8 +296,9 @@ def test_methods_agree_with_free_nodes(nx, rng, structured):
         free = [0]
     out = {}
     for method in METHODS:
-        P, log = om.emot_sinkhorn(a_s, M, 0.3, method=method, free=free, stopThr=_thr(nx) * 10,
-                                  numItermax=20000, log=True)
+        P, log = om.emot_sinkhorn(
+            a_s, M, 0.3, method=method, free=free, stopThr=_thr(nx) * 10, numItermax=20000, log=True
+        )
         assert log["converged"] and log["free"] == (0,)
         assert np.all(nx.np(log["potentials"][0]) == 0.0)
         if method != "sinkhorn_log":
@@ -415,7 +419,7 @@ def test_rounding_structured_with_free_nodes(nx, rng):
     free = (0,)
     cost = om.PairwiseCost.star([nx.array(X) for X in mats], center=0, free=list(free))
     a_nx = [nx.array(a) for a in a_s]
-    P = _quiet(om.emot_sinkhorn, a_nx, cost, 0.2, numItermax=2, stopThr=0)   # far from converged
+    P = _quiet(om.emot_sinkhorn, a_nx, cost, 0.2, numItermax=2, stopThr=0)  # far from converged
     assert P.free == free and "free=(0,)" in repr(P)
     assert float(nx.np(P.marginal_error())) > 1e-3
     Y = P.round()

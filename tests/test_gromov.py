@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """Multimarginal entropic Gromov–Wasserstein: decomposition, POT, invariances, recovery, bad input."""
+
 import warnings
 
 import numpy as np
@@ -60,7 +61,7 @@ def accuracy(P, perm_i, perm_j):
 def unit(X, w=None):
     w = np.full(len(X), 1.0 / len(X)) if w is None else w
     Xc = centred(X, w)
-    return Xc / np.sqrt(w @ (Xc ** 2).sum(1))
+    return Xc / np.sqrt(w @ (Xc**2).sum(1))
 
 
 # ---- the decomposition (random couplings, not optima) ----------------------------------------
@@ -106,8 +107,11 @@ def test_decomposition_each_edge_k_ge_3(graph, k):
         Pij = Pk.sum(axis=axes) if i < j else Pk.sum(axis=axes).T
         G = brute_gw(X_s[i], X_s[j], Pij)
         A = gw_cross_moment(X_s[i], X_s[j], Pij)
-        dec = gw_moment_term(X_s[i], X_s[j], a_s[i], a_s[j]) + 32 * np.sum(A * A) + np.sum(
-            gw_linear_cost(X_s[i], X_s[j], A) * Pij)
+        dec = (
+            gw_moment_term(X_s[i], X_s[j], a_s[i], a_s[j])
+            + 32 * np.sum(A * A)
+            + np.sum(gw_linear_cost(X_s[i], X_s[j], A) * Pij)
+        )
         assert abs(dec - G) <= 1e-10 * max(1.0, abs(G)), (i, j)
         assert abs(gw_loss(X_s[i], X_s[j], Pij) - G) <= 1e-10 * max(1.0, abs(G))
 
@@ -127,10 +131,21 @@ def test_k2_plan_and_values_equal_pot(eps, seed):
     n = len(X)
     p = q = ot.unif(n)
     C1, C2 = ot.dist(X, X), ot.dist(Y, Y)
-    v, log = mgw_sinkhorn([X, Y], eps, normalize=None, init="zero", stopThr=1e-14, stopThrInner=1e-13,
-                          numItermax=300, numItermaxInner=20000, log=True, warn=False)
-    T, lt = ot.gromov.entropic_gromov_wasserstein(C1, C2, p, q, "square_loss", epsilon=eps, tol=1e-13, max_iter=300,
-                                                  stopThr=1e-13, numItermax=20000, log=True)
+    v, log = mgw_sinkhorn(
+        [X, Y],
+        eps,
+        normalize=None,
+        init="zero",
+        stopThr=1e-14,
+        stopThrInner=1e-13,
+        numItermax=300,
+        numItermaxInner=20000,
+        log=True,
+        warn=False,
+    )
+    T, lt = ot.gromov.entropic_gromov_wasserstein(
+        C1, C2, p, q, "square_loss", epsilon=eps, tol=1e-13, max_iter=300, stopThr=1e-13, numItermax=20000, log=True
+    )
     P = log["pairwise_plans"][(0, 1)]
     np.testing.assert_allclose(P, T, atol=1e-9)
     np.testing.assert_allclose(log["pairwise_plans"][(1, 0)], T.T, atol=1e-9)
@@ -149,16 +164,34 @@ def test_k2_joint_normalisation_is_pot_with_scaled_eps():
     Y, _ = isometric_copy(rng, X, 4)
     Y = Y + 0.1 * rng.randn(*Y.shape)
     eps = 3.0
-    v, log = mgw_sinkhorn([X, Y], eps, normalize="joint", init="zero", stopThr=1e-14, stopThrInner=1e-13,
-                          numItermax=300, numItermaxInner=20000, log=True, warn=False)
+    v, log = mgw_sinkhorn(
+        [X, Y],
+        eps,
+        normalize="joint",
+        init="zero",
+        stopThr=1e-14,
+        stopThrInner=1e-13,
+        numItermax=300,
+        numItermaxInner=20000,
+        log=True,
+        warn=False,
+    )
     s = float(log["scales"][0])
     Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-    assert np.isclose(s ** 2, 0.5 * ((Xc ** 2).sum(1).mean() + (Yc ** 2).sum(1).mean()))
-    T, lt = ot.gromov.entropic_gromov_wasserstein(ot.dist(X, X), ot.dist(Y, Y), epsilon=eps * s ** 4, tol=1e-13,
-                                                  max_iter=300, stopThr=1e-13, numItermax=20000, log=True)
+    assert np.isclose(s**2, 0.5 * ((Xc**2).sum(1).mean() + (Yc**2).sum(1).mean()))
+    T, lt = ot.gromov.entropic_gromov_wasserstein(
+        ot.dist(X, X),
+        ot.dist(Y, Y),
+        epsilon=eps * s**4,
+        tol=1e-13,
+        max_iter=300,
+        stopThr=1e-13,
+        numItermax=20000,
+        log=True,
+    )
     np.testing.assert_allclose(log["pairwise_plans"][(0, 1)], T, atol=1e-9)
-    assert abs(log["value_linear"] * s ** 4 - lt["gw_dist"]) <= 1e-8 * lt["gw_dist"]
-    assert abs(log["value_original"] - v * s ** 4) <= 1e-12 * abs(v * s ** 4)
+    assert abs(log["value_linear"] * s**4 - lt["gw_dist"]) <= 1e-8 * lt["gw_dist"]
+    assert abs(log["value_original"] - v * s**4) <= 1e-12 * abs(v * s**4)
 
 
 def test_k2_small_eps_where_pot_underflows():
@@ -220,8 +253,9 @@ def test_invariance_to_isometries_of_one_dataset(transform):
     v1, log1 = mgw_sinkhorn([X_s[0], Z, X_s[2]], 2.0, **kw)
     assert abs(v1 - v0) <= 1e-7 * abs(v0)
     for e in log0["edges"]:
-        np.testing.assert_array_equal(match_from_plan(log0["pairwise_plans"][e]),
-                                      match_from_plan(log1["pairwise_plans"][e]))
+        np.testing.assert_array_equal(
+            match_from_plan(log0["pairwise_plans"][e]), match_from_plan(log1["pairwise_plans"][e])
+        )
         np.testing.assert_allclose(log0["pairwise_plans"][e], log1["pairwise_plans"][e], atol=1e-7)
 
 
@@ -263,8 +297,19 @@ def test_recovery_with_noise_reports_accuracy(capsys):
 def test_objective_is_monotone_and_auto_keeps_best_start():
     rng = np.random.RandomState(2)
     X_s = _three(rng, n=8)[:2]
-    v, log = mgw_sinkhorn(X_s, 2.0, init="auto", n_screen=2, max_candidates=3, stopThrInner=1e-9, stopThr=1e-13,
-                          numItermax=20, numItermaxInner=20000, log=True, warn=False)
+    v, log = mgw_sinkhorn(
+        X_s,
+        2.0,
+        init="auto",
+        n_screen=2,
+        max_candidates=3,
+        stopThrInner=1e-9,
+        stopThr=1e-13,
+        numItermax=20,
+        numItermaxInner=20000,
+        log=True,
+        warn=False,
+    )
     obj, tol = np.asarray(log["objective"]), np.asarray(log["inner_tol"])
     # monotone for exact inner solves: an increase is bounded by the inner solves' marginal errors
     assert np.all(np.diff(obj) <= 10 * np.maximum(tol[1:], tol[:-1]) * np.abs(obj[1:]))
@@ -374,8 +419,17 @@ def test_pairwise_cost_of_gw_is_the_dense_sum():
     """The EMOT solved inside is the pairwise sum of c_A on the graph (the same cost as cost_tensor with callables)."""
     rng = np.random.RandomState(8)
     X_s = [unit(rng.randn(4, 2)), unit(rng.randn(3, 3)), unit(rng.randn(5, 2))]
-    v, log = mgw_sinkhorn(X_s, 2.0, init="zero", normalize=None, stopThrInner=1e-12, numItermaxInner=50000,
-                          log=True, warn=False, stopThr=1e-12)
+    v, log = mgw_sinkhorn(
+        X_s,
+        2.0,
+        init="zero",
+        normalize=None,
+        stopThrInner=1e-12,
+        numItermaxInner=50000,
+        log=True,
+        warn=False,
+        stopThr=1e-12,
+    )
     A = log["A"]
     metrics = [lambda U, V, e=e: gw_linear_cost(U, V, A[e]) for e in log["edges"]]
     C = cost_tensor([X - X.mean(0) for X in X_s], metric=metrics)

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """Tests of the exact multimarginal LP (ot_multimarginal.lp)."""
+
 import tracemalloc
 
 import numpy as np
@@ -186,8 +187,9 @@ def test_torch_float32_weights_renormalised():
     P = emot_lp(at, Mt)
     assert P.dtype == torch.float32
     for i, a in enumerate(at):
-        np.testing.assert_allclose(_marginal(P.double().numpy(), i), a.double().numpy() / a.double().sum().item(),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            _marginal(P.double().numpy(), i), a.double().numpy() / a.double().sum().item(), atol=1e-6
+        )
 
 
 @needs_torch

@@ -8,13 +8,14 @@ sweep, which exercises the caches), log-partition, pairwise marginals of any
 two nodes, edge pairwise marginals, ⟨C, B(g)⟩, the dense log-plan and the
 cost gradients.
 """
+
 import numpy as np
-from oracles import dense_pairwise_cost
 import pytest
+from oracles import dense_pairwise_cost
 
 from ot_multimarginal.marginals import ContractionEngine, CycleEngine, DenseEngine, TreeEngine
-from ot_multimarginal.marginals.cycle import cycle_order
 from ot_multimarginal.marginals.contraction import elimination_plan
+from ot_multimarginal.marginals.cycle import cycle_order
 
 # (name, shape, edges): every kind of graph, unequal sizes
 GRAPHS = {
@@ -33,8 +34,6 @@ GRAPHS = {
 }
 TREES = ["pair", "chain", "chain_reversed_edges", "star", "tree", "forest"]
 CYCLES = ["triangle", "circle", "circle_shuffled"]
-
-
 
 
 def log_close(a, b, atol):
@@ -101,8 +100,9 @@ def _check_engine(eng, de, g, nx, atol):
 @pytest.mark.parametrize("reg", [1.0, 1e-3])
 def test_engines_match_dense_numpy(name, reg, rng):
     """All engines that accept the graph, at ε = 1 and ε = 1e-3 with costs in [0, 1]."""
-    from conftest import NX
     from ot.backend import NumpyBackend
+
+    from conftest import NX
 
     nx = NX(NumpyBackend())
     shape, edges, mats = make_problem(name, rng)
@@ -110,7 +110,9 @@ def test_engines_match_dense_numpy(name, reg, rng):
     for cls in engine_classes(name):
         eng = cls(shape, edges, mats, reg, nx.backend)
         # the same centred Gibbs tensor (the engines' cost offsets differ by default)
-        de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx.backend, mode="log", cost_offset=eng.cost_offset)
+        de = DenseEngine(
+            dense_pairwise_cost(shape, edges, mats), reg, nx.backend, mode="log", cost_offset=eng.cost_offset
+        )
         g = random_g(rng, shape, reg)
         g, gb = _check_engine(eng, de, g, nx, atol)
         # linear cost and cost gradients (moderate values so that the mass is finite)
@@ -133,7 +135,9 @@ def test_engines_match_dense_backends(name, nx, rng):
     atol = 2e-3 if nx.float32 else 1e-11
     for cls in engine_classes(name):
         eng = cls(shape, edges, [nx.array(M) for M in mats], reg, nx.backend)
-        de = DenseEngine(dense_pairwise_cost(shape, edges, mats), reg, nx_numpy(), mode="log", cost_offset=eng.cost_offset)
+        de = DenseEngine(
+            dense_pairwise_cost(shape, edges, mats), reg, nx_numpy(), mode="log", cost_offset=eng.cost_offset
+        )
         g = random_g(rng, shape, reg)
         _check_engine(eng, de, g, nx, atol)
 
@@ -207,7 +211,7 @@ def test_elimination_plan_complete_graph():
     # complete graph on 5 nodes: memory n^3 (treewidth 4 minus the kept node), never n^5
     E = [(i, j) for i in range(5) for j in range(i + 1, 5)]
     _, _, peak = elimination_plan((4,) * 5, E, (0,))
-    assert peak <= 4 ** 4
+    assert peak <= 4**4
 
 
 def test_contraction_memory_budget():

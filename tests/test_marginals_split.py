@@ -8,6 +8,7 @@ orientations, ``-inf`` log-scalings, shifted costs, reg in {1, 0.1, 0.01};
 that the split product is taken where it is certified and that the exact
 log-domain fallback answers where it is not.
 """
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """emot_neural / NeuralEMOT: accuracy against the exact structured Sinkhorn, plan, options, errors."""
+
 import os
 
 import numpy as np
@@ -22,11 +23,14 @@ def sinkhorn_value(X_s, reg, graph, a_s=None):
 
 
 # ---- accuracy (default settings) ------------------------------------------------------------
-@pytest.mark.parametrize("graph,k,n,d,reg,bound", [
-    ("complete", 3, 300, 2, 1.0, 0.005),
-    ("complete", 3, 200, 10, 0.1, 0.01),
-    ("circle", 5, 300, 2, 0.5, 0.005),
-])
+@pytest.mark.parametrize(
+    "graph,k,n,d,reg,bound",
+    [
+        ("complete", 3, 300, 2, 1.0, 0.005),
+        ("complete", 3, 200, 10, 0.1, 0.01),
+        ("circle", 5, 300, 2, 0.5, 0.005),
+    ],
+)
 def test_accuracy_against_sinkhorn(graph, k, n, d, reg, bound):
     X_s = uniform_clouds(k, n, d)
     ref = sinkhorn_value(X_s, reg, graph)
@@ -231,16 +235,19 @@ def test_non_finite_loss_raises_a_clear_error():
         emot_neural2(X_s, 1.0, metric=metric, random_state=0, numItermax=5)
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(reg=0.0), ValueError, "reg"),
-    (dict(reg=1.0, estimator="bogus"), ValueError, "estimator"),
-    (dict(reg=1.0, graph="bogus"), ValueError, "graph"),
-    (dict(reg=1.0, batch_size=0), ValueError, "batch_size"),
-    (dict(reg=1.0, batch_size=1000), ValueError, "batch_size"),
-    (dict(reg=1.0, numItermax=0), ValueError, "numItermax"),
-    (dict(reg=1.0, lr=-1.0), ValueError, "lr"),
-    (dict(reg=1.0, batch_size=2.5), TypeError, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(reg=0.0), ValueError, "reg"),
+        (dict(reg=1.0, estimator="bogus"), ValueError, "estimator"),
+        (dict(reg=1.0, graph="bogus"), ValueError, "graph"),
+        (dict(reg=1.0, batch_size=0), ValueError, "batch_size"),
+        (dict(reg=1.0, batch_size=1000), ValueError, "batch_size"),
+        (dict(reg=1.0, numItermax=0), ValueError, "numItermax"),
+        (dict(reg=1.0, lr=-1.0), ValueError, "lr"),
+        (dict(reg=1.0, batch_size=2.5), TypeError, "batch_size"),
+    ],
+)
 def test_bad_parameters(kwargs, exc, match):
     X_s = uniform_clouds(3, 20, 2)
     with pytest.raises(exc, match=match):
@@ -265,7 +272,6 @@ def test_bad_inputs():
         emot_neural2(X_s, 1.0, a_s=[np.ones(20), None, None])
     with pytest.raises(RuntimeError, match="not fitted"):
         NeuralEMOT(1.0).potential(0, X_s[0])
-
 
 
 def test_torch_value_is_differentiable_in_the_points():
@@ -293,7 +299,6 @@ def test_value_on_new_points_is_a_lower_bound():
     assert v <= ref + 1e-8 and abs(v - ref) < 0.05 * ref
 
 
-
 def test_shifted_cost_gives_shifted_value_and_same_plan():
     """A constant added to every edge cost (engines centre it, issue 18): the value moves by it, the plan does not."""
     import ot
@@ -309,7 +314,8 @@ def test_shifted_cost_gives_shifted_value_and_same_plan():
     assert abs(float(P.mass) - 1.0) < 1e-8
     P01 = P.pairwise_marginal(0, 1)
     # the plan on new points (here the same points) agrees with the factored plan, offset included
-    np.testing.assert_allclose(est.pairwise_plan(0, 1, X_s[0], X_s[1]) / X_s[0].shape[0] / X_s[1].shape[0],
-                               P01, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        est.pairwise_plan(0, 1, X_s[0], X_s[1]) / X_s[0].shape[0] / X_s[1].shape[0], P01, rtol=1e-6, atol=1e-12
+    )
     S01 = om.empirical_emot_sinkhorn(X_s, reg, graph="circle", stopThr=1e-9, numItermax=20000).pairwise_marginal(0, 1)
     assert 0.5 * np.abs(P01 - S01).sum() <= 0.05

@@ -121,7 +121,9 @@ def test_translated_fit_has_the_shift_and_same_potentials_up_to_it():
     f = est.potential(0, X[0] + 1e4)
     assert np.all(np.isfinite(f))
     # a callable (not translation-invariant) metric: no shift
-    est2 = NeuralEMOT(0.5, graph="chain", metric=lambda A, B: ot.dist(A, B), random_state=0, max_iter=5, warn=False).fit(X)
+    est2 = NeuralEMOT(
+        0.5, graph="chain", metric=lambda A, B: ot.dist(A, B), random_state=0, max_iter=5, warn=False
+    ).fit(X)
     assert est2.shift_ is None
 
 
@@ -132,8 +134,9 @@ def test_warning_when_the_budget_ends_before_convergence():
         est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=30, eval_every=10).fit(X)
     assert not est.converged_ and est.n_iter_ == 30
     with pytest.warns(UserWarning, match=r"max_iter=200 .*ended before the held-out dual converged.*still improving"):
-        est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=200, eval_every=10, patience=5, tol=0.0,
-                         lr=1e-4).fit(X)  # a slow rate: still improving when the budget ends
+        est = NeuralEMOT(
+            0.5, graph="chain", random_state=0, max_iter=200, eval_every=10, patience=5, tol=0.0, lr=1e-4
+        ).fit(X)  # a slow rate: still improving when the budget ends
     assert not est.converged_ and est.n_iter_ == 200
 
 

@@ -5,6 +5,7 @@ The ranks are separate Python processes started here with the ``torchrun`` envir
 MASTER_ADDR, MASTER_PORT: the library initialises the gloo group itself, as under ``torchrun``), on a free
 port, with a deadline; every process is killed on failure or timeout.
 """
+
 import json
 import os
 import signal
@@ -22,8 +23,8 @@ dist = pytest.importorskip("torch.distributed")
 
 from ot_multimarginal.neural import NeuralEMOT  # noqa: E402
 from ot_multimarginal.neural.checkpoint import (  # noqa: E402
-    CheckpointError,
     Checkpointer,
+    CheckpointError,
     read_checkpoint,
     write_checkpoint,
 )
@@ -35,8 +36,9 @@ sys.path.insert(0, HERE)
 from neural_distributed_worker import make_data, make_mgw_data, mgw_result, result  # noqa: E402
 
 pytestmark = [
-    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                       reason="torch.distributed with gloo is needed"),
+    pytest.mark.skipif(
+        not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is needed"
+    ),
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups and SIGKILL"),
 ]
 
@@ -48,8 +50,15 @@ CASES = {
     "ustat": {"graph": "circle", "estimator": "ustat"},
 }
 # NeuralMGW: A = 0 start, moments over batches (n_moment_batches), float64 networks
-MGW = {"reg": 1.0, "init": "zero", "n_outer": 2, "n_iter": 8, "n_iter_refit": 4, "n_moment_batches": 2,
-       "dtype": "float64"}
+MGW = {
+    "reg": 1.0,
+    "init": "zero",
+    "n_outer": 2,
+    "n_iter": 8,
+    "n_iter_refit": 4,
+    "n_moment_batches": 2,
+    "dtype": "float64",
+}
 B = 16  # global batch: 8 points per marginal on each of the 2 ranks
 TIMEOUT = 240
 
@@ -74,8 +83,14 @@ def _env(rank=None, world=None, port=None):
     for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(v, None)
     if rank is not None:
-        env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        env.update(
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world),
+            LOCAL_WORLD_SIZE=str(world),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
         if any(name == "lo" for _, name in socket.if_nameindex()):
             env["GLOO_SOCKET_IFNAME"] = "lo"
     return env
@@ -85,9 +100,14 @@ def _start(config, tmp_path, rank=None, world=None, port=None):
     path = tmp_path / ("config-%s.json" % rank)
     path.write_text(json.dumps(config))
     log = open(tmp_path / ("log-%s.txt" % rank), "wb")
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "neural_distributed_worker.py"), str(path)],
-                            env=_env(rank, world, port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "neural_distributed_worker.py"), str(path)],
+        env=_env(rank, world, port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     proc.log_path = tmp_path / ("log-%s.txt" % rank)
     return proc
 
@@ -127,8 +147,9 @@ def _run_ranks_once(config, tmp_path, world, timeout):
         deadline = time.monotonic() + timeout
         while any(p.poll() is None for p in procs):
             if time.monotonic() > deadline:
-                raise AssertionError("the ranks did not finish in %d s:\n%s" % (timeout, "\n".join(
-                    _tail(p) for p in procs)))
+                raise AssertionError(
+                    "the ranks did not finish in %d s:\n%s" % (timeout, "\n".join(_tail(p) for p in procs))
+                )
             if any(p.poll() not in (None, 0) for p in procs):
                 break
             time.sleep(0.1)
@@ -150,14 +171,18 @@ def two_ranks(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ranks")
     cases = {name: dict(BASE, batch_size=B // 2, **kw) for name, kw in CASES.items()}
     cases["local"] = dict(BASE, batch_size=B // 2, distributed_loss="local", max_iter=1, eval_every=0)
-    cases["resume"] = dict(BASE, batch_size=B // 2, checkpoint_dir=str(tmp / "ckpt"), checkpoint_every=4,
-                           resume_after_dropping_last=True)
+    cases["resume"] = dict(
+        BASE, batch_size=B // 2, checkpoint_dir=str(tmp / "ckpt"), checkpoint_every=4, resume_after_dropping_last=True
+    )
     # NeuralMGW; without a seed, each rank would screen its own start and draw its own moment batches
     cases["mgw"] = dict(MGW, batch_size=B // 2, seed=1, mgw=True)
     cases["mgw-noseed"] = dict(MGW, batch_size=B // 2, seed=None, init="auto", n_init_points=12, mgw=True)
     _run_ranks({"out": str(tmp), "data": DATA, "cases": cases}, tmp)
-    out = {(name, r): torch.load(str(tmp / ("%s-rank%d.pt" % (name, r))), weights_only=False)
-           for name in list(cases) + ["resume-uninterrupted"] for r in range(2)}
+    out = {
+        (name, r): torch.load(str(tmp / ("%s-rank%d.pt" % (name, r))), weights_only=False)
+        for name in list(cases) + ["resume-uninterrupted"]
+        for r in range(2)
+    }
     out["ckpt"] = tmp / "ckpt"
     return out
 
@@ -200,9 +225,13 @@ def test_two_ranks_match_one_process(two_ranks, case):
 def _brute_force_dual_at_zero(X_s, idx, reg):
     """The batch dual of zero potentials over all tuples of the batch (complete graph, sqeuclidean)."""
     Xb = [X[i.numpy()] for X, i in zip(X_s, idx)]
-    C = sum(((Xb[a][:, None, :] - Xb[c][None, :, :]) ** 2).sum(-1).reshape(
-        [Xb[a].shape[0] if j == a else (Xb[c].shape[0] if j == c else 1) for j in range(3)])
-        for a in range(3) for c in range(a + 1, 3))
+    C = sum(
+        ((Xb[a][:, None, :] - Xb[c][None, :, :]) ** 2)
+        .sum(-1)
+        .reshape([Xb[a].shape[0] if j == a else (Xb[c].shape[0] if j == c else 1) for j in range(3)])
+        for a in range(3)
+        for c in range(a + 1, 3)
+    )
     z = -C / reg
     return -reg * (np.log(np.mean(np.exp(z - z.max()))) + z.max())
 
@@ -234,8 +263,11 @@ def test_two_rank_checkpoint_resumes_in_one_process(two_ranks, tmp_path):
     ckpt.mkdir()
     step8 = Checkpointer(str(two_ranks["ckpt"]), 1, {}).path(8)
     (ckpt / os.path.basename(step8)).write_bytes(open(step8, "rb").read())
-    resumed = result(NeuralEMOT(**_kwargs("combinatorial", batch_size=B, checkpoint_dir=str(ckpt), checkpoint_every=4,
-                                          resume=True)).fit(make_data(**DATA)))
+    resumed = result(
+        NeuralEMOT(
+            **_kwargs("combinatorial", batch_size=B, checkpoint_dir=str(ckpt), checkpoint_every=4, resume=True)
+        ).fit(make_data(**DATA))
+    )
     one = _one_process("combinatorial")
     assert resumed["batch_dual"][:8] == two_ranks[("resume", 0)]["batch_dual"][:8]  # history from the checkpoint
     np.testing.assert_allclose(resumed["batch_dual"], one["batch_dual"], rtol=1e-10)
@@ -246,8 +278,13 @@ def test_two_rank_checkpoint_resumes_in_one_process(two_ranks, tmp_path):
 def test_killed_job_resumes_on_the_same_trajectory(tmp_path):
     ckpt = tmp_path / "ckpt"
     kw = dict(BASE, batch_size=B, max_iter=12, checkpoint_dir=str(ckpt), checkpoint_every=3)
-    config = {"out": str(tmp_path), "data": DATA, "cases": {"run": kw}, "hang_after_step": 6,
-              "threads": torch.get_num_threads()}
+    config = {
+        "out": str(tmp_path),
+        "data": DATA,
+        "cases": {"run": kw},
+        "hang_after_step": 6,
+        "threads": torch.get_num_threads(),
+    }
     proc = _start(config, tmp_path)
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -261,8 +298,7 @@ def test_killed_job_resumes_on_the_same_trajectory(tmp_path):
         _kill([proc])
     steps = [s for s, _ in Checkpointer(str(ckpt), 1, {}).checkpoints()]
     assert steps == [6, 3]
-    kwr = _kwargs("combinatorial", batch_size=B, max_iter=12, checkpoint_dir=str(ckpt), checkpoint_every=3,
-                  resume=True)
+    kwr = _kwargs("combinatorial", batch_size=B, max_iter=12, checkpoint_dir=str(ckpt), checkpoint_every=3, resume=True)
     X_s = make_data(**DATA)
     resumed = NeuralEMOT(**kwr).fit(X_s)
     plain = NeuralEMOT(**_kwargs("combinatorial", batch_size=B, max_iter=12)).fit(X_s)
@@ -312,12 +348,15 @@ def test_no_usable_checkpoint_is_an_error(tmp_path):
             _fit_with_checkpoints(ckpt, resume=True)
 
 
-@pytest.mark.parametrize("change,expected", [
-    ({"reg": 0.5}, r"reg: 1\.0 \(checkpoint\) vs 0\.5 \(now\)"),
-    ({"graph": "chain"}, r"graph: "),
-    ({"estimator": "aligned"}, r"estimator: 'combinatorial' \(checkpoint\) vs 'aligned'"),
-    ({"batch_size": 8}, r"batch_size \(global\): 16 \(checkpoint\) vs 8"),
-])
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"reg": 0.5}, r"reg: 1\.0 \(checkpoint\) vs 0\.5 \(now\)"),
+        ({"graph": "chain"}, r"graph: "),
+        ({"estimator": "aligned"}, r"estimator: 'combinatorial' \(checkpoint\) vs 'aligned'"),
+        ({"batch_size": 8}, r"batch_size \(global\): 16 \(checkpoint\) vs 8"),
+    ],
+)
 def test_mismatched_checkpoint_names_what_differs(tmp_path, change, expected):
     ckpt = tmp_path / "ckpt"
     _fit_with_checkpoints(ckpt)
@@ -376,14 +415,17 @@ def test_distributed_parameters():
     assert est.world_size_ == 1
 
 
-@pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.device_count() >= 2 and dist.is_nccl_available()),
-                    reason="torchrun with NCCL needs two GPUs")
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and torch.cuda.device_count() >= 2 and dist.is_nccl_available()),
+    reason="torchrun with NCCL needs two GPUs",
+)
 def test_two_gpu_ranks_with_nccl_match_one_gpu_process(tmp_path):
     """``torchrun`` on two GPUs: the library initialises NCCL itself (device='cuda' becomes cuda:LOCAL_RANK)."""
     cases = {"nccl": dict(BASE, batch_size=B // 2, device="cuda", **CASES["combinatorial"])}
     _run_ranks({"out": str(tmp_path), "data": DATA, "cases": cases}, tmp_path)
-    r0, r1 = (torch.load(str(tmp_path / ("nccl-rank%d.pt" % r)), map_location="cpu", weights_only=False)
-              for r in range(2))
+    r0, r1 = (
+        torch.load(str(tmp_path / ("nccl-rank%d.pt" % r)), map_location="cpu", weights_only=False) for r in range(2)
+    )
     assert r0["world_size"] == 2
     assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
     one = _one_process("combinatorial", device="cuda")

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """Neural multimarginal Gromov-Wasserstein (mgw_neural, NeuralMGW) against mgw_sinkhorn."""
+
 import os
 
 import numpy as np
@@ -7,9 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_gromov import _recovery_problem, accuracy  # noqa: E402
+
 import ot_multimarginal as om  # noqa: E402
 from ot_multimarginal.gromov import gw_linear_cost, gw_separable_terms  # noqa: E402
-from test_gromov import _recovery_problem, accuracy  # noqa: E402
 
 FAST = dict(n_iter=200, n_iter_refit=60, n_outer=4, seed=0)
 
@@ -23,7 +25,7 @@ def test_separable_terms_make_the_cost_a_distortion(rng):
     R = gw_linear_cost(X, Y, A) + hx[:, None] + hy[None, :]
     U, S, Vt = np.linalg.svd(A, full_matrices=False)
     u, v = X @ U * np.sqrt(S), Y @ Vt.T * np.sqrt(S)
-    ref = 2 * ((X ** 2).sum(1)[:, None] - (Y ** 2).sum(1)[None, :]) ** 2 + 16 * ((u[:, None] - v[None]) ** 2).sum(-1)
+    ref = 2 * ((X**2).sum(1)[:, None] - (Y**2).sum(1)[None, :]) ** 2 + 16 * ((u[:, None] - v[None]) ** 2).sum(-1)
     np.testing.assert_allclose(R, ref, atol=1e-10)
     assert R.min() > -1e-10 and np.abs(np.diag(R)).max() < 1e-10  # zero on the isometric match
 
@@ -84,15 +86,18 @@ def test_estimator_at_new_points_torch_and_auto_init():
     assert est.get_params()["n_outer"] == 2
 
 
-@pytest.mark.parametrize("kwargs, exc, msg", [
-    (dict(reg=-1.0), ValueError, "reg"),
-    (dict(n_outer=0), ValueError, "n_outer"),
-    (dict(normalize="unit"), ValueError, "normalize"),
-    (dict(init="random"), ValueError, "init"),
-    (dict(tol=0.0), ValueError, "tol"),
-    (dict(resume=True), ValueError, "resume=True needs checkpoint_dir"),
-    (dict(checkpoint_dir="unused", checkpoint_every=0), ValueError, "checkpoint_every"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, msg",
+    [
+        (dict(reg=-1.0), ValueError, "reg"),
+        (dict(n_outer=0), ValueError, "n_outer"),
+        (dict(normalize="unit"), ValueError, "normalize"),
+        (dict(init="random"), ValueError, "init"),
+        (dict(tol=0.0), ValueError, "tol"),
+        (dict(resume=True), ValueError, "resume=True needs checkpoint_dir"),
+        (dict(checkpoint_dir="unused", checkpoint_every=0), ValueError, "checkpoint_every"),
+    ],
+)
 def test_bad_input(kwargs, exc, msg):
     rng = np.random.RandomState(0)
     X_s = [rng.randn(6, 2), rng.randn(5, 3)]
@@ -107,7 +112,8 @@ def test_unfitted_and_wrong_points():
         est.match(0, 1)
     rng = np.random.RandomState(0)
     est = om.NeuralMGW(1.0, init="zero", n_iter=5, n_iter_refit=5, n_outer=1, seed=0).fit(
-        [rng.randn(6, 2), rng.randn(5, 3)])
+        [rng.randn(6, 2), rng.randn(5, 3)]
+    )
     with pytest.raises(ValueError, match=r"X_1 must have shape \(m, 3\)"):
         est.pairwise_plan(0, 1, rng.randn(4, 2), rng.randn(4, 2))
     with pytest.raises(ValueError, match="both"):
@@ -175,7 +181,9 @@ def test_load_rejects_other_files(tmp_path):
     # and the other way round: NeuralEMOT.load names the estimator that wrote the file
     mgw = om.NeuralMGW(1.0, init="zero", n_outer=1, n_iter=5, seed=0).fit(X_s)
     mgw.save(tmp_path / "mgw.pt")
-    with pytest.raises(ValueError, match=r"not a file of NeuralEMOT.save \(it is a NeuralMGW file: use NeuralMGW.load\)"):
+    with pytest.raises(
+        ValueError, match=r"not a file of NeuralEMOT.save \(it is a NeuralMGW file: use NeuralMGW.load\)"
+    ):
         om.NeuralEMOT.load(tmp_path / "mgw.pt")
     with pytest.raises(ValueError, match="cannot load"):
         om.NeuralEMOT.load(tmp_path / "junk.pt")
@@ -288,8 +296,9 @@ def test_sigkilled_job_resumes_to_the_bit(tmp_path, uninterrupted):
 
     X_s, ref = uninterrupted
     ckpt, ready = str(tmp_path / "ckpt"), str(tmp_path / "ready")
-    code = _HANGING_RUN % dict(tests=os.path.dirname(os.path.abspath(__file__)), threads=torch.get_num_threads(),
-                               ready=ready, ckpt=ckpt)
+    code = _HANGING_RUN % dict(
+        tests=os.path.dirname(os.path.abspath(__file__)), threads=torch.get_num_threads(), ready=ready, ckpt=ckpt
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -310,10 +319,9 @@ def test_sigkilled_job_resumes_to_the_bit(tmp_path, uninterrupted):
 def test_stops_only_at_a_fixed_point_of_A():
     """A flat objective while A still moves (leaving the A = 0 saddle) is not convergence: A must be stationary too."""
     X_s, perms = _recovery_problem(140, 300, 0.0)
-    est = om.NeuralMGW(0.2, init="zero", tol=0.1, n_outer=4, n_iter=60, n_iter_refit=30, batch_size=32,
-                       seed=0).fit(X_s)
+    est = om.NeuralMGW(0.2, init="zero", tol=0.1, n_outer=4, n_iter=60, n_iter_refit=30, batch_size=32, seed=0).fit(X_s)
     obj, dA = est.history_["objective"], est.history_["A_change"]
     assert abs(obj[1] - obj[0]) <= 0.1 * abs(obj[1]) and dA[1] > 0.9  # the objective alone would stop here
     assert est.n_outer_ > 2 and obj[-1] < 0.2 * obj[1]  # it went on, out of the saddle
-    stops = [t for t in range(1, len(obj)) if abs(obj[t] - obj[t - 1]) <= 0.1 * abs(obj[t]) and dA[t] <= 0.1 ** 0.5]
+    stops = [t for t in range(1, len(obj)) if abs(obj[t] - obj[t - 1]) <= 0.1 * abs(obj[t]) and dA[t] <= 0.1**0.5]
     assert est.converged_ == bool(stops) and est.n_outer_ == (stops[0] + 1 if stops else 4)

@@ -1,4 +1,5 @@
 """The neural estimators' batch losses against brute force over the dense b^k tensor (values and gradients)."""
+
 import itertools
 import math
 
@@ -22,8 +23,7 @@ def _dense_cost(cost, X_s):
     k = len(X_s)
     shape = tuple(X.shape[0] for X in X_s)
     C = torch.zeros(shape, dtype=torch.float64)
-    for (a, b), M in zip(cost.edges, [((X_s[a][:, None, :] - X_s[b][None, :, :]) ** 2).sum(-1)
-                                       for a, b in cost.edges]):
+    for (a, b), M in zip(cost.edges, [((X_s[a][:, None, :] - X_s[b][None, :, :]) ** 2).sum(-1) for a, b in cost.edges]):
         sh = [1] * k
         sh[a], sh[b] = shape[a], shape[b]
         C = C + (M if a < b else M.T).reshape(sh)
@@ -56,8 +56,19 @@ def _problem(k, b, d=2, seed=0, scale=1.0):
     return X_s, f_s
 
 
-@pytest.mark.parametrize("graph,k", [("complete", 3), ("complete", 4), ("circle", 3), ("circle", 4), ("circle", 5),
-                                     ("chain", 3), ("chain", 4), ("star", 4)])
+@pytest.mark.parametrize(
+    "graph,k",
+    [
+        ("complete", 3),
+        ("complete", 4),
+        ("circle", 3),
+        ("circle", 4),
+        ("circle", 5),
+        ("chain", 3),
+        ("chain", 4),
+        ("star", 4),
+    ],
+)
 @pytest.mark.parametrize("reg", [1.0, 0.1])
 def test_combinatorial_matches_brute_force(graph, k, reg):
     X_s, f_s = _problem(k, 5)
@@ -113,8 +124,11 @@ def test_ustat_on_a_chain_excludes_all_repeated_positions():
     X_s = [X[:4] for X in X_s]
     f_s = [f.detach()[:4] for f in f_s]
     cost = PointCloudCost(3, "chain")
-    np.testing.assert_allclose(float(ustat_log_mean_exp(cost, X_s, f_s, 1.0)),
-                               float(_brute_lme(cost, X_s, f_s, 1.0, distinct=True)), rtol=1e-10)
+    np.testing.assert_allclose(
+        float(ustat_log_mean_exp(cost, X_s, f_s, 1.0)),
+        float(_brute_lme(cost, X_s, f_s, 1.0, distinct=True)),
+        rtol=1e-10,
+    )
 
 
 def test_callable_cost_combinatorial_and_aligned():
@@ -129,8 +143,11 @@ def test_callable_cost_combinatorial_and_aligned():
     np.testing.assert_allclose(float(combinatorial_log_mean_exp(tc, X_s, f_s, 0.3)), float(ref), rtol=1e-12)
     Xa = [X[:4] for X in X_s]
     fa = [f[:4] for f in f_s]
-    np.testing.assert_allclose(float(aligned_log_mean_exp(tc, Xa, fa, 0.3)),
-                               float(aligned_log_mean_exp(PointCloudCost(k, "complete"), Xa, fa, 0.3)), rtol=1e-12)
+    np.testing.assert_allclose(
+        float(aligned_log_mean_exp(tc, Xa, fa, 0.3)),
+        float(aligned_log_mean_exp(PointCloudCost(k, "complete"), Xa, fa, 0.3)),
+        rtol=1e-12,
+    )
     with pytest.raises(ValueError, match="one value per tuple"):
         TupleCost(k, lambda x, y, z: x).at_tuples(Xa)
     with pytest.raises(ValueError, match="aligned"):

@@ -1,4 +1,5 @@
 """Pieces of the neural training loop: engine rebinding and one-shot log-partitions, the batch sampler, checkpoints."""
+
 import numpy as np
 import pytest
 

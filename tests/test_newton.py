@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """Newton's method on the Sinkhorn dual (strategies/newton.py): same solutions as the cyclic loop, fewer iterations."""
+
 import numpy as np
 import ot
 import pytest
@@ -31,8 +32,9 @@ def _check_same_as_cyclic(nx, graph, sizes):
     P2, l2 = om.emot_sinkhorn(A, cost, reg, method="sinkhorn_newton", stopThr=tight, numItermax=200, log=True)
     assert l2["converged"] and l2["niter"] < l1["niter"] / 5
     for i, j in cost.edges:
-        np.testing.assert_allclose(nx.np(P2.pairwise_marginal(i, j)), nx.np(P1.pairwise_marginal(i, j)),
-                                   atol=100 * tight)
+        np.testing.assert_allclose(
+            nx.np(P2.pairwise_marginal(i, j)), nx.np(P1.pairwise_marginal(i, j)), atol=100 * tight
+        )
     assert abs(nx.np(l2["value"]) - nx.np(l1["value"])) <= 100 * tight * max(1.0, abs(nx.np(l1["value"])))
     for i in range(len(sizes)):
         np.testing.assert_allclose(nx.np(l2["marginals"][i]), a_s[i], atol=100 * tight)
@@ -42,7 +44,9 @@ def test_same_plan_as_cyclic_triangle(nx):
     _check_same_as_cyclic(nx, "complete", (5, 6, 7))
 
 
-@pytest.mark.parametrize("graph, sizes", [("circle", (4, 5, 3, 4)), ("complete", (3, 4, 3, 4)), ("chain", (4, 5, 3, 4))])
+@pytest.mark.parametrize(
+    "graph, sizes", [("circle", (4, 5, 3, 4)), ("complete", (3, 4, 3, 4)), ("chain", (4, 5, 3, 4))]
+)
 def test_same_plan_as_cyclic_other_graphs(graph, sizes):
     _check_same_as_cyclic(NX(ot.backend.NumpyBackend()), graph, sizes)  # numpy: the backends are tested above
 
@@ -78,8 +82,9 @@ def test_warm_start_of_another_cost_does_not_overflow():
     _, lg = om.emot_sinkhorn(None, cost, 0.01, method="sinkhorn_newton", stopThr=1e-10, log=True)
     far = [phi + 30.0 for phi in lg["potentials"]]  # plan mass e^{90/0.01}
     for method in ("sinkhorn_newton", "sinkhorn_log"):
-        _, l2 = om.emot_sinkhorn(None, cost, 0.01, method=method, warmstart=far, stopThr=1e-9, numItermax=10000,
-                                 log=True)
+        _, l2 = om.emot_sinkhorn(
+            None, cost, 0.01, method=method, warmstart=far, stopThr=1e-9, numItermax=10000, log=True
+        )
         assert l2["converged"] and l2["niter"] <= 20, (method, l2["niter"])
 
 

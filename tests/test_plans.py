@@ -1,7 +1,8 @@
 """The factored plan (ot_multimarginal.plans.FactoredPlan) against the dense tensor."""
+
 import numpy as np
-from oracles import dense_pairwise_cost
 import pytest
+from oracles import dense_pairwise_cost
 from ot.backend import NumpyBackend
 from scipy.stats import chisquare
 
@@ -137,9 +138,7 @@ def _chi2(samples, P):
     return chisquare(counts[support], exp).pvalue
 
 
-@pytest.mark.parametrize(
-    "method, k", [("sequential", 2), ("sequential", 3), ("sequential", 4), ("dense", 3)]
-)
+@pytest.mark.parametrize("method, k", [("sequential", 2), ("sequential", 3), ("sequential", 4), ("dense", 3)])
 @pytest.mark.parametrize("rounded", [False, True])
 def test_sampling_chi_square(method, k, rounded):
     nxh = NumpyNX()
@@ -408,8 +407,16 @@ def test_structured_plan_matches_dense(nx, graph, shape, rounded):
     np.testing.assert_allclose(nx.np(cost_at(engine, idx)), M[tuple(idx.T)], rtol=rtol, atol=tol)
 
 
-@pytest.mark.parametrize("graph, shape", [("chain", (3, 4, 5)), ("circle", (3, 4, 2, 3)), ("complete", (2, 3, 4, 2)),
-                                          ("circle", (2, 3, 2, 3, 2)), ("complete", (2, 3, 2, 2, 3))])
+@pytest.mark.parametrize(
+    "graph, shape",
+    [
+        ("chain", (3, 4, 5)),
+        ("circle", (3, 4, 2, 3)),
+        ("complete", (2, 3, 4, 2)),
+        ("circle", (2, 3, 2, 3, 2)),
+        ("complete", (2, 3, 2, 2, 3)),
+    ],
+)
 @pytest.mark.parametrize("rounded", [False, True])
 @pytest.mark.parametrize("method", ["auto", "elimination", "sequential"])
 def test_structured_sampling_chi_square(graph, shape, rounded, method):

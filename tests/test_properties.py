@@ -22,17 +22,18 @@ never anything else.
 Time is bounded by the hypothesis profile (``tests/conftest.py``: 'ci' by
 default, derandomized; ``HYPOTHESIS_PROFILE=dev`` for longer runs).
 """
+
 import warnings
 
 import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from emot_strategies import BACKENDS, dense_problems, graph_problems, to_backend, to_numpy  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from emot_strategies import BACKENDS, dense_problems, graph_problems, to_backend, to_numpy  # noqa: E402
 
 try:
     import torch
@@ -102,9 +103,16 @@ def _check_entropic_invariants(C, a_s, reg, backend, P, log, msgs, lp=None, free
 def test_dense_solve_invariants(p):
     C, a_s, reg, be = p["C"], p["a_s"], p["reg"], p["backend"]
     method = ["sinkhorn", "sinkhorn_log", "sinkhorn_greedy"][p["seed"] % 3]
-    (P, log), msgs = _solve(om.emot_sinkhorn, [to_backend(a, be) for a in a_s], to_backend(C, be), reg,
-                            method=method, numItermax=3000 if method != "sinkhorn_greedy" else 400, log=True,
-                            free=p["free"])
+    (P, log), msgs = _solve(
+        om.emot_sinkhorn,
+        [to_backend(a, be) for a in a_s],
+        to_backend(C, be),
+        reg,
+        method=method,
+        numItermax=3000 if method != "sinkhorn_greedy" else 400,
+        log=True,
+        free=p["free"],
+    )
     assert P.dtype == to_backend(C, be).dtype and tuple(P.shape) == C.shape
     assert log["free"] == p["free"]
     Pn = to_numpy(P)
@@ -118,8 +126,9 @@ def test_dense_solve_invariants(p):
 def test_numpy_equals_torch(p):
     C, a_s, reg = p["C"], p["a_s"], p["reg"]
     (v_np, log_np), _ = _solve(om.emot_sinkhorn2, a_s, C, reg, numItermax=3000, log=True)
-    (v_t, log_t), _ = _solve(om.emot_sinkhorn2, [torch.tensor(a) for a in a_s], torch.tensor(C), reg,
-                             numItermax=3000, log=True)
+    (v_t, log_t), _ = _solve(
+        om.emot_sinkhorn2, [torch.tensor(a) for a in a_s], torch.tensor(C), reg, numItermax=3000, log=True
+    )
     assert isinstance(v_np, (float, np.floating, np.ndarray)) and torch.is_tensor(v_t)
     if log_np["converged"] and log_t["converged"]:
         assert float(v_t) == pytest.approx(float(v_np), rel=1e-7, abs=1e-9)
@@ -169,8 +178,9 @@ def test_lp_below_independent_coupling_and_feasible(p):
         indep = indep * a.reshape(sh)
     assert float(log["value"]) <= float(indep.sum()) + 1e-9
     # weak duality with the returned duals: sum_i <a_i, u_i> = value
-    assert float(log["value"]) == pytest.approx(sum(float(a @ to_numpy(u)) for a, u in zip(a_s, log["duals"])),
-                                                abs=1e-9)
+    assert float(log["value"]) == pytest.approx(
+        sum(float(a @ to_numpy(u)) for a, u in zip(a_s, log["duals"])), abs=1e-9
+    )
 
 
 # ---------------------------------------------------------------- invalid inputs
@@ -217,9 +227,17 @@ def _bad_cost(shape, be):
     nan.flat[0] = np.nan
     inf = C.copy()
     inf.flat[-1] = -np.inf
-    cases = [C.tolist(), "M", None, to_backend(nan, be), to_backend(inf, be), to_backend(C.reshape(-1), be),
-             to_backend(np.zeros(shape[:-1] + (0,)), be), np.ones(shape, dtype=int) if be == "numpy" else
-             torch.ones(shape, dtype=torch.int64), C.astype(complex) if be == "numpy" else to_backend(nan, be)]
+    cases = [
+        C.tolist(),
+        "M",
+        None,
+        to_backend(nan, be),
+        to_backend(inf, be),
+        to_backend(C.reshape(-1), be),
+        to_backend(np.zeros(shape[:-1] + (0,)), be),
+        np.ones(shape, dtype=int) if be == "numpy" else torch.ones(shape, dtype=torch.int64),
+        C.astype(complex) if be == "numpy" else to_backend(nan, be),
+    ]
     return cases
 
 
@@ -246,9 +264,15 @@ def _bad_free(k):
 
 def _bad_warmstart(k, shape, be):
     good = [to_backend(np.zeros(n), be) for n in shape]
-    cases = ["x", [None] * k, good[:-1], [[0.0] * n for n in shape],
-             [to_backend(np.zeros(shape[0] + 1), be)] + good[1:],
-             [to_backend(np.full(shape[0], np.nan), be)] + good[1:], 0.0]
+    cases = [
+        "x",
+        [None] * k,
+        good[:-1],
+        [[0.0] * n for n in shape],
+        [to_backend(np.zeros(shape[0] + 1), be)] + good[1:],
+        [to_backend(np.full(shape[0], np.nan), be)] + good[1:],
+        0.0,
+    ]
     if be != "numpy":
         cases.append([np.zeros(n) for n in shape])
     return cases
@@ -265,8 +289,10 @@ def _expect(fn, name, *args, **kwargs):
         assert len(str(e)) < 2000  # never a dump of a large array
         return
     except Exception as e:  # anything else is a bug
-        raise AssertionError("%s raised %s: %s (expected one of %s naming %r)"
-                             % (getattr(fn, "__name__", fn), type(e).__name__, e, ERRORS, name)) from e
+        raise AssertionError(
+            "%s raised %s: %s (expected one of %s naming %r)"
+            % (getattr(fn, "__name__", fn), type(e).__name__, e, ERRORS, name)
+        ) from e
     raise AssertionError("%s accepted a bad %s" % (getattr(fn, "__name__", fn), name))
 
 
@@ -279,8 +305,20 @@ def _perturbed_solver_calls(draw):
     C = to_backend(np.random.RandomState(1).rand(*shape), be)
     args = dict(a_s=None, M=C, reg=0.5)
     kwargs = {}
-    names = ["a_s", "M", "reg", "method", "numItermax", "log", "verbose", "warn", "mode", "memory_budget", "free",
-             "typo"]
+    names = [
+        "a_s",
+        "M",
+        "reg",
+        "method",
+        "numItermax",
+        "log",
+        "verbose",
+        "warn",
+        "mode",
+        "memory_budget",
+        "free",
+        "typo",
+    ]
     if fn is not om.emot_approx:
         names += ["stopThr", "grad", "check_every", "relaxation", "warmstart"]
     arg = draw(st.sampled_from(names))
@@ -322,9 +360,30 @@ def _perturbed_other_calls(draw):
     rng = np.random.RandomState(2)
     X_s = [to_backend(rng.rand(n, 2), be) for n in shape]
     C = to_backend(rng.rand(*shape), be)
-    which = draw(st.sampled_from(["lp_a_s", "lp_M", "lp_flag", "lp_free", "lp_budget", "clouds", "metric",
-                                  "cloud_budget", "emp_typo", "emp_reg", "emp_a_s", "chain", "round_X",
-                                  "round_a_s", "plan_axis", "plan_samples", "plan_idx", "plan_budget"]))
+    which = draw(
+        st.sampled_from(
+            [
+                "lp_a_s",
+                "lp_M",
+                "lp_flag",
+                "lp_free",
+                "lp_budget",
+                "clouds",
+                "metric",
+                "cloud_budget",
+                "emp_typo",
+                "emp_reg",
+                "emp_a_s",
+                "chain",
+                "round_X",
+                "round_a_s",
+                "plan_axis",
+                "plan_samples",
+                "plan_idx",
+                "plan_budget",
+            ]
+        )
+    )
     if which == "lp_a_s":
         return om.emot_lp2, (draw(st.sampled_from(_bad_weights(k, shape, be, None))), C), {}, "a_s"
     if which == "lp_M":
@@ -335,37 +394,73 @@ def _perturbed_other_calls(draw):
     if which == "lp_free":
         return om.emot_lp, (None, C), {"free": draw(st.sampled_from(_bad_free(k)))}, "free"
     if which == "lp_budget":
-        return om.emot_lp2, (None, C), {"memory_budget": draw(st.sampled_from(BAD_SCALARS["memory_budget"]))}, \
-            "memory_budget"
+        return (
+            om.emot_lp2,
+            (None, C),
+            {"memory_budget": draw(st.sampled_from(BAD_SCALARS["memory_budget"]))},
+            "memory_budget",
+        )
     if which == "clouds":
-        bad = draw(st.sampled_from([
-            "X", X_s[0], X_s[:1], X_s[:-1] + [to_backend(np.ones(3), be)], X_s[:-1] + [None],
-            X_s[:-1] + [to_backend(np.full((2, 2), np.nan), be)], X_s[:-1] + [to_backend(np.ones((0, 2)), be)],
-            X_s[:-1] + [[[1.0, 2.0]]]]))
+        bad = draw(
+            st.sampled_from(
+                [
+                    "X",
+                    X_s[0],
+                    X_s[:1],
+                    X_s[:-1] + [to_backend(np.ones(3), be)],
+                    X_s[:-1] + [None],
+                    X_s[:-1] + [to_backend(np.full((2, 2), np.nan), be)],
+                    X_s[:-1] + [to_backend(np.ones((0, 2)), be)],
+                    X_s[:-1] + [[[1.0, 2.0]]],
+                ]
+            )
+        )
         return om.cost_tensor, (bad,), {}, "X_s"
     if which == "metric":
-        return om.cost_tensor, (X_s,), {"metric": draw(st.sampled_from(["eucl", "l2", 3, None, "sqEuclidean"]))}, \
-            "metric"
+        return (
+            om.cost_tensor,
+            (X_s,),
+            {"metric": draw(st.sampled_from(["eucl", "l2", 3, None, "sqEuclidean"]))},
+            "metric",
+        )
     if which == "cloud_budget":
-        return om.cost_tensor, (X_s,), {"memory_budget": draw(st.sampled_from(BAD_SCALARS["memory_budget"]))}, \
-            "memory_budget"
+        return (
+            om.cost_tensor,
+            (X_s,),
+            {"memory_budget": draw(st.sampled_from(BAD_SCALARS["memory_budget"]))},
+            "memory_budget",
+        )
     if which == "emp_typo":
         typo = draw(st.sampled_from(KWARG_TYPOS))
         return om.empirical_emot_sinkhorn2, (X_s, 0.5), {typo: 1}, typo
     if which == "emp_reg":
         return om.empirical_emot_sinkhorn2, (X_s, draw(st.sampled_from(BAD_SCALARS["reg"]))), {}, "reg"
     if which == "emp_a_s":
-        return om.empirical_emot_sinkhorn, (X_s, 0.5), \
-            {"a_s": draw(st.sampled_from(_bad_weights(k, shape, be, None)[1:]))}, "a_s"
+        return (
+            om.empirical_emot_sinkhorn,
+            (X_s, 0.5),
+            {"a_s": draw(st.sampled_from(_bad_weights(k, shape, be, None)[1:]))},
+            "a_s",
+        )
     if which == "chain":
         mats = [to_backend(rng.rand(shape[t], shape[t + 1]), be) for t in range(k - 1)]
         arg = draw(st.sampled_from(["matrices", "shape", "free"]))
         if arg == "matrices":
-            bad = draw(st.sampled_from([
-                "M", mats[0], [], [to_backend(np.full(mats[0].shape, np.nan), be)] + mats[1:],
-                [to_backend(np.ones(3), be)] + mats[1:], [mats[0].tolist()] + mats[1:],
-                [to_backend(np.ones((shape[0], shape[1] + 1)), be), to_backend(np.ones((shape[1], 2)), be)]
-                if k == 3 else [to_backend(np.ones((0, 2)), be)]]))
+            bad = draw(
+                st.sampled_from(
+                    [
+                        "M",
+                        mats[0],
+                        [],
+                        [to_backend(np.full(mats[0].shape, np.nan), be)] + mats[1:],
+                        [to_backend(np.ones(3), be)] + mats[1:],
+                        [mats[0].tolist()] + mats[1:],
+                        [to_backend(np.ones((shape[0], shape[1] + 1)), be), to_backend(np.ones((shape[1], 2)), be)]
+                        if k == 3
+                        else [to_backend(np.ones((0, 2)), be)],
+                    ]
+                )
+            )
             return om.PairwiseCost.chain, (bad,), {}, "matrices"
         if arg == "shape":
             bad = draw(st.sampled_from([(1.5,) * k, "abc", tuple(shape[:-1]) + (0,), 3]))
@@ -377,8 +472,9 @@ def _perturbed_other_calls(draw):
         neg.flat[0] = -0.5
         nan = X.copy()
         nan.flat[0] = np.nan
-        bad = draw(st.sampled_from([X.tolist(), to_backend(neg, be), to_backend(nan, be),
-                                    to_backend(X.reshape(-1), be), "X"]))
+        bad = draw(
+            st.sampled_from([X.tolist(), to_backend(neg, be), to_backend(nan, be), to_backend(X.reshape(-1), be), "X"])
+        )
         return om.round_dense, (bad, [to_backend(np.ones(n) / n, be) for n in shape]), {}, "X"
     if which == "round_a_s":
         X = to_backend(to_numpy(C) / to_numpy(C).sum(), be)
@@ -399,8 +495,19 @@ def _perturbed_other_calls(draw):
             return P.sample, (3,), {"random_state": draw(st.sampled_from(["seed", 1.5, -1]))}, "random_state"
         return P.sample, (3,), {"method": draw(st.sampled_from(["fast", None, 1]))}, "method"
     if which == "plan_idx":
-        bad = draw(st.sampled_from([np.zeros((2, k + 1), dtype=int), np.full((1, k), 0.5), [[0] * k, [0]],
-                                    np.full((1, k), 99), np.zeros((2, 2, k), dtype=int), "idx", 3]))
+        bad = draw(
+            st.sampled_from(
+                [
+                    np.zeros((2, k + 1), dtype=int),
+                    np.full((1, k), 0.5),
+                    [[0] * k, [0]],
+                    np.full((1, k), 99),
+                    np.zeros((2, 2, k), dtype=int),
+                    "idx",
+                    3,
+                ]
+            )
+        )
         return P.density, (bad,), {}, "idx"
     return P.to_dense, (), {"memory_budget": draw(st.sampled_from(BAD_SCALARS["memory_budget"]))}, "memory_budget"
 

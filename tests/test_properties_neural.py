@@ -295,8 +295,15 @@ def perturbed_neural_calls(draw):
     be, X_s = p["be"], p["X_s"]
     fn = draw(st.sampled_from(["emot_neural", "NeuralEMOT", "mgw_neural"]))
     arg = draw(st.sampled_from(["X_s", "a_s"] + sorted(NEURAL_BAD)))
-    if fn == "mgw_neural" and arg in ("evaluation", "patience", "warm_start", "replace", "graph", "numItermax",
-                                      "random_state"):
+    if fn == "mgw_neural" and arg in (
+        "evaluation",
+        "patience",
+        "warm_start",
+        "replace",
+        "graph",
+        "numItermax",
+        "random_state",
+    ):
         arg = "lr"  # not parameters of NeuralMGW, or named otherwise there
     args, kwargs = [X_s, 1.0], dict(FAST if fn == "NeuralEMOT" else FN_FAST)
     if fn == "NeuralEMOT" and arg == "numItermax":

@@ -6,6 +6,7 @@ written is a bug. A block that needs an optional package (torch, matplotlib)
 is skipped, alone, when the package is missing; ``bash`` blocks are checked
 against ``.ci/run`` (CI runs exactly the README's commands).
 """
+
 import importlib.util
 import pathlib
 import re
@@ -31,7 +32,8 @@ def missing_optional(code):
     """The optional package a snippet needs (imports it, or calls a torch-only solver) that is not installed."""
     for mod in OPTIONAL:
         uses = re.search(r"^\s*(import|from) %s\b" % mod, code, re.M) or (
-            mod in _NEEDS and re.search(_NEEDS[mod], code))
+            mod in _NEEDS and re.search(_NEEDS[mod], code)
+        )
         if uses and importlib.util.find_spec(mod) is None:
             return mod
     return None

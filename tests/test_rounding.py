@@ -1,6 +1,9 @@
 """Rounding onto the exact transport polytope (ot_multimarginal.rounding)."""
+
 import numpy as np
 import pytest
+from oracles import axes_except as _axes_except
+from oracles import dense_pairwise_cost, textbook_round
 from ot.backend import NumpyBackend
 
 from ot_multimarginal.marginals.dense import DenseEngine
@@ -13,7 +16,6 @@ from ot_multimarginal.rounding import (
     rounded_linear_cost,
 )
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials
-from oracles import axes_except as _axes_except, dense_pairwise_cost, textbook_round
 
 SHAPES = {2: (4, 5), 3: (3, 4, 5), 4: (2, 3, 4, 3)}
 

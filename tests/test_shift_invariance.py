@@ -50,6 +50,7 @@ to ``o``). The LP, the rounding, :class:`FactoredPlan` (density, sampling,
 marginals, linear cost), ``log_partition`` with autograd, warm starts and the
 envelope gradients are checked on shifted costs as well.
 """
+
 import warnings
 
 import numpy as np
@@ -197,16 +198,26 @@ def test_exact_table(nx, kind, method):
             # potentials: the first one carries the offset
             for i, (ps, pr) in enumerate(zip(s["potentials"], r["potentials"])):
                 np.testing.assert_allclose(
-                    ps, pr + (total if i == 0 else 0.0), rtol=0,
-                    atol=8 * eps * (np.max(np.abs(pr)) + abs(total)) + 1e-300, err_msg=str(label)
+                    ps,
+                    pr + (total if i == 0 else 0.0),
+                    rtol=0,
+                    atol=8 * eps * (np.max(np.abs(pr)) + abs(total)) + 1e-300,
+                    err_msg=str(label),
                 )
             _check_values(r, s, total, eps, cond=1 + len(arrays) / reg, label=label)
 
 
-@pytest.mark.parametrize("kind,methods", [
-    ("dense", METHODS), ("chain", ["sinkhorn_log"]), ("star", ["sinkhorn_log"]), ("circle3", ["sinkhorn_log"]),
-    ("circle4", ["sinkhorn_log"]), ("complete4", ["sinkhorn_log"]),
-])
+@pytest.mark.parametrize(
+    "kind,methods",
+    [
+        ("dense", METHODS),
+        ("chain", ["sinkhorn_log"]),
+        ("star", ["sinkhorn_log"]),
+        ("circle3", ["sinkhorn_log"]),
+        ("circle4", ["sinkhorn_log"]),
+        ("complete4", ["sinkhorn_log"]),
+    ],
+)
 def test_converged_table(nx, kind, methods):
     """Base costs without a zero (the engine removes ``min C + o``): same plan and value to the solver's tolerance."""
     eps = _eps(nx)
@@ -226,7 +237,9 @@ def test_converged_table(nx, kind, methods):
                 np.testing.assert_allclose(Pd, Pr, rtol=0, atol=tol_plan * Pr.max(), err_msg=str(label))
                 s, r = _np_log(nx, log), _np_log(nx, log_r)
                 scale = max(1.0, abs(r["value"]))
-                _check_values(r, s, total, eps, cond=1 + len(arrays) / reg, extra=(1e-3 if nx.float32 else 1e-7) * scale)
+                _check_values(
+                    r, s, total, eps, cond=1 + len(arrays) / reg, extra=(1e-3 if nx.float32 else 1e-7) * scale
+                )
                 # potentials up to their gauge: per-block constants summing to the offset
                 d = [ps - pr for ps, pr in zip(s["potentials"], r["potentials"])]
                 spread_tol = (1e-3 if nx.float32 else 1e-6) * scale + 8 * eps * abs(total)
@@ -256,7 +269,10 @@ def test_dense_modes_issue_example(nx, mode, offset):
 def test_lp_shift(nx, offset):
     """emot_lp / emot_lp2: the same plan, the value moved by the offset (dense tensor and a pairwise cost's tensor)."""
     rng = np.random.RandomState(4)
-    for C in (nx.array(rng.rand(3, 4, 3)), PairwiseCost.circle([nx.array(rng.rand(3, 3)) for _ in range(3)]).to_dense()):
+    for C in (
+        nx.array(rng.rand(3, 4, 3)),
+        PairwiseCost.circle([nx.array(rng.rand(3, 3)) for _ in range(3)]).to_dense(),
+    ):
         Co = C + offset
         Cq = Co - offset
         P_r, log_r = emot_lp(None, Cq, log=True)
@@ -288,8 +304,10 @@ def test_rounding_shift(nx, kind):
         if KINDS[kind] is None:
             X = engine.plan(g)
             np.testing.assert_allclose(
-                nx.np(round_dense(X, a_s)), nx.np(round_dense(out[0][0].plan(out[0][2]), a_s)), rtol=16 * eps,
-                atol=1e-300
+                nx.np(round_dense(X, a_s)),
+                nx.np(round_dense(out[0][0].plan(out[0][2]), a_s)),
+                rtol=16 * eps,
+                atol=1e-300,
             )
 
 

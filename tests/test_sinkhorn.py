@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """Dense multimarginal Sinkhorn against independent oracles."""
+
 import warnings
 
 import numpy as np
@@ -32,7 +33,9 @@ def test_k2_plan_matches_pot_sinkhorn_log(nx, rng, mode):
     a, b = random_weights(rng, 7), random_weights(rng, 11)
     M = rng.rand(7, 11)
     G = ot.sinkhorn(a, b, M, 0.05, method="sinkhorn_log", stopThr=1e-12, numItermax=10000)
-    P = om.emot_sinkhorn([nx.array(a), nx.array(b)], nx.array(M), 0.05, stopThr=1e-12, numItermax=10000, mode=mode, warn=not nx.float32)
+    P = om.emot_sinkhorn(
+        [nx.array(a), nx.array(b)], nx.array(M), 0.05, stopThr=1e-12, numItermax=10000, mode=mode, warn=not nx.float32
+    )
     np.testing.assert_allclose(nx.np(P), G, atol=nx.tol(1e-10))
 
 
@@ -40,7 +43,9 @@ def test_k2_value_matches_ot_solve(nx, rng):
     a, b = random_weights(rng, 6), random_weights(rng, 9)
     M = rng.rand(6, 9)
     ref = ot.solve(M, a, b, reg=0.1, tol=1e-12, max_iter=10000).value
-    v = om.emot_sinkhorn2([nx.array(a), nx.array(b)], nx.array(M), 0.1, stopThr=1e-12 if not nx.float32 else 1e-6, warn=False)
+    v = om.emot_sinkhorn2(
+        [nx.array(a), nx.array(b)], nx.array(M), 0.1, stopThr=1e-12 if not nx.float32 else 1e-6, warn=False
+    )
     np.testing.assert_allclose(float(nx.np(v)), ref, rtol=nx.tol(1e-9))
 
 
@@ -51,7 +56,9 @@ def test_marginals_and_modes_agree(nx, rng, shape):
     thr = 1e-5 if nx.float32 else 1e-10
     Ps = []
     for mode in ("scaling", "log"):
-        P, log = om.emot_sinkhorn([nx.array(a) for a in a_s], nx.array(M), 0.05, stopThr=thr, numItermax=20000, mode=mode, log=True)
+        P, log = om.emot_sinkhorn(
+            [nx.array(a) for a in a_s], nx.array(M), 0.05, stopThr=thr, numItermax=20000, mode=mode, log=True
+        )
         assert log["converged"]
         Pn = nx.np(P)
         assert Pn.shape == shape and np.all(Pn >= 0)
@@ -125,7 +132,9 @@ def test_dtype_and_device_preserved(nx, rng):
 def test_backends_agree(nx, rng):
     a_s, M = _problem(rng, (4, 6, 5))
     ref = om.emot_sinkhorn2(a_s, M, 0.1, stopThr=1e-10)
-    v = om.emot_sinkhorn2([nx.array(a) for a in a_s], nx.array(M), 0.1, stopThr=1e-10 if not nx.float32 else 1e-5, warn=False)
+    v = om.emot_sinkhorn2(
+        [nx.array(a) for a in a_s], nx.array(M), 0.1, stopThr=1e-10 if not nx.float32 else 1e-5, warn=False
+    )
     np.testing.assert_allclose(float(nx.np(v)), ref, rtol=nx.tol(1e-10))
 
 
@@ -213,7 +222,9 @@ def test_detach_gives_no_graph(nx, rng):
 def test_warmstart_reduces_iterations(rng):
     a_s, M = _problem(rng, (6, 5, 7))
     _, log1 = om.emot_sinkhorn2(a_s, M, 0.01, stopThr=1e-9, log=True, numItermax=10000)
-    _, log2 = om.emot_sinkhorn2(a_s, M * 1.001, 0.01, stopThr=1e-9, log=True, numItermax=10000, warmstart=log1["potentials"])
+    _, log2 = om.emot_sinkhorn2(
+        a_s, M * 1.001, 0.01, stopThr=1e-9, log=True, numItermax=10000, warmstart=log1["potentials"]
+    )
     _, log3 = om.emot_sinkhorn2(a_s, M * 1.001, 0.01, stopThr=1e-9, log=True, numItermax=10000)
     assert log2["niter"] <= 0.8 * log3["niter"]
     _, log4 = om.emot_sinkhorn2(a_s, M, 0.01, stopThr=1e-9, log=True, warmstart=log1["potentials"])
@@ -259,10 +270,17 @@ def test_cost_tensor_callables_and_dimensions(rng):
 
     C = om.cost_tensor(X_s, metric=norms)
     assert C.shape == (3, 4, 2)
-    np.testing.assert_allclose(C[1, 2, 0], sum(norms(X_s[i][[(1, 2, 0)[i]]], X_s[j][[(1, 2, 0)[j]]])[0, 0] for i, j in [(0, 1), (0, 2), (1, 2)]))
+    np.testing.assert_allclose(
+        C[1, 2, 0],
+        sum(norms(X_s[i][[(1, 2, 0)[i]]], X_s[j][[(1, 2, 0)[j]]])[0, 0] for i, j in [(0, 1), (0, 2), (1, 2)]),
+    )
     Y_s = [rng.randn(3, 2), rng.randn(4, 2), rng.randn(2, 2)]
     C2 = om.cost_tensor(Y_s, metric=["sqeuclidean", "euclidean", "cityblock"])
-    ref = ot.dist(Y_s[0], Y_s[1])[:, :, None] + ot.dist(Y_s[0], Y_s[2], "euclidean")[:, None, :] + ot.dist(Y_s[1], Y_s[2], "cityblock")[None]
+    ref = (
+        ot.dist(Y_s[0], Y_s[1])[:, :, None]
+        + ot.dist(Y_s[0], Y_s[2], "euclidean")[:, None, :]
+        + ot.dist(Y_s[1], Y_s[2], "cityblock")[None]
+    )
     np.testing.assert_allclose(C2, ref)
     with pytest.raises(ValueError, match="one per pair"):
         om.cost_tensor(Y_s, metric=["sqeuclidean"])
@@ -368,8 +386,9 @@ def test_overrelaxation_dual_is_monotone(rng):
     prev = np.inf
     for _ in range(60):
         phi = [gi - np.log(ai) for gi, ai in zip(g, a_s)]
-        g, info = solve_potentials(engine, a_s, numItermax=1, stopThr=0, warn=False, relaxation=1.95,
-                                   warmstart=[0.05 * p for p in phi])
+        g, info = solve_potentials(
+            engine, a_s, numItermax=1, stopThr=0, warn=False, relaxation=1.95, warmstart=[0.05 * p for p in phi]
+        )
         d = _dual(engine.log_marginals(g), g, a_s)
         assert d <= prev + 1e-12 * abs(d)
         prev = d

@@ -5,6 +5,7 @@ Invariants of shared/notes/accelerated_sinkhorn.md §5: the dual objective never
 increases, a greedy step fixes its block exactly, all loops reach the same
 plan, and the accelerated loop needs far fewer iterations at small reg.
 """
+
 import numpy as np
 import ot
 import pytest
@@ -12,8 +13,7 @@ from scipy.special import logsumexp
 
 import ot_multimarginal as om
 from conftest import random_weights
-from ot_multimarginal._backend import axes_except, outer_sum
-from ot_multimarginal._backend import safe_log
+from ot_multimarginal._backend import axes_except, outer_sum, safe_log
 from ot_multimarginal.marginals.base import GibbsEngine
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials
 from ot_multimarginal.strategies import STRATEGIES
@@ -216,8 +216,9 @@ def test_minimal_engine(method):
 def test_log_mode_engine_and_warmstart(method):
     a_s, M = _problem(8, (5, 5, 5))
     P1, log1 = om.emot_sinkhorn(a_s, M, 0.05, method=method, mode="log", stopThr=1e-10, numItermax=10000, log=True)
-    P2, log2 = om.emot_sinkhorn(a_s, M, 0.05, method=method, stopThr=1e-10, numItermax=10000, log=True,
-                                warmstart=log1["potentials"])
+    P2, log2 = om.emot_sinkhorn(
+        a_s, M, 0.05, method=method, stopThr=1e-10, numItermax=10000, log=True, warmstart=log1["potentials"]
+    )
     assert log2["niter"] <= 2
     np.testing.assert_allclose(P1, P2, rtol=0, atol=1e-9)
 

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """blas_threads: the thread counts of BLAS (threadpoolctl) and torch, set for a block and restored."""
+
 import sys
 
 import numpy as np

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """Type hints on the public API: every name of ot_multimarginal.__all__ is annotated, and the hints resolve."""
+
 import inspect
 import typing
 

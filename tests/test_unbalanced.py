@@ -433,8 +433,9 @@ def test_neural_within_one_percent_of_sinkhorn(rho):
     pytest.importorskip("torch")
     X_s = _clouds()
     v_s, log_s = om.empirical_emot_sinkhorn2(X_s, 1.0, graph="chain", reg_m=rho, stopThr=1e-10, log=True)
-    v_n, log = om.emot_neural2(X_s, 1.0, graph="chain", reg_m=rho, numItermax=600, batch_size=60, random_state=0,
-                               log=True)
+    v_n, log = om.emot_neural2(
+        X_s, 1.0, graph="chain", reg_m=rho, numItermax=600, batch_size=60, random_state=0, log=True
+    )
     assert log["value_method"] == "exact"
     assert float(v_n) <= float(v_s) + 1e-9  # a certified lower bound
     assert abs(float(v_n) - float(v_s)) < 0.01 * abs(float(v_s))

@@ -6,6 +6,7 @@ either does the documented thing (casts, aliases, uniform weights) or raises
 a ``TypeError``/``ValueError`` (``MemoryError`` for size) whose message names
 the argument. The random counterpart is ``tests/test_properties.py``.
 """
+
 import warnings
 
 import numpy as np
@@ -55,16 +56,25 @@ def test_method_sinkhorn_is_the_cyclic_default(nx):
     v2 = emot_sinkhorn2(None, M, 0.1)
     assert log1["method"] == "sinkhorn_log"
     assert float(nx.np(v1)) == pytest.approx(float(nx.np(v2)), abs=1e-12)
-    P = om.emot_approx(None, nx.array(np.random.RandomState(1).rand(3, 4, 5)) if not nx.float32 else
-                       nx.array(np.random.RandomState(1).rand(3, 4, 5)).double(), 0.5, method="sinkhorn")[0]
+    P = om.emot_approx(
+        None,
+        nx.array(np.random.RandomState(1).rand(3, 4, 5))
+        if not nx.float32
+        else nx.array(np.random.RandomState(1).rand(3, 4, 5)).double(),
+        0.5,
+        method="sinkhorn",
+    )[0]
     assert P.shape == (3, 4, 5)
 
 
 @pytest.mark.parametrize("fn", [emot_sinkhorn, emot_sinkhorn2])
 def test_mistyped_keyword_reported_by_public_call(fn):
     M = np.random.RandomState(2).rand(3, 4, 5)
-    with pytest.raises(TypeError, match=r"%s\(\) got an unexpected keyword argument 'relaxaton'.*"
-                                        r"did you mean 'relaxation'.*check_every, relaxation" % fn.__name__):
+    with pytest.raises(
+        TypeError,
+        match=r"%s\(\) got an unexpected keyword argument 'relaxaton'.*"
+        r"did you mean 'relaxation'.*check_every, relaxation" % fn.__name__,
+    ):
         fn(None, M, 0.1, relaxaton=1.5)
     # an option of another method names the method that was chosen
     with pytest.raises(TypeError, match=r"'L'.*method='sinkhorn_greedy'.*print_every"):
@@ -74,8 +84,11 @@ def test_mistyped_keyword_reported_by_public_call(fn):
 
 def test_mistyped_keyword_point_clouds_and_approx():
     X = [np.random.RandomState(i).rand(4, 2) for i in range(3)]
-    with pytest.raises(TypeError, match=r"empirical_emot_sinkhorn2\(\) got an unexpected keyword argument "
-                                        r"'numIterMax'.*did you mean 'numItermax'"):
+    with pytest.raises(
+        TypeError,
+        match=r"empirical_emot_sinkhorn2\(\) got an unexpected keyword argument "
+        r"'numIterMax'.*did you mean 'numItermax'",
+    ):
         om.empirical_emot_sinkhorn2(X, 0.5, numIterMax=10)
     with pytest.raises(TypeError, match=r"empirical_emot_sinkhorn\(\).*'stopthr'"):
         om.empirical_emot_sinkhorn(X, 0.5, stopthr=1e-3)
@@ -204,8 +217,10 @@ def test_unknown_metric_lists_valid_names(lib):
     X = [rng.rand(4, 2) for _ in range(3)]
     if lib == "torch":
         X = [torch.tensor(x) for x in X]
-    for call in (lambda: om.cost_tensor(X, metric="eucldean"),
-                 lambda: om.empirical_emot_sinkhorn2(X, 1.0, metric="foo", graph="chain")):
+    for call in (
+        lambda: om.cost_tensor(X, metric="eucldean"),
+        lambda: om.empirical_emot_sinkhorn2(X, 1.0, metric="foo", graph="chain"),
+    ):
         with pytest.raises(ValueError, match=r"metric.*sqeuclidean") as info:
             call()
         assert str(info.value)
@@ -216,22 +231,27 @@ def test_unknown_metric_lists_valid_names(lib):
 
 
 @needs_torch
-@pytest.mark.parametrize("bad, exc, match", [
-    ([[0.0] * 3, [0.0] * 4, [0.0] * 5], TypeError, r"warmstart\[0\] must be a torch tensor"),
-    ([None] * 3, TypeError, r"warmstart\[0\].*got None"),
-    ([0.0, 0.0, 0.0], TypeError, r"warmstart\[0\].*got 0.0"),
-    ([np.zeros(3), np.zeros(4), np.zeros(5)], TypeError, r"warmstart\[0\] must come from the same library"),
-    ("nan", ValueError, r"warmstart\[1\] contains NaN"),
-    ("two", ValueError, "warmstart must be a list of 3"),
-    (np.zeros(3), TypeError, "warmstart must be a list"),
-    ("shape", ValueError, r"warmstart\[1\] must have shape \(4,\)"),
-])
+@pytest.mark.parametrize(
+    "bad, exc, match",
+    [
+        ([[0.0] * 3, [0.0] * 4, [0.0] * 5], TypeError, r"warmstart\[0\] must be a torch tensor"),
+        ([None] * 3, TypeError, r"warmstart\[0\].*got None"),
+        ([0.0, 0.0, 0.0], TypeError, r"warmstart\[0\].*got 0.0"),
+        ([np.zeros(3), np.zeros(4), np.zeros(5)], TypeError, r"warmstart\[0\] must come from the same library"),
+        ("nan", ValueError, r"warmstart\[1\] contains NaN"),
+        ("two", ValueError, "warmstart must be a list of 3"),
+        (np.zeros(3), TypeError, "warmstart must be a list"),
+        ("shape", ValueError, r"warmstart\[1\] must have shape \(4,\)"),
+    ],
+)
 def test_bad_warmstart(bad, exc, match):
     M = torch.tensor(np.random.RandomState(9).rand(3, 4, 5))
     if isinstance(bad, str):  # torch tensors built here: the module must import without torch
-        bad = {"nan": [torch.zeros(3), torch.full((4,), float("nan")), torch.zeros(5)],
-               "two": [torch.zeros(3), torch.zeros(4)],
-               "shape": [torch.zeros(3), torch.zeros(5), torch.zeros(5)]}[bad]
+        bad = {
+            "nan": [torch.zeros(3), torch.full((4,), float("nan")), torch.zeros(5)],
+            "two": [torch.zeros(3), torch.zeros(4)],
+            "shape": [torch.zeros(3), torch.zeros(5), torch.zeros(5)],
+        }[bad]
     with pytest.raises(exc, match=match):
         emot_sinkhorn2(None, M, 0.1, warmstart=bad)
 
@@ -280,8 +300,10 @@ def test_round_dense_common_mass_not_one():
     np.testing.assert_allclose(_marg(Y, 1), 1.5, atol=1e-12)
 
 
-@pytest.mark.parametrize("key, method", [("check_every", "sinkhorn_log"), ("print_every", "sinkhorn_greedy"),
-                                         ("print_every", "sinkhorn_accelerated")])
+@pytest.mark.parametrize(
+    "key, method",
+    [("check_every", "sinkhorn_log"), ("print_every", "sinkhorn_greedy"), ("print_every", "sinkhorn_accelerated")],
+)
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError)])
 def test_loop_integer_options(key, method, bad, exc):
     M = np.random.RandomState(13).rand(3, 4, 5)
@@ -382,20 +404,23 @@ def test_factored_plan_method_arguments():
         P.to_dense(memory_budget="big")
 
 
-@pytest.mark.parametrize("kw, exc, match", [
-    (dict(numItermax=1.5), TypeError, "numItermax"),
-    (dict(numItermax=-1), ValueError, "numItermax"),
-    (dict(stopThr=float("nan")), ValueError, "stopThr"),
-    (dict(stopThr="tiny"), TypeError, "stopThr"),
-    (dict(log="yes"), TypeError, "log"),
-    (dict(verbose=2), TypeError, "verbose"),
-    (dict(warn=None), TypeError, "warn"),
-    (dict(mode="fast"), ValueError, "mode"),
-    (dict(grad="none"), ValueError, "grad"),
-    (dict(free=[5]), ValueError, "free"),
-    (dict(method=3), ValueError, "method"),
-    (dict(relaxation=2.5), ValueError, "relaxation"),
-])
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(numItermax=1.5), TypeError, "numItermax"),
+        (dict(numItermax=-1), ValueError, "numItermax"),
+        (dict(stopThr=float("nan")), ValueError, "stopThr"),
+        (dict(stopThr="tiny"), TypeError, "stopThr"),
+        (dict(log="yes"), TypeError, "log"),
+        (dict(verbose=2), TypeError, "verbose"),
+        (dict(warn=None), TypeError, "warn"),
+        (dict(mode="fast"), ValueError, "mode"),
+        (dict(grad="none"), ValueError, "grad"),
+        (dict(free=[5]), ValueError, "free"),
+        (dict(method=3), ValueError, "method"),
+        (dict(relaxation=2.5), ValueError, "relaxation"),
+    ],
+)
 def test_solver_keyword_arguments(kw, exc, match):
     M = np.random.RandomState(16).rand(3, 4, 5)
     for fn in (emot_sinkhorn, emot_sinkhorn2):
@@ -439,11 +464,13 @@ def test_index_tuples_and_log_scalings_are_named():
 
 def test_messages_never_dump_large_arrays():
     big = np.random.RandomState(19).rand(200, 200)
-    calls = [lambda: emot_sinkhorn2(None, np.ones((2, 3)), big),
-             lambda: emot_sinkhorn2(big, np.ones((2, 3)), 0.1),
-             lambda: emot_sinkhorn2(None, np.ones((2, 3)), 0.1, free=big),
-             lambda: emot_sinkhorn2(None, np.ones((2, 3)), 0.1, warmstart=big),
-             lambda: om.cost_tensor(big)]
+    calls = [
+        lambda: emot_sinkhorn2(None, np.ones((2, 3)), big),
+        lambda: emot_sinkhorn2(big, np.ones((2, 3)), 0.1),
+        lambda: emot_sinkhorn2(None, np.ones((2, 3)), 0.1, free=big),
+        lambda: emot_sinkhorn2(None, np.ones((2, 3)), 0.1, warmstart=big),
+        lambda: om.cost_tensor(big),
+    ]
     for call in calls:
         with pytest.raises((TypeError, ValueError)) as info:
             call()

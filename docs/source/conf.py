@@ -63,8 +63,22 @@ numpydoc_xref_param_type = False
 # numpydoc renders the sections in its own order. Every docstring autodoc renders is checked
 # (the API reference and the neural and distributed pages' developer reference);
 # tests/test_docs.py reads this set and runs it over every public name without building the docs.
-numpydoc_validation_checks = {"GL06", "GL08", "PR01", "PR02", "PR03", "PR04", "PR06", "PR07", "PR10",
-                              "RT01", "RT03", "SS01", "SS02", "SS03"}
+numpydoc_validation_checks = {
+    "GL06",
+    "GL08",
+    "PR01",
+    "PR02",
+    "PR03",
+    "PR04",
+    "PR06",
+    "PR07",
+    "PR10",
+    "RT01",
+    "RT03",
+    "SS01",
+    "SS02",
+    "SS03",
+}
 numpydoc_validation_exclude = {r"\._[^.]*$"}  # private names (none is rendered; never check one)
 
 # -- Gallery -------------------------------------------------------------------
@@ -85,8 +99,9 @@ sphinx_gallery_conf = {
     "backreferences_dir": os.path.join(HERE, "generated", "backreferences"),
 }
 # matplotlib's Agg backend and the examples' plt.show() are harmless here.
-warnings.filterwarnings("ignore", category=UserWarning,
-                        message="Matplotlib is currently using agg, which is a non-GUI backend")
+warnings.filterwarnings(
+    "ignore", category=UserWarning, message="Matplotlib is currently using agg, which is a non-GUI backend"
+)
 warnings.filterwarnings("ignore", category=UserWarning, message="FigureCanvasAgg is non-interactive")
 
 # -- HTML ----------------------------------------------------------------------

@@ -84,8 +84,7 @@ def graph_edges(graph, k, center=0, edges=None):
                 raise ValueError("graph='circle' needs at least 3 nodes, got k=%d (for k=2 use 'chain')" % k)
             return [(t, t + 1) for t in range(k - 1)] + [(k - 1, 0)]
         if graph == "star":
-            if isinstance(center, (bool, np.bool_)) or not isinstance(center, (int, np.integer)) \
-                    or not 0 <= center < k:
+            if isinstance(center, (bool, np.bool_)) or not isinstance(center, (int, np.integer)) or not 0 <= center < k:
                 raise ValueError("center must be a node in [0, %d), got %r" % (k, center))
             return [(int(center), j) for j in range(k) if j != center]
         if graph == "complete":
@@ -262,8 +261,14 @@ class PairwiseCost:
     ot_multimarginal.cost_tensor : the dense cost of point clouds (all pairs).
     """
 
-    def __init__(self, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
-                 graph_kind: Optional[str] = None, free: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        edges: Edges,
+        matrices: Sequence[Array],
+        shape: Optional[Sequence[int]] = None,
+        graph_kind: Optional[str] = None,
+        free: Sequence[int] = (),
+    ) -> None:
         shape = check_shape(shape)
         edges = _check_edge_list(edges, None if shape is None else len(shape))
         if not isinstance(matrices, (list, tuple)):
@@ -369,8 +374,15 @@ class PairwiseCost:
 
     # ---- constructors --------------------------------------------------
     @classmethod
-    def from_matrices(cls, matrices: Sequence[Array], graph: Union[str, Edges] = "chain", edges: Optional[Edges] = None,
-                      center: int = 0, shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
+    def from_matrices(
+        cls,
+        matrices: Sequence[Array],
+        graph: Union[str, Edges] = "chain",
+        edges: Optional[Edges] = None,
+        center: int = 0,
+        shape: Optional[Sequence[int]] = None,
+        free: Sequence[int] = (),
+    ) -> PairwiseCost:
         """Build from one matrix per edge of a named graph.
 
         ``k`` follows from the number of matrices ``m``: ``m + 1`` for
@@ -426,7 +438,9 @@ class PairwiseCost:
         return cls(E, matrices, shape=shape, graph_kind=kind, free=free)
 
     @classmethod
-    def chain(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
+    def chain(
+        cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()
+    ) -> PairwiseCost:
         r"""Build the chain ``0 - 1 - … - k-1``: :math:`C = \sum_t C_t[x_t, x_{t+1}]`.
 
         Parameters
@@ -446,7 +460,9 @@ class PairwiseCost:
         return cls.from_matrices(matrices, "chain", shape=shape, free=free)
 
     @classmethod
-    def circle(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
+    def circle(
+        cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()
+    ) -> PairwiseCost:
         r"""Build the cycle ``0 - 1 - … - k-1 - 0`` (k >= 3).
 
         Parameters
@@ -467,8 +483,9 @@ class PairwiseCost:
         return cls.from_matrices(matrices, "circle", shape=shape, free=free)
 
     @classmethod
-    def star(cls, matrices: Sequence[Array], center: int = 0, shape: Optional[Sequence[int]] = None,
-             free: Sequence[int] = ()) -> PairwiseCost:
+    def star(
+        cls, matrices: Sequence[Array], center: int = 0, shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()
+    ) -> PairwiseCost:
         r"""Build a star: every node joined to ``center`` only.
 
         ``free=[center]`` leaves the centre's marginal free: the plan's
@@ -495,8 +512,9 @@ class PairwiseCost:
         return cls.from_matrices(matrices, "star", center=center, shape=shape, free=free)
 
     @classmethod
-    def tree(cls, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None,
-             free: Sequence[int] = ()) -> PairwiseCost:
+    def tree(
+        cls, edges: Edges, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()
+    ) -> PairwiseCost:
         """Build a cost on any acyclic edge list (a forest is accepted: the plan factors over its trees).
 
         Parameters
@@ -518,7 +536,9 @@ class PairwiseCost:
         return cls(edges, matrices, shape=shape, graph_kind="tree", free=free)
 
     @classmethod
-    def complete(cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()) -> PairwiseCost:
+    def complete(
+        cls, matrices: Sequence[Array], shape: Optional[Sequence[int]] = None, free: Sequence[int] = ()
+    ) -> PairwiseCost:
         r"""Build the complete graph: a term for every pair ``i < j``.
 
         Parameters
@@ -539,8 +559,15 @@ class PairwiseCost:
         return cls.from_matrices(matrices, "complete", shape=shape, free=free)
 
     @classmethod
-    def from_point_clouds(cls, X_s: Sequence[Array], graph: Union[str, Edges] = "complete", metric: Metric = "sqeuclidean",
-                          center: int = 0, edges: Optional[Edges] = None, free: Sequence[int] = ()) -> PairwiseCost:
+    def from_point_clouds(
+        cls,
+        X_s: Sequence[Array],
+        graph: Union[str, Edges] = "complete",
+        metric: Metric = "sqeuclidean",
+        center: int = 0,
+        edges: Optional[Edges] = None,
+        free: Sequence[int] = (),
+    ) -> PairwiseCost:
         r"""Pairwise ground costs between point clouds on the edges of a graph.
 
         With point clouds :math:`X_i = (x_{i,1}, \dots, x_{i,n_i})` and a
@@ -637,7 +664,11 @@ class PairwiseCost:
     def __repr__(self):
         extra = ", free=%s" % (self.free,) if self.free else ""
         return "PairwiseCost(graph=%r, shape=%s, %d edges, %s%s)" % (
-            self.graph_kind, self.shape, len(self.edges), self.type_as.dtype, extra
+            self.graph_kind,
+            self.shape,
+            len(self.edges),
+            self.type_as.dtype,
+            extra,
         )
 
     # ---- what the solvers use ------------------------------------------

@@ -194,7 +194,7 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
             # many entries: the whole product in the log domain, rows in chunks
             p, r = P.shape
             step = max(1, _CHUNK // max(q * r, 1))
-            rows = [logsumexp(nx, L1[s:s + step, :, None] + L2[None, :, :], 1) for s in range(0, p, step)]
+            rows = [logsumexp(nx, L1[s : s + step, :, None] + L2[None, :, :], 1) for s in range(0, p, step)]
             full = rows[0] if len(rows) == 1 else nx.concatenate(rows, axis=0)
             return nx.where(ok, out, full)
         L2t = _swap_last(nx, L2)
@@ -202,7 +202,7 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
         nb = len(idx[0])
         step = max(1, _CHUNK // max(q, 1))
         for s in range(0, nb, step):
-            sel = tuple(index_array(nx, ix[s:s + step], P) for ix in idx)
+            sel = tuple(index_array(nx, ix[s : s + step], P) for ix in idx)
             rows = L1[sel[:-1]]
             cols = L2t[sel[:-2] + sel[-1:]]
             vals.append(logsumexp(nx, rows + cols, 1))
@@ -222,7 +222,7 @@ def log_matvec_exact(nx, A_cols, h):
     step = max(1, _CHUNK // max(n, 1))
     if m <= step:
         return logsumexp(nx, A_cols + h[:, None], 0)
-    parts = [logsumexp(nx, A_cols[:, s:s + step] + h[:, None], 0) for s in range(0, m, step)]
+    parts = [logsumexp(nx, A_cols[:, s : s + step] + h[:, None], 0) for s in range(0, m, step)]
     return nx.concatenate(parts, axis=0)
 
 
@@ -535,8 +535,14 @@ class PairwiseEngine(GibbsEngine):
                 % (len(self.matrices), [tuple(O.shape) for O in self.matrices], [tuple(M.shape) for M in matrices])
             )
         return type(self)(
-            self.shape, self.edges, matrices, self.reg, self.nx, self.memory_budget,
-            cost_offset=list(self.edge_offsets), **self._init_kwargs()
+            self.shape,
+            self.edges,
+            matrices,
+            self.reg,
+            self.nx,
+            self.memory_budget,
+            cost_offset=list(self.edge_offsets),
+            **self._init_kwargs(),
         )
 
     def detached(self):
@@ -549,10 +555,14 @@ class PairwiseEngine(GibbsEngine):
             nx,
             self.memory_budget,
             cost_offset=list(self.edge_offsets),
-            **self._init_kwargs()
+            **self._init_kwargs(),
         )
 
     def __repr__(self):
         return "%s(k=%d, shape=%s, %d edges, reg=%g)" % (
-            type(self).__name__, self.k, self.shape, len(self.edges), self.reg
+            type(self).__name__,
+            self.k,
+            self.shape,
+            len(self.edges),
+            self.reg,
         )

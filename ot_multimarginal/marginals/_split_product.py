@@ -223,7 +223,7 @@ def _autograd_function():
         def backward(ctx, G):
             E = ctx.saved_tensors
             nx = get_backend(G)
-            g0, g1 = _split_product_backward(nx, ctx.layout, E[:ctx.n_first], E[ctx.n_first:], G.contiguous())
+            g0, g1 = _split_product_backward(nx, ctx.layout, E[: ctx.n_first], E[ctx.n_first :], G.contiguous())
             return (None, None, None) + tuple(g0) + tuple(g1)
 
     _FUNCTION = SplitProduct
@@ -266,7 +266,7 @@ def split_log_mass(nx, shape, edges, log_kernel, g, prec, split):
         P = _autograd_function().apply(layout, prec, len(L0), *L0, *L1)
     else:
         E = [flushed_exp(nx, L, prec) for L in L0 + L1]
-        P = _split_product(nx, layout, E[:len(L0)], E[len(L0):])
+        P = _split_product(nx, layout, E[: len(L0)], E[len(L0) :])
     Z = nx.sum(w * P)
     m = len(L0) + len(L1)
     # one host synchronisation (deferred in a training step, see _backend.deferred_checks):

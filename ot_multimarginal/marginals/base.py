@@ -31,7 +31,8 @@ range (a cost with a zero, a distance, a cost in [0, 1]) keeps
 :math:`c_0 = 0` (:func:`default_offset`): it needs no centring, and its
 log-scalings stay those of the cost as given.
 
-**Convention.** Every method that takes log-scalings (:meth:`GibbsEngine.log_marginal`, :meth:`~GibbsEngine.log_marginals`,
+**Convention.** Every method that takes log-scalings (:meth:`GibbsEngine.log_marginal`,
+:meth:`~GibbsEngine.log_marginals`,
 :meth:`~GibbsEngine.log_mass`, :meth:`~GibbsEngine.log_pairwise_marginal`,
 :meth:`~GibbsEngine.log_plan`, :meth:`~GibbsEngine.plan`,
 :meth:`~GibbsEngine.cost_gradients`) refers to this centred :math:`B(g)`, and
@@ -202,4 +203,3 @@ class GibbsEngine:
     # ---- helpers ------------------------------------------------------
     def _axes_except(self, i):
         return axes_except(i, self.k)
-

@@ -200,7 +200,6 @@ def _annotated_plan(shape, edges, keep):
     return _PLAN_CACHE[key]
 
 
-
 _SPLIT_CACHE = {}  # (shape, edges) -> complete_split (graph-only, shared by engines)
 
 
@@ -227,8 +226,8 @@ def _contraction_hint(k, edges):
         "A complete graph on k = %d nodes has treewidth %d: every elimination order forms a factor with %d "
         "of the n_i as axes, so this engine is exact but does not scale in n (on 20 GiB of free memory: "
         "n <= ~580 for k = 4, n <= ~118 for k = 5; one sweep costs O(n^k))" % (k, k - 1, k - 1)
-        if complete else
-        "This graph's elimination (treewidth of the graph) forms a factor too large for the budget"
+        if complete
+        else "This graph's elimination (treewidth of the graph) forms a factor too large for the budget"
     )
     return why + ". " + SCALING_HINT
 
@@ -254,8 +253,14 @@ class ContractionEngine(PairwiseEngine):
         peak = max(self._plan((i,))[2] for i in range(self.k))
         # a step's operands and result (4) plus the memoised factors (_MEMO_FACTORS)
         check_dense_size(
-            (peak,), itemsize, 4 + _MEMO_FACTORS, memory_budget, "the largest factor of the graph contraction", nx,
-            self.type_as, hint=_contraction_hint(self.k, self.edges),
+            (peak,),
+            itemsize,
+            4 + _MEMO_FACTORS,
+            memory_budget,
+            "the largest factor of the graph contraction",
+            nx,
+            self.type_as,
+            hint=_contraction_hint(self.k, self.edges),
         )
         self._memo_limit = _MEMO_FACTORS * peak
 

@@ -125,7 +125,7 @@ class CycleEngine(PairwiseEngine):
             memory_budget,
             "the cycle engine's cached products",
             nx,
-            self.type_as
+            self.type_as,
         )
         # edge at position t joins order[t] and order[t+1]
         self._edge = []

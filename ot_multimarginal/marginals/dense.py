@@ -183,9 +183,9 @@ class DenseEngine(GibbsEngine):
         """``Σ_{I: I_i = ·} T_I ∏_{j≠i} u_j[I_j]`` for ``T`` of ``shape``: two matrix-vector products."""
         nx = self.nx
         n = shape
-        nl, nr = _prod(n[:i]), _prod(n[i + 1:])
+        nl, nr = _prod(n[:i]), _prod(n[i + 1 :])
         left = flat_outer_product(nx, u[:i])
-        right = flat_outer_product(nx, u[i + 1:])
+        right = flat_outer_product(nx, u[i + 1 :])
         Y = T
         if left is not None:
             Y = nx.dot(left, nx.reshape(T, (nl, n[i] * nr)))
@@ -266,8 +266,8 @@ class DenseEngine(GibbsEngine):
         step = max(1, -(-n0 // 16))
         total = mass = 0.0
         for s in range(0, n0, step):
-            Ms = self._centred(self.M[s:s + step])
-            E = nx.exp(outer_sum(nx, [g[0][s:s + step]] + list(g[1:])) - Ms / self.reg)
+            Ms = self._centred(self.M[s : s + step])
+            E = nx.exp(outer_sum(nx, [g[0][s : s + step]] + list(g[1:])) - Ms / self.reg)
             total = total + nx.sum(Ms * E)
             if self.cost_offset != 0.0:
                 mass = mass + nx.sum(E)

@@ -92,8 +92,7 @@ def _tree_structure(k, edges):
     if E != n_edges_needed:
         raise ValueError(
             "TreeEngine needs an acyclic graph: %d nodes in %d component(s) allow %d edges, got %d "
-            "(use CycleEngine or ContractionEngine for graphs with cycles)"
-            % (k, len(roots), n_edges_needed, E)
+            "(use CycleEngine or ContractionEngine for graphs with cycles)" % (k, len(roots), n_edges_needed, E)
         )
     # schedule of every message: collect towards each root, then distribute
     sched = []
@@ -101,8 +100,16 @@ def _tree_structure(k, edges):
         sched.extend(toward[r].tolist())
         sched.extend(away[r].tolist())
     out = {
-        "src": src, "dst": dst, "into": into, "nbr": nbr, "comp": comp, "roots": roots, "toward": toward,
-        "away": away, "parent": parents, "comp_nodes": [np.nonzero(comp == c)[0] for c in range(len(roots))],
+        "src": src,
+        "dst": dst,
+        "into": into,
+        "nbr": nbr,
+        "comp": comp,
+        "roots": roots,
+        "toward": toward,
+        "away": away,
+        "parent": parents,
+        "comp_nodes": [np.nonzero(comp == c)[0] for c in range(len(roots))],
         "all": np.asarray(sched, dtype=np.int64),
     }
     if len(_STRUCTURE_CACHE) >= 256:

@@ -39,6 +39,22 @@ from .training import Trainer
 
 GraphCost = PointCloudCost  # the name of this class before 0.x (it moved to ot_multimarginal.costs)
 
-__all__ = ["emot_neural", "emot_neural2", "NeuralEMOT", "mgw_neural", "NeuralMGW", "PointCloudCost", "GraphCost",
-           "TupleCost", "PotentialMLP", "PotentialSet", "batch_dual", "exact_dual", "BatchSampler", "Trainer",
-           "DataParallel", "Checkpointer", "CheckpointError"]
+__all__ = [
+    "emot_neural",
+    "emot_neural2",
+    "NeuralEMOT",
+    "mgw_neural",
+    "NeuralMGW",
+    "PointCloudCost",
+    "GraphCost",
+    "TupleCost",
+    "PotentialMLP",
+    "PotentialSet",
+    "batch_dual",
+    "exact_dual",
+    "BatchSampler",
+    "Trainer",
+    "DataParallel",
+    "Checkpointer",
+    "CheckpointError",
+]

@@ -15,15 +15,42 @@ _RENAMED = dict(n_iter="numItermax", seed="random_state")
 _OLD_LOG_KEYS = {"n_iter": "niter", "stopped_early": "converged"}
 
 
-def _fit(X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose, kwargs,
-         caller="emot_neural"):
+def _fit(
+    X_s,
+    reg,
+    a_s,
+    graph,
+    metric,
+    estimator,
+    batch_size,
+    numItermax,
+    lr,
+    random_state,
+    device,
+    verbose,
+    kwargs,
+    caller="emot_neural",
+):
     if graph is None:
         graph = "complete"
     # the call's own names in its errors: numItermax (not the estimator's max_iter), and a mistyped
     # keyword answered with the closest parameter of the call or of NeuralEMOT
     check_positive_int("numItermax", numItermax, minimum=1)
-    own = ("X_s", "reg", "a_s", "graph", "metric", "estimator", "batch_size", "numItermax", "lr", "random_state",
-           "device", "verbose", "log")
+    own = (
+        "X_s",
+        "reg",
+        "a_s",
+        "graph",
+        "metric",
+        "estimator",
+        "batch_size",
+        "numItermax",
+        "lr",
+        "random_state",
+        "device",
+        "verbose",
+        "log",
+    )
     passed_on = tuple(n for n in NeuralEMOT._get_param_names() if n not in ("max_iter",) + own)
     for key in kwargs:
         if key not in passed_on:
@@ -108,7 +135,19 @@ def emot_neural2(
     **kwargs: Any,
 ) -> Union[Any, Tuple[Any, LogDict]]:
     est = _fit(
-        X_s, reg, a_s, graph, metric, estimator, batch_size, numItermax, lr, random_state, device, verbose, kwargs,
+        X_s,
+        reg,
+        a_s,
+        graph,
+        metric,
+        estimator,
+        batch_size,
+        numItermax,
+        lr,
+        random_state,
+        device,
+        verbose,
+        kwargs,
         caller="emot_neural2",
     )
     return (est.value_, _log(est, "emot_neural2")) if log else est.value_

@@ -42,8 +42,16 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["Checkpointer", "CheckpointError", "read_checkpoint", "write_checkpoint", "data_digest",
-           "fingerprint_differences", "problem_fingerprint", "resume_payload"]
+__all__ = [
+    "Checkpointer",
+    "CheckpointError",
+    "read_checkpoint",
+    "write_checkpoint",
+    "data_digest",
+    "fingerprint_differences",
+    "problem_fingerprint",
+    "resume_payload",
+]
 
 _MAGIC = b"OTMM-CHECKPOINT 1\n"
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
@@ -147,7 +155,7 @@ def read_checkpoint(path):
         raise CheckpointError("cannot read checkpoint %s: %s" % (path, e)) from e
     if not raw.startswith(_MAGIC):
         raise CheckpointError("%s is not an ot_multimarginal checkpoint (no header; %d bytes)" % (path, len(raw)))
-    rest = raw[len(_MAGIC):]
+    rest = raw[len(_MAGIC) :]
     line, sep, data = rest.partition(b"\n")
     try:
         size_s, digest = line.split(b" ")
@@ -155,8 +163,9 @@ def read_checkpoint(path):
     except ValueError:
         raise CheckpointError("checkpoint %s is corrupted (unreadable header)" % path) from None
     if len(data) != size:
-        raise CheckpointError("checkpoint %s is truncated or corrupted: %d bytes of payload, the header says %d"
-                              % (path, len(data), size))
+        raise CheckpointError(
+            "checkpoint %s is truncated or corrupted: %d bytes of payload, the header says %d" % (path, len(data), size)
+        )
     if hashlib.sha256(data).hexdigest().encode() != digest:
         raise CheckpointError("checkpoint %s is corrupted: its SHA-256 does not match the header" % path)
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
@@ -292,7 +301,7 @@ class Checkpointer:
         path = self.path(step)
         write_checkpoint(path, payload)
         self.last_saved_step = step
-        for _, old in self.checkpoints()[self.keep:]:
+        for _, old in self.checkpoints()[self.keep :]:
             try:
                 os.unlink(old)
             except OSError:  # pragma: no cover - removed meanwhile
@@ -449,7 +458,8 @@ def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, see
         "data": data_digest(data),
         "weights": data_digest(weights),
         "graph": [list(e) for e in cost.edges] if getattr(cost, "pairwise", False) else "callable cost",
-        "metric": _describe(getattr(cost, "metrics", None)) if getattr(cost, "pairwise", False)
+        "metric": _describe(getattr(cost, "metrics", None))
+        if getattr(cost, "pairwise", False)
         else _describe(getattr(cost, "fn", None)),
         "reg": float(params["reg"]),
         "estimator": params["estimator"],
@@ -457,8 +467,20 @@ def problem_fingerprint(est, cost, data, weights, global_batch, train_dtype, see
         "dtype": str(train_dtype),
         "seed": int(seed),
     }
-    for name in ("max_iter", "lr", "width", "depth", "activation", "grad_clip", "replace", "eval_every",
-                 "n_eval_batches", "patience", "tol", "distributed_loss"):
+    for name in (
+        "max_iter",
+        "lr",
+        "width",
+        "depth",
+        "activation",
+        "grad_clip",
+        "replace",
+        "eval_every",
+        "n_eval_batches",
+        "patience",
+        "tol",
+        "distributed_loss",
+    ):
         if name in params:
             fp[name] = _describe(params[name])
     if params.get("distributed_loss") == "local":
@@ -492,8 +514,10 @@ def resume_payload(directory, parallel=None):
     result = None
     if parallel.is_main:
         try:
-            result = ("ok", Checkpointer(directory, 1, {}, is_main=False).latest()
-                      if os.path.isdir(os.fspath(directory)) else None)
+            result = (
+                "ok",
+                Checkpointer(directory, 1, {}, is_main=False).latest() if os.path.isdir(os.fspath(directory)) else None,
+            )
         except Exception as e:  # shared with the other ranks, raised everywhere
             result = ("error", e)
     status, value = parallel.broadcast_object(result)

@@ -119,8 +119,9 @@ class _GatherGlobal(torch.autograd.Function):
 
         world = dist.get_world_size(group)
         tensor = tensor.contiguous()
-        out = torch.empty((world * tensor.shape[0],) + tuple(tensor.shape[1:]), dtype=tensor.dtype,
-                          device=tensor.device)
+        out = torch.empty(
+            (world * tensor.shape[0],) + tuple(tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device
+        )
         # all_gather_single (torch >= 2.13) is the new name of all_gather_into_tensor
         gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
         gather(out, tensor, group=group)
@@ -130,7 +131,7 @@ class _GatherGlobal(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         n = grad.shape[0] // ctx.world
-        return ctx.world * grad[ctx.rank * n:(ctx.rank + 1) * n], None
+        return ctx.world * grad[ctx.rank * n : (ctx.rank + 1) * n], None
 
 
 def gather_global(tensor, group=None):
@@ -403,7 +404,7 @@ class DataParallel:
         pos = 0
         for p in params:
             n = p.grad.numel()
-            p.grad.copy_(flat[pos:pos + n].view_as(p.grad))
+            p.grad.copy_(flat[pos : pos + n].view_as(p.grad))
             pos += n
 
     def reduce_metric(self, value):
@@ -472,7 +473,7 @@ class DataParallel:
         with torch.no_grad():
             for t in ts:
                 n = t.numel()
-                t.copy_(flat[pos:pos + n].view_as(t))
+                t.copy_(flat[pos : pos + n].view_as(t))
                 pos += n
 
     def check_identical(self, module):
@@ -501,7 +502,8 @@ class DataParallel:
             warnings.warn(
                 "the ranks' parameters differ after training (max |difference| %.3g; non-deterministic "
                 "collectives or kernels): rank 0's are now used on every rank" % float(diff[0]),
-                RuntimeWarning, stacklevel=2,
+                RuntimeWarning,
+                stacklevel=2,
             )
             self.broadcast_module(module)
             return False
@@ -533,5 +535,4 @@ class DataParallel:
         dist.barrier(group=self.group)
 
     def __repr__(self):
-        return "DataParallel(rank=%d/%d, backend=%r, loss=%r)" % (self.rank, self.world_size, self.backend,
-                                                                   self.loss)
+        return "DataParallel(rank=%d/%d, backend=%r, loss=%r)" % (self.rank, self.world_size, self.backend, self.loss)

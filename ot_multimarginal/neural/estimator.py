@@ -23,9 +23,9 @@ from .._validation import (
     check_reg,
     check_weights,
 )
+from ..costs.pointcloud import PointCloudCost, make_cost, reference_point
 from ..potentials import Potentials
 from ._validation import check_device, check_estimator_params, check_load_path, check_query_points, check_save_path
-from ..costs.pointcloud import PointCloudCost, make_cost, reference_point
 from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
 from .distributed import LOSSES, data_parallel
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, evaluate_dual, exact_is_affordable
@@ -72,8 +72,10 @@ def _read_saved(path, kind):
     if isinstance(state, dict):
         found = state.get("kind") or ("NeuralEMOT" if _EMOT_KEYS <= set(state) else None)
     if found != kind:
-        raise ValueError("%s is not a file of %s.save%s" % (
-            path, kind, " (it is a %s file: use %s.load)" % (found, found) if isinstance(found, str) else ""))
+        raise ValueError(
+            "%s is not a file of %s.save%s"
+            % (path, kind, " (it is a %s file: use %s.load)" % (found, found) if isinstance(found, str) else "")
+        )
     return state
 
 
@@ -319,18 +321,42 @@ class NeuralEMOT(ParamsMixin):
     """
 
     @renamed_kwargs(n_iter="max_iter", seed="random_state")
-    def __init__(self, reg: float, graph: Union[str, Edges] = "complete", metric: Metric = "sqeuclidean",
-                 cost: Optional[Callable[..., Any]] = None, center: int = 0, edges: Optional[Edges] = None,
-                 estimator: str = "combinatorial", batch_size: Optional[int] = None, max_iter: int = 2000,
-                 lr: float = 1e-2, width: Optional[int] = None, depth: int = 2, activation: str = "relu",
-                 grad_clip: Optional[float] = 1.0, replace: Optional[bool] = None, evaluation: str = "auto",
-                 n_eval_batches: int = 32, eval_every: int = 50, patience: Optional[int] = 2, tol: float = 1e-4,
-                 warm_start: bool = False, dtype: Any = None, random_state: Optional[int] = None,
-                 device: Any = None,
-                 verbose: bool = False, distributed: Union[str, bool] = "auto", distributed_loss: str = "global",
-                 checkpoint_dir: Optional[str] = None, checkpoint_every: Optional[int] = None,
-                 resume: bool = False, reg_m: Any = None, num_threads: Union[str, int, None] = "auto",
-                 warn: bool = True) -> None:
+    def __init__(
+        self,
+        reg: float,
+        graph: Union[str, Edges] = "complete",
+        metric: Metric = "sqeuclidean",
+        cost: Optional[Callable[..., Any]] = None,
+        center: int = 0,
+        edges: Optional[Edges] = None,
+        estimator: str = "combinatorial",
+        batch_size: Optional[int] = None,
+        max_iter: int = 2000,
+        lr: float = 1e-2,
+        width: Optional[int] = None,
+        depth: int = 2,
+        activation: str = "relu",
+        grad_clip: Optional[float] = 1.0,
+        replace: Optional[bool] = None,
+        evaluation: str = "auto",
+        n_eval_batches: int = 32,
+        eval_every: int = 50,
+        patience: Optional[int] = 2,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        dtype: Any = None,
+        random_state: Optional[int] = None,
+        device: Any = None,
+        verbose: bool = False,
+        distributed: Union[str, bool] = "auto",
+        distributed_loss: str = "global",
+        checkpoint_dir: Optional[str] = None,
+        checkpoint_every: Optional[int] = None,
+        resume: bool = False,
+        reg_m: Any = None,
+        num_threads: Union[str, int, None] = "auto",
+        warn: bool = True,
+    ) -> None:
         self.reg = reg
         self.graph = graph
         self.metric = metric
@@ -413,7 +439,8 @@ class NeuralEMOT(ParamsMixin):
             raise ValueError(
                 "batch_size=%d per rank on %d ranks is a global batch of %d points, more than the smallest cloud "
                 "(%d points) drawn without replacement: use batch_size <= %d or replace=True"
-                % (b, world_size, b * world_size, min(sizes), min(sizes) // world_size))
+                % (b, world_size, b * world_size, min(sizes), min(sizes) // world_size)
+            )
         if self.estimator == "ustat" and b < k:
             raise ValueError("estimator='ustat' needs batch_size >= k = %d, got %d" % (k, b))
         return reg, n_iter, lr, b, cost
@@ -447,15 +474,21 @@ class NeuralEMOT(ParamsMixin):
         nx, X_s = check_point_clouds(X_s)
         k = len(X_s)
         sizes = [int(X.shape[0]) for X in X_s]
-        parallel = data_parallel(check_auto_bool(self.distributed, "distributed"), self.device if
-                                 self.device is not None else getattr(X_s[0], "device", None), self.distributed_loss)
+        parallel = data_parallel(
+            check_auto_bool(self.distributed, "distributed"),
+            self.device if self.device is not None else getattr(X_s[0], "device", None),
+            self.distributed_loss,
+        )
         world = 1 if parallel is None else parallel.world_size
         reg, n_iter, lr, b, cost = self._check_params(k, sizes, world)
         self._is_numpy = str(nx) == "numpy"
         ref = X_s[0]
         a_s = check_weights(nx, a_s, tuple(sizes), ref, clouds="X_s")
-        device = torch.device(self.device) if self.device is not None else (
-            torch.device("cpu") if self._is_numpy else ref.device)
+        device = (
+            torch.device(self.device)
+            if self.device is not None
+            else (torch.device("cpu") if self._is_numpy else ref.device)
+        )
         if parallel is not None:  # a device taken from the data (cuda:0 on every rank) becomes this rank's GPU
             device = parallel.local_device(device, from_data=self.device is None)
             parallel.check_device(device)
@@ -475,29 +508,61 @@ class NeuralEMOT(ParamsMixin):
             seed = int(payload["extra"]["seed"])
         dims = [int(X.shape[1]) for X in X_s]
         gen = torch.Generator().manual_seed(derive_seed(seed, "init"))
-        if not (self.warm_start and getattr(self, "potentials_", None) is not None
-                and [p.d for p in self.potentials_.potentials] == dims):
-            model = PotentialSet(dims, self.width, self.depth, self.activation, gen, train_dtype,
-                                 quadratic=bool(getattr(cost, "translation_invariant", False))).to(device)
+        if not (
+            self.warm_start
+            and getattr(self, "potentials_", None) is not None
+            and [p.d for p in self.potentials_.potentials] == dims
+        ):
+            model = PotentialSet(
+                dims,
+                self.width,
+                self.depth,
+                self.activation,
+                gen,
+                train_dtype,
+                quadratic=bool(getattr(cost, "translation_invariant", False)),
+            ).to(device)
             self._normalise(model, data, weights, cost, reg, gen)
         else:
             model = self.potentials_
         train_data = [self._net_input(X.detach(), train_dtype) for X in data]
         # one stream of global batches (W * b points), the same on every rank; each rank uses its slice
-        sampler = BatchSampler(sizes, b * world, weights=[None if u else w for u, w in zip(uniform, weights)],
-                               replace=self.replace, seed=seed)
+        sampler = BatchSampler(
+            sizes,
+            b * world,
+            weights=[None if u else w for u, w in zip(uniform, weights)],
+            replace=self.replace,
+            seed=seed,
+        )
         ckpt = None
         if self.checkpoint_dir is not None:
-            ckpt = Checkpointer(self.checkpoint_dir, self.checkpoint_every or 50, problem_fingerprint(
-                self, cost, data, weights, b * world, train_dtype, seed, world), extra={"seed": seed},
-                is_main=parallel is None or parallel.is_main)
+            ckpt = Checkpointer(
+                self.checkpoint_dir,
+                self.checkpoint_every or 50,
+                problem_fingerprint(self, cost, data, weights, b * world, train_dtype, seed, world),
+                extra={"seed": seed},
+                is_main=parallel is None or parallel.is_main,
+            )
         trainer = Trainer(
-            model, cost, train_data, [w.detach().to(train_dtype) for w in weights], reg, self.estimator, sampler,
-            lr=lr, n_iter=n_iter, grad_clip=self.grad_clip, loss_scale=float(model[0].scale) * k,
-            eval_every=self.eval_every, n_eval_batches=max(2, min(8, int(self.n_eval_batches))),
-            patience=self.patience, tol=self.tol,
+            model,
+            cost,
+            train_data,
+            [w.detach().to(train_dtype) for w in weights],
+            reg,
+            self.estimator,
+            sampler,
+            lr=lr,
+            n_iter=n_iter,
+            grad_clip=self.grad_clip,
+            loss_scale=float(model[0].scale) * k,
+            eval_every=self.eval_every,
+            n_eval_batches=max(2, min(8, int(self.n_eval_batches))),
+            patience=self.patience,
+            tol=self.tol,
             eval_generator=torch.Generator().manual_seed(derive_seed(seed, "held-out")),
-            parallel=parallel, checkpoint=ckpt, reg_m=self._reg_m(k),
+            parallel=parallel,
+            checkpoint=ckpt,
+            reg_m=self._reg_m(k),
         )
         if payload is not None:
             ckpt.restore(trainer, payload)
@@ -516,8 +581,9 @@ class NeuralEMOT(ParamsMixin):
         self.a_fit_ = weights
         self.seed_ = seed
         t_eval = time.perf_counter()
-        value, se, method, log_z = self._evaluate(data, weights, torch.Generator().manual_seed(
-            derive_seed(seed, "final")))
+        value, se, method, log_z = self._evaluate(
+            data, weights, torch.Generator().manual_seed(derive_seed(seed, "final"))
+        )
         if parallel is not None and not value.requires_grad:  # rank 0's figures on every rank, to the bit
             v0, se, log_z = parallel.broadcast_floats(float(value), se, log_z)
             value = torch.tensor(v0, dtype=value.dtype, device=value.device)
@@ -534,24 +600,35 @@ class NeuralEMOT(ParamsMixin):
         if self.estimator == "aligned":
             self._check_aligned(data, weights)
         if self.warn and method == "exact" and trainer.best is not None:
-            held, held_se = trainer.best[0], trainer.history["eval_se"][trainer.history["eval_value"].index(
-                trainer.best[0])]
+            held, held_se = (
+                trainer.best[0],
+                trainer.history["eval_se"][trainer.history["eval_value"].index(trainer.best[0])],
+            )
             if held - float(value.detach()) > max(5.0 * held_se, 1e-2 * abs(float(value.detach()))):
                 warnings.warn(
                     "NeuralEMOT: the exact dual on the data (%.6g) is far below the held-out estimate (%.6g, standard "
                     "error %.2g): the potentials are poor on tuples the batches rarely hold (heavy tails, outliers); "
                     "the value is a valid but loose lower bound: raise batch_size, standardise or clip the data, or "
-                    "use emot_sinkhorn" % (float(value.detach()), held, held_se), UserWarning, stacklevel=2)
+                    "use emot_sinkhorn" % (float(value.detach()), held, held_se),
+                    UserWarning,
+                    stacklevel=2,
+                )
         if self.warn and trainer.min_steps is not None and not trainer.converged:
             h = trainer.history
             last = "%.6g (standard error %.2g)" % (h["eval_value"][-1], h["eval_se"][-1]) if h["eval_value"] else "none"
-            why = ("still improving at learning rate %.3g" % trainer.optimizer.param_groups[0]["lr"] if trainer.has_rule
-                   else "the stopping rule needs at least %d steps (eval_every x patience x %d rate levels)"
-                   % (trainer.min_steps, trainer.lr_levels))
+            why = (
+                "still improving at learning rate %.3g" % trainer.optimizer.param_groups[0]["lr"]
+                if trainer.has_rule
+                else "the stopping rule needs at least %d steps (eval_every x patience x %d rate levels)"
+                % (trainer.min_steps, trainer.lr_levels)
+            )
             warnings.warn(
-                "NeuralEMOT: the step budget max_iter=%d (numItermax of emot_neural) ended before the held-out dual converged (last held-out "
+                "NeuralEMOT: the step budget max_iter=%d (numItermax of emot_neural) ended before the held-out "
+                "dual converged (last held-out "
                 "estimate %s; %s): the value may be low; raise max_iter, or raise batch_size (lower variance) or lr"
-                % (n_iter, last, why), UserWarning, stacklevel=2,
+                % (n_iter, last, why),
+                UserWarning,
+                stacklevel=2,
             )
         return self
 
@@ -559,8 +636,10 @@ class NeuralEMOT(ParamsMixin):
         """Input standardisation and output scale of every potential, from the data."""
         k = len(data)
         m = 512
-        idx = [torch.multinomial(w.detach().cpu().double(), m, replacement=True, generator=gen).to(w.device)
-               for w in weights]
+        idx = [
+            torch.multinomial(w.detach().cpu().double(), m, replacement=True, generator=gen).to(w.device)
+            for w in weights
+        ]
         with torch.no_grad():
             c = cost.at_tuples([X[i] for X, i in zip(data, idx)])
             scale = float(torch.mean(torch.abs(c))) / k
@@ -592,15 +671,27 @@ class NeuralEMOT(ParamsMixin):
     def _evaluate(self, data, weights, generator):
         f_s = self._potentials_on(data, grad=any(X.requires_grad for X in data))
         reg_m = self._reg_m(len(data))
-        value, se, method, log_z = evaluate_dual(self.cost_, data, f_s, weights, self.reg_, self.evaluation,
-                                                 self.batch_size_, int(self.n_eval_batches), generator, reg_m=reg_m)
+        value, se, method, log_z = evaluate_dual(
+            self.cost_,
+            data,
+            f_s,
+            weights,
+            self.reg_,
+            self.evaluation,
+            self.batch_size_,
+            int(self.n_eval_batches),
+            generator,
+            reg_m=reg_m,
+        )
         return value, se, method, (log_z if reg_m is None else 0.0)  # unbalanced: the plan keeps its own mass
 
     def _check_aligned(self, data, weights):
         gen = torch.Generator().manual_seed(derive_seed(self.seed_, "aligned-check"))
         b = 4096
-        idx = [torch.multinomial(w.detach().cpu().double(), b, replacement=True, generator=gen).to(w.device)
-               for w in weights]
+        idx = [
+            torch.multinomial(w.detach().cpu().double(), b, replacement=True, generator=gen).to(w.device)
+            for w in weights
+        ]
         Xb = [X[i] for X, i in zip(data, idx)]
         with torch.no_grad():
             z = aligned_exponents(self.cost_, Xb, self._potentials_on(Xb), self.reg_)
@@ -611,7 +702,8 @@ class NeuralEMOT(ParamsMixin):
                 "estimator='aligned': the aligned tuples' weights are concentrated on few tuples (effective "
                 "sample size %.1f of %d, %.2g%%): the aligned estimate of E[exp] is unreliable here (wide cost at "
                 "reg=%g); use estimator='combinatorial'" % (ess, b, 100.0 * ess / b, self.reg_),
-                UserWarning, stacklevel=3,
+                UserWarning,
+                stacklevel=3,
             )
 
     def _reg_m(self, k):
@@ -739,8 +831,9 @@ class NeuralEMOT(ParamsMixin):
         m = int(X[0].shape[0])
         for i, x in enumerate(X):
             if x.ndim != 2 or x.shape[0] != m or x.shape[1] != self.potentials_[i].d:
-                raise ValueError("xs[%d] must have shape (%d, %d), got %s" % (i, m, self.potentials_[i].d,
-                                                                             tuple(x.shape)))
+                raise ValueError(
+                    "xs[%d] must have shape (%d, %d), got %s" % (i, m, self.potentials_[i].d, tuple(x.shape))
+                )
         with torch.no_grad():
             f = self._potentials_on(X)
             z = aligned_exponents(self.cost_, X, f, self.reg_) - self.log_partition_
@@ -895,10 +988,14 @@ class NeuralEMOT(ParamsMixin):
         """
         self._check_fitted()
         params = self.get_params(deep=False)
-        if callable(params["cost"]) or any(callable(m) for m in (params["metric"] if isinstance(
-                params["metric"], (list, tuple)) else [params["metric"]])):
-            raise ValueError("cannot save an estimator with a callable cost or metric: rebuild it and load the "
-                             "potentials with load_state_dict")
+        if callable(params["cost"]) or any(
+            callable(m)
+            for m in (params["metric"] if isinstance(params["metric"], (list, tuple)) else [params["metric"]])
+        ):
+            raise ValueError(
+                "cannot save an estimator with a callable cost or metric: rebuild it and load the "
+                "potentials with load_state_dict"
+            )
         torch.save(self._state_dict_for_save(), check_save_path(path))
 
     def _state_dict_for_save(self, **params: Any) -> Dict[str, Any]:
@@ -917,9 +1014,24 @@ class NeuralEMOT(ParamsMixin):
             "train_dtype": str(self.potentials_[0].mean.dtype),
             "X_fit": [X.detach().cpu() for X in self.X_fit_],
             "a_fit": [a.detach().cpu() for a in self.a_fit_],
-            "fitted": {n: getattr(self, n) for n in ("value_se_", "value_method_", "log_partition_", "n_iter_",
-                                                     "history_", "timings_", "reg_", "batch_size_", "seed_",
-                                                     "stopped_early_", "converged_", "shift_", "_is_numpy")},
+            "fitted": {
+                n: getattr(self, n)
+                for n in (
+                    "value_se_",
+                    "value_method_",
+                    "log_partition_",
+                    "n_iter_",
+                    "history_",
+                    "timings_",
+                    "reg_",
+                    "batch_size_",
+                    "seed_",
+                    "stopped_early_",
+                    "converged_",
+                    "shift_",
+                    "_is_numpy",
+                )
+            },
             "value": self.value_ if self._is_numpy else self.value_.detach().cpu(),
             "ref_dtype": None if self._is_numpy else str(self._ref.dtype),
         }
@@ -962,8 +1074,15 @@ class NeuralEMOT(ParamsMixin):
         est = cls(**params)
         dev = torch.device(device) if device is not None else torch.device("cpu")
         train_dtype = _torch_dtype(state["train_dtype"])
-        model = PotentialSet(state["dims"], est.width, est.depth, est.activation, None, train_dtype,
-                             quadratic=any(n.endswith(".quad") for n in state["potentials"]))
+        model = PotentialSet(
+            state["dims"],
+            est.width,
+            est.depth,
+            est.activation,
+            None,
+            train_dtype,
+            quadratic=any(n.endswith(".quad") for n in state["potentials"]),
+        )
         model.load_state_dict(state["potentials"])
         est.potentials_ = model.to(dev)
         est.X_fit_ = [X.to(dev) for X in state["X_fit"]]
@@ -1030,8 +1149,8 @@ def _exp_of_query(z, caller, what):
         warnings.warn(
             "%s: the density overflows %s at %d of %d %s (log-density up to %.4g): the learned potentials grow "
             "faster than the cost away from the training data, so the density there is an extrapolation; query "
-            "points near the training clouds" % (caller, str(d.dtype).replace("torch.", ""), int(over.sum()),
-                                                 int(z.numel()), what, float(z.max())),
+            "points near the training clouds"
+            % (caller, str(d.dtype).replace("torch.", ""), int(over.sum()), int(z.numel()), what, float(z.max())),
             UserWarning,
             stacklevel=3,
         )

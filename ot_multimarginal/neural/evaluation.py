@@ -65,8 +65,19 @@ def exact_is_affordable(cost, sizes, max_flops=EXACT_FLOPS, max_entries=EXACT_EN
     return flops <= max_flops and entries <= max_entries
 
 
-def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, estimator="combinatorial",
-                     reg_m=None, log_partition=False):
+def monte_carlo_dual(
+    cost,
+    X_s,
+    f_s,
+    a_s,
+    reg,
+    batch_size,
+    n_batches,
+    generator,
+    estimator="combinatorial",
+    reg_m=None,
+    log_partition=False,
+):
     r"""Monte-Carlo estimate of :math:`D(\varphi)` and its standard error.
 
     ``f_s``: the potentials on all the data (``f_s[i]`` of shape ``(n_i,)``);
@@ -82,8 +93,12 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     lmes = []
     n_tuples = 0
     for _ in range(int(n_batches)):
-        idx = [torch.multinomial(a.detach().to("cpu", torch.float64), batch_size, replacement=True,
-                                 generator=generator).to(a.device) for a in a_s]
+        idx = [
+            torch.multinomial(
+                a.detach().to("cpu", torch.float64), batch_size, replacement=True, generator=generator
+            ).to(a.device)
+            for a in a_s
+        ]
         Xb = [X[i] for X, i in zip(X_s, idx)]
         fb = [f[i] for f, i in zip(f_s, idx)]
         if estimator == "aligned":
@@ -102,15 +117,30 @@ def monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator,
     se = float(reg * w.std(unbiased=True) / (w.mean() * math.sqrt(R))) if R > 1 else float("inf")
     if reg_m is not None:  # the mean itself enters the dual: se(mean w) = sd(w) / sqrt(R)
         value = unbalanced_dual(f_s, log_mean, reg, reg_m, a_s)
-        se = float(reg * w.std(unbiased=True) * torch.exp(L.detach().max()).double() / math.sqrt(R)) if R > 1 \
+        se = (
+            float(reg * w.std(unbiased=True) * torch.exp(L.detach().max()).double() / math.sqrt(R))
+            if R > 1
             else float("inf")
+        )
     if log_partition:
         return value, se, n_tuples, float(log_mean.detach())
     return value, se, n_tuples
 
 
-def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_batches=32, generator=None,
-                  max_flops=EXACT_FLOPS, max_entries=EXACT_ENTRIES, reg_m=None):
+def evaluate_dual(
+    cost,
+    X_s,
+    f_s,
+    a_s,
+    reg,
+    method="auto",
+    batch_size=128,
+    n_batches=32,
+    generator=None,
+    max_flops=EXACT_FLOPS,
+    max_entries=EXACT_ENTRIES,
+    reg_m=None,
+):
     r"""The dual of the potentials on the data: ``(value, standard_error, method, log_partition)``.
 
     ``method``: ``'exact'``, ``'mc'`` or ``'auto'`` (exact when
@@ -134,6 +164,7 @@ def evaluate_dual(cost, X_s, f_s, a_s, reg, method="auto", batch_size=128, n_bat
     est = "combinatorial"
     if not getattr(cost, "pairwise", False) and batch_size ** len(X_s) > getattr(cost, "max_tuples", 2**22):
         est = "aligned"
-    value, se, _, log_z = monte_carlo_dual(cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est, reg_m,
-                                           log_partition=True)
+    value, se, _, log_z = monte_carlo_dual(
+        cost, X_s, f_s, a_s, reg, batch_size, n_batches, generator, est, reg_m, log_partition=True
+    )
     return value, se, "mc", log_z

@@ -58,8 +58,20 @@ from .sampling import derive_seed
 __all__ = ["NeuralMGW", "mgw_neural"]
 
 _SAVED_KIND = "NeuralMGW"
-_FITTED = ("A_used_", "A_", "edges_", "scales_", "means_", "S1_", "history_", "init_", "n_outer_", "converged_",
-           "timings_", "_is_numpy")
+_FITTED = (
+    "A_used_",
+    "A_",
+    "edges_",
+    "scales_",
+    "means_",
+    "S1_",
+    "history_",
+    "init_",
+    "n_outer_",
+    "converged_",
+    "timings_",
+    "_is_numpy",
+)
 
 
 def _map_tensors(x, fn):
@@ -209,14 +221,34 @@ class NeuralMGW(ParamsMixin):
     (2, 3)
     """
 
-    def __init__(self, reg: float, graph: Union[str, Edges] = "complete", normalize: Optional[str] = "each",
-                 init: Any = "auto", n_init_points: int = 40, n_components: int = 2, max_candidates: int = 16,
-                 n_outer: int = 8, tol: float = 1e-3, n_iter: int = 300, n_iter_refit: int = 100,
-                 batch_size: Optional[int] = None, lr: float = 1e-2, width: Optional[int] = None, depth: int = 2,
-                 estimator: str = "combinatorial", dtype: Any = None, device: Any = None,
-                 distributed: Any = "auto", n_moment_batches: int = 32, seed: Optional[int] = None,
-                 verbose: bool = False, checkpoint_dir: Optional[str] = None, checkpoint_every: Optional[int] = None,
-                 resume: bool = False) -> None:
+    def __init__(
+        self,
+        reg: float,
+        graph: Union[str, Edges] = "complete",
+        normalize: Optional[str] = "each",
+        init: Any = "auto",
+        n_init_points: int = 40,
+        n_components: int = 2,
+        max_candidates: int = 16,
+        n_outer: int = 8,
+        tol: float = 1e-3,
+        n_iter: int = 300,
+        n_iter_refit: int = 100,
+        batch_size: Optional[int] = None,
+        lr: float = 1e-2,
+        width: Optional[int] = None,
+        depth: int = 2,
+        estimator: str = "combinatorial",
+        dtype: Any = None,
+        device: Any = None,
+        distributed: Any = "auto",
+        n_moment_batches: int = 32,
+        seed: Optional[int] = None,
+        verbose: bool = False,
+        checkpoint_dir: Optional[str] = None,
+        checkpoint_every: Optional[int] = None,
+        resume: bool = False,
+    ) -> None:
         self.reg = reg
         self.graph = graph
         self.normalize = normalize
@@ -247,8 +279,15 @@ class NeuralMGW(ParamsMixin):
     def _check_params(self):
         reg = check_reg(self.reg)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
-        for name, minimum in (("n_init_points", 2), ("n_components", 1), ("max_candidates", 1), ("n_outer", 1),
-                              ("n_iter", 1), ("n_iter_refit", 1), ("n_moment_batches", 1)):
+        for name, minimum in (
+            ("n_init_points", 2),
+            ("n_components", 1),
+            ("max_candidates", 1),
+            ("n_outer", 1),
+            ("n_iter", 1),
+            ("n_iter_refit", 1),
+            ("n_moment_batches", 1),
+        ):
             check_positive_int(name, getattr(self, name), minimum=minimum)
         tol = check_reg(self.tol, "tol")
         if self.seed is not None:
@@ -258,14 +297,25 @@ class NeuralMGW(ParamsMixin):
 
     def _fingerprint(self, data, weights, edges, reg, seed, dt):
         """What a checkpoint of the alternation must agree on to be resumed (compared on resume)."""
-        fp = {"k": len(data), "dims": [int(X.shape[1]) for X in data], "sizes": [int(X.shape[0]) for X in data],
-              "data": data_digest(data), "weights": data_digest(weights), "graph": [list(e) for e in edges],
-              "reg": reg, "seed": int(seed), "dtype (values)": str(dt),
-              "init": self.init if isinstance(self.init, str) else
-              "arrays " + data_digest([torch.as_tensor(np.asarray(M) if not torch.is_tensor(M) else M)
-                                       for M in self.init])}
-        for name in ("normalize n_init_points n_components max_candidates n_outer tol n_iter n_iter_refit batch_size "
-                     "lr width depth estimator n_moment_batches dtype").split():
+        fp = {
+            "k": len(data),
+            "dims": [int(X.shape[1]) for X in data],
+            "sizes": [int(X.shape[0]) for X in data],
+            "data": data_digest(data),
+            "weights": data_digest(weights),
+            "graph": [list(e) for e in edges],
+            "reg": reg,
+            "seed": int(seed),
+            "dtype (values)": str(dt),
+            "init": self.init
+            if isinstance(self.init, str)
+            else "arrays "
+            + data_digest([torch.as_tensor(np.asarray(M) if not torch.is_tensor(M) else M) for M in self.init]),
+        }
+        for name in (
+            "normalize n_init_points n_components max_candidates n_outer tol n_iter n_iter_refit batch_size "
+            "lr width depth estimator n_moment_batches dtype"
+        ).split():
             fp[name] = _describe(getattr(self, name))
         return fp
 
@@ -283,9 +333,19 @@ class NeuralMGW(ParamsMixin):
                 sub.append(nx.detach(X)[nx.from_numpy(idx, type_as=X).long() if str(nx) == "torch" else idx])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a rough screening: its convergence does not matter
-                _, lg = mgw_sinkhorn(sub, reg, graph=edges, normalize=None, init=init,
-                                     n_components=self.n_components, max_candidates=self.max_candidates,
-                                     random_state=rng, stopThr=1e-5, log=True, warn=False)
+                _, lg = mgw_sinkhorn(
+                    sub,
+                    reg,
+                    graph=edges,
+                    normalize=None,
+                    init=init,
+                    n_components=self.n_components,
+                    max_candidates=self.max_candidates,
+                    random_state=rng,
+                    stopThr=1e-5,
+                    log=True,
+                    warn=False,
+                )
             return [lg["A"][e] for e in edges], "screened:" + lg["init"]
         check_positive_int("n_components", self.n_components, minimum=1)
         cands = _initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
@@ -316,8 +376,11 @@ class NeuralMGW(ParamsMixin):
         Xd = [nx.detach(X) for X in Xn]
         seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**62))
         is_numpy = str(nx) == "numpy"
-        dev = torch.device(self.device) if self.device is not None else (
-            torch.device("cpu") if is_numpy else Xd[0].device)
+        dev = (
+            torch.device(self.device)
+            if self.device is not None
+            else (torch.device("cpu") if is_numpy else Xd[0].device)
+        )
         dt = torch.float64 if is_numpy else Xd[0].dtype
         data = [_to_torch(X, dev, dt) for X in Xd]
         weights = [_to_torch(a, dev, dt) for a in a_s]
@@ -329,8 +392,13 @@ class NeuralMGW(ParamsMixin):
             payload = resume_payload(self.checkpoint_dir, parallel) if self.resume else None
             if payload is not None and self.seed is None:
                 seed = int(payload["extra"]["seed"])
-            ckpt = Checkpointer(self.checkpoint_dir, 1, self._fingerprint(data, weights, edges, reg, seed, dt),
-                                extra={"seed": seed}, is_main=parallel is None or parallel.is_main)
+            ckpt = Checkpointer(
+                self.checkpoint_dir,
+                1,
+                self._fingerprint(data, weights, edges, reg, seed, dt),
+                extra={"seed": seed},
+                is_main=parallel is None or parallel.is_main,
+            )
         S1 = sum(float(gw_moment_term(data[i], data[j], weights[i], weights[j])) for i, j in edges)
         gen = torch.Generator().manual_seed(derive_seed(seed, "mgw-moments"))
         emot = None
@@ -348,15 +416,34 @@ class NeuralMGW(ParamsMixin):
             A = [_to_torch(nx.detach(M), dev, dt) for M in A]
             t_start, history, converged, A_used = 0, {"objective": [], "A_change": [], "moments": []}, False, None
         if emot is None:
-            emot = NeuralEMOT(reg, graph=list(edges), metric=[_edge_metric(M) for M in A], estimator=self.estimator,
-                              batch_size=self.batch_size, n_iter=self.n_iter, lr=self.lr, width=self.width,
-                              depth=self.depth, dtype=self.dtype, seed=seed, device=dev, distributed=self.distributed)
+            emot = NeuralEMOT(
+                reg,
+                graph=list(edges),
+                metric=[_edge_metric(M) for M in A],
+                estimator=self.estimator,
+                batch_size=self.batch_size,
+                n_iter=self.n_iter,
+                lr=self.lr,
+                width=self.width,
+                depth=self.depth,
+                dtype=self.dtype,
+                seed=seed,
+                device=dev,
+                distributed=self.distributed,
+            )
 
         def save_state(t):
             """Checkpoint the state after ``t`` alternations; drop inner checkpoints no kept state needs."""
-            state = {"t": t, "init": kept, "history": history, "converged": converged, "A": _cpu(A),
-                     "A_used": _cpu(A_used), "generator": gen.get_state(),
-                     "emot": None if t == 0 else emot._state_dict_for_save(metric=None)}
+            state = {
+                "t": t,
+                "init": kept,
+                "history": history,
+                "converged": converged,
+                "A": _cpu(A),
+                "A_used": _cpu(A_used),
+                "generator": gen.get_state(),
+                "emot": None if t == 0 else emot._state_dict_for_save(metric=None),
+            }
             if ckpt.save(SimpleNamespace(step_count=t, state_dict=lambda: state)) is not None:
                 for old in range(t - 1):  # the previous state (also kept) resumes into outer-<t - 1>
                     shutil.rmtree(os.path.join(self.checkpoint_dir, "outer-%d" % old), ignore_errors=True)
@@ -376,19 +463,23 @@ class NeuralMGW(ParamsMixin):
             history["objective"].append(obj)
             new_A, where = self._cross_moments(emot, data, weights, edges, gen)
             history["moments"].append(where)
-            history["A_change"].append(max(float(torch.linalg.norm(M1 - M0) / max(float(torch.linalg.norm(M1)),
-                                                                                   1e-300))
-                                           for M0, M1 in zip(A, new_A)))
+            history["A_change"].append(
+                max(
+                    float(torch.linalg.norm(M1 - M0) / max(float(torch.linalg.norm(M1)), 1e-300))
+                    for M0, M1 in zip(A, new_A)
+                )
+            )
             A_used, A = A, new_A
             if self.verbose:
-                print("%3d  objective %.8e  A change %.2e  (moments on the %s)"
-                      % (t + 1, obj, history["A_change"][-1], where))
+                print(
+                    "%3d  objective %.8e  A change %.2e  (moments on the %s)"
+                    % (t + 1, obj, history["A_change"][-1], where)
+                )
             h = history["objective"]
             # stationary: the objective flat to tol and A at its fixed point to sqrt(tol) (the objective is
             # quadratic in A near a stationary point: a flat objective alone also holds at the A = 0 saddle,
             # measured: k = 3, n = 1000, A changed by 99% while the objective moved by 6e-4)
-            converged = (len(h) >= 2 and abs(h[-1] - h[-2]) <= tol * abs(h[-1])
-                         and history["A_change"][-1] <= tol ** 0.5)
+            converged = len(h) >= 2 and abs(h[-1] - h[-2]) <= tol * abs(h[-1]) and history["A_change"][-1] <= tol**0.5
             if ckpt is not None:
                 save_state(t + 1)
             if converged:
@@ -398,8 +489,9 @@ class NeuralMGW(ParamsMixin):
         self.A_used_ = A_used
         self.A_ = {e: (M.cpu().numpy() if is_numpy else M) for e, M in zip(edges, A_used)}
         self.edges_ = list(edges)
-        self.value_ = history["objective"][-1] if is_numpy else torch.tensor(history["objective"][-1],
-                                                                              dtype=dt, device=dev)
+        self.value_ = (
+            history["objective"][-1] if is_numpy else torch.tensor(history["objective"][-1], dtype=dt, device=dev)
+        )
         self.history_ = history
         self.scales_, self.means_ = scales, means
         self.init_ = kept
@@ -427,8 +519,12 @@ class NeuralMGW(ParamsMixin):
         acc = [0.0 for _ in edges]
         with torch.no_grad():
             for _ in range(int(self.n_moment_batches)):
-                idx = [torch.multinomial(w.detach().cpu(), min(b, w.shape[0]), replacement=False,
-                                         generator=gen).to(w.device) for w in weights]
+                idx = [
+                    torch.multinomial(w.detach().cpu(), min(b, w.shape[0]), replacement=False, generator=gen).to(
+                        w.device
+                    )
+                    for w in weights
+                ]
                 Xb = [X[i] for X, i in zip(data, idx)]
                 pot = Potentials(emot.cost_.engine(Xb, emot.reg_), emot._potentials_on(Xb))
                 for e, (i, j) in enumerate(edges):
@@ -453,8 +549,10 @@ class NeuralMGW(ParamsMixin):
         d = int(self.emot_.potentials_[i].d)
         if T.ndim != 2 or T.shape[1] != d:
             raise ValueError("X_%d must have shape (m, %d), got %s" % (i, d, tuple(T.shape)))
-        mean, scale = (_to_torch(np.asarray(v, dtype=np.float64) if self._is_numpy else v, self._dev, self._dt)
-                       for v in (self.means_[i], self.scales_[i]))
+        mean, scale = (
+            _to_torch(np.asarray(v, dtype=np.float64) if self._is_numpy else v, self._dev, self._dt)
+            for v in (self.means_[i], self.scales_[i])
+        )
         return (T - mean[None, :]) / scale, is_np
 
     def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
@@ -485,8 +583,9 @@ class NeuralMGW(ParamsMixin):
         D = self.emot_.pairwise_plan(i, j, Ti, Tj)
         return D.cpu().numpy() if is_np else D
 
-    def match(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None,
-              soft: bool = False) -> Any:
+    def match(
+        self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None, soft: bool = False
+    ) -> Any:
         """For each point of ``X_i`` its most likely partner in ``X_j`` (or the conditional law).
 
         Parameters
@@ -521,9 +620,17 @@ class NeuralMGW(ParamsMixin):
         params = dict(self.get_params(deep=False), dtype=str(self.dtype) if self.dtype is not None else None)
         if not isinstance(self.init, str):
             params["init"] = [_cpu(M) if torch.is_tensor(M) else np.asarray(M) for M in self.init]
-        torch.save({"kind": _SAVED_KIND, "params": params, "emot": self.emot_._state_dict_for_save(metric=None),
-                    "fitted": _cpu({n: getattr(self, n) for n in _FITTED}), "value": _cpu(self.value_),
-                    "values_dtype": str(self._dt)}, check_save_path(path))
+        torch.save(
+            {
+                "kind": _SAVED_KIND,
+                "params": params,
+                "emot": self.emot_._state_dict_for_save(metric=None),
+                "fitted": _cpu({n: getattr(self, n) for n in _FITTED}),
+                "value": _cpu(self.value_),
+                "values_dtype": str(self._dt),
+            },
+            check_save_path(path),
+        )
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], device: Any = None) -> "NeuralMGW":
@@ -561,10 +668,20 @@ class NeuralMGW(ParamsMixin):
         return est
 
 
-def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Union[str, Edges] = "complete",
-               normalize: Optional[str] = "each", init: Any = "auto", n_outer: int = 8, tol: float = 1e-3,
-               seed: Optional[int] = None, verbose: bool = False, log: bool = False,
-               **kwargs: Any) -> Union[Any, Tuple[Any, LogDict]]:
+def mgw_neural(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    normalize: Optional[str] = "each",
+    init: Any = "auto",
+    n_outer: int = 8,
+    tol: float = 1e-3,
+    seed: Optional[int] = None,
+    verbose: bool = False,
+    log: bool = False,
+    **kwargs: Any,
+) -> Union[Any, Tuple[Any, LogDict]]:
     r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (mini-batches; torch).
 
     The problem, the value's convention and ``normalize`` are those of
@@ -611,8 +728,9 @@ def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Uni
     log : dict
         Returned if ``log=True`` (see ``log`` above).
     """
-    est = NeuralMGW(reg, graph=graph, normalize=normalize, init=init, n_outer=n_outer, tol=tol, seed=seed,
-                    verbose=verbose, **kwargs).fit(X_s, a_s)
+    est = NeuralMGW(
+        reg, graph=graph, normalize=normalize, init=init, n_outer=n_outer, tol=tol, seed=seed, verbose=verbose, **kwargs
+    ).fit(X_s, a_s)
     if not log:
         return est.value_
     try:
@@ -622,6 +740,13 @@ def mgw_neural(X_s: Sequence[Array], reg: float, a_s: Weights = None, graph: Uni
             plans[(i, j)], plans[(j, i)] = P, P.T
     except MemoryError:
         plans = None
-    return est.value_, dict(value=est.value_, A=dict(est.A_), pairwise_plans=plans, estimator=est,
-                            objective=list(est.history_["objective"]), init=est.init_, edges=list(est.edges_),
-                            converged=est.converged_)
+    return est.value_, dict(
+        value=est.value_,
+        A=dict(est.A_),
+        pairwise_plans=plans,
+        estimator=est,
+        objective=list(est.history_["objective"]),
+        init=est.init_,
+        edges=list(est.edges_),
+        converged=est.converged_,
+    )

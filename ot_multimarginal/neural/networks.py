@@ -54,8 +54,7 @@ class PotentialMLP(nn.Module):
 
     _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "gelu": nn.GELU}
 
-    def __init__(self, d, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32,
-                 quadratic=False):
+    def __init__(self, d, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32, quadratic=False):
         super().__init__()
         if activation not in self._ACTIVATIONS:
             raise ValueError("activation must be one of %s, got %r" % (sorted(self._ACTIVATIONS), activation))
@@ -104,8 +103,9 @@ class PotentialMLP(nn.Module):
 class PotentialSet(nn.Module):
     """The k potentials of a problem (one :class:`PotentialMLP` per marginal)."""
 
-    def __init__(self, dims, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32,
-                 quadratic=False):
+    def __init__(
+        self, dims, width=None, depth=2, activation="relu", generator=None, dtype=torch.float32, quadratic=False
+    ):
         super().__init__()
         self.potentials = nn.ModuleList(
             [PotentialMLP(d, width, depth, activation, generator, dtype, quadratic) for d in dims]

@@ -190,8 +190,10 @@ def ustat_log_mean_exp(cost, X_s, f_s, reg):
     k = len(X_s)
     b = int(X_s[0].shape[0])
     if any(int(X.shape[0]) != b for X in X_s) or b < k:
-        raise ValueError("estimator='ustat' needs the same batch size b >= k for every marginal, got %s"
-                         % [int(X.shape[0]) for X in X_s])
+        raise ValueError(
+            "estimator='ustat' needs the same batch size b >= k for every marginal, got %s"
+            % [int(X.shape[0]) for X in X_s]
+        )
     if not getattr(cost, "pairwise", False):
         raise ValueError("estimator='ustat' needs a pairwise cost (graph=...), not a callable cost")
     mats = dict(zip([tuple(sorted(e)) for e in cost.edges], cost.matrices(X_s)))

@@ -95,7 +95,7 @@ class BatchSampler:
         if self._perm[i] is None or self._pos[i] + b > n:
             self._perm[i] = torch.randperm(n, generator=gen)
             self._pos[i] = 0
-        out = self._perm[i][self._pos[i]:self._pos[i] + b]
+        out = self._perm[i][self._pos[i] : self._pos[i] + b]
         self._pos[i] += b
         return out
 
@@ -144,5 +144,8 @@ class BatchSampler:
 
     def __repr__(self):
         return "BatchSampler(sizes=%s, batch_size=%d, rank=%d/%d)" % (
-            self.sizes, self.batch_size, self.rank, self.world_size
+            self.sizes,
+            self.batch_size,
+            self.rank,
+            self.world_size,
         )

@@ -136,9 +136,29 @@ class Trainer:
         Unbalanced EMOT: the marginal penalties (:func:`~.objectives.unbalanced_dual`).
     """
 
-    def __init__(self, model, cost, data, weights, reg, estimator, sampler, lr=1e-2, n_iter=300, grad_clip=1.0,
-                 loss_scale=1.0, eval_every=50, n_eval_batches=8, patience=None, tol=1e-4, eval_generator=None,
-                 lr_min_factor=0.01, parallel=None, checkpoint=None, reg_m=None):
+    def __init__(
+        self,
+        model,
+        cost,
+        data,
+        weights,
+        reg,
+        estimator,
+        sampler,
+        lr=1e-2,
+        n_iter=300,
+        grad_clip=1.0,
+        loss_scale=1.0,
+        eval_every=50,
+        n_eval_batches=8,
+        patience=None,
+        tol=1e-4,
+        eval_generator=None,
+        lr_min_factor=0.01,
+        parallel=None,
+        checkpoint=None,
+        reg_m=None,
+    ):
         self.model = model
         self.cost = cost
         self.data = data
@@ -308,7 +328,9 @@ class Trainer:
                 "a scaled product of the mini-batch log-partition underflowed in the %d training steps up to step %d "
                 "(sync-free steps on a GPU do not repair it): those batch duals may be inaccurate; use a larger reg, "
                 "rescale the data or train in float64 (dtype=torch.float64)" % (len(pending), self.step_count),
-                UserWarning, stacklevel=2)
+                UserWarning,
+                stacklevel=2,
+            )
         for (step, _), value in zip(pending, host):
             if not math.isfinite(value):
                 raise self._nonfinite(value, step - 1)
@@ -357,9 +379,18 @@ class Trainer:
         t0 = time.perf_counter()
         self.eval_generator.set_state(self._eval_state)
         f_s = self.model(self.data)
-        value, se, _ = monte_carlo_dual(self.cost, self.data, f_s, self.weights, self.reg, self.sampler.batch_size,
-                                        self.n_eval_batches, self.eval_generator,
-                                        "combinatorial" if self.estimator != "aligned" else "aligned", self.reg_m)
+        value, se, _ = monte_carlo_dual(
+            self.cost,
+            self.data,
+            f_s,
+            self.weights,
+            self.reg,
+            self.sampler.batch_size,
+            self.n_eval_batches,
+            self.eval_generator,
+            "combinatorial" if self.estimator != "aligned" else "aligned",
+            self.reg_m,
+        )
         self.timings["eval"] += time.perf_counter() - t0
         if self.parallel is not None:  # every rank takes rank 0's decisions
             return self.parallel.broadcast_floats(float(value), se)
@@ -370,8 +401,9 @@ class Trainer:
         self.history["eval_step"].append(self.step_count)
         self.history["eval_value"].append(value)
         self.history["eval_se"].append(se)
-        improved = self.best is None or value > self.best[0] + max(self.tol * max(abs(self.best[0]), self.reg),
-                                                                     SE_FRACTION * se)
+        improved = self.best is None or value > self.best[0] + max(
+            self.tol * max(abs(self.best[0]), self.reg), SE_FRACTION * se
+        )
         if self.best is None or value > self.best[0]:
             self.best = (value, self.step_count, copy.deepcopy(self.model.state_dict()))
         self._bad_evals = 0 if improved else self._bad_evals + 1
@@ -489,4 +521,3 @@ class Trainer:
         self.best = state["best"]
         self._bad_evals = int(state["bad_evals"])
         self.stopped_early = bool(state.get("stopped_early", False))
-

@@ -72,7 +72,7 @@ def print_header(columns):
 
 
 def print_row(it, *vals):
-    print("{:5d}|".format(it) + "|".join("{:13e}".format(v) for v in vals))
+    print(f"{it:5d}|" + "|".join(f"{v:13e}" for v in vals))
 
 
 def warn_not_converged(name, err, stopThr, niter, eps=None, floor=None):
@@ -84,14 +84,17 @@ def warn_not_converged(name, err, stopThr, niter, eps=None, floor=None):
     iterations: the warning then recommends float64.
     """
     if eps is not None and floor is not None and eps > 1e-10 and err < 1e3 * floor:
-        fix = ("In %s the marginal error stalls at about 10 k eps = %.1e: more iterations rarely help; use float64 "
-               "(cast the cost and the weights, e.g. M.double() / M.astype(np.float64)), or a larger stopThr."
-               % ("float32" if eps < 1e-6 else "half precision", floor))
+        fix = (
+            "In %s the marginal error stalls at about 10 k eps = %.1e: more iterations rarely help; use float64 "
+            "(cast the cost and the weights, e.g. M.double() / M.astype(np.float64)), or a larger stopThr."
+            % ("float32" if eps < 1e-6 else "half precision", floor)
+        )
     else:
-        fix = ("You might want to increase the number of iterations `numItermax` or the "
-               "regularization parameter `reg`.")
-    warn_user("%s did not converge: marginal error %.3e > stopThr %.1e after %d iterations. %s"
-              % (name, err, stopThr, niter, fix))
+        fix = "You might want to increase the number of iterations `numItermax` or the regularization parameter `reg`."
+    warn_user(
+        "%s did not converge: marginal error %.3e > stopThr %.1e after %d iterations. %s"
+        % (name, err, stopThr, niter, fix)
+    )
 
 
 def check_finite_error(nx, err, it):
@@ -120,8 +123,9 @@ def apply_stop_rule(stop_rule, g, err):
     return stop_rule is not None and bool(stop_rule(g, err))
 
 
-def check_and_record(nx, log_r, g, a_s, it, blocks, errs, duals, stopThr, numItermax, verbose, print_every,
-                     stop_rule=None):
+def check_and_record(
+    nx, log_r, g, a_s, it, blocks, errs, duals, stopThr, numItermax, verbose, print_every, stop_rule=None
+):
     """One stopping check of the greedy and accelerated loops.
 
     Appends the error and dual at ``g`` to ``errs`` and ``duals``, prints a row

@@ -69,8 +69,8 @@ from .._backend import to_float
 from ._common import (
     all_blocks,
     block_update,
-    dual_objective,
     check_and_record,
+    dual_objective,
     print_header,
 )
 from .greedy import greedy_block
@@ -78,8 +78,9 @@ from .greedy import greedy_block
 __all__ = ["accelerated_sinkhorn"]
 
 
-def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, L=None, print_every=10,
-                         blocks=None, stop_rule=None):
+def accelerated_sinkhorn(
+    engine, a_s, log_a, g, numItermax, stopThr, verbose=False, L=None, print_every=10, blocks=None, stop_rule=None
+):
     r"""Accelerated multimarginal Sinkhorn from log-scalings ``g`` (see the module docstring).
 
     Parameters
@@ -154,8 +155,9 @@ def accelerated_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=Fal
     log_r = engine.log_marginals(g_check)
     n_passes += 1
     while True:
-        converged, stop = check_and_record(nx, log_r, g_check, a_s, it, active, errs, duals, stopThr, numItermax,
-                                           verbose, print_every, stop_rule)
+        converged, stop = check_and_record(
+            nx, log_r, g_check, a_s, it, active, errs, duals, stopThr, numItermax, verbose, print_every, stop_rule
+        )
         phi_check = duals[-1]
         if stop:
             break

@@ -87,8 +87,20 @@ def _shifted(g, shift):
     return [gi if si is None else gi + si for gi, si in zip(g, shift)]
 
 
-def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, check_every=10, relaxation=1.0,
-                    blocks=None, stop_rule=None, unbalanced=None):
+def cyclic_sinkhorn(
+    engine,
+    a_s,
+    log_a,
+    g,
+    numItermax,
+    stopThr,
+    verbose=False,
+    check_every=10,
+    relaxation=1.0,
+    blocks=None,
+    stop_rule=None,
+    unbalanced=None,
+):
     """Run cyclic sweeps from log-scalings ``g``.
 
     Parameters
@@ -141,8 +153,11 @@ def cyclic_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, c
         log_r0 = None
         if check:
             log_r = engine.log_marginals(g)
-            err = marginal_error(nx, log_r, a_s, blocks) if unbalanced is None else \
-                unbalanced.error(nx, log_r, _shifted(g, shift), log_a, positive, blocks)
+            err = (
+                marginal_error(nx, log_r, a_s, blocks)
+                if unbalanced is None
+                else unbalanced.error(nx, log_r, _shifted(g, shift), log_a, positive, blocks)
+            )
             err = check_finite_error(nx, err, it)
             errs.append(err)
             if verbose:

@@ -94,8 +94,9 @@ def greedy_block(nx, a_s, log_r, positive, blocks=None):
     return best
 
 
-def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, print_every=10, blocks=None,
-                    stop_rule=None):
+def greedy_sinkhorn(
+    engine, a_s, log_a, g, numItermax, stopThr, verbose=False, print_every=10, blocks=None, stop_rule=None
+):
     r"""Greedy multimarginal Sinkhorn from log-scalings ``g``.
 
     ``blocks`` (the prescribed marginals; default all k) are the candidates
@@ -126,8 +127,9 @@ def greedy_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, p
         print_header(["It.", "Err", "Dual"])
     while True:
         log_r = engine.log_marginals(g)
-        converged, stop = check_and_record(nx, log_r, g, a_s, it, active, errs, duals, stopThr, numItermax, verbose,
-                                           print_every, stop_rule)
+        converged, stop = check_and_record(
+            nx, log_r, g, a_s, it, active, errs, duals, stopThr, numItermax, verbose, print_every, stop_rule
+        )
         if stop:
             break
         K = greedy_block(nx, a_s, log_r, positive, active)

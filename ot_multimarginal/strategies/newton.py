@@ -81,7 +81,7 @@ def _hessian(engine, g, r, blocks):
     nx = engine.nx
     pair = {}
     for p, i in enumerate(blocks):
-        for j in blocks[p + 1:]:
+        for j in blocks[p + 1 :]:
             pair[(i, j)] = nx.exp(engine.log_pairwise_marginal(g, i, j))  # (n_i, n_j); (j, i) is its transpose
     rows = []
     for i in blocks:
@@ -90,8 +90,9 @@ def _hessian(engine, g, r, blocks):
     return nx.concatenate(rows, axis=0)
 
 
-def newton_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, blocks=None, stop_rule=None,
-                    damping=1e-4):
+def newton_sinkhorn(
+    engine, a_s, log_a, g, numItermax, stopThr, verbose=False, blocks=None, stop_rule=None, damping=1e-4
+):
     """Damped Newton iterations on the dual from log-scalings ``g`` (see the module docstring).
 
     ``numItermax`` counts Newton iterations; the error is checked at each.
@@ -146,7 +147,7 @@ def newton_sinkhorn(engine, a_s, log_a, g, numItermax, stopThr, verbose=False, b
         slope = to_float(nx, nx.sum(grad * d))
         parts, start = [], 0
         for n_i in sizes:
-            parts.append(d[start:start + n_i])
+            parts.append(d[start : start + n_i])
             start += n_i
         # 3. backtracking on F (or on the error once F's change is below its rounding)
         t = 1.0
