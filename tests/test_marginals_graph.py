@@ -366,3 +366,74 @@ def test_triangle_float32_takes_scaled_products(nx):
             gb[i] = nx.array(g[i])
     assert eng._mode == "scaled" and eng.n_fallbacks == 0
     assert eng.n_products <= 1.5 * 30 + 2
+
+
+# ---- the skip of negligible underflowed entries (pairwise_marginal, log_matmul's addend) ----
+def _spread_triangle(nx, n=40, scale=3.0, seed=1):
+    """A triangle whose log-kernels span thousands of nats: most products underflow."""
+    r = np.random.RandomState(seed)
+    X = [r.randn(n, 2) * scale for _ in range(3)]
+    edges = [(0, 1), (1, 2), (2, 0)]
+    mats = [((X[a][:, None] - X[b][None]) ** 2).sum(-1) for a, b in edges]
+    return (n, n, n), edges, [nx.array(M) for M in mats]
+
+
+@pytest.mark.parametrize("reg", [0.05, 0.01])
+def test_pairwise_marginal_skip_matches_exact(nx, reg, monkeypatch):
+    """Skipping the provably negligible entries changes no row or column sum (and no entry) beyond eps^2-level.
+
+    Compared at the same log-scalings with the skip turned off (``OT_MULTIMARGINAL_NO_SKIP=1``), on
+    strongly underflowing products (spread clouds, small reg), in float64 and float32; the skip must
+    actually have dropped entries (counted through :func:`negligible_entries`).
+    """
+    from ot_multimarginal.marginals import _pairwise
+
+    shape, edges, mats = _spread_triangle(nx)
+    r = np.random.RandomState(2)
+    g = [nx.array(r.randn(n) * 3.0) for n in shape]
+    eng = CycleEngine(shape, edges, mats, reg, nx.backend)
+    skipped = []
+    orig = _pairwise.negligible_entries
+
+    def counting(*args):
+        out = orig(*args)
+        skipped.append(0 if out is None else int(nx.np(out).sum()))
+        return out
+
+    monkeypatch.setattr(_pairwise, "negligible_entries", counting)
+    rtol = 1e-12 if not nx.float32 else 1e-6
+    for i, j in [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]:
+        L = nx.np(eng.log_pairwise_marginal(g, i, j))
+        gg = list(g)
+        gg[i] = g[i] - float(L.max())  # pairwise marginal of maximum ~1: every entry of interest representable
+        monkeypatch.setenv("OT_MULTIMARGINAL_NO_SKIP", "1")
+        exact = nx.np(eng.pairwise_marginal(gg, i, j))
+        monkeypatch.setenv("OT_MULTIMARGINAL_NO_SKIP", "0")
+        fast = eng.pairwise_marginal(gg, i, j)
+        assert nx.is_torch == (not isinstance(fast, np.ndarray))
+        fast = nx.np(fast)
+        assert exact.shape == fast.shape == (shape[i], shape[j])
+        assert np.all(np.isfinite(fast)) and np.all(fast <= exact * (1 + 1e-5) + 1e-300)
+        for ax in (0, 1):
+            s_e, s_f = exact.sum(ax), fast.sum(ax)
+            pos = s_e > 0
+            np.testing.assert_allclose(s_f[pos], s_e[pos], rtol=rtol, atol=0)
+        # every entry to eps^2-level of its row maximum
+        scale = exact.max(1, keepdims=True)
+        assert np.all(np.abs(fast - exact) <= rtol * scale)
+    assert sum(skipped) > 0
+
+
+def test_log_pairwise_marginal_stays_exact_with_skip(rng):
+    """``log_pairwise_marginal`` (log values, compared entry by entry elsewhere) never skips."""
+    from ot.backend import NumpyBackend
+
+    from conftest import NX
+
+    nx = NX(NumpyBackend())
+    shape, edges, mats = _spread_triangle(nx, n=12)
+    g = [rng.randn(n) for n in shape]
+    eng = CycleEngine(shape, edges, mats, 0.01, nx.backend)
+    de = DenseEngine(dense_pairwise_cost(shape, edges, mats), 0.01, nx.backend, mode="log", cost_offset=eng.cost_offset)
+    for i, j in [(0, 1), (0, 2), (2, 1)]:
+        log_close(eng.log_pairwise_marginal(g, i, j), de.log_pairwise_marginal(g, i, j), 1e-9)

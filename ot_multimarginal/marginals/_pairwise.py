@@ -40,6 +40,9 @@ in the iterations.
 """
 # License: MIT License
 
+import math
+import os
+
 import numpy as np
 
 from .._backend import _DEFERRED, defer_check, outer_sum
@@ -153,7 +156,7 @@ def _swap_last(nx, X):
     return nx.transpose(X, axes)
 
 
-def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
+def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None):
     r"""Stabilised :math:`\log(e^{L_1} e^{L_2})` for ``(..., p, q) @ (..., q, r)``.
 
     ``L1``, ``L2`` are log-matrices (``-inf`` allowed), with at most one
@@ -162,6 +165,19 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
     ``prec`` is the :class:`Precision` of the dtype. Entries whose product
     falls below ``q * prec.factor`` are recomputed by log-sum-exp, so every
     entry is accurate (``-inf`` only where the true sum is zero).
+
+    ``addend`` (2-D, the shape of the result): the caller keeps only
+    :math:`W = \log(e^{L_1} e^{L_2}) + R`, ``R = addend`` (e.g. the log of a
+    pairwise marginal, whose other factors are ``R``). An underflowed entry
+    is then *not* recomputed when a bound proves it negligible in ``W``
+    (:func:`negligible_entries`): its value in ``W`` is below
+    ``SKIP_REL / n`` times the largest accurate entry of its row *and*
+    below ``SKIP_REL / m`` times that of its column (``m × n`` the shape), so that
+    every row and column sum of :math:`e^W` is unchanged to ``SKIP_REL``
+    relative (``eps**2`` of the dtype). Such an entry is returned as a
+    lower bound of its true value (possibly ``-inf``). The environment
+    variable ``OT_MULTIMARGINAL_NO_SKIP=1`` turns the skip off (exact entries
+    everywhere, for comparisons).
     """
     if E1 is None:
         r1 = finite_max(nx, L1, -1)
@@ -187,6 +203,14 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
         fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
+    if addend is not None and P.ndim == 2 and skip_enabled():
+        skip = negligible_entries(nx, P, ok, bad, out, r1 + c2, addend, q, prec)
+        if skip is not None:
+            bad = bad & ~skip
+            # a lower bound of the true value (-inf where the product is exactly zero; no log(0) in autograd)
+            pos = P > 0
+            low = (r1 + c2) + nx.log(nx.where(pos, P, nx.ones(P.shape, type_as=P)))
+            S = nx.where(skip & pos, low, S)
     if bool(nx.any(bad)):
         # the entries to repair: found where the mask is (a GPU keeps its indices; NumPy indices otherwise)
         idx = bad.nonzero(as_tuple=True) if str(nx) == "torch" else np.nonzero(nx.to_numpy(bad))
@@ -209,6 +233,41 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None):
         vals = vals[0] if len(vals) == 1 else nx.concatenate(vals, axis=0)
         S[tuple(index_array(nx, ix, P) for ix in idx)] = vals
     return nx.where(ok, out, S)
+
+
+def skip_enabled():
+    """Whether :func:`log_matmul` may skip provably negligible entries (``OT_MULTIMARGINAL_NO_SKIP`` unset or 0)."""
+    return os.environ.get("OT_MULTIMARGINAL_NO_SKIP", "0") in ("", "0")
+
+
+def negligible_entries(nx, P, ok, bad, out, shift, addend, q, prec):
+    r"""Mask of the underflowed entries of :func:`log_matmul` that are negligible in ``out + addend``.
+
+    ``P`` is the scaled product (``ok`` where accurate, ``bad`` where to
+    recompute), ``out`` its log (accurate where ``ok``) and ``shift = r1 + c2``.
+    A flushed term of the product is below ``prec.flush`` and the rest is
+    exact to rounding, so the true scaled sum is at most
+    ``P (1 + 2 q eps) + q flush``: the bound ``u`` on an entry of
+    ``W = out + addend``. An entry is negligible when ``u`` is below
+    ``log(SKIP_REL / n_cols)`` plus the largest accurate entry of ``W`` in
+    its row and below ``log(SKIP_REL / n_rows)`` plus that of its column
+    (rows or columns with no accurate entry skip nothing). Returns ``None``
+    when nothing is skipped.
+    """
+    m, n = int(P.shape[0]), int(P.shape[1])
+    Pd = nx.detach(P)
+    R = nx.detach(addend)
+    W = nx.where(ok, nx.detach(out) + R, nx.full(P.shape, -np.inf, type_as=Pd))
+    rel = math.log(prec.eps) * 2.0  # SKIP_REL = eps**2
+    row = amax(nx, W, 1, keepdims=True) + (rel - math.log(n))
+    col = amax(nx, W, 0, keepdims=True) + (rel - math.log(m))
+    lim = nx.minimum(row, col)
+    with np.errstate(divide="ignore"):
+        u = nx.detach(shift) + nx.log(Pd * (1.0 + 2.0 * q * prec.eps) + q * prec.flush) + R
+    skip = bad & (u < lim)
+    if not bool(nx.any(skip)):
+        return None
+    return skip
 
 
 def _deferrable(nx):

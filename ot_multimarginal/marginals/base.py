@@ -167,6 +167,19 @@ class GibbsEngine:
         """``(n_i, n_j)`` log-marginal of ``B(g)`` on axes ``i < j`` or ``i > j``."""
         raise NotImplementedError
 
+    def pairwise_marginal(self, g, i, j):
+        """``exp(log_pairwise_marginal(g, i, j))`` for consumers that need it only to the dtype's resolution.
+
+        Every row and column sum is that of the exact pairwise marginal to
+        ``eps**2`` relative; entries below ``eps**2 / n`` times the largest
+        of their row *and* of their column may be returned as lower bounds of
+        their value (engines whose log-domain products would otherwise
+        recompute them one by one, :func:`._pairwise.log_matmul`). For the
+        Hessian of :func:`~ot_multimarginal.strategies.newton.newton_sinkhorn`.
+        Default: the exact one.
+        """
+        return self.nx.exp(self.log_pairwise_marginal(g, i, j))
+
     def log_plan(self, g):
         """The dense ``log B(g)`` (only for engines whose tensor fits in memory)."""
         raise NotImplementedError

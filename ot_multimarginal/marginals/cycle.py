@@ -508,23 +508,47 @@ class CycleEngine(PairwiseEngine):
         # the kernels are centred (see .base): the uncentred log-partition adds -cost_offset/reg
         return nx.logsumexp(nx.reshape(T, (-1,))) - self.cost_offset / self.reg
 
-    def _path(self, p, q):
-        """Log of the factors on the path from position ``p`` forward to ``q`` (endpoints' ``D`` excluded)."""
+    def _path(self, p, q, addend=None):
+        """Log of the factors on the path from position ``p`` forward to ``q`` (endpoints' ``D`` excluded).
+
+        ``addend``: what the caller adds to the result (its last product may
+        then skip provably negligible entries, :func:`._pairwise.log_matmul`).
+        """
         nx = self.nx
         k = self.k
         L = self._A[p]
         s = (p + 1) % k
         while s != q:
-            L = log_matmul(nx, L + self._g[s][None, :], self._A[s], self.prec)
+            last = (s + 1) % k == q
+            L = log_matmul(nx, L + self._g[s][None, :], self._A[s], self.prec, addend=addend if last else None)
             s = (s + 1) % k
         return L
 
-    def log_pairwise_marginal(self, g, i, j):
+    def _log_pairwise(self, g, i, j, skip):
         self._check_pair(i, j)
         self._sync(g)
         p, q = int(self._pos[i]), int(self._pos[j])
-        L = self._g[p][:, None] + self._g[q][None, :] + self._path(p, q) + self._path(q, p).T
-        return L
+        ends = self._g[p][:, None] + self._g[q][None, :]
+        if not skip:
+            return ends + self._path(p, q) + self._path(q, p).T
+        if (q - p) % self.k <= (p - q) % self.k:
+            # the shorter path first: the longer one's last product may skip what is negligible next to it
+            first = ends + self._path(p, q)
+            return first + self._path(q, p, addend=first.T).T
+        first = ends + self._path(q, p).T
+        return first + self._path(p, q, addend=first)
+
+    def log_pairwise_marginal(self, g, i, j):
+        return self._log_pairwise(g, i, j, skip=False)
+
+    def pairwise_marginal(self, g, i, j):
+        """``exp`` of the pairwise marginal; the closing log-domain product skips the negligible entries.
+
+        See :meth:`.base.GibbsEngine.pairwise_marginal`: the entries whose
+        scaled product underflowed are recomputed only where a bound says they
+        can matter next to their row's and column's largest entries.
+        """
+        return self.nx.exp(self._log_pairwise(g, i, j, skip=True))
 
     def iter_edge_log_pairwise_marginals(self, g):
         nx = self.nx

@@ -82,7 +82,9 @@ def _hessian(engine, g, r, blocks):
     pair = {}
     for p, i in enumerate(blocks):
         for j in blocks[p + 1 :]:
-            pair[(i, j)] = nx.exp(engine.log_pairwise_marginal(g, i, j))  # (n_i, n_j); (j, i) is its transpose
+            # (n_i, n_j); (j, i) is its transpose. To the dtype's resolution: entries below eps^2/n of their
+            # row's and column's largest may be lower bounds (a perturbation far below the damping mu)
+            pair[(i, j)] = engine.pairwise_marginal(g, i, j)
     rows = []
     for i in blocks:
         row = [nx.diag(r[i]) if i == j else (pair[(i, j)] if (i, j) in pair else pair[(j, i)].T) for j in blocks]
