@@ -32,7 +32,7 @@ from ._threads import blas_threads
 from .approx import emot_approx
 from .costs import PairwiseCost, cost_tensor
 from .empirical import empirical_cost, empirical_emot_sinkhorn, empirical_emot_sinkhorn2
-from .gromov import match_from_plan, mgw_sinkhorn
+from .gromov import match_from_plan, mgw_sinkhorn, mgw_sinkhorn2
 from .lp import emot_lp, emot_lp2
 from .plans import FactoredPlan
 from .potentials import Potentials
@@ -61,6 +61,7 @@ __all__ = [
     "emot_neural2",
     "NeuralEMOT",
     "mgw_sinkhorn",
+    "mgw_sinkhorn2",
     "match_from_plan",
     "mgw_neural",
     "NeuralMGW",

@@ -415,7 +415,9 @@ class Alternation:
             return obj
         self._rejections = 0
         prev = self._last_obj
-        if self.best is None or obj <= self.best["obj"]:
+        # exact solves (damping=0): the last iterate (monotone up to the inner tolerance; near the fixed point the
+        # objective is flat to rounding while the plan still moves); else the lowest objective
+        if self.best is None or self.damping == 0 or obj <= self.best["obj"]:
             self.best = dict(obj=obj, A=A_used, A_P=A_new, pot=pot, terms=ev, step=len(self.history))
         self.pot, self.A, self._last_obj = pot, A_new, obj
         self._last_rel = math.inf if prev is None else abs(obj - prev) / max(abs(obj), 1e-300)

@@ -44,15 +44,18 @@ from ._validation import (
     check_choice,
     check_forwarded_kwargs,
     check_iteration_args,
+    check_metric,
     check_point_clouds,
     check_reg,
     check_weights,
 )
-from .costs.graph import PairwiseCost, _check_edge_list, graph_edges
-from .sinkhorn import emot_sinkhorn
+from .costs.dense import pairwise_cost_matrix
+from .costs.graph import _check_edge_list, graph_edges
+from .potentials import Potentials
 
 __all__ = [
     "mgw_sinkhorn",
+    "mgw_sinkhorn2",
     "gw_loss",
     "gw_moment_term",
     "gw_cross_moment",
@@ -62,7 +65,6 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("each", "joint", None)
-CONTINUATION = (256.0, 64.0, 16.0, 4.0)  # eps-scaling of a cold inner solve: reg * these, loose, then reg
 NEWTON_MAX_POINTS = 1500  # method='auto': Newton inner solves up to this many points in all (sum of n_i)
 
 
@@ -339,154 +341,247 @@ def _initial_candidates(nx, init, Xn, a_s, edges, n_components, max_candidates, 
     return [("given", out)]
 
 
-# ---- the alternation --------------------------------------------------------------------------
-class _Run:
-    """One alternation from one initial set of A_ij: its state and history."""
-
-    def __init__(self, nx, Xd, a_s, edges, shape, reg, A, inner):
-        self.nx, self.Xd, self.a_s, self.edges, self.shape, self.reg = nx, Xd, a_s, edges, shape, reg
-        self.A = A
-        self.inner = inner
-        self.potentials = None
-        self.history = []
-        self.inner_niter = []
-        self.inner_tol = []
-        self.A_change = []  # relative change of the A_ij (the largest over the edges) at each step
-        self.A_floor = 100.0 * dtype_info(nx, Xd[0])[0]
-        self.tol = inner["start"]
-        self.plan = None
-        self.pairwise = None
-        self.inner_log = None
-
-    def cost(self):
-        mats = [gw_linear_cost(self.Xd[i], self.Xd[j], A) for (i, j), A in zip(self.edges, self.A)]
-        return PairwiseCost(self.edges, mats, shape=self.shape)
-
-    def step(self):
-        """Solve the EMOT for the current A (warm-started), then A <- A(P). Returns the objective."""
-        nx = self.nx
-        cost = self.cost()
-        solve = dict(
-            method=self.inner["method"],
-            numItermax=self.inner["numItermax"],
-            log=True,
-            warn=False,
-            grad="detach",
-            **self.inner["kwargs"],
-        )
-        extra = 0
-        if self.potentials is None:
-            # a cold start: continuation in eps (measured: 58 -> 32 Newton iterations, k = 3, n = 40, reg = 0.1)
-            for factor in CONTINUATION:
-                _, lg = emot_sinkhorn(
-                    self.a_s, cost, self.reg * factor, stopThr=max(self.tol, 1e-3), warmstart=self.potentials, **solve
-                )
-                self.potentials = lg["potentials"]
-                extra += int(lg["niter"])
-        plan, lg = emot_sinkhorn(self.a_s, cost, self.reg, stopThr=self.tol, warmstart=self.potentials, **solve)
-        self.plan, self.inner_log, self.potentials = plan, lg, lg["potentials"]
-        self.pairwise = [plan.pairwise_marginal(i, j) for i, j in self.edges]
-        G = sum(gw_loss(self.Xd[i], self.Xd[j], P) for (i, j), P in zip(self.edges, self.pairwise))
-        ent = lg["value"] - lg["value_linear"]
-        new_A = [gw_cross_moment(self.Xd[i], self.Xd[j], P) for (i, j), P in zip(self.edges, self.pairwise)]
-        self.A_change.append(
-            max(
-                to_float(nx, nx.sqrt(nx.sum((A1 - A0) ** 2))) / max(to_float(nx, nx.sqrt(nx.sum(A1**2))), 1e-300)
-                for A0, A1 in zip(self.A, new_A)
+# ---- the solver -------------------------------------------------------------------------------
+def _check_features(nx, Y_s, alpha, shape, ref):
+    """Validated feature clouds (cast to the clouds' dtype and device) and alpha in [0, 1]."""
+    if alpha is not None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+            raise TypeError("alpha must be a float in [0, 1], got %r" % (alpha,))
+        alpha = float(alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError("alpha must be in [0, 1] (1: structure only, 0: features only), got %r" % (alpha,))
+    if Y_s is None:
+        if alpha is not None and alpha != 1.0:
+            raise ValueError(
+                "alpha=%r weights the feature cost, but no features were given: pass Y_s (one feature array per "
+                "cloud) or leave alpha unset for plain Gromov-Wasserstein" % (alpha,)
             )
+        return None, 1.0
+    k = len(shape)
+    if not isinstance(Y_s, (list, tuple)) or len(Y_s) != k:
+        raise ValueError(
+            "Y_s must be a list of %d feature arrays (one per cloud of X_s), got %s"
+            % (k, "%d entries" % len(Y_s) if isinstance(Y_s, (list, tuple)) else type(Y_s).__name__)
         )
-        self.A = new_A
-        obj = to_float(nx, G + ent)
-        self.history.append(obj)
-        self.inner_niter.append(int(lg["niter"]) + extra)  # the continuation's iterations included
-        self.inner_tol.append(float(lg["stopThr"]))
-        return obj
-
-    def tighten(self, rel_change):
-        """Inner tolerance: a tenth of the last relative change of the objective, never looser than before."""
-        self.tol = max(self.inner["stopThr"], min(self.tol, 0.1 * rel_change))
-
-    @property
-    def at_floor(self):
-        return self.tol <= self.inner["stopThr"]
-
-    def converged(self, stopThr):
-        """Objective and A_ij stationary to ``stopThr`` (relative; A_ij to the dtype's resolution at least),
-        inner solves tight.
-
-        The objective is flat at a fixed point (its change is about the square of the A_ij's), so it alone
-        would stop with the plan still moving: the change of the A_ij bounds the plan's.
-        """
-        if not self.A_change or not self.at_floor:
-            return False
-        return _rel_change(self.history) <= stopThr and self.A_change[-1] <= max(stopThr, self.A_floor)
+    nyx, F = check_point_clouds(list(Y_s), name="Y_s")
+    if str(nyx) != str(nx):
+        raise TypeError("Y_s must come from the same library as X_s (%s), got %s" % (nx, nyx))
+    for i, (Fi, n) in enumerate(zip(F, shape)):
+        if int(Fi.shape[0]) != n:
+            raise ValueError(
+                "Y_s[%d] must have one row per point of X_s[%d] (%d rows), got %d" % (i, i, n, int(Fi.shape[0]))
+            )
+    F = [Fi.to(dtype=ref.dtype, device=ref.device) if str(nx) == "torch" else np.asarray(Fi, ref.dtype) for Fi in F]
+    return F, 0.5 if alpha is None else alpha
 
 
-def _rel_change(history):
-    if len(history) < 2:
-        return np.inf
-    return abs(history[-1] - history[-2]) / max(abs(history[-1]), 1e-300)
+def _cast_to(nx, x, ref):
+    if x is None:
+        return None
+    if str(nx) == "numpy":
+        return np.asarray(x, dtype=ref.dtype)
+    return x.to(dtype=ref.dtype, device=ref.device)
 
 
-def mgw_sinkhorn(
-    X_s: Sequence[Array],
-    reg: float,
-    a_s: Weights = None,
-    graph: Union[str, Edges] = "complete",
-    normalize: Optional[str] = "each",
-    init: Any = "auto",
-    n_components: int = 2,
-    max_candidates: int = 16,
-    n_screen: int = 2,
-    method: str = "auto",
-    numItermax: int = 100,
-    stopThr: float = 1e-6,
-    numItermaxInner: int = 5000,
-    stopThrInner: float = 1e-6,
-    random_state: Any = None,
-    verbose: bool = False,
-    log: bool = False,
-    warn: bool = True,
-    **kwargs: Any,
-) -> Union[Any, Tuple[Any, LogDict]]:
-    r"""Multimarginal entropic Gromov–Wasserstein between point clouds of any dimensions.
+def _mgw(
+    X_s,
+    reg,
+    a_s,
+    graph,
+    normalize,
+    Y_s,
+    alpha,
+    feature_metric,
+    init,
+    n_components,
+    max_candidates,
+    n_screen,
+    method,
+    numItermax,
+    stopThr,
+    numItermaxInner,
+    stopThrInner,
+    random_state,
+    verbose,
+    warn,
+    kwargs,
+    caller,
+    want_plan,
+):
+    """The shared body of :func:`mgw_sinkhorn` and :func:`mgw_sinkhorn2`: ``(plan or None, value, log)``."""
+    from ._gw_alternation import GWProblem, SinkhornInner, as_float64, run_starts
 
+    reg = check_reg(reg)
+    check_iteration_args(numItermax, stopThr)
+    check_iteration_args(numItermaxInner, stopThrInner)
+    check_forwarded_kwargs(caller, method, kwargs, verbose=verbose, log=True, warn=warn)
+    for name, val, low in (
+        ("n_components", n_components, 1),
+        ("max_candidates", max_candidates, 1),
+        ("n_screen", n_screen, 1),
+    ):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+            raise ValueError("%s must be an integer >= %d, got %r" % (name, low, val))
+    nx, Xn, a_s, means, scales = _prepare(X_s, a_s, normalize)
+    k = len(Xn)
+    shape = tuple(int(X.shape[0]) for X in Xn)
+    F, alpha = _check_features(nx, Y_s, alpha, shape, Xn[0])
+    if F is not None:
+        check_metric(feature_metric, nx, "feature_metric")
+    edges = _check_edge_list(graph_edges(graph, k), k, "graph")
+    ref = nx.detach(Xn[0])
+    # the alternation runs in float64 (float32 inner solves stall at their attainable tolerance)
+    low = dtype_info(nx, ref)[0] > 1e-10
+    Xd = [nx.detach(X) for X in Xn]
+    Fd = None if F is None else [nx.detach(Fi) for Fi in F]
+    if low:
+        Xd, Fd = as_float64(nx, Xd), None if Fd is None else as_float64(nx, Fd)
+        a64 = [a / nx.sum(a) for a in as_float64(nx, a_s)]  # float32 weights sum to one only to 1e-7
+    else:
+        a64 = a_s
+    rng = check_random_state(random_state)
+    cands = _initial_candidates(nx, init, Xd, a64, edges, n_components, max_candidates, rng)
+    if method == "auto":
+        method = "sinkhorn_newton" if sum(shape) <= NEWTON_MAX_POINTS else "sinkhorn_log"
+    problem = GWProblem(nx, Xd, a64, edges, reg, alpha=alpha, F_s=Fd, feature_metric=feature_metric)
+    if alpha == 0.0:
+        cands = cands[:1]  # the cost does not depend on A
+
+    def factory():
+        return SinkhornInner(problem, method=method, numItermax=numItermaxInner, stopThr=stopThrInner, **kwargs)
+
+    run, screened = run_starts(
+        problem, factory, cands, max(int(numItermax), 1), stopThr, n_screen=n_screen, verbose=verbose
+    )
+    best = run.finish()
+    converged = bool(run.converged)
+    if warn and not converged:
+        warnings.warn(
+            "%s did not converge: relative change of the objective and of the A_ij %.3e (stopThr %.1e) after %d "
+            "outer steps (inner tolerance %.1e). Increase numItermax or reg."
+            % (caller, run.err[-1] if run.err else np.inf, stopThr, run.niter, run.tol),
+            UserWarning,
+            stacklevel=3,
+        )
+    last = run.solver.last_log
+    if warn and not last.get("converged", True):
+        warnings.warn(
+            "%s: the last inner EMOT solve did not converge (marginal error %.3e > %.1e after %d iterations). "
+            "Increase numItermaxInner or reg." % (caller, last["err"], last["stopThr"], last["niter"]),
+            UserWarning,
+            stacklevel=3,
+        )
+    terms = best["terms"]
+    # value at the plan kept, differentiable in X_s (and Y_s) through the clouds (plan held fixed)
+    Ps = [_cast_to(nx, P, ref) for P in terms["pairwise"]]
+    quad = 0.0
+    if alpha > 0.0:
+        quad = alpha * sum(gw_loss(Xn[i], Xn[j], P) for (i, j), P in zip(edges, Ps))
+    linear = 0.0
+    if F is not None and alpha < 1.0:
+        for (i, j), P in zip(edges, Ps):
+            M = pairwise_cost_matrix(nx, F[i], F[j], feature_metric, "features of edge %r" % ((i, j),))
+            linear = linear + (1.0 - alpha) * nx.sum(M * P)
+    zero = nx.zeros((), type_as=ref)
+    quad = quad + zero
+    linear = linear + zero
+    value = quad + linear + terms["ent"]
+    plan = None
+    if want_plan:
+        pot = best["pot"]
+        if low:  # the plan in the clouds' dtype: the potentials on the engine of the cost in that dtype
+            A32 = [_cast_to(nx, A, ref) for A in best["A"]]
+            prob32 = GWProblem(
+                nx,
+                [nx.detach(X) for X in Xn],
+                a_s,
+                edges,
+                reg,
+                alpha=alpha,
+                F_s=None if F is None else [nx.detach(Fi) for Fi in F],
+                feature_metric=feature_metric,
+            )
+            engine = prob32.cost(A32).pairwise_cost(prob32.Z_s).make_engine(reg)
+            pot = Potentials(engine, [_cast_to(nx, p, ref) for p in pot], a_s)
+        plan = pot.plan()
+    pairwise = {}
+    for (i, j), P in zip(edges, Ps):
+        pairwise[(i, j)] = P
+        pairwise[(j, i)] = P.T
+    s4 = scales[0] ** 4
+    out = dict(
+        value=value,
+        value_quad=quad,
+        value_linear=linear,
+        value_original=None if normalize == "each" or (F is not None and alpha < 1.0) else value * s4,
+        niter=run.niter,
+        converged=converged,
+        err=list(run.err),
+        A={(i, j): _cast_to(nx, A, ref) for (i, j), A in zip(edges, best["A_P"])},
+        A_used={(i, j): _cast_to(nx, A, ref) for (i, j), A in zip(edges, best["A"])},
+        plan=plan,
+        potentials=best["pot"],
+        pairwise_plans=pairwise,
+        edges=list(edges),
+        objective=list(run.history),
+        marg_err=list(run.marg_err),
+        candidates=[(name, obj) for name, obj, _ in screened],
+        init=run.name,
+        scales=scales,
+        means=means,
+        inner_niter=list(run.inner_niter),
+        inner_tol=list(run.inner_tol),
+        A_change=list(run.A_change),
+        inner_log=last.get("log"),
+        reg=reg,
+        alpha=alpha,
+        normalize=normalize,
+    )
+    return plan, value, out
+
+
+_SIGNATURE_DOC = r"""
     Solves
 
     .. math::
-        \mathrm{MGW}_\varepsilon = \min_{P \in \Pi(\mu_1, \dots, \mu_k)}
-        \sum_{(i, j) \in E} G(P_{ij}; \tilde X_i, \tilde X_j)
+        \min_{P \in \Pi(\mu_1, \dots, \mu_k)}
+        \alpha \sum_{(i, j) \in E} G(P_{ij}; \tilde X_i, \tilde X_j)
+        + (1 - \alpha) \sum_{(i, j) \in E} \langle M_{ij}, P_{ij}\rangle
         + \varepsilon\,\mathrm{KL}(P \,\|\, \mu_1 \otimes \cdots \otimes \mu_k)
 
     where :math:`P_{ij}` is the pairwise marginal of the k-way plan on the edge
     :math:`(i, j)` of ``graph``, :math:`\tilde X_i` the centred and normalised
-    clouds (``normalize``) and
+    clouds (``normalize``),
     :math:`G(\pi) = \sum (\|x_a - x_c\|^2 - \|y_b - y_d\|^2)^2 \pi_{ab}\pi_{cd}`
     the quadratic GW loss on squared Euclidean distances (POT's
-    ``square_loss``; :func:`gw_loss`). The clouds share no coordinates:
-    :math:`d_i` and :math:`n_i` may all differ.
+    ``square_loss``; :func:`gw_loss`) and, for *fused* GW, :math:`M_{ij}`
+    the feature cost ``feature_metric`` between the features ``Y_s[i]`` and
+    ``Y_s[j]`` of the points (without ``Y_s``: :math:`\alpha = 1`, plain GW).
+    The clouds share no coordinates: :math:`d_i` and :math:`n_i` may all differ.
 
     By the decomposition :math:`G(\pi) = S_1 + \min_A 32\|A\|_F^2 + \langle c_A, \pi\rangle`
     with :math:`c_A(x, y) = -4\|x\|^2\|y\|^2 - 32\,x^\top A y` (Zhang et al.
     2022; module docstring), the solver alternates
 
     1. :math:`P \leftarrow` the EMOT plan of the pairwise cost
-       :math:`\sum_E c_{A_{ij}}(x_i, x_j)` on the graph (structured engines
-       through :class:`~ot_multimarginal.PairwiseCost`, log domain, warm-started
-       from the previous potentials, inner tolerance tightened as the outer
-       loop converges);
+       :math:`\sum_E \alpha\, c_{A_{ij}}(x_i, x_j) + (1 - \alpha) M_{ij}` on the
+       graph (structured engines, log domain, warm-started from the previous
+       potentials, inner tolerance tightened as the outer loop converges;
+       always in float64, the results cast back);
     2. :math:`A_{ij} \leftarrow \tfrac12 \sum P_{ij}[a, b]\, x_{i,a} x_{j,b}^\top`
        (closed form),
 
-    which decreases the objective monotonically (``log['objective']``; exactly
-    so for exact inner solves, up to the inner tolerance ``log['inner_tol']``
-    otherwise) to a stationary point. GW is not convex: ``init`` starts from :math:`A = 0`
-    and from the principal axes of the clouds aligned with every choice of
-    signs, screens each start for ``n_screen`` steps and continues the best.
+    which decreases the objective monotonically (``log['objective']``) to a
+    stationary point. GW is not convex: ``init='auto'`` starts from
+    :math:`A = 0` (POT's product-plan start) and from the principal axes of
+    the clouds aligned with every choice of signs, and keeps the best by
+    successive halving (every start runs ``n_screen`` steps, the better half
+    twice as many, ...); the product-plan start is never dropped and runs to
+    convergence, so the objective is never above that of POT's default start.
 
     .. note:: Backend-generic: NumPy in, NumPy out; torch in, torch out
         (same dtype and device). On torch the value is differentiable in
-        ``X_s`` (envelope theorem: the plan is held fixed at the optimum).
+        ``X_s`` and ``Y_s`` (envelope theorem: the plan is held fixed at the optimum).
 
     Parameters
     ----------
@@ -499,7 +594,7 @@ def mgw_sinkhorn(
     a_s : list of k array-like of shape (n_i,), optional
         Weights of the points (uniform by default; a ``None`` entry is uniform).
     graph : str or list of pairs, optional
-        The pairs whose GW losses are summed: ``'complete'`` (default, all
+        The pairs whose losses are summed: ``'complete'`` (default, all
         pairs), ``'chain'``, ``'circle'``, ``'star'`` or an edge list (see
         :func:`~ot_multimarginal.costs.graph.graph_edges`). For k = 2 every
         choice is the single pair.
@@ -508,13 +603,26 @@ def mgw_sinkhorn(
         ``'each'`` (default) then divides each cloud by its own root second
         moment :math:`s_i = (\sum_a \mu_{i,a}\|x_a - \bar x_i\|^2)^{1/2}`:
         the problem is that of the shapes, invariant to the scale of each
-        dataset (e.g. embeddings of different models). ``'joint'`` divides
-        every cloud by one scale :math:`s` (:math:`s^2` the mean of the
-        :math:`s_i^2`): the same problem as the raw clouds with
-        :math:`\varepsilon s^4`, value in original units
+        dataset. ``'joint'`` divides every cloud by one scale :math:`s`
+        (:math:`s^2` the mean of the :math:`s_i^2`): the same problem as the
+        raw clouds with :math:`\varepsilon s^4`, value in original units
         ``log['value_original']`` :math:`= s^4\,` value. ``None``: centred
         only; ``reg`` and the value are in the data's units (for k = 2 the
-        numbers of POT's ``entropic_gromov_wasserstein2``, see Notes).
+        numbers of POT, see Notes). The features ``Y_s`` are not normalised.
+    Y_s : list of k array-like of shape (n_i, f_i), optional
+        Features of the points (fused GW): row ``a`` of ``Y_s[i]`` describes
+        point ``a`` of ``X_s[i]`` (e.g. one-hot labels, colours). ``None``
+        (default): plain GW.
+    alpha : float in [0, 1], optional
+        Weight of the structure term; ``1 - alpha`` weighs the feature cost
+        (POT's ``entropic_fused_gromov_wasserstein`` convention). Default:
+        0.5 with ``Y_s`` (POT's default), 1 without (giving ``alpha < 1``
+        without ``Y_s`` is an error). ``alpha=0`` is the EMOT of the feature
+        cost, ``alpha=1`` plain GW.
+    feature_metric : str or callable, optional
+        Metric of :func:`ot.dist` between features (default
+        ``'sqeuclidean'``, POT's ``ot.dist`` default) or a callable
+        ``c(F_a, F_b)`` returning the ``(n_a, n_b)`` matrix.
     init : {'auto', 'zero', 'pca'} or list of arrays, optional
         Initial :math:`A_{ij}`: ``'zero'`` (the first cost
         :math:`-4\|x\|^2\|y\|^2` matches points by radius; POT's start
@@ -527,22 +635,17 @@ def mgw_sinkhorn(
     max_candidates : int, optional
         At most this many PCA candidates (a random subset, ``random_state``, if there are more).
     n_screen : int, optional
-        Outer steps each start gets before the best objective is continued
-        (ignored when there is a single start).
+        Outer steps of the first round of the successive halving of the starts.
     method : str, optional
         The inner EMOT loop (see :func:`~ot_multimarginal.emot_sinkhorn`).
         ``'auto'`` (default): ``'sinkhorn_newton'`` when the clouds have at
-        most 1500 points in all, else ``'sinkhorn_log'``. The GW costs make
-        the inner plans nearly sparse, where cyclic Sinkhorn crawls (its
-        marginal error decays like 1/t) and Newton's method on the dual needs
-        tens of iterations.
+        most 1500 points in all, else ``'sinkhorn_log'``.
     numItermax : int, optional
-        Maximum number of outer (alternation) steps.
+        Maximum number of outer (alternation) steps of each start.
     stopThr : float, optional
-        Stop when the relative changes of the objective and of the
-        :math:`A_{ij}` (``log['A_change']``: the objective is flat at a fixed
-        point, the :math:`A_{ij}` bound the plan's change) are at most
-        ``stopThr`` and the inner solves run at ``stopThrInner``.
+        Stop when the relative change of the objective and the relative
+        change of every :math:`A_{ij}` (``log['err']``, their maximum) are at
+        most ``stopThr`` and the inner solves run at ``stopThrInner``.
     numItermaxInner : int, optional
         Maximum number of iterations (sweeps, or Newton steps) of each inner EMOT solve.
     stopThrInner : float, optional
@@ -559,31 +662,31 @@ def mgw_sinkhorn(
     **kwargs
         Passed to every inner :func:`~ot_multimarginal.emot_sinkhorn` solve
         (e.g. ``relaxation='auto'``).
+"""
 
-    Returns
-    -------
-    value : backend scalar
-        :math:`\sum_E G(P_{ij}) + \varepsilon\,\mathrm{KL}(P\|\otimes\mu_i)` at the
-        plan found, for the normalised clouds (see ``normalize``).
+_LOG_DOC = r"""
     log : dict
-        If ``log=True``: ``value``; ``value_linear`` (:math:`\sum_E G(P_{ij})`,
-        no entropy); ``value_original`` (``normalize`` in ``'joint'``/``None``:
-        the value in the data's units, :math:`s^4` value; ``None`` for
-        ``'each'``); ``A`` (dict edge :math:`(i, j)` → :math:`A_{ij}` of shape
-        :math:`(d_i, d_j)`, normalised units: half the cross-moment of the
-        final pairwise plan); ``plan`` (the
-        :class:`~ot_multimarginal.FactoredPlan` of the last EMOT solve, any
-        :meth:`~ot_multimarginal.FactoredPlan.pairwise_marginal` of it);
-        ``pairwise_plans`` (dict :math:`(i, j)` → :math:`P_{ij}` for every
-        edge, and its transpose under :math:`(j, i)`); ``edges``; ``objective``
-        (the objective after each outer step of the run kept, non-increasing);
-        ``candidates`` (name and screened objective of every start);
-        ``init`` (the start kept); ``scales``, ``means`` (the normalisation:
-        :math:`\tilde X_i = (X_i - \bar x_i)/s_i`); ``niter``, ``converged``,
-        ``inner_niter`` (iterations of each inner solve), ``A_change``
-        (relative change of the :math:`A_{ij}` at each step), ``inner_tol`` (the
-        marginal-error threshold of each inner solve), ``inner_log`` (the last
-        inner solve's log), ``reg``.
+        If ``log=True``: ``value`` (the objective at the plan kept);
+        ``value_quad`` (:math:`\alpha\sum_E G(P_{ij})`, POT's ``value_quad``);
+        ``value_linear`` (:math:`(1-\alpha)\sum_E\langle M_{ij}, P_{ij}\rangle`,
+        POT's ``value_linear``: 0 for plain GW); ``value_original``
+        (``normalize`` in ``'joint'``/``None``, plain GW: :math:`s^4` value;
+        else ``None``); ``niter`` (outer steps of the start kept),
+        ``converged``, ``err`` (the stopping quantity at each step); ``A``
+        (dict edge :math:`(i, j)` → :math:`A(P) = \tfrac12 E_{P_{ij}}[x_i x_j^\top]`
+        of the plan returned, shape :math:`(d_i, d_j)`, normalised units);
+        ``A_used`` (the :math:`A_{ij}` of the cost whose plan is returned);
+        ``plan`` (:func:`mgw_sinkhorn` only: the plan); ``potentials`` (the
+        :class:`~ot_multimarginal.Potentials` of the last inner solve, float64);
+        ``pairwise_plans`` (dict :math:`(i, j)` → :math:`P_{ij}` for every edge,
+        and its transpose under :math:`(j, i)`); ``edges``; ``objective`` (the
+        objective after each outer step of the start kept, non-increasing);
+        ``marg_err`` (the plan's marginal L1 error at each step);
+        ``candidates`` (name and best objective of every start); ``init``
+        (the start kept); ``scales``, ``means`` (the normalisation:
+        :math:`\tilde X_i = (X_i - \bar x_i)/s_i`); ``inner_niter``,
+        ``inner_tol``, ``A_change``, ``inner_log`` (the last inner solve's
+        log); ``reg``, ``alpha``, ``normalize``.
 
     Notes
     -----
@@ -591,38 +694,25 @@ def mgw_sinkhorn(
     squared Euclidean distance matrices and ``init='zero'``, the plan is
     that of ``ot.gromov.entropic_gromov_wasserstein(C1, C2, p, q,
     'square_loss', epsilon=reg)`` (the same fixed-point map, started at
-    :math:`pq^\top`), and
-
-    - ``log['value_linear']`` = ``ot.gromov.entropic_gromov_wasserstein2(...)``
-      (:math:`G(P)`, no entropy);
-    - ``value`` = ``ot.solve_gromov(C1, C2, a=p, b=q, reg=reg).value``
-      :math:`- \varepsilon(\sum_a p_a \log p_a + \sum_b q_b\log q_b)`
-      (POT adds :math:`\varepsilon\sum P\log P`, this adds
-      :math:`\varepsilon\,\mathrm{KL}(P\|p\otimes q)`; for uniform weights the
-      difference is :math:`\varepsilon\log(nm)`).
-
-    Unlike POT's default (non-log) Sinkhorn, every inner solve is in the log
-    domain, so small :math:`\varepsilon` does not underflow.
+    :math:`pq^\top`); with features, that of
+    ``ot.gromov.entropic_fused_gromov_wasserstein(M, C1, C2, p, q,
+    'square_loss', epsilon=reg, alpha=alpha)`` with ``M = ot.dist(Y_1, Y_2)``.
+    ``log['value_quad'] + log['value_linear']`` is POT's
+    ``entropic_(fused_)gromov_wasserstein2`` (no entropy) and the value is
+    ``ot.solve_gromov(C1, C2, a=p, b=q, reg=reg).value``
+    :math:`- \varepsilon(\sum_a p_a \log p_a + \sum_b q_b\log q_b)`
+    (POT adds :math:`\varepsilon\sum P\log P`, this
+    :math:`\varepsilon\,\mathrm{KL}(P\|p\otimes q)`; for uniform weights the
+    difference is :math:`\varepsilon\log(nm)`). Unlike POT's default
+    (non-log) Sinkhorn, every inner solve is in the log domain, so small
+    :math:`\varepsilon` does not underflow.
 
     **Scale.**
     :math:`\mathrm{MGW}_{\varepsilon s^4}(sX_1, \dots, sX_k) = s^4\,\mathrm{MGW}_\varepsilon(X_1, \dots, X_k)`:
     ``reg`` means something only relative to the fourth power of the data's
     scale, hence the normalisation by default. Values of 0.05–0.5 suit
-    normalised clouds; much larger ones blur the matching, much smaller
-    ones cost more Sinkhorn sweeps.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from ot_multimarginal import mgw_sinkhorn, match_from_plan
-    >>> rng = np.random.RandomState(0)
-    >>> X = (rng.rand(15, 2) - 0.5) * [4.0, 1.0]  # a thin rectangle of points
-    >>> Q, _ = np.linalg.qr(rng.randn(3, 3))
-    >>> Y = X @ Q[:2] + 1.0                       # the same shape in 3-D, moved
-    >>> v, log = mgw_sinkhorn([X, Y], reg=2.0, init="zero", log=True)
-    >>> log["A"][(0, 1)].shape, log["pairwise_plans"][(0, 1)].shape
-    ((2, 3), (15, 15))
-    >>> partners = match_from_plan(log["pairwise_plans"][(0, 1)])  # row of Y for each row of X
+    normalised clouds. In fused GW the feature cost keeps its own units:
+    scale the features (or ``alpha``) so that both terms matter.
 
     References
     ----------
@@ -631,121 +721,138 @@ def mgw_sinkhorn(
        sample complexity, arXiv:2212.12848, 2022.
     .. [2] G. Peyré, M. Cuturi, J. Solomon, Gromov–Wasserstein averaging of
        kernel and distance matrices, ICML 2016.
+    .. [3] T. Vayer, L. Chapel, R. Flamary, R. Tavenard, N. Courty, Optimal
+       transport for structured data with application on graphs, ICML 2019.
+"""
+
+
+def mgw_sinkhorn(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    normalize: Optional[str] = "each",
+    Y_s: Optional[Sequence[Array]] = None,
+    alpha: Optional[float] = None,
+    feature_metric: Any = "sqeuclidean",
+    init: Any = "auto",
+    n_components: int = 2,
+    max_candidates: int = 16,
+    n_screen: int = 2,
+    method: str = "auto",
+    numItermax: int = 100,
+    stopThr: float = 1e-6,
+    numItermaxInner: int = 5000,
+    stopThrInner: float = 1e-6,
+    random_state: Any = None,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    **kwargs: Any,
+) -> Union[Any, Tuple[Any, LogDict]]:
+    plan, _, out = _mgw(
+        X_s, reg, a_s, graph, normalize, Y_s, alpha, feature_metric, init, n_components, max_candidates, n_screen,
+        method, numItermax, stopThr, numItermaxInner, stopThrInner, random_state, verbose, warn, kwargs,
+        "mgw_sinkhorn", True,
+    )  # fmt: skip
+    return (plan, out) if log else plan
+
+
+def mgw_sinkhorn2(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    normalize: Optional[str] = "each",
+    Y_s: Optional[Sequence[Array]] = None,
+    alpha: Optional[float] = None,
+    feature_metric: Any = "sqeuclidean",
+    init: Any = "auto",
+    n_components: int = 2,
+    max_candidates: int = 16,
+    n_screen: int = 2,
+    method: str = "auto",
+    numItermax: int = 100,
+    stopThr: float = 1e-6,
+    numItermaxInner: int = 5000,
+    stopThrInner: float = 1e-6,
+    random_state: Any = None,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    **kwargs: Any,
+) -> Union[Any, Tuple[Any, LogDict]]:
+    _, value, out = _mgw(
+        X_s, reg, a_s, graph, normalize, Y_s, alpha, feature_metric, init, n_components, max_candidates, n_screen,
+        method, numItermax, stopThr, numItermaxInner, stopThrInner, random_state, verbose, warn, kwargs,
+        "mgw_sinkhorn2", False,
+    )  # fmt: skip
+    return (value, out) if log else value
+
+
+mgw_sinkhorn.__doc__ = (
+    r"""Multimarginal entropic (fused) Gromov–Wasserstein between point clouds: the plan.
+"""
+    + _SIGNATURE_DOC
+    + r"""
+    Returns
+    -------
+    plan : FactoredPlan (or dense array for a dense engine)
+        The k-way plan of the last inner solve of the start kept (structured:
+        :meth:`~ot_multimarginal.FactoredPlan.pairwise_marginal` gives any
+        :math:`P_{ij}`), in the clouds' backend and dtype.
+"""
+    + _LOG_DOC
+    + r"""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal import mgw_sinkhorn, match_from_plan
+    >>> rng = np.random.RandomState(0)
+    >>> X = (rng.rand(15, 2) - 0.5) * [4.0, 1.0]  # a thin rectangle of points
+    >>> Q, _ = np.linalg.qr(rng.randn(3, 3))
+    >>> Y = X @ Q[:2] + 1.0                       # the same shape in 3-D, moved
+    >>> P = mgw_sinkhorn([X, Y], reg=2.0, init="zero")
+    >>> P.pairwise_marginal(0, 1).shape
+    (15, 15)
+    >>> partners = match_from_plan(P.pairwise_marginal(0, 1))  # row of Y for each row of X
 
     See Also
     --------
+    mgw_sinkhorn2 : the value.
     ot.gromov.entropic_gromov_wasserstein : the two-space solver of POT.
+    ot.gromov.entropic_fused_gromov_wasserstein : the two-space fused solver of POT.
     match_from_plan : partners from a pairwise plan.
-    """
-    reg = check_reg(reg)
-    check_iteration_args(numItermax, stopThr)
-    check_iteration_args(numItermaxInner, stopThrInner)
-    check_forwarded_kwargs("mgw_sinkhorn", method, kwargs, verbose=verbose, log=log, warn=warn)
-    for name, val, low in (
-        ("n_components", n_components, 1),
-        ("max_candidates", max_candidates, 1),
-        ("n_screen", n_screen, 1),
-    ):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
-            raise ValueError("%s must be an integer >= %d, got %r" % (name, low, val))
-    nx, Xn, a_s, means, scales = _prepare(X_s, a_s, normalize)
-    k = len(Xn)
-    edges = graph_edges(graph, k)
-    shape = tuple(int(X.shape[0]) for X in Xn)
-    edges = _check_edge_list(edges, k, "graph")
-    Xd = [nx.detach(X) for X in Xn]
-    rng = check_random_state(random_state)
-    cands = _initial_candidates(nx, init, Xd, a_s, edges, n_components, max_candidates, rng)
-    names = [name for name, _ in cands]
-    if method == "auto":
-        method = "sinkhorn_newton" if sum(shape) <= NEWTON_MAX_POINTS else "sinkhorn_log"
-    inner = dict(
-        method=method, numItermax=numItermaxInner, stopThr=stopThrInner, start=max(stopThrInner, 1e-4), kwargs=kwargs
-    )
-    runs = [_Run(nx, Xd, a_s, edges, shape, reg, A, inner) for _, A in cands]
-    screened = []
-    if len(runs) > 1:
-        for name, run in zip(names, runs):
-            for _ in range(min(n_screen, numItermax)):
-                run.step()
-                run.tighten(_rel_change(run.history))
-            screened.append((name, run.history[-1]))
-            if verbose:
-                print("start %-6s objective after %d steps: %.10e" % (name, len(run.history), run.history[-1]))
-        best = int(np.argmin([v for _, v in screened]))
-    else:
-        best = 0
-    run, kept = runs[best], names[best]
-    converged = False
-    while len(run.history) < numItermax:
-        obj = run.step()
-        rel = _rel_change(run.history)
-        if verbose:
-            print(
-                "%5d  objective %.12e  rel. change %.3e  A change %.3e  inner tol %.1e (%d iterations)"
-                % (len(run.history), obj, rel, run.A_change[-1], run.tol, run.inner_niter[-1])
-            )
-        if run.converged(stopThr):
-            converged = True
-            break
-        run.tighten(rel)
-    if not converged and len(run.history) >= numItermax and run.history:
-        converged = run.converged(stopThr)
-    if run.plan is None:  # numItermax == 0: one solve all the same, to have a plan
-        run.step()
-    if warn and not converged:
-        warnings.warn(
-            "mgw_sinkhorn did not converge: relative change of the objective %.3e, of the A_ij %.3e (stopThr %.1e) "
-            "after %d outer steps (inner tolerance %.1e). Increase numItermax or reg."
-            % (
-                _rel_change(run.history),
-                run.A_change[-1] if run.A_change else np.inf,
-                stopThr,
-                len(run.history),
-                run.tol,
-            ),
-            UserWarning,
-            stacklevel=2,
-        )
-    if warn and not run.inner_log["converged"]:
-        warnings.warn(
-            "mgw_sinkhorn: the last inner EMOT solve did not converge (marginal error %.3e > %.1e after %d sweeps). "
-            "Increase numItermaxInner or reg." % (run.inner_log["err"][-1], run.tol, run.inner_log["niter"]),
-            UserWarning,
-            stacklevel=2,
-        )
-    # value at the final plan, differentiable in X_s through the normalised clouds (plan held fixed)
-    Ps = [nx.detach(P) for P in run.pairwise]
-    linear = sum(gw_loss(Xn[i], Xn[j], P) for (i, j), P in zip(edges, Ps))
-    ent = nx.detach(run.inner_log["value"] - run.inner_log["value_linear"])
-    value = linear + ent
-    if not log:
-        return value
-    pairwise = {}
-    for (i, j), P in zip(edges, Ps):
-        pairwise[(i, j)] = P
-        pairwise[(j, i)] = P.T
-    s4 = scales[0] ** 4
-    out = dict(
-        value=value,
-        value_linear=linear,
-        value_original=None if normalize == "each" else value * s4,
-        A={(i, j): A for (i, j), A in zip(edges, run.A)},
-        plan=run.plan,
-        pairwise_plans=pairwise,
-        edges=list(edges),
-        objective=list(run.history),
-        candidates=screened if screened else [(kept, run.history[-1])],
-        init=kept,
-        scales=scales,
-        means=means,
-        niter=len(run.history),
-        converged=converged,
-        inner_niter=list(run.inner_niter),
-        inner_tol=list(run.inner_tol),
-        A_change=list(run.A_change),
-        inner_log=run.inner_log,
-        reg=reg,
-        normalize=normalize,
-    )
-    return value, out
+"""
+)
+
+mgw_sinkhorn2.__doc__ = (
+    r"""Multimarginal entropic (fused) Gromov–Wasserstein between point clouds: the value.
+"""
+    + _SIGNATURE_DOC
+    + r"""
+    Returns
+    -------
+    value : backend scalar
+        The objective :math:`\alpha\sum_E G(P_{ij}) + (1-\alpha)\sum_E\langle M_{ij},P_{ij}\rangle
+        + \varepsilon\,\mathrm{KL}(P\|\otimes\mu_i)` at the plan found, for the
+        normalised clouds (see ``normalize``); differentiable on torch.
+"""
+    + _LOG_DOC
+    + r"""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal import mgw_sinkhorn2
+    >>> rng = np.random.RandomState(0)
+    >>> X = (rng.rand(15, 2) - 0.5) * [4.0, 1.0]
+    >>> Q, _ = np.linalg.qr(rng.randn(3, 3))
+    >>> v, log = mgw_sinkhorn2([X, X @ Q[:2] + 1.0], reg=2.0, init="zero", log=True)
+    >>> log["A"][(0, 1)].shape, log["pairwise_plans"][(0, 1)].shape
+    ((2, 3), (15, 15))
+
+    See Also
+    --------
+    mgw_sinkhorn : the plan.
+"""
+)

@@ -7,7 +7,7 @@ import numpy as np
 import ot
 import pytest
 
-from ot_multimarginal import emot_sinkhorn, match_from_plan, mgw_sinkhorn
+from ot_multimarginal import emot_sinkhorn, match_from_plan, mgw_sinkhorn, mgw_sinkhorn2
 from ot_multimarginal.costs import cost_tensor
 from ot_multimarginal.gromov import gw_cross_moment, gw_linear_cost, gw_loss, gw_moment_term
 
@@ -131,7 +131,7 @@ def test_k2_plan_and_values_equal_pot(eps, seed):
     n = len(X)
     p = q = ot.unif(n)
     C1, C2 = ot.dist(X, X), ot.dist(Y, Y)
-    v, log = mgw_sinkhorn(
+    v, log = mgw_sinkhorn2(
         [X, Y],
         eps,
         normalize=None,
@@ -149,8 +149,8 @@ def test_k2_plan_and_values_equal_pot(eps, seed):
     P = log["pairwise_plans"][(0, 1)]
     np.testing.assert_allclose(P, T, atol=1e-9)
     np.testing.assert_allclose(log["pairwise_plans"][(1, 0)], T.T, atol=1e-9)
-    # value_linear = entropic_gromov_wasserstein2 (G(T), no entropy)
-    assert abs(log["value_linear"] - lt["gw_dist"]) <= 1e-9 * abs(lt["gw_dist"])
+    # value_quad = entropic_gromov_wasserstein2 (G(T), no entropy)
+    assert abs(log["value_quad"] - lt["gw_dist"]) <= 1e-9 * abs(lt["gw_dist"])
     # value = G + eps KL(P | p x q) = solve_gromov(...).value - eps (sum p log p + sum q log q)
     sg = ot.solve_gromov(C1, C2, a=p, b=q, reg=eps, tol=1e-13, max_iter=300)
     # (solve_gromov's inner Sinkhorn keeps its own default iteration cap: agreement to its accuracy)
@@ -164,7 +164,7 @@ def test_k2_joint_normalisation_is_pot_with_scaled_eps():
     Y, _ = isometric_copy(rng, X, 4)
     Y = Y + 0.1 * rng.randn(*Y.shape)
     eps = 3.0
-    v, log = mgw_sinkhorn(
+    v, log = mgw_sinkhorn2(
         [X, Y],
         eps,
         normalize="joint",
@@ -190,7 +190,7 @@ def test_k2_joint_normalisation_is_pot_with_scaled_eps():
         log=True,
     )
     np.testing.assert_allclose(log["pairwise_plans"][(0, 1)], T, atol=1e-9)
-    assert abs(log["value_linear"] * s**4 - lt["gw_dist"]) <= 1e-8 * lt["gw_dist"]
+    assert abs(log["value_quad"] * s**4 - lt["gw_dist"]) <= 1e-8 * lt["gw_dist"]
     assert abs(log["value_original"] - v * s**4) <= 1e-12 * abs(v * s**4)
 
 
@@ -205,7 +205,7 @@ def test_k2_small_eps_where_pot_underflows():
         warnings.simplefilter("ignore")
         T = ot.gromov.entropic_gromov_wasserstein(C1, C2, p, q, "square_loss", epsilon=eps)
     assert T.sum() < 1e-50  # the case this test is about: POT's plan underflowed (mass 2e-104, no error)
-    v, log = mgw_sinkhorn([X, Y], eps, normalize=None, init="zero", stopThr=1e-10, stopThrInner=1e-11, log=True)
+    v, log = mgw_sinkhorn2([X, Y], eps, normalize=None, init="zero", stopThr=1e-10, stopThrInner=1e-11, log=True)
     P = log["pairwise_plans"][(0, 1)]
     assert np.isfinite(v) and log["converged"]
     np.testing.assert_allclose(P.sum(1), p, atol=1e-10)
@@ -238,7 +238,7 @@ def test_invariance_to_isometries_of_one_dataset(transform):
     rng = np.random.RandomState(5)
     X_s = _three(rng, n=10)
     kw = dict(init="zero", stopThr=1e-10, stopThrInner=1e-9, numItermaxInner=20000, log=True, warn=False)
-    v0, log0 = mgw_sinkhorn(X_s, 2.0, **kw)
+    v0, log0 = mgw_sinkhorn2(X_s, 2.0, **kw)
     Z = X_s[1]
     if transform == "rotate":
         Q, _ = np.linalg.qr(rng.randn(3, 3))
@@ -250,7 +250,7 @@ def test_invariance_to_isometries_of_one_dataset(transform):
     else:
         Q, _ = np.linalg.qr(rng.randn(6, 6))
         Z = np.c_[Z, np.zeros((len(Z), 3))] @ Q
-    v1, log1 = mgw_sinkhorn([X_s[0], Z, X_s[2]], 2.0, **kw)
+    v1, log1 = mgw_sinkhorn2([X_s[0], Z, X_s[2]], 2.0, **kw)
     assert abs(v1 - v0) <= 1e-7 * abs(v0)
     for e in log0["edges"]:
         np.testing.assert_array_equal(
@@ -276,7 +276,7 @@ def _recovery_problem(seed, n, noise):
 
 def test_recovery_isometric_copies_in_dims_2_3_5():
     X_s, perms = _recovery_problem(140, 40, 0.0)  # the n = 40 case of bench/bench_mgw.py
-    v, log = mgw_sinkhorn(X_s, 0.1, init="zero", log=True)  # default tolerances: no warning (errors in CI)
+    v, log = mgw_sinkhorn2(X_s, 0.1, init="zero", log=True)  # default tolerances: no warning (errors in CI)
     assert log["converged"]
     for i, j in log["edges"]:
         acc = accuracy(log["pairwise_plans"][(i, j)], perms[i], perms[j])
@@ -287,7 +287,7 @@ def test_recovery_isometric_copies_in_dims_2_3_5():
 
 def test_recovery_with_noise_reports_accuracy(capsys):
     X_s, perms = _recovery_problem(1, 40, 0.05)
-    v, log = mgw_sinkhorn(X_s, 0.1, init="zero", log=True)
+    v, log = mgw_sinkhorn2(X_s, 0.1, init="zero", log=True)
     accs = [accuracy(log["pairwise_plans"][e], perms[e[0]], perms[e[1]]) for e in log["edges"]]
     with capsys.disabled():
         print("\n[mgw recovery, noise 0.05, n=40, reg=0.1] accuracy per edge:", ["%.2f" % a for a in accs])
@@ -297,7 +297,7 @@ def test_recovery_with_noise_reports_accuracy(capsys):
 def test_objective_is_monotone_and_auto_keeps_best_start():
     rng = np.random.RandomState(2)
     X_s = _three(rng, n=8)[:2]
-    v, log = mgw_sinkhorn(
+    v, log = mgw_sinkhorn2(
         X_s,
         2.0,
         init="auto",
@@ -328,8 +328,10 @@ def test_backends_weights_and_sizes(nx):
     X_s = [rng.randn(8, 2), rng.randn(6, 3), rng.randn(7, 1)]
     a_s = [weights(rng, len(X)) for X in X_s]
     kw = dict(init="zero", stopThrInner=1e-7, numItermaxInner=20000, log=True, warn=False)
-    v_ref, log_ref = mgw_sinkhorn(X_s, 2.0, a_s=a_s, **kw)
-    v, log = mgw_sinkhorn([nx.array(X) for X in X_s], 2.0, a_s=[nx.array(a) for a in a_s], **kw)
+    v_ref, log_ref = mgw_sinkhorn2(X_s, 2.0, a_s=a_s, **kw)
+    plan, log = mgw_sinkhorn([nx.array(X) for X in X_s], 2.0, a_s=[nx.array(a) for a in a_s], **kw)
+    v = log["value"]
+    assert log["plan"] is plan
     if nx.is_torch:
         assert isinstance(v, torch.Tensor) and v.dtype == nx.dtype and v.device == nx.device
         assert log["A"][(0, 1)].dtype == nx.dtype
@@ -348,7 +350,7 @@ def test_value_differentiable_in_clouds():
     rng = np.random.RandomState(6)
     X = torch.tensor(rng.randn(8, 2), requires_grad=True)
     Y = torch.tensor(rng.randn(7, 3))
-    v = mgw_sinkhorn([X, Y], 2.0, init="zero", warn=False)
+    v = mgw_sinkhorn2([X, Y], 2.0, init="zero", warn=False)
     v.backward()
     assert X.grad is not None and torch.isfinite(X.grad).all()
     # GW is translation invariant: the gradient sums to zero over the points
@@ -390,36 +392,36 @@ def test_bad_input(kwargs, exc, msg):
     kwargs.setdefault("reg", 1.0)
     reg = kwargs.pop("reg")
     with pytest.raises(exc, match=msg):
-        mgw_sinkhorn(X_s, reg, **kwargs)
+        mgw_sinkhorn2(X_s, reg, **kwargs)
 
 
 def test_bad_clouds():
     rng = np.random.RandomState(0)
     with pytest.raises(TypeError, match="X_s"):
-        mgw_sinkhorn(rng.randn(5, 2), 1.0)
+        mgw_sinkhorn2(rng.randn(5, 2), 1.0)
     with pytest.raises(ValueError, match="at least 2"):
-        mgw_sinkhorn([rng.randn(5, 2)], 1.0)
+        mgw_sinkhorn2([rng.randn(5, 2)], 1.0)
     with pytest.raises(ValueError, match=r"X_s\[1\].*2-D"):
-        mgw_sinkhorn([rng.randn(5, 2), rng.randn(5)], 1.0)
+        mgw_sinkhorn2([rng.randn(5, 2), rng.randn(5)], 1.0)
     with pytest.raises(ValueError, match=r"X_s\[1\].*zero spread"):
-        mgw_sinkhorn([rng.randn(5, 2), np.ones((4, 3))], 1.0)
+        mgw_sinkhorn2([rng.randn(5, 2), np.ones((4, 3))], 1.0)
     with pytest.raises(TypeError, match="real"):
-        mgw_sinkhorn([rng.randn(5, 2), np.ones((4, 3), dtype=complex)], 1.0)
+        mgw_sinkhorn2([rng.randn(5, 2), np.ones((4, 3), dtype=complex)], 1.0)
     # integer clouds are cast to float64 (as ot.dist does), mixed float dtypes to the widest
     Xi = rng.randint(0, 5, size=(4, 3))
     X0 = rng.randn(5, 2)
-    v_int = mgw_sinkhorn([X0, Xi], 1.0, init="zero")
-    assert v_int.dtype == np.float64 and np.isclose(v_int, mgw_sinkhorn([X0, Xi.astype(float)], 1.0, init="zero"))
-    assert mgw_sinkhorn([X0, Xi.astype(np.float32)], 1.0, init="zero").dtype == np.float64
+    v_int = mgw_sinkhorn2([X0, Xi], 1.0, init="zero")
+    assert v_int.dtype == np.float64 and np.isclose(v_int, mgw_sinkhorn2([X0, Xi.astype(float)], 1.0, init="zero"))
+    assert mgw_sinkhorn2([X0, Xi.astype(np.float32)], 1.0, init="zero").dtype == np.float64
     with pytest.raises(ValueError, match="NaN"):
-        mgw_sinkhorn([rng.randn(5, 2), np.full((4, 3), np.nan)], 1.0)
+        mgw_sinkhorn2([rng.randn(5, 2), np.full((4, 3), np.nan)], 1.0)
 
 
 def test_pairwise_cost_of_gw_is_the_dense_sum():
     """The EMOT solved inside is the pairwise sum of c_A on the graph (the same cost as cost_tensor with callables)."""
     rng = np.random.RandomState(8)
     X_s = [unit(rng.randn(4, 2)), unit(rng.randn(3, 3)), unit(rng.randn(5, 2))]
-    v, log = mgw_sinkhorn(
+    v, log = mgw_sinkhorn2(
         X_s,
         2.0,
         init="zero",
