@@ -109,7 +109,7 @@ def test_neural_mgw_keeps_device_and_dtype(torch_device, dtype, tmp_path):
 def test_mgw_sinkhorn_keeps_device_and_dtype(torch_device, dtype):
     X = _clouds(torch_device, dtype, dims=(2, 3, 2))
     with HostSyncCounter(torch_device, record_stack=False) as s:  # thousands of events: no stacks
-        value, log = om.mgw_sinkhorn(
+        value, log = om.mgw_sinkhorn2(
             X, 0.5, graph="chain", numItermax=2, max_candidates=2, n_screen=1, random_state=0, log=True, warn=False
         )
     _small_host_copies(s, limit=N * 2)  # weights are validated on the host once per call (N entries)

@@ -169,8 +169,8 @@ def test_float16_clouds_get_accurate_uniform_weights(clouds):
     X16 = [X.astype(np.float16) for X in clouds]
     X64 = [X.astype(np.float64) for X in X16]  # the same points
     # mgw_sinkhorn blamed a_s (uniform weights built in float16 do not sum to one)
-    v16 = om.mgw_sinkhorn(X16, 1.0, init="zero", numItermax=3)
-    v64 = om.mgw_sinkhorn(X64, 1.0, init="zero", numItermax=3)
+    v16 = om.mgw_sinkhorn2(X16, 1.0, init="zero", numItermax=3)
+    v64 = om.mgw_sinkhorn2(X64, 1.0, init="zero", numItermax=3)
     assert np.isfinite(float(v16)) and float(v16) == pytest.approx(float(v64), rel=1e-4)
     # emot_neural gave another value than for the same points in float64
     assert emot_neural2(X16, 1.0, **FAST) == pytest.approx(emot_neural2(X64, 1.0, **FAST), rel=1e-6)
