@@ -31,7 +31,7 @@ from .api import emot_neural, emot_neural2
 from .checkpoint import Checkpointer, CheckpointError
 from .distributed import DataParallel
 from .estimator import NeuralEMOT
-from .gromov import NeuralMGW, mgw_neural
+from .gromov import NeuralMGW, mgw_neural, mgw_neural2
 from .networks import PotentialMLP, PotentialSet
 from .objectives import batch_dual, exact_dual
 from .sampling import BatchSampler
@@ -44,6 +44,7 @@ __all__ = [
     "emot_neural2",
     "NeuralEMOT",
     "mgw_neural",
+    "mgw_neural2",
     "NeuralMGW",
     "PointCloudCost",
     "GraphCost",

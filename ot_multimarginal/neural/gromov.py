@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-r"""Neural multimarginal Gromov–Wasserstein: :class:`NeuralMGW` and :func:`mgw_neural` (torch only).
+r"""Neural multimarginal Gromov–Wasserstein: :class:`NeuralMGW`, :func:`mgw_neural` and :func:`mgw_neural2` (torch).
 
 The problem and the decomposition are those of :func:`ot_multimarginal.mgw_sinkhorn`
 (:mod:`ot_multimarginal.gromov`): after centring and normalising the clouds,
@@ -12,11 +12,13 @@ The problem and the decomposition are those of :func:`ot_multimarginal.mgw_sinkh
 Here the inner EMOT is the neural estimator :class:`~ot_multimarginal.neural.NeuralEMOT`
 (mini-batches: the work per step depends on the batch, not on n) with the
 pairwise cost built from the current :math:`A_{ij}` (one callable metric per
-edge, :class:`~ot_multimarginal.neural.GraphCost`), and the :math:`A_{ij}`
-are updated in closed form, :math:`A_{ij} \leftarrow \tfrac12 E_{P_{ij}}[x_i x_j^\top]`,
-with :math:`P_{ij}` the pairwise marginal of the neural plan: on the data when
-its engine fits the budget, else averaged over mini-batches (the plan of each
-batch's potentials). Each refit warm-starts from the previous potentials.
+edge), and the :math:`A_{ij}` are updated in closed form,
+:math:`A_{ij} \leftarrow \tfrac12 E_{P_{ij}}[x_i x_j^\top]`, with :math:`P_{ij}`
+the pairwise marginal of the neural plan: on the data when its engine fits
+the budget, else averaged over mini-batches (the plan of each batch's
+potentials). Each fit is a new estimator warm-started from the networks of
+the best step so far; steps that do not lower the objective of their plan
+on the data are rejected and damped (:class:`NeuralMGW`).
 """
 # License: MIT License
 
@@ -31,16 +33,27 @@ import numpy as np
 import torch
 from ot.utils import check_random_state
 
+from .._deprecation import deprecated_attribute, renamed_kwargs
 from .._params import ParamsMixin
 from .._typing import Array, Edges, LogDict, Weights
-from .._validation import check_auto_bool, check_checkpoint_params, check_choice, check_positive_int, check_reg
+from .._validation import (
+    check_auto_bool,
+    check_bool,
+    check_checkpoint_params,
+    check_choice,
+    check_positive_int,
+    check_reg,
+    closest_name,
+)
 from ..costs.graph import _check_edge_list, graph_edges
 from ..gromov import (
+    NEWTON_MAX_POINTS,
     NORMALIZATIONS,
     _initial_candidates,
     _prepare,
     gw_cross_moment,
     gw_linear_cost,
+    gw_loss,
     gw_moment_term,
     gw_separable_roots,
     gw_separable_terms,
@@ -48,6 +61,7 @@ from ..gromov import (
     mgw_sinkhorn,
 )
 from ..potentials import Potentials
+from ..sinkhorn import emot_sinkhorn
 from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
@@ -55,7 +69,7 @@ from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable
 from .sampling import derive_seed
 
-__all__ = ["NeuralMGW", "mgw_neural"]
+__all__ = ["NeuralMGW", "mgw_neural", "mgw_neural2"]
 
 _SAVED_KIND = "NeuralMGW"
 _FITTED = (
@@ -67,11 +81,16 @@ _FITTED = (
     "S1_",
     "history_",
     "init_",
-    "n_outer_",
+    "n_iter_",
     "converged_",
+    "marginal_error_",
+    "polished_",
     "timings_",
+    "_plan_phi",
     "_is_numpy",
 )
+POLISH_TOL = 1e-6  # marginal error of the polishing Sinkhorn sweeps
+POLISH_MAX_ITER = {"sinkhorn_newton": 200, "sinkhorn_log": 5000}
 
 
 def _map_tensors(x, fn):
@@ -118,15 +137,64 @@ def _separable_mean(data, weights, edges, A):
     return total
 
 
+def _plan_objective(pot, data, weights, edges):
+    r"""``(J, err, A)`` of a plan on the data: :math:`J = \sum_E G(P_{ij}) + \varepsilon KL(P\|\otimes\mu)`,
+    the largest :math:`\ell_1` error of its marginals, and :math:`A_{ij} = \tfrac12 E_{P_{ij}}[x_i x_j^\top]`.
+
+    ``pot``: potentials of mass one (:meth:`Potentials.normalized`). :math:`G` is :func:`gw_loss`, exact for
+    any non-negative plan, so the objective of a plan whose marginals are off is still its own.
+    """
+    Ps = [pot.pairwise_marginal(i, j) for i, j in edges]
+    G = sum(float(gw_loss(data[i], data[j], P)) for (i, j), P in zip(edges, Ps))
+    ent = float(pot.value() - pot.linear_cost())
+    err = max(float(torch.sum(torch.abs(r - w))) for r, w in zip(pot.marginals(), weights))
+    return G + ent, err, [gw_cross_moment(data[i], data[j], P) for (i, j), P in zip(edges, Ps)]
+
+
+def _noise(step, best, tol):
+    """The rise of the objective that two steps' fits cannot resolve: ``tol`` relative, or the marginal errors.
+
+    The objective of a plan whose marginals are off by ``e`` (l1: the mass misplaced) is that of a coupling up
+    to about ``e`` relative, so a rise below that is the fits' noise, not a worse step.
+    """
+    errs = [x for x in (step["err"], best["err"]) if x is not None]
+    return max([tol] + errs) * abs(best["obj"])
+
+
+def _better(step, best):
+    """Whether ``step`` replaces ``best``: a plan with sound marginals beats a collapsed one, then the objective."""
+    if best is None:
+        return True
+    if step["collapsed"] != best["collapsed"]:
+        return best["collapsed"]
+    if step["collapsed"]:
+        return step["err"] is not None and best["err"] is not None and step["err"] < best["err"]
+    return step["obj"] <= best["obj"]
+
+
 class NeuralMGW(ParamsMixin):
     r"""Neural estimator of multimarginal entropic Gromov–Wasserstein.
 
-    Alternates a warm-started :class:`~ot_multimarginal.neural.NeuralEMOT`
-    fit of the EMOT with the induced pairwise cost :math:`\sum_E c_{A_{ij}}`
-    and the closed-form update :math:`A_{ij} \leftarrow \tfrac12 E_{P_{ij}}[x_i x_j^\top]`
-    (module docstring), from the start chosen as :func:`~ot_multimarginal.mgw_sinkhorn`
-    chooses it (:math:`A = 0` and the principal-axes sign flips, best
-    objective kept), screened on a subsample.
+    Alternates a :class:`~ot_multimarginal.neural.NeuralEMOT` fit of the EMOT
+    with the induced pairwise cost :math:`\sum_E c_{A_{ij}}` (each fit
+    warm-started from the networks of the best step so far) and the
+    closed-form update :math:`A_{ij} \leftarrow \tfrac12 E_{P_{ij}}[x_i x_j^\top]`
+    (module docstring), from a start screened by
+    :func:`~ot_multimarginal.mgw_sinkhorn` on a subsample.
+
+    The alternation is monotone by construction: every step is scored by the
+    objective of its plan on the data,
+    :math:`J(P) = \sum_E G(P_{ij}) + \varepsilon\,\mathrm{KL}(P\|\otimes\mu_i)`
+    (the value of :func:`~ot_multimarginal.mgw_sinkhorn`), and by the
+    :math:`\ell_1` errors of the plan's marginals; a step whose objective rises
+    above the best so far, or whose plan has a marginal off by more than
+    ``marginal_tol`` (a collapsed fit), is rejected and the update damped
+    (:math:`A \leftarrow A_\star + \theta(A(P_\star) - A_\star)`,
+    :math:`\theta = 1/2, 1/4`); the best step is the one returned. Where the
+    data fits an exact engine the plan is then polished by exact Sinkhorn
+    sweeps warm-started from the neural potentials (``polish``), so that the
+    value, the plans and the matchings are those of a converged plan for the
+    learned :math:`A_{ij}`.
 
     Parameters
     ----------
@@ -142,19 +210,26 @@ class NeuralMGW(ParamsMixin):
         :func:`~ot_multimarginal.mgw_sinkhorn` are screened by
         :func:`~ot_multimarginal.mgw_sinkhorn` itself on ``n_init_points``
         points per cloud (a random subset), and its :math:`A_{ij}` start the
-        alternation; ``'zero'``: :math:`A = 0`; a list: one matrix per edge.
+        alternation (``'auto'``: if the first fit from it has a collapsed plan,
+        the start :math:`A = 0` is tried too and the better kept);
+        ``'zero'``: :math:`A = 0`; a list: one matrix per edge.
     n_init_points : int, optional
         Points per cloud of the screening subsample (default 40).
     n_components, max_candidates : int, optional
         The principal-axes candidates (as in :func:`~ot_multimarginal.mgw_sinkhorn`).
-    n_outer : int, optional
-        Maximum number of alternations (default 8).
+    max_iter : int, optional
+        Maximum number of outer steps (NeuralEMOT fits, rejected ones included;
+        default 10; formerly ``n_outer``, deprecated).
     tol : float, optional
-        Stop when the objective's relative change is at most ``tol`` and the
-        :math:`A_{ij}`'s at most :math:`\sqrt{\mathrm{tol}}` (default 1e-3; a fixed
-        point of the alternation: near one the objective is quadratic in :math:`A`).
-    n_iter, n_iter_refit : int, optional
-        Training steps of the first fit (default 300) and of each warm-started refit (default 100).
+        Stop when an accepted step lowers the objective by at most ``tol``
+        (relative) and moves the :math:`A_{ij}` by at most
+        :math:`\sqrt{\mathrm{tol}}` (relative; near a fixed point the
+        objective is quadratic in :math:`A`), or when a rejected step raises
+        it by at most ``tol`` (the fits' noise level; default 1e-3).
+    max_iter_inner, max_iter_refit : int, optional
+        Training steps of the first fit (default 300; formerly ``n_iter``) and
+        of each warm-started refit (default 100; formerly ``n_iter_refit``):
+        the ``max_iter`` of each :class:`~ot_multimarginal.neural.NeuralEMOT`.
     batch_size, lr, width, depth, estimator, dtype, device, distributed : optional
         Passed to every :class:`~ot_multimarginal.neural.NeuralEMOT` fit
         (``distributed``: each fit is data-parallel; the :math:`A_{ij}` updates
@@ -162,10 +237,23 @@ class NeuralMGW(ParamsMixin):
     n_moment_batches : int, optional
         Batches averaged for the cross-moments when the plan on the data does
         not fit the exact engine (default 32).
-    seed : int, optional
-        Seed of the networks, the batches and the subsample.
+    marginal_tol : float, optional
+        The largest :math:`\ell_1` error of a marginal of the neural plan on
+        the data for a step to count (default 0.5; a collapsed plan has errors
+        near 2). Checked where the data fits the exact engine.
+    polish : {'auto', True, False}, optional
+        Finish with exact Sinkhorn sweeps on the data, warm-started from the
+        best step's neural potentials (``'auto'``, default: where the data
+        fits the exact engine; ``True`` raises a ``ValueError`` where it does
+        not).
+    random_state : int, optional
+        Seed of the networks, the batches and the subsample (formerly ``seed``, deprecated).
     verbose : bool, optional
-        Print the objective of each alternation.
+        Print the objective of each outer step.
+    warn : bool, optional
+        ``UserWarning`` when the alternation stops unconverged, when the
+        returned plan's marginals are off by more than ``marginal_tol``, or
+        when the polishing sweeps do not converge (default True).
     checkpoint_dir : str or path, optional
         Directory of the checkpoints of the alternation (Notes), written
         atomically by rank 0.
@@ -181,17 +269,28 @@ class NeuralMGW(ParamsMixin):
     Attributes
     ----------
     value_ : float or tensor
-        :math:`\sum_E S_1^{ij} + \sum_E 32\|A_{ij}\|^2 +` the NEMOT value of the last fit
-        (normalised units; the convention of :func:`~ot_multimarginal.mgw_sinkhorn`'s value).
+        The objective :math:`J` of the returned plan (the polished one, else
+        the best step's neural plan on the data; normalised units, the
+        convention of :func:`~ot_multimarginal.mgw_sinkhorn`'s value). Where
+        the data does not fit the exact engine: :math:`\sum_E S_1^{ij} +
+        \sum_E 32\|A_{ij}\|^2 +` the NEMOT value (an estimate).
     A_ : dict
-        Edge :math:`(i, j)` → :math:`A_{ij}` (shape ``(d_i, d_j)``, normalised units).
+        Edge :math:`(i, j)` → :math:`A_{ij}` of the returned plan's cost (shape ``(d_i, d_j)``, normalised units).
     emot_ : NeuralEMOT
-        The fitted inner estimator (its potentials are those of the normalised clouds).
+        The inner estimator of the best step (its potentials are those of the normalised clouds).
+    plan_ : FactoredPlan or None
+        The returned plan on the normalised clouds (polished, else neural; ``None`` beyond the exact engine).
+    marginal_error_ : float or None
+        The largest :math:`\ell_1` error of a marginal of ``plan_``.
+    polished_ : bool
+        Whether ``plan_`` is the polished plan.
     history_ : dict
-        ``'objective'`` (after each alternation), ``'A_change'``, ``'moments'`` (``'data'`` or ``'batches'``).
-    edges_, scales_, means_, init_, n_outer_, converged_, timings_
+        Per outer step: ``'objective'``, ``'A_change'``, ``'marginal_error'``,
+        ``'accepted'``, ``'theta'`` (damping of the step's :math:`A`),
+        ``'moments'`` (``'data'`` or ``'batches'``).
+    edges_, scales_, means_, init_, n_iter_, converged_, timings_
         The graph's edges, the normalisation (:math:`\tilde X_i = (X_i - \bar x_i)/s_i`),
-        the start kept, alternations done, whether ``tol`` was met, seconds.
+        the start kept, outer steps done, whether ``tol`` was met, seconds.
 
     Notes
     -----
@@ -201,13 +300,13 @@ class NeuralMGW(ParamsMixin):
     same values, plans and matches.
 
     With ``checkpoint_dir``, ``ckpt-<t>.pt`` holds the state after ``t``
-    alternations (the :math:`A_{ij}`, the history, the moments' random
-    stream, the inner estimator; ``t = 0``: the screened start), the last
-    two kept, and the inner fit of alternation ``t`` writes its step
-    checkpoints in ``outer-<t>/`` (:class:`~ot_multimarginal.neural.NeuralEMOT`'s
-    ``checkpoint_dir``). A job killed anywhere, during an inner fit included,
-    resumes (``resume=True``, same seed) on the trajectory of the
-    uninterrupted run.
+    outer steps (the best step and its inner estimator, the next
+    :math:`A_{ij}`, the history, the moments' random stream; ``t = 0``: the
+    screened start), the last two kept, and the inner fit of step ``t``
+    writes its step checkpoints in ``outer-<t>/``
+    (:class:`~ot_multimarginal.neural.NeuralEMOT`'s ``checkpoint_dir``). A
+    job killed anywhere, during an inner fit included, resumes
+    (``resume=True``, same seed) on the trajectory of the uninterrupted run.
 
     Examples
     --------
@@ -216,11 +315,13 @@ class NeuralMGW(ParamsMixin):
     >>> rng = np.random.RandomState(0)
     >>> X = (rng.rand(30, 2) - 0.5) * [4.0, 1.0]
     >>> Q, _ = np.linalg.qr(rng.randn(3, 3))
-    >>> est = NeuralMGW(reg=0.5, n_outer=3, n_iter=100, n_iter_refit=50, seed=0).fit([X, X @ Q[:2]])
-    >>> est.A_[(0, 1)].shape
-    (2, 3)
+    >>> est = NeuralMGW(reg=0.5, max_iter=3, max_iter_inner=100, max_iter_refit=50, random_state=0)
+    >>> est = est.fit([X, X @ Q[:2]])
+    >>> est.A_[(0, 1)].shape, est.polished_
+    ((2, 3), True)
     """
 
+    @renamed_kwargs(n_outer="max_iter", n_iter="max_iter_inner", n_iter_refit="max_iter_refit", seed="random_state")
     def __init__(
         self,
         reg: float,
@@ -230,10 +331,10 @@ class NeuralMGW(ParamsMixin):
         n_init_points: int = 40,
         n_components: int = 2,
         max_candidates: int = 16,
-        n_outer: int = 8,
+        max_iter: int = 10,
         tol: float = 1e-3,
-        n_iter: int = 300,
-        n_iter_refit: int = 100,
+        max_iter_inner: int = 300,
+        max_iter_refit: int = 100,
         batch_size: Optional[int] = None,
         lr: float = 1e-2,
         width: Optional[int] = None,
@@ -243,8 +344,11 @@ class NeuralMGW(ParamsMixin):
         device: Any = None,
         distributed: Any = "auto",
         n_moment_batches: int = 32,
-        seed: Optional[int] = None,
+        marginal_tol: float = 0.5,
+        polish: Any = "auto",
+        random_state: Optional[int] = None,
         verbose: bool = False,
+        warn: bool = True,
         checkpoint_dir: Optional[str] = None,
         checkpoint_every: Optional[int] = None,
         resume: bool = False,
@@ -256,24 +360,33 @@ class NeuralMGW(ParamsMixin):
         self.n_init_points = n_init_points
         self.n_components = n_components
         self.max_candidates = max_candidates
-        self.n_outer = n_outer
+        self.max_iter = max_iter
         self.tol = tol
-        self.n_iter = n_iter
-        self.n_iter_refit = n_iter_refit
+        self.max_iter_inner = max_iter_inner
+        self.max_iter_refit = max_iter_refit
         self.batch_size = batch_size
         self.lr = lr
         self.width = width
         self.depth = depth
         self.estimator = estimator
-        self.n_moment_batches = n_moment_batches
         self.dtype = dtype
-        self.seed = seed
         self.device = device
         self.distributed = distributed
+        self.n_moment_batches = n_moment_batches
+        self.marginal_tol = marginal_tol
+        self.polish = polish
+        self.random_state = random_state
         self.verbose = verbose
+        self.warn = warn
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+
+    # ---- deprecated attribute names ---------------------------------------------------------------
+    n_outer = deprecated_attribute("n_outer", "max_iter")
+    n_iter = deprecated_attribute("n_iter", "max_iter_inner")
+    n_iter_refit = deprecated_attribute("n_iter_refit", "max_iter_refit")
+    seed = deprecated_attribute("seed", "random_state")
 
     # ---- fitting -------------------------------------------------------------------------------
     def _check_params(self):
@@ -283,17 +396,20 @@ class NeuralMGW(ParamsMixin):
             ("n_init_points", 2),
             ("n_components", 1),
             ("max_candidates", 1),
-            ("n_outer", 1),
-            ("n_iter", 1),
-            ("n_iter_refit", 1),
+            ("max_iter", 1),
+            ("max_iter_inner", 1),
+            ("max_iter_refit", 1),
             ("n_moment_batches", 1),
         ):
             check_positive_int(name, getattr(self, name), minimum=minimum)
         tol = check_reg(self.tol, "tol")
-        if self.seed is not None:
-            check_positive_int("seed", self.seed, minimum=0)
+        marginal_tol = check_reg(self.marginal_tol, "marginal_tol")
+        polish = check_auto_bool(self.polish, "polish")
+        check_bool("warn", self.warn)
+        if self.random_state is not None:
+            check_positive_int("random_state", self.random_state, minimum=0)
         check_checkpoint_params(self.checkpoint_dir, self.checkpoint_every, self.resume)
-        return reg, tol
+        return reg, tol, marginal_tol, polish
 
     def _fingerprint(self, data, weights, edges, reg, seed, dt):
         """What a checkpoint of the alternation must agree on to be resumed (compared on resume)."""
@@ -313,8 +429,8 @@ class NeuralMGW(ParamsMixin):
             + data_digest([torch.as_tensor(np.asarray(M) if not torch.is_tensor(M) else M) for M in self.init]),
         }
         for name in (
-            "normalize n_init_points n_components max_candidates n_outer tol n_iter n_iter_refit batch_size "
-            "lr width depth estimator n_moment_batches dtype"
+            "normalize n_init_points n_components max_candidates max_iter tol max_iter_inner max_iter_refit "
+            "batch_size lr width depth estimator n_moment_batches marginal_tol dtype"
         ).split():
             fp[name] = _describe(getattr(self, name))
         return fp
@@ -351,6 +467,63 @@ class NeuralMGW(ParamsMixin):
         cands = _initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
         return cands[0][1], cands[0][0]
 
+    def _inner_fit(self, A, warm, t, data, weights, edges, reg, seed, dev, t_start):
+        """The NeuralEMOT fit of outer step ``t`` for the cost of ``A``: a new estimator built from the
+        parameters (warm-started from a copy of ``warm``'s networks); no estimator is modified."""
+        params = dict(
+            graph=list(edges),
+            metric=[_edge_metric(M) for M in A],
+            estimator=self.estimator,
+            batch_size=self.batch_size,
+            max_iter=int(self.max_iter_inner if warm is None else self.max_iter_refit),
+            lr=self.lr,
+            width=self.width,
+            depth=self.depth,
+            dtype=self.dtype,
+            random_state=derive_seed(seed, "outer", t),
+            device=dev,
+            distributed=self.distributed,
+            warn=False,  # the alternation reports, from the plan on the data
+        )
+        if self.checkpoint_dir is not None:
+            params.update(
+                checkpoint_dir=os.path.join(self.checkpoint_dir, "outer-%d" % t),
+                checkpoint_every=self.checkpoint_every,
+                resume=bool(self.resume and t == t_start),
+            )
+        emot = NeuralEMOT(reg, **params) if warm is None else warm._warm_copy(**params)
+        return emot.fit(data, weights)
+
+    def _score(self, emot, A, data, weights, edges, S1, gen):
+        """The step's objective, marginal error, next A_ij, where the moments were taken, and the plan.
+
+        On the data (its engine fits the budget): :math:`J(P) = \\sum_E G(P_{ij}) + \\varepsilon KL(P)` of the
+        normalised neural plan, exact, and the largest l1 error of its marginals. Else an estimate from
+        batches: :math:`\\sum S_1 + 32\\|A\\|^2 +` the NEMOT value, marginals unchecked (``None``).
+        """
+        sizes = [int(X.shape[0]) for X in data]
+        with torch.no_grad():
+            if exact_is_affordable(emot.cost_, sizes, 10 * EXACT_FLOPS, 4 * EXACT_ENTRIES):
+                pot = emot.dual_potentials(data, weights).normalized()
+                return _plan_objective(pot, data, weights, edges) + ("data", pot)
+            b = int(emot.batch_size_)
+            acc = [0.0 for _ in edges]
+            for _ in range(int(self.n_moment_batches)):
+                idx = [
+                    torch.multinomial(w.detach().cpu(), min(b, w.shape[0]), replacement=False, generator=gen).to(
+                        w.device
+                    )
+                    for w in weights
+                ]
+                Xb = [X[i] for X, i in zip(data, idx)]
+                pot = emot.dual_potentials(Xb).normalized()
+                for e, (i, j) in enumerate(edges):
+                    acc[e] = acc[e] + gw_cross_moment(Xb[i], Xb[j], pot.pairwise_marginal(i, j))
+            new_A = [M / float(self.n_moment_batches) for M in acc]
+            obj = S1 + sum(32.0 * float((M * M).sum()) for M in A)
+            obj += float(emot.value_) - _separable_mean(data, weights, edges, A)  # the EMOT of c_A itself
+            return obj, None, new_A, "batches", None
+
     def fit(self, X_s: Sequence[Array], a_s: Weights = None) -> "NeuralMGW":
         """Fit the alternation on the clouds ``X_s`` (weights ``a_s``, uniform by default).
 
@@ -369,12 +542,14 @@ class NeuralMGW(ParamsMixin):
         """
         t0 = time.perf_counter()
         check_estimator_params(self)
-        reg, tol = self._check_params()
+        reg, tol, marginal_tol, polish = self._check_params()
         nx, Xn, a_s, means, scales = _prepare(X_s, a_s, self.normalize)
         k = len(Xn)
         edges = _check_edge_list(graph_edges(self.graph, k), k, "graph")
         Xd = [nx.detach(X) for X in Xn]
-        seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**62))
+        seed = (
+            int(self.random_state) if self.random_state is not None else int(np.random.SeedSequence().entropy % (2**62))
+        )
         is_numpy = str(nx) == "numpy"
         dev = (
             torch.device(self.device)
@@ -390,7 +565,7 @@ class NeuralMGW(ParamsMixin):
             seed = int(parallel.broadcast_object(seed))
         if self.checkpoint_dir is not None:
             payload = resume_payload(self.checkpoint_dir, parallel) if self.resume else None
-            if payload is not None and self.seed is None:
+            if payload is not None and self.random_state is None:
                 seed = int(payload["extra"]["seed"])
             ckpt = Checkpointer(
                 self.checkpoint_dir,
@@ -401,48 +576,53 @@ class NeuralMGW(ParamsMixin):
             )
         S1 = sum(float(gw_moment_term(data[i], data[j], weights[i], weights[j])) for i, j in edges)
         gen = torch.Generator().manual_seed(derive_seed(seed, "mgw-moments"))
-        emot = None
-        if payload is not None:  # the state after `t_start` alternations
+        zero = [torch.zeros(int(data[i].shape[1]), int(data[j].shape[1]), dtype=dt, device=dev) for i, j in edges]
+        if payload is not None:  # the state after `t_start` outer steps
             ckpt.check(payload)
             st = payload["trainer"]
-            t_start, kept, history, converged = st["t"], st["init"], st["history"], st["converged"]
+            t_start, kept, history, s = st["t"], st["init"], st["history"], st["loop"]
             A = [M.to(dev) for M in st["A"]]
-            A_used = None if st["A_used"] is None else [M.to(dev) for M in st["A_used"]]
             gen.set_state(st["generator"])
-            if st["emot"] is not None:
-                emot = NeuralEMOT._from_saved_state(st["emot"], dev, metric=[_edge_metric(M) for M in A_used])
+            best = None
+            if st["best"] is not None:
+                best = dict(st["best"], A=[M.to(dev) for M in st["best"]["A"]])
+                best["new_A"] = [M.to(dev) for M in best["new_A"]]
+                best["emot"] = NeuralEMOT._from_saved_state(
+                    st["best"]["emot"], dev, metric=[_edge_metric(M) for M in best["A"]]
+                )
         else:
             A, kept = self._start(nx, Xd, a_s, edges, reg, seed)
             A = [_to_torch(nx.detach(M), dev, dt) for M in A]
-            t_start, history, converged, A_used = 0, {"objective": [], "A_change": [], "moments": []}, False, None
-        if emot is None:
-            emot = NeuralEMOT(
-                reg,
-                graph=list(edges),
-                metric=[_edge_metric(M) for M in A],
-                estimator=self.estimator,
-                batch_size=self.batch_size,
-                n_iter=self.n_iter,
-                lr=self.lr,
-                width=self.width,
-                depth=self.depth,
-                dtype=self.dtype,
-                seed=seed,
-                device=dev,
-                distributed=self.distributed,
-            )
+            t_start, best = 0, None
+            history = {
+                "objective": [],
+                "A_change": [],
+                "marginal_error": [],
+                "accepted": [],
+                "theta": [],
+                "moments": [],
+            }
+            # the loop's state: damping, stop flags, the fallback start A = 0 (init='auto', first fit collapsed)
+            s = {"theta": 1.0, "done": False, "converged": False, "fallback": self.init == "auto" and kept != "zero"}
+            s["start"] = kept
 
         def save_state(t):
-            """Checkpoint the state after ``t`` alternations; drop inner checkpoints no kept state needs."""
+            """Checkpoint the state after ``t`` outer steps; drop inner checkpoints no kept state needs."""
             state = {
                 "t": t,
                 "init": kept,
                 "history": history,
-                "converged": converged,
+                "loop": dict(s),
                 "A": _cpu(A),
-                "A_used": _cpu(A_used),
                 "generator": gen.get_state(),
-                "emot": None if t == 0 else emot._state_dict_for_save(metric=None),
+                "best": None
+                if best is None
+                else dict(
+                    {n: v for n, v in best.items() if n not in ("emot", "pot")},
+                    A=_cpu(best["A"]),
+                    new_A=_cpu(best["new_A"]),
+                    emot=best["emot"]._state_dict_for_save(metric=None),
+                ),
             }
             if ckpt.save(SimpleNamespace(step_count=t, state_dict=lambda: state)) is not None:
                 for old in range(t - 1):  # the previous state (also kept) resumes into outer-<t - 1>
@@ -450,88 +630,153 @@ class NeuralMGW(ParamsMixin):
 
         if ckpt is not None and payload is None:
             save_state(0)
-        for t in range(t_start, int(self.n_outer) if not converged else t_start):
-            emot.metric = [_edge_metric(M) for M in A]
-            if t > 0:
-                emot.warm_start, emot.n_iter = True, self.n_iter_refit
-            if ckpt is not None:
-                emot.checkpoint_dir = os.path.join(self.checkpoint_dir, "outer-%d" % t)
-                emot.checkpoint_every, emot.resume = self.checkpoint_every, bool(self.resume and t == t_start)
-            emot.fit(data, weights)
-            emot_value = float(emot.value_) - _separable_mean(data, weights, edges, A)  # EMOT of c_A itself
-            obj = S1 + sum(32.0 * float((M * M).sum()) for M in A) + emot_value
-            history["objective"].append(obj)
-            new_A, where = self._cross_moments(emot, data, weights, edges, gen)
-            history["moments"].append(where)
-            history["A_change"].append(
-                max(
-                    float(torch.linalg.norm(M1 - M0) / max(float(torch.linalg.norm(M1)), 1e-300))
-                    for M0, M1 in zip(A, new_A)
-                )
+        for t in range(t_start, int(self.max_iter)):
+            if s["done"]:
+                break
+            warm = None if best is None else best["emot"]
+            emot = self._inner_fit(A, warm, t, data, weights, edges, reg, seed, dev, t_start)
+            obj, err, new_A, where, pot = self._score(emot, A, data, weights, edges, S1, gen)
+            dA = max(
+                float(torch.linalg.norm(M1 - M0) / max(float(torch.linalg.norm(M1)), 1e-300))
+                for M0, M1 in zip(A, new_A)
             )
-            A_used, A = A, new_A
+            step = dict(
+                A=A, emot=emot, obj=obj, err=err, new_A=new_A, where=where, pot=pot, A_change=dA, start=s["start"]
+            )
+            step["collapsed"] = not np.isfinite(obj) or (err is not None and err > marginal_tol)
+            accepted = _better(step, best)
+            for name, v in (
+                ("objective", obj),
+                ("A_change", dA),
+                ("marginal_error", err),
+                ("accepted", accepted),
+                ("theta", s["theta"]),
+                ("moments", where),
+            ):
+                history[name].append(v)
             if self.verbose:
                 print(
-                    "%3d  objective %.8e  A change %.2e  (moments on the %s)"
-                    % (t + 1, obj, history["A_change"][-1], where)
+                    "%3d  objective %.8e  A change %.2e  marginal error %s  theta %.3g  %s  (moments on the %s)"
+                    % (
+                        t + 1,
+                        obj,
+                        dA,
+                        "%.2e" % err if err is not None else "-",
+                        s["theta"],
+                        "accepted" if accepted else "rejected",
+                        where,
+                    )
                 )
-            h = history["objective"]
-            # stationary: the objective flat to tol and A at its fixed point to sqrt(tol) (the objective is
-            # quadratic in A near a stationary point: a flat objective alone also holds at the A = 0 saddle,
-            # measured: k = 3, n = 1000, A changed by 99% while the objective moved by 6e-4)
-            converged = len(h) >= 2 and abs(h[-1] - h[-2]) <= tol * abs(h[-1]) and history["A_change"][-1] <= tol**0.5
+            if accepted:
+                previous, best = best, step
+                s["theta"] = 1.0
+                A = new_A
+                if previous is not None and not step["collapsed"] and not previous["collapsed"]:
+                    rel = (previous["obj"] - obj) / max(abs(obj), 1e-300)
+                    s["converged"] = s["done"] = rel <= tol and dA <= tol**0.5
+            elif (
+                not step["collapsed"] and obj - best["obj"] <= _noise(step, best, tol) and best["A_change"] <= tol**0.5
+            ):
+                s["converged"] = s["done"] = True  # a rise within the fits' noise, at a fixed point of A
+            elif s["theta"] <= 0.25:
+                s["done"] = True  # stalled: the damped steps do not improve either
+            else:
+                s["theta"] *= 0.5
+                A = [M0 + s["theta"] * (M1 - M0) for M0, M1 in zip(best["A"], best["new_A"])]
+            if best["collapsed"] and s["fallback"] and not s["done"]:
+                # the first fit's plan collapsed: try the start A = 0 too (kept if its plan is better)
+                A, s["fallback"], s["theta"], s["start"] = list(zero), False, 1.0, "zero (fallback)"
             if ckpt is not None:
                 save_state(t + 1)
-            if converged:
-                break
-        # the fitted potentials are those of the cost of A_used: keep that A with them
-        self.emot_ = emot
-        self.A_used_ = A_used
-        self.A_ = {e: (M.cpu().numpy() if is_numpy else M) for e, M in zip(edges, A_used)}
+        self._finish(best, history, s, kept, data, weights, edges, reg, polish, marginal_tol, tol, is_numpy, dt, dev)
         self.edges_ = list(edges)
-        self.value_ = (
-            history["objective"][-1] if is_numpy else torch.tensor(history["objective"][-1], dtype=dt, device=dev)
-        )
-        self.history_ = history
         self.scales_, self.means_ = scales, means
-        self.init_ = kept
-        self.n_outer_ = len(history["objective"])
-        self.converged_ = converged
         self.S1_ = S1
-        self._is_numpy = is_numpy
-        self._dev, self._dt = dev, dt
         self.timings_ = {"total": time.perf_counter() - t0}
         return self
 
-    def _cross_moments(self, emot, data, weights, edges, gen):
-        """``½ E_{P_ij}[x_i x_jᵀ]`` of the fitted plan: on the data if its engine fits, else over batches."""
+    def _finish(self, best, history, s, kept, data, weights, edges, reg, polish, marginal_tol, tol, is_numpy, dt, dev):
+        """The returned plan (polished where the data fits the engine), the fitted attributes and the warnings."""
+        emot = best["emot"]
         sizes = [int(X.shape[0]) for X in data]
-        if exact_is_affordable(emot.cost_, sizes, 10 * EXACT_FLOPS, 4 * EXACT_ENTRIES):
-            pot = emot._dual_potentials(data, weights)
-            out = []
+        pot, obj, err = best.get("pot"), best["obj"], best["err"]
+        if pot is None and best["where"] == "data":  # resumed: the plan of the saved networks, recomputed
             with torch.no_grad():
-                for i, j in edges:
-                    L = pot.log_pairwise_marginal(i, j)
-                    P = torch.exp(L - torch.logsumexp(L.reshape(-1), 0))
-                    out.append(gw_cross_moment(data[i], data[j], P))
-            return out, "data"
-        b = int(emot.batch_size_)
-        acc = [0.0 for _ in edges]
-        with torch.no_grad():
-            for _ in range(int(self.n_moment_batches)):
-                idx = [
-                    torch.multinomial(w.detach().cpu(), min(b, w.shape[0]), replacement=False, generator=gen).to(
-                        w.device
-                    )
-                    for w in weights
-                ]
-                Xb = [X[i] for X, i in zip(data, idx)]
-                pot = Potentials(emot.cost_.engine(Xb, emot.reg_), emot._potentials_on(Xb))
-                for e, (i, j) in enumerate(edges):
-                    L = pot.log_pairwise_marginal(i, j)
-                    P = torch.exp(L - torch.logsumexp(L.reshape(-1), 0))
-                    acc[e] = acc[e] + gw_cross_moment(Xb[i], Xb[j], P)
-        return [M / float(self.n_moment_batches) for M in acc], "batches"
+                pot = emot.dual_potentials(data, weights).normalized()
+        do_polish = polish is True or (
+            polish == "auto" and best["where"] == "data" and exact_is_affordable(emot.cost_, sizes)
+        )
+        polished, polish_log = False, None
+        if do_polish:
+            with torch.no_grad():
+                cost = emot.cost_.pairwise_cost(data)  # c_A + separable terms: the networks' own cost
+                method = "sinkhorn_newton" if sum(sizes) <= NEWTON_MAX_POINTS else "sinkhorn_log"
+                warm = pot if pot is not None else emot.dual_potentials(data, weights).normalized()
+                _, polish_log = emot_sinkhorn(
+                    weights,
+                    cost,
+                    reg,
+                    method=method,
+                    numItermax=POLISH_MAX_ITER[method],
+                    stopThr=POLISH_TOL,
+                    warmstart=list(warm),
+                    log=True,
+                    warn=False,
+                )
+                pot = polish_log["potentials"].normalized()
+                obj, err, _ = _plan_objective(pot, data, weights, edges)
+            polished = True
+        self.emot_ = emot
+        self.A_used_ = best["A"]
+        self.A_ = {e: (M.cpu().numpy() if is_numpy else M) for e, M in zip(edges, best["A"])}
+        self.plan_ = None if pot is None else pot.plan()
+        self._plan_phi = None if pot is None else [p.detach().cpu() for p in pot]
+        self.marginal_error_ = err
+        self.polished_ = polished
+        self.value_ = obj if is_numpy else torch.tensor(obj, dtype=dt, device=dev)
+        self.history_ = history
+        self.init_ = best["start"]
+        self.n_iter_ = len(history["objective"])
+        self.converged_ = bool(s["converged"])
+        self._is_numpy = is_numpy
+        self._dev, self._dt = dev, dt
+        if not self.warn:
+            return
+        if not self.converged_:
+            why = (
+                "the budget max_iter=%d ended" % int(self.max_iter)
+                if not s["done"]
+                else "the damped steps did not lower the objective (the inner fits are too noisy)"
+            )
+            warnings.warn(
+                "NeuralMGW: the alternation stopped unconverged after %d outer steps (%s; last A change %.2e, "
+                "tol %.1e): the best step is returned; raise max_iter, or max_iter_refit / batch_size (less noisy "
+                "fits), or use mgw_sinkhorn where the data fits it" % (self.n_iter_, why, best["A_change"], tol),
+                UserWarning,
+                stacklevel=3,
+            )
+        if err is not None and err > marginal_tol:
+            warnings.warn(
+                "NeuralMGW: the returned plan's marginals are off (largest l1 error %.3g > marginal_tol %.3g): the "
+                "neural fit collapsed; raise max_iter_inner / max_iter_refit or batch_size, lower lr, or polish the "
+                "plan (polish=True) / use mgw_sinkhorn" % (err, marginal_tol),
+                UserWarning,
+                stacklevel=3,
+            )
+        if err is None:
+            warnings.warn(
+                "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
+                "on the data and the value is an estimate (the NEMOT value of the last accepted step)" % (sizes,),
+                UserWarning,
+                stacklevel=3,
+            )
+        if polished and not polish_log["converged"]:
+            warnings.warn(
+                "NeuralMGW: the polishing Sinkhorn sweeps stopped at marginal error %.3e (> %.1e): the plan is "
+                "approximate; raise reg or use mgw_sinkhorn" % (float(polish_log["err"][-1]), POLISH_TOL),
+                UserWarning,
+                stacklevel=3,
+            )
 
     # ---- what the fit gives --------------------------------------------------------------------
     def _check_fitted(self):
@@ -568,7 +813,8 @@ class NeuralMGW(ParamsMixin):
         Returns
         -------
         P : array-like
-            Without points: the plan on the training clouds, shape
+            Without points: the returned plan on the training clouds (``plan_``: polished where the data fits
+            the engine), shape
             ``(n_i, n_j)``, summing to one. With points: the density with
             respect to :math:`\\mu_i\\otimes\\mu_j` at every pair, shape
             ``(m_i, m_j)``. NumPy for NumPy input, torch otherwise.
@@ -577,7 +823,10 @@ class NeuralMGW(ParamsMixin):
         if (X_i is None) != (X_j is None):
             raise ValueError("give both X_i and X_j, or neither")
         if X_i is None:
-            return self.emot_.pairwise_plan(i, j)
+            if self.plan_ is None:
+                return self.emot_.pairwise_plan(i, j)  # MemoryError beyond the exact engine
+            P = self.plan_.pairwise_marginal(i, j)
+            return P.cpu().numpy() if self._is_numpy else P.to(self._dt)
         Ti, is_np = self._normalised(i, X_i)
         Tj, _ = self._normalised(j, X_j)
         D = self.emot_.pairwise_plan(i, j, Ti, Tj)
@@ -665,29 +914,102 @@ class NeuralMGW(ParamsMixin):
         est._dev, est._dt = dev, _torch_dtype(state["values_dtype"])
         est.value_ = _map_tensors(state["value"], lambda t: t.to(dev))
         est.emot_ = NeuralEMOT._from_saved_state(state["emot"], dev, metric=[_edge_metric(M) for M in est.A_used_])
+        est.plan_ = None
+        if est._plan_phi is not None:  # the returned plan: its potentials on the training clouds' engine
+            data, weights = est.emot_.X_fit_, est.emot_.a_fit_
+            engine = est.emot_.cost_.pairwise_cost(data).make_engine(est.emot_.reg_)
+            est.plan_ = Potentials(engine, [p.to(data[0]) for p in est._plan_phi], weights).plan()
         return est
 
 
-def mgw_neural(
-    X_s: Sequence[Array],
-    reg: float,
-    a_s: Weights = None,
-    graph: Union[str, Edges] = "complete",
-    normalize: Optional[str] = "each",
-    init: Any = "auto",
-    n_outer: int = 8,
-    tol: float = 1e-3,
-    seed: Optional[int] = None,
-    verbose: bool = False,
-    log: bool = False,
-    **kwargs: Any,
-) -> Union[Any, Tuple[Any, LogDict]]:
-    r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (mini-batches; torch).
+_RENAMED = dict(n_outer="numItermax", tol="stopThr", n_iter="numItermaxInner", seed="random_state")
+_OWN = (
+    "X_s",
+    "reg",
+    "a_s",
+    "graph",
+    "normalize",
+    "init",
+    "numItermax",
+    "stopThr",
+    "numItermaxInner",
+    "random_state",
+    "verbose",
+    "log",
+    "warn",
+)
+
+
+def _fit(X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxInner, random_state, verbose, warn, kw):
+    """The fitted :class:`NeuralMGW` of a functional call (its own names in its errors)."""
+    caller = kw.pop("_caller")
+    check_positive_int("numItermax", numItermax, minimum=1)
+    check_positive_int("numItermaxInner", numItermaxInner, minimum=1)
+    check_reg(stopThr, "stopThr")
+    own = {"max_iter": "numItermax", "tol": "stopThr", "max_iter_inner": "numItermaxInner"}
+    passed_on = tuple(n for n in NeuralMGW._get_param_names() if n not in own and n not in _OWN)
+    for key in kw:
+        if key in own:
+            raise TypeError("%s() got the NeuralMGW name %r: use %s" % (caller, key, own[key]))
+        if key not in passed_on and key not in NeuralMGW.__init__.__renamed_kwargs__:
+            close = closest_name(key, _OWN + passed_on)
+            raise TypeError(
+                "%s() got an unexpected keyword argument %r%s. Keywords passed on to NeuralMGW: %s"
+                % (caller, key, " (did you mean %r?)" % close if close else "", ", ".join(passed_on))
+            )
+    est = NeuralMGW(
+        reg,
+        graph=graph,
+        normalize=normalize,
+        init=init,
+        max_iter=numItermax,
+        tol=stopThr,
+        max_iter_inner=numItermaxInner,
+        random_state=random_state,
+        verbose=verbose,
+        warn=warn,
+        **kw,
+    )
+    return est.fit(X_s, a_s)
+
+
+def _log(est):
+    try:
+        plans = {}
+        for i, j in est.edges_:
+            P = est.pairwise_plan(i, j)
+            plans[(i, j)], plans[(j, i)] = P, P.T
+    except MemoryError:
+        plans = None
+    h = est.history_
+    return dict(
+        value=est.value_,
+        A=dict(est.A_),
+        pairwise_plans=plans,
+        estimator=est,
+        objective=list(h["objective"]),
+        accepted=list(h["accepted"]),
+        err=list(h["marginal_error"]),
+        marginal_error=est.marginal_error_,
+        polished=est.polished_,
+        init=est.init_,
+        edges=list(est.edges_),
+        niter=est.n_iter_,
+        converged=bool(est.converged_),
+    )
+
+
+_DOC = r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (mini-batches; torch): %(what)s.
 
     The problem, the value's convention and ``normalize`` are those of
     :func:`~ot_multimarginal.mgw_sinkhorn`; the inner EMOT is solved by
     :class:`~ot_multimarginal.neural.NeuralEMOT`, so the work per step depends on
-    the batch size, not on the number of points (see :class:`NeuralMGW`).
+    the batch size, not on the number of points. The alternation is monotone
+    (a step that raises the objective of its plan on the data, or whose plan's
+    marginals are off, is rejected and damped; the best step is kept) and,
+    where the data fits an exact engine, the plan is polished by exact
+    Sinkhorn sweeps from the neural potentials (see :class:`NeuralMGW`).
+    %(pair)s
 
     Parameters
     ----------
@@ -703,50 +1025,116 @@ def mgw_neural(
         Centring and scaling of the clouds (as in :func:`~ot_multimarginal.mgw_sinkhorn`).
     init : {'auto', 'zero', 'pca'} or list of arrays, optional
         Start of the :math:`A_{ij}` (see :class:`NeuralMGW`).
-    n_outer : int, optional
-        Maximum number of alternations.
-    tol : float, optional
-        Stop when the objective's relative change is at most ``tol`` and the
-        :math:`A_{ij}`'s at most :math:`\sqrt{\mathrm{tol}}`.
-    seed : int, optional
-        Seed of the networks, the batches and the subsample.
+    numItermax : int, optional
+        Maximum number of outer steps (NeuralEMOT fits; ``max_iter`` of :class:`NeuralMGW`;
+        formerly ``n_outer``, deprecated).
+    stopThr : float, optional
+        Stop when an accepted step lowers the objective by at most ``stopThr``
+        (relative) and moves the :math:`A_{ij}` by at most
+        :math:`\sqrt{\mathrm{stopThr}}` (``tol`` of :class:`NeuralMGW`; formerly ``tol``).
+    numItermaxInner : int, optional
+        Training steps of the first NeuralEMOT fit (``max_iter_inner``; formerly ``n_iter``);
+        the refits take ``max_iter_refit`` (a keyword of :class:`NeuralMGW`).
+    random_state : int, optional
+        Seed of the networks, the batches and the subsample (formerly ``seed``).
     verbose : bool, optional
-        Print the objective of each alternation.
+        Print the objective of each outer step.
     log : bool, optional
         Also return a dict: ``value``, ``A`` (edge → :math:`A_{ij}`),
-        ``pairwise_plans`` (edge → the plan on the data, both orientations;
-        ``None`` when the data's engine does not fit the budget), ``estimator``
-        (the fitted :class:`NeuralMGW`), ``objective`` (history), ``init``,
-        ``edges``, ``converged``.
+        ``pairwise_plans`` (edge → the returned plan on the data, both
+        orientations; ``None`` when the data's engine does not fit the
+        budget), ``estimator`` (the fitted :class:`NeuralMGW`), ``objective``
+        (per outer step), ``accepted`` (per step), ``err`` (the largest
+        marginal :math:`\ell_1` error of each step's plan), ``marginal_error``
+        (of the returned plan), ``polished``, ``init``, ``edges``, ``niter``,
+        ``converged``.
+    warn : bool, optional
+        ``UserWarning`` when the alternation stops unconverged or the returned
+        plan's marginals are off (see :class:`NeuralMGW`).
     **kwargs
-        Other parameters of :class:`NeuralMGW` (``n_iter``, ``batch_size``, ``lr``, ...).
+        Other parameters of :class:`NeuralMGW` (``max_iter_refit``,
+        ``batch_size``, ``lr``, ``marginal_tol``, ``polish``, ...).
 
     Returns
     -------
-    value : float (NumPy input) or tensor
-        The MGW value (the convention of :func:`~ot_multimarginal.mgw_sinkhorn`).
+    %(returns)s
     log : dict
         Returned if ``log=True`` (see ``log`` above).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ot_multimarginal.neural import %(name)s
+    >>> rng = np.random.RandomState(0)
+    >>> X = (rng.rand(20, 2) - 0.5) * [4.0, 1.0]
+    >>> Q, _ = np.linalg.qr(rng.randn(3, 3))
+    >>> %(example)s
     """
-    est = NeuralMGW(
-        reg, graph=graph, normalize=normalize, init=init, n_outer=n_outer, tol=tol, seed=seed, verbose=verbose, **kwargs
-    ).fit(X_s, a_s)
-    if not log:
-        return est.value_
-    try:
-        plans = {}
-        for i, j in est.edges_:
-            P = est.pairwise_plan(i, j)
-            plans[(i, j)], plans[(j, i)] = P, P.T
-    except MemoryError:
-        plans = None
-    return est.value_, dict(
-        value=est.value_,
-        A=dict(est.A_),
-        pairwise_plans=plans,
-        estimator=est,
-        objective=list(est.history_["objective"]),
-        init=est.init_,
-        edges=list(est.edges_),
-        converged=est.converged_,
+
+
+@renamed_kwargs(**_RENAMED)
+def mgw_neural(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    normalize: Optional[str] = "each",
+    init: Any = "auto",
+    numItermax: int = 10,
+    stopThr: float = 1e-3,
+    numItermaxInner: int = 300,
+    random_state: Optional[int] = None,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    **kwargs: Any,
+) -> Union["NeuralMGW", Tuple["NeuralMGW", LogDict]]:
+    kwargs["_caller"] = "mgw_neural"
+    est = _fit(
+        X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxInner, random_state, verbose, warn, kwargs
     )
+    return (est, _log(est)) if log else est
+
+
+@renamed_kwargs(**_RENAMED)
+def mgw_neural2(
+    X_s: Sequence[Array],
+    reg: float,
+    a_s: Weights = None,
+    graph: Union[str, Edges] = "complete",
+    normalize: Optional[str] = "each",
+    init: Any = "auto",
+    numItermax: int = 10,
+    stopThr: float = 1e-3,
+    numItermaxInner: int = 300,
+    random_state: Optional[int] = None,
+    verbose: bool = False,
+    log: bool = False,
+    warn: bool = True,
+    **kwargs: Any,
+) -> Union[Any, Tuple[Any, LogDict]]:
+    kwargs["_caller"] = "mgw_neural2"
+    est = _fit(
+        X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxInner, random_state, verbose, warn, kwargs
+    )
+    return (est.value_, _log(est)) if log else est.value_
+
+
+mgw_neural.__doc__ = _DOC % dict(
+    name="mgw_neural",
+    what="the fitted estimator",
+    pair=":func:`mgw_neural2` returns the value.",
+    returns="estimator : NeuralMGW\n        The fitted estimator: ``value_``, ``A_``, ``plan_``, "
+    ":meth:`~NeuralMGW.match`,\n        :meth:`~NeuralMGW.pairwise_plan` (also at new points).",
+    example="est = mgw_neural([X, X @ Q[:2]], 0.5, numItermax=2, random_state=0, warn=False)\n    >>> "
+    "est.match(0, 1).shape\n    (20,)",
+)
+mgw_neural2.__doc__ = _DOC % dict(
+    name="mgw_neural2",
+    what="the value",
+    pair=":func:`mgw_neural` returns the fitted estimator.",
+    returns="value : float (NumPy input) or tensor\n        The MGW value (the convention of "
+    ":func:`~ot_multimarginal.mgw_sinkhorn`).",
+    example="v = mgw_neural2([X, X @ Q[:2]], 0.5, numItermax=2, random_state=0, warn=False)\n"
+    "    >>> bool(v > 0)\n    True",
+)
