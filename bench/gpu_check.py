@@ -283,10 +283,17 @@ def mgw_rows(budget, device, smoke=False):
     kw = (
         {}
         if not smoke
-        else {"n_outer": 1, "n_iter": 4, "n_iter_refit": 2, "batch_size": 8, "n_moment_batches": 2, "init": "zero"}
+        else {
+            "max_iter": 1,
+            "max_iter_inner": 4,
+            "max_iter_refit": 2,
+            "batch_size": 8,
+            "n_moment_batches": 2,
+            "init": "zero",
+        }
     )
     t0 = time.perf_counter()
-    est = NeuralMGW(1.0, graph="complete", seed=0, device=device, **kw).fit(X)
+    est = NeuralMGW(1.0, graph="complete", random_state=0, device=device, warn=False, **kw).fit(X)
     _sync(device)
     row.update(fit_s=time.perf_counter() - t0, value=float(est.value_))
     print("  mgw", json.dumps(row), flush=True)

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _host_sync import HostSyncCounter  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from ot_multimarginal.neural import NeuralEMOT, NeuralMGW  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT, NeuralMGW, mgw_neural2  # noqa: E402
 
 N = 24  # points per cloud: every array of that size copied to the host would be a round trip
 DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
@@ -85,13 +85,14 @@ def test_neural_mgw_keeps_device_and_dtype(torch_device, dtype, tmp_path):
             1.0,
             graph="chain",
             init="zero",
-            n_outer=2,
-            n_iter=6,
-            n_iter_refit=3,
+            max_iter=2,
+            max_iter_inner=6,
+            max_iter_refit=3,
             batch_size=8,
             n_moment_batches=2,
-            seed=0,
+            random_state=0,
             width=8,
+            warn=False,
         ).fit(X)
         P = est.pairwise_plan(0, 1)
     _small_host_copies(s)
@@ -102,7 +103,8 @@ def test_neural_mgw_keeps_device_and_dtype(torch_device, dtype, tmp_path):
     est.save(path)
     back = NeuralMGW.load(path, device="cpu")
     torch.testing.assert_close(back.pairwise_plan(0, 1), P.cpu(), rtol=1e-5, atol=1e-7)
-    _same(om.mgw_neural(X, 1.0, graph="chain", init="zero", n_outer=1, n_iter=3, batch_size=8, seed=0), X[0])
+    kw = dict(graph="chain", init="zero", numItermax=1, numItermaxInner=3, batch_size=8, random_state=0, warn=False)
+    _same(mgw_neural2(X, 1.0, **kw), X[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -53,9 +53,9 @@ CASES = {
 MGW = {
     "reg": 1.0,
     "init": "zero",
-    "n_outer": 2,
-    "n_iter": 8,
-    "n_iter_refit": 4,
+    "max_iter": 2,
+    "max_iter_inner": 8,
+    "max_iter_refit": 4,
     "n_moment_batches": 2,
     "dtype": "float64",
 }
@@ -175,8 +175,8 @@ def two_ranks(tmp_path_factory):
         BASE, batch_size=B // 2, checkpoint_dir=str(tmp / "ckpt"), checkpoint_every=4, resume_after_dropping_last=True
     )
     # NeuralMGW; without a seed, each rank would screen its own start and draw its own moment batches
-    cases["mgw"] = dict(MGW, batch_size=B // 2, seed=1, mgw=True)
-    cases["mgw-noseed"] = dict(MGW, batch_size=B // 2, seed=None, init="auto", n_init_points=12, mgw=True)
+    cases["mgw"] = dict(MGW, batch_size=B // 2, random_state=1, mgw=True)
+    cases["mgw-noseed"] = dict(MGW, batch_size=B // 2, random_state=None, init="auto", n_init_points=12, mgw=True)
     _run_ranks({"out": str(tmp), "data": DATA, "cases": cases}, tmp)
     out = {
         (name, r): torch.load(str(tmp / ("%s-rank%d.pt" % (name, r))), weights_only=False)
@@ -197,7 +197,9 @@ def test_gromov_estimator_two_ranks_match_one_process(two_ranks):
         assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
         assert all(torch.equal(r0["A"][e], r1["A"][e]) for e in r0["A"]) and r0["value"] == r1["value"]
     r0 = two_ranks[("mgw", 0)]
-    one = mgw_result(NeuralMGW(**dict(MGW, batch_size=B, seed=1, dtype=torch.float64)).fit(make_mgw_data(**DATA)))
+    one = mgw_result(
+        NeuralMGW(**dict(MGW, batch_size=B, random_state=1, dtype=torch.float64)).fit(make_mgw_data(**DATA))
+    )
     np.testing.assert_allclose(r0["objective"], one["objective"], rtol=1e-9)
     assert _max_diff(r0["state"], one["state"]) < 1e-8
     assert max(float((r0["A"][e] - torch.as_tensor(one["A"][e])).abs().max()) for e in one["A"]) < 1e-9

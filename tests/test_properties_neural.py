@@ -34,7 +34,7 @@ from hypothesis import Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
-from ot_multimarginal.neural import NeuralEMOT, emot_neural, emot_neural2, mgw_neural  # noqa: E402
+from ot_multimarginal.neural import NeuralEMOT, emot_neural, emot_neural2, mgw_neural, mgw_neural2  # noqa: E402
 
 ERRORS = (TypeError, ValueError)
 BACKENDS = ["numpy", "torch64", "torch32"]
@@ -201,17 +201,17 @@ def test_mgw_sinkhorn_is_finite_with_the_weights_as_marginals(p, normalize, init
 def test_mgw_neural_is_finite(p, init):
     X_s, a_s, reg = p["X_s"], p["a_s"], p["reg"]
     v = _quiet(
-        mgw_neural,
+        mgw_neural2,
         X_s,
         reg,
         a_s=a_s,
         normalize="joint",
         init=init,
-        n_outer=1,
-        n_iter=3,
-        n_iter_refit=2,
+        numItermax=1,
+        numItermaxInner=3,
+        max_iter_refit=2,
         n_moment_batches=2,
-        seed=p["seed"],
+        random_state=p["seed"],
     )
     assert _finite(v)
 
@@ -301,16 +301,14 @@ def perturbed_neural_calls(draw):
         "warm_start",
         "replace",
         "graph",
-        "numItermax",
-        "random_state",
     ):
-        arg = "lr"  # not parameters of NeuralMGW, or named otherwise there
+        arg = "lr"  # not parameters of mgw_neural
     args, kwargs = [X_s, 1.0], dict(FAST if fn == "NeuralEMOT" else FN_FAST)
     if fn == "NeuralEMOT" and arg == "numItermax":
         arg = "max_iter"  # the estimator's name for the step budget
         kwargs.pop("max_iter")
     if fn == "mgw_neural":
-        kwargs = dict(n_outer=1, n_iter=2, n_iter_refit=2, init="zero")
+        kwargs = dict(numItermax=1, numItermaxInner=2, max_iter_refit=2, init="zero")
     if arg == "X_s":
         args[0] = draw(st.sampled_from(_bad_clouds(X_s, be)))
     elif arg == "a_s":

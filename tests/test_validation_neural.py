@@ -19,7 +19,8 @@ from ot_multimarginal.neural import NeuralEMOT, NeuralMGW, emot_neural, emot_neu
 
 EST_FAST = dict(max_iter=2, eval_every=0, patience=None, random_state=0)
 FAST = dict(numItermax=2, eval_every=0, patience=None, random_state=0)
-MGW_FAST = dict(init="zero", n_outer=1, n_iter=2, n_iter_refit=2, n_moment_batches=2, seed=0)
+MGW_FAST = dict(init="zero", numItermax=1, numItermaxInner=2, max_iter_refit=2, n_moment_batches=2, random_state=0)
+MGW_EST_FAST = dict(init="zero", max_iter=1, max_iter_inner=2, max_iter_refit=2, n_moment_batches=2, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +113,9 @@ def test_mgw_neural_checks_every_argument_before_start_screening(clouds, monkeyp
 
     monkeypatch.setattr(ng, "mgw_sinkhorn", no_screening)
     with pytest.raises((TypeError, ValueError), match=name):
-        mgw_neural(clouds, 1.0, init="auto", n_iter=2, **kw)
+        mgw_neural(clouds, 1.0, init="auto", numItermaxInner=2, **kw)
     with pytest.raises((TypeError, ValueError), match=name):
-        NeuralMGW(1.0, init="auto", n_iter=2, **kw).fit(clouds)
+        NeuralMGW(1.0, init="auto", max_iter_inner=2, **kw).fit(clouds)
 
 
 # ---------------------------------------------------------------- queries of a fitted estimator
@@ -139,7 +140,7 @@ def test_queries_refuse_nested_lists_with_a_type_error(fitted):
 
 
 def test_mgw_queries_refuse_non_finite_points(clouds):
-    est = NeuralMGW(1.0, **MGW_FAST).fit(clouds)
+    est = NeuralMGW(1.0, warn=False, **MGW_EST_FAST).fit(clouds)
     with pytest.raises(ValueError, match=r"X_1 contains NaN or inf"):
         est.pairwise_plan(0, 1, clouds[0][:3], np.full((3, 2), np.nan))
     with pytest.raises(TypeError, match=r"X_0"):
