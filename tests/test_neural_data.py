@@ -153,6 +153,62 @@ def test_no_warning_when_the_default_budget_suffices():
     assert ref - est.value_ <= 5e-3 * abs(ref), (est.value_, ref)
 
 
+# ---- the marginal check of the exact evaluation (heavy tails) ---------------------------------------------
+def test_plan_marginal_kl_is_the_gain_of_one_exact_block_step():
+    """Oracle: φ_i <- φ_i - ε log(r_i/a_i) raises the dual, brute-forced on the dense tensor, by ε KL(a_i || r_i)."""
+    from ot_multimarginal.neural.evaluation import plan_marginal_kl
+
+    rng = np.random.RandomState(0)
+    X = [torch.from_numpy(rng.randn(m, 2)) for m in (5, 6, 7)]
+    a = [torch.from_numpy(rng.dirichlet(np.ones(m))) for m in (5, 6, 7)]
+    f = [torch.from_numpy(rng.randn(m)) for m in (5, 6, 7)]
+    reg = 0.7
+    C = torch.from_numpy(om.cost_tensor([A.numpy() for A in X]))
+    A = a[0][:, None, None] * a[1][None, :, None] * a[2][None, None, :]
+
+    def dual(f):  # brute force: Σ <a_i, f_i> - ε log Σ_I ⊗a exp((⊕f - C)/ε)
+        S = f[0][:, None, None] + f[1][None, :, None] + f[2][None, None, :]
+        return sum(float(ai @ fi) for ai, fi in zip(a, f)) - reg * float(
+            torch.log((A * torch.exp((S - C) / reg)).sum())
+        )
+
+    S = f[0][:, None, None] + f[1][None, :, None] + f[2][None, None, :]
+    P = A * torch.exp((S - C) / reg)
+    P = P / P.sum()
+    r = [P.sum((1, 2)), P.sum((0, 2)), P.sum((0, 1))]
+    kl = plan_marginal_kl(om.Potentials(PointCloudCost(3, "complete").engine(X, reg), f, a), a)
+    for i in range(3):
+        assert abs(kl[i] - float((a[i] * torch.log(a[i] / r[i])).sum())) < 1e-10
+        g = list(f)
+        g[i] = f[i] - reg * torch.log(r[i] / a[i])
+        assert abs(dual(g) - dual(f) - reg * kl[i]) < 1e-9
+
+
+def test_gap_estimate_of_a_fit_is_certified_and_close_to_the_true_gap():
+    """value_ + reg max KL <= the exact EMOT (certified); reg sum KL estimates the gap (exact Sinkhorn as oracle)."""
+    X = _gauss(n=120, seed=6)
+    est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=80, patience=None).fit(X)
+    ref = float(om.empirical_emot_sinkhorn2(X, 0.5, graph="chain", stopThr=1e-10, numItermax=10000))
+    gap = ref - est.value_
+    assert est.value_method_ == "exact" and len(est.marginal_kl_) == 3
+    assert est.value_ + 0.5 * max(est.marginal_kl_) <= ref + 1e-9 * abs(ref)
+    assert gap > 0 and 0.5 * gap <= est.gap_estimate_ <= 2.0 * gap, (gap, est.gap_estimate_)
+    mc = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=5, evaluation="mc", warn=False).fit(X)
+    assert mc.marginal_kl_ is None and mc.gap_estimate_ is None
+
+
+def test_warning_when_the_plan_misses_its_marginals_after_convergence():
+    """A fit that stops early (a rate too small to move: a plateau at once) on wide data: the marginal check warns."""
+    X = _gauss(n=100, seed=7)
+    with pytest.warns(UserWarning, match=r"misses its marginals on the data .*below the optimum .*emot_sinkhorn"):
+        est = NeuralEMOT(0.5, graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1).fit(X)
+    assert est.converged_ and est.n_iter_ <= 25
+    assert est.gap_estimate_ > 5e-3 * abs(est.value_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        NeuralEMOT(0.5, graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1, warn=False).fit(X)
+
+
 def test_no_warning_without_a_stopping_rule_or_when_asked():
     X = _gauss(n=100, seed=3)
     with warnings.catch_warnings():
