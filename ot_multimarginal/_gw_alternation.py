@@ -45,7 +45,15 @@ from .gromov import gw_cross_moment, gw_linear_cost, gw_loss, gw_moment_term, gw
 from .potentials import Potentials
 from .sinkhorn import emot_sinkhorn
 
-__all__ = ["GWProblem", "InnerSolver", "SinkhornInner", "Alternation", "run_starts", "rel_change"]
+__all__ = [
+    "GWProblem",
+    "InnerSolver",
+    "SinkhornInner",
+    "Alternation",
+    "run_starts",
+    "rel_change",
+    "zero_saddle_escape",
+]
 
 CONTINUATION = (256.0, 64.0, 16.0, 4.0)  # eps-scaling of a cold Sinkhorn inner solve: reg * these, loose, then reg
 
@@ -194,6 +202,10 @@ class GWProblem:
         if self.fused:
             lin = sum(to_float(nx, nx.sum(M * P)) for M, P in zip(self.feature_matrices(), pairwise))
         return gw, lin, A_P
+
+    def terms_A(self, pairwise):
+        r"""The :math:`A_{P_{ij}} = \tfrac12 X_i^\top P_{ij} X_j` of the pairwise plans (one per edge)."""
+        return [gw_cross_moment(self.X_s[i], self.X_s[j], P) for (i, j), P in zip(self.edges, pairwise)]
 
     def objective(self, gw, lin, ent):
         r""":math:`\Phi = \alpha\,\mathrm{gw} + (1-\alpha)\,\mathrm{lin} + \mathrm{ent}` (ent: ε KL)."""
@@ -473,7 +485,16 @@ class Alternation:
 
 # ---- many starts ----------------------------------------------------------------------------------
 def run_starts(
-    problem, solver_factory, starts, numItermax, stopThr, n_screen=2, protect=("zero",), verbose=False, **run_kwargs
+    problem,
+    solver_factory,
+    starts,
+    numItermax,
+    stopThr,
+    n_screen=2,
+    protect=("zero",),
+    verbose=False,
+    escape=None,
+    **run_kwargs,
 ):
     r"""Successive halving over starts, then the finalists to convergence; the lowest objective wins.
 
@@ -493,6 +514,13 @@ def run_starts(
         Outer budget per start and the stopping rule's threshold.
     n_screen : int, optional
         Steps of the first round.
+    escape : callable, optional
+        ``escape(run) -> [(suffix, A), ...]``, asked for every finalist once it
+        has converged: starts near its stationary point (e.g. tiny
+        :math:`\pm A` where the run ended at :math:`A = 0`, a saddle on
+        symmetric clouds); the runs from them (named ``run.name + suffix``)
+        join the finalists.
+        :func:`zero_saddle_escape` is the one of :func:`~ot_multimarginal.mgw_sinkhorn`.
     run_kwargs
         Passed to :class:`Alternation` (``damping``, ``increase_tol``, ``marg_tol``).
 
@@ -533,9 +561,58 @@ def run_starts(
             break
     for r in active:
         r.run(numItermax, stopThr, verbose=verbose)
+    if escape is not None:  # restarts from stationary points that may be saddles (A = 0 on symmetric clouds)
+        for r in list(active):
+            for name, A in escape(r):
+                extra = Alternation(problem, solver_factory(), A, r.name + name, **run_kwargs)
+                extra.run(numItermax, stopThr, verbose=verbose)
+                active.append(extra)
+                runs.append(extra)
     best = min(active, key=screen_obj)
     screened = [(r.name, screen_obj(r), r.niter) for r in runs]
     return best, screened
+
+
+def zero_saddle_escape(problem, rel=1e-6, size=1e-4, n_power=20, seed=0):
+    r"""The ``escape`` of :func:`run_starts` for stationary points at :math:`A = 0`.
+
+    A run from ``'zero'`` that ends with every :math:`\|A_{P,e}\| \le` ``rel`` times its bound
+    :math:`\tfrac12\sqrt{M_2(X_i) M_2(X_j)}` sits at :math:`A = 0`, a stationary point of the alternation that
+    is a saddle on symmetric clouds (:math:`x \mapsto -x`). POT's iteration leaves it through rounding noise,
+    which grows along the fastest unstable direction of the map :math:`A \mapsto A(P(A))`. This finds that
+    direction by ``n_power`` steps of the power method on the linearised map (finite differences of size
+    ``rel`` times the bound, a fixed random start ``seed``: deterministic) and restarts from :math:`\pm` it
+    (norm ``size`` times the bound).
+    """
+    nx = problem.nx
+    bounds = []
+    for i, j in problem.edges:
+        m2 = [to_float(nx, nx.sum(problem.a_s[v] * nx.sum(problem.X_s[v] ** 2, axis=1))) for v in (i, j)]
+        bounds.append(0.5 * math.sqrt(max(m2[0] * m2[1], 0.0)))
+    total = math.sqrt(sum(b * b for b in bounds))
+
+    def scaled(D, to):
+        norm = math.sqrt(sum(to_float(nx, nx.sum(M * M)) for M in D))
+        return [M * (to / max(norm, 1e-300)) for M in D]
+
+    def escape(run):
+        if run.best is None or run.name != "zero" or problem.alpha == 0.0:
+            return []
+        A0 = run.best["A_P"]
+        if any(to_float(nx, nx.sqrt(nx.sum(M * M))) > rel * b for M, b in zip(A0, bounds)):
+            return []
+        rng = np.random.RandomState(seed)
+        h = rel * total
+        D = scaled([nx.from_numpy(rng.randn(*tuple(M.shape)), type_as=M) for M in A0], h)
+        solver, pot, tol = run.solver, run.best["pot"], run.solver.tol_floor
+        for _ in range(int(n_power)):  # power method on the linearised map, by finite differences
+            pot = solver.solve(problem.cost([M + E for M, E in zip(A0, D)]), warm_start=pot, tol=tol)
+            A1 = [problem.terms_A(P) for P in [solver.pairwise_plans(pot)]][0]
+            D = scaled([M1 - M for M1, M in zip(A1, A0)], h)
+        D = scaled(D, size * total)
+        return [("+", [M + E for M, E in zip(A0, D)]), ("-", [M - E for M, E in zip(A0, D)])]
+
+    return escape
 
 
 def _cast(nx, a, like):

@@ -409,7 +409,7 @@ def _mgw(
     want_plan,
 ):
     """The shared body of :func:`mgw_sinkhorn` and :func:`mgw_sinkhorn2`: ``(plan or None, value, log)``."""
-    from ._gw_alternation import GWProblem, SinkhornInner, as_float64, run_starts
+    from ._gw_alternation import GWProblem, SinkhornInner, as_float64, run_starts, zero_saddle_escape
 
     reg = check_reg(reg)
     check_iteration_args(numItermax, stopThr)
@@ -450,8 +450,9 @@ def _mgw(
     def factory():
         return SinkhornInner(problem, method=method, numItermax=numItermaxInner, stopThr=stopThrInner, **kwargs)
 
+    escape = zero_saddle_escape(problem) if isinstance(init, str) and init in ("auto", "zero") else None
     run, screened = run_starts(
-        problem, factory, cands, max(int(numItermax), 1), stopThr, n_screen=n_screen, verbose=verbose
+        problem, factory, cands, max(int(numItermax), 1), stopThr, n_screen=n_screen, verbose=verbose, escape=escape
     )
     best = run.finish()
     converged = bool(run.converged)
@@ -743,7 +744,7 @@ def mgw_sinkhorn(
     numItermax: int = 100,
     stopThr: float = 1e-6,
     numItermaxInner: int = 5000,
-    stopThrInner: float = 1e-6,
+    stopThrInner: float = 1e-9,
     random_state: Any = None,
     verbose: bool = False,
     log: bool = False,
@@ -775,7 +776,7 @@ def mgw_sinkhorn2(
     numItermax: int = 100,
     stopThr: float = 1e-6,
     numItermaxInner: int = 5000,
-    stopThrInner: float = 1e-6,
+    stopThrInner: float = 1e-9,
     random_state: Any = None,
     verbose: bool = False,
     log: bool = False,
