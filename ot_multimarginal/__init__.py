@@ -64,6 +64,7 @@ __all__ = [
     "mgw_sinkhorn2",
     "match_from_plan",
     "mgw_neural",
+    "mgw_neural2",
     "NeuralMGW",
 ]
 
@@ -72,6 +73,7 @@ _LAZY = {
     "emot_neural2": ".neural.api",
     "NeuralEMOT": ".neural.estimator",
     "mgw_neural": ".neural.gromov",
+    "mgw_neural2": ".neural.gromov",
     "NeuralMGW": ".neural.gromov",
 }
 

@@ -41,7 +41,15 @@ import numpy as np
 from ._backend import dtype_info, to_float
 from .costs.dense import pairwise_cost_matrix
 from .costs.pointcloud import PointCloudCost
-from .gromov import gw_cross_moment, gw_linear_cost, gw_loss, gw_moment_term, gw_separable_terms
+from .gromov import (  # noqa: F401 (prepare_clouds, initial_candidates: re-exported for the neural solver)
+    gw_cross_moment,
+    gw_linear_cost,
+    gw_loss,
+    gw_moment_term,
+    gw_separable_terms,
+    initial_candidates,
+    prepare_clouds,
+)
 from .potentials import Potentials
 from .sinkhorn import emot_sinkhorn
 
@@ -53,6 +61,8 @@ __all__ = [
     "run_starts",
     "rel_change",
     "zero_saddle_escape",
+    "prepare_clouds",
+    "initial_candidates",
 ]
 
 CONTINUATION = (256.0, 64.0, 16.0, 4.0)  # eps-scaling of a cold Sinkhorn inner solve: reg * these, loose, then reg

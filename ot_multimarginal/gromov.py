@@ -231,7 +231,7 @@ def match_from_plan(P: Array, soft: bool = False) -> Any:
 
 
 # ---- preparation ------------------------------------------------------------------------------
-def _prepare(X_s, a_s, normalize):
+def prepare_clouds(X_s, a_s, normalize):
     """Validated clouds, weights, centring means and scales; the normalised clouds (differentiable)."""
     nx, X_s = check_point_clouds(X_s)  # one floating dtype and device (integer clouds cast)
     ref = X_s[0]
@@ -313,7 +313,7 @@ def _pca_candidates(nx, Xn, a_s, edges, n_components, max_candidates, rng):
     return out
 
 
-def _initial_candidates(nx, init, Xn, a_s, edges, n_components, max_candidates, rng):
+def initial_candidates(nx, init, Xn, a_s, edges, n_components, max_candidates, rng):
     """The starts ``[(name, [A_e for e in edges]), ...]`` of ``init``."""
     zero = [nx.zeros((int(Xn[i].shape[1]), int(Xn[j].shape[1])), type_as=Xn[0]) for i, j in edges]
     if isinstance(init, str):
@@ -339,6 +339,10 @@ def _initial_candidates(nx, init, Xn, a_s, edges, n_components, max_candidates, 
             )
         out.append(nx.detach(A) + zero[e])  # cast to the clouds' dtype and device
     return [("given", out)]
+
+
+_prepare = prepare_clouds  # old private names (neural/gromov.py until it switches)
+_initial_candidates = initial_candidates
 
 
 # ---- the solver -------------------------------------------------------------------------------
@@ -422,7 +426,7 @@ def _mgw(
     ):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
             raise ValueError("%s must be an integer >= %d, got %r" % (name, low, val))
-    nx, Xn, a_s, means, scales = _prepare(X_s, a_s, normalize)
+    nx, Xn, a_s, means, scales = prepare_clouds(X_s, a_s, normalize)
     k = len(Xn)
     shape = tuple(int(X.shape[0]) for X in Xn)
     F, alpha = _check_features(nx, Y_s, alpha, shape, Xn[0])
@@ -440,7 +444,7 @@ def _mgw(
     else:
         a64 = a_s
     rng = check_random_state(random_state)
-    cands = _initial_candidates(nx, init, Xd, a64, edges, n_components, max_candidates, rng)
+    cands = initial_candidates(nx, init, Xd, a64, edges, n_components, max_candidates, rng)
     if method == "auto":
         method = "sinkhorn_newton" if sum(shape) <= NEWTON_MAX_POINTS else "sinkhorn_log"
     problem = GWProblem(nx, Xd, a64, edges, reg, alpha=alpha, F_s=Fd, feature_metric=feature_metric)
