@@ -441,3 +441,105 @@ def test_pairwise_cost_of_gw_is_the_dense_sum():
         Pe = P.sum(axis=axes) if e[0] < e[1] else P.sum(axis=axes).T
         # the last A is half the cross-moment of the last plan: one more solve moves it by the outer tolerance only
         np.testing.assert_allclose(Pe, log["pairwise_plans"][e], atol=1e-5)
+
+
+# ---- the one alternation (ot_multimarginal._gw_alternation) -----------------------------------------
+def _gw_problem(seed=0, alpha=1.0, features=False, reg=0.5):
+    from ot.backend import get_backend
+
+    from ot_multimarginal._gw_alternation import GWProblem
+
+    rng = np.random.RandomState(seed)
+    X_s = [unit(rng.randn(9, 2)), unit(rng.randn(8, 3))]
+    a_s = [ot.unif(9), ot.unif(8)]
+    F_s = [rng.randn(9, 2), rng.randn(8, 2)] if features else None
+    return GWProblem(get_backend(X_s[0]), X_s, a_s, [(0, 1)], reg, alpha=alpha, F_s=F_s)
+
+
+def test_alternation_objective_is_the_plan_objective_and_monotone():
+    from ot_multimarginal._gw_alternation import Alternation, SinkhornInner
+
+    pr = _gw_problem(alpha=0.6, features=True)
+    run = Alternation(pr, SinkhornInner(pr, stopThr=1e-11), pr.zero_A(), "zero").run(50, 1e-10)
+    assert run.converged and run.niter >= 3
+    P = run.best["terms"]["pairwise"][0]
+    X, Y = pr.X_s
+    p, q = pr.a_s
+    M = ot.dist(*pr.F_s)
+    kl = np.sum(P * np.log(P / np.outer(p, q)))
+    phi = 0.6 * brute_gw(X, Y, P) + 0.4 * np.sum(M * P) + 0.5 * kl  # the objective, by hand
+    assert abs(run.best["obj"] - phi) <= 1e-9 * abs(phi)
+    np.testing.assert_allclose(run.best["A_P"][0], 0.5 * X.T @ P @ Y, atol=1e-14)
+    h = np.asarray(run.history)
+    assert np.all(np.diff(h) <= 1e-9 * np.abs(h[1:]))
+    assert run.err[-1] <= 1e-10 and all(run.accepted)
+    assert run.marg_err[-1] <= 1e-10
+
+
+def test_alternation_damping_rejects_a_rising_step_and_keeps_the_best():
+    """An inexact inner solver (here: a wrong cost from the third solve on) is rejected, damped, then stopped."""
+    from ot_multimarginal._gw_alternation import Alternation, SinkhornInner
+
+    pr = _gw_problem(seed=1)
+    bad = [np.full((2, 3), 0.4)]
+
+    class Unreliable(SinkhornInner):
+        calls = 0
+
+        def solve(self, cost, warm_start=None, tol=None):
+            Unreliable.calls += 1
+            if Unreliable.calls >= 3:
+                cost = self.problem.cost(bad)  # a plan that has nothing to do with the A asked for
+            return super().solve(cost, warm_start, tol)
+
+    run = Alternation(pr, Unreliable(pr), pr.zero_A(), "zero", damping=2).run(20, 1e-12)
+    assert run.stopped and not run.converged
+    assert run.accepted == [True, True, False, False, False]
+    assert run.best["step"] == 2 and run.best["obj"] == min(run.history)
+    assert max(run.history[2:]) > run.best["obj"]
+    # the damped steps went back towards the best iterate: A = A_best + theta (A_P_best - A_best), theta = 1/4
+    b = run.best
+    np.testing.assert_allclose(run.A[0], b["A"][0] + 0.25 * (b["A_P"][0] - b["A"][0]))
+
+
+def test_run_starts_never_drops_the_product_plan_start():
+    from ot_multimarginal._gw_alternation import SinkhornInner, run_starts
+
+    pr = _gw_problem(seed=2, reg=0.3)
+    rng = np.random.RandomState(0)
+    starts = [("zero", pr.zero_A())] + [("r%d" % t, [0.5 * rng.randn(2, 3)]) for t in range(6)]
+    best, screened = run_starts(pr, lambda: SinkhornInner(pr), starts, 100, 1e-8, n_screen=1)
+    steps = dict((name, n) for name, _, n in screened)
+    assert steps["zero"] > 4  # run to convergence, though it may rank low after one step
+    assert sorted(steps.values())[:3] == [1, 1, 1]  # three of the six others dropped after one step
+    assert best.best["obj"] == min(obj for _, obj, _ in screened)
+
+
+def test_problem_cost_on_augmented_clouds():
+    from ot_multimarginal.gromov import gw_separable_terms
+
+    pr = _gw_problem(seed=3, alpha=0.3, features=True)
+    A = [np.random.RandomState(0).randn(2, 3) * 0.1]
+    X, Y = pr.X_s
+    C = pr.cost(A).pairwise_cost(pr.Z_s).matrices[0]
+    np.testing.assert_allclose(C, 0.3 * gw_linear_cost(X, Y, A[0]) + 0.7 * ot.dist(*pr.F_s), rtol=1e-12)
+    Cs = pr.cost(A, separable=True).pairwise_cost(pr.Z_s).matrices[0]
+    hx, hy = gw_separable_terms(X, Y, A[0])
+    np.testing.assert_allclose(Cs - C, 0.3 * (hx[:, None] + hy[None, :]), rtol=1e-12, atol=1e-12)
+    assert np.isclose(pr.separable_mean(A), 0.3 * (pr.a_s[0] @ hx + pr.a_s[1] @ hy))
+    # a batch of rows gives the rows of the matrix
+    C2 = pr.cost(A).matrices([pr.Z_s[0][:4], pr.Z_s[1][2:5]])[0]
+    np.testing.assert_allclose(C2, C[:4, 2:5], rtol=1e-12)
+
+
+def test_float32_runs_the_float64_iterations():
+    """Inner solves in float64 for float32 input: the same steps, the value in float32 (issue #22: no stalls)."""
+    rng = np.random.RandomState(11)
+    X_s = [rng.randn(10, 2), rng.randn(10, 3)]
+    v64, l64 = mgw_sinkhorn2(X_s, 0.1, log=True)
+    v32, l32 = mgw_sinkhorn2([X.astype(np.float32) for X in X_s], 0.1, log=True)
+    assert v32.dtype == np.float32 and l32["pairwise_plans"][(0, 1)].dtype == np.float32
+    assert l32["niter"] == l64["niter"] and l32["inner_niter"] == l64["inner_niter"] and l32["converged"]
+    assert abs(float(v32) - float(v64)) <= 1e-5 * abs(float(v64))
+    P = mgw_sinkhorn([X.astype(np.float32) for X in X_s], 0.1, init="zero")
+    assert P.pairwise_marginal(0, 1).dtype == np.float32
