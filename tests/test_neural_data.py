@@ -88,14 +88,22 @@ def _gauss(k=3, n=300, d=2, seed=0):
 
 
 def test_scale_and_translation_invariance_of_a_short_fit_in_float32():
-    """The parameterisation: a fixed-length fit on data x 1000 (reg x 1e6) or data + 1e4 gives the same value."""
+    """The parameterisation: a fixed-length fit on data x 1000 (reg x 1e6) or data + 1e4 gives the same value.
+
+    In float64 training the scaled fit is the same fit to rounding (1e-10 measured); in float32 the rounding
+    of the scaled costs moves an unconverged 100-step trajectory by 0.07-0.15% (fused or multi-tensor Adam).
+    """
     X = _gauss(n=100, seed=5)
     kw = dict(graph="chain", random_state=0, numItermax=100, patience=None)
     v0 = float(emot_neural2(X, 0.5, **kw))
     v_scaled = float(emot_neural2([A * 1000.0 for A in X], 0.5e6, **kw)) / 1e6
     v_shift = float(emot_neural2([A + 1e4 for A in X], 0.5, **kw))
-    assert abs(v_scaled - v0) <= 1e-3 * abs(v0), (v_scaled, v0)
+    assert abs(v_scaled - v0) <= 3e-3 * abs(v0), (v_scaled, v0)
     assert abs(v_shift - v0) <= 1e-3 * abs(v0), (v_shift, v0)
+    kw.update(dtype=torch.float64, numItermax=30)
+    v0 = float(emot_neural2(X, 0.5, **kw))
+    v_scaled = float(emot_neural2([A * 1000.0 for A in X], 0.5e6, **kw)) / 1e6
+    assert abs(v_scaled - v0) <= 1e-8 * abs(v0), (v_scaled, v0)
 
 
 @pytest.mark.slow
