@@ -380,6 +380,8 @@ class Alternation:
         self.damping, self.increase_tol, self.marg_tol = int(damping), float(increase_tol), float(marg_tol)
         self.pot = None  # last accepted potentials (warm start)
         self.tol = solver.tol_start if solver.tol_floor is not None else None
+        if problem.alpha == 0.0 and self.tol is not None:  # one solve is the answer: at the final tolerance
+            self.tol = solver.tol_floor
         self.history, self.err, self.A_change, self.marg_err = [], [], [], []
         self.inner_niter, self.inner_tol, self.accepted = [], [], []
         self.best = None
