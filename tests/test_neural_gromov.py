@@ -344,3 +344,113 @@ def test_stops_only_at_a_fixed_point_of_A():
     stops = [t for p, t in zip(kept, kept[1:]) if (obj[p] - obj[t]) <= 0.1 * abs(obj[t]) and dA[t] <= 0.1**0.5]
     assert stops == [] or stops == [len(obj) - 1]
     assert est.converged_ == (stops != []) or not acc[-1]
+
+
+# ---- the API convention and the honesty of the alternation (issues #22, #23) ---------------------------
+def _pair(seed, n=30):
+    rng = np.random.RandomState(seed)
+    return [rng.randn(n, 2) * [1.5, 0.7], rng.randn(n, 3) * [1.2, 0.8, 0.4]]
+
+
+QUICK = dict(init="zero", max_iter_inner=100, max_iter_refit=40, random_state=0)
+
+
+def test_mgw_neural_returns_the_estimator_and_mgw_neural2_the_value():
+    X_s = _pair(0, 15)
+    kw = dict(init="zero", numItermax=2, numItermaxInner=40, max_iter_refit=10, random_state=0, warn=False)
+    est = om.mgw_neural(X_s, 0.5, **kw)
+    assert isinstance(est, om.NeuralMGW) and est.max_iter == 2 and est.tol == 1e-3
+    v, log = mgw_neural2(X_s, 0.5, log=True, **kw)
+    assert v == est.value_ and log["estimator"].value_ == v  # the same seed, the same fit
+    assert {"niter", "converged", "err", "value"} <= set(log) and log["niter"] == len(log["objective"])
+
+
+def test_old_names_warn_and_map_to_the_new_ones():
+    with pytest.warns(DeprecationWarning, match="'n_outer' is deprecated"):
+        est = om.NeuralMGW(1.0, n_outer=3, n_iter=7, n_iter_refit=5, seed=2)
+    assert (est.max_iter, est.max_iter_inner, est.max_iter_refit, est.random_state) == (3, 7, 5, 2)
+    with pytest.warns(DeprecationWarning):
+        assert est.n_outer == 3
+    with pytest.warns(DeprecationWarning, match="'seed' is deprecated"):
+        est = om.mgw_neural(_pair(0, 10), 1.0, init="zero", n_outer=1, n_iter=5, seed=0, warn=False)
+    assert est.max_iter == 1 and est.max_iter_inner == 5 and est.random_state == 0
+    with pytest.raises(TypeError, match="use numItermax"):
+        om.mgw_neural(_pair(0, 10), 1.0, max_iter=2)
+    with pytest.raises(TypeError, match="did you mean 'max_iter_refit'"):
+        om.mgw_neural(_pair(0, 10), 1.0, max_iter_refti=2)
+
+
+def test_fit_builds_the_inner_estimators_and_changes_no_parameter():
+    sklearn_base = pytest.importorskip("sklearn.base")
+    est = om.NeuralMGW(0.5, max_iter=2, warn=False, **QUICK)
+    before = est.get_params(deep=True)
+    est.fit(_pair(1, 12))
+    assert est.get_params(deep=True) == before
+    assert est.emot_.max_iter in (est.max_iter_inner, est.max_iter_refit) and est.emot_.warn is False
+    other = sklearn_base.clone(est)
+    assert other.get_params() == est.get_params() and not hasattr(other, "emot_")
+
+
+def test_too_small_a_budget_warns_naming_the_remedy():
+    with pytest.warns(UserWarning, match=r"stopped unconverged after 1 outer steps.*raise max_iter"):
+        om.NeuralMGW(0.5, max_iter=1, polish=False, **QUICK).fit(_pair(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        om.NeuralMGW(0.5, max_iter=1, polish=False, warn=False, **QUICK).fit(_pair(2))
+
+
+def test_a_plan_with_marginals_off_is_never_returned_silently():
+    X_s = _pair(3)
+    # unpolished, a neural plan is never an exact coupling: with a tolerance it cannot meet, every step counts as
+    # collapsed, and the returned plan comes with a warning naming the remedies
+    with pytest.warns(UserWarning, match=r"marginals are off \(largest l1 error .* > marginal_tol 1e-09\).*polish"):
+        est = om.NeuralMGW(0.5, max_iter=2, polish=False, marginal_tol=1e-9, **QUICK).fit(X_s)
+    assert est.marginal_error_ > 1e-9 and not est.polished_
+    P = est.pairwise_plan(0, 1)
+    errs = [np.abs(P.sum(1) - 1 / 30).sum(), np.abs(P.sum(0) - 1 / 30).sum()]
+    assert max(errs) == pytest.approx(est.marginal_error_, rel=1e-6)  # the error of the plan returned
+    # polished (the default where the data fits the engine): the returned plan is a coupling, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = om.NeuralMGW(0.5, max_iter=2, **QUICK).fit(X_s)
+    assert est.polished_ and est.marginal_error_ < 1e-5
+    P = est.pairwise_plan(0, 1)
+    np.testing.assert_allclose(P.sum(1), np.full(30, 1 / 30), atol=1e-6)
+    np.testing.assert_allclose(P.sum(0), np.full(30, 1 / 30), atol=1e-6)
+
+
+def test_a_step_that_raises_the_objective_is_rejected_and_the_best_step_returned(monkeypatch):
+    """A fit whose plan scores worse than the best so far is rejected, the next A damped, the best step kept."""
+    from ot_multimarginal.neural import gromov
+
+    score, calls = gromov.NeuralMGW._score, []
+
+    def worse_from_the_second(self, *args):
+        out = score(self, *args)
+        calls.append(out[0])
+        return (out[0] + (0.0 if len(calls) == 1 else 10.0),) + out[1:]
+
+    monkeypatch.setattr(gromov.NeuralMGW, "_score", worse_from_the_second)
+    with pytest.warns(UserWarning, match="damped steps did not lower the objective"):
+        est = om.NeuralMGW(0.5, max_iter=6, polish=False, **QUICK).fit(_pair(4))
+    h = est.history_
+    assert h["accepted"] == [True, False, False, False] and h["theta"] == [1.0, 1.0, 0.5, 0.25]
+    assert est.value_ == h["objective"][0] == min(h["objective"]) and not est.converged_
+    assert est.n_iter_ == 4
+
+
+@pytest.mark.slow
+def test_seed_scan_never_more_than_1_percent_above_mgw_sinkhorn():
+    """Issue #22: k = 2, 10 seeds, Gaussian clouds of dimensions 2 and 3 (no isometry), n = 60: no value more than
+    1% above mgw_sinkhorn2's (the default: screening on all the points, neural alternation, exact finish)."""
+    worst = -np.inf
+    for seed in range(10):
+        X_s = _pair(seed, 60)
+        ref = float(om.mgw_sinkhorn2(X_s, 0.5, random_state=seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            v, log = mgw_neural2(X_s, 0.5, random_state=seed, log=True)
+        assert log["polished"] and log["marginal_error"] < 1e-5
+        worst = max(worst, (v - ref) / abs(ref))
+        assert v <= ref + 0.01 * abs(ref), (seed, v, ref)
+    print("worst relative excess over mgw_sinkhorn2: %.2e" % worst)

@@ -31,9 +31,11 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from ot.backend import get_backend
 from ot.utils import check_random_state
 
 from .._deprecation import deprecated_attribute, renamed_kwargs
+from .._gw_alternation import Alternation, GWProblem, SinkhornInner
 from .._params import ParamsMixin
 from .._typing import Array, Edges, LogDict, Weights
 from .._validation import (
@@ -61,7 +63,6 @@ from ..gromov import (
     mgw_sinkhorn,
 )
 from ..potentials import Potentials
-from ..sinkhorn import emot_sinkhorn
 from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
@@ -87,9 +88,14 @@ _FITTED = (
     "polished_",
     "timings_",
     "_plan_phi",
+    "_plan_A",
+    "_plan_separable",
+    "polish_history_",
     "_is_numpy",
 )
-POLISH_TOL = 1e-6  # marginal error of the polishing Sinkhorn sweeps
+POLISH_TOL = 1e-6  # marginal error of the inner solves of the exact finish
+POLISH_STOP = 1e-5  # stopThr of the exact finish (mgw_sinkhorn's rule)
+POLISH_OUTER = 100  # outer steps of the exact finish
 POLISH_MAX_ITER = {"sinkhorn_newton": 200, "sinkhorn_log": 5000}
 
 
@@ -151,6 +157,17 @@ def _plan_objective(pot, data, weights, edges):
     return G + ent, err, [gw_cross_moment(data[i], data[j], P) for (i, j), P in zip(edges, Ps)]
 
 
+def _without_separable(pot, data, edges, A):
+    r"""Potentials of the cost :math:`\sum_E c_{A_{ij}}` from those of the networks' cost (with the separable terms
+    :math:`h_x, h_y` of :func:`gw_separable_terms`): :math:`\varphi_i - \sum_{e \ni i} h_e(x_i)`, the same plan."""
+    phi = [p.clone() for p in pot]
+    for (i, j), M in zip(edges, A):
+        hx, hy = gw_separable_terms(data[i], data[j], M)
+        phi[i] = phi[i] - hx
+        phi[j] = phi[j] - hy
+    return phi
+
+
 def _noise(step, best, tol):
     """The rise of the objective that two steps' fits cannot resolve: ``tol`` relative, or the marginal errors.
 
@@ -190,11 +207,13 @@ class NeuralMGW(ParamsMixin):
     above the best so far, or whose plan has a marginal off by more than
     ``marginal_tol`` (a collapsed fit), is rejected and the update damped
     (:math:`A \leftarrow A_\star + \theta(A(P_\star) - A_\star)`,
-    :math:`\theta = 1/2, 1/4`); the best step is the one returned. Where the
-    data fits an exact engine the plan is then polished by exact Sinkhorn
-    sweeps warm-started from the neural potentials (``polish``), so that the
-    value, the plans and the matchings are those of a converged plan for the
-    learned :math:`A_{ij}`.
+    :math:`\theta = 1/2, 1/4`); the best step is the one kept. Where the
+    data fits the exact engines (``polish``), the alternation is then finished
+    by the exact one of :func:`~ot_multimarginal.mgw_sinkhorn` (the shared
+    alternation of :mod:`ot_multimarginal._gw_alternation` with Sinkhorn
+    inner solves), started at the kept :math:`A_{ij}` and warm-started from its
+    neural potentials: the value, the plans and the matchings returned are
+    those of a converged coupling.
 
     Parameters
     ----------
@@ -214,7 +233,11 @@ class NeuralMGW(ParamsMixin):
         the start :math:`A = 0` is tried too and the better kept);
         ``'zero'``: :math:`A = 0`; a list: one matrix per edge.
     n_init_points : int, optional
-        Points per cloud of the screening subsample (default 40).
+        Points per cloud of the screening subsample (default 40) where the
+        clouds have more than 1500 points in all; below, the screening is
+        :func:`~ot_multimarginal.mgw_sinkhorn` on all the points (the start
+        is then that of the exact solver, and the result within the
+        exact finish's tolerance of it).
     n_components, max_candidates : int, optional
         The principal-axes candidates (as in :func:`~ot_multimarginal.mgw_sinkhorn`).
     max_iter : int, optional
@@ -242,10 +265,9 @@ class NeuralMGW(ParamsMixin):
         the data for a step to count (default 0.5; a collapsed plan has errors
         near 2). Checked where the data fits the exact engine.
     polish : {'auto', True, False}, optional
-        Finish with exact Sinkhorn sweeps on the data, warm-started from the
-        best step's neural potentials (``'auto'``, default: where the data
-        fits the exact engine; ``True`` raises a ``ValueError`` where it does
-        not).
+        Finish with the exact alternation on the data (Sinkhorn inner solves,
+        warm-started from the kept step's neural potentials; ``'auto'``,
+        default: where the data fits the exact engine; ``True``: always).
     random_state : int, optional
         Seed of the networks, the batches and the subsample (formerly ``seed``, deprecated).
     verbose : bool, optional
@@ -440,10 +462,12 @@ class NeuralMGW(ParamsMixin):
         init = self.init
         if isinstance(init, str) and init in ("auto", "pca"):
             rng = check_random_state(derive_seed(seed, "mgw-init") % (2**32))
+            # where the clouds are in the exact engines' range, the screening is mgw_sinkhorn on all the points
+            everything = sum(int(X.shape[0]) for X in Xn) <= NEWTON_MAX_POINTS
             sub = []
             for X, a in zip(Xn, a_s):
                 n = int(X.shape[0])
-                m = min(n, int(self.n_init_points))
+                m = n if everything else min(n, int(self.n_init_points))
                 p = np.asarray(nx.to_numpy(a), dtype=np.float64)
                 idx = np.sort(rng.choice(n, size=m, replace=False, p=p / p.sum() if m < n else None))
                 sub.append(nx.detach(X)[nx.from_numpy(idx, type_as=X).long() if str(nx) == "torch" else idx])
@@ -706,45 +730,43 @@ class NeuralMGW(ParamsMixin):
         do_polish = polish is True or (
             polish == "auto" and best["where"] == "data" and exact_is_affordable(emot.cost_, sizes)
         )
-        polished, polish_log = False, None
+        polished, alt, A_plan, separable = False, None, best["A"], True
         if do_polish:
             with torch.no_grad():
-                cost = emot.cost_.pairwise_cost(data)  # c_A + separable terms: the networks' own cost
+                problem = GWProblem(get_backend(data[0]), data, weights, edges, reg)
                 method = "sinkhorn_newton" if sum(sizes) <= NEWTON_MAX_POINTS else "sinkhorn_log"
-                warm = pot if pot is not None else emot.dual_potentials(data, weights).normalized()
-                _, polish_log = emot_sinkhorn(
-                    weights,
-                    cost,
-                    reg,
-                    method=method,
-                    numItermax=POLISH_MAX_ITER[method],
-                    stopThr=POLISH_TOL,
-                    warmstart=list(warm),
-                    log=True,
-                    warn=False,
-                )
-                pot = polish_log["potentials"].normalized()
-                obj, err, _ = _plan_objective(pot, data, weights, edges)
+                solver = SinkhornInner(problem, method=method, numItermax=POLISH_MAX_ITER[method], stopThr=POLISH_TOL)
+                alt = Alternation(problem, solver, best["A"], name="polish")
+                if pot is None:
+                    pot = emot.dual_potentials(data, weights).normalized()
+                alt.pot = _without_separable(pot, data, edges, best["A"])  # warm start of the first exact solve
+                alt.run(POLISH_OUTER, POLISH_STOP)
+                b = alt.finish()
+                pot, obj, A_plan, err, separable = b["pot"], b["obj"], b["A"], b["terms"]["marg_err"], False
             polished = True
         self.emot_ = emot
         self.A_used_ = best["A"]
-        self.A_ = {e: (M.cpu().numpy() if is_numpy else M) for e, M in zip(edges, best["A"])}
+        self.A_ = {e: (M.cpu().numpy() if is_numpy else M) for e, M in zip(edges, A_plan)}
         self.plan_ = None if pot is None else pot.plan()
         self._plan_phi = None if pot is None else [p.detach().cpu() for p in pot]
+        self._plan_A, self._plan_separable = [M.detach().cpu() for M in A_plan], separable
+        self.polish_history_ = None if alt is None else {"objective": list(alt.history), "converged": alt.converged}
         self.marginal_error_ = err
         self.polished_ = polished
         self.value_ = obj if is_numpy else torch.tensor(obj, dtype=dt, device=dev)
         self.history_ = history
         self.init_ = best["start"]
         self.n_iter_ = len(history["objective"])
-        self.converged_ = bool(s["converged"])
+        self.converged_ = bool(alt.converged if polished else s["converged"])
         self._is_numpy = is_numpy
         self._dev, self._dt = dev, dt
         if not self.warn:
             return
         if not self.converged_:
             why = (
-                "the budget max_iter=%d ended" % int(self.max_iter)
+                "the exact alternation that finishes it did not converge in %d steps" % POLISH_OUTER
+                if polished
+                else "the budget max_iter=%d ended" % int(self.max_iter)
                 if not s["done"]
                 else "the damped steps did not lower the objective (the inner fits are too noisy)"
             )
@@ -767,13 +789,6 @@ class NeuralMGW(ParamsMixin):
             warnings.warn(
                 "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
                 "on the data and the value is an estimate (the NEMOT value of the last accepted step)" % (sizes,),
-                UserWarning,
-                stacklevel=3,
-            )
-        if polished and not polish_log["converged"]:
-            warnings.warn(
-                "NeuralMGW: the polishing Sinkhorn sweeps stopped at marginal error %.3e (> %.1e): the plan is "
-                "approximate; raise reg or use mgw_sinkhorn" % (float(polish_log["err"][-1]), POLISH_TOL),
                 UserWarning,
                 stacklevel=3,
             )
@@ -915,9 +930,11 @@ class NeuralMGW(ParamsMixin):
         est.value_ = _map_tensors(state["value"], lambda t: t.to(dev))
         est.emot_ = NeuralEMOT._from_saved_state(state["emot"], dev, metric=[_edge_metric(M) for M in est.A_used_])
         est.plan_ = None
-        if est._plan_phi is not None:  # the returned plan: its potentials on the training clouds' engine
+        if est._plan_phi is not None:  # the returned plan: its potentials on the engine of its cost
             data, weights = est.emot_.X_fit_, est.emot_.a_fit_
-            engine = est.emot_.cost_.pairwise_cost(data).make_engine(est.emot_.reg_)
+            problem = GWProblem(get_backend(data[0]), data, weights, est.edges_, est.emot_.reg_)
+            A = [M.to(data[0]) for M in est._plan_A]
+            engine = problem.cost(A, separable=est._plan_separable).pairwise_cost(data).make_engine(est.emot_.reg_)
             est.plan_ = Potentials(engine, [p.to(data[0]) for p in est._plan_phi], weights).plan()
         return est
 
