@@ -391,7 +391,7 @@ def test_pairwise_marginal_skip_matches_exact(nx, reg, monkeypatch):
     shape, edges, mats = _spread_triangle(nx)
     r = np.random.RandomState(2)
     g = [nx.array(r.randn(n) * 3.0) for n in shape]
-    eng = CycleEngine(shape, edges, mats, reg, nx.backend)
+    eng = CycleEngine(shape, edges, mats, reg, nx.backend, mode="log")  # the log-domain products, with their skip
     skipped = []
     orig = _pairwise.negligible_entries
 
@@ -401,7 +401,7 @@ def test_pairwise_marginal_skip_matches_exact(nx, reg, monkeypatch):
         return out
 
     monkeypatch.setattr(_pairwise, "negligible_entries", counting)
-    rtol = 1e-12 if not nx.float32 else 1e-6
+    rtol = 1e-12 if not nx.float32 else 1e-4  # float32: exact log-domain entries differ by |log| * eps between paths
     for i, j in [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]:
         L = nx.np(eng.log_pairwise_marginal(g, i, j))
         gg = list(g)
@@ -437,3 +437,31 @@ def test_log_pairwise_marginal_stays_exact_with_skip(rng):
     de = DenseEngine(dense_pairwise_cost(shape, edges, mats), 0.01, nx.backend, mode="log", cost_offset=eng.cost_offset)
     for i, j in [(0, 1), (0, 2), (2, 1)]:
         log_close(eng.log_pairwise_marginal(g, i, j), de.log_pairwise_marginal(g, i, j), 1e-9)
+
+
+@pytest.mark.parametrize("reg", [0.5, 0.05])
+def test_triangle_pairwise_marginal_scaled_matches_exact(nx, reg, monkeypatch):
+    """The triangle's pairwise marginals from the scaled through-products (and their repaired entries) against the
+    exact log-domain ones, at log-scalings near and far from balance; and the linear cost with the skip."""
+    shape, edges, mats = _spread_triangle(nx, n=30, scale=2.0, seed=3)
+    r = np.random.RandomState(4)
+    eng = CycleEngine(shape, edges, mats, reg, nx.backend)
+    rtol = 1e-12 if not nx.float32 else 1e-4  # float32: the log-domain reference itself errs by |log| * eps
+    for spread in (0.0, 3.0, 30.0):
+        g = [nx.array(r.randn(n) * spread) for n in shape]
+        for i, j in [(0, 1), (2, 0), (1, 2)]:
+            L = nx.np(eng.log_pairwise_marginal(g, i, j))
+            gg = list(g)
+            gg[i] = g[i] - float(L.max())
+            exact = nx.np(nx.exp(eng.log_pairwise_marginal(gg, i, j)))  # exp in the working dtype
+            fast = nx.np(eng.pairwise_marginal(gg, i, j))
+            tiny = np.finfo(np.float32 if nx.float32 else np.float64).tiny
+            for ax in (0, 1):
+                s_e, s_f = exact.sum(ax), fast.sum(ax)
+                full = s_e >= tiny / rtol  # sums in the dtype's normal range, to rtol
+                np.testing.assert_allclose(s_f[full], s_e[full], rtol=rtol, atol=0)
+            assert np.all(np.abs(fast - exact) <= rtol * exact.max(1, keepdims=True))
+        monkeypatch.setenv("OT_MULTIMARGINAL_NO_SKIP", "1")
+        lc_exact = float(nx.np(eng.linear_cost(g)))
+        monkeypatch.setenv("OT_MULTIMARGINAL_NO_SKIP", "0")
+        np.testing.assert_allclose(float(nx.np(eng.linear_cost(g))), lc_exact, rtol=rtol, atol=0)

@@ -546,6 +546,16 @@ class PairwiseEngine(GibbsEngine):
         for a, b in self.edges:
             yield self.log_pairwise_marginal(g, a, b)
 
+    def iter_edge_log_pairwise_marginals_for_sums(self, g):
+        """:meth:`iter_edge_log_pairwise_marginals` for consumers that only sum the exponentials.
+
+        Every row and column sum of each ``exp(L_e)`` is exact to ``eps**2``
+        relative; engines may return the entries negligible next to their
+        row's and column's largest as lower bounds (see
+        :meth:`.base.GibbsEngine.pairwise_marginal`). Default: the exact ones.
+        """
+        return self.iter_edge_log_pairwise_marginals(g)
+
     def linear_cost(self, g):
         """``Σ_e ⟨C_e - c_e, P_e⟩ + c_0 ‖B(g)‖₁`` over the pairwise marginals ``P_e`` of ``B(g)``.
 
@@ -554,7 +564,8 @@ class PairwiseEngine(GibbsEngine):
         """
         nx = self.nx
         total = mass = 0.0
-        for e, (C, c, L) in enumerate(zip(self.matrices, self.edge_offsets, self.iter_edge_log_pairwise_marginals(g))):
+        pairs = self.iter_edge_log_pairwise_marginals_for_sums(g)
+        for e, (C, c, L) in enumerate(zip(self.matrices, self.edge_offsets, pairs)):
             P = nx.exp(L)
             total = total + nx.sum((C - c) * P if c != 0.0 else C * P)
             if e == 0:

@@ -60,11 +60,24 @@ for it (do not modify the arrays in place).
 """
 # License: MIT License
 
+import math
+
 import numpy as np
 
 from .._backend import can_write_in_place
 from .._validation import check_dense_size
-from ._pairwise import PairwiseEngine, amax, finite_max, flush, flushed_exp, index_array, log_matmul, logsumexp
+from ._pairwise import (
+    _CHUNK,
+    PairwiseEngine,
+    amax,
+    finite_max,
+    flush,
+    flushed_exp,
+    index_array,
+    log_matmul,
+    logsumexp,
+    skip_enabled,
+)
 
 __all__ = ["CycleEngine", "cycle_order"]
 
@@ -487,7 +500,7 @@ class CycleEngine(PairwiseEngine):
     def log_mass(self, g, log_marginal=None):
         if log_marginal is None:
             log_marginal = self.log_marginal(g, self.order[0])
-        return self.nx.logsumexp(log_marginal)
+        return logsumexp(self.nx, log_marginal, 0)  # (NumPy: no SciPy wrapper overhead, called once per line search)
 
     def log_partition_once(self, g):
         """One-shot :meth:`log_partition` in the log domain: ``k - 2`` stabilised products around the cycle and a trace.
@@ -542,28 +555,133 @@ class CycleEngine(PairwiseEngine):
         return self._log_pairwise(g, i, j, skip=False)
 
     def pairwise_marginal(self, g, i, j):
-        """``exp`` of the pairwise marginal; the closing log-domain product skips the negligible entries.
+        """The pairwise marginal to the dtype's resolution (:meth:`.base.GibbsEngine.pairwise_marginal`).
 
-        See :meth:`.base.GibbsEngine.pairwise_marginal`: the entries whose
-        scaled product underflowed are recomputed only where a bound says they
-        can matter next to their row's and column's largest entries.
+        Triangles in the scaled mode take the through-product of the third
+        node (one ``n × n`` matrix product, shared with the marginals, no
+        exponential of a matrix) when its error bound shows every entry
+        accurate or negligible; otherwise, and for longer cycles, the
+        log-domain products, whose closing product recomputes only the
+        underflowed entries that a bound says can matter next to their row's
+        and column's largest (:func:`._pairwise.log_matmul`).
         """
+        if not skip_enabled():  # OT_MULTIMARGINAL_NO_SKIP=1: the exact log-domain products (baselines)
+            return self.nx.exp(self._log_pairwise(g, i, j, skip=False))
+        if self.k == 3 and self._scaled_ok and not getattr(self.matrices[0], "requires_grad", False):
+            # (also in a log-domain spell of the marginals: absorbing drops only caches that g has invalidated)
+            self._check_pair(i, j)
+            self._sync(g)
+            for attempt in range(2):
+                fresh = self._kern is None
+                if fresh:
+                    self._absorb()
+                P = self._triangle_pairwise(int(self._pos[i]), int(self._pos[j]))
+                if P is not None or fresh or attempt == 1:
+                    break
+                self._absorb()  # kernels absorbed far from g: once more at g
+            if P is not None:
+                return P
+            self.n_fallbacks += 1
         return self.nx.exp(self._log_pairwise(g, i, j, skip=True))
 
+    def _triangle_pairwise(self, p, q):
+        """``P`` of positions ``(p, q)`` from the through-product of the third one, or ``None`` if not accurate.
+
+        With ``H = diag(e^row) H~ diag(e^col)`` (:meth:`_through`), the
+        pairwise marginal of positions ``(c + 1, c - 1)`` is
+        ``exp(g_{c+1} + row) H~ exp(col + g_{c-1})``; each entry of ``H~``
+        errs by at most ``e``. Accepted when every entry is accurate
+        (``H~ rtol >= e``) or its error bound is below ``eps**2 / n`` times
+        the largest accurate entry of its row and of its column.
+        """
+        nx = self.nx
+        k = self.k
+        c = 3 - p - q
+        entry = self._thru[c]
+        if entry is None or entry[0] is not self._g[c]:
+            entry = self._through(c)
+        _, H, row, col, e = entry
+        a = self._g[(c + 1) % k] + row
+        b = col + self._g[(c - 1) % k]
+        pos = H > 0
+        with np.errstate(divide="ignore"):
+            L = (a[:, None] + b[None, :]) + nx.log(nx.where(pos, H, nx.ones(H.shape, type_as=H)))
+        L = nx.where(pos, L, nx.full(L.shape, -np.inf, type_as=L))
+        acc = (H * self._rtol >= e) | ~nx.isfinite(a)[:, None] | ~nx.isfinite(b)[None, :]
+        if bool(nx.any(~acc)):
+            m, n = int(H.shape[0]), int(H.shape[1])
+            La = nx.where(acc, L, nx.full(L.shape, -np.inf, type_as=L))
+            rel = 2.0 * math.log(self.prec.eps)
+            lim = nx.minimum(
+                amax(nx, La, 1, keepdims=True) + (rel - math.log(n)),
+                amax(nx, La, 0, keepdims=True) + (rel - math.log(m)),
+            )
+            with np.errstate(invalid="ignore"):
+                negl = (math.log(e) + (a[:, None] + b[None, :])) < lim
+            bad = ~(acc | negl)
+            if bool(nx.any(bad)):
+                L = self._fix_pairwise_entries(L, bad, c)
+                if L is None:
+                    return None
+        P = nx.exp(L)
+        return P if p == (c + 1) % k else P.T
+
+    def _fix_pairwise_entries(self, L, bad, c):
+        """``L`` (log pairwise marginal of positions ``(c + 1, c - 1)``) with its ``bad`` entries exact.
+
+        Each entry is ``g_{c+1}[x] + g_{c-1}[y] + A_{c+1}[x, y] + log Σ_z e^{A_{c-1}[y, z] + g_c[z] + A_c[z, x]}``,
+        gathered in chunks (``n_c`` exponentials an entry); ``None`` when more
+        than a quarter of the entries are bad (the log-domain products are then cheaper).
+        """
+        nx = self.nx
+        k = self.k
+        xs, ys = np.nonzero(nx.to_numpy(bad))
+        m, n = int(L.shape[0]), int(L.shape[1])
+        if 4 * len(xs) > m * n:
+            return None
+        self.n_exact_entries += len(xs)
+        nc = self._n[c]
+        Ay = self._A[(c - 1) % k] + self._g[c][None, :]  # (n_{c-1}, n_c)
+        Ax = self._A[c].T  # (n_{c+1}, n_c)
+        step = max(1, _CHUNK // max(nc, 1))
+        vals = []
+        for s in range(0, len(xs), step):
+            ix = index_array(nx, xs[s : s + step], L)
+            iy = index_array(nx, ys[s : s + step], L)
+            vals.append(logsumexp(nx, Ay[iy, :] + Ax[ix, :], 1))
+        vals = vals[0] if len(vals) == 1 else nx.concatenate(vals, axis=0)
+        ix, iy = index_array(nx, xs, L), index_array(nx, ys, L)
+        vals = vals + self._g[(c + 1) % k][ix] + self._g[(c - 1) % k][iy] + self._A[(c + 1) % k][ix, iy]
+        out = nx.full(L.shape, -np.inf, type_as=L)
+        out[ix, iy] = vals
+        return nx.where(bad, out, L)
+
     def iter_edge_log_pairwise_marginals(self, g):
+        return self._edge_pairs(g, skip=False)
+
+    def iter_edge_log_pairwise_marginals_for_sums(self, g):
+        return self._edge_pairs(g, skip=True)
+
+    def _edge_pairs(self, g, skip):
         nx = self.nx
         k = self.k
         self._sync(g)
         G, A, pr = self._g, self._A, self.prec
-        # log-domain prefixes and suffixes at g (not the caches: any mode)
+
+        def rest(t):
+            """What edge t's closing product is added to (transposed), when negligible entries may be skipped."""
+            return (G[t][:, None] + A[t] + G[(t + 1) % k][None, :]).T if skip else None
+
+        # log-domain prefixes and suffixes at g (not the caches: any mode);
+        # pref[k - 1] and suf[1] serve only as the closing products of the edges at positions k - 1 and 0
         pref = [None] * k
         pref[1] = A[0]
         for s in range(1, k - 1):
-            pref[s + 1] = log_matmul(nx, pref[s] + G[s][None, :], A[s], pr)
+            pref[s + 1] = log_matmul(nx, pref[s] + G[s][None, :], A[s], pr, addend=rest(k - 1) if s == k - 2 else None)
         suf = [None] * k
         suf[k - 1] = A[k - 1]
         for s in range(k - 2, 0, -1):
-            suf[s] = log_matmul(nx, A[s] + G[s + 1][None, :], suf[s + 1], pr)
+            suf[s] = log_matmul(nx, A[s] + G[s + 1][None, :], suf[s + 1], pr, addend=rest(0) if s == 1 else None)
         for e in range(len(self.edges)):
             t = self._edge.index(e)
             if t == 0:
@@ -571,6 +689,6 @@ class CycleEngine(PairwiseEngine):
             elif t == k - 1:
                 Q = pref[k - 1]
             else:
-                Q = log_matmul(nx, suf[t + 1] + G[0][None, :], pref[t], pr)
+                Q = log_matmul(nx, suf[t + 1] + G[0][None, :], pref[t], pr, addend=rest(t))
             L = G[t][:, None] + A[t] + G[(t + 1) % k][None, :] + Q.T
             yield L if self.edges[e][0] == self.order[t] else L.T
