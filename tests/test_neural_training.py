@@ -90,28 +90,31 @@ def test_trainer_checkpoint_resumes_to_the_bit():
 
 
 def test_adam_is_torch_adam():
-    """Oracle: torch.optim.Adam (multi-tensor) on the same networks and gradients, to the bit in float64."""
+    """Oracle: torch.optim.Adam on the same networks and gradients, to the bit in float64 (fused and multi-tensor)."""
     import copy
 
     from ot_multimarginal.neural.training import Adam
 
-    torch.manual_seed(0)
-    m1 = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).double()
-    m2 = copy.deepcopy(m1)
-    o1, o2 = torch.optim.Adam(m1.parameters(), lr=1e-2, foreach=True), Adam(m2.parameters(), 1e-2)
-    for t in range(30):
-        x = torch.randn(16, 3, dtype=torch.float64)
-        for m, o in ((m1, o1), (m2, o2)):
-            o.zero_grad(set_to_none=True)
-            (m(x) ** 2).mean().backward()
-            o.step()
-        if t == 10:
-            for o in (o1, o2):
-                o.param_groups[0]["lr"] = 3e-3
-    for a, b in zip(m1.parameters(), m2.parameters()):
-        assert torch.equal(a, b)
+    for fused in (True, False):
+        torch.manual_seed(0)
+        m1 = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).double()
+        m2 = copy.deepcopy(m1)
+        o1 = torch.optim.Adam(m1.parameters(), lr=1e-2, **({"fused": True} if fused else {"foreach": True}))
+        o2 = Adam(m2.parameters(), 1e-2)
+        o2.fused = fused and o2.fused
+        for t in range(30):
+            x = torch.randn(16, 3, dtype=torch.float64)
+            for m, o in ((m1, o1), (m2, o2)):
+                o.zero_grad(set_to_none=True)
+                (m(x) ** 2).mean().backward()
+                o.step()
+            if t == 10:
+                for o in (o1, o2):
+                    o.param_groups[0]["lr"] = 3e-3
+        for a, b in zip(m1.parameters(), m2.parameters()):
+            assert torch.equal(a, b), fused
     o3 = Adam(copy.deepcopy(m2).parameters(), 1.0)
     o3.load_state_dict(o2.state_dict())
-    assert o3.n_steps == 30 and o3.param_groups[0]["lr"] == 3e-3
+    assert o3.n_steps == 30 and o3.param_groups[0]["lr"] == 3e-3 and float(o3._steps[0]) == 30.0
     with pytest.raises(ValueError, match="torch.optim.Adam"):
         o3.load_state_dict(o1.state_dict())
