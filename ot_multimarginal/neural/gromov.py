@@ -35,7 +35,7 @@ from ot.backend import get_backend
 from ot.utils import check_random_state
 
 from .._deprecation import deprecated_attribute, renamed_kwargs
-from .._gw_alternation import Alternation, GWProblem, SinkhornInner
+from .._gw_alternation import Alternation, GWProblem, SinkhornInner, initial_candidates, prepare_clouds
 from .._params import ParamsMixin
 from .._typing import Array, Edges, LogDict, Weights
 from .._validation import (
@@ -47,17 +47,12 @@ from .._validation import (
     check_reg,
     closest_name,
 )
-from ..costs.graph import _check_edge_list, graph_edges
+from ..costs.pointcloud import PointCloudCost
 from ..gromov import (
     NEWTON_MAX_POINTS,
     NORMALIZATIONS,
-    _initial_candidates,
-    _prepare,
     gw_cross_moment,
-    gw_linear_cost,
     gw_loss,
-    gw_moment_term,
-    gw_separable_roots,
     gw_separable_terms,
     match_from_plan,
     mgw_sinkhorn,
@@ -112,35 +107,6 @@ def _map_tensors(x, fn):
 
 def _cpu(x):
     return _map_tensors(x, lambda t: t.detach().cpu())
-
-
-def _edge_metric(A):
-    r"""The metric of one edge: :math:`c_A + h_x + h_y \ge 0` (:func:`~ot_multimarginal.gromov.gw_separable_terms`).
-
-    The separable terms change the potentials, not the plan; without them the networks would have to learn
-    the large :math:`-4\|x\|^2\|y\|^2` part (measured: -17% and half the matchings lost at reg = 0.5).
-    """
-    roots = gw_separable_roots(A)
-    cast = {}
-
-    def metric(U, V):
-        key = (U.dtype, U.device)
-        if key not in cast:
-            cast[key] = [M.to(dtype=U.dtype, device=U.device) for M in (A,) + tuple(roots)]
-        B, Rx, Ry = cast[key]
-        hx, hy = gw_separable_terms(U, V, B, roots=(Rx, Ry))
-        return gw_linear_cost(U, V, B) + hx[:, None] + hy[None, :]
-
-    return metric
-
-
-def _separable_mean(data, weights, edges, A):
-    r""":math:`\sum_E E_{\mu_i} h_x + E_{\mu_j} h_y`: what the separable terms add to the EMOT value."""
-    total = 0.0
-    for (i, j), M in zip(edges, A):
-        hx, hy = gw_separable_terms(data[i], data[j], M)
-        total += float((weights[i] * hx).sum() + (weights[j] * hy).sum())
-    return total
 
 
 def _plan_objective(pot, data, weights, edges):
@@ -488,7 +454,7 @@ class NeuralMGW(ParamsMixin):
                 )
             return [lg["A"][e] for e in edges], "screened:" + lg["init"]
         check_positive_int("n_components", self.n_components, minimum=1)
-        cands = _initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
+        cands = initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
         return cands[0][1], cands[0][0]
 
     def _inner_fit(self, A, warm, t, data, weights, edges, reg, seed, dev, t_start):
@@ -496,7 +462,7 @@ class NeuralMGW(ParamsMixin):
         parameters (warm-started from a copy of ``warm``'s networks); no estimator is modified."""
         params = dict(
             graph=list(edges),
-            metric=[_edge_metric(M) for M in A],
+            metric=self._problem.cost(A, separable=True).metrics,  # c_A + separable terms (gromov)
             estimator=self.estimator,
             batch_size=self.batch_size,
             max_iter=int(self.max_iter_inner if warm is None else self.max_iter_refit),
@@ -545,7 +511,7 @@ class NeuralMGW(ParamsMixin):
                     acc[e] = acc[e] + gw_cross_moment(Xb[i], Xb[j], pot.pairwise_marginal(i, j))
             new_A = [M / float(self.n_moment_batches) for M in acc]
             obj = S1 + sum(32.0 * float((M * M).sum()) for M in A)
-            obj += float(emot.value_) - _separable_mean(data, weights, edges, A)  # the EMOT of c_A itself
+            obj += float(emot.value_) - self._problem.separable_mean(A)  # the EMOT of c_A itself
             return obj, None, new_A, "batches", None
 
     def fit(self, X_s: Sequence[Array], a_s: Weights = None) -> "NeuralMGW":
@@ -567,9 +533,9 @@ class NeuralMGW(ParamsMixin):
         t0 = time.perf_counter()
         check_estimator_params(self)
         reg, tol, marginal_tol, polish = self._check_params()
-        nx, Xn, a_s, means, scales = _prepare(X_s, a_s, self.normalize)
+        nx, Xn, a_s, means, scales = prepare_clouds(X_s, a_s, self.normalize)
         k = len(Xn)
-        edges = _check_edge_list(graph_edges(self.graph, k), k, "graph")
+        edges = PointCloudCost(k, self.graph).edges  # the validated edge list (errors name graph)
         Xd = [nx.detach(X) for X in Xn]
         seed = (
             int(self.random_state) if self.random_state is not None else int(np.random.SeedSequence().entropy % (2**62))
@@ -598,7 +564,8 @@ class NeuralMGW(ParamsMixin):
                 extra={"seed": seed},
                 is_main=parallel is None or parallel.is_main,
             )
-        S1 = sum(float(gw_moment_term(data[i], data[j], weights[i], weights[j])) for i, j in edges)
+        self._problem = GWProblem(get_backend(data[0]), data, weights, edges, reg)  # the cost of each A
+        S1 = self._problem.S1
         gen = torch.Generator().manual_seed(derive_seed(seed, "mgw-moments"))
         zero = [torch.zeros(int(data[i].shape[1]), int(data[j].shape[1]), dtype=dt, device=dev) for i, j in edges]
         if payload is not None:  # the state after `t_start` outer steps
@@ -612,7 +579,7 @@ class NeuralMGW(ParamsMixin):
                 best = dict(st["best"], A=[M.to(dev) for M in st["best"]["A"]])
                 best["new_A"] = [M.to(dev) for M in best["new_A"]]
                 best["emot"] = NeuralEMOT._from_saved_state(
-                    st["best"]["emot"], dev, metric=[_edge_metric(M) for M in best["A"]]
+                    st["best"]["emot"], dev, metric=self._problem.cost(best["A"], separable=True).metrics
                 )
         else:
             A, kept = self._start(nx, Xd, a_s, edges, reg, seed)
@@ -928,11 +895,13 @@ class NeuralMGW(ParamsMixin):
             setattr(est, n, v)
         est._dev, est._dt = dev, _torch_dtype(state["values_dtype"])
         est.value_ = _map_tensors(state["value"], lambda t: t.to(dev))
-        est.emot_ = NeuralEMOT._from_saved_state(state["emot"], dev, metric=[_edge_metric(M) for M in est.A_used_])
+        X, w = [Z.to(dev) for Z in state["emot"]["X_fit"]], [a.to(dev) for a in state["emot"]["a_fit"]]
+        problem = GWProblem(get_backend(X[0]), X, w, est.edges_, state["emot"]["fitted"]["reg_"])
+        metric = problem.cost([M.to(X[0]) for M in est.A_used_], separable=True).metrics
+        est.emot_ = NeuralEMOT._from_saved_state(state["emot"], dev, metric=metric)
         est.plan_ = None
         if est._plan_phi is not None:  # the returned plan: its potentials on the engine of its cost
             data, weights = est.emot_.X_fit_, est.emot_.a_fit_
-            problem = GWProblem(get_backend(data[0]), data, weights, est.edges_, est.emot_.reg_)
             A = [M.to(data[0]) for M in est._plan_A]
             engine = problem.cost(A, separable=est._plan_separable).pairwise_cost(data).make_engine(est.emot_.reg_)
             est.plan_ = Potentials(engine, [p.to(data[0]) for p in est._plan_phi], weights).plan()
