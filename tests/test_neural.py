@@ -68,6 +68,31 @@ def test_plan_density_integrates_to_one(fitted):
     np.testing.assert_allclose(dens.mean(), 1.0, rtol=1e-9)
 
 
+def test_plan_log_density_is_the_log_and_stays_finite_far_away(fitted):
+    est, X_s = fitted
+    pts = [X[:7] for X in X_s]
+    np.testing.assert_allclose(est.plan_log_density(*pts), np.log(est.plan_density(*pts)), rtol=1e-12, atol=1e-12)
+    far = [np.full((3, X.shape[1]), 1e3) + 10.0 * i for i, X in enumerate(X_s)]
+    z = est.plan_log_density(*far)
+    assert z.shape == (3,) and np.all(np.isfinite(z))
+    if z.max() > 709.0:  # beyond float64's exp: plan_density says so and points to the log
+        with pytest.warns(UserWarning, match="overflows.*plan_log_density"):
+            est.plan_density(*far)
+
+
+def test_exact_density_wrt_the_product_is_unbounded_for_gaussians():
+    """Why the learned density is not capped: the exact one (closed form, k = 2, 1-d) grows on the diagonal."""
+    reg = 1.0
+    # standard 1-d Gaussians, cost (x - y)^2: the entropic plan is Gaussian with the correlation rho whose x y
+    # coefficient matches the cost's, rho / (1 - rho^2) = 2 / reg
+    rho = (-1.0 + np.sqrt(1.0 + 16.0 / reg**2)) / (4.0 / reg)
+    assert abs(rho / (1 - rho**2) - 2.0 / reg) < 1e-12
+    t = np.array([0.0, 5.0, 50.0])
+    log_ratio = -0.5 * np.log(1 - rho**2) - (2 * t**2 - 2 * rho * t**2) / (2 * (1 - rho**2)) + t**2
+    np.testing.assert_allclose(log_ratio - log_ratio[0], t**2 * rho / (1 + rho), rtol=1e-9)
+    assert log_ratio[-1] > 709.0  # exp overflows float64 at t = 50 for the exact plan too
+
+
 def test_plan_is_a_factored_plan_close_to_sinkhorn(fitted):
     est, X_s = fitted
     P = est.plan()

@@ -861,11 +861,44 @@ class NeuralEMOT(ParamsMixin):
         -------
         density : array of shape (m,)
             NumPy float64 for NumPy inputs, else a tensor (no gradient).
+
+        Notes
+        -----
+        The density is unbounded in general, also for the exact potentials:
+        for Gaussian marginals it is the ratio of a correlated Gaussian to the
+        product of its marginals, which grows like :math:`e^{\alpha t^2}` along
+        the directions where the plan concentrates (k = 2, standard 1-d
+        marginals, correlation :math:`\rho`: :math:`\alpha = \rho/(1+\rho)`
+        on the diagonal). Far from the data it may therefore overflow, with a
+        ``UserWarning``; :meth:`plan_log_density` gives its logarithm.
         """
+        z, is_np = self._plan_log_density(xs, "plan_density")
+        d = _exp_of_query(z, "plan_density", "query tuples")
+        return d.cpu().numpy() if is_np else d
+
+    def plan_log_density(self, *xs: Array) -> Array:
+        r"""Evaluate the log of :meth:`plan_density` at ``m`` tuples (finite where the density overflows).
+
+        :math:`(\sum_i \varphi_i(x_i) - c(x_1,\dots,x_k))/\varepsilon - \Lambda`.
+
+        Parameters
+        ----------
+        *xs : k arrays of shape (m, d_i)
+            ``xs[i][t]`` is the i-th point of the t-th tuple.
+
+        Returns
+        -------
+        log_density : array of shape (m,)
+            NumPy float64 for NumPy inputs, else a tensor (no gradient).
+        """
+        z, is_np = self._plan_log_density(xs, "plan_log_density")
+        return z.cpu().numpy() if is_np else z
+
+    def _plan_log_density(self, xs, caller):
         self._check_fitted()
         k = len(self.potentials_)
         if len(xs) != k:
-            raise ValueError("plan_density needs %d arrays (one point per marginal and tuple), got %d" % (k, len(xs)))
+            raise ValueError("%s needs %d arrays (one point per marginal and tuple), got %d" % (caller, k, len(xs)))
         [check_query_points(x, "xs[%d]" % i, self.potentials_[i].d) for i, x in enumerate(xs)]
         is_np = isinstance(xs[0], np.ndarray)
         dev = self.X_fit_[0].device
@@ -878,9 +911,7 @@ class NeuralEMOT(ParamsMixin):
                 )
         with torch.no_grad():
             f = self._potentials_on(X)
-            z = aligned_exponents(self.cost_, X, f, self.reg_) - self.log_partition_
-            d = _exp_of_query(z, "plan_density", "query tuples")
-        return d.cpu().numpy() if is_np else d
+            return aligned_exponents(self.cost_, X, f, self.reg_) - self.log_partition_, is_np
 
     def dual_potentials(self, X_s: Optional[Sequence[Array]] = None, a_s: Weights = None) -> Potentials:
         r"""The fitted potentials on clouds, as :class:`~ot_multimarginal.potentials.Potentials` of their engine.
@@ -1183,18 +1214,20 @@ def _is_dense_graph(cost):
 def _exp_of_query(z, caller, what):
     """``exp(z)`` of a log-density at query points, with a ``UserWarning`` where it overflows.
 
-    Far from the training clouds the learned potentials (their quadratic term
-    above all) may grow faster than the cost: the density there is an
-    extrapolation, and an overflow is said, never silent. One host sync, on a
-    query only (never in training).
+    The density w.r.t. the product of the marginals is unbounded in general
+    (for Gaussian data also the exact one, see :meth:`NeuralEMOT.plan_density`):
+    bounding the learned quadratic term would bias the potentials there, so
+    an overflow is said, never silent, and :meth:`NeuralEMOT.plan_log_density`
+    gives the log. One host sync, on a query only (never in training).
     """
     d = torch.exp(z)
     over = torch.isposinf(d) & torch.isfinite(z)
     if bool(over.any()):
         warnings.warn(
-            "%s: the density overflows %s at %d of %d %s (log-density up to %.4g): the learned potentials grow "
-            "faster than the cost away from the training data, so the density there is an extrapolation; query "
-            "points near the training clouds"
+            "%s: the density overflows %s at %d of %d %s (log-density up to %.4g): the density w.r.t. the product "
+            "of the marginals is unbounded (also the exact one: e.g. along the directions where the plan "
+            "concentrates, for Gaussian data), and far from the training data the learned potentials "
+            "extrapolate; use plan_log_density, or query points near the training clouds"
             % (caller, str(d.dtype).replace("torch.", ""), int(over.sum()), int(z.numel()), what, float(z.max())),
             UserWarning,
             stacklevel=3,
