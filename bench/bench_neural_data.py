@@ -7,6 +7,14 @@ Run::
     python bench/bench_neural_data.py             # the whole suite (families x graphs x reg), long
     python bench/bench_neural_data.py --paper     # also the paper's rows (complete k=4, circle k=10, n=1e4)
     python bench/bench_neural_data.py --threads   # also one vs two torch threads (b = 128 and 1024)
+    python bench/bench_neural_data.py --paper --threads --extras --time-limit 36   # the run of the docs
+    python bench/bench_neural_data.py --append --skip student_t --time-limit 15    # more rows into the same files
+
+``--extras``: the anisotropic Gaussian translated by 1e5 and 1e6, and float64 training rows (translated by
+1e6, Student t, anisotropic), chain k = 6 at 0.5x. ``--time-limit`` (minutes): no row starts after it; the
+rows not run are listed in the results. ``--append``: keep the rows of the results file and run the missing
+ones (``--skip``: families left out of this invocation, e.g. the Student t rows whose exact reference alone
+takes 4-7 minutes on a busy 2-core machine).
 
 Suite (issue 21): data families -- the paper's uniform cube; standard Gaussian; anisotropic Gaussian
 (spreads 1-3, shifted means); a Gaussian mixture with well-separated modes; Student t (3 degrees of
@@ -47,6 +55,7 @@ from _report import RESULTS, pyplot  # noqa: E402
 import ot_multimarginal as om  # noqa: E402
 
 FAMILIES = ("uniform", "gaussian", "aniso", "mixture", "student_t", "translated", "digits5", "digits10", "unequal")
+EXTRA_FAMILIES = ("translated1e5", "translated1e6")  # the anisotropic Gaussian + 1e5 / 1e6 (rows of --extras)
 GRAPHS = {"complete": 3, "chain": 6, "circle": 10}
 
 
@@ -58,10 +67,10 @@ def family(name, k, n, seed=0):
         return [rng.uniform(-1, 1, (n, d)) / np.sqrt(d) for _ in range(k)]
     if name == "gaussian":
         return [rng.randn(n, d) for _ in range(k)]
-    if name in ("aniso", "translated", "unequal"):
+    if name in ("aniso", "unequal") or name.startswith("translated"):
         sizes = [n] * k if name != "unequal" else [max(50, int(n * f)) for f in np.linspace(1.0, 0.3, k)]
         X = [rng.randn(m, d) * rng.uniform(1, 3, d) + rng.uniform(-3, 3, d) for m in sizes]
-        return [A + 1e4 for A in X] if name == "translated" else X
+        return [A + float(name[10:] or 1e4) for A in X] if name.startswith("translated") else X
     if name == "mixture":
         centres = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0]], dtype=float)
         return [centres[rng.randint(0, 3, n)] + 0.5 * rng.randn(n, d) for _ in range(k)]
@@ -89,7 +98,7 @@ def uptime():
     return "load average: %.2f %.2f %.2f" % os.getloadavg()
 
 
-def run_row(fam, graph, n, reg_factor, seed=0):
+def run_row(fam, graph, n, reg_factor, seed=0, dtype="float32"):
     k = GRAPHS[graph]
     X = family(fam, k, n, seed)
     reg = reg_factor * median_edge_cost(X, graph)
@@ -101,9 +110,18 @@ def run_row(fam, graph, n, reg_factor, seed=0):
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        v, log = om.emot_neural2(X, reg, graph=graph, random_state=seed, log=True)
+        v, log = om.emot_neural2(
+            X,
+            reg,
+            graph=graph,
+            random_state=seed,
+            log=True,
+            dtype=getattr(torch, dtype) if dtype != "float32" else None,
+        )
     t_neural = time.perf_counter() - t0
     fired = [str(x.message) for x in w if issubclass(x.category, UserWarning) and "NeuralEMOT:" in str(x.message)]
+    est = log.get("estimator")
+    gap = getattr(est, "gap_estimate_", None)
     rel = (float(v) - ref) / abs(ref)
     row = dict(
         family=fam,
@@ -113,6 +131,7 @@ def run_row(fam, graph, n, reg_factor, seed=0):
         d=int(X[0].shape[1]),
         reg_factor=reg_factor,
         reg=reg,
+        dtype=dtype,
         exact=ref,
         exact_s=t_exact,
         neural=float(v),
@@ -121,14 +140,17 @@ def run_row(fam, graph, n, reg_factor, seed=0):
         steps=int(log["niter"]),
         converged=bool(log["converged"]),
         warned=bool(fired),
+        warning=fired[0][:160] if fired else "",
+        gap_estimate=None if gap is None else gap / abs(float(v)),
         neural_s=t_neural,
         ok=bool((abs(rel) <= 5e-3 and (log["value_method"] != "exact" or rel <= 1e-7)) or fired),
     )
     print(
-        "%-10s %-8s k=%-2d n=%-5d reg=%.2gx%-8.3g exact %-11.6g neural %-11.6g %+7.3f%% %-5s steps %-5d "
+        "%-13s %-8s %s k=%-2d n=%-5d reg=%.2gx%-8.3g exact %-11.6g neural %-11.6g %+7.3f%% %-5s steps %-5d "
         "%-4s %6.1fs (exact %5.1fs)%s"
         % (
             fam,
+            dtype[-2:],
             graph,
             k,
             row["n"][0],
@@ -215,10 +237,10 @@ def run_threads():
                 1.0,
                 graph="circle",
                 batch_size=b,
-                n_iter=40 if b == 128 else 10,
+                max_iter=40 if b == 128 else 10,
                 eval_every=0,
                 num_threads=th,
-                seed=0,
+                random_state=0,
                 evaluation="mc",
                 n_eval_batches=2,
             ).fit(X)
@@ -237,19 +259,22 @@ def markdown(rows, paper, load, threads=()):
         "",
         "`bench/bench_neural_data.py`: default `emot_neural` (float32 training, one torch thread) against the "
         "exact structured Sinkhorn value on the same points (`empirical_emot_sinkhorn2`, float64); reg is a "
-        "multiple of the median edge cost; a negative error is below the exact value; 'warning': a "
-        "`UserWarning` of the estimator fired (budget ended, or exact value far below the held-out estimate).",
+        "multiple of the median edge cost; a negative error is below the exact value; 'gap estimate': "
+        "`gap_estimate_ / |value|` of the fit (reg x the sum of the KL divergences of the data's weights from the "
+        "plan's marginals); 'warning': a `UserWarning` of the estimator fired (budget ended, exact value far below "
+        "the held-out estimate, or the plan misses its marginals: gap estimate above 0.5%).",
         "",
-        "| family | graph | k | n | reg (x median cost) | exact | emot_neural | rel. error | steps | warning | "
-        "time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| family | graph | dtype | k | n | reg (x median cost) | exact | emot_neural | rel. error | gap estimate | "
+        "steps | warning | time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
-            "| %s | %s | %d | %s | %.3g (%.1fx) | %.6g | %.6g | %+.3f%% | %d | %s | %.1f |"
+            "| %s | %s | %s | %d | %s | %.3g (%.1fx) | %.6g | %.6g | %+.3f%% | %s | %d | %s | %.1f |"
             % (
                 r["family"],
                 r["graph"],
+                r.get("dtype", "float32"),
                 r["k"],
                 r["n"][0] if len(set(r["n"])) == 1 else "%d-%d" % (min(r["n"]), max(r["n"])),
                 r["reg"],
@@ -257,12 +282,41 @@ def markdown(rows, paper, load, threads=()):
                 r["exact"],
                 r["neural"],
                 100 * r["rel_err"],
+                "-" if r.get("gap_estimate") is None else "%.3f%%" % (100 * r["gap_estimate"]),
                 r["steps"],
                 "yes" if r["warned"] else "no",
                 r["neural_s"],
             )
         )
     if rows:
+        out += [
+            "",
+            "Worst case per family (every graph, reg and dtype of the run; one seed per row): the lowest relative "
+            "error among the rows without a warning, the lowest overall, the rows that warned, the slowest row.",
+            "",
+            "| family | rows | worst without warning | worst overall | warned | missed (> 0.5% low, no warning) | "
+            "slowest (s) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for fam in dict.fromkeys(r["family"] for r in rows):
+            fr = [r for r in rows if r["family"] == fam]
+            quiet = [r for r in fr if not r["warned"]]
+            wq = min(quiet, key=lambda r: r["rel_err"]) if quiet else None
+            wa = min(fr, key=lambda r: r["rel_err"])
+            out.append(
+                "| %s | %d | %s | %+.3f%% (%s, %.1fx) | %d | %d | %.1f |"
+                % (
+                    fam,
+                    len(fr),
+                    "%+.3f%% (%s, %.1fx)" % (100 * wq["rel_err"], wq["graph"], wq["reg_factor"]) if wq else "-",
+                    100 * wa["rel_err"],
+                    wa["graph"],
+                    wa["reg_factor"],
+                    sum(r["warned"] for r in fr),
+                    sum(not r["ok"] for r in fr),
+                    max(r["neural_s"] for r in fr),
+                )
+            )
         worst = min(rows, key=lambda r: r["rel_err"] if not r["warned"] else 0.0)
         out += [
             "",
@@ -321,41 +375,12 @@ def plot(rows, path):
     fig.savefig(path, dpi=110)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="one row per family (chain k = 6, reg = 0.5x), small n")
-    p.add_argument("--paper", action="store_true", help="also the paper's rows (n = 1e4)")
-    p.add_argument("--threads", action="store_true", help="also one vs two torch threads, small and large batches")
-    p.add_argument("--skip-suite", action="store_true", help="no data-family rows")
-    p.add_argument("--n", type=int, default=None, help="points per cloud (default 2000; 1000 with --quick)")
-    p.add_argument("--families", default=",".join(FAMILIES))
-    p.add_argument("--graphs", default=",".join(GRAPHS))
-    p.add_argument("--regs", default="0.1,0.5,1.0")
-    p.add_argument("--name", default="bench_neural_data")
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    fams = args.families.split(",")
-    if args.quick:
-        plan = [(f, "chain", 0.5) for f in fams] + [
-            ("aniso", "complete", 0.5),
-            ("aniso", "circle", 0.5),
-            ("aniso", "chain", 0.1),
-            ("aniso", "chain", 1.0),
-        ]
-        n = args.n or 1000
-    else:
-        plan = [(f, g, float(r)) for f in fams for g in args.graphs.split(",") for r in args.regs.split(",")]
-        n = args.n or 2000
-    print(uptime())
-    rows = []
-    for fam, graph, rf in [] if args.skip_suite else plan:
-        nn = n if graph == "chain" else min(n, 500 if graph == "complete" else 300)
-        rows.append(run_row(fam, graph, nn, rf))
-    paper = run_paper() if args.paper else []
-    threads = run_threads() if args.threads else []
+def write(args, rows, paper, threads, n, missing=()):
+    """The results so far: json, md, csv and png (rewritten after every row, so a cut run keeps its rows)."""
     load = os.getloadavg()
     md = markdown(rows, paper, load, threads)
-    print("\n" + md)
+    if missing:
+        md += "\nRows not run (time limit of the run): %s.\n" % ", ".join("%s/%s/%.1fx/%s" % m for m in missing)
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, args.name + ".json"), "w") as f:
         json.dump(
@@ -366,6 +391,7 @@ def main():
                 load=load,
                 quick=args.quick,
                 n=n,
+                missing=[list(m) for m in missing],
                 torch=torch.__version__,
                 torch_threads=1,
             ),
@@ -375,25 +401,92 @@ def main():
     with open(os.path.join(RESULTS, args.name + ".md"), "w") as f:
         f.write(md)
     with open(os.path.join(RESULTS, args.name + ".csv"), "w") as f:  # the table of the docs (neural.rst)
-        f.write("family,graph,k,n,reg (x median edge cost),exact,emot_neural,rel. error %,steps,warning,time (s)\n")
+        f.write(
+            "family,graph,dtype,k,n,reg (x median edge cost),exact,emot_neural,rel. error %,gap estimate %,steps,"
+            "warning,time (s)\n"
+        )
         for r in rows:
             f.write(
-                "%s,%s,%d,%s,%.1f,%.6g,%.6g,%+.3f,%d,%s,%.1f\n"
+                "%s,%s,%s,%d,%s,%.1f,%.6g,%.6g,%+.3f,%s,%d,%s,%.1f\n"
                 % (
                     r["family"],
                     r["graph"],
+                    r.get("dtype", "float32"),
                     r["k"],
                     "-".join(str(m) for m in sorted(set(r["n"]))),
                     r["reg_factor"],
                     r["exact"],
                     r["neural"],
                     100 * r["rel_err"],
+                    "" if r.get("gap_estimate") is None else "%.3f" % (100 * r["gap_estimate"]),
                     r["steps"],
                     "yes" if r["warned"] else "no",
                     r["neural_s"],
                 )
             )
     plot(rows, os.path.join(RESULTS, args.name + ".png"))
+    return md
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="one row per family (chain k = 6, reg = 0.5x), small n")
+    p.add_argument("--paper", action="store_true", help="also the paper's rows (n = 1e4; run first)")
+    p.add_argument("--threads", action="store_true", help="also one vs two torch threads, small and large batches")
+    p.add_argument("--extras", action="store_true", help="also data + 1e5 and + 1e6, and float64 training rows")
+    p.add_argument("--skip-suite", action="store_true", help="no data-family rows")
+    p.add_argument("--n", type=int, default=None, help="points per cloud (default 2000; 1000 with --quick)")
+    p.add_argument("--families", default=",".join(FAMILIES))
+    p.add_argument("--graphs", default=",".join(GRAPHS))
+    p.add_argument("--regs", default="0.5,0.1,1.0", help="reg factors, in the order run")
+    p.add_argument("--time-limit", type=float, default=None, help="minutes: start no row after (the rest listed)")
+    p.add_argument("--skip", default="", help="families not run in this invocation (listed as missing)")
+    p.add_argument("--append", action="store_true", help="keep the rows (and paper/threads) of the results file")
+    p.add_argument("--name", default="bench_neural_data")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    fams = args.families.split(",")
+    if args.quick:
+        plan = [(f, "chain", 0.5, "float32") for f in fams] + [
+            ("aniso", "complete", 0.5, "float32"),
+            ("aniso", "circle", 0.5, "float32"),
+            ("aniso", "chain", 0.1, "float32"),
+            ("aniso", "chain", 1.0, "float32"),
+        ]
+        n = args.n or 1000
+    else:  # reg by reg (the first reg's rows cover every family and graph when the run is cut)
+        plan = [(f, g, float(r), "float32") for r in args.regs.split(",") for g in args.graphs.split(",") for f in fams]
+        n = args.n or 2000
+    if args.extras:
+        extras = [(f, "chain", 0.5, "float32") for f in EXTRA_FAMILIES]
+        extras += [(f, "chain", 0.5, "float64") for f in ("translated1e6", "student_t", "aniso")]
+        plan = plan[: len(fams)] + extras + plan[len(fams) :]
+    print(uptime())
+    rows, paper, threads = [], [], []
+    if args.append:
+        with open(os.path.join(RESULTS, args.name + ".json")) as f:
+            old = json.load(f)
+        rows, paper, threads = old["rows"], old["paper"], old["threads"]
+    paper = run_paper() if args.paper else paper
+    threads = run_threads() if args.threads else threads
+
+    def key(fam, graph, rf, dtype):
+        return (fam, graph, float(rf), dtype)
+
+    def not_run():
+        done = {key(r["family"], r["graph"], r["reg_factor"], r.get("dtype", "float32")) for r in rows}
+        return [m for m in plan if key(*m) not in done]
+
+    skip = set(args.skip.split(",")) - {""}
+    for fam, graph, rf, dtype in [] if args.skip_suite else not_run():
+        if fam in skip or (args.time_limit is not None and time.perf_counter() - t_start > 60 * args.time_limit):
+            continue
+        nn = n if graph == "chain" else min(n, 500 if graph == "complete" else 300)
+        rows.append(run_row(fam, graph, nn, rf, dtype=dtype))
+        write(args, rows, paper, threads, n, not_run() if args.time_limit or skip else ())
+    md = write(args, rows, paper, threads, n, not_run())
+    print("\n" + md)
 
 
 if __name__ == "__main__":
