@@ -341,10 +341,6 @@ def initial_candidates(nx, init, Xn, a_s, edges, n_components, max_candidates, r
     return [("given", out)]
 
 
-_prepare = prepare_clouds  # old private names (neural/gromov.py until it switches)
-_initial_candidates = initial_candidates
-
-
 # ---- the solver -------------------------------------------------------------------------------
 def _check_features(nx, Y_s, alpha, shape, ref):
     """Validated feature clouds (cast to the clouds' dtype and device) and alpha in [0, 1]."""
