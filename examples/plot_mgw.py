@@ -57,9 +57,7 @@ X_s = [V[p] for V, p in zip((raw, pca, embedded), perms)]
 t0 = time.perf_counter()
 value, log = om.mgw_sinkhorn2(X_s, reg=0.5, init="zero", log=True)
 elapsed = time.perf_counter() - t0
-print(
-    "MGW value: %.4f (G part %.4f) after %d outer steps, %.1f s" % (value, log["value_quad"], log["niter"], elapsed)
-)
+print("MGW value: %.4f (G part %.4f) after %d outer steps, %.1f s" % (value, log["value_quad"], log["niter"], elapsed))
 
 for i, j in log["edges"]:
     match = om.match_from_plan(log["pairwise_plans"][(i, j)])
