@@ -454,3 +454,18 @@ def test_seed_scan_never_more_than_1_percent_above_mgw_sinkhorn():
         worst = max(worst, (v - ref) / abs(ref))
         assert v <= ref + 0.01 * abs(ref), (seed, v, ref)
     print("worst relative excess over mgw_sinkhorn2: %.2e" % worst)
+
+
+def test_beyond_the_newton_range_the_finish_is_one_exact_solve_for_the_kept_A(monkeypatch):
+    """Above 1500 points in all (here lowered to 10): a subsample screening, then one exact (log-domain) solve
+    for the kept A_ij, warm-started from the neural potentials: a coupling, not another alternation."""
+    from ot_multimarginal.neural import gromov
+
+    monkeypatch.setattr(gromov, "NEWTON_MAX_POINTS", 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = om.NeuralMGW(0.5, max_iter=2, n_init_points=8, **dict(QUICK, init="auto")).fit(_pair(5, 20))
+    assert est.polished_ and len(est.polish_history_["objective"]) == 1 and est.marginal_error_ < 1e-5
+    P = est.pairwise_plan(0, 1)
+    np.testing.assert_allclose(P.sum(1), np.full(20, 1 / 20), atol=1e-5)
+    np.testing.assert_allclose(est.A_[(0, 1)], est.A_used_[0].numpy())  # the plan of the kept A itself
