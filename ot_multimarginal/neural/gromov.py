@@ -62,7 +62,7 @@ from ._validation import check_device, check_estimator_params, check_query_point
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
 from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
-from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable
+from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable, exact_work
 from .sampling import derive_seed
 
 __all__ = ["NeuralMGW", "mgw_neural", "mgw_neural2"]
@@ -92,6 +92,8 @@ POLISH_TOL = 1e-6  # marginal error of the inner solves of the exact finish
 POLISH_STOP = 1e-5  # stopThr of the exact finish (mgw_sinkhorn's rule)
 POLISH_OUTER = 100  # outer steps of the exact finish
 POLISH_MAX_ITER = {"sinkhorn_newton": 200, "sinkhorn_log": 1000}
+POLISH_FLOPS = 3e11  # beyond Newton's range, the finishing solve's work budget (minutes on two cores) ...
+POLISH_MIN_SWEEPS = 50  # ... and the fewest sweeps worth running (else no finish by default)
 
 
 def _map_tensors(x, fn):
@@ -232,11 +234,13 @@ class NeuralMGW(ParamsMixin):
         near 2). Checked where the data fits the exact engine.
     polish : {'auto', True, False}, optional
         Finish on the data with exact Sinkhorn solves warm-started from the
-        kept step's neural potentials (``'auto'``, default: where the data
-        fits the exact engine; ``True``: always): up to 1500 points in all,
-        the exact alternation of :func:`~ot_multimarginal.mgw_sinkhorn` run to
-        convergence; above, one exact solve for the kept :math:`A_{ij}`
-        (at most 1000 sweeps).
+        kept step's neural potentials (``True``: always; ``'auto'``, default:
+        where the data fits the exact engine): up to 1500 points in all, the
+        exact alternation of :func:`~ot_multimarginal.mgw_sinkhorn` run to
+        convergence; above, one exact log-domain solve for the kept
+        :math:`A_{ij}`, with as many sweeps (at most 1000) as a budget of
+        3e11 engine operations allows, and by default only if that is at
+        least 50 (e.g. k = 3 complete, n = 1000: 100 sweeps; n = 2000: none).
     random_state : int, optional
         Seed of the networks, the batches and the subsample (formerly ``seed``, deprecated).
     verbose : bool, optional
@@ -697,19 +701,23 @@ class NeuralMGW(ParamsMixin):
         if pot is None and best["where"] == "data":  # resumed: the plan of the saved networks, recomputed
             with torch.no_grad():
                 pot = emot.dual_potentials(data, weights).normalized()
+        one = sum(sizes) > NEWTON_MAX_POINTS  # beyond Newton's range: one exact solve for the kept A
+        # the sweeps of that solve fit POLISH_FLOPS (k marginal updates of the engine's work per sweep)
+        sweeps = int(
+            min(POLISH_MAX_ITER["sinkhorn_log"], POLISH_FLOPS / (len(sizes) * exact_work(emot.cost_, sizes)[0]))
+        )
         do_polish = polish is True or (
-            polish == "auto" and best["where"] == "data" and exact_is_affordable(emot.cost_, sizes)
+            polish == "auto" and best["where"] == "data" and (not one or sweeps >= POLISH_MIN_SWEEPS)
         )
         polished, alt, A_plan, separable = False, None, best["A"], True
         if do_polish:
             with torch.no_grad():
                 problem = GWProblem(get_backend(data[0]), data, weights, edges, reg)
                 method = "sinkhorn_newton" if sum(sizes) <= NEWTON_MAX_POINTS else "sinkhorn_log"
-                one = sum(sizes) > NEWTON_MAX_POINTS  # one solve for the kept A: at the final tolerance at once
                 solver = SinkhornInner(
                     problem,
                     method=method,
-                    numItermax=POLISH_MAX_ITER[method],
+                    numItermax=max(sweeps, POLISH_MIN_SWEEPS) if one else POLISH_MAX_ITER[method],
                     stopThr=POLISH_TOL,
                     tol_start=POLISH_TOL if one else 1e-4,
                 )
