@@ -532,13 +532,13 @@ def quality():
         "Euclidean distances of the same centred, normalised clouds, eps = %g, POT's inner Sinkhorn given "
         "`numItermax=10000, stopThr=1e-10`. Both plans are scored by the same entropic objective "
         "G(P) + eps KL(P | p x q). Accuracy: share of the points whose most likely partner is the true one." % eps,
-        "### k = 2 against POT",
+        "## k = 2 against POT",
         "%d runs, %d where POT's plan meets its marginals to 1e-9 (L1): %d worse than POT (relative difference "
         "> 1e-9), %d better by more than 1e-6. Where POT's plan misses its marginals by ~1e-8 its score can be "
         "1e-9 below the constrained optimum (a relative difference of a few 1e-9 with the same plan to 1e-8)."
         % (len(k2), len(valid), len(worse), sum(r["rel_diff"] < -1e-6 for r in valid)),
         t2,
-        "### k = 3 (complete graph), eps = 0.1",
+        "## k = 3 (complete graph), eps = 0.1",
         "Isometric copies of a 2-D box in 2, 3 and 5 dimensions (rows shuffled, translated), and digits through "
         "pixels (64-D), a 16-D PCA and a random 30-D linear map. Every seed is listed (the worst one is the row "
         "with the smallest accuracy).",
