@@ -373,6 +373,7 @@ def plot(rows, path):
     fig.suptitle("emot_neural defaults on data families (green: within 0.5%, orange: warned, red: missed)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def write(args, rows, paper, threads, n, missing=()):
