@@ -218,11 +218,11 @@ def render(results):
             "`OT_MULTIMARGINAL_NO_SKIP=1`: every underflowed entry of the log-domain products recomputed, "
             "and the pairwise marginals taken in the log domain (the code before this change)."
             % tuple(results["load"]),
-            "### The public call (`mgw_sinkhorn2`)",
+            "## The public call (`mgw_sinkhorn2`)",
             t1,
-            "### Inner solve on the induced cost at the true matching: 15 Newton iterations from a cold start",
+            "## Inner solve on the induced cost at the true matching: 15 Newton iterations from a cold start",
             t2,
-            "### One cyclic sweep (triangle engine, scaled products) against a plain matmul of the same shape",
+            "## One cyclic sweep (triangle engine, scaled products) against a plain matmul of the same shape",
             t3,
         ],
         source="`python bench/bench_mgw_speed.py %s` (%s)" % (results["argv"], results["date"]),
