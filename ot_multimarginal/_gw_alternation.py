@@ -498,6 +498,37 @@ class Alternation:
                 self.tighten()
         return self
 
+    _STATE = (
+        "A tol history err A_change marg_err inner_niter inner_tol accepted converged stopped _rejections _last_obj "
+        "_last_rel _stopThr"
+    ).split()
+
+    def state_dict(self):
+        """The loop's state (checkpoints): plain fields and arrays, without the Potentials.
+
+        ``best`` is kept without ``pot`` (and its ``terms`` without the pairwise plans);
+        ``pot_is_best`` says whether the warm start is the best iterate's potentials.
+        Restore with :meth:`load_state_dict`, giving the Potentials rebuilt by the caller.
+        """
+        state = {n: getattr(self, n) for n in self._STATE}
+        state["best"] = None
+        if self.best is not None:
+            b = {n: v for n, v in self.best.items() if n != "pot"}
+            if isinstance(b.get("terms"), dict):
+                b["terms"] = {n: v for n, v in b["terms"].items() if n != "pairwise"}
+            state["best"] = b
+        state["pot_is_best"] = self.best is not None and self.pot is self.best["pot"]
+        return state
+
+    def load_state_dict(self, state, pot=None, best_pot=None):
+        """Restore :meth:`state_dict`'s fields; ``pot``: the warm start, ``best_pot``: the best iterate's Potentials."""
+        for n in self._STATE:
+            v = state[n]
+            setattr(self, n, list(v) if isinstance(v, (list, tuple)) else v)
+        self.best = None if state["best"] is None else dict(state["best"], pot=best_pot)
+        self.pot = best_pot if state.get("pot_is_best") and pot is None else pot
+        return self
+
     def finish(self):
         """Polish the best iterate with :meth:`InnerSolver.finish`; re-evaluate it. Returns ``self.best``."""
         b = self.best

@@ -16,9 +16,12 @@ edge), and the :math:`A_{ij}` are updated in closed form,
 :math:`A_{ij} \leftarrow \tfrac12 E_{P_{ij}}[x_i x_j^\top]`, with :math:`P_{ij}`
 the pairwise marginal of the neural plan: on the data when its engine fits
 the budget, else averaged over mini-batches (the plan of each batch's
-potentials). Each fit is a new estimator warm-started from the networks of
-the best step so far; steps that do not lower the objective of their plan
-on the data are rejected and damped (:class:`NeuralMGW`).
+potentials). The alternation is the shared one of
+:mod:`ot_multimarginal._gw_alternation` (:class:`~ot_multimarginal._gw_alternation.Alternation`
+with rejection and damping) with a neural inner solver: each fit is a new
+estimator warm-started from the networks of the last accepted step; steps that
+do not lower the objective of their plan on the data are rejected and damped
+(:class:`NeuralMGW`).
 """
 # License: MIT License
 
@@ -35,7 +38,7 @@ from ot.backend import get_backend
 from ot.utils import check_random_state
 
 from .._deprecation import deprecated_attribute, renamed_kwargs
-from .._gw_alternation import Alternation, GWProblem, SinkhornInner, initial_candidates, prepare_clouds
+from .._gw_alternation import Alternation, GWProblem, InnerSolver, SinkhornInner, initial_candidates, prepare_clouds
 from .._params import ParamsMixin
 from .._typing import Array, Edges, LogDict, Weights
 from .._validation import (
@@ -136,25 +139,69 @@ def _without_separable(pot, data, edges, A):
     return phi
 
 
-def _noise(step, best, tol):
-    """The rise of the objective that two steps' fits cannot resolve: ``tol`` relative, or the marginal errors.
+def _trailing_false(flags):
+    """How many ``False`` end the list (the rejections in a row of the alternation)."""
+    n = 0
+    for f in reversed(flags):
+        if f:
+            break
+        n += 1
+    return n
 
-    The objective of a plan whose marginals are off by ``e`` (l1: the mass misplaced) is that of a coupling up
-    to about ``e`` relative, so a rise below that is the fits' noise, not a worse step.
+
+class _NeuralProblem(GWProblem):
+    """The GW problem whose cost is the networks' one: :math:`c_A` plus the separable terms; the cost knows its A."""
+
+    def cost(self, A, separable=True):
+        pc = super().cost(A, separable=separable)
+        pc.A = A
+        return pc
+
+
+class _NeuralFit:
+    """What :class:`_NeuralInner` returns for one outer step: the fitted NeuralEMOT and its scoring.
+
+    ``emot``: the fitted estimator; ``A``: the matrices of its cost; ``start``: the start it belongs to;
+    after :meth:`_NeuralInner.evaluate`: ``pot`` (normalised Potentials of its plan on the data, or ``None``
+    when the moments were taken over batches), ``err`` (marginal error, ``None`` over batches), ``where``.
     """
-    errs = [x for x in (step["err"], best["err"]) if x is not None]
-    return max([tol] + errs) * abs(best["obj"])
+
+    def __init__(self, emot, A, start, pot=None, err=None, where=None):
+        self.emot, self.A, self.start, self.pot, self.err, self.where = emot, A, start, pot, err, where
 
 
-def _better(step, best):
-    """Whether ``step`` replaces ``best``: a plan with sound marginals beats a collapsed one, then the objective."""
-    if best is None:
-        return True
-    if step["collapsed"] != best["collapsed"]:
-        return best["collapsed"]
-    if step["collapsed"]:
-        return step["err"] is not None and best["err"] is not None and step["err"] < best["err"]
-    return step["obj"] <= best["obj"]
+class _NeuralInner(InnerSolver):
+    """Inner solves by :class:`~ot_multimarginal.neural.NeuralEMOT` fits (no marginal tolerance: ``tol_floor=None``).
+
+    ``solve`` fits a new estimator for the cost of ``A`` (warm-started from a copy of the networks of the
+    previous accepted fit); ``evaluate`` scores its plan with :meth:`NeuralMGW._score` (on the data where the
+    engine fits the budget, else over batches).
+    """
+
+    tol_floor = None
+
+    def __init__(self, problem, est, ctx):
+        super().__init__(problem)
+        self.est, self.ctx = est, ctx
+        self.t = 0  # outer step (0-based) of the next solve
+        self.start = None
+
+    def solve(self, cost, warm_start=None, tol=None):
+        c = self.ctx
+        warm = None if warm_start is None else warm_start.emot
+        emot = self.est._inner_fit(cost.A, warm, self.t, c.data, c.weights, c.edges, c.reg, c.seed, c.dev, c.t_start)
+        self.last_log = dict(niter=int(getattr(emot, "n_iter_", 0)), converged=True, err=0.0, stopThr=None)
+        self.t += 1
+        return _NeuralFit(emot, cost.A, self.start)
+
+    def evaluate(self, fit):
+        c = self.ctx
+        obj, err, new_A, where, pot = self.est._score(fit.emot, fit.A, c.data, c.weights, c.edges, c.S1, c.gen)
+        fit.pot, fit.err, fit.where = pot, err, where
+        self.last_fit, self.last_where = fit, where
+        # over batches the marginals are unchecked (0: never a reason to reject); a non-finite objective: rejected
+        marg = err if err is not None else 0.0
+        return dict(obj=obj if np.isfinite(obj) else np.inf, marg_err=marg, A_P=new_A, err=err, where=where)
 
 
 class NeuralMGW(ParamsMixin):
@@ -162,7 +209,7 @@ class NeuralMGW(ParamsMixin):
 
     Alternates a :class:`~ot_multimarginal.neural.NeuralEMOT` fit of the EMOT
     with the induced pairwise cost :math:`\sum_E c_{A_{ij}}` (each fit
-    warm-started from the networks of the best step so far) and the
+    warm-started from the networks of the last accepted step) and the
     closed-form update :math:`A_{ij} \leftarrow \tfrac12 E_{P_{ij}}[x_i x_j^\top]`
     (module docstring), from a start screened by
     :func:`~ot_multimarginal.mgw_sinkhorn` on a subsample.
@@ -175,7 +222,13 @@ class NeuralMGW(ParamsMixin):
     above the best so far, or whose plan has a marginal off by more than
     ``marginal_tol`` (a collapsed fit), is rejected and the update damped
     (:math:`A \leftarrow A_\star + \theta(A(P_\star) - A_\star)`,
-    :math:`\theta = 1/2, 1/4`); the best step is the one kept. Where the
+    :math:`\theta = 1/2, 1/4`; a third rejection in a row stops the run); the
+    best step is the one kept. This is the one alternation of
+    :func:`~ot_multimarginal.mgw_sinkhorn`
+    (:class:`~ot_multimarginal._gw_alternation.Alternation` with
+    ``damping=2, marg_tol=marginal_tol``) with NeuralEMOT fits as inner solves.
+    With ``init='auto'``, a first step whose plan collapsed is replaced by a
+    step from :math:`A = 0`. Where the
     data fits the exact engines (``polish``), the alternation is then finished
     by the exact one of :func:`~ot_multimarginal.mgw_sinkhorn` (the shared
     alternation of :mod:`ot_multimarginal._gw_alternation` with Sinkhorn
@@ -212,11 +265,10 @@ class NeuralMGW(ParamsMixin):
         Maximum number of outer steps (NeuralEMOT fits, rejected ones included;
         default 10; formerly ``n_outer``, deprecated).
     tol : float, optional
-        Stop when an accepted step lowers the objective by at most ``tol``
-        (relative) and moves the :math:`A_{ij}` by at most
-        :math:`\sqrt{\mathrm{tol}}` (relative; near a fixed point the
-        objective is quadratic in :math:`A`), or when a rejected step raises
-        it by at most ``tol`` (the fits' noise level; default 1e-3).
+        Stop when an accepted step changes the objective by at most ``tol``
+        (relative to the previous accepted step) and moves the :math:`A_{ij}`
+        by at most ``tol`` (relative): the stopping rule of
+        :func:`~ot_multimarginal.mgw_sinkhorn` (default 1e-3).
     max_iter_inner, max_iter_refit : int, optional
         Training steps of the first fit (default 300; formerly ``n_iter``) and
         of each warm-started refit (default 100; formerly ``n_iter_refit``):
@@ -295,8 +347,9 @@ class NeuralMGW(ParamsMixin):
     same values, plans and matches.
 
     With ``checkpoint_dir``, ``ckpt-<t>.pt`` holds the state after ``t``
-    outer steps (the best step and its inner estimator, the next
-    :math:`A_{ij}`, the history, the moments' random stream; ``t = 0``: the
+    outer steps (the alternation's state, ``Alternation.state_dict()``: the
+    next :math:`A_{ij}`, the history, the best step; the inner estimators of
+    the best step and of the warm start; the moments' random stream; ``t = 0``: the
     screened start), the last two kept, and the inner fit of step ``t``
     writes its step checkpoints in ``outer-<t>/``
     (:class:`~ot_multimarginal.neural.NeuralEMOT`'s ``checkpoint_dir``). A
@@ -571,27 +624,31 @@ class NeuralMGW(ParamsMixin):
                 extra={"seed": seed},
                 is_main=parallel is None or parallel.is_main,
             )
-        self._problem = GWProblem(get_backend(data[0]), data, weights, edges, reg)  # the cost of each A
+        self._problem = _NeuralProblem(get_backend(data[0]), data, weights, edges, reg)  # the cost of each A
         S1 = self._problem.S1
         gen = torch.Generator().manual_seed(derive_seed(seed, "mgw-moments"))
-        zero = [torch.zeros(int(data[i].shape[1]), int(data[j].shape[1]), dtype=dt, device=dev) for i, j in edges]
+        ctx = SimpleNamespace(
+            data=data, weights=weights, edges=edges, reg=reg, seed=seed, dev=dev, S1=S1, gen=gen, t_start=0
+        )
+        solver = _NeuralInner(self._problem, self, ctx)
         if payload is not None:  # the state after `t_start` outer steps
             ckpt.check(payload)
             st = payload["trainer"]
             t_start, kept, history, s = st["t"], st["init"], st["history"], st["loop"]
-            A = [M.to(dev) for M in st["A"]]
             gen.set_state(st["generator"])
-            best = None
-            if st["best"] is not None:
-                best = dict(st["best"], A=[M.to(dev) for M in st["best"]["A"]])
-                best["new_A"] = [M.to(dev) for M in best["new_A"]]
-                best["emot"] = NeuralEMOT._from_saved_state(
-                    st["best"]["emot"], dev, metric=self._problem.cost(best["A"], separable=True).metrics
+            alt_state = _map_tensors(st["alt"], lambda x: x.to(dev))
+            fits = {}
+            for name, f in st["fits"].items():  # the best fit and the warm start (the networks of each)
+                emot = NeuralEMOT._from_saved_state(
+                    f["emot"], dev, metric=self._problem.cost([M.to(dev) for M in f["A"]]).metrics
                 )
+                fits[name] = _NeuralFit(emot, [M.to(dev) for M in f["A"]], f["start"], None, f["err"], f["where"])
+            alt = Alternation(self._problem, solver, alt_state["A"], name=kept, damping=2, marg_tol=marginal_tol)
+            alt.load_state_dict(alt_state, pot=fits.get("pot"), best_pot=fits.get("best"))
         else:
             A, kept = self._start(nx, Xd, a_s, edges, reg, seed)
             A = [_to_torch(nx.detach(M), dev, dt) for M in A]
-            t_start, best = 0, None
+            t_start = 0
             history = {
                 "objective": [],
                 "A_change": [],
@@ -600,27 +657,36 @@ class NeuralMGW(ParamsMixin):
                 "theta": [],
                 "moments": [],
             }
-            # the loop's state: damping, stop flags, the fallback start A = 0 (init='auto', first fit collapsed)
-            s = {"theta": 1.0, "done": False, "converged": False, "fallback": self.init == "auto" and kept != "zero"}
-            s["start"] = kept
+            # the fallback start A = 0 (init='auto', first fit collapsed) and the start of the next fit
+            s = {"fallback": self.init == "auto" and kept != "zero", "start": kept}
+            alt = Alternation(self._problem, solver, A, name=kept, damping=2, marg_tol=marginal_tol)
+        ctx.t_start = solver.t = t_start
+        solver.start = s["start"]
 
         def save_state(t):
             """Checkpoint the state after ``t`` outer steps; drop inner checkpoints no kept state needs."""
+            best_fit = None if alt.best is None else alt.best["pot"]
+            fits = {}
+            for name, f in (("best", best_fit), ("pot", None if alt.pot is best_fit else alt.pot)):
+                if f is not None:
+                    fits[name] = dict(
+                        emot=f.emot._state_dict_for_save(metric=None),
+                        A=_cpu(f.A),
+                        start=f.start,
+                        err=f.err,
+                        where=f.where,
+                    )
+            alt_state = alt.state_dict()
+            if alt_state["best"] is not None:
+                alt_state["best"] = dict(alt_state["best"], terms=None)
             state = {
                 "t": t,
                 "init": kept,
                 "history": history,
                 "loop": dict(s),
-                "A": _cpu(A),
+                "alt": _cpu(alt_state),
+                "fits": fits,
                 "generator": gen.get_state(),
-                "best": None
-                if best is None
-                else dict(
-                    {n: v for n, v in best.items() if n not in ("emot", "pot")},
-                    A=_cpu(best["A"]),
-                    new_A=_cpu(best["new_A"]),
-                    emot=best["emot"]._state_dict_for_save(metric=None),
-                ),
             }
             if ckpt.save(SimpleNamespace(step_count=t, state_dict=lambda: state)) is not None:
                 for old in range(t - 1):  # the previous state (also kept) resumes into outer-<t - 1>
@@ -628,64 +694,55 @@ class NeuralMGW(ParamsMixin):
 
         if ckpt is not None and payload is None:
             save_state(0)
-        for t in range(t_start, int(self.max_iter)):
-            if s["done"]:
-                break
-            warm = None if best is None else best["emot"]
-            emot = self._inner_fit(A, warm, t, data, weights, edges, reg, seed, dev, t_start)
-            obj, err, new_A, where, pot = self._score(emot, A, data, weights, edges, S1, gen)
-            dA = max(
-                float(torch.linalg.norm(M1 - M0) / max(float(torch.linalg.norm(M1)), 1e-300))
-                for M0, M1 in zip(A, new_A)
-            )
-            step = dict(
-                A=A, emot=emot, obj=obj, err=err, new_A=new_A, where=where, pot=pot, A_change=dA, start=s["start"]
-            )
-            step["collapsed"] = not np.isfinite(obj) or (err is not None and err > marginal_tol)
-            accepted = _better(step, best)
+        while alt.niter < int(self.max_iter) and not alt.converged and not alt.stopped:
+            rejected = _trailing_false(alt.accepted)
+            theta = 0.5**rejected  # the damping of this step's A (rejections in a row before it)
+            alt.run(alt.niter + 1, tol)  # one step, with the stopping rule of the shared alternation (stopThr=tol)
+            err = solver.last_fit.err  # None: moments over batches, marginals unchecked
             for name, v in (
-                ("objective", obj),
-                ("A_change", dA),
+                ("objective", alt.history[-1]),
+                ("A_change", alt.A_change[-1]),
                 ("marginal_error", err),
-                ("accepted", accepted),
-                ("theta", s["theta"]),
-                ("moments", where),
+                ("accepted", alt.accepted[-1]),
+                ("theta", theta),
+                ("moments", solver.last_where),
             ):
                 history[name].append(v)
             if self.verbose:
                 print(
                     "%3d  objective %.8e  A change %.2e  marginal error %s  theta %.3g  %s  (moments on the %s)"
                     % (
-                        t + 1,
-                        obj,
-                        dA,
+                        alt.niter,
+                        alt.history[-1],
+                        alt.A_change[-1],
                         "%.2e" % err if err is not None else "-",
-                        s["theta"],
-                        "accepted" if accepted else "rejected",
-                        where,
+                        theta,
+                        "accepted" if alt.accepted[-1] else "rejected",
+                        solver.last_where,
                     )
                 )
-            if accepted:
-                previous, best = best, step
-                s["theta"] = 1.0
-                A = new_A
-                if previous is not None and not step["collapsed"] and not previous["collapsed"]:
-                    rel = (previous["obj"] - obj) / max(abs(obj), 1e-300)
-                    s["converged"] = s["done"] = rel <= tol and dA <= tol**0.5
-            elif (
-                not step["collapsed"] and obj - best["obj"] <= _noise(step, best, tol) and best["A_change"] <= tol**0.5
-            ):
-                s["converged"] = s["done"] = True  # a rise within the fits' noise, at a fixed point of A
-            elif s["theta"] <= 0.25:
-                s["done"] = True  # stalled: the damped steps do not improve either
-            else:
-                s["theta"] *= 0.5
-                A = [M0 + s["theta"] * (M1 - M0) for M0, M1 in zip(best["A"], best["new_A"])]
-            if best["collapsed"] and s["fallback"] and not s["done"]:
-                # the first fit's plan collapsed: try the start A = 0 too (kept if its plan is better)
-                A, s["fallback"], s["theta"], s["start"] = list(zero), False, 1.0, "zero (fallback)"
+            b = alt.best["pot"]
+            collapsed = not np.isfinite(alt.best["obj"]) or (b.err is not None and b.err > marginal_tol)
+            if collapsed and s["fallback"] and alt.niter == 1 < int(self.max_iter):
+                # the first fit's plan collapsed: the start A = 0 replaces it (its first step accepted)
+                s["fallback"], s["start"] = False, "zero (fallback)"
+                alt.A, alt.best = self._problem.zero_A(), None
+                solver.start = s["start"]
             if ckpt is not None:
-                save_state(t + 1)
+                save_state(alt.niter)
+        best = alt.best
+        fit = best["pot"]
+        best = dict(
+            emot=fit.emot,
+            A=best["A"],
+            obj=best["obj"],
+            err=fit.err,
+            where=fit.where,
+            pot=fit.pot,
+            start=fit.start,
+            A_change=alt.A_change[best["step"] - 1],
+        )
+        s = dict(s, converged=alt.converged, done=alt.converged or alt.stopped)
         self._finish(best, history, s, kept, data, weights, edges, reg, polish, marginal_tol, tol, is_numpy, dt, dev)
         self.edges_ = list(edges)
         self.scales_, self.means_ = scales, means
@@ -1041,9 +1098,9 @@ _DOC = r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (min
         Maximum number of outer steps (NeuralEMOT fits; ``max_iter`` of :class:`NeuralMGW`;
         formerly ``n_outer``, deprecated).
     stopThr : float, optional
-        Stop when an accepted step lowers the objective by at most ``stopThr``
-        (relative) and moves the :math:`A_{ij}` by at most
-        :math:`\sqrt{\mathrm{stopThr}}` (``tol`` of :class:`NeuralMGW`; formerly ``tol``).
+        Stop when an accepted step changes the objective by at most ``stopThr``
+        (relative) and moves the :math:`A_{ij}` by at most ``stopThr``
+        (relative; ``tol`` of :class:`NeuralMGW`; formerly ``tol``).
     numItermaxInner : int, optional
         Training steps of the first NeuralEMOT fit (``max_iter_inner``; formerly ``n_iter``);
         the refits take ``max_iter_refit`` (a keyword of :class:`NeuralMGW`).
