@@ -65,7 +65,9 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("each", "joint", None)
-NEWTON_MAX_POINTS = 1500  # method='auto': Newton inner solves up to this many points in all (sum of n_i)
+# method='auto': Newton inner solves up to this many points in all (sum of n_i); at k = 3, n = 1000 cyclic Sinkhorn
+# took 590-1640 sweeps per outer step, Newton through the eps-continuation converged to 1.5e-9
+NEWTON_MAX_POINTS = 3000
 
 
 # ---- the decomposition ----------------------------------------------------------------------
@@ -640,7 +642,7 @@ _SIGNATURE_DOC = r"""
     method : str, optional
         The inner EMOT loop (see :func:`~ot_multimarginal.emot_sinkhorn`).
         ``'auto'`` (default): ``'sinkhorn_newton'`` when the clouds have at
-        most 1500 points in all, else ``'sinkhorn_log'``.
+        most 3000 points in all, else ``'sinkhorn_log'``.
     numItermax : int, optional
         Maximum number of outer (alternation) steps of each start.
     stopThr : float, optional
