@@ -470,3 +470,21 @@ def test_beyond_the_newton_range_the_finish_is_one_exact_solve_for_the_kept_A(mo
     P = est.pairwise_plan(0, 1)
     np.testing.assert_allclose(P.sum(1), np.full(20, 1 / 20), atol=1e-5)
     np.testing.assert_allclose(est.A_[(0, 1)], est.A_used_[0].numpy())  # the plan of the kept A itself
+
+
+def test_alternation_state_dict_resumes_the_loop():
+    """Alternation.state_dict / load_state_dict (NeuralMGW's checkpoints): 2 steps, restore, 2 more == 4 steps."""
+    from ot_multimarginal._gw_alternation import Alternation, GWProblem, SinkhornInner, prepare_clouds
+
+    nx, Xn, a_s, _, _ = prepare_clouds(_pair(6, 12), None, "each")
+    problem = GWProblem(nx, Xn, a_s, [(0, 1)], 0.5)
+    A0 = [0.1 * np.eye(2, 3)]
+    ref = Alternation(problem, SinkhornInner(problem), A0, damping=2).run(4, 1e-12)
+    first = Alternation(problem, SinkhornInner(problem), A0, damping=2).run(2, 1e-12)
+    state = first.state_dict()
+    assert "pot" not in state["best"] and state["pot_is_best"] and state["history"] == ref.history[:2]
+    again = Alternation(problem, SinkhornInner(problem), [np.zeros((2, 3))], damping=2)
+    again.load_state_dict(state, best_pot=first.best["pot"]).run(4, 1e-12)
+    assert again.pot is not None and again.history == pytest.approx(ref.history, rel=1e-10)
+    assert again.accepted == ref.accepted and again.best["step"] == ref.best["step"]
+    np.testing.assert_allclose(again.best["A"][0], ref.best["A"][0], rtol=1e-8, atol=1e-12)
