@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
 
 # a helper script launched by torchrun in test_neural_distributed.py, not a test module;
 # without torch it cannot even be imported for --doctest-modules
-collect_ignore = [] if torch is not None else ["neural_distributed_worker.py"]
+collect_ignore = [] if torch is not None else ["neural_distributed_worker.py", "_host_sync.py"]  # torch-only helpers
 
 
 class NX:
