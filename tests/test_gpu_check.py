@@ -94,6 +94,7 @@ def test_report_table():
 @pytest.mark.slow
 def test_smoke_run_on_the_cpu_writes_markdown_and_json(tmp_path):
     """``--smoke``: every part of the script at toy sizes on the CPU (the code paths a GPU run takes)."""
+    pytest.importorskip("torch")  # the smoke run trains on the CPU with torch
     out = subprocess.run(
         [sys.executable, SCRIPT, "--smoke", "--no-tests", "--out", str(tmp_path)],
         capture_output=True,
