@@ -4,8 +4,7 @@
 Argument names and order, POT's ``2`` suffix (plan or estimator vs value),
 iteration / tolerance / seed names, the ``log`` keys shared by all calls,
 the deprecation of old names, and scikit-learn's parameter protocol of the
-estimators. The neural Gromov-Wasserstein calls are converted in the same
-release (issue #23, item 2); until ``mgw_neural2`` is exported their cases are expected to fail.
+estimators (every public call, the Gromov-Wasserstein ones included).
 """
 
 import inspect
@@ -22,17 +21,9 @@ PUBLIC = [n for n in om.__all__ if not n.startswith("_")]
 FUNCTIONS = [n for n in PUBLIC if inspect.isfunction(getattr(om, n))]
 ESTIMATORS = [n for n in PUBLIC if inspect.isclass(getattr(om, n)) and hasattr(getattr(om, n), "fit")]
 
-# the neural GW calls follow the convention once mgw_neural2 is exported (issue #23 item 2, neural side)
-NEURAL_GW_PENDING = "mgw_neural2" not in om.__all__
-NEURAL_GW = {"mgw_neural", "mgw_neural2", "NeuralMGW"}
-
 
 def _case(name):
-    if name in NEURAL_GW and NEURAL_GW_PENDING:
-        return pytest.param(
-            name, marks=pytest.mark.xfail(reason="neural GW calls: converted by issue #23 item 2", strict=False)
-        )
-    return name
+    return name  # every public call follows the convention (no pending exception left)
 
 
 # ---- the table of docs/source/conventions.rst -----------------------------------------------------
