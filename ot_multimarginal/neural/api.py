@@ -2,11 +2,12 @@
 r"""The functional calls :func:`emot_neural` (the fitted estimator) and :func:`emot_neural2` (the value), POT style."""
 # License: MIT License
 
+import inspect
 from typing import Any, Optional, Sequence, Tuple, Union
 
 from .._deprecation import deprecated_key_dict, renamed_kwargs
 from .._typing import Array, Edges, LogDict, Metric, Weights
-from .._validation import check_positive_int, closest_name
+from .._validation import _check_keywords, check_positive_int
 from .estimator import NeuralEMOT
 
 __all__ = ["emot_neural", "emot_neural2"]
@@ -34,31 +35,11 @@ def _fit(
     if graph is None:
         graph = "complete"
     # the call's own names in its errors: numItermax (not the estimator's max_iter), and a mistyped
-    # keyword answered with the closest parameter of the call or of NeuralEMOT
+    # keyword answered with the closest parameter of the call (its signature) or of NeuralEMOT
     check_positive_int("numItermax", numItermax, minimum=1)
-    own = (
-        "X_s",
-        "reg",
-        "a_s",
-        "graph",
-        "metric",
-        "estimator",
-        "batch_size",
-        "numItermax",
-        "lr",
-        "random_state",
-        "device",
-        "verbose",
-        "log",
-    )
-    passed_on = tuple(n for n in NeuralEMOT._get_param_names() if n not in ("max_iter",) + own)
-    for key in kwargs:
-        if key not in passed_on:
-            close = closest_name(key, own + passed_on)
-            raise TypeError(
-                "%s() got an unexpected keyword argument %r%s. Keywords passed on to NeuralEMOT: %s"
-                % (caller, key, " (did you mean %r?)" % close if close else "", ", ".join(passed_on))
-            )
+    own = set(inspect.signature(emot_neural).parameters)
+    passed_on = tuple(n for n in NeuralEMOT._get_param_names() if n != "max_iter" and n not in own)
+    _check_keywords(caller, kwargs, passed_on, "Keywords passed on to NeuralEMOT")
     est = NeuralEMOT(
         reg,
         graph=graph,
