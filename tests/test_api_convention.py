@@ -22,10 +22,6 @@ FUNCTIONS = [n for n in PUBLIC if inspect.isfunction(getattr(om, n))]
 ESTIMATORS = [n for n in PUBLIC if inspect.isclass(getattr(om, n)) and hasattr(getattr(om, n), "fit")]
 
 
-def _case(name):
-    return name  # every public call follows the convention (no pending exception left)
-
-
 # ---- the table of docs/source/conventions.rst -----------------------------------------------------
 # leading positional arguments, by kind of call
 LEADING = {
@@ -69,7 +65,7 @@ def _base(name):
     return name[:-1] if name.endswith("2") else name
 
 
-@pytest.mark.parametrize("name", [_case(n) for n in FUNCTIONS])
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_function_argument_names(name):
     names = [p.name for p in _params(getattr(om, name))]
     assert not FUNCTION_BANNED & set(names), "%s: use numItermax / stopThr / random_state" % name
@@ -86,7 +82,7 @@ def test_function_argument_names(name):
         assert names.index("random_state") > names.index("reg")
 
 
-@pytest.mark.parametrize("name", [_case(n) for n in ESTIMATORS])
+@pytest.mark.parametrize("name", ESTIMATORS)
 def test_estimator_argument_names(name):
     names = [p.name for p in _params(getattr(om, name))]
     assert names[0] == "reg"
@@ -94,7 +90,7 @@ def test_estimator_argument_names(name):
     assert {"max_iter", "tol", "random_state"} <= set(names)
 
 
-@pytest.mark.parametrize("base", [_case(n) for n in PAIRS])
+@pytest.mark.parametrize("base", PAIRS)
 def test_two_suffix_pairs(base):
     assert base in PUBLIC and base + "2" in PUBLIC
     p1 = [(p.name, p.default) for p in _params(getattr(om, base))]
@@ -147,7 +143,7 @@ def _is_plan_or_estimator(x):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("base", [_case(n) for n in PAIRS])
+@pytest.mark.parametrize("base", PAIRS)
 def test_plan_vs_value_and_shared_log_keys(base):
     call = _calls()[base]
     first, log1 = call(getattr(om, base))
@@ -205,7 +201,7 @@ def test_point_cloud_default_is_the_structured_engine_with_the_dense_value():
 
 
 # ---- scikit-learn's protocol -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", [_case(n) for n in ESTIMATORS])
+@pytest.mark.parametrize("name", ESTIMATORS)
 def test_get_params_set_params_clone(name):
     sklearn_base = pytest.importorskip("sklearn.base")
     cls = getattr(om, name)
@@ -223,7 +219,7 @@ def test_get_params_set_params_clone(name):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("name", [_case(n) for n in ESTIMATORS])
+@pytest.mark.parametrize("name", ESTIMATORS)
 def test_fit_changes_no_parameter(name, monkeypatch):
     """Neither the estimator's parameters nor those of any estimator built during the fit are assigned by fit."""
     cls = getattr(om, name)
