@@ -26,6 +26,7 @@ do not lower the objective of their plan on the data are rejected and damped
 # License: MIT License
 
 import os
+import pickle
 import shutil
 import time
 import warnings
@@ -46,6 +47,7 @@ from .._validation import (
     check_bool,
     check_checkpoint_params,
     check_choice,
+    check_metric,
     check_positive_int,
     check_reg,
     closest_name,
@@ -54,8 +56,8 @@ from ..costs.pointcloud import PointCloudCost
 from ..gromov import (
     NEWTON_MAX_POINTS,
     NORMALIZATIONS,
+    _check_features,
     gw_cross_moment,
-    gw_loss,
     gw_separable_terms,
     match_from_plan,
     mgw_sinkhorn,
@@ -90,7 +92,14 @@ _FITTED = (
     "_plan_separable",
     "polish_history_",
     "_is_numpy",
+    "alpha_",
+    "feature_dims_",
+    "fused_",
+    "value_quad_",
+    "value_linear_",
 )
+# fitted attributes of the fused version, absent from the files of earlier versions: their plain-GW values
+_FUSED_DEFAULTS = dict(alpha_=1.0, feature_dims_=None, fused_=False, value_quad_=None, value_linear_=None)
 POLISH_TOL = 1e-6  # marginal error of the inner solves of the exact finish
 POLISH_STOP = 1e-5  # stopThr of the exact finish (mgw_sinkhorn's rule)
 POLISH_OUTER = 100  # outer steps of the exact finish
@@ -114,28 +123,34 @@ def _cpu(x):
     return _map_tensors(x, lambda t: t.detach().cpu())
 
 
-def _plan_objective(pot, data, weights, edges):
-    r"""``(J, err, A)`` of a plan on the data: :math:`J = \sum_E G(P_{ij}) + \varepsilon KL(P\|\otimes\mu)`,
+def _plan_objective(pot, problem):
+    r"""``(J, err, A)`` of a plan on the data: :math:`J = \alpha\sum_E G(P_{ij}) + (1-\alpha)\sum_E\langle M_{ij},
+    P_{ij}\rangle + \varepsilon KL(P\|\otimes\mu)` (:meth:`GWProblem.objective`; plain GW: :math:`\alpha = 1`),
     the largest :math:`\ell_1` error of its marginals, and :math:`A_{ij} = \tfrac12 E_{P_{ij}}[x_i x_j^\top]`.
 
-    ``pot``: potentials of mass one (:meth:`Potentials.normalized`). :math:`G` is :func:`gw_loss`, exact for
-    any non-negative plan, so the objective of a plan whose marginals are off is still its own.
+    ``pot``: potentials of mass one (:meth:`Potentials.normalized`) on the problem's (augmented) clouds.
+    :math:`G` is :func:`gw_loss`, exact for any non-negative plan, so the objective of a plan whose marginals
+    are off is still its own.
     """
-    Ps = [pot.pairwise_marginal(i, j) for i, j in edges]
-    G = sum(float(gw_loss(data[i], data[j], P)) for (i, j), P in zip(edges, Ps))
+    Ps = [pot.pairwise_marginal(i, j) for i, j in problem.edges]
+    gw, lin, A_P = problem.terms(Ps)
     ent = float(pot.value() - pot.linear_cost())
-    err = max(float(torch.sum(torch.abs(r - w))) for r, w in zip(pot.marginals(), weights))
-    return G + ent, err, [gw_cross_moment(data[i], data[j], P) for (i, j), P in zip(edges, Ps)]
+    err = max(float(torch.sum(torch.abs(r - w))) for r, w in zip(pot.marginals(), problem.a_s))
+    return problem.objective(gw, lin, ent), err, A_P
 
 
-def _without_separable(pot, data, edges, A):
-    r"""Potentials of the cost :math:`\sum_E c_{A_{ij}}` from those of the networks' cost (with the separable terms
-    :math:`h_x, h_y` of :func:`gw_separable_terms`): :math:`\varphi_i - \sum_{e \ni i} h_e(x_i)`, the same plan."""
+def _without_separable(pot, problem, A):
+    r"""Potentials of the cost :math:`\sum_E \alpha c_{A_{ij}} + (1-\alpha) M_{ij}` from those of the networks'
+    cost (with the separable terms :math:`\alpha(h_x + h_y)` of :func:`gw_separable_terms`):
+    :math:`\varphi_i - \alpha\sum_{e \ni i} h_e(x_i)`, the same plan."""
     phi = [p.clone() for p in pot]
-    for (i, j), M in zip(edges, A):
+    alpha, data = problem.alpha, problem.X_s
+    if alpha == 0.0:  # no structure term: no separable terms were added
+        return phi
+    for (i, j), M in zip(problem.edges, A):
         hx, hy = gw_separable_terms(data[i], data[j], M)
-        phi[i] = phi[i] - hx
-        phi[j] = phi[j] - hy
+        phi[i] = phi[i] - alpha * hx
+        phi[j] = phi[j] - alpha * hy
     return phi
 
 
@@ -189,14 +204,14 @@ class _NeuralInner(InnerSolver):
     def solve(self, cost, warm_start=None, tol=None):
         c = self.ctx
         warm = None if warm_start is None else warm_start.emot
-        emot = self.est._inner_fit(cost.A, warm, self.t, c.data, c.weights, c.edges, c.reg, c.seed, c.dev, c.t_start)
+        emot = self.est._inner_fit(cost.A, warm, self.t, c.train, c.weights, c.edges, c.reg, c.seed, c.dev, c.t_start)
         self.last_log = dict(niter=int(getattr(emot, "n_iter_", 0)), converged=True, err=0.0, stopThr=None)
         self.t += 1
         return _NeuralFit(emot, cost.A, self.start)
 
     def evaluate(self, fit):
         c = self.ctx
-        obj, err, new_A, where, pot = self.est._score(fit.emot, fit.A, c.data, c.weights, c.edges, c.S1, c.gen)
+        obj, err, new_A, where, pot = self.est._score(fit.emot, fit.A, c.train, c.weights, c.edges, c.S1, c.gen)
         fit.pot, fit.err, fit.where = pot, err, where
         self.last_fit, self.last_where = fit, where
         # over batches the marginals are unchecked (0: never a reason to reject); a non-finite objective: rejected
@@ -375,6 +390,8 @@ class NeuralMGW(ParamsMixin):
         reg: float,
         graph: Union[str, Edges] = "complete",
         normalize: Optional[str] = "each",
+        alpha: Optional[float] = None,
+        feature_metric: Any = "sqeuclidean",
         init: Any = "auto",
         n_init_points: int = 40,
         n_components: int = 2,
@@ -404,6 +421,8 @@ class NeuralMGW(ParamsMixin):
         self.reg = reg
         self.graph = graph
         self.normalize = normalize
+        self.alpha = alpha
+        self.feature_metric = feature_metric
         self.init = init
         self.n_init_points = n_init_points
         self.n_components = n_components
@@ -459,7 +478,7 @@ class NeuralMGW(ParamsMixin):
         check_checkpoint_params(self.checkpoint_dir, self.checkpoint_every, self.resume)
         return reg, tol, marginal_tol, polish
 
-    def _fingerprint(self, data, weights, edges, reg, seed, dt):
+    def _fingerprint(self, data, weights, edges, reg, seed, dt, features=None, alpha=1.0):
         """What a checkpoint of the alternation must agree on to be resumed (compared on resume)."""
         fp = {
             "k": len(data),
@@ -481,22 +500,33 @@ class NeuralMGW(ParamsMixin):
             "batch_size lr width depth estimator n_moment_batches marginal_tol dtype"
         ).split():
             fp[name] = _describe(getattr(self, name))
+        if features is not None:  # fused (the plain-GW fingerprint is unchanged)
+            fp["features (Y_s)"] = data_digest(features)
+            fp["alpha"] = alpha
+            fp["feature_metric"] = _describe(self.feature_metric)
         return fp
 
-    def _start(self, nx, Xn, a_s, edges, reg, seed):
-        """The initial A_ij (normalised units, NumPy or torch like the clouds) and the name of the start."""
+    def _start(self, nx, Xn, a_s, edges, reg, seed, F=None, alpha=1.0):
+        """The initial A_ij (normalised units, NumPy or torch like the clouds) and the name of the start.
+
+        ``F``: the features (fused; screened by the fused :func:`~ot_multimarginal.mgw_sinkhorn` on the same
+        subsample)."""
         init = self.init
         if isinstance(init, str) and init in ("auto", "pca"):
             rng = check_random_state(derive_seed(seed, "mgw-init") % (2**32))
             # where the clouds are in the exact engines' range, the screening is mgw_sinkhorn on all the points
             everything = sum(int(X.shape[0]) for X in Xn) <= NEWTON_MAX_POINTS
-            sub = []
-            for X, a in zip(Xn, a_s):
+            sub, sub_F = [], []
+            for v, (X, a) in enumerate(zip(Xn, a_s)):
                 n = int(X.shape[0])
                 m = n if everything else min(n, int(self.n_init_points))
                 p = np.asarray(nx.to_numpy(a), dtype=np.float64)
                 idx = np.sort(rng.choice(n, size=m, replace=False, p=p / p.sum() if m < n else None))
-                sub.append(nx.detach(X)[nx.from_numpy(idx, type_as=X).long() if str(nx) == "torch" else idx])
+                idx = nx.from_numpy(idx, type_as=X).long() if str(nx) == "torch" else idx
+                sub.append(nx.detach(X)[idx])
+                if F is not None:
+                    sub_F.append(nx.detach(F[v])[idx])
+            fused = dict(Y_s=sub_F, alpha=alpha, feature_metric=self.feature_metric) if F is not None else {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a rough screening: its convergence does not matter
                 _, lg = mgw_sinkhorn(
@@ -511,6 +541,7 @@ class NeuralMGW(ParamsMixin):
                     stopThr=1e-5,
                     log=True,
                     warn=False,
+                    **fused,
                 )
             return [lg["A"][e] for e in edges], "screened:" + lg["init"]
         check_positive_int("n_components", self.n_components, minimum=1)
@@ -547,15 +578,18 @@ class NeuralMGW(ParamsMixin):
     def _score(self, emot, A, data, weights, edges, S1, gen):
         """The step's objective, marginal error, next A_ij, where the moments were taken, and the plan.
 
-        On the data (its engine fits the budget): :math:`J(P) = \\sum_E G(P_{ij}) + \\varepsilon KL(P)` of the
-        normalised neural plan, exact, and the largest l1 error of its marginals. Else an estimate from
-        batches: :math:`\\sum S_1 + 32\\|A\\|^2 +` the NEMOT value, marginals unchecked (``None``).
+        ``data``: the clouds the networks see (the augmented :math:`[X_i | F_i]` when fused). On the data (its
+        engine fits the budget): :math:`J(P) = \\alpha\\sum_E G(P_{ij}) + (1-\\alpha)\\sum_E\\langle M_{ij},
+        P_{ij}\\rangle + \\varepsilon KL(P)` of the normalised neural plan, exact, and the largest l1 error of its
+        marginals. Else an estimate from batches: :math:`\\alpha(\\sum S_1 + 32\\|A\\|^2) +` the NEMOT value,
+        marginals unchecked (``None``).
         """
+        problem = self._problem
         sizes = [int(X.shape[0]) for X in data]
         with torch.no_grad():
             if exact_is_affordable(emot.cost_, sizes, 10 * EXACT_FLOPS, 4 * EXACT_ENTRIES):
                 pot = emot.dual_potentials(data, weights).normalized()
-                return _plan_objective(pot, data, weights, edges) + ("data", pot)
+                return _plan_objective(pot, problem) + ("data", pot)
             b = int(emot.batch_size_)
             acc = [0.0 for _ in edges]
             for _ in range(int(self.n_moment_batches)):
@@ -568,13 +602,14 @@ class NeuralMGW(ParamsMixin):
                 Xb = [X[i] for X, i in zip(data, idx)]
                 pot = emot.dual_potentials(Xb).normalized()
                 for e, (i, j) in enumerate(edges):
-                    acc[e] = acc[e] + gw_cross_moment(Xb[i], Xb[j], pot.pairwise_marginal(i, j))
+                    Xi, Xj = Xb[i][:, : problem.dims[i]], Xb[j][:, : problem.dims[j]]  # the structure coordinates
+                    acc[e] = acc[e] + gw_cross_moment(Xi, Xj, pot.pairwise_marginal(i, j))
             new_A = [M / float(self.n_moment_batches) for M in acc]
-            obj = S1 + sum(32.0 * float((M * M).sum()) for M in A)
-            obj += float(emot.value_) - self._problem.separable_mean(A)  # the EMOT of c_A itself
+            obj = problem.alpha * (S1 + sum(32.0 * float((M * M).sum()) for M in A))
+            obj += float(emot.value_) - problem.separable_mean(A)  # the EMOT of alpha c_A (+ (1 - alpha) M) itself
             return obj, None, new_A, "batches", None
 
-    def fit(self, X_s: Sequence[Array], a_s: Weights = None) -> "NeuralMGW":
+    def fit(self, X_s: Sequence[Array], a_s: Weights = None, Y_s: Optional[Sequence[Array]] = None) -> "NeuralMGW":
         """Fit the alternation on the clouds ``X_s`` (weights ``a_s``, uniform by default).
 
         Parameters
@@ -584,6 +619,11 @@ class NeuralMGW(ParamsMixin):
         a_s : list of k weight vectors, optional
             Weights of the clouds' points (each summing to one); ``None``
             (or a ``None`` entry): uniform.
+        Y_s : list of k arrays of shape (n_i, f_i), optional
+            Features of the points (fused GW, weighted by ``1 - alpha``; the
+            same library as ``X_s``, one row per point, not normalised).
+            ``None`` (default): plain GW. The queries of a fused fit need the
+            features of new points too (``Y_i``, ``Y_j``).
 
         Returns
         -------
@@ -595,6 +635,9 @@ class NeuralMGW(ParamsMixin):
         reg, tol, marginal_tol, polish = self._check_params()
         nx, Xn, a_s, means, scales = prepare_clouds(X_s, a_s, self.normalize)
         k = len(Xn)
+        # features and alpha: the validation (and defaults) of mgw_sinkhorn
+        F, alpha = _check_features(nx, Y_s, self.alpha, tuple(int(X.shape[0]) for X in Xn), Xn[0])
+        fused = F is not None and alpha < 1.0  # alpha = 1: the features do not enter (plain GW, the same fit)
         edges = PointCloudCost(k, self.graph).edges  # the validated edge list (errors name graph)
         Xd = [nx.detach(X) for X in Xn]
         seed = (
@@ -609,6 +652,9 @@ class NeuralMGW(ParamsMixin):
         dt = torch.float64 if is_numpy else Xd[0].dtype
         data = [_to_torch(X, dev, dt) for X in Xd]
         weights = [_to_torch(a, dev, dt) for a in a_s]
+        Fd = [_to_torch(nx.detach(Fi), dev, dt) for Fi in F] if fused else None
+        if fused:  # the feature cost is computed on torch tensors (also for NumPy input)
+            check_metric(self.feature_metric, get_backend(data[0]), "feature_metric")
         ckpt, payload = None, None
         parallel = data_parallel(check_auto_bool(self.distributed, "distributed"), dev)
         if parallel is not None:  # one seed on every rank: the same start, batches of moments and A updates
@@ -620,15 +666,27 @@ class NeuralMGW(ParamsMixin):
             ckpt = Checkpointer(
                 self.checkpoint_dir,
                 1,
-                self._fingerprint(data, weights, edges, reg, seed, dt),
+                self._fingerprint(data, weights, edges, reg, seed, dt, Fd, alpha),
                 extra={"seed": seed},
                 is_main=parallel is None or parallel.is_main,
             )
-        self._problem = _NeuralProblem(get_backend(data[0]), data, weights, edges, reg)  # the cost of each A
+        # the cost of each A; the networks see the augmented clouds Z_i = [X_i | F_i] when fused
+        self._problem = _NeuralProblem(
+            get_backend(data[0]), data, weights, edges, reg, alpha=alpha, F_s=Fd, feature_metric=self.feature_metric
+        )
         S1 = self._problem.S1
         gen = torch.Generator().manual_seed(derive_seed(seed, "mgw-moments"))
         ctx = SimpleNamespace(
-            data=data, weights=weights, edges=edges, reg=reg, seed=seed, dev=dev, S1=S1, gen=gen, t_start=0
+            data=data,
+            train=self._problem.Z_s,
+            weights=weights,
+            edges=edges,
+            reg=reg,
+            seed=seed,
+            dev=dev,
+            S1=S1,
+            gen=gen,
+            t_start=0,
         )
         solver = _NeuralInner(self._problem, self, ctx)
         if payload is not None:  # the state after `t_start` outer steps
@@ -646,7 +704,7 @@ class NeuralMGW(ParamsMixin):
             alt = Alternation(self._problem, solver, alt_state["A"], name=kept, damping=2, marg_tol=marginal_tol)
             alt.load_state_dict(alt_state, pot=fits.get("pot"), best_pot=fits.get("best"))
         else:
-            A, kept = self._start(nx, Xd, a_s, edges, reg, seed)
+            A, kept = self._start(nx, Xd, a_s, edges, reg, seed, F if fused else None, alpha)
             A = [_to_torch(nx.detach(M), dev, dt) for M in A]
             t_start = 0
             history = {
@@ -744,6 +802,8 @@ class NeuralMGW(ParamsMixin):
         )
         s = dict(s, converged=alt.converged, done=alt.converged or alt.stopped)
         self._finish(best, history, s, kept, data, weights, edges, reg, polish, marginal_tol, tol, is_numpy, dt, dev)
+        self.alpha_, self.fused_ = alpha, fused
+        self.feature_dims_ = None if F is None else [int(Fi.shape[1]) for Fi in F]
         self.edges_ = list(edges)
         self.scales_, self.means_ = scales, means
         self.S1_ = S1
@@ -754,10 +814,11 @@ class NeuralMGW(ParamsMixin):
         """The returned plan (polished where the data fits the engine), the fitted attributes and the warnings."""
         emot = best["emot"]
         sizes = [int(X.shape[0]) for X in data]
+        train = self._problem.Z_s  # the clouds of the networks (augmented when fused)
         pot, obj, err = best.get("pot"), best["obj"], best["err"]
         if pot is None and best["where"] == "data":  # resumed: the plan of the saved networks, recomputed
             with torch.no_grad():
-                pot = emot.dual_potentials(data, weights).normalized()
+                pot = emot.dual_potentials(train, weights).normalized()
         one = sum(sizes) > NEWTON_MAX_POINTS  # beyond Newton's range: one exact solve for the kept A
         # the sweeps of that solve fit POLISH_FLOPS (k marginal updates of the engine's work per sweep)
         sweeps = int(
@@ -769,7 +830,11 @@ class NeuralMGW(ParamsMixin):
         polished, alt, A_plan, separable = False, None, best["A"], True
         if do_polish:
             with torch.no_grad():
-                problem = GWProblem(get_backend(data[0]), data, weights, edges, reg)
+                pr = self._problem
+                problem = GWProblem(
+                    get_backend(data[0]), data, weights, edges, reg, alpha=pr.alpha, F_s=pr.F_s,
+                    feature_metric=pr.feature_metric,
+                )  # fmt: skip
                 method = "sinkhorn_newton" if sum(sizes) <= NEWTON_MAX_POINTS else "sinkhorn_log"
                 solver = SinkhornInner(
                     problem,
@@ -780,8 +845,8 @@ class NeuralMGW(ParamsMixin):
                 )
                 alt = Alternation(problem, solver, best["A"], name="polish")
                 if pot is None:
-                    pot = emot.dual_potentials(data, weights).normalized()
-                alt.pot = _without_separable(pot, data, edges, best["A"])  # warm start of the first exact solve
+                    pot = emot.dual_potentials(train, weights).normalized()
+                alt.pot = _without_separable(pot, problem, best["A"])  # warm start of the first exact solve
                 # the exact alternation to convergence where Newton's inner solves run (as in mgw_sinkhorn), else
                 # one exact solve for the kept A (the plan converged for the learned A)
                 alt.run(1 if one else POLISH_OUTER, POLISH_STOP)
@@ -796,6 +861,16 @@ class NeuralMGW(ParamsMixin):
         self._plan_A, self._plan_separable = [M.detach().cpu() for M in A_plan], separable
         self.polish_history_ = None if alt is None else {"objective": list(alt.history), "converged": alt.converged}
         self.marginal_error_ = err
+        self.value_quad_ = self.value_linear_ = None
+        if pot is not None:  # the split of the value (mgw_sinkhorn's value_quad / value_linear)
+            with torch.no_grad():
+                gw, lin, _ = self._problem.terms([pot.pairwise_marginal(i, j) for i, j in edges])
+            a = self._problem.alpha
+            self.value_quad_, self.value_linear_ = a * gw, (1.0 - a) * lin
+            if not is_numpy:
+                self.value_quad_, self.value_linear_ = (
+                    torch.tensor(v, dtype=dt, device=dev) for v in (self.value_quad_, self.value_linear_)
+                )
         self.polished_ = polished
         self.value_ = obj if is_numpy else torch.tensor(obj, dtype=dt, device=dev)
         self.history_ = history
@@ -848,24 +923,66 @@ class NeuralMGW(ParamsMixin):
         if getattr(self, "emot_", None) is None:
             raise RuntimeError("this NeuralMGW is not fitted yet: call fit(X_s) first")
 
-    def _normalised(self, i, X):
-        """Points of cloud ``i`` in the normalised coordinates of the fit (a torch tensor)."""
+    def _normalised(self, i, X, Y=None):
+        """Points of cloud ``i`` in the coordinates of the networks (a torch tensor): the normalised ``X``, followed
+        by the features ``Y`` when the fit was fused."""
         k = len(self.means_)
         if not isinstance(i, (int, np.integer)) or not 0 <= i < k:
             raise ValueError("marginal index must be in [0, %d), got %r" % (k, i))
-        check_query_points(X, "X_%d" % i, int(self.emot_.potentials_[i].d))
+        f = self.feature_dims_[i] if self.feature_dims_ is not None else 0
+        d = int(self.emot_.potentials_[i].d) - (f if self.fused_ else 0)
+        check_query_points(X, "X_%d" % i, d)
         is_np = isinstance(X, np.ndarray)
         T = _to_torch(np.asarray(X, dtype=np.float64) if is_np else X, self._dev, self._dt)
-        d = int(self.emot_.potentials_[i].d)
         if T.ndim != 2 or T.shape[1] != d:
             raise ValueError("X_%d must have shape (m, %d), got %s" % (i, d, tuple(T.shape)))
         mean, scale = (
             _to_torch(np.asarray(v, dtype=np.float64) if self._is_numpy else v, self._dev, self._dt)
             for v in (self.means_[i], self.scales_[i])
         )
-        return (T - mean[None, :]) / scale, is_np
+        T = (T - mean[None, :]) / scale
+        if Y is None:
+            return T, is_np
+        check_query_points(Y, "Y_%d" % i, f)
+        if int(Y.shape[0]) != int(T.shape[0]):
+            raise ValueError(
+                "Y_%d must have one row per point of X_%d (%d rows), got %d" % (i, i, int(T.shape[0]), int(Y.shape[0]))
+            )
+        if not self.fused_:  # alpha = 1: the features do not enter the fit
+            return T, is_np
+        Yt = _to_torch(np.asarray(Y, dtype=np.float64) if isinstance(Y, np.ndarray) else Y, self._dev, self._dt)
+        return torch.cat([T, Yt], dim=1), is_np
 
-    def pairwise_plan(self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None) -> Array:
+    def _query_points(self, i, j, X_i, X_j, Y_i, Y_j):
+        """The networks' inputs at new points (``None, None`` for the training clouds); errors name the argument."""
+        if (X_i is None) != (X_j is None):
+            raise ValueError("give both X_i and X_j, or neither")
+        if (Y_i is None) != (Y_j is None):
+            raise ValueError("give both Y_i and Y_j, or neither")
+        if X_i is None:
+            if Y_i is not None:
+                raise ValueError("Y_i and Y_j are the features of the new points X_i and X_j: give those too")
+            return None, None, None
+        if Y_i is not None and self.feature_dims_ is None:
+            raise ValueError("Y_i and Y_j given, but this NeuralMGW was fitted without features (Y_s): leave them out")
+        if Y_i is None and self.fused_:
+            raise ValueError(
+                "this NeuralMGW was fitted with features (Y_s, alpha=%g): give the features Y_i and Y_j of the new "
+                "points X_i and X_j" % self.alpha_
+            )
+        Ti, is_np = self._normalised(i, X_i, Y_i)
+        Tj, _ = self._normalised(j, X_j, Y_j)
+        return Ti, Tj, is_np
+
+    def pairwise_plan(
+        self,
+        i: int,
+        j: int,
+        X_i: Optional[Array] = None,
+        X_j: Optional[Array] = None,
+        Y_i: Optional[Array] = None,
+        Y_j: Optional[Array] = None,
+    ) -> Array:
         """The pairwise plan on marginals ``(i, j)``, on the training clouds or at new points.
 
         Parameters
@@ -874,6 +991,10 @@ class NeuralMGW(ParamsMixin):
             Two different marginals.
         X_i, X_j : array-like of shape (m_i, d_i) and (m_j, d_j), optional
             New points (original coordinates; give both or neither).
+        Y_i, Y_j : array-like of shape (m_i, f_i) and (m_j, f_j), optional
+            Their features: needed (and only accepted) when the estimator was
+            fitted with features ``Y_s``; ignored when it was fitted with
+            ``alpha=1`` (the features did not enter).
 
         Returns
         -------
@@ -883,22 +1004,33 @@ class NeuralMGW(ParamsMixin):
             ``(n_i, n_j)``, summing to one. With points: the density with
             respect to :math:`\\mu_i\\otimes\\mu_j` at every pair, shape
             ``(m_i, m_j)``. NumPy for NumPy input, torch otherwise.
+
+        Raises
+        ------
+        ValueError
+            For points of the wrong shape, only one of ``X_i``, ``X_j`` (or
+            ``Y_i``, ``Y_j``), or new points without their features after a
+            fused fit (with features after a fit without them).
         """
         self._check_fitted()
-        if (X_i is None) != (X_j is None):
-            raise ValueError("give both X_i and X_j, or neither")
-        if X_i is None:
+        Ti, Tj, is_np = self._query_points(i, j, X_i, X_j, Y_i, Y_j)
+        if Ti is None:
             if self.plan_ is None:
                 return self.emot_.pairwise_plan(i, j)  # MemoryError beyond the exact engine
             P = self.plan_.pairwise_marginal(i, j)
             return P.cpu().numpy() if self._is_numpy else P.to(self._dt)
-        Ti, is_np = self._normalised(i, X_i)
-        Tj, _ = self._normalised(j, X_j)
         D = self.emot_.pairwise_plan(i, j, Ti, Tj)
         return D.cpu().numpy() if is_np else D
 
     def match(
-        self, i: int, j: int, X_i: Optional[Array] = None, X_j: Optional[Array] = None, soft: bool = False
+        self,
+        i: int,
+        j: int,
+        X_i: Optional[Array] = None,
+        X_j: Optional[Array] = None,
+        soft: bool = False,
+        Y_i: Optional[Array] = None,
+        Y_j: Optional[Array] = None,
     ) -> Any:
         """For each point of ``X_i`` its most likely partner in ``X_j`` (or the conditional law).
 
@@ -911,6 +1043,9 @@ class NeuralMGW(ParamsMixin):
             default: the training clouds (give both or neither).
         soft : bool, optional
             Return the conditional law of the partner instead of its index.
+        Y_i, Y_j : array-like, optional
+            The features of ``X_i`` and ``X_j`` (needed after a fit with
+            features ``Y_s``; see :meth:`pairwise_plan`).
 
         Returns
         -------
@@ -918,12 +1053,16 @@ class NeuralMGW(ParamsMixin):
             Index in ``X_j`` of the most likely partner of each point of
             ``X_i``; with ``soft=True`` the conditional law (rows sum to one).
         """
-        P = self.pairwise_plan(i, j, X_i, X_j)
+        P = self.pairwise_plan(i, j, X_i, X_j, Y_i, Y_j)
         return match_from_plan(P, soft=soft)
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Save the fitted estimator (parameters, fitted attributes, inner estimator) with ``torch.save``.
+
+        The fused settings (``alpha``, ``feature_metric``, the features of the
+        training points) are saved too; a callable ``feature_metric`` must be
+        picklable (a module-level function, not a lambda).
 
         Parameters
         ----------
@@ -931,6 +1070,14 @@ class NeuralMGW(ParamsMixin):
             The file to write.
         """
         self._check_fitted()
+        if callable(self.feature_metric):
+            try:
+                pickle.dumps(self.feature_metric)
+            except Exception as exc:
+                raise ValueError(
+                    "feature_metric=%r cannot be saved (%s): use a metric name or a module-level function"
+                    % (self.feature_metric, exc)
+                ) from exc
         params = dict(self.get_params(deep=False), dtype=str(self.dtype) if self.dtype is not None else None)
         if not isinstance(self.init, str):
             params["init"] = [_cpu(M) if torch.is_tensor(M) else np.asarray(M) for M in self.init]
@@ -974,12 +1121,19 @@ class NeuralMGW(ParamsMixin):
             params["device"] = device
         est = cls(**params)
         dev = torch.device(device) if device is not None else torch.device("cpu")
-        for n, v in _map_tensors(state["fitted"], lambda t: t.to(dev)).items():
+        for n, v in dict(_FUSED_DEFAULTS, **_map_tensors(state["fitted"], lambda t: t.to(dev))).items():
             setattr(est, n, v)
         est._dev, est._dt = dev, _torch_dtype(state["values_dtype"])
         est.value_ = _map_tensors(state["value"], lambda t: t.to(dev))
         X, w = [Z.to(dev) for Z in state["emot"]["X_fit"]], [a.to(dev) for a in state["emot"]["a_fit"]]
-        problem = GWProblem(get_backend(X[0]), X, w, est.edges_, state["emot"]["fitted"]["reg_"])
+        F = None
+        if est.fused_:  # the networks' clouds are [X_i | F_i]: split them back
+            f = est.feature_dims_
+            X, F = [Z[:, : Z.shape[1] - fi] for Z, fi in zip(X, f)], [Z[:, Z.shape[1] - fi :] for Z, fi in zip(X, f)]
+        problem = GWProblem(
+            get_backend(X[0]), X, w, est.edges_, state["emot"]["fitted"]["reg_"], alpha=est.alpha_, F_s=F,
+            feature_metric=est.feature_metric,
+        )  # fmt: skip
         metric = problem.cost([M.to(X[0]) for M in est.A_used_], separable=True).metrics
         est.emot_ = NeuralEMOT._from_saved_state(state["emot"], dev, metric=metric)
         est.plan_ = None
@@ -998,6 +1152,9 @@ _OWN = (
     "a_s",
     "graph",
     "normalize",
+    "Y_s",
+    "alpha",
+    "feature_metric",
     "init",
     "numItermax",
     "stopThr",
@@ -1009,7 +1166,24 @@ _OWN = (
 )
 
 
-def _fit(X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxInner, random_state, verbose, warn, kw):
+def _fit(
+    X_s,
+    reg,
+    a_s,
+    graph,
+    normalize,
+    Y_s,
+    alpha,
+    feature_metric,
+    init,
+    numItermax,
+    stopThr,
+    numItermaxInner,
+    random_state,
+    verbose,
+    warn,
+    kw,
+):
     """The fitted :class:`NeuralMGW` of a functional call (its own names in its errors)."""
     caller = kw.pop("_caller")
     check_positive_int("numItermax", numItermax, minimum=1)
@@ -1030,6 +1204,8 @@ def _fit(X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxI
         reg,
         graph=graph,
         normalize=normalize,
+        alpha=alpha,
+        feature_metric=feature_metric,
         init=init,
         max_iter=numItermax,
         tol=stopThr,
@@ -1039,7 +1215,7 @@ def _fit(X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxI
         warn=warn,
         **kw,
     )
-    return est.fit(X_s, a_s)
+    return est.fit(X_s, a_s, Y_s)
 
 
 def _log(est):
@@ -1053,6 +1229,9 @@ def _log(est):
     h = est.history_
     return dict(
         value=est.value_,
+        value_quad=est.value_quad_,
+        value_linear=est.value_linear_,
+        alpha=est.alpha_,
         A=dict(est.A_),
         pairwise_plans=plans,
         estimator=est,
@@ -1148,6 +1327,9 @@ def mgw_neural(
     a_s: Weights = None,
     graph: Union[str, Edges] = "complete",
     normalize: Optional[str] = "each",
+    Y_s: Optional[Sequence[Array]] = None,
+    alpha: Optional[float] = None,
+    feature_metric: Any = "sqeuclidean",
     init: Any = "auto",
     numItermax: int = 10,
     stopThr: float = 1e-3,
@@ -1160,8 +1342,9 @@ def mgw_neural(
 ) -> Union["NeuralMGW", Tuple["NeuralMGW", LogDict]]:
     kwargs["_caller"] = "mgw_neural"
     est = _fit(
-        X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxInner, random_state, verbose, warn, kwargs
-    )
+        X_s, reg, a_s, graph, normalize, Y_s, alpha, feature_metric, init, numItermax, stopThr, numItermaxInner,
+        random_state, verbose, warn, kwargs,
+    )  # fmt: skip
     return (est, _log(est)) if log else est
 
 
@@ -1172,6 +1355,9 @@ def mgw_neural2(
     a_s: Weights = None,
     graph: Union[str, Edges] = "complete",
     normalize: Optional[str] = "each",
+    Y_s: Optional[Sequence[Array]] = None,
+    alpha: Optional[float] = None,
+    feature_metric: Any = "sqeuclidean",
     init: Any = "auto",
     numItermax: int = 10,
     stopThr: float = 1e-3,
@@ -1184,8 +1370,9 @@ def mgw_neural2(
 ) -> Union[Any, Tuple[Any, LogDict]]:
     kwargs["_caller"] = "mgw_neural2"
     est = _fit(
-        X_s, reg, a_s, graph, normalize, init, numItermax, stopThr, numItermaxInner, random_state, verbose, warn, kwargs
-    )
+        X_s, reg, a_s, graph, normalize, Y_s, alpha, feature_metric, init, numItermax, stopThr, numItermaxInner,
+        random_state, verbose, warn, kwargs,
+    )  # fmt: skip
     return (est.value_, _log(est)) if log else est.value_
 
 
