@@ -4,9 +4,12 @@ The counter (:mod:`_host_sync`) records ``.item()``/``float``/``bool`` of tensor
 whose output shape depends on the data. Targets held here: a sync-free training step of ``emot_neural`` on
 chain, circle and complete graphs makes none (the batch duals and the engines' certificates are read once per
 check); the engines' one-shot log-partitions make none inside ``deferred_checks``; a Sinkhorn sweep in the log
-domain makes none and each error check one.
+domain makes none and each error check one; sync-free Sinkhorn sweeps (``sync_free=True``, the default on a GPU)
+make none on every engine (dense scaled, tree, cycle, triangle, contraction) and one per error check, and redo on
+the checked path what their fast products got wrong (the same iterates).
 """
 
+import contextlib
 import os
 import sys
 import warnings
@@ -69,7 +72,9 @@ def _chain_cost(*xs):
 def _trainer(graph, k, device, sync_free=True, n=40, seed=0, dtype=torch.float32, **kw):
     rng = np.random.RandomState(seed)
     X = [torch.tensor(rng.randn(n, 2) + 0.2 * i, device=device) for i in range(k)]
-    est = NeuralEMOT(0.5, graph=graph, n_iter=1, batch_size=12, eval_every=0, seed=seed, width=8, dtype=dtype, **kw)
+    est = NeuralEMOT(
+        0.5, graph=graph, max_iter=1, batch_size=12, eval_every=0, random_state=seed, width=8, dtype=dtype, **kw
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. the aligned estimator's reliability warning: not the point here
         est.fit(X)  # builds the engine templates, normalises the networks
@@ -220,36 +225,139 @@ def test_log_domain_sweep_makes_no_host_synchronisation_and_a_check_one():
     assert _sweeps(engine, a_s, 20, 10).count == more.count - 2
 
 
-def test_tree_engine_reads_the_host_once_per_message(monkeypatch):
-    """The stabilised tree engine: one host read per message (mass and accuracy asked together)."""
-    from ot_multimarginal.marginals._pairwise import EdgeKernel
-
-    n_messages = [0]
-    message = EdgeKernel.message
-
-    def counted(self, h, forward):
-        n_messages[0] += 1
-        return message(self, h, forward)
-
-    monkeypatch.setattr(EdgeKernel, "message", counted)
-    engine, n = _pairwise("chain", 4, reg=0.5)
-    a_s = [torch.full((n,), 1.0 / n, dtype=torch.float64) for _ in range(4)]
-    base = _sweeps(engine, a_s, 5, 1000)
-    m0 = n_messages[0]
-    more = _sweeps(engine, a_s, 15, 1000)
-    assert n_messages[0] - m0 > 0
-    # 10 more sweeps: at most one read per message (re-absorptions and repairs would add some: none here)
-    assert more.count - base.count <= (n_messages[0] - m0) - m0, more.report()
+def _dense(n=(6, 7, 8), reg=0.1, dtype=torch.float64, seed=0):
+    rng = np.random.RandomState(seed)
+    M = torch.tensor(rng.rand(*n), dtype=dtype)
+    a_s = [torch.full((m,), 1.0 / m, dtype=dtype) for m in n]
+    return make_engine(a_s, M, reg, mode="scaling")
 
 
-def test_dense_scaling_sweep_reads_the_host_once_per_block():
-    """``mode='scaling'`` on torch: the scalings' range and the sum's underflow are read together, once a block."""
+def _graph(graph, k, n=12, reg=0.3, dtype=torch.float64, scale=1.0, seed=1):
+    eng, n = _pairwise(graph, k, n=n, reg=reg, dtype=dtype, scale=scale, seed=seed)
+    return eng, [torch.full((n,), 1.0 / n, dtype=dtype) for _ in range(k)]
+
+
+# every engine's fast path: dense scaled kernel, tree messages (chain, star), cycle transfer matrices (scaled in
+# float64, log domain in float32), the triangle's through-products, the contraction engine (complete k = 4)
+ENGINES = {
+    "dense-scaling": lambda **kw: _dense(**kw),
+    "chain": lambda **kw: _graph("chain", 4, **kw),
+    "star": lambda **kw: _graph("star", 5, **kw),
+    "circle": lambda **kw: _graph("circle", 5, **kw),
+    "circle-float32": lambda **kw: _graph("circle", 5, **{**kw, "dtype": torch.float32}),
+    "triangle": lambda **kw: _graph("complete", 3, **kw),
+    "complete4": lambda **kw: _graph("complete", 4, **kw),
+}
+
+
+def _run(make, n_sweeps, check_every, sync_free, counted=True, **kw):
+    """A fresh engine, ``n_sweeps`` cyclic sweeps from ``log a``; returns ``(syncs, g, info)``."""
+    engine, a_s = make()
+    la = [safe_log(engine.nx, a) for a in a_s]
+    with HostSyncCounter() if counted else contextlib.nullcontext() as s:
+        g, info = STRATEGIES["sinkhorn_log"](
+            engine, a_s, la, list(la), n_sweeps, 0.0, check_every=check_every, sync_free=sync_free, **kw
+        )
+    return s, g, info
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_sync_free_sweep_makes_no_host_synchronisation_and_a_check_one(name):
+    """Sync-free sweeps: 20 more sweeps and 4 more checks cost exactly 4 more synchronisations, on every engine."""
+    make = ENGINES[name]
+    base, _, info0 = _run(make, 5, 5, True)
+    more, _, info = _run(make, 25, 5, True)
+    assert info0["n_redone"] == 0 and info["n_redone"] == 0  # the fast path held: nothing was redone
+    assert more.count - base.count == 4, more.report()
+    # fewer checks, fewer synchronisations: one per check
+    fewer, _, _ = _run(make, 25, 25, True)
+    assert more.count - fewer.count == 4, fewer.report()
+    # the checked path reads the host as it goes (at least once a sweep): what the sync-free sweeps save
+    checked, _, info_c = _run(make, 25, 5, False)
+    assert "n_redone" not in info_c
+    assert checked.count - more.count >= 20, (checked.report(), more.report())
+
+
+def test_sync_free_over_relaxed_steps_make_no_host_synchronisation():
+    make = ENGINES["chain"]
+    base, _, _ = _run(make, 5, 5, True, relaxation=1.5)
+    more, g, info = _run(make, 25, 5, True, relaxation=1.5)
+    assert more.count - base.count == 4, more.report()
+    _, g_ref, info_ref = _run(make, 25, 5, False, counted=False, relaxation=1.5)
+    assert info["n_relaxed_steps"] == info_ref["n_relaxed_steps"] > 0
+    for x, y in zip(g, g_ref):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_sync_free_sweeps_give_the_iterates_of_the_checked_path(name):
+    """Where the fast path holds, the same iterates and errors as the checked path (to rounding)."""
+    make = ENGINES[name]
+    _, g, info = _run(make, 30, 5, True, counted=False)
+    _, g_ref, info_ref = _run(make, 30, 5, False, counted=False)
+    assert info["err"] == pytest.approx(info_ref["err"], rel=1e-5 if "float32" in name else 1e-10)
+    for x, y in zip(g, g_ref):
+        tol = (1e-5 if x.dtype == torch.float32 else 1e-10) * (1.0 + float(y.abs().max()))
+        assert float((x - y).abs().max()) <= tol
+
+
+# tiny ε and a spread-out cost: the scaled products underflow and the scalings drift out of range, so the fast
+# path fails its certificates; the sync-free loop must redo those sweeps on the checked path
+REPAIRS = {
+    "dense-float32": lambda: _dense(n=(8, 9, 10), reg=4e-3, dtype=torch.float32),
+    "chain-float32": lambda: _graph("chain", 4, n=10, reg=2e-3, dtype=torch.float32, scale=3.0),
+    "chain-float64": lambda: _graph("chain", 4, n=10, reg=2e-4, scale=3.0),
+    "circle-float64": lambda: _graph("circle", 5, n=10, reg=5e-4, scale=3.0),
+    "circle-float32": lambda: _graph("circle", 5, n=10, reg=2e-3, dtype=torch.float32, scale=3.0),
+    "triangle-float32": lambda: _graph("complete", 3, n=10, reg=2e-3, dtype=torch.float32, scale=3.0),
+    "complete4-float32": lambda: _graph("complete", 4, n=8, reg=2e-3, dtype=torch.float32, scale=3.0),
+}
+
+
+@pytest.mark.parametrize("name", list(REPAIRS))
+def test_sync_free_sweeps_redo_what_the_fast_path_gets_wrong(name):
+    make = REPAIRS[name]
+    _, g, info = _run(make, 40, 5, True, counted=False)
+    _, g_ref, info_ref = _run(make, 40, 5, False, counted=False)
+    assert info["n_redone"] > 0  # the fast path failed somewhere (else this case tests nothing)
+    assert all(bool(torch.isfinite(x).all()) for x in g)
+    assert info["err"] == pytest.approx(info_ref["err"], rel=1e-4)
+    for x, y in zip(g, g_ref):
+        tol = (1e-5 if x.dtype == torch.float32 else 1e-10) * (1.0 + float(y.abs().max()))
+        assert float((x - y).abs().max()) <= tol
+
+
+def test_the_fast_path_alone_would_be_wrong_in_the_repair_cases():
+    """The repair cases are real: the fast path's own results (certificates ignored) are not the checked ones."""
+    engine, a_s = REPAIRS["chain-float32"]()
+    la = [safe_log(engine.nx, a) for a in a_s]
+    g = list(la)
+    for _ in range(3):
+        g = [engine.log_marginal(g, 0)] + g[1:]  # any g: the marginals of a few points
+    checks = []
+    with deferred_checks(checks):
+        fast = engine.log_marginals(g)
+    assert not all(bool(ok) for ok, _ in checks)
+    exact = engine.log_marginals([x.clone() for x in g])
+    assert any(not torch.allclose(x, y, rtol=1e-4, atol=1e-4) for x, y in zip(fast, exact))
+
+
+def test_sync_free_sweeps_are_torch_only_and_on_a_gpu_by_default():
+    from ot_multimarginal.strategies.cyclic import _use_sync_free
+
+    engine, _ = _graph("chain", 3)
+    assert not _use_sync_free(engine, None)  # a CPU tensor: read as it goes
+    assert _use_sync_free(engine, True) and not _use_sync_free(engine, False)
     rng = np.random.RandomState(0)
-    M = torch.tensor(rng.rand(6, 7, 8))
-    a_s = [torch.full((m,), 1.0 / m, dtype=torch.float64) for m in M.shape]
-    engine, a_s = make_engine(a_s, M, 0.1, mode="scaling")
-    base = _sweeps(engine, a_s, 5, 1000)
-    n_abs = engine.n_absorptions
-    more = _sweeps(engine, a_s, 15, 1000)
-    extra = engine.n_absorptions - n_abs  # each absorption may cost one more read
-    assert more.count - base.count <= 10 * 3 + 2 * extra, more.report()
+    X = [rng.randn(8, 2) for _ in range(3)]
+    np_engine = PairwiseCost.from_point_clouds(X, graph="chain").make_engine(0.3)
+    assert not _use_sync_free(np_engine, True)  # NumPy: a read is free, the loop is unchanged
+    a_s = [np.full(8, 1.0 / 8) for _ in range(3)]
+    la = [np.log(a) for a in a_s]
+    g, info = STRATEGIES["sinkhorn_log"](np_engine, a_s, la, list(la), 10, 0.0, sync_free=True)
+    assert "n_redone" not in info and info["niter"] == 10
+    if torch.cuda.is_available():
+        engine, _ = _graph("chain", 3)
+        assert _use_sync_free(
+            type(engine)(engine.shape, engine.edges, [C.cuda() for C in engine.matrices], 0.3, engine.nx), None
+        )

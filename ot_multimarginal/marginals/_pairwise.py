@@ -28,6 +28,13 @@ Two stabilised primitives keep them exact in the log domain at small
     when a product underflows and the contexts have moved; what still
     underflows is recomputed by log-sum-exp.
 
+Both read one certificate on the host (is the scaled product above its
+error bound?); inside :func:`~ot_multimarginal._backend.deferred_checks`
+(torch: a training step of :mod:`ot_multimarginal.neural`, the sync-free
+sweeps of :mod:`ot_multimarginal.strategies.cyclic`) they leave it on the
+device for the caller, which reads them all at once and redoes the work on
+the checked path (or warns) when one failed.
+
 The absorbed shifts are detached constants: gradients (torch) flow through
 the cost matrices and the log-scalings only, and are exact.
 
@@ -420,6 +427,13 @@ class EdgeKernel:
             u = flushed_exp(nx, h - (shift_in + s0), self.prec)
             y = nx.dot(u, self.K) if forward else nx.dot(self.K, u)
             ok = y >= n_in * self.prec.factor
+            if attempt == 0 and _deferrable(nx):
+                # sync-free sweeps (strategies.cyclic): the certificate "no mass, or every entry accurate" stays
+                # on the device; a context with no mass gives y = 0, i.e. -inf entries, without a branch
+                if defer_check(nx, ~fin | ~nx.any(~ok), "EdgeKernel.message"):
+                    pos = y > 0
+                    out = ((self.c + s0) - shift_out) + nx.log(nx.where(pos, y, nx.ones(y.shape, type_as=y)))
+                    return nx.where(pos, out, nx.full(y.shape, -np.inf, type_as=y))
             # one host synchronisation for both questions: any mass at all, every entry accurate?
             has_mass, all_ok = (bool(v) for v in nx.to_numpy(nx.stack([fin, ~nx.any(~ok)])))
             if not has_mass:  # all -inf: the subtree has no mass

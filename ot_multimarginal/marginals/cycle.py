@@ -49,7 +49,11 @@ Two ways to take the products (``mode``):
     along; a marginal entry is accepted only if this bound is below
     ``64 eps`` of its value. Otherwise the kernels are absorbed again at the
     current scalings and, if that is not enough (tiny ε), the engine
-    switches to the log domain for a while.
+    switches to the log domain for a while. In sync-free sweeps
+    (:func:`~ot_multimarginal._backend.deferred_checks`, on a GPU) the
+    acceptance test is a certificate left on the device, read at the next
+    error check of the loop (:mod:`ot_multimarginal.strategies.cyclic`),
+    and every product is row-normalised (no host read of the row range).
 ``'log'``
     Every product in the log domain with max shifts
     (:func:`._pairwise.log_matmul`): ``O(n^2)`` exponentials per product,
@@ -64,11 +68,12 @@ import math
 
 import numpy as np
 
-from .._backend import can_write_in_place
+from .._backend import can_write_in_place, defer_check
 from .._validation import check_dense_size
 from ._pairwise import (
     _CHUNK,
     PairwiseEngine,
+    _deferrable,
     amax,
     finite_max,
     flush,
@@ -276,10 +281,11 @@ class CycleEngine(PairwiseEngine):
         """
         nx = self.nx
         rm = amax(nx, nx.detach(M), 1)
-        lo = self.prec.flush ** (1.0 / 3.0)
-        rmin, rmax = (float(v) for v in nx.to_numpy(nx.stack([nx.min(rm), nx.max(rm)])))  # one host sync
-        if rmin >= lo and rmax <= 1.0 / lo:
-            return (M, a, b, err, rmax)
+        if not _deferrable(nx):  # sync-free sweeps: always rescaled (a division pass, no host read)
+            lo = self.prec.flush ** (1.0 / 3.0)
+            rmin, rmax = (float(v) for v in nx.to_numpy(nx.stack([nx.min(rm), nx.max(rm)])))  # one host sync
+            if rmin >= lo and rmax <= 1.0 / lo:
+                return (M, a, b, err, rmax)
         pos = rm > 0
         rs = nx.where(pos, rm, nx.ones(rm.shape, type_as=rm))
         # a collapsed row gets a huge (finite: no 0 * inf later) error bound
@@ -384,6 +390,13 @@ class CycleEngine(PairwiseEngine):
         """``(log r_t, bad)`` from the sums ``y`` (error bounds ``err``) and their log-shifts ``out``."""
         nx = self.nx
         yd = nx.detach(y)
+        if _deferrable(nx):
+            # sync-free sweeps (strategies.cyclic): the certificate "every entry accurate" stays on the device
+            ok = (yd * self._rtol >= err) | ~nx.isfinite(nx.detach(self._g[t]))
+            if defer_check(nx, ~nx.any(~ok), "CycleEngine scaled marginal"):
+                pos = yd > 0
+                out = out + nx.log(nx.where(pos, y, nx.ones(y.shape, type_as=y)))
+                return nx.where(pos, out, nx.full(out.shape, -np.inf, type_as=out)), None
         if isinstance(err, float) and float(yd.min()) * self._rtol >= err:
             # every entry accurate (one reduction instead of the masks below)
             return out + nx.log(y), None

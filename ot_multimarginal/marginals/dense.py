@@ -18,7 +18,12 @@ Two ways to compute :math:`r_i(B(g))`:
     range (chosen from the dtype so that products of k scalings cannot
     overflow) the scalings are absorbed again (one ``exp`` pass). If a
     marginal entry underflows to zero anyway (tiny ε), it is recomputed in the
-    log domain, so the result is as robust as ``mode='log'``.
+    log domain, so the result is as robust as ``mode='log'``. In sync-free
+    sweeps (:func:`~ot_multimarginal._backend.deferred_checks`, on a GPU)
+    both questions ("scalings in range? no entry underflowed?") are left on
+    the device as one certificate, read at the next error check of the loop
+    (:mod:`ot_multimarginal.strategies.cyclic`), which redoes the sweeps on
+    this checked path if it failed.
 
 The kernel is that of the centred cost :math:`C - c_0`, :math:`c_0 = \min C`
 (``cost_offset``, see :mod:`.base` and :func:`.base.default_offset`): any constant part of the cost, of either
@@ -29,6 +34,7 @@ sign and any size, is removed exactly before the division by :math:`\varepsilon`
 from .._backend import (
     axes_except,
     can_write_in_place,
+    defer_check,
     dtype_info,
     exp_in_place,
     expand_to,
@@ -37,6 +43,7 @@ from .._backend import (
     safe_log,
 )
 from .._validation import check_dense_size
+from ._pairwise import _deferrable
 from .base import GibbsEngine, default_offset
 
 __all__ = ["DenseEngine"]
@@ -227,6 +234,13 @@ class DenseEngine(GibbsEngine):
                 d, u, check, changed = self._scalings(g, defer=True)
                 Y = self._scaled_sum(g, u, i)
                 bad = (Y <= 0) & nx.isfinite(d[i])
+                if attempt == 0 and _deferrable(nx):
+                    # sync-free sweeps (strategies.cyclic): both questions left on the device as one certificate
+                    ok = ~nx.any(bad) if check is None else check & ~nx.any(bad)
+                    if defer_check(nx, ok, "DenseEngine scaled marginal"):
+                        for j in changed:
+                            self._in_range[j] = g[j]
+                        return d[i] + safe_log(nx, Y) + self._m
                 if check is None:
                     any_bad = bool(nx.any(bad))
                 else:

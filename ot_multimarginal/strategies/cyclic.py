@@ -39,12 +39,29 @@ the change of the marginals the next updates
 would make (:meth:`~ot_multimarginal.unbalanced.MarginalPenalties.error`,
 zero exactly at :math:`r_i = a_i e^{-\varphi_i/\rho_i}`); same cost per
 sweep, no over-relaxation.
+
+**Sync-free sweeps** (``sync_free``, default on a GPU). The engines' fast
+products (scaled kernels, absorbed messages, transfer matrices) each end
+with a question a GPU can only answer by waiting for its whole queue ("did
+the scaled sum underflow? did the scalings leave their safe range?"), and
+repair what needs it. Sync-free sweeps ask none of them: the engines record
+each answer as a certificate on the device
+(:func:`~ot_multimarginal._backend.deferred_checks`), and the error check
+reads the marginal error and all the certificates of the sweeps since the
+previous check in one host synchronisation. If one failed, the sweeps since
+the previous check are discarded and done again on the checked path (the
+engines then absorb, re-centre or repair as they go), which then runs for 1,
+2, 4, ... (at most 8) check intervals before the fast path is tried again.
+The iterates are therefore those of the checked path, to rounding; a sweep
+makes no host synchronisation and an error check one. The same holds for the
+over-relaxed step's dual-decrease test (a ``where`` on the device).
 """
 # License: MIT License
 
+import contextlib
 import math
 
-from .._backend import to_float
+from .._backend import deferred_checks, to_float
 from ._common import (
     all_blocks,
     apply_stop_rule,
@@ -62,10 +79,44 @@ _AUTO_WARMUP = 30  # plain sweeps used to estimate the rate for relaxation='auto
 # unbalanced: sweeps between two translation steps (measured: every 10 sweeps needs the same number of
 # sweeps as every sweep, at a tenth of the step's cost; without them 10-20x more sweeps at rho >> eps)
 _TRANSLATE_EVERY = 10
+# sync-free sweeps: check intervals redone on the checked path after a failed certificate (doubling up to this)
+_CHECKED_MAX = 8
 
 
-def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega):
-    """Block step of size ``omega`` if it passes the dual-decrease test, else the plain step."""
+def _use_sync_free(engine, sync_free):
+    """Whether the sweeps defer the engines' certificates (torch only; ``None``: on a GPU)."""
+    if str(engine.nx) != "torch":
+        return False
+    if sync_free is not None:
+        return bool(sync_free)
+    device = getattr(engine.type_as, "device", None)
+    return device is not None and device.type != "cpu"
+
+
+def _read_deferred(err, checks):
+    """``(err, ok)``: the marginal error and "every certificate held", read in one host synchronisation."""
+    import torch
+
+    parts = []
+    if not isinstance(err, float):
+        parts.append(err.detach().reshape(()))
+    if checks:
+        ok = torch.stack([c.reshape(()) for c, _ in checks]).all()
+        parts.append(ok.to(parts[0].dtype) if parts else ok.double())
+    if not parts:
+        return err, True
+    vals = torch.stack(parts).cpu().numpy()  # the one host synchronisation of the check
+    if isinstance(err, float):
+        return err, bool(vals[0])
+    return float(vals[0]), (bool(vals[1]) if checks else True)
+
+
+def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega, on_device=False):
+    """Block step of size ``omega`` if it passes the dual-decrease test, else the plain step.
+
+    ``on_device``: the test is a ``where`` (no host synchronisation) and the
+    second value a device boolean instead of a bool.
+    """
     plain = block_update(nx, g_i, log_a_i, log_r_i, positive_i)
     if omega == 1.0:
         return plain, False
@@ -77,6 +128,9 @@ def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega):
     ad = nx.sum(a_i * delta)
     f1 = -lz - ad
     fw = nx.logsumexp(log_r_i + omega * delta) - lz - omega * ad
+    if on_device:
+        take = fw <= _THETA * f1
+        return nx.where(take, nx.where(positive_i, g_i + omega * delta, log_a_i), plain), take
     if to_float(nx, fw) <= _THETA * to_float(nx, f1):
         return nx.where(positive_i, g_i + omega * delta, log_a_i), True
     return plain, False
@@ -100,6 +154,7 @@ def cyclic_sinkhorn(
     blocks=None,
     stop_rule=None,
     unbalanced=None,
+    sync_free=None,
 ):
     """Run cyclic sweeps from log-scalings ``g``.
 
@@ -115,11 +170,16 @@ def cyclic_sinkhorn(
         above ``stopThr``; ``True`` stops the loop as converged.
     unbalanced : MarginalPenalties, optional
         KL penalties on the marginals (see the module docstring); ``None``: balanced.
+    sync_free : bool, optional
+        Sync-free sweeps (torch only, see the module docstring): no host
+        synchronisation between two error checks. ``None`` (default): on a
+        GPU; NumPy always reads as it goes (a read is free there).
 
     Returns ``(g, info)`` with ``info`` holding ``err`` (list of floats, one
-    per check), ``niter`` (sweeps done), ``converged`` and ``relaxation`` (the
-    ω used). The error is checked every ``check_every`` sweeps on all
-    marginals at the same point.
+    per check), ``niter`` (sweeps done), ``converged``, ``relaxation`` (the
+    ω used), ``n_relaxed_steps`` and ``n_redone`` (check intervals redone on
+    the checked path after a failed certificate, sync-free sweeps only). The
+    error is checked every ``check_every`` sweeps on all marginals at the same point.
     """
     auto = relaxation == "auto"
     if not auto:
@@ -146,45 +206,87 @@ def cyclic_sinkhorn(
     converged = False
     it = 0
     n_relaxed = 0
+    # sync-free sweeps: certificates collected between two checks, the state at the last accepted check
+    defer = _use_sync_free(engine, sync_free)
+    checks = []
+    checked_left = 0  # check intervals still to run on the checked path (after a failed certificate)
+    checked_next = 1
+    n_redone = 0
+    saved = None
+    restored = False
     if verbose:
         print_header(["It.", "Err"])
     while True:
-        check = it % check_every == 0 or it == numItermax
-        log_r0 = None
-        if check:
-            log_r = engine.log_marginals(g)
-            err = (
-                marginal_error(nx, log_r, a_s, blocks)
-                if unbalanced is None
-                else unbalanced.error(nx, log_r, _shifted(g, shift), log_a, positive, blocks)
-            )
-            err = check_finite_error(nx, err, it)
-            errs.append(err)
-            if verbose:
-                print_row(it, err)
-            if err <= stopThr or apply_stop_rule(stop_rule, g, err):
-                converged = True
-                break
-            log_r0 = log_r[blocks[0]]
-            if auto and it == _AUTO_WARMUP and len(errs) >= 3 and errs[-2] > 0:
-                rho = min(max((errs[-1] / errs[-2]) ** (1.0 / check_every), 0.0), 0.9999)
-                omega = min(1.9, 2.0 / (1.0 + math.sqrt(1.0 - rho)))
+        deferring = defer and checked_left == 0
+        if restored:
+            restored = False  # back at the last accepted check: its log-marginal is log_r0
+        else:
+            log_r0 = None
+            if it % check_every == 0 or it == numItermax:
+                with deferred_checks(checks) if deferring else contextlib.nullcontext():
+                    log_r = engine.log_marginals(g)
+                    err = (
+                        marginal_error(nx, log_r, a_s, blocks)
+                        if unbalanced is None
+                        else unbalanced.error(nx, log_r, _shifted(g, shift), log_a, positive, blocks)
+                    )
+                if deferring:
+                    err, ok = _read_deferred(err, checks)
+                    checks.clear()
+                    if not ok:
+                        # a fast product failed its certificate since the last check: back there, checked path
+                        n_redone += 1
+                        checked_left, checked_next = checked_next, min(2 * checked_next, _CHECKED_MAX)
+                        if saved is None:  # the first check: again, checked
+                            g = [gi.clone() for gi in g]  # new objects: the engines' caches are stale
+                            continue
+                        it, g, shift, log_r0, n_relaxed = saved
+                        # new objects: every engine cache filled since (keyed by the arrays) is dropped
+                        g = [gi.clone() for gi in g]
+                        shift = [None if si is None else si.clone() for si in shift]
+                        restored = True
+                        continue
+                err = check_finite_error(nx, err, it)
+                errs.append(err)
+                if verbose:
+                    print_row(it, err)
+                if err <= stopThr or apply_stop_rule(stop_rule, g, err):
+                    converged = True
+                    break
+                log_r0 = log_r[blocks[0]]
+                if auto and it == _AUTO_WARMUP and len(errs) >= 3 and errs[-2] > 0:
+                    rho = min(max((errs[-1] / errs[-2]) ** (1.0 / check_every), 0.0), 0.9999)
+                    omega = min(1.9, 2.0 / (1.0 + math.sqrt(1.0 - rho)))
+                if defer:
+                    if not deferring and it > 0:
+                        checked_left -= 1
+                    saved = (it, list(g), list(shift), log_r0, n_relaxed)
         if it >= numItermax:
             break
-        for i in blocks:
-            lr = log_r0 if (i == blocks[0] and log_r0 is not None) else engine.log_marginal(g, i)
-            if unbalanced is not None:  # the update of the shifted g_i, stored without the shift
-                g[i] = unbalanced.update_shifted(nx, i, g[i], shift[i], log_a[i], lr, positive[i], all_positive[i])
-                continue
-            if omega == 1.0 and all_positive[i]:
-                g[i] = g[i] - lr + log_a[i]
-                continue
-            g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega)
-            n_relaxed += relaxed
-        if unbalanced is not None and it % _TRANSLATE_EVERY == 0:
-            for j, t in unbalanced.translate(nx, g, log_a, positive, all_positive, shift).items():
-                shift[j] = t if shift[j] is None else shift[j] + t
+        with deferred_checks(checks) if deferring else contextlib.nullcontext():
+            for i in blocks:
+                lr = log_r0 if (i == blocks[0] and log_r0 is not None) else engine.log_marginal(g, i)
+                if unbalanced is not None:  # the update of the shifted g_i, stored without the shift
+                    g[i] = unbalanced.update_shifted(nx, i, g[i], shift[i], log_a[i], lr, positive[i], all_positive[i])
+                    continue
+                if omega == 1.0 and all_positive[i]:
+                    g[i] = g[i] - lr + log_a[i]
+                    continue
+                g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega, on_device=defer)
+                n_relaxed = n_relaxed + relaxed
+            if unbalanced is not None and it % _TRANSLATE_EVERY == 0:
+                for j, t in unbalanced.translate(nx, g, log_a, positive, all_positive, shift).items():
+                    shift[j] = t if shift[j] is None else shift[j] + t
         it += 1
     if unbalanced is not None:
         g = _shifted(g, shift)
-    return g, {"err": errs, "niter": it, "converged": converged, "relaxation": omega, "n_relaxed_steps": n_relaxed}
+    info = {
+        "err": errs,
+        "niter": it,
+        "converged": converged,
+        "relaxation": omega,
+        "n_relaxed_steps": int(n_relaxed),
+    }
+    if defer:
+        info["n_redone"] = n_redone
+    return g, info
