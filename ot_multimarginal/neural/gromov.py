@@ -22,6 +22,18 @@ with rejection and damping) with a neural inner solver: each fit is a new
 estimator warm-started from the networks of the last accepted step; steps that
 do not lower the objective of their plan on the data are rejected and damped
 (:class:`NeuralMGW`).
+
+*Fused* GW (features ``Y_s``, weight ``alpha``; the convention of
+:func:`~ot_multimarginal.mgw_sinkhorn` and POT's
+``entropic_fused_gromov_wasserstein``) minimises
+:math:`\alpha\sum_E G(P_{ij}) + (1-\alpha)\sum_E \langle M_{ij}, P_{ij}\rangle
++ \varepsilon\,\mathrm{KL}(P\|\otimes\mu_i)`, :math:`M_{ij} = c_F(f_i, f_j)`
+the feature cost: the feature term is linear in the plan, so it enters the
+linear cost of the decomposition, and the inner EMOT has the pairwise cost
+:math:`\sum_E \alpha\, c_{A_{ij}}(x_i, x_j) + (1-\alpha)\, c_F(f_i, f_j)`
+(:class:`~ot_multimarginal._gw_alternation.GWProblem`); the networks see
+the augmented points :math:`(x, f)` (their potentials are functions of
+both), and the :math:`A_{ij}` update is unchanged.
 """
 # License: MIT License
 
@@ -243,7 +255,32 @@ class NeuralMGW(ParamsMixin):
     (:class:`~ot_multimarginal._gw_alternation.Alternation` with
     ``damping=2, marg_tol=marginal_tol``) with NeuralEMOT fits as inner solves.
     With ``init='auto'``, a first step whose plan collapsed is replaced by a
-    step from :math:`A = 0`. Where the
+    step from :math:`A = 0`.
+
+    **Fused GW** (``fit(X_s, a_s, Y_s)`` with features and ``alpha < 1``):
+    the objective is
+
+    .. math::
+        J(P) = \alpha \sum_E G(P_{ij}) + (1 - \alpha) \sum_E \langle M_{ij}, P_{ij}\rangle
+        + \varepsilon\,\mathrm{KL}(P\|\otimes\mu_i),
+        \qquad M_{ij}[a, b] = c_F(f_{i,a}, f_{j,b}),
+
+    that of :func:`~ot_multimarginal.mgw_sinkhorn` with ``Y_s`` (POT's
+    ``entropic_fused_gromov_wasserstein`` for k = 2): each NeuralEMOT fit has
+    the pairwise cost :math:`\sum_E \alpha\, c_{A_{ij}}(x_i, x_j) + (1-\alpha)\,
+    c_F(f_i, f_j)` (the feature cost :math:`c_F` is ``feature_metric``; it is
+    linear in the plan, so it joins the linear term of the decomposition),
+    its networks take the points with their features, :math:`(x, f)`, and
+    the :math:`A_{ij}` update is that of plain GW. ``alpha=0`` is one
+    NeuralEMOT fit of the feature cost; ``alpha=1`` (or no features) is the
+    plain GW fit, the features ignored. The queries at new points
+    (:meth:`pairwise_plan`, :meth:`match`) then need their features
+    ``Y_i``, ``Y_j``. Use it when the datasets carry comparable attributes
+    (labels, colours, descriptors) that the structure alone cannot resolve
+    (symmetric shapes); the features are not normalised, so scale them (or
+    ``alpha``) so that both terms matter.
+
+    Where the
     data fits the exact engines (``polish``), the alternation is then finished
     by the exact one of :func:`~ot_multimarginal.mgw_sinkhorn` (the shared
     alternation of :mod:`ot_multimarginal._gw_alternation` with Sinkhorn
@@ -260,6 +297,19 @@ class NeuralMGW(ParamsMixin):
         Pairs whose GW losses are summed (default ``'complete'``).
     normalize : {'each', 'joint', None}, optional
         Centring and scaling of the clouds (as in :func:`~ot_multimarginal.mgw_sinkhorn`).
+    alpha : float in [0, 1], optional
+        Weight of the structure term of fused GW; ``1 - alpha`` weighs the
+        feature cost (features given to :meth:`fit` as ``Y_s``). Default:
+        0.5 with features (POT's default), 1 without (``alpha < 1`` without
+        features is an error). ``alpha=0``: the EMOT of the feature cost;
+        ``alpha=1``: plain GW.
+    feature_metric : str or callable, optional
+        The feature cost :math:`c_F`: a metric of :func:`ot.dist` on torch
+        tensors (``'sqeuclidean'``, default, ``'euclidean'``, ``'cityblock'``,
+        ``'minkowski'``, ``'cosine'``, ``'correlation'``) or a callable
+        ``c(F_a, F_b)`` of two torch tensors returning the ``(n_a, n_b)``
+        matrix (picklable for :meth:`save`). The networks' costs are
+        evaluated on torch tensors, also for NumPy input.
     init : {'auto', 'zero', 'pca'} or list of arrays, optional
         The start of the :math:`A_{ij}`. ``'auto'``/``'pca'``: the candidates of
         :func:`~ot_multimarginal.mgw_sinkhorn` are screened by
@@ -350,6 +400,18 @@ class NeuralMGW(ParamsMixin):
         Per outer step: ``'objective'``, ``'A_change'``, ``'marginal_error'``,
         ``'accepted'``, ``'theta'`` (damping of the step's :math:`A`),
         ``'moments'`` (``'data'`` or ``'batches'``).
+    value_quad_, value_linear_ : float, tensor or None
+        The split of ``value_`` at the returned plan (as ``log['value_quad']``
+        and ``log['value_linear']`` of :func:`~ot_multimarginal.mgw_sinkhorn`):
+        :math:`\alpha\sum_E G(P_{ij})` and
+        :math:`(1-\alpha)\sum_E\langle M_{ij}, P_{ij}\rangle` (0 for plain
+        GW); ``None`` beyond the exact engine.
+    alpha_ : float
+        The :math:`\alpha` used (1 without features).
+    fused_ : bool
+        Whether the features entered the fit (features given and ``alpha < 1``).
+    feature_dims_ : list of int or None
+        The feature dimensions :math:`f_i` of ``Y_s`` (``None`` without features).
     edges_, scales_, means_, init_, n_iter_, converged_, timings_
         The graph's edges, the normalisation (:math:`\tilde X_i = (X_i - \bar x_i)/s_i`),
         the start kept, outer steps done, whether ``tol`` was met, seconds.
@@ -1259,6 +1321,19 @@ _DOC = r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (min
     Sinkhorn sweeps from the neural potentials (see :class:`NeuralMGW`).
     %(pair)s
 
+    With features ``Y_s`` (*fused* GW) the objective is
+
+    .. math::
+        \alpha \sum_{(i, j) \in E} G(P_{ij}) + (1 - \alpha) \sum_{(i, j) \in E} \langle M_{ij}, P_{ij}\rangle
+        + \varepsilon\,\mathrm{KL}(P \,\|\, \mu_1 \otimes \cdots \otimes \mu_k),
+
+    :math:`M_{ij}` the feature cost ``feature_metric`` between ``Y_s[i]`` and
+    ``Y_s[j]`` (the convention of :func:`~ot_multimarginal.mgw_sinkhorn`, POT's
+    ``entropic_fused_gromov_wasserstein`` for k = 2): the feature cost enters
+    the linear cost of the decomposition, each NeuralEMOT fit has the pairwise
+    cost :math:`\sum_E \alpha\, c_{A_{ij}} + (1 - \alpha) M_{ij}` and its
+    networks see the points with their features.
+
     Parameters
     ----------
     X_s : list of k arrays of shape (n_i, d_i)
@@ -1271,8 +1346,25 @@ _DOC = r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (min
         Pairs whose GW losses are summed (default ``'complete'``).
     normalize : {'each', 'joint', None}, optional
         Centring and scaling of the clouds (as in :func:`~ot_multimarginal.mgw_sinkhorn`).
+        The features ``Y_s`` are not normalised.
+    Y_s : list of k arrays of shape (n_i, f_i), optional
+        Features of the points (fused GW): row ``a`` of ``Y_s[i]`` describes
+        point ``a`` of ``X_s[i]`` (same library as ``X_s``). ``None``
+        (default): plain GW. The estimator's queries at new points then need
+        their features (``Y_i``, ``Y_j`` of :meth:`NeuralMGW.pairwise_plan`).
+    alpha : float in [0, 1], optional
+        Weight of the structure term; ``1 - alpha`` weighs the feature cost.
+        Default: 0.5 with ``Y_s`` (POT's default), 1 without (``alpha < 1``
+        without ``Y_s`` is an error). ``alpha=0``: the EMOT of the feature
+        cost (one NeuralEMOT fit); ``alpha=1``: plain GW (the features ignored).
+    feature_metric : str or callable, optional
+        The feature cost: a metric of :func:`ot.dist` on torch tensors
+        (default ``'sqeuclidean'``) or a callable ``c(F_a, F_b)`` of two torch
+        tensors returning the ``(n_a, n_b)`` matrix (see :class:`NeuralMGW`).
     init : {'auto', 'zero', 'pca'} or list of arrays, optional
-        Start of the :math:`A_{ij}` (see :class:`NeuralMGW`).
+        Start of the :math:`A_{ij}` (see :class:`NeuralMGW`; ``'auto'``/``'pca'``
+        screen the starts by the fused :func:`~ot_multimarginal.mgw_sinkhorn`
+        when ``Y_s`` is given).
     numItermax : int, optional
         Maximum number of outer steps (NeuralEMOT fits; ``max_iter`` of :class:`NeuralMGW`;
         formerly ``n_outer``, deprecated).
@@ -1288,7 +1380,11 @@ _DOC = r"""Multimarginal entropic Gromov–Wasserstein by neural potentials (min
     verbose : bool, optional
         Print the objective of each outer step.
     log : bool, optional
-        Also return a dict: ``value``, ``A`` (edge → :math:`A_{ij}`),
+        Also return a dict: ``value``, ``value_quad`` and ``value_linear``
+        (its split at the returned plan, :math:`\alpha\sum_E G(P_{ij})` and
+        :math:`(1-\alpha)\sum_E\langle M_{ij}, P_{ij}\rangle`, as in
+        :func:`~ot_multimarginal.mgw_sinkhorn`; ``None`` beyond the exact
+        engine), ``alpha``, ``A`` (edge → :math:`A_{ij}`),
         ``pairwise_plans`` (edge → the returned plan on the data, both
         orientations; ``None`` when the data's engine does not fit the
         budget), ``estimator`` (the fitted :class:`NeuralMGW`), ``objective``
