@@ -274,3 +274,36 @@ def test_moments_over_batches_fused(monkeypatch):
     assert set(batches.history_["moments"]) == {"batches"} and set(data.history_["moments"]) == {"data"}
     assert batches.value_quad_ is None and batches.marginal_error_ is None
     assert abs(batches.value_ - data.value_) <= 0.1 * abs(data.value_), (batches.value_, data.value_)
+
+
+def test_killed_fused_run_resumes_to_the_bit_and_other_features_raise(tmp_path, monkeypatch):
+    """The checkpoints of a fused run: a job killed after the 2nd fit resumes on the uninterrupted trajectory; a
+    checkpoint of other features, alpha or feature metric is refused with what differs."""
+    from test_neural_gromov import _assert_same_fit
+
+    X_s, Y_s = _random(9, sizes=(9, 8))
+    kw = dict(SMALL, alpha=0.5, init="zero", polish=False)
+    ref = om.NeuralMGW(0.5, **kw).fit(X_s, None, Y_s)
+    ckpt = dict(kw, checkpoint_dir=str(tmp_path / "ckpt"))
+    score, calls = om.NeuralMGW._score, {"n": 0}
+
+    class Killed(Exception):
+        pass
+
+    def killing_score(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed
+        return score(self, *args)
+
+    monkeypatch.setattr(om.NeuralMGW, "_score", killing_score)
+    with pytest.raises(Killed):
+        om.NeuralMGW(0.5, **ckpt).fit(X_s, None, Y_s)
+    monkeypatch.setattr(om.NeuralMGW, "_score", score)
+    _assert_same_fit(om.NeuralMGW(0.5, resume=True, **ckpt).fit(X_s, None, Y_s), ref)
+    with pytest.raises(ValueError, match=r"features \(Y_s\): "):
+        om.NeuralMGW(0.5, resume=True, **ckpt).fit(X_s, None, [Y_s[0] + 1.0, Y_s[1]])
+    with pytest.raises(ValueError, match=r"alpha: 0\.5 \(checkpoint\) vs 0\.25 \(now\)"):
+        om.NeuralMGW(0.5, resume=True, **dict(ckpt, alpha=0.25)).fit(X_s, None, Y_s)
+    with pytest.raises(ValueError, match=r"feature_metric: "):
+        om.NeuralMGW(0.5, resume=True, **dict(ckpt, feature_metric="euclidean")).fit(X_s, None, Y_s)
