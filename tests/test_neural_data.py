@@ -195,36 +195,116 @@ def test_plan_marginal_kl_is_the_gain_of_one_exact_block_step():
 def test_gap_estimate_of_a_fit_is_certified_and_close_to_the_true_gap():
     """value_ + reg max KL <= the exact EMOT (certified); reg sum KL estimates the gap (exact Sinkhorn as oracle)."""
     X = _gauss(n=120, seed=6)
-    est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=80, patience=None).fit(X)
+    est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=80, patience=None, refine=False).fit(X)
     ref = float(om.empirical_emot_sinkhorn2(X, 0.5, graph="chain", stopThr=1e-10, numItermax=10000))
     gap = ref - est.value_
     assert est.value_method_ == "exact" and len(est.marginal_kl_) == 3
     assert est.value_ + 0.5 * max(est.marginal_kl_) <= ref + 1e-9 * abs(ref)
     assert gap > 0 and 0.5 * gap <= est.gap_estimate_ <= 2.0 * gap, (gap, est.gap_estimate_)
-    mc = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=5, evaluation="mc", warn=False).fit(X)
-    assert mc.marginal_kl_ is None and mc.gap_estimate_ is None
+    assert est.marginal_kl_se_ == [0.0] * 3 and est.refine_sweeps_ == 0 and est.value_networks_ is None
+    unbalanced = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=5, reg_m=10.0, warn=False).fit(X)
+    assert unbalanced.marginal_kl_ is None and unbalanced.gap_estimate_ is None and unbalanced.marginal_kl_se_ is None
 
 
 def test_warning_when_the_plan_misses_its_marginals_after_convergence():
     """A fit that stops early (a rate too small to move: a plateau at once) on wide data: the marginal check warns."""
     X = _gauss(n=100, seed=7)
-    with pytest.warns(UserWarning, match=r"misses its marginals on the data .*below the optimum .*emot_sinkhorn"):
-        est = NeuralEMOT(0.5, graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1).fit(X)
+    kw = dict(graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1, refine=False)
+    with pytest.warns(UserWarning, match=r"misses its marginals on the data .*below the optimum .*refine=True"):
+        est = NeuralEMOT(0.5, **kw).fit(X)
     assert est.converged_ and est.n_iter_ <= 25
     assert est.gap_estimate_ > 5e-3 * abs(est.value_)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        NeuralEMOT(0.5, graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1, warn=False).fit(X)
+        NeuralEMOT(0.5, **dict(kw, warn=False)).fit(X)
+
+
+def test_refine_lifts_a_poor_fit_to_the_exact_value_and_stays_a_lower_bound():
+    """refine='auto' (default) on the same poor fit: exact Sinkhorn sweeps on the data, oracle the exact solver."""
+    X = _gauss(n=100, seed=7)
+    kw = dict(graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1)
+    ref = float(om.empirical_emot_sinkhorn2(X, 0.5, graph="chain", stopThr=1e-10, numItermax=10000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the plan now meets its marginals: no warning
+        est = NeuralEMOT(0.5, **kw).fit(X)
+    poor = NeuralEMOT(0.5, **dict(kw, refine=False, warn=False)).fit(X)
+    assert est.refine_sweeps_ >= 10 and float(est.value_networks_) == pytest.approx(float(poor.value_), rel=1e-12)
+    assert est.value_networks_ < ref - 5e-3 * abs(ref)  # the networks alone: far below
+    assert ref - 5e-3 * abs(ref) <= est.value_ <= ref + 1e-9 * abs(ref)  # refined: within 0.5%, a lower bound
+    assert est.gap_estimate_ <= 5e-3 * abs(est.value_)
+    # the refined potentials are those of the value, the plan and data_potentials; the networks are unchanged
+    f = est.data_potentials()
+    pot = om.Potentials(
+        PointCloudCost(3, "chain").engine([torch.from_numpy(A) for A in X], 0.5), [torch.from_numpy(g) for g in f]
+    )
+    assert float(pot.dual()) == pytest.approx(est.value_, rel=1e-10)
+    assert np.allclose(est.plan().marginal(1), 1.0 / 100, atol=0.05 / 100)
+    assert np.allclose(est.potential(1, X[1]), poor.potential(1, X[1]))
+    assert not np.allclose(est.potential(1, X[1]), f[1], atol=1e-3)
+
+
+def test_refine_survives_save_and_load(tmp_path):
+    X = _gauss(n=60, seed=7)
+    est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=5, patience=None, refine=True, warn=False).fit(X)
+    assert est.refine_sweeps_ > 0
+    est.save(tmp_path / "e.pt")
+    back = NeuralEMOT.load(tmp_path / "e.pt")
+    assert back.refine_sweeps_ == est.refine_sweeps_ and back.value_networks_ == est.value_networks_
+    for f, g in zip(est.data_potentials(), back.data_potentials()):
+        assert np.allclose(f, g, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="refine"):
+        NeuralEMOT(0.5, refine="yes").fit(X)
+
+
+# ---- the marginal check of the Monte-Carlo evaluation ------------------------------------------------------
+def test_monte_carlo_marginal_check_estimates_the_exact_kl():
+    """Oracle: the exact KL of the plan's marginals on the data (plan_marginal_kl) of the same potentials."""
+    from ot_multimarginal.neural.evaluation import evaluate_dual, plan_marginal_kl
+
+    rng = np.random.RandomState(1)
+    X = [torch.from_numpy(rng.randn(400, 2)) for _ in range(3)]
+    a = [torch.full((400,), 1.0 / 400, dtype=torch.float64) for _ in range(3)]
+    cost = PointCloudCost(3, "chain")
+    for scale in (0.0, 0.3):  # the product coupling (potentials 0), and potentials off by a quadratic
+        f = [scale * (A**2).sum(1) for A in X]
+        exact = plan_marginal_kl(om.Potentials(cost.engine(X, 1.0), f, a), a)
+        out = evaluate_dual(cost, X, f, a, 1.0, "mc", 128, 32, torch.Generator().manual_seed(0), marginal_kl=True)
+        assert out[2] == "mc"
+        kl, se = out[4], out[5]
+        assert len(kl) == 3 and all(s > 0 for s in se)
+        for e, m, s in zip(exact, kl, se):
+            assert abs(m - e) <= 4 * s + 0.1 * e + 1e-3, (exact, kl, se)
+    # unbalanced and callable costs have no check
+    out = evaluate_dual(cost, X, f, a, 1.0, "mc", 64, 4, None, reg_m=(1.0,) * 3, marginal_kl=True)
+    assert out[4] is None and out[5] is None
+
+
+def test_monte_carlo_marginal_check_warns_on_a_poor_fit():
+    X = _gauss(n=100, seed=7)
+    kw = dict(graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1, evaluation="mc")
+    with pytest.warns(UserWarning, match=r"misses its marginals \(Monte-Carlo estimate .*standard error"):
+        est = NeuralEMOT(0.5, **kw).fit(X)
+    assert est.value_method_ == "mc" and est.refine_sweeps_ == 0 and len(est.marginal_kl_se_) == 3
+    exact = NeuralEMOT(0.5, **dict(kw, evaluation="exact", refine=False, warn=False)).fit(X)
+    assert est.gap_estimate_ == pytest.approx(exact.gap_estimate_, rel=0.3)
 
 
 @pytest.mark.slow
-def test_heavy_tails_warn_with_the_defaults():
-    """The bench's Student-t row (3 degrees of freedom, chain k = 6, n = 1000): 2.7% low, now with the warning."""
+def test_heavy_tails_within_half_a_percent_with_the_defaults():
+    """Student t (3 degrees of freedom), complete k = 3, n = 300, reg = 0.5 x median cost; oracle: exact Sinkhorn.
+
+    The networks alone are 0.8% low (they cannot hold the exact potentials at the isolated tail points); the
+    default refine sweeps on the data bring the certified value within 0.5%, without a warning.
+    """
     rng = np.random.RandomState(0)
-    X = [rng.standard_t(3, (1000, 3)) for _ in range(6)]
-    with pytest.warns(UserWarning, match=r"misses its marginals on the data"):
-        est = NeuralEMOT(4.16, graph="chain", random_state=0).fit(X)
-    assert est.gap_estimate_ > 5e-3 * abs(est.value_)
+    X = [rng.standard_t(3, (300, 3)) for _ in range(3)]
+    reg = 0.5 * float(np.median([np.median(ot.dist(X[a], X[b])) for a, b in ((0, 1), (0, 2), (1, 2))]))
+    ref = float(om.empirical_emot_sinkhorn2(X, reg, stopThr=1e-9, numItermax=20000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est = NeuralEMOT(reg, random_state=0).fit(X)
+    assert est.refine_sweeps_ > 0 and est.value_networks_ < ref - 5e-3 * abs(ref)
+    assert ref - 5e-3 * abs(ref) <= est.value_ <= ref + 1e-9 * abs(ref)
 
 
 def test_no_warning_without_a_stopping_rule_or_when_asked():

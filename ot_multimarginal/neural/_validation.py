@@ -159,6 +159,8 @@ def check_estimator_params(est):
         check_choice("evaluation", p["evaluation"], ("auto", "exact", "mc"))
     if "distributed" in p:
         check_auto_bool(p["distributed"], "distributed")
+    if "refine" in p:
+        check_auto_bool(p["refine"], "refine")
     if "distributed_loss" in p:
         check_choice("distributed_loss", p["distributed_loss"], ("global", "local"))
     check_device(p.get("device"))
