@@ -307,3 +307,27 @@ def test_killed_fused_run_resumes_to_the_bit_and_other_features_raise(tmp_path, 
         om.NeuralMGW(0.5, resume=True, **dict(ckpt, alpha=0.25)).fit(X_s, None, Y_s)
     with pytest.raises(ValueError, match=r"feature_metric: "):
         om.NeuralMGW(0.5, resume=True, **dict(ckpt, feature_metric="euclidean")).fit(X_s, None, Y_s)
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_screened_start_on_a_subsample_takes_the_features(monkeypatch, as_torch):
+    """init='auto' beyond the exact range (forced): the fused mgw_sinkhorn screens the starts on a subsample of
+    the points with their features; float32 torch input stays float32."""
+    from ot_multimarginal.neural import gromov
+
+    X_s, Y_s, _ = _clusters(3)
+    if as_torch:
+        X_s, Y_s = [torch.tensor(X, dtype=torch.float32) for X in X_s], [torch.tensor(Y) for Y in Y_s]
+    monkeypatch.setattr(gromov, "NEWTON_MAX_POINTS", 20)
+    calls = []
+    sinkhorn = gromov.mgw_sinkhorn
+
+    def spy(sub, reg, **kw):
+        calls.append(([int(X.shape[0]) for X in sub], [int(Y.shape[0]) for Y in kw["Y_s"]], kw["alpha"]))
+        return sinkhorn(sub, reg, **kw)
+
+    monkeypatch.setattr(gromov, "mgw_sinkhorn", spy)
+    est = om.NeuralMGW(0.2, alpha=0.5, n_init_points=12, polish=False, **SMALL).fit(X_s, None, Y_s)
+    assert calls == [([12, 12], [12, 12], 0.5)] and est.init_.startswith("screened:")
+    if as_torch:
+        assert est.value_.dtype == torch.float32 and est.pairwise_plan(0, 1).dtype == torch.float32
