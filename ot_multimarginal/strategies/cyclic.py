@@ -51,7 +51,7 @@ reads the marginal error and all the certificates of the sweeps since the
 previous check in one host synchronisation. If one failed, the sweeps since
 the previous check are discarded and done again on the checked path (the
 engines then absorb, re-centre or repair as they go), which then runs for 1,
-2, 4, ... (at most 8) check intervals before the fast path is tried again.
+2, 4, ... (at most 16) check intervals before the fast path is tried again.
 The iterates are therefore those of the checked path, to rounding; a sweep
 makes no host synchronisation and an error check one. The same holds for the
 over-relaxed step's dual-decrease test (a ``where`` on the device).
@@ -80,7 +80,7 @@ _AUTO_WARMUP = 30  # plain sweeps used to estimate the rate for relaxation='auto
 # sweeps as every sweep, at a tenth of the step's cost; without them 10-20x more sweeps at rho >> eps)
 _TRANSLATE_EVERY = 10
 # sync-free sweeps: check intervals redone on the checked path after a failed certificate (doubling up to this)
-_CHECKED_MAX = 8
+_CHECKED_MAX = 16
 
 
 def _use_sync_free(engine, sync_free):
