@@ -134,3 +134,22 @@ def test_structured_sinkhorn_keeps_device_and_dtype(torch_device, dtype, graph):
     _small_host_copies(s, limit=N * 2)
     _same(v, X[0])
     _same(M01, X[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("graph", ["chain", "circle", "complete"])
+def test_sync_free_sinkhorn_matches_the_checked_one_on_the_device(torch_device, dtype, graph):
+    """``sync_free=True`` (the default on a GPU): same plan value and errors as the checked loop, same device."""
+    X = _clouds(torch_device, dtype, k=4, dims=(2, 2, 2, 2))
+    C = om.PairwiseCost.from_point_clouds(X, graph=graph)
+    a_s = [torch.full((N,), 1.0 / N, dtype=dtype, device=torch_device) for _ in X]
+    out = {}
+    for sync_free in (False, True):
+        v, log = om.emot_sinkhorn2(
+            a_s, C, 0.5, method="sinkhorn_log", numItermax=60, warn=False, log=True, sync_free=sync_free
+        )
+        _same(v, X[0])
+        out[sync_free] = (float(v), log["err"])
+    rel = 1e-4 if dtype == torch.float32 else 1e-10
+    assert out[True][0] == pytest.approx(out[False][0], rel=rel)
+    assert out[True][1] == pytest.approx(out[False][1], rel=rel, abs=1e-6 if dtype == torch.float32 else 1e-14)
