@@ -543,3 +543,53 @@ def test_float32_runs_the_float64_iterations():
     assert abs(float(v32) - float(v64)) <= 1e-5 * abs(float(v64))
     P = mgw_sinkhorn([X.astype(np.float32) for X in X_s], 0.1, init="zero")
     assert P.pairwise_marginal(0, 1).dtype == np.float32
+
+
+def _triangle_problem(n=12, reg=0.2, seed=3):
+    from ot.backend import get_backend
+
+    from ot_multimarginal._gw_alternation import GWProblem
+
+    rng = np.random.RandomState(seed)
+    Z = rng.randn(n, 2) * [2.0, 0.7]
+    X_s = []
+    for d in (2, 3, 4):
+        Q, _ = np.linalg.qr(rng.randn(d, d))
+        E = np.zeros((n, d))
+        E[:, :2] = Z
+        X_s.append(unit(E @ Q.T)[rng.permutation(n)])
+    return GWProblem(get_backend(X_s[0]), X_s, [ot.unif(n)] * 3, [(0, 1), (0, 2), (1, 2)], reg)
+
+
+def test_entropy_from_pairwise_plans_is_the_log_domain_one():
+    """The entropy term from the pairwise plans (scaled products) equals value - <C, P> by the log-domain products."""
+    from ot_multimarginal._gw_alternation import Alternation, SinkhornInner
+
+    pr = _triangle_problem()
+    solver = SinkhornInner(pr, stopThr=1e-10)
+    run = Alternation(pr, solver, pr.zero_A(), "zero").run(3, 1e-12)
+    pot = run.best["pot"]
+    fast = solver.entropy(pot, solver.pairwise_plans(pot))
+    exact = float(pot.value()) - float(pot.linear_cost())  # the oracle: log-domain <C, P>
+    assert abs(fast - exact) <= 1e-10 * max(1.0, abs(exact))
+    assert fast > 0.0  # a KL term of a plan that is not the product
+
+
+def test_far_warm_start_goes_through_the_short_continuation():
+    """A warm start whose marginals are far off (another A) still gives a solve converged to the tolerance."""
+    from ot_multimarginal._gw_alternation import WARM_MAX_ERROR, SinkhornInner
+
+    pr = _triangle_problem(reg=0.1)
+    solver = SinkhornInner(pr, stopThr=1e-9)
+    pot0 = solver.solve(pr.cost(pr.zero_A()))
+    rng = np.random.RandomState(0)
+    A1 = [0.3 * rng.randn(pr.dims[i], pr.dims[j]) for i, j in pr.edges]
+    from ot_multimarginal._gw_alternation import Potentials
+
+    pc = pr.cost(A1).pairwise_cost(pr.Z_s)
+    far = Potentials(pc.make_engine(pr.reg), list(pot0), pr.a_s).normalized()
+    assert solver.marginal_error(far) * pr.k > WARM_MAX_ERROR  # the case: the gate sends it through the continuation
+    pot = solver.solve(pr.cost(A1), warm_start=pot0, tol=1e-9)
+    assert solver.last_log["converged"] and solver.marginal_error(pot) <= 1e-8
+    cold = solver.solve(pr.cost(A1), tol=1e-9)  # the oracle: the cold solve (full continuation)
+    np.testing.assert_allclose(solver.evaluate(pot)["obj"], solver.evaluate(cold)["obj"], rtol=1e-8)

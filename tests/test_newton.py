@@ -93,3 +93,26 @@ def test_too_large_for_a_dense_system():
     cost = om.PairwiseCost([(0, 1)], [np.zeros((n, n))])
     with pytest.raises(ValueError, match="sinkhorn_log"):
         om.emot_sinkhorn(None, cost, 1.0, method="sinkhorn_newton")
+
+
+@pytest.mark.parametrize("sizes, graph", [((6, 9, 7), "complete"), ((5, 4, 6, 5), "circle"), ((7, 5), "complete")])
+def test_schur_direction_is_the_full_solve(sizes, graph):
+    """The direction through the Schur complement (Cholesky) equals the dense solve of (H + mu I) d = -grad."""
+    from ot_multimarginal.strategies.newton import _direction, _hessian
+
+    rng, X_s = _clouds(7, sizes)
+    a_s = [random_weights(rng, n) for n in sizes]
+    cost = om.PairwiseCost.from_point_clouds(X_s, graph=graph)
+    engine, a = make_engine(a_s, cost, 0.3)
+    g = [np.log(ai) + 0.5 * rng.randn(len(ai)) for ai in a]  # off balance: a non-trivial gradient
+    nx = engine.nx
+    log_r = engine.log_marginals(g)
+    blocks = list(range(len(sizes)))
+    r = {i: np.exp(log_r[i]) for i in blocks}
+    grad = np.concatenate([r[i] - a[i] for i in blocks])
+    mu = 1e-6
+    d = _direction(engine, g, r, blocks, list(sizes), grad, mu)
+    H = _hessian(engine, g, r, blocks)
+    ref = -np.linalg.solve(H + mu * np.eye(sum(sizes)), grad)
+    assert d is not None
+    np.testing.assert_allclose(nx.to_numpy(d), ref, rtol=1e-7, atol=1e-9 * np.abs(ref).max())
