@@ -9,6 +9,7 @@ Run::
     python bench/bench_neural_data.py --threads   # also one vs two torch threads (b = 128 and 1024)
     python bench/bench_neural_data.py --paper --threads --extras --time-limit 36   # the run of the docs
     python bench/bench_neural_data.py --append --skip student_t --time-limit 15    # more rows into the same files
+    python bench/bench_neural_data.py --append --rerun-warned --extras     # after a fix: the rows that warned again
 
 ``--extras``: the anisotropic Gaussian translated by 1e5 and 1e6, and float64 training rows (translated by
 1e6, Student t, anisotropic), chain k = 6 at 0.5x. ``--time-limit`` (minutes): no row starts after it; the
@@ -98,15 +99,19 @@ def uptime():
     return "load average: %.2f %.2f %.2f" % os.getloadavg()
 
 
-def run_row(fam, graph, n, reg_factor, seed=0, dtype="float32"):
+def run_row(fam, graph, n, reg_factor, seed=0, dtype="float32", exact=None):
+    """One row; ``exact``: ``(value, seconds)`` of the exact reference of an earlier run on the same points."""
     k = GRAPHS[graph]
     X = family(fam, k, n, seed)
     reg = reg_factor * median_edge_cost(X, graph)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = float(om.empirical_emot_sinkhorn2(X, reg, graph=graph, stopThr=1e-8, numItermax=5000))
-    t_exact = time.perf_counter() - t0
+    if exact is None:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = float(om.empirical_emot_sinkhorn2(X, reg, graph=graph, stopThr=1e-8, numItermax=5000))
+        t_exact = time.perf_counter() - t0
+    else:
+        ref, t_exact = exact
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -142,7 +147,10 @@ def run_row(fam, graph, n, reg_factor, seed=0, dtype="float32"):
         warned=bool(fired),
         warning=fired[0][:160] if fired else "",
         gap_estimate=None if gap is None else gap / abs(float(v)),
+        refine_sweeps=int(getattr(est, "refine_sweeps_", 0) or 0),
+        networks=None if getattr(est, "value_networks_", None) is None else float(est.value_networks_),
         neural_s=t_neural,
+        load=os.getloadavg()[0],
         ok=bool((abs(rel) <= 5e-3 and (log["value_method"] != "exact" or rel <= 1e-7)) or fired),
     )
     print(
@@ -253,6 +261,12 @@ def run_threads():
     return rows
 
 
+def _refine_cell(r):
+    if not r.get("refine_sweeps"):
+        return "-" if "refine_sweeps" in r else "(not in this version)"
+    return "%d (%+.3g%%)" % (r["refine_sweeps"], 100 * (r["networks"] - r["exact"]) / abs(r["exact"]))
+
+
 def markdown(rows, paper, load, threads=()):
     out = [
         "# emot_neural defaults on data families",
@@ -262,15 +276,18 @@ def markdown(rows, paper, load, threads=()):
         "multiple of the median edge cost; a negative error is below the exact value; 'gap estimate': "
         "`gap_estimate_ / |value|` of the fit (reg x the sum of the KL divergences of the data's weights from the "
         "plan's marginals); 'warning': a `UserWarning` of the estimator fired (budget ended, exact value far below "
-        "the held-out estimate, or the plan misses its marginals: gap estimate above 0.5%).",
+        "the held-out estimate, or the plan misses its marginals: gap estimate above 0.5%); 'refine': the sweeps of "
+        "exact Sinkhorn on the data that `refine='auto'` ran from the networks' potentials (it runs when the gap "
+        "estimate of the networks is above 0.5%) and, in brackets, the error of the networks alone; 'load': the "
+        "1-minute load average at the end of the row (2 cores shared by several jobs: times are noisy).",
         "",
         "| family | graph | dtype | k | n | reg (x median cost) | exact | emot_neural | rel. error | gap estimate | "
-        "steps | warning | time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "refine | steps | warning | time (s) | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
-            "| %s | %s | %s | %d | %s | %.3g (%.1fx) | %.6g | %.6g | %+.3f%% | %s | %d | %s | %.1f |"
+            "| %s | %s | %s | %d | %s | %.3g (%.1fx) | %.6g | %.6g | %+.3f%% | %s | %s | %d | %s | %.1f | %s |"
             % (
                 r["family"],
                 r["graph"],
@@ -283,9 +300,11 @@ def markdown(rows, paper, load, threads=()):
                 r["neural"],
                 100 * r["rel_err"],
                 "-" if r.get("gap_estimate") is None else "%.3f%%" % (100 * r["gap_estimate"]),
+                _refine_cell(r),
                 r["steps"],
                 "yes" if r["warned"] else "no",
                 r["neural_s"],
+                "-" if r.get("load") is None else "%.1f" % r["load"],
             )
         )
     if rows:
@@ -403,12 +422,12 @@ def write(args, rows, paper, threads, n, missing=()):
         f.write(md)
     with open(os.path.join(RESULTS, args.name + ".csv"), "w") as f:  # the table of the docs (neural.rst)
         f.write(
-            "family,graph,dtype,k,n,reg (x median edge cost),exact,emot_neural,rel. error %,gap estimate %,steps,"
-            "warning,time (s)\n"
+            "family,graph,dtype,k,n,reg (x median edge cost),exact,emot_neural,rel. error %,gap estimate %,"
+            "refine sweeps,steps,warning,time (s)\n"
         )
         for r in rows:
             f.write(
-                "%s,%s,%s,%d,%s,%.1f,%.6g,%.6g,%+.3f,%s,%d,%s,%.1f\n"
+                "%s,%s,%s,%d,%s,%.1f,%.6g,%.6g,%+.3f,%s,%d,%d,%s,%.1f\n"
                 % (
                     r["family"],
                     r["graph"],
@@ -420,6 +439,7 @@ def write(args, rows, paper, threads, n, missing=()):
                     r["neural"],
                     100 * r["rel_err"],
                     "" if r.get("gap_estimate") is None else "%.3f" % (100 * r["gap_estimate"]),
+                    r.get("refine_sweeps", 0),
                     r["steps"],
                     "yes" if r["warned"] else "no",
                     r["neural_s"],
@@ -444,6 +464,11 @@ def main():
     p.add_argument("--skip", default="", help="families not run in this invocation (listed as missing)")
     p.add_argument("--append", action="store_true", help="keep the rows (and paper/threads) of the results file")
     p.add_argument("--name", default="bench_neural_data")
+    p.add_argument(
+        "--rerun-warned",
+        action="store_true",
+        help="with --append: run again the kept rows that warned (their exact value reused), e.g. after a fix",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -469,6 +494,11 @@ def main():
         with open(os.path.join(RESULTS, args.name + ".json")) as f:
             old = json.load(f)
         rows, paper, threads = old["rows"], old["paper"], old["threads"]
+    cache = {(r["family"], r["graph"], float(r["reg_factor"])): (r["exact"], r["exact_s"]) for r in rows}
+    if args.rerun_warned:  # (the rows of the families run now)
+        rows = [
+            r for r in rows if not (r["warned"] and r["family"] in fams and r["family"] not in args.skip.split(","))
+        ]
     paper = run_paper() if args.paper else paper
     threads = run_threads() if args.threads else threads
 
@@ -484,7 +514,7 @@ def main():
         if fam in skip or (args.time_limit is not None and time.perf_counter() - t_start > 60 * args.time_limit):
             continue
         nn = n if graph == "chain" else min(n, 500 if graph == "complete" else 300)
-        rows.append(run_row(fam, graph, nn, rf, dtype=dtype))
+        rows.append(run_row(fam, graph, nn, rf, dtype=dtype, exact=cache.get((fam, graph, float(rf)))))
         write(args, rows, paper, threads, n, not_run() if args.time_limit or skip else ())
     md = write(args, rows, paper, threads, n, not_run())
     print("\n" + md)

@@ -238,8 +238,10 @@ def test_refine_lifts_a_poor_fit_to_the_exact_value_and_stays_a_lower_bound():
         PointCloudCost(3, "chain").engine([torch.from_numpy(A) for A in X], 0.5), [torch.from_numpy(g) for g in f]
     )
     assert float(pot.dual()) == pytest.approx(est.value_, rel=1e-10)
-    assert np.allclose(est.plan().marginal(1), 1.0 / 100, atol=0.05 / 100)
+    assert np.allclose(pot.normalized().plan().marginal(1), 1.0 / 100, atol=0.05 / 100)
     assert np.allclose(est.potential(1, X[1]), poor.potential(1, X[1]))
+    assert np.allclose(est.plan().marginal(1), poor.plan().marginal(1))  # the plan: the networks'
+    assert est.log_partition_ == pytest.approx(poor.log_partition_, rel=1e-12)
     assert not np.allclose(est.potential(1, X[1]), f[1], atol=1e-3)
 
 
@@ -254,6 +256,10 @@ def test_refine_survives_save_and_load(tmp_path):
         assert np.allclose(f, g, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="refine"):
         NeuralEMOT(0.5, refine="yes").fit(X)
+    # a refit without refine: the data potentials are the networks' again (no stale correction)
+    est.set_params(refine=False, warm_start=True).fit(X)
+    assert est.refine_sweeps_ == 0 and est.value_networks_ is None
+    assert np.allclose(est.data_potentials()[0], est.potential(0, X[0]), rtol=1e-12, atol=1e-12)
 
 
 # ---- the marginal check of the Monte-Carlo evaluation ------------------------------------------------------

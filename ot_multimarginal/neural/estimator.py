@@ -42,7 +42,7 @@ __all__ = ["NeuralEMOT"]
 _EVALUATIONS = ("auto", "exact", "mc")
 
 GAP_WARN = 5e-3
-REFINE_TARGET = 1e-3
+REFINE_TARGET = 1e-4
 """``refine`` stops after 10 sweeps that raised the dual by at most this fraction of ``|value_|`` (or of ``reg``)."""
 REFINE_FLOPS = 10 * EXACT_FLOPS
 """Work budget of ``refine`` in multiply-adds (a sweep: about one exact evaluation's work)."""
@@ -285,12 +285,16 @@ class NeuralEMOT(ParamsMixin):
         hold those tuples, look fine. ``'auto'`` (default): when
         ``gap_estimate_`` is above 0.5% of ``|value_|``; ``True``: always;
         ``False``: never. Runs 10 sweeps at a time until 10 sweeps raise the
-        dual by at most 0.1% of ``|value_|``, within a budget of
+        dual by at most 0.01% of ``|value_|``, within a budget of
         ``2e11`` multiply-adds of the engine (10 to 300 sweeps).
-        The refined potentials are those of ``value_``,
-        :meth:`data_potentials`, :meth:`plan`, :meth:`dual_potentials` and
-        :meth:`pairwise_plan` on the training clouds; :meth:`potential`,
-        :meth:`plan_density` and evaluations on other clouds use the networks.
+        The refined potentials on the training clouds are those of
+        ``value_``, ``marginal_kl_``, ``gap_estimate_`` and
+        :meth:`data_potentials` (polished plan:
+        ``Potentials(engine, est.data_potentials()).normalized().plan()``, or
+        ``emot_sinkhorn(..., warmstart=est.data_potentials())``); the networks
+        are unchanged and give :meth:`potential`, :meth:`plan`,
+        :meth:`plan_density`, :meth:`pairwise_plan`, ``log_partition_`` and
+        the values on other clouds.
 
     Attributes
     ----------
@@ -637,6 +641,7 @@ class NeuralEMOT(ParamsMixin):
         self.stopped_early_ = trainer.stopped_early
         self.converged_ = trainer.converged
         self.history_ = trainer.history
+        self.refine_sweeps_, self.value_networks_, self.data_refinement_ = 0, None, None  # (a refit's old ones)
         self.X_fit_ = data
         self.a_fit_ = weights
         self.seed_ = seed
@@ -644,16 +649,32 @@ class NeuralEMOT(ParamsMixin):
         value, se, method, log_z, kl, kl_se = self._evaluate(
             data, weights, torch.Generator().manual_seed(derive_seed(seed, "final")), marginal_kl=True
         )
-        self.refine_sweeps_, self.value_networks_, self.data_refinement_ = 0, None, None
         if self._should_refine(method, value, kl, reg):
             flops = max(1.0, exact_work(cost, sizes)[0])
             f_s = self._potentials_on(data)
-            f_new, v_new, log_z, kl, self.refine_sweeps_ = refine_on_data(
+            f_new, v_new, _, kl, self.refine_sweeps_, gain = refine_on_data(
                 cost, data, f_s, weights, reg, REFINE_TARGET, max(10, min(REFINE_MAX_SWEEPS, int(REFINE_FLOPS / flops)))
             )
             self.value_networks_ = _like_input(value, ref, self._is_numpy)
             self.data_refinement_ = [(g - f).detach() for f, g in zip(f_s, f_new)]
             value = v_new.to(value.dtype)
+            rising = gain > REFINE_TARGET * max(abs(float(value.detach())), reg)
+            if self.warn and rising:
+                warnings.warn(
+                    "NeuralEMOT: the refine budget (%d exact Sinkhorn sweeps on the data) ended while the dual still "
+                    "rose by %.2g (%.2g%%) over the last 10 sweeps: the exact dual %.6g (networks alone: %.6g) is "
+                    "likely still below the optimum by more than that (slow Sinkhorn convergence: heavy tails, "
+                    "small reg); polish with emot_sinkhorn(a_s, M, reg, warmstart=est.data_potentials())"
+                    % (
+                        self.refine_sweeps_,
+                        gain,
+                        100.0 * gain / max(abs(float(value.detach())), reg),
+                        float(value.detach()),
+                        float(self.value_networks_),
+                    ),
+                    UserWarning,
+                    stacklevel=2,
+                )
         if parallel is not None and not value.requires_grad:  # rank 0's figures on every rank, to the bit
             v0, se, log_z = parallel.broadcast_floats(float(value), se, log_z)
             value = torch.tensor(v0, dtype=value.dtype, device=value.device)
@@ -787,9 +808,6 @@ class NeuralEMOT(ParamsMixin):
             for phi, X in zip(self.potentials_.potentials, X_s):
                 f = phi(self._net_input(X, phi.mean.dtype))
                 out.append(f.to(X.dtype))
-        refinement = getattr(self, "data_refinement_", None)
-        if refinement is not None and X_s is self.X_fit_:  # the training clouds: the refined potentials
-            out = [f + r.to(f.dtype) for f, r in zip(out, refinement)]
         return out
 
     def _net_input(self, X, dtype):
@@ -933,6 +951,9 @@ class NeuralEMOT(ParamsMixin):
         """
         self._check_fitted()
         f = self._potentials_on(self.X_fit_)
+        refinement = getattr(self, "data_refinement_", None)
+        if refinement is not None:  # the potentials of value_: refined on the data
+            f = [g + r.to(g.dtype) for g, r in zip(f, refinement)]
         return [x.cpu().numpy() if self._is_numpy else x.to(self._ref.dtype) for x in f]
 
     def plan_density(self, *xs: Array) -> Array:

@@ -303,9 +303,11 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10):
     value is the exact dual of the returned potentials on the data: a
     certified lower bound of the empirical EMOT (weak duality), as before.
 
-    Returns ``(f_s, value, log_partition, kl, sweeps)``: the refined
+    Returns ``(f_s, value, log_partition, kl, sweeps, gain)``: the refined
     potentials (detached), their exact dual and log-partition, the KL of
-    their plan's marginals (:func:`plan_marginal_kl`) and the sweeps run.
+    their plan's marginals (:func:`plan_marginal_kl`), the sweeps run and
+    the rise of the dual over the last chunk (above ``rtol * max(|dual|, reg)``:
+    the budget ended first).
     """
     import warnings
 
@@ -316,7 +318,7 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10):
         M = cost.pairwise_cost(X_s)
         f_s = [f.detach() for f in f_s]
         value = Potentials(engine, f_s, a_s).dual(once=True)
-        sweeps = 0
+        sweeps, gain = 0, float("inf")
         while sweeps < int(max_iter):
             n = min(int(chunk), int(max_iter) - sweeps)
             with warnings.catch_warnings():
@@ -333,4 +335,4 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10):
         pot = Potentials(engine, f_s, a_s)
         value, log_z = pot.dual(once=True, log_partition=True)
         kl = plan_marginal_kl(pot, a_s)
-    return f_s, value, float(log_z), kl, sweeps
+    return f_s, value, float(log_z), kl, sweeps, gain
