@@ -245,6 +245,16 @@ def test_refine_lifts_a_poor_fit_to_the_exact_value_and_stays_a_lower_bound():
     assert not np.allclose(est.potential(1, X[1]), f[1], atol=1e-3)
 
 
+def test_refine_warns_when_its_budget_ends_while_the_dual_still_rises(monkeypatch):
+    import ot_multimarginal.neural.estimator as E
+
+    monkeypatch.setattr(E, "REFINE_MAX_SWEEPS", 10)
+    X = _gauss(n=100, seed=7)
+    with pytest.warns(UserWarning, match=r"refine budget \(10 exact Sinkhorn sweeps.*still rose"):
+        est = NeuralEMOT(0.5, graph="chain", random_state=0, lr=1e-7, eval_every=5, patience=1).fit(X)
+    assert est.refine_sweeps_ == 10 and est.value_ > est.value_networks_
+
+
 def test_refine_survives_save_and_load(tmp_path):
     X = _gauss(n=60, seed=7)
     est = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=5, patience=None, refine=True, warn=False).fit(X)
