@@ -15,8 +15,10 @@ products everywhere, the code before this change) in the same run:
    of ``n x n`` matrices a sweep) against a plain float64 matrix product of the same shape measured in
    the same run: the fraction of the machine's matmul rate that the sweep reaches.
 
-Usage: ``python bench/bench_mgw_speed.py [--sizes 100 300] [--baseline-max 300] [--render]``
-(n = 1000 is optional: ``--sizes 100 300 1000``; its baseline is skipped above ``--baseline-max``).
+Usage: ``python bench/bench_mgw_speed.py [--sizes 100 300 1000] [--baseline-max 300] [--auto-max 100] [--render]``
+(the skip-off baselines are off by default; float32 rows up to ``--float32-max`` (300), ``init='auto'`` rows
+(the start screening) up to ``--auto-max`` (100), inner-solve and sweep rows up to ``--inner-max`` (300)).
+``--sizes 300 1000`` runs in a few minutes on one thread.
 """
 # License: MIT License
 
@@ -75,19 +77,21 @@ def matmul_gflops(n, reps=5):
     return 2.0 * n**3 / best / 1e9, best
 
 
-def run_public(n, dtype, on):
+def run_public(n, dtype, on, init="zero"):
     import ot_multimarginal as om
 
     Xs, _ = copies(n, dtype=dtype)
     with skip(on):
         t = time.perf_counter()
-        val, lg = om.mgw_sinkhorn2(Xs, REG, init="zero", log=True, warn=False)
+        val, lg = om.mgw_sinkhorn2(Xs, REG, init=init, log=True, warn=False)
         dt = time.perf_counter() - t
     inner = lg.get("inner_niter")
     return dict(
         part="public",
         n=n,
         dtype=np.dtype(dtype).name,
+        init=init,
+        starts=len(lg.get("candidates") or []),
         skip=on,
         time_s=dt,
         outer=int(lg["niter"]),
@@ -160,17 +164,29 @@ def render(results):
     rows = results["rows"]
     rate = results["matmul"]
     pub = [r for r in rows if r["part"] == "public"]
-    base = {(r["n"], r["dtype"]): r["time_s"] for r in pub if not r["skip"]}
+    base = {(r["n"], r["dtype"]): r["time_s"] for r in pub if not r["skip"] and r.get("init", "zero") == "zero"}
     t1 = md_table(
-        ["n", "dtype", "skip", "time (s)", "vs. skip off", "outer steps", "inner iterations", "converged", "value"],
+        [
+            "n",
+            "dtype",
+            "init",
+            "skip",
+            "time (s)",
+            "vs. skip off",
+            "outer steps",
+            "inner iterations",
+            "converged",
+            "value",
+        ],
         [
             [
                 r["n"],
                 r["dtype"],
+                "%s (%d starts)" % (r.get("init", "zero"), r.get("starts", 1)),
                 "on" if r["skip"] else "off (before)",
                 "%.1f" % r["time_s"],
                 ("%.1f×" % (base[(r["n"], r["dtype"])] / r["time_s"]))
-                if r["skip"] and (r["n"], r["dtype"]) in base
+                if r["skip"] and (r["n"], r["dtype"]) in base and r.get("init", "zero") == "zero"
                 else "",
                 r["outer"],
                 " ".join(str(v) for v in r["inner"] or []),
@@ -179,7 +195,7 @@ def render(results):
             ]
             for r in pub
         ],
-        align="rllrrrlll",
+        align="rlllrrrlll",
     )
     inner = [r for r in rows if r["part"] == "inner_newton"]
     t2 = md_table(
@@ -240,7 +256,11 @@ def plot(results):
     pub = [r for r in results["rows"] if r["part"] == "public"]
     for dt in ("float64", "float32"):
         for on in (True, False):
-            pts = sorted((r["n"], r["time_s"]) for r in pub if r["dtype"] == dt and r["skip"] == on)
+            pts = sorted(
+                (r["n"], r["time_s"])
+                for r in pub
+                if r["dtype"] == dt and r["skip"] == on and r.get("init", "zero") == "zero"
+            )
             if pts:
                 x, y = zip(*pts)
                 ax.plot(x, y, "o-" if on else "s--", label="%s, skip %s" % (dt, "on" if on else "off"))
@@ -258,10 +278,12 @@ def plot(results):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300])
-    ap.add_argument("--baseline-max", type=int, default=300, help="largest n whose skip-off baseline is run")
-    ap.add_argument("--public-baseline-max", type=int, default=300, help="largest n of the public call's baseline")
-    ap.add_argument("--float32-baseline-max", type=int, default=100)
-    ap.add_argument("--float32-max", type=int, default=10**9, help="largest n of the float32 rows")
+    ap.add_argument("--baseline-max", type=int, default=0, help="largest n whose skip-off baseline is run")
+    ap.add_argument("--public-baseline-max", type=int, default=0, help="largest n of the public call's baseline")
+    ap.add_argument("--float32-baseline-max", type=int, default=0)
+    ap.add_argument("--float32-max", type=int, default=300, help="largest n of the float32 rows")
+    ap.add_argument("--auto-max", type=int, default=100, help="largest n of the init='auto' (start screening) rows")
+    ap.add_argument("--inner-max", type=int, default=300, help="largest n of the inner-solve and sweep rows")
     ap.add_argument("--render", action="store_true", help="rewrite the report from the saved JSON")
     args = ap.parse_args()
     from _report import load_results, save_results
@@ -291,8 +313,15 @@ def main():
                     rows.append(r)
                     print(
                         "public n=%5d %-7s skip=%-5s %8.2f s  outer %3d  inner %s  value %.10f"
-                        % (n, r["dtype"], on, r["time_s"], r["outer"], r["inner"], r["value"])
+                        % (n, r["dtype"], on, r["time_s"], r["outer"], r["inner"], r["value"]),
+                        flush=True,
                     )
+            if n <= args.auto_max:
+                r = run_public(n, np.float64, True, init="auto")
+                rows.append(r)
+                print("public n=%5d auto: %8.2f s  starts %d  value %.10f" % (n, r["time_s"], r["starts"], r["value"]))
+            if n > args.inner_max:
+                continue
             for on in (True, False) if n <= args.baseline_max else (True,):
                 for r in run_inner(n, on):
                     rows.append(r)
