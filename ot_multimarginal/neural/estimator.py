@@ -693,7 +693,8 @@ class NeuralEMOT(ParamsMixin):
         }
         if self.estimator == "aligned":
             self._check_aligned(data, weights)
-        if self.warn and method == "exact" and trainer.best is not None:
+        # (after refine the value no longer rests on the networks at rare tuples: the refine and gap checks speak)
+        if self.warn and method == "exact" and trainer.best is not None and not self.refine_sweeps_:
             held, held_se = (
                 trainer.best[0],
                 trainer.history["eval_se"][trainer.history["eval_value"].index(trainer.best[0])],
