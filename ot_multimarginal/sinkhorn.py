@@ -181,7 +181,7 @@ def solve_potentials(
     info["stopThr"] = stopThr
     info["free"] = free
     if warn and not info["converged"]:
-        warn_not_converged(method, info["err"][-1], stopThr, info["niter"], eps, floor)
+        warn_not_converged(method, info["err"][-1], stopThr, info["niter"], eps, floor, info["err"])
     return g, info
 
 

@@ -75,15 +75,20 @@ def print_row(it, *vals):
     print(f"{it:5d}|" + "|".join(f"{v:13e}" for v in vals))
 
 
-def warn_not_converged(name, err, stopThr, niter, eps=None, floor=None):
+def warn_not_converged(name, err, stopThr, niter, eps=None, floor=None, history=None):
     """The POT-style non-convergence ``UserWarning``, with the fix that applies.
 
     ``eps``: the machine epsilon of the dtype; ``floor``: the smallest
     marginal error it resolves (10 k eps). In a low-precision dtype, an error
-    within a thousand times that floor is a precision limit, not a lack of
-    iterations: the warning then recommends float64.
+    within a thousand times that floor that has stopped falling is a precision
+    limit, not a lack of iterations: the warning then recommends float64.
+    ``history``: the recorded errors; an error that still halved over the second
+    half of the run is short of iterations, whatever the dtype.
     """
-    if eps is not None and floor is not None and eps > 1e-10 and err < 1e3 * floor:
+    falling = False
+    if history is not None and len(history) >= 2:
+        falling = float(history[-1]) < 0.5 * float(history[len(history) // 2 if len(history) >= 3 else 0])
+    if eps is not None and floor is not None and eps > 1e-10 and err < 1e3 * floor and not falling:
         fix = (
             "In %s the marginal error stalls at about 10 k eps = %.1e: more iterations rarely help; use float64 "
             "(cast the cost and the weights, e.g. M.double() / M.astype(np.float64)), or a larger stopThr."
