@@ -649,7 +649,7 @@ class NeuralEMOT(ParamsMixin):
         value, se, method, log_z, kl, kl_se = self._evaluate(
             data, weights, torch.Generator().manual_seed(derive_seed(seed, "final")), marginal_kl=True
         )
-        if self._should_refine(method, value, kl, reg):
+        if self._should_refine(method, value, kl, reg, cost):
             flops = max(1.0, exact_work(cost, sizes)[0])
             f_s = self._potentials_on(data)
             f_new, v_new, _, kl, self.refine_sweeps_, gain = refine_on_data(
@@ -739,10 +739,11 @@ class NeuralEMOT(ParamsMixin):
             )
         return self
 
-    def _should_refine(self, method, value, kl, reg):
+    def _should_refine(self, method, value, kl, reg, cost):
         """Whether ``refine`` runs: an exact, balanced value of a pairwise cost (no autograd through the data)."""
         refine = check_auto_bool(self.refine, "refine")
-        if refine is False or method != "exact" or kl is None or value.requires_grad:
+        pairwise = getattr(cost, "pairwise_cost", None) is not None  # (a callable cost has no graph engine)
+        if refine is False or not pairwise or method != "exact" or kl is None or value.requires_grad:
             return False
         return refine is True or reg * float(sum(kl)) > GAP_WARN * max(abs(float(value.detach())), reg)
 
