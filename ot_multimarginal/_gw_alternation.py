@@ -51,7 +51,7 @@ from .gromov import (  # noqa: F401 (prepare_clouds, initial_candidates: re-expo
     prepare_clouds,
 )
 from .potentials import Potentials
-from .sinkhorn import emot_sinkhorn, make_engine, solve_potentials
+from .sinkhorn import emot_sinkhorn, solve_detached
 
 __all__ = [
     "GWProblem",
@@ -353,16 +353,9 @@ class SinkhornInner(InnerSolver):
         self.tol_start = max(float(stopThr), float(tol_start))
 
     def _emot(self, pc, reg, tol, warm):
-        if not self.kwargs:
-            # the loop alone: emot_sinkhorn's log computes the value and <C, P> by log-domain products
-            # (O(n^3) exponentials, more than the whole Newton solve at k = 3, n >= 300) and the plan
-            engine, a_s = make_engine(self.problem.a_s, pc, reg, detach=True)
-            g, info = solve_potentials(
-                engine, a_s, self.method, self.numItermax, tol, warn=False, warmstart=warm, free=()
-            )
-            lg = dict(info)
-            lg["potentials"] = Potentials.from_scalings(engine, g, a_s)
-            return lg
+        if not self.kwargs:  # the loop alone, without emot_sinkhorn's plan and log
+            pot, info = solve_detached(self.problem.a_s, pc, reg, self.method, self.numItermax, tol, warm)
+            return dict(info, potentials=pot)
         _, lg = emot_sinkhorn(
             self.problem.a_s,
             pc,
@@ -384,16 +377,17 @@ class SinkhornInner(InnerSolver):
         extra = 0
         warm = warm_start
         cold = warm is None
+        short = False
         if not cold:
             # a warm start far from the new cost's marginals (the matching changed) is worse than a cold one: one
             # Newton solve from it took 105 iterations (101 s, k = 3, n = 300), the continuation from it 3.9 s
-            pw = Potentials(pc.make_engine(self.problem.reg), list(warm), self.problem.a_s).normalized()
-            cold = self.marginal_error(pw) * self.problem.k > WARM_MAX_ERROR
-        if cold:  # continuation in eps (measured: 58 -> 32 Newton iterations, k = 3, n = 40), from warm if given
-            # the short one from a warm start only in float64: in float32 (the neural solver's exact finish) it
-            # cost 3x more Newton iterations than the full one (NeuralMGW, k = 3, n = 24: 9.8 s against 3.1 s)
             eng = pc.make_engine(self.problem.reg)
-            short = warm is not None and dtype_info(eng.nx, eng.type_as)[0] < 1e-10
+            pw = Potentials(eng, list(warm), self.problem.a_s).normalized()
+            cold = self.marginal_error(pw) * self.problem.k > WARM_MAX_ERROR
+            # the short continuation from a warm start only in float64: in float32 (the neural solver's exact
+            # finish) it cost 3x more Newton iterations than the full one (NeuralMGW, k = 3, n = 24: 9.8 s vs 3.1 s)
+            short = dtype_info(eng.nx, eng.type_as)[0] < 1e-10
+        if cold:  # continuation in eps (measured: 58 -> 32 Newton iterations, k = 3, n = 40), from warm if given
             for factor in CONTINUATION_WARM if short else CONTINUATION:
                 lg = self._emot(pc, self.problem.reg * factor, max(tol, 1e-3), warm)
                 warm = list(lg["potentials"])

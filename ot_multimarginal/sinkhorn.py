@@ -185,6 +185,18 @@ def solve_potentials(
     return g, info
 
 
+def solve_detached(a_s, M, reg, method, numItermax, stopThr, warmstart=None):
+    r"""The potentials of a balanced solve without a plan or a log: ``(Potentials, info)``, no warning.
+
+    For internal loops that need only the potentials (GW inner solves, the neural ``refine``):
+    :func:`emot_sinkhorn`'s log would compute the value and :math:`\langle C, P\rangle` by log-domain
+    products, more than a whole Newton solve at k = 3, n >= 300.
+    """
+    engine, a_s = make_engine(a_s, M, reg, detach=True)
+    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, warn=False, warmstart=warmstart, free=())
+    return Potentials.from_scalings(engine, g, a_s), info
+
+
 def _log_dict(pot, info, value=None, value_linear=None, log_r=None, penalties=None):
     nx = pot.nx
     if value is None:

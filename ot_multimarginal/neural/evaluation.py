@@ -288,7 +288,7 @@ def plan_marginal_kl(pot, a_s):
 def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10):
     r"""Exact Sinkhorn sweeps on the data from learned potentials, while the dual still rises.
 
-    Sweeps of :func:`~ot_multimarginal.emot_sinkhorn` on the data's engine
+    Sweeps of :func:`~ot_multimarginal.emot_sinkhorn`'s loop (without its plan and log) on the data's engine
     (``cost.pairwise_cost(X_s)``), warm-started from the potentials
     ``f_s``: each block update of a sweep,
 
@@ -311,7 +311,7 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10):
     """
     import warnings
 
-    from ..sinkhorn import emot_sinkhorn
+    from ..sinkhorn import solve_detached
 
     with torch.no_grad():
         engine = cost.engine(X_s, reg)
@@ -323,9 +323,9 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10):
             n = min(int(chunk), int(max_iter) - sweeps)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _, log = emot_sinkhorn(a_s, M, reg, numItermax=n, stopThr=1e-12, log=True, warmstart=f_s)
+                pot, _ = solve_detached(a_s, M, reg, "sinkhorn_log", n, 1e-12, warmstart=f_s)
             sweeps += n
-            new = [p.detach() for p in log["potentials"]]
+            new = [p.detach() for p in pot]
             v_new = Potentials(engine, new, a_s).dual(once=True)
             gain = float(v_new - value)
             if gain > 0:  # (a chunk never lowers the dual but in rounding)
