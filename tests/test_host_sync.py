@@ -343,7 +343,7 @@ def test_the_fast_path_alone_would_be_wrong_in_the_repair_cases():
 
 
 def test_sync_free_sweeps_are_torch_only_and_on_a_gpu_by_default():
-    from ot_multimarginal.strategies.cyclic import _use_sync_free
+    from ot_multimarginal.strategies._deferred import use_sync_free as _use_sync_free
 
     engine, _ = _graph("chain", 3)
     assert not _use_sync_free(engine, None)  # a CPU tensor: read as it goes

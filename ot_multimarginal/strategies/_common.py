@@ -14,8 +14,7 @@ __all__ = [
     "print_row",
     "warn_not_converged",
     "NonFiniteIterate",
-    "error_and_dual",
-    "check_and_record",
+    "check_finite_error",
     "apply_stop_rule",
 ]
 
@@ -109,15 +108,6 @@ def check_finite_error(nx, err, it):
     return e
 
 
-def error_and_dual(nx, log_r, g, a_s, it, blocks=None):
-    """Stopping error and dual objective (floats) at ``g``, whose log-marginals are ``log_r``.
-
-    Both over the prescribed ``blocks`` only (default all).
-    """
-    err = check_finite_error(nx, marginal_error(nx, log_r, a_s, blocks), it)
-    return err, to_float(nx, dual_objective(nx, g, a_s, nx.logsumexp(log_r[0]), blocks))
-
-
 def apply_stop_rule(stop_rule, g, err):
     """``stop_rule(g, err)`` as a bool (``False`` without a rule).
 
@@ -126,22 +116,3 @@ def apply_stop_rule(stop_rule, g, err):
     of :func:`ot_multimarginal.emot_approx`); ``True`` ends the loop as converged.
     """
     return stop_rule is not None and bool(stop_rule(g, err))
-
-
-def check_and_record(
-    nx, log_r, g, a_s, it, blocks, errs, duals, stopThr, numItermax, verbose, print_every, stop_rule=None
-):
-    """One stopping check of the greedy and accelerated loops.
-
-    Appends the error and dual at ``g`` to ``errs`` and ``duals``, prints a row
-    when due, and returns ``(converged, stop)``. ``stop_rule`` (see
-    :func:`apply_stop_rule`) may declare convergence before ``stopThr``.
-    """
-    err, dual = error_and_dual(nx, log_r, g, a_s, it, blocks)
-    errs.append(err)
-    duals.append(dual)
-    converged = err <= stopThr or apply_stop_rule(stop_rule, g, err)
-    stop = converged or it >= numItermax
-    if verbose and (stop or it % print_every == 0):
-        print_row(it, err, dual)
-    return converged, stop

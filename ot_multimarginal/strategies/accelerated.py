@@ -68,18 +68,30 @@ import math
 from .._backend import to_float
 from ._common import (
     all_blocks,
-    block_update,
-    check_and_record,
     dual_objective,
+    marginal_error,
     print_header,
 )
-from .greedy import greedy_block
+from ._deferred import IterateChecks, fresh
+from .greedy import greedy_step
 
 __all__ = ["accelerated_sinkhorn"]
 
 
 def accelerated_sinkhorn(
-    engine, a_s, log_a, g, numItermax, stopThr, verbose=False, L=None, print_every=10, blocks=None, stop_rule=None
+    engine,
+    a_s,
+    log_a,
+    g,
+    numItermax,
+    stopThr,
+    verbose=False,
+    L=None,
+    print_every=10,
+    blocks=None,
+    stop_rule=None,
+    sync_free=None,
+    check_every=10,
 ):
     r"""Accelerated multimarginal Sinkhorn from log-scalings ``g`` (see the module docstring).
 
@@ -105,6 +117,21 @@ def accelerated_sinkhorn(
         ``stop_rule(g, err) -> bool``, asked at every check whose error is
         above ``stopThr`` (with :math:`\check g`); ``True`` stops the loop
         as converged.
+    sync_free : bool, optional
+        Sync-free iterations (torch only; ``None``, the default: on a
+        non-CPU device; see :mod:`~ot_multimarginal.strategies._deferred`):
+        no host synchronisation between two checks. The safeguard (step 5)
+        is a ``where`` on a device boolean, the greedy block is chosen on
+        the device (:func:`~ot_multimarginal.strategies.greedy.greedy_step`),
+        and the errors, duals, blocks and safeguard outcomes of the iterates
+        since the previous check are read there at once. The loop still
+        stops at the first iterate whose error is at most ``stopThr`` (the
+        at most ``check_every - 1`` iterations computed after it are
+        discarded; θ is a host number, the same on both paths): the same
+        iterates and ``info`` as the checked path, to rounding.
+    check_every : int, optional
+        Iterations between two checks in sync-free mode (default 10);
+        otherwise the error is checked at every iterate.
 
     Returns
     -------
@@ -115,8 +142,11 @@ def accelerated_sinkhorn(
         every iterate, the first at the initial ``g``; ``dual`` is
         non-increasing), ``niter``, ``converged``, ``blocks`` (block of each
         Sinkhorn step), ``n_accepted`` (iterations whose gradient step passed
-        the safeguard), ``n_passes`` (engine passes, all k marginals each) and
-        ``L``.
+        the safeguard), ``n_passes`` (engine passes made, all k marginals
+        each: ``3 niter + 1`` on the checked path; sync-free, the discarded
+        and redone iterations count too), ``L`` and, sync-free,
+        ``n_redone`` (check intervals redone on the checked path after a
+        failed certificate).
     """
     nx = engine.nx
     active = all_blocks(a_s, blocks)  # the prescribed blocks
@@ -141,64 +171,99 @@ def accelerated_sinkhorn(
             out[i] = fn(i)
         return out
 
+    rec = IterateChecks(
+        engine,
+        sync_free,
+        check_every,
+        numItermax,
+        stopThr,
+        stop_rule,
+        verbose,
+        print_every,
+        steps=("blocks", "accepted"),
+    )
+    if not rec.on:
+        rec.check_every = 1
     g_check = [masked(finite(gi, i), i) for i, gi in enumerate(g)]
     g_tilde = [finite(gi, i) for i, gi in enumerate(g)]
+    start = (g_check, g_tilde)
     theta = 1.0
-    errs, duals, blocks = [], [], []
-    n_accepted = 0
     n_passes = 0
     it = 0
+    log_r = None  # the log-marginals at g_check when known
+    known = False  # whether the iterate's record is already taken (resumed from a check)
     if verbose:
         print_header(["It.", "Err", "Dual"])
 
-    # marginals, error and dual at the starting point
-    log_r = engine.log_marginals(g_check)
-    n_passes += 1
     while True:
-        converged, stop = check_and_record(
-            nx, log_r, g_check, a_s, it, active, errs, duals, stopThr, numItermax, verbose, print_every, stop_rule
-        )
-        phi_check = duals[-1]
-        if stop:
-            break
+        if not known:
+            # marginals (unless known), error and dual at the iterate
+            with rec.products():
+                if log_r is None:
+                    log_r = engine.log_marginals(g_check)
+                    n_passes += 1
+                err = marginal_error(nx, log_r, a_s, active)
+                phi_check = dual_objective(nx, g_check, a_s, nx.logsumexp(log_r[0]), active)
+            rec.record(it, (g_check, log_r, g_tilde, theta, phi_check), err, phi_check)
+            if rec.due(it):
+                action, it_c, state = rec.check()
+                if action == "redo":
+                    # back to the last accepted check (new arrays: the engines' caches are stale)
+                    if state is None:
+                        it, (g_check, g_tilde), log_r, theta = 0, start, None, 1.0
+                    else:
+                        it, (g_check, log_r, g_tilde, theta, phi_check) = it_c, state
+                        known = True
+                    g_check, g_tilde = fresh(g_check), fresh(g_tilde)
+                    continue
+                if action == "stop":
+                    it, g_check = it_c, state[0]
+                    break
+        known = False
+        if not rec.on:
+            phi_check = rec.duals[-1]
 
-        # 1. coupling point (finite parts; free blocks keep g_check's)
-        g_bar = step(g_check, lambda i: finite(g_check[i], i) * (1.0 - theta) + g_tilde[i] * theta)
-        # 2. gradient of the dual at the coupling point
-        log_rb = engine.log_marginals(step(g_bar, lambda i: masked(g_bar[i], i)))
-        n_passes += 1
-        log_zb = nx.logsumexp(log_rb[0])
-        grad = {i: finite(nx.exp(log_rb[i] - log_zb) - a_s[i], i) for i in active}
-        # 3. estimate-sequence step; 4. gradient step
-        g_tilde = step(g_tilde, lambda i: g_tilde[i] - grad[i] / (L * theta))
-        g_hat = step(g_bar, lambda i: masked(g_bar[i] - grad[i] / L, i))
-        # 5. monotone safeguard
-        log_rh = engine.log_marginals(g_hat)
-        n_passes += 1
-        phi_hat = to_float(nx, dual_objective(nx, g_hat, a_s, nx.logsumexp(log_rh[0]), active))
-        if phi_hat < phi_check:
-            g_check, log_r = g_hat, log_rh
-            n_accepted += 1
+        with rec.products():
+            # 1. coupling point (finite parts; free blocks keep g_check's)
+            g_bar = step(g_check, lambda i: finite(g_check[i], i) * (1.0 - theta) + g_tilde[i] * theta)
+            # 2. gradient of the dual at the coupling point
+            log_rb = engine.log_marginals(step(g_bar, lambda i: masked(g_bar[i], i)))
+            log_zb = nx.logsumexp(log_rb[0])
+            grad = {i: finite(nx.exp(log_rb[i] - log_zb) - a_s[i], i) for i in active}
+            # 3. estimate-sequence step; 4. gradient step
+            g_tilde = step(g_tilde, lambda i: g_tilde[i] - grad[i] / (L * theta))
+            g_hat = step(g_bar, lambda i: masked(g_bar[i] - grad[i] / L, i))
+            # 5. monotone safeguard
+            log_rh = engine.log_marginals(g_hat)
+            phi_hat = dual_objective(nx, g_hat, a_s, nx.logsumexp(log_rh[0]), active)
+        n_passes += 2
+        if rec.on:
+            accepted = phi_hat < phi_check  # a device boolean: both sequences selected by it
+            g_check = [nx.where(accepted, x, y) for x, y in zip(g_hat, g_check)]
+            log_r = [nx.where(accepted, x, y) for x, y in zip(log_rh, log_r)]
+        else:
+            accepted = to_float(nx, phi_hat) < phi_check
+            if accepted:
+                g_check, log_r = g_hat, log_rh
         # 6. greedy Sinkhorn step
-        K = greedy_block(nx, a_s, log_r, positive, active)
-        g_check = list(g_check)
-        g_check[K] = block_update(nx, g_check[K], log_a[K], log_r[K], positive[K])
-        blocks.append(K)
-        # 7. marginals of the new iterate (error and dual at the top of the loop)
-        log_r = engine.log_marginals(g_check)
-        n_passes += 1
+        g_check, p = greedy_step(nx, g_check, a_s, log_a, log_r, positive, active, on_device=rec.on)
+        rec.step(it, blocks=p, accepted=accepted)
+        # 7. the marginals of the new iterate are taken at the top of the loop
+        log_r = None
         it += 1
         # 8. theta_{t+1}^2 = (1 - theta_{t+1}) theta_t^2
         theta = theta * (math.sqrt(theta * theta + 4.0) - theta) / 2.0
 
     info = {
-        "err": errs,
-        "dual": duals,
-        "blocks": blocks,
+        "err": rec.errs,
+        "dual": rec.duals,
+        "blocks": [active[int(p)] for p in rec.steps["blocks"]],
         "niter": it,
-        "converged": converged,
-        "n_accepted": n_accepted,
+        "converged": rec.converged,
+        "n_accepted": int(sum(rec.steps["accepted"])),
         "n_passes": n_passes,
         "L": L,
     }
+    if rec.on:
+        info["n_redone"] = rec.n_redone
     return g_check, info

@@ -58,19 +58,16 @@ over-relaxed step's dual-decrease test (a ``where`` on the device).
 """
 # License: MIT License
 
-import contextlib
 import math
 
-from .._backend import deferred_checks, to_float
+from .._backend import to_float
 from ._common import (
     all_blocks,
-    apply_stop_rule,
     block_update,
-    check_finite_error,
     marginal_error,
     print_header,
-    print_row,
 )
+from ._deferred import IterateChecks, fresh
 
 __all__ = ["cyclic_sinkhorn"]
 
@@ -79,36 +76,6 @@ _AUTO_WARMUP = 30  # plain sweeps used to estimate the rate for relaxation='auto
 # unbalanced: sweeps between two translation steps (measured: every 10 sweeps needs the same number of
 # sweeps as every sweep, at a tenth of the step's cost; without them 10-20x more sweeps at rho >> eps)
 _TRANSLATE_EVERY = 10
-# sync-free sweeps: check intervals redone on the checked path after a failed certificate (doubling up to this)
-_CHECKED_MAX = 16
-
-
-def _use_sync_free(engine, sync_free):
-    """Whether the sweeps defer the engines' certificates (torch only; ``None``: on a GPU)."""
-    if str(engine.nx) != "torch":
-        return False
-    if sync_free is not None:
-        return bool(sync_free)
-    device = getattr(engine.type_as, "device", None)
-    return device is not None and device.type != "cpu"
-
-
-def _read_deferred(err, checks):
-    """``(err, ok)``: the marginal error and "every certificate held", read in one host synchronisation."""
-    import torch
-
-    parts = []
-    if not isinstance(err, float):
-        parts.append(err.detach().reshape(()))
-    if checks:
-        ok = torch.stack([c.reshape(()) for c, _ in checks]).all()
-        parts.append(ok.to(parts[0].dtype) if parts else ok.double())
-    if not parts:
-        return err, True
-    vals = torch.stack(parts).cpu().numpy()  # the one host synchronisation of the check
-    if isinstance(err, float):
-        return err, bool(vals[0])
-    return float(vals[0]), (bool(vals[1]) if checks else True)
 
 
 def _relaxed_step(nx, g_i, log_a_i, log_r_i, positive_i, omega, on_device=False):
@@ -202,68 +169,49 @@ def cyclic_sinkhorn(
     # unbalanced: the translation steps' shifts of the log-scalings (summing to zero, so the plan is that of
     # g), kept aside rather than added to g, which would invalidate the engines' caches at every sweep
     shift = [None] * len(g)
-    errs = []
-    converged = False
     it = 0
     n_relaxed = 0
-    # sync-free sweeps: certificates collected between two checks, the state at the last accepted check
-    defer = _use_sync_free(engine, sync_free)
-    checks = []
-    checked_left = 0  # check intervals still to run on the checked path (after a failed certificate)
-    checked_next = 1
-    n_redone = 0
-    saved = None
+    # the checks (sync-free: one host read each, and the redo of an interval whose certificates failed)
+    rec = IterateChecks(engine, sync_free, check_every, numItermax, stopThr, stop_rule, verbose, print_every=1)
     restored = False
     if verbose:
         print_header(["It.", "Err"])
     while True:
-        deferring = defer and checked_left == 0
         if restored:
             restored = False  # back at the last accepted check: its log-marginal is log_r0
         else:
             log_r0 = None
-            if it % check_every == 0 or it == numItermax:
-                with deferred_checks(checks) if deferring else contextlib.nullcontext():
+            if rec.due(it):
+                with rec.products():
                     log_r = engine.log_marginals(g)
                     err = (
                         marginal_error(nx, log_r, a_s, blocks)
                         if unbalanced is None
                         else unbalanced.error(nx, log_r, _shifted(g, shift), log_a, positive, blocks)
                     )
-                if deferring:
-                    err, ok = _read_deferred(err, checks)
-                    checks.clear()
-                    if not ok:
-                        # a fast product failed its certificate since the last check: back there, checked path
-                        n_redone += 1
-                        checked_left, checked_next = checked_next, min(2 * checked_next, _CHECKED_MAX)
-                        if saved is None:  # the first check: again, checked
-                            g = [gi.clone() for gi in g]  # new objects: the engines' caches are stale
-                            continue
-                        it, g, shift, log_r0, n_relaxed = saved
-                        # new objects: every engine cache filled since (keyed by the arrays) is dropped
-                        g = [gi.clone() for gi in g]
-                        shift = [None if si is None else si.clone() for si in shift]
-                        restored = True
+                # the state to come back to (copies of the lists: a sweep replaces their entries)
+                rec.record(it, (list(g), list(shift), log_r[blocks[0]], n_relaxed), err)
+                action, it_c, state = rec.check()
+                if action == "redo":
+                    # a fast product failed its certificate since the last check: back there, checked path;
+                    # new arrays, so that every engine cache filled since (keyed by the arrays) is dropped
+                    if state is None:  # the first check: again, checked
+                        g = fresh(g)
                         continue
-                err = check_finite_error(nx, err, it)
-                errs.append(err)
-                if verbose:
-                    print_row(it, err)
-                if err <= stopThr or apply_stop_rule(stop_rule, g, err):
-                    converged = True
+                    it, (g, shift, log_r0, n_relaxed) = it_c, state
+                    g, shift = fresh(g), fresh(shift)
+                    restored = True
+                    continue
+                if action == "stop":
                     break
                 log_r0 = log_r[blocks[0]]
+                errs = rec.errs
                 if auto and it == _AUTO_WARMUP and len(errs) >= 3 and errs[-2] > 0:
                     rho = min(max((errs[-1] / errs[-2]) ** (1.0 / check_every), 0.0), 0.9999)
                     omega = min(1.9, 2.0 / (1.0 + math.sqrt(1.0 - rho)))
-                if defer:
-                    if not deferring and it > 0:
-                        checked_left -= 1
-                    saved = (it, list(g), list(shift), log_r0, n_relaxed)
         if it >= numItermax:
             break
-        with deferred_checks(checks) if deferring else contextlib.nullcontext():
+        with rec.products():
             for i in blocks:
                 lr = log_r0 if (i == blocks[0] and log_r0 is not None) else engine.log_marginal(g, i)
                 if unbalanced is not None:  # the update of the shifted g_i, stored without the shift
@@ -272,7 +220,7 @@ def cyclic_sinkhorn(
                 if omega == 1.0 and all_positive[i]:
                     g[i] = g[i] - lr + log_a[i]
                     continue
-                g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega, on_device=defer)
+                g[i], relaxed = _relaxed_step(nx, g[i], log_a[i], lr, positive[i], omega, on_device=rec.on)
                 n_relaxed = n_relaxed + relaxed
             if unbalanced is not None and it % _TRANSLATE_EVERY == 0:
                 for j, t in unbalanced.translate(nx, g, log_a, positive, all_positive, shift).items():
@@ -281,12 +229,12 @@ def cyclic_sinkhorn(
     if unbalanced is not None:
         g = _shifted(g, shift)
     info = {
-        "err": errs,
+        "err": rec.errs,
         "niter": it,
-        "converged": converged,
+        "converged": rec.converged,
         "relaxation": omega,
         "n_relaxed_steps": int(n_relaxed),
     }
-    if defer:
-        info["n_redone"] = n_redone
+    if rec.on:
+        info["n_redone"] = rec.n_redone
     return g, info

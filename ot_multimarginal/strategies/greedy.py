@@ -31,11 +31,13 @@ from .._backend import to_float
 from ._common import (
     all_blocks,
     block_update,
-    check_and_record,
+    dual_objective,
+    marginal_error,
     print_header,
 )
+from ._deferred import IterateChecks, fresh
 
-__all__ = ["greedy_sinkhorn", "greedy_divergence", "greedy_block"]
+__all__ = ["greedy_sinkhorn", "greedy_divergence", "greedy_block", "greedy_step"]
 
 
 # 1/m! for m = 2..11: the Taylor series of exp(u) - 1 - u
@@ -94,8 +96,44 @@ def greedy_block(nx, a_s, log_r, positive, blocks=None):
     return best
 
 
+def greedy_step(nx, g, a_s, log_a, log_r, positive, blocks, on_device=False):
+    """The greedy step: the block of :func:`greedy_block` gets its exact update.
+
+    Returns ``(g, p)``: the new log-scalings (a new list) and the position
+    ``p`` of the updated block in ``blocks``. ``on_device`` (sync-free
+    loops): no host read; the divergences are compared on the device (NaN
+    counts as ``+inf``; the first of equal maxima wins, as in
+    :func:`greedy_block`), ``p`` is a 0-d device integer and every candidate
+    block gets ``where(p == its position, its exact update, g_i)``: the same
+    iterate, for k O(n_i) elementwise updates (a new array for every
+    candidate block).
+    """
+    g = list(g)
+    if not on_device:
+        K = greedy_block(nx, a_s, log_r, positive, blocks)
+        g[K] = block_update(nx, g[K], log_a[K], log_r[K], positive[K])
+        return g, blocks.index(K)
+    div = nx.stack([greedy_divergence(nx, a_s[i], log_r[i], positive[i]) for i in blocks])
+    div = nx.where(div != div, nx.full(div.shape, math.inf, type_as=div), div)
+    p = nx.argmax(div)
+    for q, i in enumerate(blocks):
+        g[i] = nx.where(p == q, block_update(nx, g[i], log_a[i], log_r[i], positive[i]), g[i])
+    return g, p
+
+
 def greedy_sinkhorn(
-    engine, a_s, log_a, g, numItermax, stopThr, verbose=False, print_every=10, blocks=None, stop_rule=None
+    engine,
+    a_s,
+    log_a,
+    g,
+    numItermax,
+    stopThr,
+    verbose=False,
+    print_every=10,
+    blocks=None,
+    stop_rule=None,
+    sync_free=None,
+    check_every=10,
 ):
     r"""Greedy multimarginal Sinkhorn from log-scalings ``g``.
 
@@ -108,32 +146,68 @@ def greedy_sinkhorn(
     error :math:`\sum_i\|r_i(B(g)) - a_i\|_1` at every iterate, the first
     entry at the initial ``g``), ``info['dual']`` (:math:`\phi(g)` at the
     same iterates, non-increasing), ``info['blocks']`` (the block updated at
-    each iteration), ``niter`` (block updates done) and ``converged``.
+    each iteration), ``niter`` (block updates done), ``converged`` and, in
+    sync-free mode, ``n_redone``.
     ``verbose`` prints a row every ``print_every`` iterations and at the end
     (columns ``Err``: the marginal error; ``Dual``: :math:`\phi(g)`,
     non-increasing, equal to :math:`-\mathrm{value}/\varepsilon + \sum_i H(a_i)`
     at the optimum, see :func:`~ot_multimarginal.strategies._common.dual_objective`).
     ``stop_rule(g, err)``, if given, is asked at every check whose error is
     above ``stopThr``; ``True`` stops the loop as converged.
+
+    ``sync_free`` (torch only; ``None``: on a non-CPU device): no host
+    synchronisation between two checks, one every ``check_every``
+    iterations (see :mod:`~ot_multimarginal.strategies._deferred`). The
+    block choice is made on the device (:func:`greedy_step`), the errors and
+    duals of every iterate and the blocks chosen are read at the checks, and
+    the loop still stops at the first iterate whose error is at most
+    ``stopThr`` (the at most ``check_every - 1`` iterations computed after
+    it are discarded): the same iterates, ``err``, ``dual`` and ``blocks``
+    as the checked path, to rounding. Otherwise the error is checked at
+    every iterate (``check_every`` is not used).
     """
     nx = engine.nx
     active = all_blocks(a_s, blocks)  # the prescribed blocks
     positive = [a > 0 for a in a_s]
-    g = list(g)
-    errs, duals, blocks = [], [], []
-    converged = False
+    g0 = list(g)
+    rec = IterateChecks(
+        engine, sync_free, check_every, numItermax, stopThr, stop_rule, verbose, print_every, steps=("blocks",)
+    )
+    if not rec.on:
+        rec.check_every = 1
+    g = g0
     it = 0
+    log_r = None  # the log-marginals at g when known (after a redo from a check)
     if verbose:
         print_header(["It.", "Err", "Dual"])
     while True:
-        log_r = engine.log_marginals(g)
-        converged, stop = check_and_record(
-            nx, log_r, g, a_s, it, active, errs, duals, stopThr, numItermax, verbose, print_every, stop_rule
-        )
-        if stop:
-            break
-        K = greedy_block(nx, a_s, log_r, positive, active)
-        g[K] = block_update(nx, g[K], log_a[K], log_r[K], positive[K])
-        blocks.append(K)
+        if log_r is None:
+            with rec.products():
+                log_r = engine.log_marginals(g)
+                err = marginal_error(nx, log_r, a_s, active)
+                dual = dual_objective(nx, g, a_s, nx.logsumexp(log_r[0]), active)
+            rec.record(it, (g, log_r), err, dual)
+            if rec.due(it):
+                action, it_c, state = rec.check()
+                if action == "redo":
+                    # back to the last accepted check (new arrays: the engines' caches are stale)
+                    it, (g, log_r) = (0, (g0, None)) if state is None else (it_c, state)
+                    g = fresh(g)
+                    continue
+                if action == "stop":
+                    it, g = it_c, state[0]
+                    break
+        g, p = greedy_step(nx, g, a_s, log_a, log_r, positive, active, on_device=rec.on)
+        rec.step(it, blocks=p)
+        log_r = None
         it += 1
-    return g, {"err": errs, "dual": duals, "blocks": blocks, "niter": it, "converged": converged}
+    info = {
+        "err": rec.errs,
+        "dual": rec.duals,
+        "blocks": [active[int(p)] for p in rec.steps["blocks"]],
+        "niter": it,
+        "converged": rec.converged,
+    }
+    if rec.on:
+        info["n_redone"] = rec.n_redone
+    return g, info
