@@ -450,6 +450,7 @@ class Alternation:
         self.best = None
         self.converged = False
         self.stopped = False
+        self.merged = None  # run_starts(merge=...): the name of the run whose fixed point this one reached
         self._rejections = 0
         self._last_obj = None
         self._last_rel = math.inf
@@ -600,6 +601,7 @@ def run_starts(
     protect=("zero",),
     verbose=False,
     escape=None,
+    merge=0.0,
     **run_kwargs,
 ):
     r"""Successive halving over starts, then the finalists to convergence; the lowest objective wins.
@@ -627,6 +629,12 @@ def run_starts(
         symmetric clouds); the runs from them (named ``run.name + suffix``)
         join the finalists.
         :func:`zero_saddle_escape` is the one of :func:`~ot_multimarginal.mgw_sinkhorn`.
+    merge : float, optional
+        ``> 0``: the finalists run one after the other, the protected ones last, and a finalist whose
+        :math:`A` comes within ``merge`` (relative Frobenius distance over all edges) of the best
+        :math:`A_P` of a finalist already run, at an objective not below that finalist's, stops there
+        (``run.merged`` names the other): the alternation contracts to the same fixed point, whose run
+        is already done. 0 (default): every finalist runs to convergence.
     run_kwargs
         Passed to :class:`Alternation` (``damping``, ``increase_tol``, ``marg_tol``).
 
@@ -665,8 +673,29 @@ def run_starts(
         budget *= 2
         if not any(live(r) for r in active):
             break
-    for r in active:
-        r.run(numItermax, stopThr, verbose=verbose)
+    if merge > 0.0:
+        done = []
+        for r in sorted(active, key=lambda r: r.name in protect):  # the protected (product-plan) start last
+            while live(r):
+                r.step()
+                if not r.converged:
+                    r.tighten()
+                if verbose:
+                    print("%-8s %4d  objective %.12e  err %.3e" % (r.name, r.niter, r.history[-1], r.err[-1]))
+                if r.converged or not r.accepted[-1]:
+                    continue
+                for f in done:
+                    if screen_obj(f) <= r.history[-1] and _rel_dist(problem.nx, r.A, f.best["A_P"]) <= merge:
+                        r.merged = f.name
+                        break
+                if r.merged is not None:
+                    if verbose:
+                        print("%-8s merged into %s (same fixed point)" % (r.name, r.merged))
+                    break
+            done.append(r)
+    else:
+        for r in active:
+            r.run(numItermax, stopThr, verbose=verbose)
     if escape is not None:  # restarts from stationary points that may be saddles (A = 0 on symmetric clouds)
         for r in list(active):
             for name, A in escape(r):
@@ -677,6 +706,13 @@ def run_starts(
     best = min(active, key=screen_obj)
     screened = [(r.name, screen_obj(r), r.niter) for r in runs]
     return best, screened
+
+
+def _rel_dist(nx, A, B):
+    r""":math:`\|A - B\| / \|B\|` over the lists of matrices (Frobenius)."""
+    num = sum(to_float(nx, nx.sum((a - b) ** 2)) for a, b in zip(A, B))
+    den = sum(to_float(nx, nx.sum(b**2)) for b in B)
+    return math.sqrt(num / max(den, 1e-300))
 
 
 def zero_saddle_escape(problem, rel=1e-6, size=1e-4, n_power=20, seed=0):

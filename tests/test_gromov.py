@@ -593,3 +593,86 @@ def test_far_warm_start_goes_through_the_short_continuation():
     assert solver.last_log["converged"] and solver.marginal_error(pot) <= 1e-8
     cold = solver.solve(pr.cost(A1), tol=1e-9)  # the oracle: the cold solve (full continuation)
     np.testing.assert_allclose(solver.evaluate(pot)["obj"], solver.evaluate(cold)["obj"], rtol=1e-8)
+
+
+# ---- k >= 3 default start: the principal-axes signs picked edge by edge (issue #22, speed) ------------------
+def _copies_problem(graph_edges_, k=3, n=20, reg=0.2, seed=5):
+    """GWProblem of k isometric copies of an anisotropic 2-D cloud (distinct variances) and the true A per edge."""
+    from ot.backend import get_backend
+
+    from ot_multimarginal._gw_alternation import GWProblem
+
+    rng = np.random.RandomState(seed)
+    Z = rng.randn(n, 2) * [2.0, 0.7]
+    X_s, inv = [], []
+    for d in (2, 3, 4, 5)[:k]:
+        Q, _ = np.linalg.qr(rng.randn(d, d))
+        E = np.zeros((n, d))
+        E[:, :2] = Z
+        p = rng.permutation(n)
+        X_s.append(unit(E @ Q.T + rng.randn(d))[p])
+        inv.append(np.argsort(p))  # point z of Z is row inv[z] of X_s[i]
+    truth = []
+    for i, j in graph_edges_:
+        P = np.zeros((n, n))
+        P[inv[i], inv[j]] = 1.0 / n
+        truth.append(gw_cross_moment(X_s[i], X_s[j], P))
+    return GWProblem(get_backend(X_s[0]), X_s, [ot.unif(n)] * k, graph_edges_, reg), truth
+
+
+@pytest.mark.parametrize(
+    "k, edges", [(3, [(0, 1), (0, 2), (1, 2)]), (4, [(0, 1), (1, 2), (2, 3)]), (4, [(1, 2), (0, 3), (2, 3)])]
+)
+def test_pairwise_pca_start_finds_the_true_alignment(k, edges):
+    """On isometric copies the principal-axes start with the right signs is the A of the true matching.
+
+    The signs are chosen per edge of a spanning tree on two-cloud problems and multiplied along its paths (chain
+    and a graph whose BFS tree from node 0 runs 0-3-2-1); of the 2^(2(k-1)) sign choices exactly one is right.
+    """
+    from ot_multimarginal._gw_alternation import SinkhornInner
+    from ot_multimarginal.gromov import _pca_candidates, _spanning_tree, pairwise_pca_start
+
+    pr, truth = _copies_problem(edges, k=k)
+    tree = _spanning_tree(pr.edges, k)
+    assert len(tree) == k - 1 and sorted(set(v for e in tree for v in e)) == list(range(k))
+    A, info = pairwise_pca_start(pr, lambda prob: SinkhornInner(prob, stopThr=1e-9), 2, 2)
+    assert [d["edge"] for d in info] == tree
+    for Ae, Te in zip(A, truth):
+        np.testing.assert_allclose(Ae, Te, atol=1e-10 * np.abs(Te).max())
+    # the oracle discriminates: every other sign choice is far from the truth
+    cands = _pca_candidates(pr.nx, pr.X_s, pr.a_s, pr.edges, 2, 10**6, None)
+    dist = [max(np.abs(Ae - Te).max() / np.abs(Te).max() for Ae, Te in zip(C, truth)) for C in cands]
+    assert len(cands) == 4 ** (k - 1) and sum(d < 1e-8 for d in dist) == 1 and sorted(dist)[1] > 0.1
+
+
+def test_default_k3_starts_and_merge_into_the_same_fixed_point():
+    """Default at k = 3: two starts ('zero' and the pairwise-signed principal axes); 'zero' stops once it reaches
+    the other's fixed point. Oracle: every start of init='pca' (all 16 sign choices) and init='zero' run alone."""
+    X_s, perms = _recovery_problem(3, 24, 0.0)
+    kw = dict(log=True, warn=False)
+    v, log = mgw_sinkhorn2(X_s, 0.1, **kw)
+    assert [c[0] for c in log["candidates"]] == ["zero", "pca-pairs"]
+    v_zero, log_zero = mgw_sinkhorn2(X_s, 0.1, init="zero", **kw)
+    v_pca, log_pca = mgw_sinkhorn2(X_s, 0.1, init="pca", **kw)
+    assert float(v) <= min(float(v_zero), float(v_pca)) * (1 + 1e-9)
+    for i, j in log["edges"]:
+        assert accuracy(log["pairwise_plans"][(i, j)], perms[i], perms[j]) >= 0.95
+
+
+def test_run_starts_merge_stops_a_start_at_a_fixed_point_already_reached():
+    """merge > 0: the protected start runs last and stops once its A is within merge of a converged finalist's."""
+    from ot_multimarginal._gw_alternation import SinkhornInner, run_starts
+
+    edges = [(0, 1), (0, 2), (1, 2)]
+    pr, truth = _copies_problem(edges, n=16, reg=0.1)
+    starts = [("zero", pr.zero_A()), ("true", truth)]
+
+    def factory():
+        return SinkhornInner(pr, stopThr=1e-9)
+
+    full, s_full = run_starts(pr, factory, starts, 100, 1e-7)
+    merged, s_merged = run_starts(pr, factory, starts, 100, 1e-7, merge=1e-3)
+    steps_full, steps_merged = dict((a, c) for a, _, c in s_full), dict((a, c) for a, _, c in s_merged)
+    assert full.best["obj"] == pytest.approx(dict((a, b) for a, b, _ in s_full)["zero"], rel=1e-9)  # same point
+    assert steps_merged["zero"] < steps_full["zero"] and steps_merged["true"] == steps_full["true"]
+    assert merged.name == "true" and merged.best["obj"] == pytest.approx(full.best["obj"], rel=1e-12)
