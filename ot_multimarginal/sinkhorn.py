@@ -242,7 +242,9 @@ _COMMON_PARAMS = r"""
     stopThr : float, optional
         Stop when :math:`\sum_i \|P_i - a_i\|_1 \le` ``stopThr`` (sum of the L1
         marginal errors; checked every 10 sweeps by the cyclic method, every
-        iteration by the greedy and accelerated ones). A positive value below
+        iteration by the greedy and accelerated ones, which in sync-free mode
+        read the errors every ``check_every`` iterations and still stop at the
+        first iterate below the threshold). A positive value below
         the dtype's resolution, 10·k·eps (3.6e-6 for k = 3 in float32), is
         raised to it, so float32 does not always warn; ``log['stopThr']`` is
         the threshold used.
@@ -314,8 +316,24 @@ _ENGINE_PARAMS = r"""    mode : {'scaling', 'log'}, optional
           of small ε it can cut the sweeps 3–5× (see
           :mod:`ot_multimarginal.strategies.cyclic`); ``log['relaxation']`` is
           the ω used.
-        - ``check_every`` (``'sinkhorn_log'``): int >= 1, sweeps between two
-          checks of the stopping error (default 10).
+        - ``check_every`` (``'sinkhorn_log'``, and ``'sinkhorn_greedy'``,
+          ``'sinkhorn_accelerated'`` in sync-free mode): int >= 1, sweeps
+          (iterations) between two checks of the stopping error (default 10).
+        - ``sync_free`` (``'sinkhorn_log'``, ``'sinkhorn_greedy'``,
+          ``'sinkhorn_accelerated'``): bool or None. Torch only: no host
+          synchronisation between two checks of the stopping error, one per
+          check (``None``, the default: on a non-CPU device, e.g. a GPU,
+          where each synchronisation makes the host wait for the device's
+          queue; NumPy reads as it goes). The engines' underflow and range
+          tests, the greedy block choice and the accelerated safeguard stay
+          on the device; a failed engine test is caught at the check and the
+          iterations since the previous check are redone on the checked
+          path (``log['n_redone']``), so the iterates are the same, to
+          rounding. The greedy step then writes every candidate block (the
+          chosen one with its update), so engines that reuse work between
+          passes when a single block changes (the tree messages, the dense
+          engine's contraction) redo it: up to twice the work of a pass on
+          the CPU (see :mod:`ot_multimarginal.strategies._deferred`).
         - ``print_every`` (``'sinkhorn_greedy'``, ``'sinkhorn_accelerated'``):
           int >= 1, iterations between two rows of the ``verbose`` output
           (default 10).

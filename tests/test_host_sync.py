@@ -361,3 +361,50 @@ def test_sync_free_sweeps_are_torch_only_and_on_a_gpu_by_default():
         assert _use_sync_free(
             type(engine)(engine.shape, engine.edges, [C.cuda() for C in engine.matrices], 0.3, engine.nx), None
         )
+
+
+# ---------------------------------------------------------------- greedy and accelerated loops
+GREEDY = ["sinkhorn_greedy", "sinkhorn_accelerated"]
+
+
+def _run_loop(method, make, n_iter, sync_free, counted=True, stopThr=0.0, **kw):
+    """A fresh engine, ``n_iter`` iterations of ``method`` from ``log a``; returns ``(syncs, g, info)``."""
+    engine, a_s = make()
+    la = [safe_log(engine.nx, a) for a in a_s]
+    with HostSyncCounter() if counted else contextlib.nullcontext() as s:
+        g, info = STRATEGIES[method](engine, a_s, la, list(la), n_iter, stopThr, sync_free=sync_free, **kw)
+    return s, g, info
+
+
+@pytest.mark.parametrize("name", ["dense-scaling", "chain", "circle", "complete4"])
+@pytest.mark.parametrize("method", GREEDY)
+def test_sync_free_greedy_and_accelerated_make_no_host_synchronisation_and_a_check_one(method, name):
+    """20 more iterations and 2 more checks cost exactly 2 more synchronisations (block choice, safeguard,
+    errors, duals and the engines' certificates all stay on the device between two checks)."""
+    make = ENGINES[name]
+    base, _, info0 = _run_loop(method, make, 10, True)
+    more, _, info = _run_loop(method, make, 30, True)
+    assert info0["n_redone"] == 0 and info["n_redone"] == 0
+    assert info["niter"] == 30 and len(info["err"]) == len(info["dual"]) == 31 and len(info["blocks"]) == 30
+    assert more.count - base.count == 2, more.report()
+    # one per check: checking every 5 iterations instead of 10 costs 3 more over 30 iterations
+    often, _, _ = _run_loop(method, make, 30, True, check_every=5)
+    assert often.count - more.count == 3, often.report()
+    # the checked path reads the host at every iteration (at least): what the sync-free loop saves
+    checked, _, info_c = _run_loop(method, make, 30, False)
+    assert "n_redone" not in info_c
+    assert checked.count - more.count >= 30, (checked.report(), more.report())
+
+
+@pytest.mark.parametrize("method", GREEDY)
+def test_sync_free_greedy_and_accelerated_redo_what_the_fast_path_gets_wrong(method):
+    """The repair case of the cyclic test: the sync-free loop redoes on the checked path, same iterates."""
+    make = REPAIRS["chain-float32"]
+    _, g, info = _run_loop(method, make, 40, True, counted=False, check_every=7)
+    _, g_ref, info_ref = _run_loop(method, make, 40, False, counted=False)
+    assert info["n_redone"] > 0  # the fast path failed somewhere (else this case tests nothing)
+    assert info["blocks"] == info_ref["blocks"] and info["niter"] == info_ref["niter"] == 40
+    # float32 at tiny reg: the potentials agree to rounding, the errors (differences of near-equal masses) to 1e-3
+    assert info["err"] == pytest.approx(info_ref["err"], rel=1e-3)
+    for x, y in zip(g, g_ref):
+        assert float((x - y).abs().max()) <= 1e-5 * (1.0 + float(y.abs().max()))

@@ -264,3 +264,104 @@ def test_accelerated_needs_fewer_iterations(shape):
         assert info["converged"]
         it[method] = info["niter"]
     assert it["sinkhorn_accelerated"] <= 0.6 * it["sinkhorn_greedy"], it
+
+
+# ------------------------------------------------------------ sync-free loops (torch)
+def _torch_problem(kind, dtype="float64"):
+    """``(engine, a_s, free)``: a dense problem, a chain with a free node, or zero weights."""
+    torch = pytest.importorskip("torch")
+    dt = getattr(torch, dtype)
+    if kind == "chain-free":
+        rng = np.random.RandomState(11)
+        X = [torch.tensor(rng.randn(9, 2), dtype=dt) for _ in range(4)]
+        engine = om.PairwiseCost.from_point_clouds(X, graph="chain").make_engine(0.05)
+        return engine, [torch.full((9,), 1.0 / 9, dtype=dt) for _ in range(4)], (1,)
+    a_s, M = _problem(12, (5, 6, 7))
+    if kind == "zero-weights":
+        a_s[0][1] = a_s[2][0] = a_s[2][4] = 0.0
+        a_s = [x / x.sum() for x in a_s]
+    engine, a = make_engine([torch.tensor(x, dtype=dt) for x in a_s], torch.tensor(M, dtype=dt), 0.02)
+    return engine, a, ()
+
+
+def _loop(method, kind, sync_free, dtype="float64", **kw):
+    engine, a_s, free = _torch_problem(kind, dtype)
+    return solve_potentials(engine, a_s, method, warn=False, free=free, sync_free=sync_free, **kw)
+
+
+@pytest.mark.parametrize("kind", ["dense", "chain-free", "zero-weights"])
+@pytest.mark.parametrize("method", NEW)
+def test_sync_free_loop_gives_the_checked_iterates(method, kind):
+    """Sync-free (check every 7 iterations): the same iterates, errors, duals, blocks and stopping iterate
+    as the checked loop (a check at every iterate), where that iterate is not a check of the sync-free loop."""
+    torch = pytest.importorskip("torch")
+    _, ref = _loop(method, kind, False, numItermax=60, stopThr=0.0)
+    errs = ref["err"]
+    # a stopping threshold first reached at an iterate that is not a multiple of 7, after a few checks
+    j = next(j for j in range(16, 60) if j % 7 and errs[j] < min(errs[:j]))
+    g_ref, ref = _loop(method, kind, False, numItermax=60, stopThr=errs[j])
+    assert ref["niter"] == j and ref["converged"]
+    g, info = _loop(method, kind, True, numItermax=60, stopThr=errs[j], check_every=7)
+    assert info["niter"] == j and info["converged"] and info["n_redone"] == 0
+    assert info["blocks"] == ref["blocks"] and len(info["blocks"]) == j
+    if kind == "chain-free":
+        assert 1 not in info["blocks"]
+    assert info["err"] == pytest.approx(ref["err"], rel=1e-10, abs=1e-15)
+    assert info["dual"] == pytest.approx(ref["dual"], rel=1e-12)
+    if method == "sinkhorn_accelerated":
+        assert info["n_accepted"] == ref["n_accepted"] > 0
+        assert ref["n_passes"] == 3 * j + 1 <= info["n_passes"]  # sync-free: the discarded iterations count
+    for x, y in zip(g, g_ref):
+        assert torch.equal(torch.isfinite(x), torch.isfinite(y))
+        fin = torch.isfinite(y)
+        assert float((x[fin] - y[fin]).abs().max()) <= 1e-10 * (1.0 + float(y[fin].abs().max()))
+    if kind == "zero-weights":
+        assert not bool(torch.isfinite(g[2][0])) and not bool(torch.isfinite(g[0][1]))
+
+
+@pytest.mark.parametrize("method", NEW)
+def test_sync_free_loop_redoes_failed_certificates(method):
+    """Dense float32 at a tiny reg: the scaled marginals underflow, the certificates fail; the sync-free
+    loop redoes those intervals on the checked path and gives the checked iterates (to float32 rounding)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.RandomState(0)
+    M = torch.tensor(rng.rand(8, 9, 10), dtype=torch.float32)
+    a_s = [torch.full((n,), 1.0 / n) for n in M.shape]
+    out = {}
+    for sync_free in (False, True):
+        engine, a = make_engine(a_s, M, 4e-3)
+        out[sync_free] = solve_potentials(
+            engine, a, method, numItermax=40, stopThr=0.0, warn=False, sync_free=sync_free, check_every=6
+        )
+    (g, info), (g_ref, ref) = out[True], out[False]
+    assert info["n_redone"] > 0  # the fast path failed somewhere (else this case tests nothing)
+    assert info["blocks"] == ref["blocks"] and info["niter"] == ref["niter"] == 40
+    assert info["err"] == pytest.approx(ref["err"], rel=1e-3)
+    for x, y in zip(g, g_ref):
+        assert float((x - y).abs().max()) <= 1e-5 * (1.0 + float(y.abs().max()))
+
+
+@pytest.mark.parametrize("method", NEW)
+def test_sync_free_loop_asks_the_stop_rule_at_the_checks(method):
+    asked = []
+
+    def rule(g, err):
+        asked.append(err)
+        return len(asked) == 3
+
+    _, info = _loop(method, "dense", True, numItermax=100, stopThr=0.0, check_every=4, stop_rule=rule)
+    # asked at iterates 0, 4, 8 (one host read each); the loop stops at the third, converged
+    assert info["converged"] and info["niter"] == 8 and len(info["err"]) == 9 and asked == info["err"][::4]
+    _, ref = _loop(method, "dense", False, numItermax=100, stopThr=0.0, stop_rule=lambda g, err: False)
+    assert info["err"] == pytest.approx(ref["err"][:9], rel=1e-10)
+
+
+def test_sync_free_is_accepted_by_the_public_calls():
+    torch = pytest.importorskip("torch")
+    a_s, M = _problem(0, (4, 5, 6))
+    a_s, M = [torch.tensor(x) for x in a_s], torch.tensor(M)
+    for method in NEW:
+        ref = om.emot_sinkhorn2(a_s, M, 0.1, method=method, stopThr=1e-8, sync_free=False)
+        v, log = om.emot_sinkhorn2(a_s, M, 0.1, method=method, stopThr=1e-8, sync_free=True, check_every=3, log=True)
+        assert log["converged"] and log["n_redone"] == 0
+        assert float(v) == pytest.approx(float(ref), rel=1e-12)

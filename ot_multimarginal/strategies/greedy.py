@@ -163,8 +163,11 @@ def greedy_sinkhorn(
     the loop still stops at the first iterate whose error is at most
     ``stopThr`` (the at most ``check_every - 1`` iterations computed after
     it are discarded): the same iterates, ``err``, ``dual`` and ``blocks``
-    as the checked path, to rounding. Otherwise the error is checked at
-    every iterate (``check_every`` is not used).
+    as the checked path, to rounding. Every candidate block is then a new
+    array at each iteration, so engines that reuse work when one block
+    changes redo it (see :mod:`~ot_multimarginal.strategies._deferred`).
+    Otherwise the error is checked at every iterate (``check_every`` is not
+    used).
     """
     nx = engine.nx
     active = all_blocks(a_s, blocks)  # the prescribed blocks
