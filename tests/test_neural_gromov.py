@@ -488,3 +488,109 @@ def test_alternation_state_dict_resumes_the_loop():
     assert again.pot is not None and again.history == pytest.approx(ref.history, rel=1e-10)
     assert again.accepted == ref.accepted and again.best["step"] == ref.best["step"]
     np.testing.assert_allclose(again.best["A"][0], ref.best["A"][0], rtol=1e-8, atol=1e-12)
+
+
+def test_a_float32_fit_is_finished_in_float64_and_returned_in_float32():
+    """Issue #22: the exact finish of a float32 fit runs in float64 (its value is the float64 fit's to 1e-6) and
+    the results come back in float32 (value, A, plans)."""
+    X_s = _pair(2)
+    out = {}
+    for dt in (torch.float64, torch.float32):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            est = om.NeuralMGW(0.5, max_iter=2, **QUICK).fit([torch.tensor(X, dtype=dt) for X in X_s])
+        assert est.polished_ and est.marginal_error_ < 1e-5
+        assert est.value_.dtype == dt and est.A_[(0, 1)].dtype == dt and est.pairwise_plan(0, 1).dtype == dt
+        assert est.plan_.pairwise_marginal(0, 1).dtype == dt
+        out[dt] = (est, float(est.value_))
+    v64, v32 = out[torch.float64][1], out[torch.float32][1]
+    assert abs(v32 - v64) <= 1e-6 * abs(v64), (v32, v64)
+    # the float32 plan is the float64 finish's, rounded: a coupling to float32 resolution
+    P = out[torch.float32][0].pairwise_plan(0, 1)
+    torch.testing.assert_close(P.sum(1), torch.full((30,), 1 / 30, dtype=torch.float32), atol=1e-6, rtol=0)
+    torch.testing.assert_close(P.double(), out[torch.float64][0].pairwise_plan(0, 1), atol=1e-6, rtol=1e-3)
+
+
+def test_the_finish_never_returns_a_worse_objective_than_the_screening(monkeypatch):
+    """Where the screening ran mgw_sinkhorn on all the points, a finish from the learned A that ends above the
+    screening's objective is followed by one from the screened A, and the lower objective is kept."""
+    from ot_multimarginal.neural import gromov
+
+    finish = gromov.NeuralMGW._finish
+
+    def learned_a_saddle(self, best, *args):  # a learned A stuck at the stationary point A = 0
+        return finish(self, dict(best, A=[0.0 * M for M in best["A"]], pot=None), *args)
+
+    monkeypatch.setattr(gromov.NeuralMGW, "_finish", learned_a_saddle)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = om.NeuralMGW(0.5, max_iter=1, **dict(QUICK, init="auto")).fit(_pair(7, 20))
+    ph = est.polish_history_
+    cands, screen = ph["candidates"], ph["screen_objective"]
+    assert screen is not None and "screened" in cands and cands["learned"] > screen, ph
+    assert est.value_ == min(cands.values()) and ph["start"] == min(cands, key=cands.get)
+    assert est.value_ <= screen * (1 + 1e-6)
+    ref = float(om.mgw_sinkhorn2(_pair(7, 20), 0.5))  # the exact solver's default, independently
+    assert est.value_ <= ref + 1e-6 * abs(ref)
+
+
+@pytest.fixture(scope="module")
+def triangle_fit():
+    """A k = 3 fit (recovery problem, n = 40), unpolished: the queries at points use the networks either way."""
+    X_s, perms = _recovery_problem(140, 40, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = om.NeuralMGW(
+            0.1, max_iter=2, max_iter_inner=150, max_iter_refit=40, init="zero", random_state=0, polish=False
+        )
+        return est.fit(X_s), X_s, perms
+
+
+def test_sampled_pairwise_plan_agrees_with_the_exact_sum_within_its_standard_error(monkeypatch, triangle_fit):
+    """method='sampled' (importance sampling of the third point) against the exact sum over the third cloud."""
+    from ot_multimarginal.neural import gromov
+
+    est, X_s, _ = triangle_fit
+    for i, j in [(0, 1), (2, 1)]:
+        exact = est.pairwise_plan(i, j, X_s[i], X_s[j], method="exact")
+        np.testing.assert_array_equal(est.pairwise_plan(i, j, X_s[i], X_s[j]), exact)  # 'auto' at this size
+        big = exact > 1e-2 * exact.max()
+        errs = {}
+        for S in (16, 256):
+            D, se = est.pairwise_plan(i, j, X_s[i], X_s[j], method="sampled", n_samples=S, return_std=True)
+            assert D.shape == exact.shape and se.shape == exact.shape and (se >= 0).all()
+            z = (D - exact)[big] / np.maximum(se[big], 1e-300)
+            assert np.median(np.abs(z)) < 1.5 and np.mean(np.abs(z) > 4) < 0.05, (S, np.median(np.abs(z)))
+            errs[S] = np.median(np.abs(D / exact - 1)[big])
+            again = est.pairwise_plan(i, j, X_s[i], X_s[j], method="sampled", n_samples=S)
+            np.testing.assert_array_equal(again, D)  # random_state=0 by default: reproducible
+        assert errs[256] < errs[16] / 2, errs  # the error shrinks like 1 / sqrt(S)
+        # the matches agree wherever the exact plan is decisive (top partner at least twice the second)
+        top2 = np.sort(exact, 1)[:, -2:]
+        decisive = top2[:, 1] >= 2 * top2[:, 0]
+        sampled = est.match(i, j, X_s[i], X_s[j], method="sampled", n_samples=256)
+        assert decisive.sum() >= 5 and (sampled == exact.argmax(1))[decisive].all()
+        # on the training clouds: the networks' plan (mass one), its rows' argmax = match(method='sampled')
+        P = est.pairwise_plan(i, j, method="sampled")
+        np.testing.assert_allclose(P.sum(), 1.0, rtol=1e-12)
+        np.testing.assert_array_equal(est.match(i, j, method="sampled"), P.argmax(1))
+    # 'auto' samples beyond the exact budget (here lowered to nothing)
+    monkeypatch.setattr(gromov, "QUERY_EXACT_FLOPS", 1.0)
+    np.testing.assert_array_equal(
+        est.pairwise_plan(0, 1, X_s[0], X_s[1]), est.pairwise_plan(0, 1, X_s[0], X_s[1], method="sampled")
+    )
+
+
+def test_sampled_queries_bad_input(triangle_fit):
+    est, X_s, _ = triangle_fit
+    with pytest.raises(ValueError, match="method"):
+        est.pairwise_plan(0, 1, X_s[0], X_s[1], method="mc")
+    with pytest.raises(ValueError, match="n_samples"):
+        est.match(0, 1, method="sampled", n_samples=1)
+    with pytest.raises(TypeError, match="return_std"):
+        est.pairwise_plan(0, 1, return_std="yes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pair = om.NeuralMGW(0.5, max_iter=1, warn=False, **QUICK).fit(_pair(1, 12))
+    with pytest.raises(ValueError, match="needs k = 3"):
+        pair.pairwise_plan(0, 1, method="sampled")

@@ -64,6 +64,7 @@ from .._validation import (
     check_reg,
     closest_name,
 )
+from ..costs.dense import pairwise_cost_matrix
 from ..costs.pointcloud import PointCloudCost
 from ..gromov import (
     NEWTON_MAX_POINTS,
@@ -78,7 +79,7 @@ from ..potentials import Potentials
 from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
-from .estimator import NeuralEMOT, _read_saved, _to_torch, _torch_dtype
+from .estimator import NeuralEMOT, _exp_of_query, _read_saved, _to_torch, _torch_dtype
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable, exact_work
 from .sampling import derive_seed
 
@@ -118,6 +119,13 @@ POLISH_OUTER = 100  # outer steps of the exact finish
 POLISH_MAX_ITER = {"sinkhorn_newton": 200, "sinkhorn_log": 1000}
 POLISH_FLOPS = 3e11  # beyond Newton's range, the finishing solve's work budget (minutes on two cores) ...
 POLISH_MIN_SWEEPS = 50  # ... and the fewest sweeps worth running (else no finish by default)
+QUERY_METHODS = ("auto", "exact", "sampled")
+# method='auto' of the queries: the exact sum where the engine on (query points, other clouds) fits NeuralEMOT's
+# exact-evaluation budget (the one of its pairwise_plan: QUERY_EXACT_FLOPS operations, QUERY_EXACT_ENTRIES entries)
+QUERY_EXACT_FLOPS = 10 * EXACT_FLOPS
+QUERY_EXACT_ENTRIES = 4 * EXACT_ENTRIES
+QUERY_SAMPLES = 64  # default n_samples of method='sampled' (draws of the third point per query point)
+QUERY_CHUNK_ENTRIES = 2**23  # query rows x samples x points of X_j evaluated at once by method='sampled'
 
 
 def _map_tensors(x, fn):
@@ -229,6 +237,77 @@ class _NeuralInner(InnerSolver):
         # over batches the marginals are unchecked (0: never a reason to reject); a non-finite objective: rejected
         marg = err if err is not None else 0.0
         return dict(obj=obj if np.isfinite(obj) else np.inf, marg_err=marg, A_P=new_A, err=err, where=where)
+
+
+def _edge_cost(cost, u, v, Xu, Xv):
+    """The edge matrix :math:`c_{uv}(X_u, X_v)` of the pairwise cost (``None`` where the graph has no edge u-v)."""
+    for (a, b), m in zip(cost.edges, cost.metrics):
+        if (a, b) in ((u, v), (v, u)):
+            Xa, Xb = (Xu, Xv) if (a, b) == (u, v) else (Xv, Xu)
+            C = (
+                m(Xa, Xb)
+                if callable(m)
+                else pairwise_cost_matrix(get_backend(Xa, Xb), Xa, Xb, m, "edge %r" % ((a, b),))
+            )
+            return C if (a, b) == (u, v) else C.T
+    return None
+
+
+def _sampled_pairwise_rows(emot, i, j, Ti, Tj, n_samples, generator, std=False):
+    r"""The sampled estimate of the density of the pairwise plan ``(i, j)`` at query points (k = 3), by row blocks.
+
+    With :math:`l` the third marginal and :math:`g_l = \varphi_l/\varepsilon + \log a_l` on its training cloud,
+
+    .. math::
+        D(x, y) = e^{(\varphi_i(x) + \varphi_j(y) - c_{ij}(x, y))/\varepsilon - \Lambda}
+        \sum_l e^{g_l - (c_{il}(x, z_l) + c_{jl}(y, z_l))/\varepsilon}
+        = e^{\dots + Z(x)}\, E_{z \sim q_x}\big[e^{-c_{jl}(y, z)/\varepsilon}\big],
+
+    :math:`q_x(z_l) \propto e^{g_l - c_{il}(x, z_l)/\varepsilon}`, :math:`Z(x) = \log\sum_l e^{g_l -
+    c_{il}(x, z_l)/\varepsilon}` (both exact: one row of ``n_l`` entries per query point). The expectation is
+    estimated by ``n_samples`` i.i.d. draws from :math:`q_x` per query point ``x`` (importance sampling from the
+    conditional law of the third point given :math:`x` under the networks' plan), unbiased; its standard error
+    is the draws' sample standard deviation over :math:`\sqrt{S}`. Yields ``(rows, D, se)`` per block of
+    query rows (``se`` ``None`` unless ``std``).
+    """
+    k = len(emot.potentials_)
+    (l,) = [v for v in range(k) if v not in (i, j)]
+    cost, eps = emot.cost_, float(emot.reg_)
+    dt = Ti.dtype
+    Xl, wl = emot.X_fit_[l].to(dt), emot.a_fit_[l].to(dt)
+    S = int(n_samples)
+    with torch.no_grad():
+        gl = emot._potentials_on_single(l, Xl) / eps + torch.log(wl)
+        fi = emot._potentials_on_single(i, Ti) / eps
+        fj = emot._potentials_on_single(j, Tj) / eps - float(emot.log_partition_)
+        m_i, m_j = int(Ti.shape[0]), int(Tj.shape[0])
+        step = max(1, min(m_i, QUERY_CHUNK_ENTRIES // max(1, S * m_j)))
+        for r0 in range(0, m_i, step):
+            rows = slice(r0, min(m_i, r0 + step))
+            X = Ti[rows]
+            C_il = _edge_cost(cost, i, l, X, Xl)
+            U = gl[None, :].expand(X.shape[0], -1) if C_il is None else gl[None, :] - C_il / eps
+            Z = torch.logsumexp(U, dim=1)
+            C_ij = _edge_cost(cost, i, j, X, Tj)
+            L = fi[rows, None] + fj[None, :] + Z[:, None]
+            if C_ij is not None:
+                L = L - C_ij / eps
+            se = None
+            if any(tuple(e) in ((j, l), (l, j)) for e in cost.edges):
+                q = torch.softmax(U, dim=1)
+                idx = torch.multinomial(
+                    q.cpu() if q.device.type != "cpu" else q, S, replacement=True, generator=generator
+                )
+                Zs = Xl[idx.reshape(-1)]  # (rows * S, d_l): the draws of each query row, row after row
+                V = -_edge_cost(cost, j, l, Tj, Zs).reshape(m_j, -1, S) / eps  # (m_j, rows, S)
+                m1 = torch.logsumexp(V, dim=2) - np.log(S)  # log of the mean of the draws
+                L = L + m1.T
+                if std:  # relative standard error of the mean of the draws (sample variance, S - 1 dof)
+                    m2 = torch.logsumexp(2.0 * V, dim=2) - np.log(S)
+                    rel = torch.clamp(torch.exp(m2 - 2.0 * m1) - 1.0, min=0.0) * (S / max(S - 1, 1))
+                    se = torch.sqrt(rel / S).T
+            D = _exp_of_query(L, "pairwise_plan", "query pairs")
+            yield rows, D, (None if not std else (D * se if se is not None else torch.zeros_like(D)))
 
 
 class NeuralMGW(ParamsMixin):
@@ -569,7 +648,9 @@ class NeuralMGW(ParamsMixin):
         return fp
 
     def _start(self, nx, Xn, a_s, edges, reg, seed, F=None, alpha=1.0):
-        """The initial A_ij (normalised units, NumPy or torch like the clouds) and the name of the start.
+        """The initial A_ij (normalised units, NumPy or torch like the clouds), the name of the start, and the
+        objective of the screening's plan on the data (``None`` unless the screening ran on all the points: then
+        :func:`~ot_multimarginal.mgw_sinkhorn`'s value, an alternative the exact finish compares against).
 
         ``F``: the features (fused; screened by the fused :func:`~ot_multimarginal.mgw_sinkhorn` on the same
         subsample)."""
@@ -605,10 +686,11 @@ class NeuralMGW(ParamsMixin):
                     warn=False,
                     **fused,
                 )
-            return [lg["A"][e] for e in edges], "screened:" + lg["init"]
+            screen_obj = float(nx.to_numpy(nx.detach(lg["value"]))) if everything else None
+            return [lg["A"][e] for e in edges], "screened:" + lg["init"], screen_obj
         check_positive_int("n_components", self.n_components, minimum=1)
         cands = initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
-        return cands[0][1], cands[0][0]
+        return cands[0][1], cands[0][0], None
 
     def _inner_fit(self, A, warm, t, data, weights, edges, reg, seed, dev, t_start):
         """The NeuralEMOT fit of outer step ``t`` for the cost of ``A``: a new estimator built from the
@@ -766,7 +848,7 @@ class NeuralMGW(ParamsMixin):
             alt = Alternation(self._problem, solver, alt_state["A"], name=kept, damping=2, marg_tol=marginal_tol)
             alt.load_state_dict(alt_state, pot=fits.get("pot"), best_pot=fits.get("best"))
         else:
-            A, kept = self._start(nx, Xd, a_s, edges, reg, seed, F if fused else None, alpha)
+            A, kept, screen_obj = self._start(nx, Xd, a_s, edges, reg, seed, F if fused else None, alpha)
             A = [_to_torch(nx.detach(M), dev, dt) for M in A]
             t_start = 0
             history = {
@@ -779,6 +861,8 @@ class NeuralMGW(ParamsMixin):
             }
             # the fallback start A = 0 (init='auto', first fit collapsed) and the start of the next fit
             s = {"fallback": self.init == "auto" and kept != "zero", "start": kept}
+            if screen_obj is not None:  # the screening's converged A on all the points: the exact finish's alternative
+                s["screen"] = dict(A=list(A), obj=screen_obj)
             alt = Alternation(self._problem, solver, A, name=kept, damping=2, marg_tol=marginal_tol)
         ctx.t_start = solver.t = t_start
         solver.start = s["start"]
@@ -889,50 +973,83 @@ class NeuralMGW(ParamsMixin):
         do_polish = polish is True or (
             polish == "auto" and best["where"] == "data" and (not one or sweeps >= POLISH_MIN_SWEEPS)
         )
-        polished, alt, A_plan, separable = False, None, best["A"], True
+        polished, alt, A_plan, separable, finish = False, None, best["A"], True, None
+        split = self._problem  # the problem whose terms split the value (the float64 one after the exact finish)
         if do_polish:
             with torch.no_grad():
                 pr = self._problem
+
+                def f64(x):  # the exact finish runs in float64 on the training device, whatever the training dtype
+                    return x.to(torch.float64)
+
                 problem = GWProblem(
-                    get_backend(data[0]), data, weights, edges, reg, alpha=pr.alpha, F_s=pr.F_s,
+                    get_backend(data[0]), [f64(X) for X in data], [f64(w) for w in weights], edges, reg,
+                    alpha=pr.alpha, F_s=None if pr.F_s is None else [f64(F) for F in pr.F_s],
                     feature_metric=pr.feature_metric,
                 )  # fmt: skip
                 method = "sinkhorn_newton" if sum(sizes) <= NEWTON_MAX_POINTS else "sinkhorn_log"
-                solver = SinkhornInner(
-                    problem,
-                    method=method,
-                    numItermax=max(sweeps, POLISH_MIN_SWEEPS) if one else POLISH_MAX_ITER[method],
-                    stopThr=POLISH_TOL,
-                    tol_start=POLISH_TOL if one else 1e-4,
-                )
-                alt = Alternation(problem, solver, best["A"], name="polish")
+
+                def solver():
+                    return SinkhornInner(
+                        problem,
+                        method=method,
+                        numItermax=max(sweeps, POLISH_MIN_SWEEPS) if one else POLISH_MAX_ITER[method],
+                        stopThr=POLISH_TOL,
+                        tol_start=POLISH_TOL if one else 1e-4,
+                    )
+
+                A0 = [f64(M) for M in best["A"]]
+                alt = Alternation(problem, solver(), A0, name="polish")
                 if pot is None:
                     pot = emot.dual_potentials(train, weights).normalized()
-                alt.pot = _without_separable(pot, problem, best["A"])  # warm start of the first exact solve
+                # warm start of the first exact solve: the neural potentials (in float64)
+                alt.pot = _without_separable([f64(p) for p in pot], problem, A0)
                 # the exact alternation to convergence where Newton's inner solves run (as in mgw_sinkhorn), else
                 # one exact solve for the kept A (the plan converged for the learned A)
                 alt.run(1 if one else POLISH_OUTER, POLISH_STOP)
                 b = alt.finish()
+                screen = s.get("screen")
+                finish = dict(
+                    start="learned",
+                    candidates={"learned": b["obj"]},
+                    screen_objective=None if screen is None else screen["obj"],
+                )
+                if screen is not None and not one and b["obj"] > screen["obj"] + 1e-9 * abs(screen["obj"]):
+                    # the learned start ended in a worse stationary point than the screening's (mgw_sinkhorn on
+                    # all the points, already run): finish from that one too, keep the lower objective
+                    alt2 = Alternation(problem, solver(), [f64(M.to(dev)) for M in screen["A"]], name="screened")
+                    alt2.run(POLISH_OUTER, POLISH_STOP)
+                    b2 = alt2.finish()
+                    finish["candidates"]["screened"] = b2["obj"]
+                    if b2["obj"] < b["obj"]:
+                        alt, b, finish["start"] = alt2, b2, "screened"
                 pot, obj, A_plan, err, separable = b["pot"], b["obj"], b["A"], b["terms"]["marg_err"], False
+                split = problem
             polished = True
         self.emot_ = emot
         self.A_used_ = best["A"]
-        self.A_ = {e: (M.cpu().numpy() if is_numpy else M) for e, M in zip(edges, A_plan)}
-        self.plan_ = None if pot is None else pot.plan()
-        self._plan_phi = None if pot is None else [p.detach().cpu() for p in pot]
-        self._plan_A, self._plan_separable = [M.detach().cpu() for M in A_plan], separable
-        self.polish_history_ = None if alt is None else {"objective": list(alt.history), "converged": alt.converged}
+        self.A_ = {e: (M.cpu().numpy() if is_numpy else M.to(dt)) for e, M in zip(edges, A_plan)}
+        self.polish_history_ = (
+            None if alt is None else dict(objective=list(alt.history), converged=alt.converged, **finish)
+        )
         self.marginal_error_ = err
         self.value_quad_ = self.value_linear_ = None
         if pot is not None:  # the split of the value (mgw_sinkhorn's value_quad / value_linear)
             with torch.no_grad():
-                gw, lin, _ = self._problem.terms([pot.pairwise_marginal(i, j) for i, j in edges])
-            a = self._problem.alpha
+                gw, lin, _ = split.terms([pot.pairwise_marginal(i, j) for i, j in edges])
+            a = split.alpha
             self.value_quad_, self.value_linear_ = a * gw, (1.0 - a) * lin
             if not is_numpy:
                 self.value_quad_, self.value_linear_ = (
                     torch.tensor(v, dtype=dt, device=dev) for v in (self.value_quad_, self.value_linear_)
                 )
+        if pot is not None and pot[0].dtype != dt:  # the polished plan in the training dtype: its potentials on
+            with torch.no_grad():  # the engine of its cost in that dtype (the value and split are float64's)
+                engine = self._problem.cost([M.to(dt) for M in A_plan], separable=separable)
+                pot = Potentials(engine.pairwise_cost(train).make_engine(reg), [p.to(dt) for p in pot], weights)
+        self.plan_ = None if pot is None else pot.plan()
+        self._plan_phi = None if pot is None else [p.detach().cpu() for p in pot]
+        self._plan_A, self._plan_separable = [M.detach().cpu().to(dt) for M in A_plan], separable
         self.polished_ = polished
         self.value_ = obj if is_numpy else torch.tensor(obj, dtype=dt, device=dev)
         self.history_ = history
@@ -1036,6 +1153,45 @@ class NeuralMGW(ParamsMixin):
         Tj, _ = self._normalised(j, X_j, Y_j)
         return Ti, Tj, is_np
 
+    def _query(self, i, j, X_i, X_j, Y_i, Y_j, method, n_samples, random_state):
+        """The validated query: ``(Ti, Tj, is_np, weights, method)``; ``Ti is None``: the plan ``plan_`` itself.
+
+        ``weights``: ``None`` for new points (a density), else the training weights (the plan on the clouds).
+        """
+        method = check_choice("method", method, QUERY_METHODS)
+        check_positive_int("n_samples", QUERY_SAMPLES if n_samples is None else n_samples, minimum=2)
+        if random_state is not None:
+            check_positive_int("random_state", random_state, minimum=0)
+        k = len(self.means_)
+        for name, v in (("i", i), ("j", j)):
+            if not isinstance(v, (int, np.integer)) or not 0 <= v < k:
+                raise ValueError("%s must be a marginal index in [0, %d), got %r" % (name, k, v))
+        if i == j:
+            raise ValueError("i and j must be two different marginals, got i = j = %d" % i)
+        Ti, Tj, is_np = self._query_points(i, j, X_i, X_j, Y_i, Y_j)
+        weights = None
+        if Ti is None:
+            if self.plan_ is not None and method != "sampled":
+                return None, None, self._is_numpy, None, "plan"
+            emot = self.emot_
+            Ti, Tj, is_np = emot.X_fit_[i].to(self._dt), emot.X_fit_[j].to(self._dt), self._is_numpy
+            weights = (emot.a_fit_[i].to(self._dt), emot.a_fit_[j].to(self._dt))
+        sizes = [int(X.shape[0]) for X in self.emot_.X_fit_]
+        sizes[i], sizes[j] = int(Ti.shape[0]), int(Tj.shape[0])
+        if method == "auto":
+            fits = exact_is_affordable(self.emot_.cost_, sizes, QUERY_EXACT_FLOPS, QUERY_EXACT_ENTRIES)
+            method = "exact" if fits or k != 3 else "sampled"
+        if method == "sampled" and k != 3:
+            raise ValueError(
+                "method='sampled' sums over one other cloud by sampling: it needs k = 3 marginals, got k = %d "
+                "(use method='exact')" % k
+            )
+        return Ti, Tj, is_np, weights, method
+
+    def _generator(self, random_state, device):
+        g = torch.Generator(device=device)  # the draws are made where the query points are
+        return g.manual_seed(derive_seed(0 if random_state is None else int(random_state), "mgw-query"))
+
     def pairwise_plan(
         self,
         i: int,
@@ -1044,8 +1200,41 @@ class NeuralMGW(ParamsMixin):
         X_j: Optional[Array] = None,
         Y_i: Optional[Array] = None,
         Y_j: Optional[Array] = None,
-    ) -> Array:
-        """The pairwise plan on marginals ``(i, j)``, on the training clouds or at new points.
+        method: str = "auto",
+        n_samples: Optional[int] = None,
+        random_state: Optional[int] = None,
+        return_std: bool = False,
+    ) -> Any:
+        r"""The pairwise plan on marginals ``(i, j)``, on the training clouds or at new points.
+
+        The density of the pairwise marginal at :math:`(x, y)` sums the plan
+        over the other clouds; for k = 3 (one other cloud :math:`l`, the
+        networks' potentials :math:`\varphi`, log-partition :math:`\Lambda`):
+
+        .. math::
+            D(x, y) = e^{(\varphi_i(x) + \varphi_j(y) - c_{ij}(x, y))/\varepsilon - \Lambda}
+            \sum_{z \in X_l} a_l(z)\, e^{(\varphi_l(z) - c_{il}(x, z) - c_{jl}(y, z))/\varepsilon} .
+
+        ``method='exact'`` does that sum over the whole training cloud
+        (:meth:`NeuralEMOT.pairwise_plan <ot_multimarginal.neural.NeuralEMOT.pairwise_plan>`: :math:`m_i m_j n_l`
+        operations; a ``MemoryError`` beyond its budget). ``method='sampled'``
+        (k = 3 only) estimates it by importance sampling: for each query
+        point :math:`x`, ``n_samples`` draws :math:`z` from the conditional law
+        of the third point given :math:`x`,
+        :math:`q_x(z) \propto a_l(z) e^{(\varphi_l(z) - c_{il}(x, z))/\varepsilon}`,
+        whose normaliser is computed exactly, and the mean of
+        :math:`e^{-c_{jl}(y, z)/\varepsilon}` over the draws: an unbiased
+        estimate of :math:`D(x, y)` in :math:`m_i (n_l + S m_j)` operations
+        and memory bounded by blocks of query rows (so it runs at any n);
+        ``return_std=True`` gives its standard error per entry (the draws'
+        sample standard deviation over :math:`\sqrt S`; it shrinks like
+        :math:`1/\sqrt S`). ``method='auto'`` (default): ``'exact'`` where the
+        exact sum fits the budget of NeuralEMOT's exact evaluation
+        (:data:`QUERY_EXACT_FLOPS` = 2e11 operations and
+        :data:`QUERY_EXACT_ENTRIES` = 4e8 entries as counted by
+        :func:`~ot_multimarginal.neural.evaluation.exact_work`: k = 3 complete
+        graph, about :math:`\max(m_i, m_j, n_l) \le 5800`), else ``'sampled'``
+        (k = 3; for k > 3 ``'exact'``).
 
         Parameters
         ----------
@@ -1057,32 +1246,70 @@ class NeuralMGW(ParamsMixin):
             Their features: needed (and only accepted) when the estimator was
             fitted with features ``Y_s``; ignored when it was fitted with
             ``alpha=1`` (the features did not enter).
+        method : {'auto', 'exact', 'sampled'}, optional
+            How the other clouds are summed (above). Without points, the
+            returned plan ``plan_`` is used where there is one (the data fit
+            the exact engine) unless ``method='sampled'``; beyond the engine
+            (``plan_`` is ``None``) ``'auto'`` samples.
+        n_samples : int, optional
+            Draws of the third point per query point for ``'sampled'``
+            (default :data:`QUERY_SAMPLES` = 64).
+        random_state : int, optional
+            Seed of the draws (default 0: the same answer on every call).
+        return_std : bool, optional
+            Also return the standard error of each entry (zeros where exact).
 
         Returns
         -------
         P : array-like
-            Without points: the returned plan on the training clouds (``plan_``: polished where the data fits
-            the engine), shape
-            ``(n_i, n_j)``, summing to one. With points: the density with
-            respect to :math:`\\mu_i\\otimes\\mu_j` at every pair, shape
-            ``(m_i, m_j)``. NumPy for NumPy input, torch otherwise.
+            Without points: the plan on the training clouds, shape
+            ``(n_i, n_j)``, summing to one: ``plan_`` (polished where the data
+            fits the engine), or the sampled estimate of the networks' plan
+            normalised to mass one (the density times :math:`a_i a_j^\top`).
+            With points: the density with respect to
+            :math:`\mu_i\otimes\mu_j` at every pair, shape ``(m_i, m_j)``.
+            NumPy for NumPy input, torch otherwise.
+        se : array-like, optional
+            With ``return_std``: the standard error of each entry of ``P``.
 
         Raises
         ------
         ValueError
             For points of the wrong shape, only one of ``X_i``, ``X_j`` (or
-            ``Y_i``, ``Y_j``), or new points without their features after a
-            fused fit (with features after a fit without them).
+            ``Y_i``, ``Y_j``), new points without their features after a fused
+            fit (with features after a fit without them), an unknown
+            ``method``, or ``method='sampled'`` with k > 3.
+        MemoryError
+            ``method='exact'`` beyond the exact budget.
         """
         self._check_fitted()
-        Ti, Tj, is_np = self._query_points(i, j, X_i, X_j, Y_i, Y_j)
-        if Ti is None:
-            if self.plan_ is None:
-                return self.emot_.pairwise_plan(i, j)  # MemoryError beyond the exact engine
+        check_bool("return_std", return_std)
+        Ti, Tj, is_np, weights, method = self._query(i, j, X_i, X_j, Y_i, Y_j, method, n_samples, random_state)
+        if method == "plan":
             P = self.plan_.pairwise_marginal(i, j)
-            return P.cpu().numpy() if self._is_numpy else P.to(self._dt)
-        D = self.emot_.pairwise_plan(i, j, Ti, Tj)
-        return D.cpu().numpy() if is_np else D
+            P = P.cpu().numpy() if self._is_numpy else P.to(self._dt)
+            return (P, P * 0) if return_std else P
+        if method == "exact":
+            if weights is None:
+                D = self.emot_.pairwise_plan(i, j, Ti, Tj)
+            else:  # the networks' plan on the training clouds
+                D = self.emot_.pairwise_plan(i, j)
+            se = D * 0
+        else:
+            S = QUERY_SAMPLES if n_samples is None else int(n_samples)
+            gen = self._generator(random_state, Ti.device)
+            blocks = list(_sampled_pairwise_rows(self.emot_, i, j, Ti, Tj, S, gen, std=return_std))
+            D = torch.cat([b[1] for b in blocks], dim=0)
+            se = torch.cat([b[2] for b in blocks], dim=0) if return_std else None
+            if weights is not None:  # the plan: density times a_i a_j^T, normalised to mass one
+                P = D * weights[0][:, None] * weights[1][None, :]
+                mass = P.sum()
+                D = P / mass
+                se = None if se is None else se * weights[0][:, None] * weights[1][None, :] / mass
+        if torch.is_tensor(D) and is_np:
+            D = D.cpu().numpy()
+            se = None if se is None or not torch.is_tensor(se) else se.cpu().numpy()
+        return (D, se) if return_std else D
 
     def match(
         self,
@@ -1093,6 +1320,9 @@ class NeuralMGW(ParamsMixin):
         soft: bool = False,
         Y_i: Optional[Array] = None,
         Y_j: Optional[Array] = None,
+        method: str = "auto",
+        n_samples: Optional[int] = None,
+        random_state: Optional[int] = None,
     ) -> Any:
         """For each point of ``X_i`` its most likely partner in ``X_j`` (or the conditional law).
 
@@ -1108,6 +1338,14 @@ class NeuralMGW(ParamsMixin):
         Y_i, Y_j : array-like, optional
             The features of ``X_i`` and ``X_j`` (needed after a fit with
             features ``Y_s``; see :meth:`pairwise_plan`).
+        method : {'auto', 'exact', 'sampled'}, optional
+            How the other clouds are summed (:meth:`pairwise_plan`): with
+            ``'sampled'`` (the default beyond the exact budget, k = 3) the
+            matches are those of the sampled estimate of the plan, computed
+            by blocks of query points (the ``(m_i, m_j)`` matrix is not kept
+            unless ``soft``): near-ties may differ from the exact plan's.
+        n_samples, random_state : optional
+            The draws of ``'sampled'`` (:meth:`pairwise_plan`).
 
         Returns
         -------
@@ -1115,8 +1353,20 @@ class NeuralMGW(ParamsMixin):
             Index in ``X_j`` of the most likely partner of each point of
             ``X_i``; with ``soft=True`` the conditional law (rows sum to one).
         """
-        P = self.pairwise_plan(i, j, X_i, X_j, Y_i, Y_j)
-        return match_from_plan(P, soft=soft)
+        self._check_fitted()
+        check_bool("soft", soft)
+        Ti, Tj, is_np, weights, how = self._query(i, j, X_i, X_j, Y_i, Y_j, method, n_samples, random_state)
+        if how != "sampled" or soft:
+            P = self.pairwise_plan(i, j, X_i, X_j, Y_i, Y_j, method, n_samples, random_state)
+            return match_from_plan(P, soft=soft)
+        S = QUERY_SAMPLES if n_samples is None else int(n_samples)
+        gen = self._generator(random_state, Ti.device)
+        out = np.empty(int(Ti.shape[0]), dtype=np.int64)
+        for rows, D, _ in _sampled_pairwise_rows(self.emot_, i, j, Ti, Tj, S, gen):
+            if weights is not None:  # the plan's row: density times a_j (a_i scales the row)
+                D = D * weights[1][None, :]
+            out[rows] = torch.argmax(D, dim=1).cpu().numpy()
+        return out
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
@@ -1284,7 +1534,7 @@ def _log(est):
     try:
         plans = {}
         for i, j in est.edges_:
-            P = est.pairwise_plan(i, j)
+            P = est.pairwise_plan(i, j, method="exact")  # beyond the engine: no plans (the log stays cheap)
             plans[(i, j)], plans[(j, i)] = P, P.T
     except MemoryError:
         plans = None
