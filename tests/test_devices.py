@@ -153,3 +153,29 @@ def test_sync_free_sinkhorn_matches_the_checked_one_on_the_device(torch_device, 
     rel = 1e-4 if dtype == torch.float32 else 1e-10
     assert out[True][0] == pytest.approx(out[False][0], rel=rel)
     assert out[True][1] == pytest.approx(out[False][1], rel=rel, abs=1e-6 if dtype == torch.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", ["sinkhorn_greedy", "sinkhorn_accelerated"])
+@pytest.mark.parametrize("graph", ["chain", "circle"])
+def test_sync_free_greedy_and_accelerated_match_the_checked_ones_on_the_device(torch_device, dtype, method, graph):
+    """Sync-free greedy and accelerated loops (the default on a GPU): the checked plan value, errors and blocks,
+    tensors on the same device; one host read per check beyond the solve's fixed setup."""
+    X = _clouds(torch_device, dtype, k=4, dims=(2, 2, 2, 2))
+    C = om.PairwiseCost.from_point_clouds(X, graph=graph)
+    a_s = [torch.full((N,), 1.0 / N, dtype=dtype, device=torch_device) for _ in X]
+    out = {}
+    for sync_free in (False, True):
+        v, log = om.emot_sinkhorn2(a_s, C, 0.5, method=method, numItermax=40, warn=False, log=True, sync_free=sync_free)
+        _same(v, X[0])
+        out[sync_free] = (float(v), log["err"], log["blocks"])
+    rel = 1e-4 if dtype == torch.float32 else 1e-10
+    assert out[True][0] == pytest.approx(out[False][0], rel=rel)
+    assert out[True][1] == pytest.approx(out[False][1], rel=rel, abs=1e-6 if dtype == torch.float32 else 1e-14)
+    assert out[True][2] == out[False][2]
+    reads = []
+    for n_iter in (10, 30):  # 20 more iterations, 2 more checks (check_every=10): 2 more host reads
+        with HostSyncCounter(torch_device) as s:
+            om.emot_sinkhorn2(a_s, C, 0.5, method=method, numItermax=n_iter, stopThr=0.0, warn=False, sync_free=True)
+        reads.append(s.count)
+    assert reads[1] - reads[0] == 2, s.report()
