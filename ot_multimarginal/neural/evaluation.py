@@ -285,54 +285,106 @@ def plan_marginal_kl(pot, a_s):
     return out
 
 
-def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10):
+def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxation="auto", zero_start=True):
     r"""Exact Sinkhorn sweeps on the data from learned potentials, while the dual still rises.
 
-    Sweeps of :func:`~ot_multimarginal.emot_sinkhorn`'s loop (without its plan and log) on the data's engine
-    (``cost.pairwise_cost(X_s)``), warm-started from the potentials
-    ``f_s``: each block update of a sweep,
+    Sweeps of :func:`~ot_multimarginal.emot_sinkhorn`'s cyclic loop (without its plan and log) on the data's
+    engine (``cost.engine(X_s, reg)``, the engine of the exact evaluation: built and stabilised once, its
+    absorbed kernels and messages kept from sweep to sweep), warm-started from the potentials ``f_s``:
+    each block update of a sweep,
 
     .. math::
-        \varphi_i \leftarrow \varphi_i - \varepsilon \log(r_i / a_i),
+        \varphi_i \leftarrow \varphi_i - \omega\,\varepsilon \log(r_i / a_i),
 
     ``r_i`` the i-th marginal of the current plan of mass one (the soft
     c-transform of the other potentials), raises the dual by exactly
-    :math:`\varepsilon\,\mathrm{KL}(a_i\|r_i)`. Runs ``chunk`` sweeps at a
-    time and stops after a chunk that raised the exact dual by at most
-    ``rtol * max(|dual|, reg)``, or after ``max_iter`` sweeps. The returned
-    value is the exact dual of the returned potentials on the data: a
-    certified lower bound of the empirical EMOT (weak duality), as before.
+    :math:`\varepsilon\,\mathrm{KL}(a_i\|r_i)` at :math:`\omega = 1`.
+    ``relaxation='auto'`` (default) over-relaxes the steps (:math:`\omega`
+    from the rate of the first 30 plain sweeps, each relaxed step kept only
+    where it raises the dual by a fraction of the plain step's rise: see
+    :mod:`ot_multimarginal.strategies.cyclic`), which cuts the sweeps several
+    times where Sinkhorn is slow (heavy tails, small reg); ``1.0``: plain
+    sweeps. ``zero_start=True`` (default): the sweeps start from zero
+    potentials instead where their exact dual is the higher (networks that
+    extrapolate badly to the data's rare points, heavy tails: measured on
+    Student t data, chain k = 6, n = 2000, reg 0.1x the median cost, the
+    networks' dual -2075 against 11.5 at zero, 190 over-relaxed sweeps from
+    zero reached 32.472 where 300 from the networks stopped at 32.371; exact
+    32.48); one more log-partition. Every ``chunk`` sweeps the exact dual of the iterate is read
+    (one log-mass, from the messages of the loop's marginal check); the loop
+    stops after a chunk that raised it by at most ``rtol * max(|dual|, reg)``,
+    or after ``max_iter`` sweeps. The returned value is the exact dual of the
+    returned potentials on the data: a certified lower bound of the
+    empirical EMOT (weak duality), as before.
 
-    Returns ``(f_s, value, log_partition, kl, sweeps, gain)``: the refined
+    Returns ``(f_s, value, log_partition, kl, sweeps, gain, start)``: the refined
     potentials (detached), their exact dual and log-partition, the KL of
-    their plan's marginals (:func:`plan_marginal_kl`), the sweeps run and
+    their plan's marginals (:func:`plan_marginal_kl`), the sweeps run,
     the rise of the dual over the last chunk (above ``rtol * max(|dual|, reg)``:
-    the budget ended first).
+    the budget ended first) and the start taken (``'given'`` or ``'zero'``).
     """
-    import warnings
-
-    from ..sinkhorn import solve_detached
+    from ..sinkhorn import solve_potentials
 
     with torch.no_grad():
         engine = cost.engine(X_s, reg)
-        M = cost.pairwise_cost(X_s)
+        a_s = [a.detach() for a in a_s]
         f_s = [f.detach() for f in f_s]
-        value = Potentials(engine, f_s, a_s).dual(once=True)
-        sweeps, gain = 0, float("inf")
-        while sweeps < int(max_iter):
-            n = min(int(chunk), int(max_iter) - sweeps)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pot, _ = solve_detached(a_s, M, reg, "sinkhorn_log", n, 1e-12, warmstart=f_s)
-            sweeps += n
-            new = [p.detach() for p in pot]
-            v_new = Potentials(engine, new, a_s).dual(once=True)
-            gain = float(v_new - value)
-            if gain > 0:  # (a chunk never lowers the dual but in rounding)
-                f_s, value = new, v_new
-            if gain <= rtol * max(abs(float(value)), reg):
-                break
-        pot = Potentials(engine, f_s, a_s)
-        value, log_z = pot.dual(once=True, log_partition=True)
+        value = float(Potentials(engine, f_s, a_s).dual(once=True))
+        start = "given"
+        if zero_start:
+            zeros = [torch.zeros_like(f) for f in f_s]
+            v0 = float(Potentials(engine, zeros, a_s).dual(once=True))
+            if v0 > value:
+                f_s, value, start = zeros, v0, "zero"
+        history = []  # the dual at the loop's checks (every chunk sweeps, from the warm start's)
+        best = {"g": None, "value": value, "last": None}
+
+        def dual_of(g):
+            return float(Potentials.from_scalings(engine, g, a_s).dual())
+
+        def stop_rule(g, err):
+            # the loop's check has just computed the marginals of g: the log-mass reuses its messages
+            v = dual_of(g)
+            history.append(v)
+            best["last"] = g
+            if v > best["value"]:
+                best["g"], best["value"] = list(g), v
+            return len(history) > 1 and v - history[-2] <= rtol * max(abs(v), reg)
+
+        g, info = solve_potentials(
+            engine,
+            a_s,
+            "sinkhorn_log",
+            int(max_iter),
+            1e-300,  # (raised to the dtype's floor: the stop rule decides)
+            warn=False,
+            warmstart=f_s,
+            check_every=int(chunk),
+            relaxation=relaxation,
+            stop_rule=stop_rule,
+        )
+        sweeps = int(info["niter"])
+        if info.get("relaxation", 1.0) != 1.0 and sweeps:
+            # one plain sweep to end (over-relaxed iterates overshoot the marginals; a plain sweep only raises the
+            # dual and leaves them as Sinkhorn's)
+            from ot.backend import get_backend
+
+            from ..strategies._common import block_update
+
+            nx = get_backend(*a_s)
+            g = list(g)
+            for i, a in enumerate(a_s):
+                g[i] = block_update(nx, g[i], torch.log(a), engine.log_marginal(g, i), a > 0)
+            sweeps += 1
+        last = best["last"]
+        if last is None or any(x is not y for x, y in zip(g, last)):  # (sweeps after the last check)
+            stop_rule(g, None)
+        gain = history[-1] - history[-2] if len(history) > 1 else float("inf")
+        if best["g"] is None:  # (no sweep raised the dual, but in rounding): the potentials as given
+            pot = Potentials(engine, f_s, a_s)
+        else:
+            pot = Potentials.from_scalings(engine, best["g"], a_s)
+        f_s = [p.detach() for p in pot]
+        value, log_z = pot.dual(log_partition=True)
         kl = plan_marginal_kl(pot, a_s)
-    return f_s, value, float(log_z), kl, sweeps, gain
+    return f_s, value, float(log_z), kl, sweeps, gain, start

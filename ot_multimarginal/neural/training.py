@@ -220,6 +220,12 @@ class Trainer:
         Periodic checkpoints (:mod:`.checkpoint`).
     reg_m : tuple of k floats, optional
         Unbalanced EMOT: the marginal penalties (:func:`~.objectives.unbalanced_dual`).
+    hand_over : callable or None, optional
+        ``hand_over(trainer) -> bool``, asked after every held-out estimate
+        (a rank's own decision: one process only); ``True`` ends training
+        there with :attr:`handed_over` set (not :attr:`converged`): the
+        caller finishes the job otherwise (the estimator's ``refine`` on the
+        data, when the networks do worse on the data than zero potentials).
     """
 
     def __init__(
@@ -244,6 +250,7 @@ class Trainer:
         parallel=None,
         checkpoint=None,
         reg_m=None,
+        hand_over=None,
     ):
         self.model = model
         self.cost = cost
@@ -268,6 +275,8 @@ class Trainer:
         self.best = None  # (value, step, model state)
         self.stopped_early = False
         self.converged = False
+        self.hand_over = hand_over
+        self.handed_over = False
         self.lr_levels = 1 + int(math.ceil(math.log(1.0 / float(lr_min_factor)) / math.log(LR_DECAY) - 1e-9))
         self._bad_evals = 0
         self.eval_generator = eval_generator if eval_generator is not None else torch.Generator().manual_seed(1)
@@ -493,6 +502,9 @@ class Trainer:
         if self.best is None or value > self.best[0]:
             self.best = (value, self.step_count, copy.deepcopy(self.model.state_dict()))
         self._bad_evals = 0 if improved else self._bad_evals + 1
+        if self.hand_over is not None and self.parallel is None and self.hand_over(self):
+            self.handed_over = True
+            return value, True
         if not self.has_rule or self._bad_evals < self.patience:
             return value, False
         # a plateau: at the smallest rate it is convergence, else a smaller rate from the best potentials
@@ -585,6 +597,7 @@ class Trainer:
             "best": self.best,
             "bad_evals": self._bad_evals,
             "stopped_early": self.stopped_early,
+            "handed_over": self.handed_over,
         }
 
     def load_state_dict(self, state):
@@ -607,3 +620,4 @@ class Trainer:
         self.best = state["best"]
         self._bad_evals = int(state["bad_evals"])
         self.stopped_early = bool(state.get("stopped_early", False))
+        self.handed_over = bool(state.get("handed_over", False))
