@@ -75,6 +75,7 @@ from ..gromov import (
     match_from_plan,
     mgw_sinkhorn,
 )
+from ..marginals._pairwise import Precision, log_matmul
 from ..potentials import Potentials
 from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
@@ -124,8 +125,9 @@ QUERY_METHODS = ("auto", "exact", "sampled")
 # exact-evaluation budget (the one of its pairwise_plan: QUERY_EXACT_FLOPS operations, QUERY_EXACT_ENTRIES entries)
 QUERY_EXACT_FLOPS = 10 * EXACT_FLOPS
 QUERY_EXACT_ENTRIES = 4 * EXACT_ENTRIES
-QUERY_SAMPLES = 64  # default n_samples of method='sampled' (draws of the third point per query point)
-QUERY_CHUNK_ENTRIES = 2**23  # query rows x samples x points of X_j evaluated at once by method='sampled'
+QUERY_SAMPLES = 256  # default n_samples of method='sampled': draws of the third point per block of query points
+QUERY_BLOCK = 64  # query points per block of method='sampled' (close in space: they share the block's draws) ...
+QUERY_MIN_ESS = 0.125  # ... split while a point's effective sample size is below this fraction of n_samples
 
 
 def _map_tensors(x, fn):
@@ -253,22 +255,44 @@ def _edge_cost(cost, u, v, Xu, Xv):
     return None
 
 
+def _spatial_blocks(X, size):
+    """Index tensors of blocks of at most ``size`` rows of ``X``, each compact in space (a k-d tree's leaves:
+    recursive median splits along the coordinate of largest range)."""
+    out, stack = [], [torch.arange(int(X.shape[0]), device=X.device)]
+    while stack:
+        idx = stack.pop()
+        if idx.shape[0] <= size:
+            out.append(idx)
+            continue
+        P = X[idx]
+        dim = int(torch.argmax(P.max(0).values - P.min(0).values))
+        order = torch.argsort(P[:, dim])
+        h = idx.shape[0] // 2
+        stack += [idx[order[h:]], idx[order[:h]]]
+    return out[::-1]
+
+
 def _sampled_pairwise_rows(emot, i, j, Ti, Tj, n_samples, generator, std=False):
     r"""The sampled estimate of the density of the pairwise plan ``(i, j)`` at query points (k = 3), by row blocks.
 
     With :math:`l` the third marginal and :math:`g_l = \varphi_l/\varepsilon + \log a_l` on its training cloud,
 
     .. math::
-        D(x, y) = e^{(\varphi_i(x) + \varphi_j(y) - c_{ij}(x, y))/\varepsilon - \Lambda}
-        \sum_l e^{g_l - (c_{il}(x, z_l) + c_{jl}(y, z_l))/\varepsilon}
-        = e^{\dots + Z(x)}\, E_{z \sim q_x}\big[e^{-c_{jl}(y, z)/\varepsilon}\big],
+        D(x, y) = e^{(\varphi_i(x) + \varphi_j(y) - c_{ij}(x, y))/\varepsilon - \Lambda + Z(x)}
+        \, E_{z \sim q_x}\big[e^{-c_{jl}(y, z)/\varepsilon}\big],
+        \qquad q_x(z) = e^{g_l(z) - c_{il}(x, z)/\varepsilon - Z(x)},
 
-    :math:`q_x(z_l) \propto e^{g_l - c_{il}(x, z_l)/\varepsilon}`, :math:`Z(x) = \log\sum_l e^{g_l -
-    c_{il}(x, z_l)/\varepsilon}` (both exact: one row of ``n_l`` entries per query point). The expectation is
-    estimated by ``n_samples`` i.i.d. draws from :math:`q_x` per query point ``x`` (importance sampling from the
-    conditional law of the third point given :math:`x` under the networks' plan), unbiased; its standard error
-    is the draws' sample standard deviation over :math:`\sqrt{S}`. Yields ``(rows, D, se)`` per block of
-    query rows (``se`` ``None`` unless ``std``).
+    :math:`Z(x)` the exact normaliser (one row of ``n_l`` entries per query point). The query points are cut
+    into blocks of :data:`QUERY_BLOCK` points close in space (:func:`_spatial_blocks`); each block draws
+    ``n_samples`` i.i.d. points :math:`z_t` from the mixture :math:`\bar q = \frac1{|B|}\sum_{x \in B} q_x` of its
+    points' conditionals and estimates, for every :math:`x` of the block,
+    :math:`\frac1S\sum_t \frac{q_x(z_t)}{\bar q(z_t)} e^{-c_{jl}(y, z_t)/\varepsilon}`: unbiased (importance
+    sampling; the weights are at most :math:`|B|`), one ``(S, m_j)`` exponential and one ``(|B|, S) @ (S, m_j)``
+    product per block. A block where some point's effective sample size
+    :math:`(\sum_t w_t)^2/\sum_t w_t^2` is below :data:`QUERY_MIN_ESS` times ``S`` (a point whose conditional the
+    others' do not cover) is split in two and drawn again (a block of one point draws from its own conditional).
+    The standard error is the sample standard deviation of the weighted draws over :math:`\sqrt S`.
+    Yields ``(rows, D, se)`` per block (``rows``: the block's indices; ``se`` ``None`` unless ``std``).
     """
     k = len(emot.potentials_)
     (l,) = [v for v in range(k) if v not in (i, j)]
@@ -276,36 +300,42 @@ def _sampled_pairwise_rows(emot, i, j, Ti, Tj, n_samples, generator, std=False):
     dt = Ti.dtype
     Xl, wl = emot.X_fit_[l].to(dt), emot.a_fit_[l].to(dt)
     S = int(n_samples)
+    nx, prec = get_backend(Ti), Precision(Ti)
+    jl = any(tuple(e) in ((j, l), (l, j)) for e in cost.edges)
     with torch.no_grad():
         gl = emot._potentials_on_single(l, Xl) / eps + torch.log(wl)
         fi = emot._potentials_on_single(i, Ti) / eps
         fj = emot._potentials_on_single(j, Tj) / eps - float(emot.log_partition_)
-        m_i, m_j = int(Ti.shape[0]), int(Tj.shape[0])
-        step = max(1, min(m_i, QUERY_CHUNK_ENTRIES // max(1, S * m_j)))
-        for r0 in range(0, m_i, step):
-            rows = slice(r0, min(m_i, r0 + step))
+        blocks = _spatial_blocks(Ti, QUERY_BLOCK)[::-1]
+        while blocks:
+            rows = blocks.pop()
             X = Ti[rows]
             C_il = _edge_cost(cost, i, l, X, Xl)
             U = gl[None, :].expand(X.shape[0], -1) if C_il is None else gl[None, :] - C_il / eps
             Z = torch.logsumexp(U, dim=1)
+            rest = fi[rows, None] + fj[None, :] + Z[:, None]
             C_ij = _edge_cost(cost, i, j, X, Tj)
-            L = fi[rows, None] + fj[None, :] + Z[:, None]
             if C_ij is not None:
-                L = L - C_ij / eps
+                rest = rest - C_ij / eps
             se = None
-            if any(tuple(e) in ((j, l), (l, j)) for e in cost.edges):
-                q = torch.softmax(U, dim=1)
-                idx = torch.multinomial(
-                    q.cpu() if q.device.type != "cpu" else q, S, replacement=True, generator=generator
-                )
-                Zs = Xl[idx.reshape(-1)]  # (rows * S, d_l): the draws of each query row, row after row
-                V = -_edge_cost(cost, j, l, Tj, Zs).reshape(m_j, -1, S) / eps  # (m_j, rows, S)
-                m1 = torch.logsumexp(V, dim=2) - np.log(S)  # log of the mean of the draws
-                L = L + m1.T
-                if std:  # relative standard error of the mean of the draws (sample variance, S - 1 dof)
-                    m2 = torch.logsumexp(2.0 * V, dim=2) - np.log(S)
-                    rel = torch.clamp(torch.exp(m2 - 2.0 * m1) - 1.0, min=0.0) * (S / max(S - 1, 1))
-                    se = torch.sqrt(rel / S).T
+            if not jl:  # no edge j-l: the sum over the third cloud is exp(Z(x)) itself
+                L = rest
+            else:
+                logq = U - Z[:, None]  # the block's conditionals q_x (rows)
+                mix = torch.logsumexp(logq, dim=0) - np.log(X.shape[0])  # their mixture
+                t = torch.multinomial(torch.exp(mix - mix.max()), S, replacement=True, generator=generator)
+                logw = logq[:, t] - mix[t][None, :] - np.log(S)  # (|B|, S): weights q_x / q-bar, over S
+                ess = torch.exp(2.0 * torch.logsumexp(logw, 1) - torch.logsumexp(2.0 * logw, 1))
+                if X.shape[0] > 1 and float(ess.min()) < QUERY_MIN_ESS * S:
+                    # a point of the block far from the others' conditionals: split the block, draw again
+                    blocks += [rows[b] for b in _spatial_blocks(X, (X.shape[0] + 1) // 2)[::-1]]
+                    continue
+                V = -_edge_cost(cost, l, j, Xl[t], Tj) / eps  # (S, m_j)
+                L = rest + log_matmul(nx, logw, V, prec, addend=rest)
+                if std:  # relative variance of the mean of the weighted draws (S - 1 degrees of freedom)
+                    m2 = log_matmul(nx, 2.0 * logw + np.log(S), 2.0 * V, prec, addend=2.0 * rest)
+                    rel = torch.clamp(torch.exp(m2 + 2.0 * rest - 2.0 * L) - 1.0, min=0.0) / max(S - 1, 1)
+                    se = torch.sqrt(torch.where(torch.isfinite(L) & torch.isfinite(rel), rel, torch.zeros_like(rel)))
             D = _exp_of_query(L, "pairwise_plan", "query pairs")
             yield rows, D, (None if not std else (D * se if se is not None else torch.zeros_like(D)))
 
@@ -1233,20 +1263,25 @@ class NeuralMGW(ParamsMixin):
         ``method='exact'`` does that sum over the whole training cloud
         (:meth:`NeuralEMOT.pairwise_plan <ot_multimarginal.neural.NeuralEMOT.pairwise_plan>`: :math:`m_i m_j n_l`
         operations; a ``MemoryError`` beyond its budget). ``method='sampled'``
-        (k = 3 only) estimates it by importance sampling: for each query
-        point :math:`x`, ``n_samples`` draws :math:`z` from the conditional law
-        of the third point given :math:`x`,
-        :math:`q_x(z) \propto a_l(z) e^{(\varphi_l(z) - c_{il}(x, z))/\varepsilon}`,
-        whose normaliser is computed exactly, and the mean of
-        :math:`e^{-c_{jl}(y, z)/\varepsilon}` over the draws: an unbiased
-        estimate of :math:`D(x, y)` in :math:`m_i (n_l + S m_j)` operations
-        and memory bounded by blocks of query rows (so it runs at any n);
-        ``return_std=True`` gives its standard error per entry (the draws'
-        sample standard deviation over :math:`\sqrt S`; it shrinks like
-        :math:`1/\sqrt S`). ``method='auto'`` (default): ``'exact'`` where the
-        exact sum fits the budget of NeuralEMOT's exact evaluation
-        (:data:`QUERY_EXACT_FLOPS` = 2e11 operations and
-        :data:`QUERY_EXACT_ENTRIES` = 4e8 entries as counted by
+        (k = 3 only) estimates it by importance sampling from the conditional
+        law of the third point given :math:`x`,
+        :math:`q_x(z) \propto a_l(z) e^{(\varphi_l(z) - c_{il}(x, z))/\varepsilon}`
+        (its normaliser computed exactly): blocks of up to 64 query points
+        close in space share ``n_samples`` draws from the mixture of their
+        conditionals, each point weighting them by :math:`q_x / \bar q`
+        (blocks are split until every point's effective sample size is at
+        least ``n_samples / 8``), and :math:`D(x, y)` is estimated by the
+        weighted mean of :math:`e^{-c_{jl}(y, z)/\varepsilon}`: unbiased, in
+        about :math:`m_i n_l + (m_i / 64) S m_j` exponentials and a
+        :math:`m_i S m_j` matrix product, memory bounded by the block (it
+        runs at any n). ``return_std=True`` gives the standard error of each
+        entry (the weighted draws' sample standard deviation over
+        :math:`\sqrt S`; it shrinks like :math:`1/\sqrt S`, and where the draws
+        miss a rare heavy term it is underestimated with the entry). Near-ties
+        may then be ordered otherwise than by the exact sum. ``method='auto'``
+        (default): ``'exact'`` where the exact sum fits the budget of
+        NeuralEMOT's exact evaluation (:data:`QUERY_EXACT_FLOPS` = 2e11
+        operations and :data:`QUERY_EXACT_ENTRIES` = 4e8 entries as counted by
         :func:`~ot_multimarginal.neural.evaluation.exact_work`: k = 3 complete
         graph, about :math:`\max(m_i, m_j, n_l) \le 5800`), else ``'sampled'``
         (k = 3; for k > 3 ``'exact'``).
@@ -1267,8 +1302,8 @@ class NeuralMGW(ParamsMixin):
             the exact engine) unless ``method='sampled'``; beyond the engine
             (``plan_`` is ``None``) ``'auto'`` samples.
         n_samples : int, optional
-            Draws of the third point per query point for ``'sampled'``
-            (default :data:`QUERY_SAMPLES` = 64).
+            Draws of the third point per block of query points for
+            ``'sampled'`` (default :data:`QUERY_SAMPLES` = 256).
         random_state : int, optional
             Seed of the draws (default 0: the same answer on every call).
         return_std : bool, optional
@@ -1313,9 +1348,12 @@ class NeuralMGW(ParamsMixin):
         else:
             S = QUERY_SAMPLES if n_samples is None else int(n_samples)
             gen = self._generator(random_state, Ti.device)
-            blocks = list(_sampled_pairwise_rows(self.emot_, i, j, Ti, Tj, S, gen, std=return_std))
-            D = torch.cat([b[1] for b in blocks], dim=0)
-            se = torch.cat([b[2] for b in blocks], dim=0) if return_std else None
+            D = torch.empty((int(Ti.shape[0]), int(Tj.shape[0])), dtype=Ti.dtype, device=Ti.device)
+            se = torch.empty_like(D) if return_std else None
+            for rows, Db, sb in _sampled_pairwise_rows(self.emot_, i, j, Ti, Tj, S, gen, std=return_std):
+                D[rows] = Db
+                if return_std:
+                    se[rows] = sb
             if weights is not None:  # the plan: density times a_i a_j^T, normalised to mass one
                 P = D * weights[0][:, None] * weights[1][None, :]
                 mass = P.sum()
@@ -1380,7 +1418,7 @@ class NeuralMGW(ParamsMixin):
         for rows, D, _ in _sampled_pairwise_rows(self.emot_, i, j, Ti, Tj, S, gen):
             if weights is not None:  # the plan's row: density times a_j (a_i scales the row)
                 D = D * weights[1][None, :]
-            out[rows] = torch.argmax(D, dim=1).cpu().numpy()
+            out[rows.cpu().numpy()] = torch.argmax(D, dim=1).cpu().numpy()
         return out
 
     # ---- persistence ---------------------------------------------------------------------------
