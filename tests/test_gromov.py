@@ -675,4 +675,4 @@ def test_run_starts_merge_stops_a_start_at_a_fixed_point_already_reached():
     steps_full, steps_merged = dict((a, c) for a, _, c in s_full), dict((a, c) for a, _, c in s_merged)
     assert full.best["obj"] == pytest.approx(dict((a, b) for a, b, _ in s_full)["zero"], rel=1e-9)  # same point
     assert steps_merged["zero"] < steps_full["zero"] and steps_merged["true"] == steps_full["true"]
-    assert merged.name == "true" and merged.best["obj"] == pytest.approx(full.best["obj"], rel=1e-12)
+    assert merged.name == "true" and merged.best["obj"] == pytest.approx(full.best["obj"], rel=1e-9)
