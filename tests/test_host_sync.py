@@ -126,7 +126,7 @@ def test_run_reads_the_host_once_per_check(graph, k):
     tr = _trainer(graph, k, "cpu")
     tr.eval_every, tr.n_iter = 4, 12  # from step 1 (the fit)
     counter = HostSyncCounter()
-    checks = {"evaluate": 0, "sync": 0}
+    checks = {"evaluate": 0, "sync": 0, "hand_over": 0}
 
     def outside(name, f):  # a check counts once, whatever it does inside
         def wrapped(*a, **kw):
@@ -138,10 +138,13 @@ def test_run_reads_the_host_once_per_check(graph, k):
 
     tr.evaluate = outside("evaluate", tr.evaluate)
     tr.sync = outside("sync", tr.sync)
+    if tr.hand_over is not None:  # emot_neural's hand-over test, asked after each held-out estimate: part of it
+        tr.hand_over = outside("hand_over", tr.hand_over)
     with counter:
         tr.run()
     assert counter.count == 0, counter.report()
     assert checks["evaluate"] == 3  # steps 4, 8, 12
+    assert checks["hand_over"] <= checks["evaluate"]
     assert checks["sync"] <= 3 + 1  # once per check, and at the end (a no-op then)
 
 
