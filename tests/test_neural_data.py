@@ -365,3 +365,47 @@ def test_thread_policy_restores_the_callers_threads_also_on_errors():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)
+
+
+def _outlier_clouds(offset):
+    rng = np.random.RandomState(7)
+    X = [rng.randn(100, 2) for _ in range(3)]
+    X[1][0] = offset  # one point far out: the networks extrapolate badly to it
+    return X
+
+
+def test_training_hands_over_to_refine_when_the_networks_do_worse_on_the_data_than_zero_potentials():
+    """An outlier the batches rarely hold: training stops early and refine finishes; oracle: exact Sinkhorn."""
+    X = _outlier_clouds(60.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (slow here: the dual of any potentials is a lower bound)
+        _, log = om.empirical_emot_sinkhorn2(X, 0.5, graph="chain", stopThr=1e-9, numItermax=2000, log=True)
+    lower = float(log["potentials"].dual())  # a certified lower bound of the exact value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the refine converged: no budget warning
+        est = NeuralEMOT(0.5, graph="chain", random_state=0).fit(X)
+    # stopped before the stopping rule could conclude (a plateau at each of 3 rates: 300 steps at least)
+    assert est.handed_over_ and not est.converged_ and est.n_iter_ < est.trainer_.min_steps
+    assert est.refine_sweeps_ > 0 and est.value_networks_ < lower - 5e-3 * abs(lower)
+    assert lower - 5e-3 * abs(lower) <= est.value_ <= lower + 1e-4 * abs(lower)
+    # well-behaved clouds: the networks beat zero potentials on the data, training runs its course
+    good = NeuralEMOT(0.5, graph="chain", random_state=0, max_iter=150, warn=False).fit(_gauss(n=100))
+    assert not good.handed_over_ and good.n_iter_ == 150
+
+
+def test_refine_starts_from_zero_potentials_where_their_exact_dual_is_higher():
+    from ot_multimarginal.neural.evaluation import refine_on_data
+
+    X = [torch.from_numpy(A) for A in _gauss(n=60, seed=3)]
+    a = [torch.full((60,), 1.0 / 60, dtype=torch.float64) for _ in X]
+    cost = PointCloudCost(3, "chain")
+    engine = cost.engine(X, 0.5)
+    ref = float(om.empirical_emot_sinkhorn2(X, 0.5, graph="chain", stopThr=1e-11, numItermax=20000))
+    bad = [100.0 * torch.sin(10 * A[:, 0]) for A in X]  # far worse than zero potentials
+    for f0, start in ((bad, "zero"), ([torch.zeros(60, dtype=torch.float64)] * 3, "given")):
+        f, value, _, kl, sweeps, _, taken = refine_on_data(cost, X, f0, a, 0.5, 1e-6, 300)
+        assert taken == start and sweeps > 0
+        assert float(om.Potentials(engine, f, a).dual()) == pytest.approx(float(value), rel=1e-12)
+        assert ref - 1e-4 * abs(ref) <= float(value) <= ref + 1e-7 * abs(ref)
+    _, _, _, _, _, _, taken = refine_on_data(cost, X, bad, a, 0.5, 1e-6, 300, zero_start=False)
+    assert taken == "given"
