@@ -262,6 +262,7 @@ def test_refine_survives_save_and_load(tmp_path):
     est.save(tmp_path / "e.pt")
     back = NeuralEMOT.load(tmp_path / "e.pt")
     assert back.refine_sweeps_ == est.refine_sweeps_ and back.value_networks_ == est.value_networks_
+    assert back.refine_start_ == est.refine_start_ in ("given", "zero") and back.handed_over_ == est.handed_over_
     for f, g in zip(est.data_potentials(), back.data_potentials()):
         assert np.allclose(f, g, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="refine"):
