@@ -286,9 +286,11 @@ def emot_approx(
         Threads of the loop's matrix products (see
         :func:`~ot_multimarginal.emot_sinkhorn`).
     **kwargs
-        Options of the loop: ``relaxation`` and ``check_every`` for
-        ``'sinkhorn_log'``, ``L`` and ``print_every`` for
-        ``'sinkhorn_accelerated'``, ``print_every`` for ``'sinkhorn_greedy'``.
+        Options of the loop: ``relaxation``, ``check_every`` and
+        ``sync_free`` for ``'sinkhorn_log'``; ``L``, ``print_every``,
+        ``check_every`` and ``sync_free`` for ``'sinkhorn_accelerated'``;
+        ``print_every``, ``check_every`` and ``sync_free`` for
+        ``'sinkhorn_greedy'`` (see :func:`~ot_multimarginal.emot_sinkhorn`).
         Anything else (``reg`` included) raises ``TypeError``.
 
     Returns
