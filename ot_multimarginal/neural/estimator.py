@@ -676,14 +676,26 @@ class NeuralEMOT(ParamsMixin):
         self.a_fit_ = weights
         self.seed_ = seed
         t_eval = time.perf_counter()
+        # the data's engine, shared by the exact evaluation and refine (built and stabilised once)
+        # (not one kept from training: cost.engine rebinds one template per shape, a batch's too when b = n)
+        engine = None
+        if self._hand_over_rule(cost, data, weights, reg, sizes, parallel) is not None:
+            engine = cost.engine(data, reg)
         value, se, method, log_z, kl, kl_se = self._evaluate(
-            data, weights, torch.Generator().manual_seed(derive_seed(seed, "final")), marginal_kl=True
+            data, weights, torch.Generator().manual_seed(derive_seed(seed, "final")), marginal_kl=True, engine=engine
         )
         if self._should_refine(method, value, kl, reg, cost):
             flops = max(1.0, exact_work(cost, sizes)[0])
             f_s = self._potentials_on(data)
             f_new, v_new, _, kl, self.refine_sweeps_, gain, self.refine_start_ = refine_on_data(
-                cost, data, f_s, weights, reg, REFINE_TARGET, max(10, min(REFINE_MAX_SWEEPS, int(REFINE_FLOPS / flops)))
+                cost,
+                data,
+                f_s,
+                weights,
+                reg,
+                REFINE_TARGET,
+                max(10, min(REFINE_MAX_SWEEPS, int(REFINE_FLOPS / flops))),
+                engine=engine,
             )
             self.value_networks_ = _like_input(value, ref, self._is_numpy)
             self.data_refinement_ = [(g - f).detach() for f, g in zip(f_s, f_new)]
@@ -805,7 +817,7 @@ class NeuralEMOT(ParamsMixin):
             if state["spent"] > HAND_OVER_TIME * (t0 - state["start"]):
                 return False
             with torch.no_grad():
-                engine = cost.engine(data, reg)
+                engine = cost.engine(data, reg)  # (rebound each time: batches of n points share its template)
                 if state["zero"] is None:
                     zeros = [torch.zeros_like(w) for w in weights]
                     state["zero"] = float(Potentials(engine, zeros, weights).dual(once=True))
@@ -897,7 +909,7 @@ class NeuralEMOT(ParamsMixin):
             X = X - shift.to(X.dtype if X.dtype.is_floating_point else torch.float64)
         return X.to(dtype)
 
-    def _evaluate(self, data, weights, generator, marginal_kl=False):
+    def _evaluate(self, data, weights, generator, marginal_kl=False, engine=None):
         f_s = self._potentials_on(data, grad=any(X.requires_grad for X in data))
         reg_m = self._reg_m(len(data))
         value, se, method, log_z, *kl = evaluate_dual(
@@ -912,6 +924,7 @@ class NeuralEMOT(ParamsMixin):
             generator,
             reg_m=reg_m,
             marginal_kl=marginal_kl,
+            engine=engine,
         )
         return (value, se, method, (log_z if reg_m is None else 0.0)) + tuple(kl)  # unbalanced: own mass
 

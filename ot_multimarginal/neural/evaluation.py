@@ -207,6 +207,7 @@ def evaluate_dual(
     max_entries=EXACT_ENTRIES,
     reg_m=None,
     marginal_kl=False,
+    engine=None,
 ):
     r"""The dual of the potentials on the data: ``(value, standard_error, method, log_partition)``.
 
@@ -219,12 +220,13 @@ def evaluate_dual(
     evaluation, else ``None``, and a sixth, its standard errors: zeros for the
     exact evaluation; for a balanced Monte-Carlo one with a pairwise cost, the
     held-out batches' estimate of :func:`monte_carlo_dual` (else ``None`` and ``None``).
+    ``engine``: the data's engine (``cost.engine(X_s, reg)``) where the caller has it already.
     """
     sizes = [int(X.shape[0]) for X in X_s]
     if method == "auto":
         method = "exact" if exact_is_affordable(cost, sizes, max_flops, max_entries) else "mc"
     if method == "exact":
-        pot = Potentials(cost.engine(X_s, reg), f_s, a_s)
+        pot = Potentials(cost.engine(X_s, reg) if engine is None else engine, f_s, a_s)
         if reg_m is None:
             value, log_z = pot.dual(once=True, log_partition=True)
         else:
@@ -285,7 +287,7 @@ def plan_marginal_kl(pot, a_s):
     return out
 
 
-def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxation="auto", zero_start=True):
+def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxation="auto", zero_start=True, engine=None):
     r"""Exact Sinkhorn sweeps on the data from learned potentials, while the dual still rises.
 
     Sweeps of :func:`~ot_multimarginal.emot_sinkhorn`'s cyclic loop (without its plan and log) on the data's
@@ -310,7 +312,8 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxatio
     Student t data, chain k = 6, n = 2000, reg 0.1x the median cost, the
     networks' dual -2075 against 11.5 at zero, 190 over-relaxed sweeps from
     zero reached 32.472 where 300 from the networks stopped at 32.371; exact
-    32.48); one more log-partition. Every ``chunk`` sweeps the exact dual of the iterate is read
+    32.48); one more log-partition. ``engine``: the data's engine where the caller has it already (its
+    stabilised kernels are kept). Every ``chunk`` sweeps the exact dual of the iterate is read
     (one log-mass, from the messages of the loop's marginal check); the loop
     stops after a chunk that raised it by at most ``rtol * max(|dual|, reg)``,
     or after ``max_iter`` sweeps. The returned value is the exact dual of the
@@ -326,7 +329,7 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxatio
     from ..sinkhorn import solve_potentials
 
     with torch.no_grad():
-        engine = cost.engine(X_s, reg)
+        engine = cost.engine(X_s, reg) if engine is None else engine
         a_s = [a.detach() for a in a_s]
         f_s = [f.detach() for f in f_s]
         value = float(Potentials(engine, f_s, a_s).dual(once=True))
