@@ -3,7 +3,8 @@
 
 Problem: isometric copies -- one 2-D cloud N(0, I) embedded in 2-D, 3-D and 5-D by random orthogonal maps
 and translations, rows permuted -- on the complete graph, reg = 0.1, ``init='zero'`` (the alternation
-itself, without the start screening), one BLAS/torch thread.
+itself, without the start screening) and the default ``init='auto'`` (the start screening: the product-plan
+start and one principal-axes start whose signs are picked on two-cloud problems), one BLAS/torch thread.
 
 Three parts, each run with the skip on and off (``OT_MULTIMARGINAL_NO_SKIP=1``: the exact log-domain
 products everywhere, the code before this change) in the same run:
@@ -15,9 +16,11 @@ products everywhere, the code before this change) in the same run:
    of ``n x n`` matrices a sweep) against a plain float64 matrix product of the same shape measured in
    the same run: the fraction of the machine's matmul rate that the sweep reaches.
 
-Usage: ``python bench/bench_mgw_speed.py [--sizes 100 300 1000] [--baseline-max 300] [--auto-max 100] [--render]``
+Usage: ``python bench/bench_mgw_speed.py [--sizes 100 300 1000] [--baseline-max 300] [--auto-max 300] [--render]``
 (the skip-off baselines are off by default; float32 rows up to ``--float32-max`` (300), ``init='auto'`` rows
-(the start screening) up to ``--auto-max`` (100), inner-solve and sweep rows up to ``--inner-max`` (300)).
+(the start screening, float64 and float32) up to ``--auto-max`` (300), inner-solve and sweep rows up to
+``--inner-max`` (300)). Each public row also gives the Newton (or sweep) iterations of every inner solve of the
+call, all starts together, and the matching accuracy (worst edge).
 ``--sizes 300 1000`` runs in a few minutes on one thread.
 """
 # License: MIT License
@@ -77,11 +80,42 @@ def matmul_gflops(n, reps=5):
     return 2.0 * n**3 / best / 1e9, best
 
 
+@contextmanager
+def count_inner():
+    """Count the iterations of every inner solve (all starts, the screening's two-cloud problems included)."""
+    from ot_multimarginal import _gw_alternation as ga
+
+    total = [0, 0]
+    orig = ga.SinkhornInner.solve
+
+    def solve(self, *args, **kwargs):
+        out = orig(self, *args, **kwargs)
+        total[0] += int(self.last_log.get("niter", 0))
+        total[1] += 1
+        return out
+
+    ga.SinkhornInner.solve = solve
+    try:
+        yield total
+    finally:
+        ga.SinkhornInner.solve = orig
+
+
+def accuracy(lg, perms):
+    """Worst edge's share of points whose most likely partner is the true one."""
+    import ot_multimarginal as om
+
+    inv = [np.argsort(p) for p in perms]
+    return min(
+        float(np.mean(om.match_from_plan(lg["pairwise_plans"][(i, j)]) == inv[j][perms[i]])) for i, j in lg["edges"]
+    )
+
+
 def run_public(n, dtype, on, init="zero"):
     import ot_multimarginal as om
 
-    Xs, _ = copies(n, dtype=dtype)
-    with skip(on):
+    Xs, perms = copies(n, dtype=dtype)
+    with skip(on), count_inner() as total:
         t = time.perf_counter()
         val, lg = om.mgw_sinkhorn2(Xs, REG, init=init, log=True, warn=False)
         dt = time.perf_counter() - t
@@ -96,6 +130,10 @@ def run_public(n, dtype, on, init="zero"):
         time_s=dt,
         outer=int(lg["niter"]),
         inner=[int(v) for v in inner] if inner is not None else None,
+        inner_all=total[0],
+        solves_all=total[1],
+        kept=lg["init"],
+        accuracy=accuracy(lg, perms),
         converged=bool(lg["converged"]),
         value=float(val),
     )
@@ -174,7 +212,10 @@ def render(results):
             "time (s)",
             "vs. skip off",
             "outer steps",
-            "inner iterations",
+            "inner iterations (start kept)",
+            "inner iterations, all starts (solves)",
+            "start kept",
+            "accuracy",
             "converged",
             "value",
         ],
@@ -190,12 +231,15 @@ def render(results):
                 else "",
                 r["outer"],
                 " ".join(str(v) for v in r["inner"] or []),
+                "%s (%s)" % (r["inner_all"], r["solves_all"]) if "inner_all" in r else "",
+                r.get("kept", ""),
+                "%.3f" % r["accuracy"] if "accuracy" in r else "",
                 "yes" if r["converged"] else "no",
                 "%.10f" % r["value"],
             ]
             for r in pub
         ],
-        align="rlllrrrlll",
+        align="rlllrrrlrllll",
     )
     inner = [r for r in rows if r["part"] == "inner_newton"]
     t2 = md_table(
@@ -228,7 +272,8 @@ def render(results):
         "Multimarginal GW speed at k = 3 (issue #22)",
         [
             "Isometric copies (one 2-D Gaussian cloud in 2-D, 3-D and 5-D by random orthogonal maps and "
-            "translations, rows permuted), complete graph, reg = 0.1, `init='zero'`, one BLAS thread, on the "
+            "translations, rows permuted), complete graph, reg = 0.1, `init='zero'` and the default `init='auto'`, "
+            "one BLAS thread, on the "
             "shared 2-core machine (load average %.2f %.2f %.2f during the run: other sessions were running, "
             "so absolute times are noisy; the on/off ratios come from the same run). *skip off* is "
             "`OT_MULTIMARGINAL_NO_SKIP=1`: every underflowed entry of the log-domain products recomputed, "
@@ -242,7 +287,9 @@ def render(results):
             t3,
         ],
         source="`python bench/bench_mgw_speed.py %s` (%s)" % (results["argv"], results["date"]),
-        figures=[(NAME + ".png", "time of mgw_sinkhorn2 against n, skip on and off")] if results.get("png") else (),
+        figures=[(NAME + ".png", "time of mgw_sinkhorn2 against n, init='zero' and 'auto'")]
+        if results.get("png")
+        else (),
     )
 
 
@@ -254,21 +301,27 @@ def plot(results):
         return False
     fig, ax = plt.subplots(figsize=(5, 3.5))
     pub = [r for r in results["rows"] if r["part"] == "public"]
-    for dt in ("float64", "float32"):
-        for on in (True, False):
-            pts = sorted(
-                (r["n"], r["time_s"])
-                for r in pub
-                if r["dtype"] == dt and r["skip"] == on and r.get("init", "zero") == "zero"
-            )
-            if pts:
-                x, y = zip(*pts)
-                ax.plot(x, y, "o-" if on else "s--", label="%s, skip %s" % (dt, "on" if on else "off"))
+    for init in ("zero", "auto"):
+        for dt in ("float64", "float32"):
+            for on in (True, False):
+                pts = sorted(
+                    (r["n"], r["time_s"])
+                    for r in pub
+                    if r["dtype"] == dt and r["skip"] == on and r.get("init", "zero") == init
+                )
+                if pts:
+                    x, y = zip(*pts)
+                    ax.plot(
+                        x,
+                        y,
+                        ("o-" if on else "s--") if init == "zero" else "^:",
+                        label="init=%s, %s%s" % (init, dt, "" if on else ", skip off"),
+                    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("n (points per cloud)")
     ax.set_ylabel("mgw_sinkhorn2 time (s)")
-    ax.set_title("k = 3 complete, reg = 0.1, init='zero'")
+    ax.set_title("k = 3 complete, reg = 0.1")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(RESULTS, NAME + ".png"), dpi=110)
@@ -282,7 +335,7 @@ def main():
     ap.add_argument("--public-baseline-max", type=int, default=0, help="largest n of the public call's baseline")
     ap.add_argument("--float32-baseline-max", type=int, default=0)
     ap.add_argument("--float32-max", type=int, default=300, help="largest n of the float32 rows")
-    ap.add_argument("--auto-max", type=int, default=100, help="largest n of the init='auto' (start screening) rows")
+    ap.add_argument("--auto-max", type=int, default=300, help="largest n of the init='auto' (start screening) rows")
     ap.add_argument("--inner-max", type=int, default=300, help="largest n of the inner-solve and sweep rows")
     ap.add_argument("--render", action="store_true", help="rewrite the report from the saved JSON")
     args = ap.parse_args()
@@ -316,10 +369,16 @@ def main():
                         % (n, r["dtype"], on, r["time_s"], r["outer"], r["inner"], r["value"]),
                         flush=True,
                     )
-            if n <= args.auto_max:
-                r = run_public(n, np.float64, True, init="auto")
+            for dtype in (np.float64, np.float32) if n <= min(args.auto_max, args.float32_max) else (np.float64,):
+                if n > args.auto_max:
+                    break
+                r = run_public(n, dtype, True, init="auto")
                 rows.append(r)
-                print("public n=%5d auto: %8.2f s  starts %d  value %.10f" % (n, r["time_s"], r["starts"], r["value"]))
+                print(
+                    "public n=%5d %-7s auto: %8.2f s  starts %d  kept %s  inner (all) %d  value %.10f  accuracy %.3f"
+                    % (n, r["dtype"], r["time_s"], r["starts"], r["kept"], r["inner_all"], r["value"], r["accuracy"]),
+                    flush=True,
+                )
             if n > args.inner_max:
                 continue
             for on in (True, False) if n <= args.baseline_max else (True,):
