@@ -120,6 +120,9 @@ POLISH_OUTER = 100  # outer steps of the exact finish
 POLISH_MAX_ITER = {"sinkhorn_newton": 200, "sinkhorn_log": 1000}
 POLISH_FLOPS = 3e11  # beyond Newton's range, the finishing solve's work budget (minutes on two cores) ...
 POLISH_MIN_SWEEPS = 50  # ... and the fewest sweeps worth running (else no finish by default)
+# a finish from the learned A that ends above the screening's objective by more than this (relative; both stop at
+# POLISH_STOP, so less is the same stationary point) is followed by a finish from the screened A
+POLISH_WORSE = 1e-6
 QUERY_METHODS = ("auto", "exact", "sampled")
 # method='auto' of the queries: the exact sum where the engine on (query points, other clouds) fits NeuralEMOT's
 # exact-evaluation budget (the one of its pairwise_plan: QUERY_EXACT_FLOPS operations, QUERY_EXACT_ENTRIES entries)
@@ -401,10 +404,12 @@ class NeuralMGW(ParamsMixin):
     steps against 5), and its results are returned in the training dtype.
     Where the screening ran :func:`~ot_multimarginal.mgw_sinkhorn` on all the
     points (up to 1500 in all), its objective is the bar: a finish from the
-    learned :math:`A_{ij}` that ends above it (a worse stationary point) is
+    learned :math:`A_{ij}` that ends above it by more than 1e-6 relative (a
+    worse stationary point; less is the tolerance of both) is
     followed by a finish from the screened :math:`A_{ij}` (already converged:
     a few exact steps), and the lower objective is returned
-    (``polish_history_``), so the value is never above the screening's.
+    (``polish_history_``), so the value is never above the screening's by
+    more than that.
 
     Parameters
     ----------
@@ -1059,7 +1064,7 @@ class NeuralMGW(ParamsMixin):
                     candidates={"learned": b["obj"]},
                     screen_objective=None if screen is None else screen["obj"],
                 )
-                if screen is not None and not one and b["obj"] > screen["obj"] + 1e-9 * abs(screen["obj"]):
+                if screen is not None and not one and b["obj"] > screen["obj"] + POLISH_WORSE * abs(screen["obj"]):
                     # the learned start ended in a worse stationary point than the screening's (mgw_sinkhorn on
                     # all the points, already run): finish from that one too, keep the lower objective
                     alt2 = Alternation(problem, solver(), [f64(M.to(dev)) for M in screen["A"]], name="screened")
