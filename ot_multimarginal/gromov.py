@@ -686,8 +686,9 @@ _SIGNATURE_DOC = r"""
     :math:`2^r` choices run ``max(1, n_screen // 2)`` steps), giving one principal-axes
     start (``'pca-pairs'``); it runs to convergence first, then :math:`A = 0`,
     which stops where its :math:`A` comes within :math:`10^{-3}` (relative) of
-    the converged one's (the same fixed point: measured k = 3, n = 300 on
-    isometric copies, 65 s -> ~8 s, same value).
+    the converged one's (the same fixed point). Measured at k = 3, n = 300 on
+    isometric copies: 1631 -> 311 Newton iterations in all (76 -> 15 inner
+    solves), 1.1-1.4 times the cost of ``init='zero'`` alone, same value.
 
     .. note:: Backend-generic: NumPy in, NumPy out; torch in, torch out
         (same dtype and device). On torch the value is differentiable in
