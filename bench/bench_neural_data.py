@@ -574,7 +574,7 @@ def main():
     p.add_argument(
         "--rerun",
         default="",
-        help="with --append: families run again, their exact reference included (e.g. after a fix)",
+        help="with --append: families run again, their exact reference too unless it has its upper bound",
     )
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -606,9 +606,9 @@ def main():
         for r in rows
     }
     rerun = set(args.rerun.split(",")) - {""}
-    if rerun:  # these families again, with a new exact reference
+    if rerun:  # these families again, with a new exact reference (kept where it has its upper bound already)
         rows = [r for r in rows if r["family"] not in rerun]
-        cache = {key: v for key, v in cache.items() if key[0] not in rerun}
+        cache = {key: v for key, v in cache.items() if key[0] not in rerun or v[2] is not None}
     if args.rerun_warned:  # (the rows of the families run now)
         rows = [
             r for r in rows if not (r["warned"] and r["family"] in fams and r["family"] not in args.skip.split(","))

@@ -288,7 +288,7 @@ class NeuralEMOT(ParamsMixin):
         ``gap_estimate_`` is above 0.5% of ``|value_|``; ``True``: always;
         ``False``: never. The sweeps start from the networks' potentials, or
         from zero potentials where their exact dual on the data is the higher;
-        they are over-relaxed (``relaxation='auto'`` of the cyclic loop, a
+        they are over-relaxed (ω = 1.5 in the cyclic loop, a
         plain sweep to end) on the engine of the exact evaluation, built once;
         the exact dual is read every 10 sweeps, and the sweeps stop once 10 of
         them raise it by at most 0.01% of ``|value_|``, within a budget of
