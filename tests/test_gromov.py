@@ -660,18 +660,31 @@ def test_default_k3_starts_and_merge_into_the_same_fixed_point():
 
 
 def test_run_starts_merge_stops_a_start_at_a_fixed_point_already_reached():
-    """merge > 0: the protected start runs last and stops once its A is within merge of a converged finalist's."""
+    """merge > 0: the protected start runs last, its first solve warm from the finished finalist's potentials, and
+    stops once its A is within merge of a converged finalist's."""
     from ot_multimarginal._gw_alternation import SinkhornInner, run_starts
 
     edges = [(0, 1), (0, 2), (1, 2)]
     pr, truth = _copies_problem(edges, n=16, reg=0.1)
     starts = [("zero", pr.zero_A()), ("true", truth)]
+    solvers = []
+
+    class Counting(SinkhornInner):
+        def solve(self, *args, **kwargs):
+            pot = super().solve(*args, **kwargs)
+            self.niters.append(self.last_log["niter"])
+            return pot
 
     def factory():
-        return SinkhornInner(pr, stopThr=1e-9)
+        solvers.append(Counting(pr, stopThr=1e-9))
+        solvers[-1].niters = []
+        return solvers[-1]
 
     full, s_full = run_starts(pr, factory, starts, 100, 1e-7)
+    zero_full = solvers[0].niters
     merged, s_merged = run_starts(pr, factory, starts, 100, 1e-7, merge=1e-3)
+    zero_merged = solvers[2].niters
+    assert zero_merged[0] < zero_full[0]  # the first solve warm (the same cost A = 0)
     steps_full, steps_merged = dict((a, c) for a, _, c in s_full), dict((a, c) for a, _, c in s_merged)
     assert full.best["obj"] == pytest.approx(dict((a, b) for a, b, _ in s_full)["zero"], rel=1e-9)  # same point
     assert steps_merged["zero"] < steps_full["zero"] and steps_merged["true"] == steps_full["true"]
