@@ -361,11 +361,12 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxatio
                 best["g"], best["value"] = list(g), v
             return len(history) > 1 and v - history[-2] <= rtol * max(abs(v), reg)
 
+        relaxed = relaxation != 1.0 and relaxation != 1
         g, info = solve_potentials(
             engine,
             a_s,
             "sinkhorn_log",
-            int(max_iter),
+            int(max_iter) - (1 if relaxed and int(max_iter) > 1 else 0),  # (the plain sweep to end within budget)
             1e-300,  # (raised to the dtype's floor: the stop rule decides)
             warn=False,
             warmstart=f_s,
@@ -374,7 +375,12 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxatio
             stop_rule=stop_rule,
         )
         sweeps = int(info["niter"])
-        if info.get("relaxation", 1.0) != 1.0 and sweeps:
+        last = best["last"]
+        if last is None or any(x is not y for x, y in zip(g, last)):  # (sweeps after the last check)
+            stop_rule(g, None)
+        # the rise over the last chunk of the loop (or its last, shorter, stretch)
+        gain = history[-1] - history[-2] if len(history) > 1 else float("inf")
+        if relaxed and sweeps:
             # one plain sweep to end (over-relaxed iterates overshoot the marginals; a plain sweep only raises the
             # dual and leaves them as Sinkhorn's)
             from ot.backend import get_backend
@@ -386,10 +392,9 @@ def refine_on_data(cost, X_s, f_s, a_s, reg, rtol, max_iter, chunk=10, relaxatio
             for i, a in enumerate(a_s):
                 g[i] = block_update(nx, g[i], torch.log(a), engine.log_marginal(g, i), a > 0)
             sweeps += 1
-        last = best["last"]
-        if last is None or any(x is not y for x, y in zip(g, last)):  # (sweeps after the last check)
-            stop_rule(g, None)
-        gain = history[-1] - history[-2] if len(history) > 1 else float("inf")
+            v = dual_of(g)
+            if v > best["value"]:
+                best["g"], best["value"] = list(g), v
         if best["g"] is None:  # (no sweep raised the dual, but in rounding): the potentials as given
             pot = Potentials(engine, f_s, a_s)
         else:
