@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import ot  # noqa: E402
 import torch  # noqa: E402
-from _report import RESULTS, pyplot  # noqa: E402
+from _report import MANUAL, RESULTS, pyplot  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
 
@@ -502,6 +502,14 @@ def write(args, rows, paper, threads, n, missing=()):
     if missing:
         md += "\nRows not run (time limit of the run): %s.\n" % ", ".join("%s/%s/%.1fx/%s" % m for m in missing)
     os.makedirs(RESULTS, exist_ok=True)
+    md_path = os.path.join(RESULTS, args.name + ".md")
+    notes = ""
+    if os.path.exists(md_path):  # the notes a person wrote below the marker are kept
+        with open(md_path, encoding="utf-8") as f:
+            old = f.read()
+        if MANUAL in old:
+            notes = old[old.index(MANUAL) + len(MANUAL) :]
+    md += "\n" + MANUAL + notes
     with open(os.path.join(RESULTS, args.name + ".json"), "w") as f:
         json.dump(
             dict(
@@ -518,7 +526,7 @@ def write(args, rows, paper, threads, n, missing=()):
             f,
             indent=1,
         )
-    with open(os.path.join(RESULTS, args.name + ".md"), "w") as f:
+    with open(md_path, "w", encoding="utf-8") as f:
         f.write(md)
     with open(os.path.join(RESULTS, args.name + ".csv"), "w") as f:  # the table of the docs (neural.rst)
         f.write(
