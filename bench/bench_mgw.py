@@ -583,12 +583,16 @@ def _neural_problem(k, n, seed):
     return [Y for Y, _ in pairs], [p for _, p in pairs]
 
 
-def case_neural_quality(k, n, eps, seeds):
-    """Defaults of both (init='auto'); every seed: values, accuracy (mean over edges), times, polish, finish start."""
+def case_neural_quality(k, n, eps, seeds, done=(), save=None):
+    """Defaults of both (init='auto'); every seed: values, accuracy (mean over edges), times, polish, finish start.
+
+    ``done``: rows of an interrupted run (``--resume``), kept; ``save(rows)`` is called after every seed."""
     from ot_multimarginal.neural import mgw_neural2
 
-    rows = []
+    rows = [r for r in done if r["k"] == k and r["n"] == n and r["seed"] in seeds]
     for seed in seeds:
+        if any(r["seed"] == seed for r in rows):
+            continue
         X_s, perms = _neural_problem(k, n, seed)
         t = time.perf_counter()
         v_ref, log_ref = om.mgw_sinkhorn2(X_s, eps, log=True, warn=False, random_state=seed)
@@ -617,6 +621,7 @@ def case_neural_quality(k, n, eps, seeds):
                 polished=bool(est.polished_),
                 finish_start=ph.get("start"),
                 finish_candidates=ph.get("candidates"),
+                screen_objective=ph.get("screen_objective"),
                 converged=bool(est.converged_),
                 outer=int(est.n_iter_),
                 warnings=[str(x.message)[:120] for x in w],
@@ -631,6 +636,8 @@ def case_neural_quality(k, n, eps, seeds):
                est.polished_, ph.get("start")),
             flush=True,
         )  # fmt: skip
+        if save is not None:
+            save(rows)
     return rows
 
 
@@ -644,22 +651,44 @@ def neural_quality():
     cases = [(2, 60, 0.1, range(10)), (3, 100, 0.1, range(10)), (3, 300, 0.1, range(n300[0] if n300 else 3))]
     if QUICK:
         cases = [(2, 30, 0.1, range(2)), (3, 40, 0.1, range(2))]
-    rows = []
-    for k, n, eps, seeds in cases:
-        rows += case_neural_quality(k, n, eps, list(seeds))
-    load = os.getloadavg()
     path = os.path.join(OUT, "bench_mgw.json")
     res = json.load(open(path)) if os.path.exists(path) else {}
-    res["neural_quality"] = dict(rows=rows, load=load)
+    done = res.get("neural_quality", {}).get("rows", []) if "--resume" in sys.argv or "--render" in sys.argv else []
+    rows = []
+
+    def save(partial):
+        res["neural_quality"] = dict(rows=rows + partial, load=os.getloadavg(), complete=False)
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1)
+
+    if "--render" in sys.argv:  # the tables of the rows saved, without running
+        rows = done
+        cases = [c for c in cases if any(r["k"] == c[0] and r["n"] == c[1] for r in rows)]
+    else:
+        for k, n, eps, seeds in cases:
+            rows += case_neural_quality(k, n, eps, list(seeds), done, save)
+    load = os.getloadavg()
+    res["neural_quality"] = dict(rows=rows, load=load, complete="--render" not in sys.argv)
     with open(path, "w") as f:
         json.dump(res, f, indent=1)
+    for r in rows:  # the finish from the learned A alone (before the screened alternative), against sinkhorn
+        c = r.get("finish_candidates") or {}
+        r["rel_diff_learned"] = (
+            (c["learned"] - r["value_sinkhorn"]) / abs(r["value_sinkhorn"]) if "learned" in c else None
+        )
     summary = []
     for k, n, eps, _ in cases:
         rr = [r for r in rows if r["k"] == k and r["n"] == n]
+        if not rr:
+            continue
         wv = max(rr, key=lambda r: r["rel_diff"])
         wa = max(rr, key=lambda r: r["acc_gap"])
+        wl = max(
+            (r for r in rr if r["rel_diff_learned"] is not None), key=lambda r: r["rel_diff_learned"], default=None
+        )
         summary.append(
             ["%d" % k, n, eps, len(rr), "%+.2e (seed %d)" % (wv["rel_diff"], wv["seed"]),
+             "" if wl is None else "%+.2e (seed %d)" % (wl["rel_diff_learned"], wl["seed"]),
              "%+.1f (seed %d)" % (100 * wa["acc_gap"], wa["seed"]),
              "%.2f / %.2f" % (np.mean([r["acc_sinkhorn"] for r in rr]), np.mean([r["acc_neural"] for r in rr])),
              "%d of %d" % (sum(r["polished"] for r in rr), len(rr)),
@@ -668,19 +697,22 @@ def neural_quality():
              "yes" if wv["rel_diff"] <= 0.01 and wa["acc_gap"] <= 0.05 else "no"]
         )  # fmt: skip
     t1 = md_table(
-        ["k", "n", "eps", "seeds", "worst value rel. diff (neural - sinkhorn)", "worst accuracy gap (points)",
+        ["k", "n", "eps", "seeds", "worst value rel. diff (neural - sinkhorn)",
+         "worst rel. diff of the finish from the learned A alone", "worst accuracy gap (points)",
          "mean accuracy sinkhorn / neural", "polished", "finished from the screened start", "median time (s) "
          "sinkhorn / neural", "target met"],
         summary,
-        "rrrrrrrrrrl",
+        "rrrrrrrrrrrl",
     )  # fmt: skip
     t2 = md_table(
-        ["k", "n", "seed", "value sinkhorn", "value neural", "rel. diff", "accuracy sinkhorn", "accuracy neural",
-         "polished", "finish from", "outer steps", "time sinkhorn (s)", "time neural (s)"],
+        ["k", "n", "seed", "value sinkhorn", "value neural", "rel. diff", "rel. diff, learned A alone",
+         "accuracy sinkhorn", "accuracy neural", "polished", "finish from", "outer steps", "time sinkhorn (s)",
+         "time neural (s)"],
         [[r["k"], r["n"], r["seed"], "%.6f" % r["value_sinkhorn"], "%.6f" % r["value_neural"], "%+.2e" % r["rel_diff"],
+          "" if r["rel_diff_learned"] is None else "%+.2e" % r["rel_diff_learned"],
           "%.2f" % r["acc_sinkhorn"], "%.2f" % r["acc_neural"], r["polished"], r["finish_start"], r["outer"],
           "%.1f" % r["time_sinkhorn"], "%.1f" % r["time_neural"]] for r in rows],
-        "rrrrrrrrllrrr",
+        "rrrrrrrrrllrrr",
     )  # fmt: skip
     blocks = [
         "`mgw_neural2` against `mgw_sinkhorn2`, both with their defaults (`init='auto'`, seed = `random_state`), on "
