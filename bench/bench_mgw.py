@@ -16,7 +16,10 @@ Prints markdown tables and the machine load; saves bench/results/bench_mgw.json 
 (k = 2; both plans scored by the same entropic objective G + eps KL on the normalised clouds) and the matching
 accuracy of both, on isometric copies (with and without noise), two moons and digits (pixels vs PCA-16); then
 k = 3 accuracy and value on isometric copies and digits. Writes bench/results/bench_mgw_quality.{json,md,png}.
-Usage: python bench/bench_mgw.py [--quick] [--quality]
+--neural (issue #22): mgw_neural2 against mgw_sinkhorn2 with their defaults, seed scans on isometric copies (k = 2,
+n = 60; k = 3, n = 100, 300 and with --seeds1000=S n = 1000); rows into bench_mgw.json (key neural_quality, saved
+after every seed: --resume continues, --render rewrites the tables), tables into bench_mgw.md, bench_mgw_neural.png.
+Usage: python bench/bench_mgw.py [--quick] [--quality] [--neural [--seeds300=S] [--seeds1000=S] [--resume|--render]]
 """
 
 import json
@@ -648,7 +651,10 @@ def neural_quality():
 
     torch.set_num_threads(1)
     n300 = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--seeds300=")]
+    n1000 = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--seeds1000=")]
     cases = [(2, 60, 0.1, range(10)), (3, 100, 0.1, range(10)), (3, 300, 0.1, range(n300[0] if n300 else 3))]
+    if n1000:  # beyond 1500 points: screening on a subsample, one exact solve for the learned A
+        cases.append((3, 1000, 0.1, range(n1000[0])))
     if QUICK:
         cases = [(2, 30, 0.1, range(2)), (3, 40, 0.1, range(2))]
     path = os.path.join(OUT, "bench_mgw.json")
