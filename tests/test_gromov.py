@@ -645,6 +645,32 @@ def test_pairwise_pca_start_finds_the_true_alignment(k, edges):
     assert len(cands) == 4 ** (k - 1) and sum(d < 1e-8 for d in dist) == 1 and sorted(dist)[1] > 0.1
 
 
+def test_pairwise_pca_start_screens_large_clouds_on_a_subset(monkeypatch):
+    """Clouds above SCREEN_MAX_POINTS: the sign screen runs on a fixed random subset of each cloud (smaller
+    two-cloud problems) and still finds the true alignment (oracle: the A of the true matching)."""
+    import ot_multimarginal.gromov as G
+    from ot_multimarginal._gw_alternation import SinkhornInner
+
+    edges = [(0, 1), (0, 2), (1, 2)]
+    pr, truth = _copies_problem(edges, n=60)
+    sizes = []
+
+    def factory(prob):
+        sizes.append(prob.shape)
+        return SinkhornInner(prob, stopThr=1e-9)
+
+    monkeypatch.setattr(G, "SCREEN_MAX_POINTS", 40)
+    A, info = G.pairwise_pca_start(pr, factory, 2, 2)
+    assert sizes and all(s == (40, 40) for s in sizes)
+    for Ae, Te in zip(A, truth):
+        np.testing.assert_allclose(Ae, Te, atol=1e-10 * np.abs(Te).max())
+    monkeypatch.setattr(G, "SCREEN_MAX_POINTS", 10**6)
+    sizes.clear()
+    A_full, info_full = G.pairwise_pca_start(pr, factory, 2, 2)
+    assert all(s == (60, 60) for s in sizes)
+    assert [d["signs"].tolist() for d in info] == [d["signs"].tolist() for d in info_full]
+
+
 def test_default_k3_starts_and_merge_into_the_same_fixed_point():
     """Default at k = 3: two starts ('zero' and the pairwise-signed principal axes); 'zero' stops once it reaches
     the other's fixed point. Oracle: every start of init='pca' (all 16 sign choices) and init='zero' run alone."""
