@@ -106,6 +106,9 @@ class IterateChecks:
         See the module docstring (:func:`use_sync_free`).
     check_every : int
         Iterations between two checks (the loop calls :meth:`due`).
+    checked_every : int, optional
+        Iterations between two checks when not :attr:`on` (default
+        ``check_every``; the greedy and accelerated loops check every iterate there).
     numItermax, stopThr, stop_rule
         The loop's limits; ``stop_rule(g, err)`` is asked at each check whose
         error is above ``stopThr``, with the state's first entry as ``g``.
@@ -139,10 +142,11 @@ class IterateChecks:
         verbose=False,
         print_every=10,
         steps=(),
+        checked_every=None,
     ):
         self.nx = engine.nx
         self.on = use_sync_free(engine, sync_free)
-        self.check_every = int(check_every)
+        self.check_every = int(check_every if self.on or checked_every is None else checked_every)
         self.numItermax = numItermax
         self.stopThr = stopThr
         self.stop_rule = stop_rule

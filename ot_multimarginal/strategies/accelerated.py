@@ -181,9 +181,8 @@ def accelerated_sinkhorn(
         verbose,
         print_every,
         steps=("blocks", "accepted"),
+        checked_every=1,
     )
-    if not rec.on:
-        rec.check_every = 1
     g_check = [masked(finite(gi, i), i) for i, gi in enumerate(g)]
     g_tilde = [finite(gi, i) for i, gi in enumerate(g)]
     start = (g_check, g_tilde)

@@ -174,10 +174,17 @@ def greedy_sinkhorn(
     positive = [a > 0 for a in a_s]
     g0 = list(g)
     rec = IterateChecks(
-        engine, sync_free, check_every, numItermax, stopThr, stop_rule, verbose, print_every, steps=("blocks",)
+        engine,
+        sync_free,
+        check_every,
+        numItermax,
+        stopThr,
+        stop_rule,
+        verbose,
+        print_every,
+        steps=("blocks",),
+        checked_every=1,
     )
-    if not rec.on:
-        rec.check_every = 1
     g = g0
     it = 0
     log_r = None  # the log-marginals at g when known (after a redo from a check)
