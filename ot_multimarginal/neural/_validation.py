@@ -7,7 +7,7 @@ Every check raises a ``TypeError`` (wrong kind of object) or a ``ValueError``
 (every constructor parameter of :class:`~ot_multimarginal.neural.NeuralEMOT`
 and :class:`~ot_multimarginal.neural.NeuralMGW`, before any work),
 :func:`check_query_points` (the points of ``potential``, ``plan_density``,
-...), :func:`check_save_path` and :func:`check_load_path`.
+...), :func:`check_marginal_pair`, :func:`check_save_path` and :func:`check_load_path`.
 """
 # License: MIT License
 
@@ -33,6 +33,7 @@ __all__ = [
     "check_train_dtype",
     "check_estimator_params",
     "check_query_points",
+    "check_marginal_pair",
     "check_save_path",
     "check_load_path",
 ]
@@ -199,6 +200,15 @@ def check_query_points(x, name="x", d=None):
         if not (math.isfinite(hi) and math.isfinite(lo)):
             raise ValueError("%s contains NaN or inf values" % name)
     return x
+
+
+def check_marginal_pair(i, j, k):
+    """Two different marginal indices ``i``, ``j`` in ``[0, k)`` (a ``ValueError`` naming the argument otherwise)."""
+    for name, v in (("i", i), ("j", j)):
+        if not isinstance(v, (int, np.integer)) or not 0 <= v < k:
+            raise ValueError("%s must be a marginal index in [0, %d), got %r" % (name, k, v))
+    if i == j:
+        raise ValueError("i and j must be two different marginals, got i = j = %d" % i)
 
 
 def check_save_path(path, name="path"):

@@ -25,7 +25,14 @@ from .._validation import (
 )
 from ..costs.pointcloud import PointCloudCost, make_cost, reference_point
 from ..potentials import Potentials
-from ._validation import check_device, check_estimator_params, check_load_path, check_query_points, check_save_path
+from ._validation import (
+    check_device,
+    check_estimator_params,
+    check_load_path,
+    check_marginal_pair,
+    check_query_points,
+    check_save_path,
+)
 from .checkpoint import Checkpointer, problem_fingerprint, resume_payload
 from .distributed import LOSSES, data_parallel
 from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, evaluate_dual, exact_is_affordable, exact_work, refine_on_data
@@ -1219,12 +1226,7 @@ class NeuralEMOT(ParamsMixin):
             given points: NumPy float64 for NumPy inputs, else a tensor.
         """
         self._check_fitted()
-        k = len(self.potentials_)
-        for nm, v in (("i", i), ("j", j)):
-            if not isinstance(v, (int, np.integer)) or not 0 <= v < k:
-                raise ValueError("%s must be a marginal index in [0, %d), got %r" % (nm, k, v))
-        if i == j:
-            raise ValueError("pairwise_plan needs two different marginals, got i = j = %d" % i)
+        check_marginal_pair(i, j, len(self.potentials_))
         if (X_i is None) != (X_j is None):
             raise ValueError("give both X_i and X_j, or neither")
         if X_i is None:

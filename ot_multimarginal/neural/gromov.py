@@ -77,7 +77,13 @@ from ..gromov import (
 )
 from ..marginals._pairwise import Precision, log_matmul
 from ..potentials import Potentials
-from ._validation import check_device, check_estimator_params, check_query_points, check_save_path
+from ._validation import (
+    check_device,
+    check_estimator_params,
+    check_marginal_pair,
+    check_query_points,
+    check_save_path,
+)
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
 from .estimator import NeuralEMOT, _exp_of_query, _read_saved, _to_torch, _torch_dtype
@@ -1213,11 +1219,7 @@ class NeuralMGW(ParamsMixin):
         if random_state is not None:
             check_positive_int("random_state", random_state, minimum=0)
         k = len(self.means_)
-        for name, v in (("i", i), ("j", j)):
-            if not isinstance(v, (int, np.integer)) or not 0 <= v < k:
-                raise ValueError("%s must be a marginal index in [0, %d), got %r" % (name, k, v))
-        if i == j:
-            raise ValueError("i and j must be two different marginals, got i = j = %d" % i)
+        check_marginal_pair(i, j, k)
         Ti, Tj, is_np = self._query_points(i, j, X_i, X_j, Y_i, Y_j)
         weights = None
         if Ti is None:
