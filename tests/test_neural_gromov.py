@@ -458,11 +458,13 @@ def test_seed_scan_never_more_than_1_percent_above_mgw_sinkhorn():
 
 
 def test_beyond_the_newton_range_the_finish_is_one_exact_solve_for_the_kept_A(monkeypatch):
-    """Above 1500 points in all (here lowered to 10): a subsample screening, then one exact (log-domain) solve
-    for the kept A_ij, warm-started from the neural potentials: a coupling, not another alternation."""
+    """Above NEWTON_MAX_POINTS points in all (here lowered to 10) with no budget for further steps
+    (POLISH_ALT_FLOPS = 0): a subsample screening, then one exact (log-domain) solve for the kept A_ij,
+    warm-started from the neural potentials: a coupling for the learned A, not another alternation."""
     from ot_multimarginal.neural import gromov
 
     monkeypatch.setattr(gromov, "NEWTON_MAX_POINTS", 10)
+    monkeypatch.setattr(gromov, "POLISH_ALT_FLOPS", 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         est = om.NeuralMGW(0.5, max_iter=2, n_init_points=8, **dict(QUICK, init="auto")).fit(_pair(5, 20))
@@ -470,6 +472,46 @@ def test_beyond_the_newton_range_the_finish_is_one_exact_solve_for_the_kept_A(mo
     P = est.pairwise_plan(0, 1)
     np.testing.assert_allclose(P.sum(1), np.full(20, 1 / 20), atol=1e-5)
     np.testing.assert_allclose(est.A_[(0, 1)], est.A_used_[0].numpy())  # the plan of the kept A itself
+
+
+def test_beyond_the_newton_range_the_finish_is_the_exact_alternation_within_its_budget(monkeypatch):
+    """Issue #22 (k = 2, n = 2000: one solve for a learned A in the wrong basin ended 0.9 % above mgw_sinkhorn):
+    beyond NEWTON_MAX_POINTS (lowered to 10) the exact steps go on while the budget allows; with the default budget
+    they reach the stationary point of mgw_sinkhorn's own alternation started at the same learned A."""
+    from ot_multimarginal.neural import gromov
+
+    monkeypatch.setattr(gromov, "NEWTON_MAX_POINTS", 10)
+    X_s = _pair(5, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = om.NeuralMGW(0.5, max_iter=2, n_init_points=8, **dict(QUICK, init="auto")).fit(X_s)
+    hist = est.polish_history_["objective"]
+    assert est.polished_ and len(hist) > 1 and est.polish_history_["converged"] and est.converged_
+    assert np.all(np.diff(hist) <= 1e-7 * abs(hist[0]))  # exact steps: monotone (to the inner tolerance)
+    assert est.marginal_error_ < 1e-5
+    ref, log = om.mgw_sinkhorn2(X_s, 0.5, init=[est.A_used_[0].numpy()], stopThr=1e-8, log=True, warn=False)
+    assert float(est.value_) == pytest.approx(float(ref), rel=1e-6)
+    np.testing.assert_allclose(est.pairwise_plan(0, 1), log["pairwise_plans"][(0, 1)], atol=1e-5)
+
+
+def test_n_init_points_default_fits_the_screening_work():
+    """n_init_points=None: k = 2 screens 400 points per cloud beyond NEWTON_MAX_POINTS, k = 3 complete 200 (the
+    engine work of the triangle at 200 points), k = 4 complete fewer; never below 40; a value given is kept."""
+    import ot
+
+    from ot_multimarginal.costs.pointcloud import PointCloudCost
+    from ot_multimarginal.neural import gromov
+
+    got = {}
+    for k in (2, 3, 4):
+        X = [np.zeros((5, 2))] * k
+        est = om.NeuralMGW(0.1)
+        est._problem = gromov._NeuralProblem(ot.backend.get_backend(X[0]), X, [np.full(5, 0.2)] * k,
+                                             PointCloudCost(k, "complete").edges, 0.1)  # fmt: skip
+        got[k] = est._screen_points(None)
+    assert got[2] == gromov.SCREEN_MAX_POINTS == 400 and got[3] == 200 and 40 <= got[4] < 200
+    with pytest.raises(ValueError, match="n_init_points"):
+        om.NeuralMGW(0.1, n_init_points=1).fit(_pair(0, 10))
 
 
 def test_alternation_state_dict_resumes_the_loop():

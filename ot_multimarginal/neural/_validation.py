@@ -111,14 +111,21 @@ _INTS = {
     "depth": 1,
     "n_eval_batches": 2,
     "eval_every": 0,
-    "n_init_points": 2,
     "n_components": 1,
     "max_candidates": 1,
     "n_outer": 1,
     "n_iter_refit": 1,
     "n_moment_batches": 1,
 }
-_OPTIONAL_INTS = {"batch_size": 1, "width": 1, "patience": 1, "checkpoint_every": 1, "seed": 0, "random_state": 0}
+_OPTIONAL_INTS = {
+    "n_init_points": 2,
+    "batch_size": 1,
+    "width": 1,
+    "patience": 1,
+    "checkpoint_every": 1,
+    "seed": 0,
+    "random_state": 0,
+}
 _BOOLS = ("verbose", "warm_start", "resume")
 
 

@@ -69,6 +69,7 @@ from ..costs.pointcloud import PointCloudCost
 from ..gromov import (
     NEWTON_MAX_POINTS,
     NORMALIZATIONS,
+    SCREEN_MAX_POINTS,
     _check_features,
     gw_cross_moment,
     gw_separable_terms,
@@ -120,12 +121,22 @@ _FITTED = (
 )
 # fitted attributes of the fused version, absent from the files of earlier versions: their plain-GW values
 _FUSED_DEFAULTS = dict(alpha_=1.0, feature_dims_=None, fused_=False, value_quad_=None, value_linear_=None)
+# n_init_points=None: the start screening's subsample (beyond NEWTON_MAX_POINTS points in all) has as many points per
+# cloud, between SCREEN_MIN_POINTS and gromov.SCREEN_MAX_POINTS, as keep its engine's work per log-partition within
+# SCREEN_WORK (that of k = 3 complete at 200 points; k = 2: 400 points). Measured, k = 2 n = 2000 box copies, seed 0:
+# 40 points screened a start whose exact finish ended 0.9 % above mgw_sinkhorn's value (a mirrored matching); 400
+# points, the same stationary point as mgw_sinkhorn.
+SCREEN_MIN_POINTS = 40
+SCREEN_WORK = 200.0**3
 POLISH_TOL = 1e-6  # marginal error of the inner solves of the exact finish
 POLISH_STOP = 1e-5  # stopThr of the exact finish (mgw_sinkhorn's rule)
 POLISH_OUTER = 100  # outer steps of the exact finish
 POLISH_MAX_ITER = {"sinkhorn_newton": 200, "sinkhorn_log": 1000}
-POLISH_FLOPS = 3e11  # beyond Newton's range, the finishing solve's work budget (minutes on two cores) ...
+POLISH_FLOPS = 3e11  # beyond Newton's range, the work budget of each finishing solve (minutes on two cores) ...
 POLISH_MIN_SWEEPS = 50  # ... and the fewest sweeps worth running (else no finish by default)
+# beyond Newton's range, the work budget of the whole exact alternation that finishes the fit (its first solve, for
+# the learned A, always runs; further steps while their sweeps so far fit it)
+POLISH_ALT_FLOPS = 3e12
 # a finish from the learned A that ends above the screening's objective by more than this (relative; both stop at
 # POLISH_STOP, so less is the same stationary point) is followed by a finish from the screened A
 POLISH_WORSE = 1e-6
@@ -409,7 +420,7 @@ class NeuralMGW(ParamsMixin):
     dtype's resolution: measured, k = 3, n = 40, 100 unconverged alternation
     steps against 5), and its results are returned in the training dtype.
     Where the screening ran :func:`~ot_multimarginal.mgw_sinkhorn` on all the
-    points (up to 1500 in all), its objective is the bar: a finish from the
+    points (up to ``gromov.NEWTON_MAX_POINTS`` = 3000 in all), its objective is the bar: a finish from the
     learned :math:`A_{ij}` that ends above it by more than 1e-6 relative (a
     worse stationary point; less is the tolerance of both) is
     followed by a finish from the screened :math:`A_{ij}` (already converged:
@@ -448,8 +459,11 @@ class NeuralMGW(ParamsMixin):
         the start :math:`A = 0` is tried too and the better kept);
         ``'zero'``: :math:`A = 0`; a list: one matrix per edge.
     n_init_points : int, optional
-        Points per cloud of the screening subsample (default 40) where the
-        clouds have more than 1500 points in all; below, the screening is
+        Points per cloud of the screening subsample where the clouds have
+        more than 3000 points in all. Default (``None``): as many (40 to
+        400) as keep the screening's engine work per log-partition within
+        that of k = 3 complete at 200 points (k = 2: 400; k = 3: 200;
+        k = 4 complete: 52). Below 3000 points in all, the screening is
         :func:`~ot_multimarginal.mgw_sinkhorn` on all the points (the start
         is then that of the exact solver, and the result within the
         exact finish's tolerance of it).
@@ -481,12 +495,16 @@ class NeuralMGW(ParamsMixin):
     polish : {'auto', True, False}, optional
         Finish on the data with exact Sinkhorn solves warm-started from the
         kept step's neural potentials (``True``: always; ``'auto'``, default:
-        where the data fits the exact engine): up to 1500 points in all, the
-        exact alternation of :func:`~ot_multimarginal.mgw_sinkhorn` run to
-        convergence; above, one exact log-domain solve for the kept
-        :math:`A_{ij}`, with as many sweeps (at most 1000) as a budget of
-        3e11 engine operations allows, and by default only if that is at
-        least 50 (e.g. k = 3 complete, n = 1000: 100 sweeps; n = 2000: none).
+        where the data fits the exact engine): up to 3000 points in all, the
+        exact alternation of :func:`~ot_multimarginal.mgw_sinkhorn` (Newton
+        inner solves) run to convergence; above, the same alternation with
+        exact log-domain solves, each with as many sweeps (at most 1000) as a
+        budget of 3e11 engine operations allows, and by default only if that
+        is at least 50 (k = 3 complete, n = 1500: none; k = 2: up to
+        n = 20 000, where the fit's moments are taken on the data): the
+        first solve (for the kept :math:`A_{ij}`) always, further steps
+        while the sweeps of the finish fit 3e12 operations in all (k = 2,
+        n = 2000: about 190 000 sweeps; n = 10⁴: 7 500).
     random_state : int, optional
         Seed of the networks, the batches and the subsample (formerly ``seed``, deprecated).
     verbose : bool, optional
@@ -590,7 +608,7 @@ class NeuralMGW(ParamsMixin):
         alpha: Optional[float] = None,
         feature_metric: Any = "sqeuclidean",
         init: Any = "auto",
-        n_init_points: int = 40,
+        n_init_points: Optional[int] = None,
         n_components: int = 2,
         max_candidates: int = 16,
         max_iter: int = 10,
@@ -657,7 +675,6 @@ class NeuralMGW(ParamsMixin):
         reg = check_reg(self.reg)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         for name, minimum in (
-            ("n_init_points", 2),
             ("n_components", 1),
             ("max_candidates", 1),
             ("max_iter", 1),
@@ -670,6 +687,8 @@ class NeuralMGW(ParamsMixin):
         marginal_tol = check_reg(self.marginal_tol, "marginal_tol")
         polish = check_auto_bool(self.polish, "polish")
         check_bool("warn", self.warn)
+        if self.n_init_points is not None:
+            check_positive_int("n_init_points", self.n_init_points, minimum=2)
         if self.random_state is not None:
             check_positive_int("random_state", self.random_state, minimum=0)
         check_checkpoint_params(self.checkpoint_dir, self.checkpoint_every, self.resume)
@@ -715,10 +734,11 @@ class NeuralMGW(ParamsMixin):
             rng = check_random_state(derive_seed(seed, "mgw-init") % (2**32))
             # where the clouds are in the exact engines' range, the screening is mgw_sinkhorn on all the points
             everything = sum(int(X.shape[0]) for X in Xn) <= NEWTON_MAX_POINTS
+            m_sub = self._screen_points(edges) if self.n_init_points is None else int(self.n_init_points)
             sub, sub_F = [], []
             for v, (X, a) in enumerate(zip(Xn, a_s)):
                 n = int(X.shape[0])
-                m = n if everything else min(n, int(self.n_init_points))
+                m = n if everything else min(n, m_sub)
                 p = np.asarray(nx.to_numpy(a), dtype=np.float64)
                 idx = np.sort(rng.choice(n, size=m, replace=False, p=p / p.sum() if m < n else None))
                 idx = nx.from_numpy(idx, type_as=X).long() if str(nx) == "torch" else idx
@@ -747,6 +767,17 @@ class NeuralMGW(ParamsMixin):
         check_positive_int("n_components", self.n_components, minimum=1)
         cands = initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
         return cands[0][1], cands[0][0], None
+
+    def _screen_points(self, edges):
+        """``n_init_points=None``: the largest subsample size (per cloud, at most ``SCREEN_MAX_POINTS``, at least
+        ``SCREEN_MIN_POINTS``) whose engine work per log-partition is at most ``SCREEN_WORK``."""
+        k = len(self._problem.X_s)
+        cost = self._problem.cost(self._problem.zero_A())
+        lo, hi = SCREEN_MIN_POINTS, SCREEN_MAX_POINTS  # the work grows with m: bisection for the largest that fits
+        while lo < hi:
+            m = (lo + hi + 1) // 2
+            lo, hi = (m, hi) if exact_work(cost, [m] * k)[0] <= SCREEN_WORK else (lo, m - 1)
+        return lo
 
     def _inner_fit(self, A, warm, t, data, weights, edges, reg, seed, dev, t_start):
         """The NeuralEMOT fit of outer step ``t`` for the cost of ``A``: a new estimator built from the
@@ -1021,11 +1052,10 @@ class NeuralMGW(ParamsMixin):
         if pot is None and best["where"] == "data":  # resumed: the plan of the saved networks, recomputed
             with torch.no_grad():
                 pot = emot.dual_potentials(train, weights).normalized()
-        one = sum(sizes) > NEWTON_MAX_POINTS  # beyond Newton's range: one exact solve for the kept A
-        # the sweeps of that solve fit POLISH_FLOPS (k marginal updates of the engine's work per sweep)
-        sweeps = int(
-            min(POLISH_MAX_ITER["sinkhorn_log"], POLISH_FLOPS / (len(sizes) * exact_work(emot.cost_, sizes)[0]))
-        )
+        one = sum(sizes) > NEWTON_MAX_POINTS  # beyond Newton's range: log-domain solves within a work budget
+        # the sweeps of each solve fit POLISH_FLOPS (k marginal updates of the engine's work per sweep)
+        sweep_work = len(sizes) * exact_work(emot.cost_, sizes)[0]
+        sweeps = int(min(POLISH_MAX_ITER["sinkhorn_log"], POLISH_FLOPS / sweep_work))
         do_polish = polish is True or (
             polish == "auto" and best["where"] == "data" and (not one or sweeps >= POLISH_MIN_SWEEPS)
         )
@@ -1060,9 +1090,16 @@ class NeuralMGW(ParamsMixin):
                     pot = emot.dual_potentials(train, weights).normalized()
                 # warm start of the first exact solve: the neural potentials (in float64)
                 alt.pot = _without_separable([f64(p) for p in pot], problem, A0)
-                # the exact alternation to convergence where Newton's inner solves run (as in mgw_sinkhorn), else
-                # one exact solve for the kept A (the plan converged for the learned A)
-                alt.run(1 if one else POLISH_OUTER, POLISH_STOP)
+                # the exact alternation to convergence where Newton's inner solves run (as in mgw_sinkhorn); beyond,
+                # the exact solve for the kept A (the plan converged for the learned A), then further exact steps
+                # while the sweeps of the finish fit POLISH_ALT_FLOPS
+                if one:
+                    while alt.niter < POLISH_OUTER and not alt.converged and not alt.stopped:
+                        alt.run(alt.niter + 1, POLISH_STOP)
+                        if (sum(alt.inner_niter) + max(alt.inner_niter)) * sweep_work > POLISH_ALT_FLOPS:
+                            break  # the next step might not fit the budget
+                else:
+                    alt.run(POLISH_OUTER, POLISH_STOP)
                 b = alt.finish()
                 screen = s.get("screen")
                 finish = dict(
@@ -1112,7 +1149,11 @@ class NeuralMGW(ParamsMixin):
         self.init_ = best["start"]
         self.n_iter_ = len(history["objective"])
         self.converged_ = bool(
-            (alt.converged if sum(sizes) <= NEWTON_MAX_POINTS else s["converged"] and err <= 10 * POLISH_TOL)
+            (
+                alt.converged
+                if sum(sizes) <= NEWTON_MAX_POINTS
+                else alt.converged or (s["converged"] and err <= 10 * POLISH_TOL)
+            )
             if polished
             else s["converged"]
         )
@@ -1124,8 +1165,9 @@ class NeuralMGW(ParamsMixin):
             why = (
                 "the exact alternation that finishes it did not converge in %d steps" % POLISH_OUTER
                 if polished and sum(sizes) <= NEWTON_MAX_POINTS
-                else "the exact solve that finishes it stopped at marginal error %.2e" % err
-                if polished
+                else "the exact alternation that finishes it stopped after %d steps (work budget; its last solve at "
+                "marginal error %.2e)" % (alt.niter, err)
+                if polished and alt is not None
                 else "the budget max_iter=%d ended" % int(self.max_iter)
                 if not s["done"]
                 else "the damped steps did not lower the objective (the inner fits are too noisy)"
