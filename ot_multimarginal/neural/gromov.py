@@ -426,7 +426,15 @@ class NeuralMGW(ParamsMixin):
     followed by a finish from the screened :math:`A_{ij}` (already converged:
     a few exact steps), and the lower objective is returned
     (``polish_history_``), so the value is never above the screening's by
-    more than that.
+    more than that. Beyond that size the screening ran on a subsample, so
+    there is no bar on the data: where the exact finish runs, finishes from
+    the screened :math:`A_{ij}` and from :math:`A = 0` (the product-plan
+    start, which :func:`~ot_multimarginal.mgw_sinkhorn`'s default always
+    runs) follow, each within the same work budget, and the lowest
+    objective of a converged plan is returned (measured, k = 2, n = 2000,
+    box copies: the learned and the screened :math:`A_{ij}` both ended in a
+    mirrored basin 2.6 % above :func:`~ot_multimarginal.mgw_sinkhorn` on one
+    seed in three; the product-plan start reached its value).
 
     Parameters
     ----------
@@ -948,7 +956,9 @@ class NeuralMGW(ParamsMixin):
             }
             # the fallback start A = 0 (init='auto', first fit collapsed) and the start of the next fit
             s = {"fallback": self.init == "auto" and kept != "zero", "start": kept}
-            if screen_obj is not None:  # the screening's converged A on all the points: the exact finish's alternative
+            # the screened A: the exact finish's alternative (obj: mgw_sinkhorn's on all the points, or None where
+            # the screening ran on a subsample)
+            if kept.startswith("screened"):
                 s["screen"] = dict(A=list(A), obj=screen_obj)
             alt = Alternation(self._problem, solver, A, name=kept, damping=2, marg_tol=marginal_tol)
         ctx.t_start = solver.t = t_start
@@ -1090,32 +1100,44 @@ class NeuralMGW(ParamsMixin):
                     pot = emot.dual_potentials(train, weights).normalized()
                 # warm start of the first exact solve: the neural potentials (in float64)
                 alt.pot = _without_separable([f64(p) for p in pot], problem, A0)
+
                 # the exact alternation to convergence where Newton's inner solves run (as in mgw_sinkhorn); beyond,
                 # the exact solve for the kept A (the plan converged for the learned A), then further exact steps
                 # while the sweeps of the finish fit POLISH_ALT_FLOPS
-                if one:
+                def run(alt):
+                    if not one:
+                        return alt.run(POLISH_OUTER, POLISH_STOP).finish()
                     while alt.niter < POLISH_OUTER and not alt.converged and not alt.stopped:
                         alt.run(alt.niter + 1, POLISH_STOP)
                         if (sum(alt.inner_niter) + max(alt.inner_niter)) * sweep_work > POLISH_ALT_FLOPS:
                             break  # the next step might not fit the budget
-                else:
-                    alt.run(POLISH_OUTER, POLISH_STOP)
-                b = alt.finish()
+                    return alt.finish()
+
+                b = run(alt)
                 screen = s.get("screen")
                 finish = dict(
                     start="learned",
                     candidates={"learned": b["obj"]},
                     screen_objective=None if screen is None else screen["obj"],
                 )
-                if screen is not None and not one and b["obj"] > screen["obj"] + POLISH_WORSE * abs(screen["obj"]):
+                if one:
+                    # no objective on the data to compare with (the screening ran on a subsample): finish from the
+                    # screened A and from A = 0 (the product-plan start, which mgw_sinkhorn's default always runs)
+                    # too, each within the same budget
+                    extra = [] if screen is None else [("screened", screen["A"])]
+                    extra.append(("zero", problem.zero_A()))
+                elif screen is not None and b["obj"] > screen["obj"] + POLISH_WORSE * abs(screen["obj"]):
                     # the learned start ended in a worse stationary point than the screening's (mgw_sinkhorn on
-                    # all the points, already run): finish from that one too, keep the lower objective
-                    alt2 = Alternation(problem, solver(), [f64(M.to(dev)) for M in screen["A"]], name="screened")
-                    alt2.run(POLISH_OUTER, POLISH_STOP)
-                    b2 = alt2.finish()
-                    finish["candidates"]["screened"] = b2["obj"]
-                    if b2["obj"] < b["obj"]:
-                        alt, b, finish["start"] = alt2, b2, "screened"
+                    # all the points, already run): finish from that one too
+                    extra = [("screened", screen["A"])]
+                else:
+                    extra = []
+                for name, A_start in extra:  # the lower objective of a converged plan is kept
+                    alt2 = Alternation(problem, solver(), [f64(M.to(dev)) for M in A_start], name=name)
+                    b2 = run(alt2)
+                    finish["candidates"][name] = b2["obj"]
+                    if b2["obj"] < b["obj"] and b2["terms"]["marg_err"] <= 10 * POLISH_TOL:
+                        alt, b, finish["start"] = alt2, b2, name
                 pot, obj, A_plan, err, separable = b["pot"], b["obj"], b["A"], b["terms"]["marg_err"], False
                 split = problem
             polished = True
