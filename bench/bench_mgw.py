@@ -19,7 +19,10 @@ k = 3 accuracy and value on isometric copies and digits. Writes bench/results/be
 --neural (issue #22): mgw_neural2 against mgw_sinkhorn2 with their defaults, seed scans on isometric copies (k = 2,
 n = 60; k = 3, n = 100, 300 and with --seeds1000=S n = 1000); rows into bench_mgw.json (key neural_quality, saved
 after every seed: --resume continues, --render rewrites the tables), tables into bench_mgw.md, bench_mgw_neural.png.
-Usage: python bench/bench_mgw.py [--quick] [--quality] [--neural [--seeds300=S] [--seeds1000=S] [--resume|--render]]
+--neural --families: the same on noisy copies, two moons and digits (k = 2 and 3, 10 seeds); --case=P:K:N:S[:NOISE]
+(repeatable): only the cases given (problem copies | moons | digits, k, n, seeds).
+Usage: python bench/bench_mgw.py [--quick] [--quality] [--neural [--seeds300=S] [--seeds1000=S] [--families]
+       [--case=P:K:N:S[:NOISE]] [--resume|--render]]
 """
 
 import json
@@ -578,25 +581,53 @@ def quality():
 
 
 # ---- --neural: mgw_neural against mgw_sinkhorn with defaults, seed scans (issue #22) ----------------------------
-def _neural_problem(k, n, seed):
-    """Isometric copies with a known correspondence: k = 3, a 2-D box in 2, 3 and 5 dimensions; k = 2, in 2 and 3."""
+def _neural_problem(k, n, seed, kind="copies", noise=0.0):
+    """Clouds with a known correspondence (X_s, perms): row b of X_s[i] is point perms[i][b] of a hidden cloud.
+
+    copies: a 2-D box embedded isometrically (k = 3: in 2, 3 and 5 dimensions; k = 2: in 2 and 3), rows permuted,
+    translated, plus Gaussian noise of standard deviation ``noise``; moons: the same with scikit-learn's two
+    moons (noise 0.05 in the moons themselves) for the box; digits: scikit-learn's digits through the raw pixels
+    (64-D), a 16-D PCA and (k = 3) a random 30-D linear map, rows shuffled."""
     rng = np.random.RandomState(seed)
-    X = box(rng, n)
-    pairs = [copy_in(rng, X, d) for d in ((2, 3, 5) if k == 3 else (2, 3))]
-    return [Y for Y, _ in pairs], [p for _, p in pairs]
+    dims = (2, 3, 5) if k == 3 else (2, 3)
+    if kind == "digits":
+        from sklearn.datasets import load_digits
+        from sklearn.decomposition import PCA
+
+        D = load_digits().data
+        raw = D[rng.choice(len(D), n, replace=False)]
+        views = [raw, PCA(16, random_state=0).fit(D).transform(raw)]
+        if k == 3:
+            Q, _ = np.linalg.qr(rng.randn(30, 30))
+            views.append(raw @ rng.randn(64, 30) @ Q / 8.0)
+        perms = [rng.permutation(n) for _ in range(k)]
+        return [V[p] for V, p in zip(views, perms)], perms
+    if kind == "moons":
+        from sklearn.datasets import make_moons
+
+        X = make_moons(n, noise=0.05, random_state=seed)[0]
+    else:
+        X = box(rng, n)
+    pairs = [copy_in(rng, X, d) for d in dims]
+    return [Y + noise * rng.randn(*Y.shape) for Y, _ in pairs], [p for _, p in pairs]
 
 
-def case_neural_quality(k, n, eps, seeds, done=(), save=None):
+def _problem_name(kind, noise):
+    return kind + (" noise %.2g" % noise if noise else "")
+
+
+def case_neural_quality(k, n, eps, seeds, done=(), save=None, kind="copies", noise=0.0):
     """Defaults of both (init='auto'); every seed: values, accuracy (mean over edges), times, polish, finish start.
 
     ``done``: rows of an interrupted run (``--resume``), kept; ``save(rows)`` is called after every seed."""
     from ot_multimarginal.neural import mgw_neural2
 
-    rows = [r for r in done if r["k"] == k and r["n"] == n and r["seed"] in seeds]
+    name = _problem_name(kind, noise)
+    rows = [r for r in done if _case_of(r) == (name, k, n) and r["seed"] in seeds]
     for seed in seeds:
         if any(r["seed"] == seed for r in rows):
             continue
-        X_s, perms = _neural_problem(k, n, seed)
+        X_s, perms = _neural_problem(k, n, seed, kind, noise)
         t = time.perf_counter()
         v_ref, log_ref = om.mgw_sinkhorn2(X_s, eps, log=True, warn=False, random_state=seed)
         t_ref = time.perf_counter() - t
@@ -611,6 +642,7 @@ def case_neural_quality(k, n, eps, seeds, done=(), save=None):
         ph = est.polish_history_ or {}
         rows.append(
             dict(
+                problem=name,
                 k=k,
                 n=n,
                 eps=eps,
@@ -634,8 +666,8 @@ def case_neural_quality(k, n, eps, seeds, done=(), save=None):
             )
         )
         print(
-            "k=%d n=%4d seed %d: sinkhorn %.6f (%.2f, %.1fs)  neural %.6f (%+.2e, %.2f, %.1fs, polished %s from %s)"
-            % (k, n, seed, v_ref, np.mean(a_ref), t_ref, v, rows[-1]["rel_diff"], np.mean(a_nn), t_nn,
+            "%s k=%d n=%4d seed %d: sinkhorn %.6f (%.2f, %.1fs)  neural %.6f (%+.2e, %.2f, %.1fs, polished %s from %s)"
+            % (name, k, n, seed, v_ref, np.mean(a_ref), t_ref, v, rows[-1]["rel_diff"], np.mean(a_nn), t_nn,
                est.polished_, ph.get("start")),
             flush=True,
         )  # fmt: skip
@@ -644,56 +676,93 @@ def case_neural_quality(k, n, eps, seeds, done=(), save=None):
     return rows
 
 
+def _case_of(row):
+    """(problem, k, n) of a row; rows saved before the families were added are the noiseless copies."""
+    return row.get("problem", "copies"), row["k"], row["n"]
+
+
+def _merge_rows(path, rows, complete=None):
+    """Write ``rows`` into ``path``'s neural_quality rows, replacing those of the same (problem, k, n, seed) and
+    keeping the others, so that two runs (say the copies at n = 1000 and the families) can share the file."""
+    res = json.load(open(path)) if os.path.exists(path) else {}
+    nq = res.get("neural_quality", {})
+    key = lambda r: (*_case_of(r), r["seed"])  # noqa: E731
+    mine = {key(r) for r in rows}
+    merged = [r for r in nq.get("rows", []) if key(r) not in mine] + list(rows)
+    merged.sort(key=lambda r: (NEURAL_ORDER.get(_case_of(r)[0], 9), r["k"], r["n"], r["seed"]))
+    res["neural_quality"] = dict(rows=merged, load=os.getloadavg(), complete=nq.get("complete", False) if complete
+                                 is None else complete)  # fmt: skip
+    with open(path + ".tmp", "w") as f:
+        json.dump(res, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return merged
+
+
+NEURAL_ORDER = {"copies": 0, "copies noise 0.05": 1, "moons": 2, "digits": 3}
+
+
 def neural_quality():
-    """``--neural``: the seed scans; rows into bench_mgw.json (key ``neural_quality``), table into bench_mgw.md."""
+    """``--neural``: the seed scans; rows into bench_mgw.json (key ``neural_quality``), table into bench_mgw.md.
+
+    The copies (k = 2 n = 60; k = 3 n = 100, 300 and, with --seeds1000=S, 1000) by default; ``--families``: the
+    other data families instead (noisy copies, two moons, digits), 10 seeds each. Rows are merged into the file
+    after every seed (by problem, k, n and seed), so both can run at once; the tables cover every row saved."""
     import torch
     from _report import md_table, pyplot, write_markdown
 
     torch.set_num_threads(1)
     n300 = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--seeds300=")]
     n1000 = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--seeds1000=")]
-    cases = [(2, 60, 0.1, range(10)), (3, 100, 0.1, range(10)), (3, 300, 0.1, range(n300[0] if n300 else 3))]
+    cases = [("copies", 0.0, 2, 60, 0.1, range(10)), ("copies", 0.0, 3, 100, 0.1, range(10)),
+             ("copies", 0.0, 3, 300, 0.1, range(n300[0] if n300 else 3))]  # fmt: skip
     if n1000:  # beyond 1500 points: screening on a subsample, one exact solve for the learned A
-        cases.append((3, 1000, 0.1, range(n1000[0])))
+        cases.append(("copies", 0.0, 3, 1000, 0.1, range(n1000[0])))
+    if "--families" in sys.argv:
+        cases = [("copies", 0.05, 2, 60, 0.1, range(10)), ("copies", 0.05, 3, 100, 0.1, range(10)),
+                 ("moons", 0.0, 2, 100, 0.1, range(10)), ("moons", 0.0, 3, 100, 0.1, range(10)),
+                 ("digits", 0.0, 2, 100, 0.1, range(10)), ("digits", 0.0, 3, 100, 0.1, range(10))]  # fmt: skip
+    given = [a.split("=", 1)[1].split(":") for a in sys.argv if a.startswith("--case=")]
+    if given:  # --case=PROBLEM:K:N:SEEDS[:NOISE], repeatable: these cases only
+        cases = [(c[0], float(c[4]) if len(c) > 4 else 0.0, int(c[1]), int(c[2]), 0.1, range(int(c[3]))) for c in given]
     if QUICK:
-        cases = [(2, 30, 0.1, range(2)), (3, 40, 0.1, range(2))]
+        cases = [("copies", 0.0, 2, 30, 0.1, range(2)), ("copies", 0.0, 3, 40, 0.1, range(2))]
     path = os.path.join(OUT, "bench_mgw.json")
     res = json.load(open(path)) if os.path.exists(path) else {}
     done = res.get("neural_quality", {}).get("rows", []) if "--resume" in sys.argv or "--render" in sys.argv else []
     rows = []
-
-    def save(partial):
-        res["neural_quality"] = dict(rows=rows + partial, load=os.getloadavg(), complete=False)
-        with open(path, "w") as f:
-            json.dump(res, f, indent=1)
-
-    if "--render" in sys.argv:  # the tables of the rows saved, without running
-        rows = done
-        cases = [c for c in cases if any(r["k"] == c[0] and r["n"] == c[1] for r in rows)]
+    if "--render" not in sys.argv:
+        for kind, noise, k, n, eps, seeds in cases:
+            rows += case_neural_quality(
+                k,
+                n,
+                eps,
+                list(seeds),
+                done,
+                lambda part, before=list(rows): _merge_rows(path, before + part),
+                kind,
+                noise,
+            )
+        rows = _merge_rows(path, rows, complete=not QUICK)
     else:
-        for k, n, eps, seeds in cases:
-            rows += case_neural_quality(k, n, eps, list(seeds), done, save)
+        rows = done
     load = os.getloadavg()
-    res["neural_quality"] = dict(rows=rows, load=load, complete="--render" not in sys.argv)
-    with open(path, "w") as f:
-        json.dump(res, f, indent=1)
+    cases = sorted({_case_of(r) for r in rows}, key=lambda c: (NEURAL_ORDER.get(c[0], 9), c[1], c[2]))
     for r in rows:  # the finish from the learned A alone (before the screened alternative), against sinkhorn
         c = r.get("finish_candidates") or {}
         r["rel_diff_learned"] = (
             (c["learned"] - r["value_sinkhorn"]) / abs(r["value_sinkhorn"]) if "learned" in c else None
         )
     summary = []
-    for k, n, eps, _ in cases:
-        rr = [r for r in rows if r["k"] == k and r["n"] == n]
-        if not rr:
-            continue
+    for name, k, n in cases:
+        rr = [r for r in rows if _case_of(r) == (name, k, n)]
+        eps = rr[0]["eps"]
         wv = max(rr, key=lambda r: r["rel_diff"])
         wa = max(rr, key=lambda r: r["acc_gap"])
         wl = max(
             (r for r in rr if r["rel_diff_learned"] is not None), key=lambda r: r["rel_diff_learned"], default=None
         )
         summary.append(
-            ["%d" % k, n, eps, len(rr), "%+.2e (seed %d)" % (wv["rel_diff"], wv["seed"]),
+            [name, "%d" % k, n, eps, len(rr), "%+.2e (seed %d)" % (wv["rel_diff"], wv["seed"]),
              "" if wl is None else "%+.2e (seed %d)" % (wl["rel_diff_learned"], wl["seed"]),
              "%+.1f (seed %d)" % (100 * wa["acc_gap"], wa["seed"]),
              "%.2f / %.2f" % (np.mean([r["acc_sinkhorn"] for r in rr]), np.mean([r["acc_neural"] for r in rr])),
@@ -703,39 +772,44 @@ def neural_quality():
              "yes" if wv["rel_diff"] <= 0.01 and wa["acc_gap"] <= 0.05 else "no"]
         )  # fmt: skip
     t1 = md_table(
-        ["k", "n", "eps", "seeds", "worst value rel. diff (neural - sinkhorn)",
+        ["problem", "k", "n", "eps", "seeds", "worst value rel. diff (neural - sinkhorn)",
          "worst rel. diff of the finish from the learned A alone", "worst accuracy gap (points)",
          "mean accuracy sinkhorn / neural", "polished", "finished from the screened start", "median time (s) "
          "sinkhorn / neural", "target met"],
         summary,
-        "rrrrrrrrrrrl",
+        "lrrrrrrrrrrrl",
     )  # fmt: skip
     t2 = md_table(
-        ["k", "n", "seed", "value sinkhorn", "value neural", "rel. diff", "rel. diff, learned A alone",
+        ["problem", "k", "n", "seed", "value sinkhorn", "value neural", "rel. diff", "rel. diff, learned A alone",
          "accuracy sinkhorn", "accuracy neural", "polished", "finish from", "outer steps", "time sinkhorn (s)",
          "time neural (s)"],
-        [[r["k"], r["n"], r["seed"], "%.6f" % r["value_sinkhorn"], "%.6f" % r["value_neural"], "%+.2e" % r["rel_diff"],
+        [[_case_of(r)[0], r["k"], r["n"], r["seed"], "%.6f" % r["value_sinkhorn"], "%.6f" % r["value_neural"],
+          "%+.2e" % r["rel_diff"],
           "" if r["rel_diff_learned"] is None else "%+.2e" % r["rel_diff_learned"],
           "%.2f" % r["acc_sinkhorn"], "%.2f" % r["acc_neural"], r["polished"], r["finish_start"], r["outer"],
           "%.1f" % r["time_sinkhorn"], "%.1f" % r["time_neural"]] for r in rows],
-        "rrrrrrrrrllrrr",
+        "lrrrrrrrrrllrrr",
     )  # fmt: skip
     blocks = [
-        "`mgw_neural2` against `mgw_sinkhorn2`, both with their defaults (`init='auto'`, seed = `random_state`), on "
-        "isometric copies of a 2-D box (k = 3: in 2, 3 and 5 dimensions; k = 2: in 2 and 3), rows permuted and "
-        "translated, eps = 0.1 (normalised units). Value: the entropic objective of the returned plan on the data; "
-        "accuracy: share of the points whose most likely partner is the true one (mean over the edges). Target "
-        "(issue #22): neural within 1% of sinkhorn's value and within 5 accuracy points, worst seed. One BLAS / "
-        "torch thread; 2 cores shared with other jobs, so the times are indicative only.",
-        "Up to 1500 points in all (k = 3: n <= 500) the default `mgw_neural2` screens its start with "
-        "`mgw_sinkhorn` on all the points and finishes with the exact alternation from the learned A (in float64), "
-        "so it lands on `mgw_sinkhorn2`'s stationary point by construction: the neural fit is then a detour (the "
-        "times), not a different answer. Where the finish from the learned A ends more than 1e-6 above the "
-        "screening's objective, a finish from the screened A follows and the lower is kept (column 'finish from'; "
-        "the column 'learned A alone' is the finish without that alternative; rows recorded before the 1e-6 "
-        "threshold ran it at 1e-9, hence 'screened' on ties). Beyond 1500 points (n = 1000) the screening runs on "
-        "a 40-point subsample and the finish is one exact solve for the learned A: that row is the neural fit's "
-        "own quality.",
+        "`mgw_neural2` against `mgw_sinkhorn2`, both with their defaults (`init='auto'`, seed = `random_state`), "
+        "eps = 0.1 (normalised units), on data with a known correspondence: *copies*, a 2-D box embedded "
+        "isometrically (k = 3: in 2, 3 and 5 dimensions; k = 2: in 2 and 3), rows permuted and translated; *copies "
+        "noise 0.05*, the same plus Gaussian noise of standard deviation 0.05 (the box is 4 x 1); *moons*, "
+        "scikit-learn's two moons (noise 0.05) embedded the same way; *digits*, scikit-learn's digits through the "
+        "raw pixels (64-D), a 16-D PCA and (k = 3) a random 30-D linear map, rows shuffled. Value: the entropic "
+        "objective of the returned plan on the data; accuracy: share of the points whose most likely partner is the "
+        "true one (mean over the edges). Target (issue #22): neural within 1% of sinkhorn's value and within 5 "
+        "accuracy points, worst seed. One BLAS / torch thread; 2 cores shared with other jobs, so the times are "
+        "indicative only.",
+        "Up to 3000 points in all (`gromov.NEWTON_MAX_POINTS`: k = 3 up to n = 1000, k = 2 up to n = 1500) the "
+        "default `mgw_neural2` screens its start with `mgw_sinkhorn` on all the points and finishes with the exact "
+        "alternation from the learned A (in float64), so it lands on `mgw_sinkhorn2`'s stationary point by "
+        "construction: the neural fit is then a detour (the times), not a different answer. Where the finish from "
+        "the learned A ends more than 1e-6 above the screening's objective, a finish from the screened A follows "
+        "and the lower is kept (column 'finish from'; the column 'learned A alone' is the finish without that "
+        "alternative; rows recorded before the 1e-6 threshold ran it at 1e-9, hence 'screened' on ties). Beyond "
+        "3000 points (k = 2, n = 2000) the screening runs on a 40-point subsample and the finish is one exact solve "
+        "for the learned A: those rows are the neural fit's own quality.",
         "## Worst seed per case",
         t1,
         "## Every seed",
@@ -745,10 +819,13 @@ def neural_quality():
     figures = ()
     if plt is not None:
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-        for c, (k, n, _eps, _) in enumerate(cases):
-            rr = [r for r in rows if r["k"] == k and r["n"] == n]
+        for c, (name, k, n) in enumerate(cases):
+            rr = [r for r in rows if _case_of(r) == (name, k, n)]
             ax[0].scatter(
-                [r["seed"] for r in rr], [r["rel_diff"] for r in rr], color="C%d" % c, label="k=%d n=%d" % (k, n)
+                [r["seed"] for r in rr],
+                [r["rel_diff"] for r in rr],
+                color="C%d" % c,
+                label="%s k=%d n=%d" % (name, k, n),
             )
             ax[1].scatter([r["acc_sinkhorn"] for r in rr], [r["acc_neural"] for r in rr], color="C%d" % c)
         ax[0].axhline(0.01, color="k", ls=":")
