@@ -1126,7 +1126,11 @@ class NeuralMGW(ParamsMixin):
                     # too, each within the same budget
                     extra = [] if screen is None else [("screened", screen["A"])]
                     extra.append(("zero", problem.zero_A()))
-                elif screen is not None and b["obj"] > screen["obj"] + POLISH_WORSE * abs(screen["obj"]):
+                elif (
+                    screen is not None
+                    and screen["obj"] is not None
+                    and b["obj"] > screen["obj"] + POLISH_WORSE * abs(screen["obj"])
+                ):
                     # the learned start ended in a worse stationary point than the screening's (mgw_sinkhorn on
                     # all the points, already run): finish from that one too
                     extra = [("screened", screen["A"])]
