@@ -134,9 +134,10 @@ POLISH_OUTER = 100  # outer steps of the exact finish
 POLISH_MAX_ITER = {"sinkhorn_newton": 200, "sinkhorn_log": 1000}
 POLISH_FLOPS = 3e11  # beyond Newton's range, the work budget of each finishing solve (minutes on two cores) ...
 POLISH_MIN_SWEEPS = 50  # ... and the fewest sweeps worth running (else no finish by default)
-# beyond Newton's range, the work budget of the whole exact alternation that finishes the fit (its first solve, for
-# the learned A, always runs; further steps while their sweeps so far fit it)
-POLISH_ALT_FLOPS = 3e12
+# beyond Newton's range, the work budget of the whole exact finish, shared by its starts (learned, screened, A = 0):
+# each alternation's first solve always runs, further steps while its sweeps fit its share (log-domain k = 2 sweeps run
+# at 1-2e9 engine operations a second on one core here: about 10-20 minutes in all at worst)
+POLISH_ALT_FLOPS = 1e12
 # a finish from the learned A that ends above the screening's objective by more than this (relative; both stop at
 # POLISH_STOP, so less is the same stationary point) is followed by a finish from the screened A
 POLISH_WORSE = 1e-6
@@ -511,8 +512,9 @@ class NeuralMGW(ParamsMixin):
         is at least 50 (k = 3 complete, n = 1500: none; k = 2: up to
         n = 20 000, where the fit's moments are taken on the data): the
         first solve (for the kept :math:`A_{ij}`) always, further steps
-        while the sweeps of the finish fit 3e12 operations in all (k = 2,
-        n = 2000: about 190 000 sweeps; n = 10⁴: 7 500).
+        while the sweeps of the finish fit 1e12 operations in all, shared by
+        its starts (see above; k = 2, n = 2000: about 20 000 sweeps each;
+        n = 10⁴: 830).
     random_state : int, optional
         Seed of the networks, the batches and the subsample (formerly ``seed``, deprecated).
     verbose : bool, optional
@@ -1103,18 +1105,20 @@ class NeuralMGW(ParamsMixin):
 
                 # the exact alternation to convergence where Newton's inner solves run (as in mgw_sinkhorn); beyond,
                 # the exact solve for the kept A (the plan converged for the learned A), then further exact steps
-                # while the sweeps of the finish fit POLISH_ALT_FLOPS
+                # while the sweeps of the finish fit its share of POLISH_ALT_FLOPS
+                screen = s.get("screen")
+                share = POLISH_ALT_FLOPS / (2 + (screen is not None))  # beyond Newton's range: each start's budget
+
                 def run(alt):
                     if not one:
                         return alt.run(POLISH_OUTER, POLISH_STOP).finish()
                     while alt.niter < POLISH_OUTER and not alt.converged and not alt.stopped:
                         alt.run(alt.niter + 1, POLISH_STOP)
-                        if (sum(alt.inner_niter) + max(alt.inner_niter)) * sweep_work > POLISH_ALT_FLOPS:
+                        if (sum(alt.inner_niter) + max(alt.inner_niter)) * sweep_work > share:
                             break  # the next step might not fit the budget
                     return alt.finish()
 
                 b = run(alt)
-                screen = s.get("screen")
                 finish = dict(
                     start="learned",
                     candidates={"learned": b["obj"]},
