@@ -503,18 +503,10 @@ def test_beyond_the_newton_range_the_finish_is_the_exact_alternation_within_its_
 def test_n_init_points_default_fits_the_screening_work():
     """n_init_points=None: k = 2 screens 400 points per cloud beyond NEWTON_MAX_POINTS, k = 3 complete 200 (the
     engine work of the triangle at 200 points), k = 4 complete fewer; never below 40; a value given is kept."""
-    import ot
-
     from ot_multimarginal.costs.pointcloud import PointCloudCost
     from ot_multimarginal.neural import gromov
 
-    got = {}
-    for k in (2, 3, 4):
-        X = [np.zeros((5, 2))] * k
-        est = om.NeuralMGW(0.1)
-        est._problem = gromov._NeuralProblem(ot.backend.get_backend(X[0]), X, [np.full(5, 0.2)] * k,
-                                             PointCloudCost(k, "complete").edges, 0.1)  # fmt: skip
-        got[k] = est._screen_points(None)
+    got = {k: gromov._screen_points(k, PointCloudCost(k, "complete").edges) for k in (2, 3, 4)}
     assert got[2] == gromov.SCREEN_MAX_POINTS == 400 and got[3] == 200 and 40 <= got[4] < 200
     with pytest.raises(ValueError, match="n_init_points"):
         om.NeuralMGW(0.1, n_init_points=1).fit(_pair(0, 10))

@@ -276,6 +276,17 @@ def _edge_cost(cost, u, v, Xu, Xv):
     return None
 
 
+def _screen_points(k, edges):
+    """``n_init_points=None``: the largest subsample size (per cloud, at most ``SCREEN_MAX_POINTS``, at least
+    ``SCREEN_MIN_POINTS``) whose engine work per log-partition on the graph ``edges`` is at most ``SCREEN_WORK``."""
+    cost = PointCloudCost(k, list(edges))
+    lo, hi = SCREEN_MIN_POINTS, SCREEN_MAX_POINTS  # the work grows with m: bisection for the largest that fits
+    while lo < hi:
+        m = (lo + hi + 1) // 2
+        lo, hi = (m, hi) if exact_work(cost, [m] * k)[0] <= SCREEN_WORK else (lo, m - 1)
+    return lo
+
+
 def _spatial_blocks(X, size):
     """Index tensors of blocks of at most ``size`` rows of ``X``, each compact in space (a k-d tree's leaves:
     recursive median splits along the coordinate of largest range)."""
@@ -744,7 +755,12 @@ class NeuralMGW(ParamsMixin):
             rng = check_random_state(derive_seed(seed, "mgw-init") % (2**32))
             # where the clouds are in the exact engines' range, the screening is mgw_sinkhorn on all the points
             everything = sum(int(X.shape[0]) for X in Xn) <= NEWTON_MAX_POINTS
-            m_sub = self._screen_points(edges) if self.n_init_points is None else int(self.n_init_points)
+            if everything:
+                m_sub = None
+            elif self.n_init_points is None:
+                m_sub = _screen_points(len(Xn), edges)
+            else:
+                m_sub = int(self.n_init_points)
             sub, sub_F = [], []
             for v, (X, a) in enumerate(zip(Xn, a_s)):
                 n = int(X.shape[0])
@@ -777,17 +793,6 @@ class NeuralMGW(ParamsMixin):
         check_positive_int("n_components", self.n_components, minimum=1)
         cands = initial_candidates(nx, init, Xn, a_s, edges, self.n_components, self.max_candidates, None)
         return cands[0][1], cands[0][0], None
-
-    def _screen_points(self, edges):
-        """``n_init_points=None``: the largest subsample size (per cloud, at most ``SCREEN_MAX_POINTS``, at least
-        ``SCREEN_MIN_POINTS``) whose engine work per log-partition is at most ``SCREEN_WORK``."""
-        k = len(self._problem.X_s)
-        cost = self._problem.cost(self._problem.zero_A())
-        lo, hi = SCREEN_MIN_POINTS, SCREEN_MAX_POINTS  # the work grows with m: bisection for the largest that fits
-        while lo < hi:
-            m = (lo + hi + 1) // 2
-            lo, hi = (m, hi) if exact_work(cost, [m] * k)[0] <= SCREEN_WORK else (lo, m - 1)
-        return lo
 
     def _inner_fit(self, A, warm, t, data, weights, edges, reg, seed, dev, t_start):
         """The NeuralEMOT fit of outer step ``t`` for the cost of ``A``: a new estimator built from the
