@@ -457,23 +457,7 @@ def case_quality_k3(eps, seeds):
     rows = []
     for kind, n, noise in [("copies", 50, 0.0), ("copies", 50, 0.05), ("copies", 100, 0.05), ("digits", 100, 0.0)]:
         for seed in seeds:
-            rng = np.random.RandomState(seed)
-            if kind == "copies":
-                X = box(rng, n)
-                pairs = [copy_in(rng, X, d) for d in (2, 3, 5)]
-                X_s = [Y + noise * rng.randn(*Y.shape) for Y, _ in pairs]
-                perms = [p for _, p in pairs]
-            else:
-                from sklearn.datasets import load_digits
-                from sklearn.decomposition import PCA
-
-                D = load_digits().data
-                raw = D[rng.choice(len(D), n, replace=False)]
-                views = [raw, PCA(16, random_state=0).fit(D).transform(raw)]
-                Q, _ = np.linalg.qr(rng.randn(30, 30))
-                views.append(raw @ rng.randn(64, 30) @ Q / 8.0)
-                perms = [rng.permutation(n) for _ in range(3)]
-                X_s = [V[p] for V, p in zip(views, perms)]
+            X_s, perms = _neural_problem(3, n, seed, kind, noise)
             t = time.perf_counter()
             v, log = om.mgw_sinkhorn2(X_s, eps, log=True, warn=False)
             el = time.perf_counter() - t
