@@ -27,7 +27,11 @@ or no features: plain GW). With :math:`G(\pi) = S_1 + \min_A 32\|A\|^2 + \langle
 With exact inner solves :math:`\Phi` decreases monotonically. Stopping rule
 (one rule for every inner solver): ``err[t] = max(|Φ_t − Φ_{t−1}| / |Φ_t|,
 max_e ‖A_e^{t+1} − A_e^t‖ / ‖A_e^{t+1}‖) <= stopThr`` with the inner solver at
-its final tolerance. The lowest-objective iterate is the one returned.
+its final tolerance. The lowest-objective iterate is the one returned. Where the
+objective is an estimate with a standard error (the neural solver beyond the
+exact engines), the run also stops, converged to the estimator's resolution,
+when further steps no longer lower it by more than their noise
+(:class:`Alternation`'s ``n_iter_no_change``).
 
 The interface is documented for the helpers in ``/work/coord/gw_alternation_api.md``
 (:class:`GWProblem`, :class:`InnerSolver`, :class:`Alternation`, :func:`run_starts`).
@@ -68,6 +72,12 @@ __all__ = [
 CONTINUATION = (256.0, 64.0, 16.0, 4.0)  # eps-scaling of a cold Sinkhorn inner solve: reg * these, loose, then reg
 # from a warm start whose marginals are far off (WARM_MAX_ERROR): 156 -> 112 Newton iterations (k = 3, n = 300)
 CONTINUATION_WARM = (16.0, 4.0)
+# the n_iter_no_change rule of Alternation (estimated objectives): a change within NOISE_Z combined standard errors
+# is noise
+NOISE_Z = 2.0
+# with estimated objectives, after the first rejected step, an accepted step's update of A is damped by this much
+# (A <- A + theta (A(P) - A)): the closed-form update carries the moments' noise in full
+NOISY_THETA = 0.5
 WARM_MAX_ERROR = 0.5  # a warm start whose marginals are off by more (L1, summed over the k marginals) goes through it
 
 
@@ -424,6 +434,18 @@ class Alternation:
         each rejection; after ``damping`` rejections in a row the run stops.
     increase_tol, marg_tol : float, optional
         See ``damping``.
+    n_iter_no_change : int, optional
+        Where the inner solver's objective is an estimate (``evaluate`` returns
+        its standard error ``obj_se > 0``; with damping): the run also converges
+        (``converged_by = 'noise'``) once ``n_iter_no_change`` steps in a row
+        (default ``damping + 1``) did not lower the best objective by more than
+        ``max(NOISE_Z`` combined standard errors, ``stopThr`` relative) and one
+        of them was within ``NOISE_Z`` combined standard errors of it (each
+        taken as the smaller of the two: an imprecise fit is no evidence): the
+        objective is stationary to the estimator's resolution. Exact objectives
+        (``obj_se = 0``) never stop this way. With estimated objectives, after
+        the first rejection, the update of an accepted step is damped too
+        (:math:`A \leftarrow A + \theta (A_P - A)`, :math:`\theta` = ``NOISY_THETA``).
 
     Attributes (read after :meth:`step`)
     ------------------------------------
@@ -433,14 +455,29 @@ class Alternation:
     best : dict
         ``obj``, ``A`` (the matrices of its cost), ``A_P`` (:math:`A` of its plan),
         ``pot``, ``terms`` (:meth:`InnerSolver.evaluate`), ``step`` (1-based).
+    obj_se : list of float
+        The standard error of each step's objective (0: exact).
     converged, stopped : bool
         The stopping rule met / the run cannot go on (rejections exhausted).
+    theta : float
+        The damping of the next step's :math:`A`.
+    converged_by : str or None
+        ``'tol'`` (the stopping rule), ``'noise'`` (see ``n_iter_no_change``) or ``None``.
     """
 
-    def __init__(self, problem, solver, A0, name="given", damping=0, increase_tol=1e-10, marg_tol=math.inf):
+    def __init__(
+        self, problem, solver, A0, name="given", damping=0, increase_tol=1e-10, marg_tol=math.inf, n_iter_no_change=None
+    ):
         self.problem, self.solver, self.name = problem, solver, name
         self.A = list(A0)
         self.damping, self.increase_tol, self.marg_tol = int(damping), float(increase_tol), float(marg_tol)
+        self.n_iter_no_change = int(damping) + 1 if n_iter_no_change is None else int(n_iter_no_change)
+        self.obj_se = []
+        self.converged_by = None
+        self.theta = 1.0  # the damping of the next step's A (1: the closed-form update)
+        self._theta_accepted = 1.0  # that of an accepted step's update (NOISY_THETA after a rejection, noisy runs)
+        self._no_change = 0  # steps in a row without a significant improvement (estimated objectives)
+        self._flat = False  # one of them within the noise of the best
         self.pot = None  # last accepted potentials (warm start)
         self.tol = solver.tol_start if solver.tol_floor is not None else None
         if problem.alpha == 0.0 and self.tol is not None:  # one solve is the answer: at the final tolerance
@@ -491,13 +528,21 @@ class Alternation:
             ok = obj <= self.best["obj"] + self.increase_tol * abs(self.best["obj"]) and ev["marg_err"] <= self.marg_tol
         self.accepted.append(ok)
         self.A_change.append(change)
+        se = float(ev.get("obj_se", 0.0) or 0.0)
+        self.obj_se.append(se)
+        if self._stationary_within_noise(obj, se, ev["marg_err"]):
+            self.converged, self.converged_by = True, "noise"
         if not ok:
             self._rejections += 1
             self.err.append(math.inf)
-            if self._rejections > self.damping:
+            if se > 0.0:  # noisy objectives: the updates after accepted steps are damped from now on
+                self._theta_accepted = NOISY_THETA
+            if self.converged:
+                pass
+            elif self._rejections > self.damping:
                 self.stopped = True
             else:  # damped: back towards the best iterate's A
-                theta = 0.5**self._rejections
+                self.theta = theta = 0.5**self._rejections
                 b = self.best
                 self.A = [Ab + theta * (Ap - Ab) for Ab, Ap in zip(b["A"], b["A_P"])]
             return obj
@@ -506,17 +551,39 @@ class Alternation:
         # exact solves (damping=0): the last iterate (monotone up to the inner tolerance; near the fixed point the
         # objective is flat to rounding while the plan still moves); else the lowest objective
         if self.best is None or self.damping == 0 or obj <= self.best["obj"]:
-            self.best = dict(obj=obj, A=A_used, A_P=A_new, pot=pot, terms=ev, step=len(self.history))
-        self.pot, self.A, self._last_obj = pot, A_new, obj
+            self.best = dict(obj=obj, A=A_used, A_P=A_new, pot=pot, terms=ev, step=len(self.history), se=se)
+        self.theta = theta = self._theta_accepted
+        A_next = A_new if theta == 1.0 else [A0 + theta * (A1 - A0) for A0, A1 in zip(A_used, A_new)]
+        self.pot, self.A, self._last_obj = pot, A_next, obj
         self._last_rel = math.inf if prev is None else abs(obj - prev) / max(abs(obj), 1e-300)
         self.err.append(max(self._last_rel, change))
+        if self.converged:  # within the noise (converged_by = 'noise')
+            return obj
         if self.problem.alpha == 0.0:  # the cost does not depend on A: one solve is the answer
             self.converged = self.at_floor
         else:
             self.converged = (
                 self.at_floor and self._last_rel <= self._stopThr and change <= max(self._stopThr, self.A_floor)
             )
+        self.converged_by = "tol" if self.converged else None
         return obj
+
+    def _stationary_within_noise(self, obj, se, marg_err):
+        """The ``n_iter_no_change`` rule (estimated objectives only): update its counters with this step."""
+        b = self.best
+        if se <= 0.0 or self.damping == 0 or b is None or not math.isfinite(obj) or marg_err > self.marg_tol:
+            self._no_change, self._flat = 0, False
+            return False
+        se_b = float(b.get("se", 0.0))
+        noise = NOISE_Z * math.sqrt(se**2 + se_b**2)
+        if obj < b["obj"] - max(noise, self._stopThr * abs(b["obj"])):  # a significant improvement
+            self._no_change, self._flat = 0, False
+            return False
+        self._no_change += 1
+        # within the noise: of the more precise of the two estimates (a poor fit's large standard error is no
+        # evidence of stationarity: k = 3, n = 10^4 Gaussian copies, a fit 3 % above the best with se 3.7 %)
+        self._flat = self._flat or abs(obj - b["obj"]) <= NOISE_Z * math.sqrt(2.0) * min(se, se_b)
+        return self._no_change >= self.n_iter_no_change and self._flat
 
     _stopThr = 1e-6
 
@@ -551,8 +618,11 @@ class Alternation:
 
     _STATE = (
         "A tol history err A_change marg_err inner_niter inner_tol accepted converged stopped _rejections _last_obj "
-        "_last_rel _stopThr"
+        "_last_rel _stopThr obj_se converged_by _no_change _flat theta _theta_accepted"
     ).split()
+    _STATE_DEFAULTS = dict(  # absent from older checkpoints
+        obj_se=[], converged_by=None, _no_change=0, _flat=False, theta=1.0, _theta_accepted=1.0
+    )
 
     def state_dict(self):
         """The loop's state (checkpoints): plain fields and arrays, without the Potentials.
@@ -574,7 +644,7 @@ class Alternation:
     def load_state_dict(self, state, pot=None, best_pot=None):
         """Restore :meth:`state_dict`'s fields; ``pot``: the warm start, ``best_pot``: the best iterate's Potentials."""
         for n in self._STATE:
-            v = state[n]
+            v = state[n] if n in state or n not in self._STATE_DEFAULTS else self._STATE_DEFAULTS[n]
             setattr(self, n, list(v) if isinstance(v, (list, tuple)) else v)
         self.best = None if state["best"] is None else dict(state["best"], pot=best_pot)
         self.pot = best_pot if state.get("pot_is_best") and pot is None else pot

@@ -634,3 +634,82 @@ def test_sampled_queries_bad_input(triangle_fit):
         pair = om.NeuralMGW(0.5, max_iter=1, warn=False, **QUICK).fit(_pair(1, 12))
     with pytest.raises(ValueError, match="needs k = 3"):
         pair.pairwise_plan(0, 1, method="sampled")
+
+
+def _scripted_batches(monkeypatch, offsets, se):
+    """Moments over batches (the exact engine lowered to nothing); step t's objective is the first step's plus
+    ``offsets[t]`` (its standard error ``se``): the steps' outcomes are scripted, the fits are real."""
+    from ot_multimarginal.neural import gromov
+
+    monkeypatch.setattr(gromov, "exact_is_affordable", lambda *a, **k: False)
+    score, calls = gromov.NeuralMGW._score, []
+
+    def scripted(self, emot, *args):
+        out = score(self, emot, *args)
+        calls.append(out[0])
+        emot.value_se_ = se[len(calls) - 1] if isinstance(se, list) else se
+        return (calls[0] + offsets[len(calls) - 1],) + out[1:]
+
+    monkeypatch.setattr(gromov.NeuralMGW, "_score", scripted)
+
+
+def test_beyond_the_engine_a_run_stationary_within_its_noise_converges_and_says_so(monkeypatch):
+    """Estimated objectives (over batches): after the best step, three steps that do not lower it by more than two
+    standard errors, one of them within them, converge the run ('noise'): no unconverged warning, the beyond-the-
+    engine warning states the resolution reached, log['convergence'] == 'noise'."""
+    _scripted_batches(monkeypatch, [0.0, -0.5, 0.3, -0.49, 0.2, 0.3, 0.3], se=0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        v, log = mgw_neural2(
+            _pair(6), 0.5, init="zero", numItermaxInner=100, max_iter_refit=40, random_state=0, stopThr=1e-12,
+            n_moment_batches=2, polish=False, log=True,
+        )  # fmt: skip
+    msgs = [str(w.message) for w in caught]
+    assert not any("stopped unconverged" in m for m in msgs), msgs
+    assert any("converged to the estimator's resolution: 3 steps in a row" in m for m in msgs), msgs
+    # step 2 lowers the best by far more than the noise; steps 3-5 do not lower it, step 4 is within two combined
+    # standard errors of it: converged at step 5 (also its third rejection in a row: convergence takes precedence)
+    assert log["niter"] == 5 and log["converged"] and log["convergence"] == "noise"
+    assert log["accepted"] == [True, True, False, False, False]
+    assert log["objective_se"] == [0.01] * 5 and v == pytest.approx(log["objective"][1]) == min(log["objective"])
+
+
+def test_beyond_the_engine_steps_significantly_worse_stop_the_run_unconverged(monkeypatch):
+    """The same with every later step far above the noise: no evidence of stationarity, the run stops after three
+    rejections, unconverged, with the warning naming the remedy; exact objectives (se = 0) never stop by noise."""
+    _scripted_batches(monkeypatch, [0.0, 1.0, 1.0, 1.0, 1.0], se=0.01)
+    with pytest.warns(UserWarning, match="damped steps did not lower the objective"):
+        est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
+    assert est.n_iter_ == 4 and not est.converged_ and est.convergence_ is None
+    # a last step within the combined noise only through its own large standard error is no evidence either
+    monkeypatch.undo()
+    _scripted_batches(monkeypatch, [0.0, 1.0, 1.0, 0.03, 1.0], se=[0.01, 0.01, 0.01, 0.05, 0.01])
+    with pytest.warns(UserWarning, match="damped steps did not lower the objective"):
+        est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
+    assert est.n_iter_ == 4 and est.convergence_ is None
+    monkeypatch.undo()
+    _scripted_batches(monkeypatch, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], se=0.0)
+    with pytest.warns(UserWarning, match="stopped unconverged"):
+        est = om.NeuralMGW(0.5, max_iter=5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
+    assert est.n_iter_ == 5 and est.convergence_ is None and est.history_["objective_se"] == [0.0] * 5
+
+
+def test_beyond_the_engine_updates_after_a_rejection_stay_damped(monkeypatch):
+    """Estimated objectives: after the first rejected step, accepted steps update A by half the closed-form step
+    (the moments' noise is carried in full by the closed form); exact objectives keep the closed form."""
+    _scripted_batches(monkeypatch, [0.0, 1.0, -1.0, -2.0, -3.0], se=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = om.NeuralMGW(0.5, max_iter=4, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
+    assert est.history_["accepted"] == [True, False, True, True] and est.history_["theta"] == [1.0, 1.0, 0.5, 0.5]
+    monkeypatch.undo()
+    _scripted_batches(monkeypatch, [0.0, 1.0, -1.0, -2.0, -3.0], se=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = om.NeuralMGW(0.5, max_iter=4, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
+    assert est.history_["accepted"] == [True, False, True, True] and est.history_["theta"] == [1.0, 1.0, 0.5, 1.0]
+
+
+def test_n_iter_no_change_is_validated():
+    with pytest.raises(ValueError, match="n_iter_no_change"):
+        om.NeuralMGW(0.5, n_iter_no_change=0).fit(_pair(0, 10))

@@ -1,0 +1,304 @@
+# -*- coding: utf-8 -*-
+"""mgw_neural beyond the exact engines (issue #22): k = 3 complete, n = 10⁴, defaults, one thread.
+
+Isometric copies (in 2, 3 and 5 dimensions, rows permuted, translated) of a 2-D Gaussian cloud and of the 4 × 1
+box of ``bench_mgw._neural_problem``; reg = 0.1; ``NeuralMGW(0.1, random_state=seed)`` with its defaults (the
+value over batches, no exact engine at that size). Per run: time, outer steps, how the run stopped
+(``convergence_``: 'tol', 'noise', or unconverged), the value (an estimate) and its standard error, the last
+A_ij change. ``--previous`` also runs the rule of the previous version in the same session (no stop by noise:
+``n_iter_no_change`` out of reach; undamped updates after accepted steps: ``NOISY_THETA = 1``), so the two are
+compared on the same machine load. No matching accuracy: at n = 10⁴ ``match`` samples (``method='sampled'``) at
+2-3 minutes per edge under load (``bench_mgw.md``'s notes).
+
+Writes bench/results/bench_mgw_large.{json,md,png}; rows are saved after every run (``--resume`` continues,
+``--render`` rewrites the page from the JSON).
+--reference: the batch path at a size the exact engines reach (default n = 1000): the neural alternation with its
+objective forced over batches, against mgw_sinkhorn2 and the exact objective of the plan of the learned A_ij.
+Usage: python bench/bench_mgw_large.py [--n=N] [--seeds=S] [--previous] [--reference] [--resume|--render]
+"""
+
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _report import load_results, md_table, pyplot, save_results, write_markdown  # noqa: E402
+from bench_mgw import _neural_problem, copy_in  # noqa: E402
+
+NAME = "bench_mgw_large"
+
+
+def _arg(name, default):
+    got = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--%s=" % name)]
+    return type(default)(got[0]) if got else default
+
+
+def problem(family, n, seed):
+    """k = 3 isometric copies (2, 3, 5-D) of a 2-D Gaussian cloud ('gauss') or of the 4 x 1 box ('box')."""
+    if family == "box":
+        return _neural_problem(3, n, seed)[0]
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 2)
+    return [copy_in(rng, X, d)[0] for d in (2, 3, 5)]
+
+
+def run(family, n, seed, variant):
+    import torch
+
+    import ot_multimarginal._gw_alternation as alternation
+    from ot_multimarginal.neural import NeuralMGW
+
+    torch.set_num_threads(1)
+    X_s = problem(family, n, seed)
+    kw = {} if variant == "this" else dict(n_iter_no_change=10**9)
+    theta = alternation.NOISY_THETA
+    if variant == "previous":
+        alternation.NOISY_THETA = 1.0
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            est = NeuralMGW(0.1, random_state=seed, **kw).fit(X_s)
+            seconds = time.perf_counter() - t0
+    finally:
+        alternation.NOISY_THETA = theta
+    h = est.history_
+    best = int(np.argmin(h["objective"]))
+    row = dict(
+        family=family,
+        n=n,
+        seed=seed,
+        variant=variant,
+        seconds=seconds,
+        steps=est.n_iter_,
+        convergence=est.convergence_ or "unconverged",
+        value=float(est.value_),
+        se=float(h["objective_se"][best]),
+        last_A_change=float(h["A_change"][-1]),
+        objective=[float(v) for v in h["objective"]],
+        objective_se=[float(v) for v in h["objective_se"]],
+        accepted=list(h["accepted"]),
+        theta=[float(v) for v in h["theta"]],
+        warnings=sorted({str(w.message)[:90] for w in caught}),
+        load=os.getloadavg(),
+    )
+    print(
+        "%-5s n=%d seed %d %-8s %6.1f s  %2d steps  %-11s value %.5f (se %.1e)"
+        % (family, n, seed, variant, seconds, row["steps"], row["convergence"], row["value"], row["se"]),
+        flush=True,
+    )
+    return row
+
+
+def run_reference(family, n, seed):
+    """The batch path at a size the exact engines reach: NeuralMGW with its objective forced over batches (as
+    beyond the engines; no exact finish) against mgw_sinkhorn2 (defaults), and the exact objective of the plan
+    of the learned A_ij (one exact EMOT solve): how good the learned A_ij are, and how far the estimate is."""
+    import torch
+
+    import ot_multimarginal as om
+    from ot_multimarginal._gw_alternation import Alternation, GWProblem, SinkhornInner
+    from ot_multimarginal.neural import NeuralMGW, estimator, evaluation, gromov
+
+    torch.set_num_threads(1)
+    X_s = problem(family, n, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        t0 = time.perf_counter()
+        ref = float(om.mgw_sinkhorn2(X_s, 0.1, random_state=seed))
+        t_ref = time.perf_counter() - t0
+        # beyond the engines: the GW objective, the NEMOT value and its refinement all over batches
+        modules = (gromov, estimator, evaluation)
+        affordable = [m.exact_is_affordable for m in modules]
+        gromov.exact_is_affordable = evaluation.exact_is_affordable = lambda *a, **k: False
+        # the estimator's value (the default budget) but not its plans on batches (a larger one)
+        estimator.exact_is_affordable = lambda c, s, *a, **k: False if not a and not k else affordable[1](c, s, *a, **k)
+        try:
+            t0 = time.perf_counter()
+            est = NeuralMGW(0.1, random_state=seed, polish=False).fit(X_s)
+            t_neural = time.perf_counter() - t0
+        finally:
+            for m, f in zip(modules, affordable):
+                m.exact_is_affordable = f
+        pr = est._problem
+        f64 = [X.to(torch.float64) for X in pr.X_s]
+        exact = GWProblem(pr.nx, f64, [a.to(torch.float64) for a in pr.a_s], pr.edges, pr.reg)
+        A = [M.to(torch.float64) for M in est.A_used_]
+        alt = Alternation(exact, SinkhornInner(exact, stopThr=1e-8, tol_start=1e-8), A)
+        alt.step()
+    h = est.history_
+    best = int(np.argmin(h["objective"]))
+    row = dict(
+        family=family, n=n, seed=seed, value_sinkhorn=ref, seconds_sinkhorn=t_ref, value_estimate=float(est.value_),
+        se=float(h["objective_se"][best]), value_learned_A=float(alt.history[-1]), seconds_neural=t_neural,
+        steps=est.n_iter_, convergence=est.convergence_ or "unconverged", objective=[float(v) for v in h["objective"]],
+        accepted=list(h["accepted"]), load=os.getloadavg(),
+    )  # fmt: skip
+    print(
+        "%-5s n=%d seed %d  sinkhorn %.5f (%.0f s)  neural estimate %.5f (se %.1e, %s, %d steps, %.0f s)  "
+        "exact plan of the learned A %.5f (%+.2f %%)"
+        % (family, n, seed, ref, t_ref, row["value_estimate"], row["se"], row["convergence"], row["steps"], t_neural,
+           row["value_learned_A"], 100 * (row["value_learned_A"] - ref) / abs(ref)),
+        flush=True,
+    )  # fmt: skip
+    return row
+
+
+def render(rows, reference=()):
+    rows = sorted(rows, key=lambda r: (r["family"], r["n"], r["seed"], r["variant"] != "this"))
+    table = []
+    for r in rows:
+        other = [o for o in rows if (o["family"], o["n"], o["seed"]) == (r["family"], r["n"], r["seed"]) and o is not r]
+        diff = "%+.2f %%" % (100 * (r["value"] - other[0]["value"]) / abs(other[0]["value"])) if other else ""
+        table.append(
+            [
+                r["family"], r["n"], r["seed"], r["variant"], "%.1f" % r["seconds"], r["steps"],
+                "%d / %d" % (sum(1 for a in r["accepted"] if not a), len(r["accepted"])),
+                r["convergence"], "%.5f" % r["value"], "%.1e" % r["se"], diff if r["variant"] == "this" else "",
+                "%.3f" % r["last_A_change"], "%.1f" % r["load"][0],
+            ]
+        )  # fmt: skip
+    this = [r for r in rows if r["variant"] == "this"]
+    blocks = [
+        "k = 3 complete, isometric copies (2, 3, 5-D) of a 2-D Gaussian cloud and of the 4 × 1 box, reg = 0.1, "
+        "`NeuralMGW(0.1, random_state=seed)` defaults, one thread. The value is the NEMOT estimate over batches "
+        "(no exact engine at this size); `se` its standard error at the best step. `convergence`: `noise` = "
+        "stationary to the estimator's resolution (3 steps in a row without lowering the best objective by more "
+        "than two standard errors, one of them within them), `tol` = the stopping rule, `unconverged` (warned). "
+        "`previous` = the rule of the previous version (no stop by noise, undamped updates after accepted steps), "
+        "run in the same session; `vs previous` = this version's value relative to it (lower is better; values "
+        "differing by less than about 2·√2·se are not distinguishable).",
+        md_table(
+            [
+                "family",
+                "n",
+                "seed",
+                "variant",
+                "s",
+                "steps",
+                "rejected",
+                "convergence",
+                "value",
+                "se",
+                "vs previous",
+                "last A change",
+                "load",
+            ],
+            table,
+            "lrrlrrrlrrrrr",
+        ),  # fmt: skip
+    ]
+    if this:
+        worst = max(r["seconds"] for r in this)
+        conv = sum(r["convergence"] != "unconverged" for r in this)
+        blocks.append(
+            "This version: %d of %d runs converged; slowest %.1f s (target ≤ 120 s on a quiet machine: see the load "
+            "column, 2 cores)." % (conv, len(this), worst)
+        )
+    if reference:
+        ref_rows = [
+            [
+                r["family"], r["n"], r["seed"], "%.5f" % r["value_sinkhorn"], "%.0f" % r["seconds_sinkhorn"],
+                "%.5f" % r["value_estimate"], "%.1e" % r["se"], r["convergence"], r["steps"],
+                "%.0f" % r["seconds_neural"],
+                "%.5f" % r["value_learned_A"],
+                "%+.2f %%" % (100 * (r["value_learned_A"] - r["value_sinkhorn"]) / abs(r["value_sinkhorn"])),
+                "%+.2f %%" % (100 * (r["value_estimate"] - r["value_learned_A"]) / abs(r["value_learned_A"])),
+            ]
+            for r in sorted(reference, key=lambda r: (r["family"], r["n"], r["seed"]))
+        ]  # fmt: skip
+        worst = max(reference, key=lambda r: (r["value_learned_A"] - r["value_sinkhorn"]) / abs(r["value_sinkhorn"]))
+        blocks += [
+            "### The batch path against a reference (`--reference`)",
+            "At a size the exact engines reach, the neural alternation is run with its objective forced over "
+            "batches (the path it takes beyond the engines; no exact finish) and compared with `mgw_sinkhorn2` "
+            "(defaults). `exact, learned A` is the objective of the exact plan for the learned A_ij (one exact "
+            "EMOT solve, float64): how good the A_ij are (against `mgw_sinkhorn2`'s value) and how far the "
+            "estimate is from the value of its own A_ij (a NEMOT value is a dual value: under-trained potentials "
+            "give lower estimates).",
+            md_table(
+                [
+                    "family",
+                    "n",
+                    "seed",
+                    "mgw_sinkhorn2",
+                    "s",
+                    "estimate",
+                    "se",
+                    "convergence",
+                    "steps",
+                    "s",
+                    "exact, learned A",
+                    "vs sinkhorn",
+                    "estimate vs exact",
+                ],
+                ref_rows,
+                "lrrrrrrlrrrrr",
+            ),  # fmt: skip
+            "Worst seed: %s seed %d, the learned A_ij %+.2f %% above `mgw_sinkhorn2`."
+            % (
+                worst["family"],
+                worst["seed"],
+                100 * (worst["value_learned_A"] - worst["value_sinkhorn"]) / abs(worst["value_sinkhorn"]),
+            ),  # fmt: skip
+        ]
+    plt = pyplot()
+    figures = []
+    if plt is not None and rows:
+        fams = sorted({r["family"] for r in rows})
+        fig, axes = plt.subplots(1, len(fams), figsize=(5.5 * len(fams), 4), squeeze=False)
+        for ax, fam in zip(axes[0], fams):
+            for r in [r for r in rows if r["family"] == fam]:
+                c = "C%d" % r["seed"]
+                ls = "-" if r["variant"] == "this" else ":"
+                t = np.arange(1, len(r["objective"]) + 1)
+                label = "seed %d %s (%s)" % (r["seed"], r["variant"], r["convergence"])
+                ax.errorbar(t, r["objective"], yerr=2 * np.asarray(r["objective_se"]), color=c, ls=ls, marker="o",
+                            ms=3, lw=1, label=label)  # fmt: skip
+                rej = [i for i, a in enumerate(r["accepted"]) if not a]
+                ax.plot(t[rej], np.asarray(r["objective"])[rej], "x", color=c, ms=7)
+            ax.set_title("%s copies, k = 3, n = %d" % (fam, rows[0]["n"]))
+            ax.set_xlabel("outer step (x: rejected; bars: 2 se)")
+            ax.set_ylabel("objective (estimate)")
+            ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", NAME + ".png"), dpi=110)
+        figures.append((NAME + ".png", "objective per outer step, this version and the previous rule"))
+    write_markdown(
+        NAME,
+        "mgw_neural beyond the exact engines (n = 10⁴)",
+        blocks,
+        source="`python bench/bench_mgw_large.py%s`" % "".join(" " + a for a in sys.argv[1:] if a != "--render"),
+        figures=figures,
+    )
+
+
+def main():
+    n, seeds = _arg("n", 1000 if "--reference" in sys.argv else 10000), _arg("seeds", 3)
+    saved = load_results(NAME) if ("--resume" in sys.argv or "--render" in sys.argv) else {}
+    rows, reference = list(saved.get("rows", [])), list(saved.get("reference", []))
+    if "--reference" in sys.argv and "--render" not in sys.argv:
+        for family in ("gauss", "box"):
+            for seed in range(seeds):
+                if any((r["family"], r["n"], r["seed"]) == (family, n, seed) for r in reference):
+                    continue
+                reference.append(run_reference(family, n, seed))
+                save_results(NAME, rows, reference=reference)
+    elif "--render" not in sys.argv:
+        variants = ["this", "previous"] if "--previous" in sys.argv else ["this"]
+        for family in ("gauss", "box"):
+            for seed in range(seeds):
+                for variant in variants:
+                    if any((r["family"], r["n"], r["seed"], r["variant"]) == (family, n, seed, variant) for r in rows):
+                        continue
+                    rows.append(run(family, n, seed, variant))
+                    save_results(NAME, rows, reference=reference)
+    render(rows, reference)
+
+
+if __name__ == "__main__":
+    main()
