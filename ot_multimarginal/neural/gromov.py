@@ -1249,7 +1249,8 @@ class NeuralMGW(ParamsMixin):
             se = ses[best["step"] - 1] if len(ses) >= best["step"] else float("nan")
             warnings.warn(
                 "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
-                "on the data and the value is an estimate (the NEMOT value of the best step, standard error %.2g)%s"
+                "on the data and the value is an estimate (the NEMOT value of the best step, standard error %.2g; "
+                "the lowest of the steps' estimates, so likely low by about that much)%s"
                 % (
                     sizes,
                     se,
