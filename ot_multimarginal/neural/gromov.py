@@ -1249,8 +1249,10 @@ class NeuralMGW(ParamsMixin):
             se = ses[best["step"] - 1] if len(ses) >= best["step"] else float("nan")
             warnings.warn(
                 "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
-                "on the data and the value is an estimate (the NEMOT value of the best step, standard error %.2g; "
-                "the lowest of the steps' estimates, so likely low by about that much)%s"
+                "on the data and the value is an estimate (the NEMOT value of the best step, standard error %.2g): "
+                "a dual value, below the objective of the plan for its A_ij where the potentials are under-trained "
+                "(measured with the objective over batches at k = 3, n = 1000: 1.3-20 %% below), and the lowest of "
+                "the steps' estimates%s"
                 % (
                     sizes,
                     se,
