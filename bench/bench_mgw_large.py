@@ -229,7 +229,7 @@ def render(rows, reference=()):
         ]  # fmt: skip
         worst = max(reference, key=lambda r: (r["value_learned_A"] - r["value_sinkhorn"]) / abs(r["value_sinkhorn"]))
         blocks += [
-            "### The batch path against a reference (`--reference`)",
+            "## The batch path against a reference (`--reference`)",
             "At a size the exact engines reach, the neural alternation is run with its objective forced over "
             "batches and its start screened on a subsample (200 points per cloud), the path it takes beyond the "
             "engines (no exact finish), and compared with `mgw_sinkhorn2` "
