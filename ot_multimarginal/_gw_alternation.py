@@ -537,9 +537,9 @@ class Alternation:
             self.err.append(math.inf)
             if se > 0.0:  # noisy objectives: the updates after accepted steps are damped from now on
                 self._theta_accepted = NOISY_THETA
-            if self.converged:
-                pass
-            elif self._rejections > self.damping:
+            if self.converged:  # within the noise (converged_by = 'noise')
+                return obj
+            if self._rejections > self.damping:
                 self.stopped = True
             else:  # damped: back towards the best iterate's A
                 self.theta = theta = 0.5**self._rejections
@@ -620,9 +620,6 @@ class Alternation:
         "A tol history err A_change marg_err inner_niter inner_tol accepted converged stopped _rejections _last_obj "
         "_last_rel _stopThr obj_se converged_by _no_change _flat theta _theta_accepted"
     ).split()
-    _STATE_DEFAULTS = dict(  # absent from older checkpoints
-        obj_se=[], converged_by=None, _no_change=0, _flat=False, theta=1.0, _theta_accepted=1.0
-    )
 
     def state_dict(self):
         """The loop's state (checkpoints): plain fields and arrays, without the Potentials.
@@ -644,7 +641,7 @@ class Alternation:
     def load_state_dict(self, state, pot=None, best_pot=None):
         """Restore :meth:`state_dict`'s fields; ``pot``: the warm start, ``best_pot``: the best iterate's Potentials."""
         for n in self._STATE:
-            v = state[n] if n in state or n not in self._STATE_DEFAULTS else self._STATE_DEFAULTS[n]
+            v = state[n]
             setattr(self, n, list(v) if isinstance(v, (list, tuple)) else v)
         self.best = None if state["best"] is None else dict(state["best"], pot=best_pot)
         self.pot = best_pot if state.get("pot_is_best") and pot is None else pot

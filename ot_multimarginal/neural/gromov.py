@@ -1245,8 +1245,7 @@ class NeuralMGW(ParamsMixin):
                 stacklevel=3,
             )
         if err is None:
-            ses = history.get("objective_se") or []  # (absent from the checkpoints of older versions)
-            se = ses[best["step"] - 1] if len(ses) >= best["step"] else float("nan")
+            se = history["objective_se"][best["step"] - 1]
             warnings.warn(
                 "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
                 "on the data and the value is an estimate (the NEMOT value of the best step, standard error %.2g): "
