@@ -21,6 +21,8 @@ import os
 import sys
 import time
 import warnings
+from contextlib import ExitStack
+from unittest import mock
 
 import numpy as np
 
@@ -55,17 +57,12 @@ def run(family, n, seed, variant):
     torch.set_num_threads(1)
     X_s = problem(family, n, seed)
     kw = {} if variant == "this" else dict(n_iter_no_change=10**9)
-    theta = alternation.NOISY_THETA
-    if variant == "previous":
-        alternation.NOISY_THETA = 1.0
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            t0 = time.perf_counter()
-            est = NeuralMGW(0.1, random_state=seed, **kw).fit(X_s)
-            seconds = time.perf_counter() - t0
-    finally:
-        alternation.NOISY_THETA = theta
+    theta = alternation.NOISY_THETA if variant == "this" else 1.0
+    with mock.patch.object(alternation, "NOISY_THETA", theta), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        est = NeuralMGW(0.1, random_state=seed, **kw).fit(X_s)
+        seconds = time.perf_counter() - t0
     h = est.history_
     best = int(np.argmin(h["objective"]))
     row = dict(
@@ -114,26 +111,24 @@ def run_reference(family, n, seed, sinkhorn=None):
             t_ref = time.perf_counter() - t0
         else:  # (the value of an earlier run of this row: the same problem and call)
             ref, t_ref = sinkhorn
-        # beyond the engines: the GW objective, the NEMOT value and its refinement all over batches
-        modules = (gromov, estimator, evaluation)
-        affordable = [m.exact_is_affordable for m in modules]
-        gromov.exact_is_affordable = evaluation.exact_is_affordable = lambda *a, **k: False
-        # and the start screened on a subsample (as beyond 3000 points), not by mgw_sinkhorn on all the points
-        newton_max = gromov.NEWTON_MAX_POINTS
-        gromov.NEWTON_MAX_POINTS = 0
-        # the estimator's value (the default budget) but not its plans on batches (a larger one)
-        estimator.exact_is_affordable = lambda c, s, *a, **k: False if not a and not k else affordable[1](c, s, *a, **k)
-        try:
+        affordable = estimator.exact_is_affordable
+        with ExitStack() as patches:
+            # beyond the engines: the GW objective, the NEMOT value and its refinement all over batches
+            for module in (gromov, evaluation):
+                patches.enter_context(mock.patch.object(module, "exact_is_affordable", lambda *a, **k: False))
+            # the estimator's value (the default budget) but not its plans on batches (a larger one)
+            patches.enter_context(
+                mock.patch.object(
+                    estimator, "exact_is_affordable", lambda c, s, *a, **k: bool(a or k) and affordable(c, s, *a, **k)
+                )
+            )
+            # and the start screened on a subsample (as beyond 3000 points), not by mgw_sinkhorn on all the points
+            patches.enter_context(mock.patch.object(gromov, "NEWTON_MAX_POINTS", 0))
             t0 = time.perf_counter()
             est = NeuralMGW(0.1, random_state=seed, polish=False).fit(X_s)
             t_neural = time.perf_counter() - t0
             pr = est._problem
             A_start = est._start(pr.nx, pr.X_s, pr.a_s, pr.edges, pr.reg, seed)[0]  # (deterministic: the same start)
-        finally:
-            for m, f in zip(modules, affordable):
-                m.exact_is_affordable = f
-            gromov.NEWTON_MAX_POINTS = newton_max
-        pr = est._problem
         f64 = [X.to(torch.float64) for X in pr.X_s]
         exact = GWProblem(pr.nx, f64, [a.to(torch.float64) for a in pr.a_s], pr.edges, pr.reg)
         exact_value = []
