@@ -55,7 +55,7 @@ from .gromov import (  # noqa: F401 (prepare_clouds, initial_candidates: re-expo
     prepare_clouds,
 )
 from .potentials import Potentials
-from .sinkhorn import emot_sinkhorn, solve_detached
+from .sinkhorn import emot_sinkhorn, solve_detached, solve_potentials
 
 __all__ = [
     "GWProblem",
@@ -344,6 +344,18 @@ class InnerSolver:
         """Polish the kept iterate's potentials (``A``: the matrices of their cost); default: unchanged."""
         return pot
 
+    def release(self, pot):
+        """Drop what the engine of ``pot`` recomputes on demand, once the step has read the plan.
+
+        An alternation holds its best iterate (and, in :func:`run_starts`, every live start holds its own):
+        with their absorbed kernels that was up to 27 n x n arrays at k = 2 (tracemalloc, n = 600,
+        ``init='auto'``); kept with their costs alone, a later query rebuilds the kernel (one exponential
+        per entry).
+        """
+        release = getattr(getattr(pot, "engine", None), "release_caches", None)
+        if release is not None:
+            release()
+
     def plan(self, pot):
         """The plan returned to the user (dense or :class:`~ot_multimarginal.FactoredPlan`)."""
         return pot.plan()
@@ -362,8 +374,12 @@ class SinkhornInner(InnerSolver):
         self.tol_floor = float(stopThr)
         self.tol_start = max(float(stopThr), float(tol_start))
 
-    def _emot(self, pc, reg, tol, warm):
+    def _emot(self, pc, reg, tol, warm, engine=None):
         if not self.kwargs:  # the loop alone, without emot_sinkhorn's plan and log
+            if engine is not None:  # built for the warm start's check: its kernel is absorbed there already
+                a_s = self.problem.a_s
+                g, info = solve_potentials(engine, a_s, self.method, self.numItermax, tol, warn=False, warmstart=warm)
+                return dict(info, potentials=Potentials.from_scalings(engine, g, a_s))
             pot, info = solve_detached(self.problem.a_s, pc, reg, self.method, self.numItermax, tol, warm)
             return dict(info, potentials=pot)
         _, lg = emot_sinkhorn(
@@ -388,6 +404,7 @@ class SinkhornInner(InnerSolver):
         warm = warm_start
         cold = warm is None
         short = False
+        eng = None
         if not cold:
             # a warm start far from the new cost's marginals (the matching changed) is worse than a cold one: one
             # Newton solve from it took 105 iterations (101 s, k = 3, n = 300), the continuation from it 3.9 s
@@ -402,7 +419,8 @@ class SinkhornInner(InnerSolver):
                 lg = self._emot(pc, self.problem.reg * factor, max(tol, 1e-3), warm)
                 warm = list(lg["potentials"])
                 extra += int(lg["niter"])
-        lg = self._emot(pc, self.problem.reg, tol, warm)
+                lg = None  # its engine (an n x n kernel per edge) is not held through the next solve
+        lg = self._emot(pc, self.problem.reg, tol, warm, engine=eng)
         err = lg["err"]
         self.last_log = dict(
             niter=int(lg["niter"]) + extra,
@@ -512,6 +530,8 @@ class Alternation:
         A_used = self.A
         pot = solver.solve(pr.cost(A_used), warm_start=self.pot, tol=self.tol)
         ev = solver.evaluate(pot)
+        ev.pop("pairwise", None)  # n x n each: what the caller needs of the kept plan is recomputed
+        solver.release(pot)
         obj = ev["obj"]
         lg = solver.last_log
         self.history.append(obj)
@@ -624,17 +644,14 @@ class Alternation:
     def state_dict(self):
         """The loop's state (checkpoints): plain fields and arrays, without the Potentials.
 
-        ``best`` is kept without ``pot`` (and its ``terms`` without the pairwise plans);
+        ``best`` is kept without ``pot``;
         ``pot_is_best`` says whether the warm start is the best iterate's potentials.
         Restore with :meth:`load_state_dict`, giving the Potentials rebuilt by the caller.
         """
         state = {n: getattr(self, n) for n in self._STATE}
         state["best"] = None
         if self.best is not None:
-            b = {n: v for n, v in self.best.items() if n != "pot"}
-            if isinstance(b.get("terms"), dict):
-                b["terms"] = {n: v for n, v in b["terms"].items() if n != "pairwise"}
-            state["best"] = b
+            state["best"] = {n: v for n, v in self.best.items() if n != "pot"}
         state["pot_is_best"] = self.best is not None and self.pot is self.best["pot"]
         return state
 
@@ -653,6 +670,8 @@ class Alternation:
         pot = self.solver.finish(b["pot"], b["A"])
         if pot is not b["pot"]:
             ev = self.solver.evaluate(pot)
+            ev.pop("pairwise", None)
+            self.solver.release(pot)
             self.best = dict(b, pot=pot, terms=ev, obj=ev["obj"], A_P=ev["A_P"])
         return self.best
 
@@ -717,7 +736,6 @@ def run_starts(
     runs = [Alternation(problem, solver_factory(), A, name, **run_kwargs) for name, A in starts]
     for r in runs:
         r._stopThr = float(stopThr)
-    dropped = []
     active = list(runs)
     budget = max(1, int(n_screen))
 
@@ -737,7 +755,10 @@ def run_starts(
                 print("start %-8s objective after %d steps: %.10e" % (r.name, r.niter, screen_obj(r)))
         ranked = sorted((r for r in active if r.name not in protect), key=screen_obj)
         keep = ranked[: max(1, len(ranked) // 2)]
-        dropped.extend(r for r in ranked[len(keep) :])
+        for r in ranked[len(keep) :]:  # only their objectives are read again: their costs are not held
+            r.pot = None
+            if r.best is not None:
+                r.best = dict(r.best, pot=None)
         active = [r for r in active if r.name in protect or r in keep]
         budget *= 2
         if not any(live(r) for r in active):

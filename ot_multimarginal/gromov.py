@@ -604,7 +604,7 @@ def _mgw(
         )
     terms = best["terms"]
     # value at the plan kept, differentiable in X_s (and Y_s) through the clouds (plan held fixed)
-    Ps = [_cast_to(nx, P, ref) for P in terms["pairwise"]]
+    Ps = [_cast_to(nx, P, ref) for P in run.solver.pairwise_plans(best["pot"])]
     quad = 0.0
     if alpha > 0.0:
         quad = alpha * sum(gw_loss(Xn[i], Xn[j], P) for (i, j), P in zip(edges, Ps))

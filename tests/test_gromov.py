@@ -462,7 +462,7 @@ def test_alternation_objective_is_the_plan_objective_and_monotone():
     pr = _gw_problem(alpha=0.6, features=True)
     run = Alternation(pr, SinkhornInner(pr, stopThr=1e-11), pr.zero_A(), "zero").run(50, 1e-10)
     assert run.converged and run.niter >= 3
-    P = run.best["terms"]["pairwise"][0]
+    P = run.solver.pairwise_plans(run.best["pot"])[0]
     X, Y = pr.X_s
     p, q = pr.a_s
     M = ot.dist(*pr.F_s)

@@ -348,6 +348,11 @@ class EdgeKernel:
         # triggers a new absorption rather than a log-domain fallback
         self.drift_tol = 1.0
 
+    def release(self):
+        """Drop the absorbed kernel (rebuilt, with fresh absorptions, by the next message)."""
+        self.K = self.alpha = self.beta = self.c = None
+        self.ctx = [None, None]
+
     def log_kernel(self):
         """``-(C - offset)/reg`` (computed on demand unless given: it is needed only to absorb and in fallbacks)."""
         if self.A is not None:
@@ -510,6 +515,11 @@ class PairwiseEngine(GibbsEngine):
         if self._logK[e] is None:
             self._logK[e] = centred_log_kernel(self.matrices[e], self.edge_offsets[e], self.reg)
         return self._logK[e]
+
+    def release_caches(self):
+        self._logK = [None] * len(self.matrices)
+        for kernel in getattr(self, "kernels", ()):
+            kernel.release()
 
     def _oriented_log_kernel(self, e, a):
         """``-(C_e - c_e)/reg`` with rows indexed by node ``a`` (one end of edge ``e``)."""

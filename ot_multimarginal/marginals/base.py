@@ -119,6 +119,13 @@ class GibbsEngine:
         """Number of marginals."""
         return len(self.shape)
 
+    def release_caches(self):
+        """Drop the arrays this engine recomputes on demand (kernels, log-kernels); none here.
+
+        For engines kept after their solve (the best iterate of a GW alternation): they then hold only
+        their costs, and the next query rebuilds what it needs.
+        """
+
     # ---- the question every solver asks -------------------------------
     def log_marginal(self, g, i):
         """``log r_i(B(g))``: log of the sum of ``B(g)`` over all axes but ``i``."""
