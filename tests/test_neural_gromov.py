@@ -512,6 +512,43 @@ def test_n_init_points_default_fits_the_screening_work():
         om.NeuralMGW(0.1, n_init_points=1).fit(_pair(0, 10))
 
 
+def test_beyond_the_exact_engines_a_principal_start_takes_the_axes_of_all_the_points(monkeypatch):
+    """Issue #22 (k = 3, n = 1000 Gaussian copies, the batch path: 38 % above mgw_sinkhorn): the subsample's clouds
+    are independent draws, so its principal axes and its alternation end at an arbitrary rotation of the A_ij. Where
+    the screening keeps a principal-axes start, the start is that of the axes of all the points: on exact copies of a
+    Gaussian cloud it is the cross moment 1/2 X_i^T P X_j of the true matching itself (the subsample's own answer is
+    another rotation: its A_ij are 13-139 % away)."""
+    from ot_multimarginal._gw_alternation import prepare_clouds
+    from ot_multimarginal.neural import gromov
+
+    rng = np.random.RandomState(0)
+    n, dims = 300, (2, 3, 4)
+    X = rng.randn(n, 2)
+    X_s, perms = [], []
+    for d in dims:
+        Q = np.linalg.qr(rng.randn(d, d))[0][:2]  # an isometric embedding in d dimensions
+        p = rng.permutation(n)
+        X_s.append((X @ Q + rng.randn(d))[p])
+        perms.append(p)
+    monkeypatch.setattr(gromov, "NEWTON_MAX_POINTS", 100)  # the clouds are beyond the exact engines
+    nx, Xn, a_s, _, _ = prepare_clouds(X_s, None, "each")
+    edges = [(0, 1), (0, 2), (1, 2)]
+    est = om.NeuralMGW(0.1, n_init_points=100)
+    spy = []
+    screen = gromov.mgw_sinkhorn
+    monkeypatch.setattr(gromov, "mgw_sinkhorn", lambda *a, **kw: spy.append(screen(*a, **kw)[1]) or (None, spy[-1]))
+    A, name, screen_obj = est._start(nx, Xn, a_s, edges, 0.1, seed=0)
+    assert name == gromov.PRINCIPAL_START and screen_obj is None and spy[0]["init"] == "pca-pairs"
+    far = []
+    for (i, j), M, S in zip(edges, A, (spy[0]["A"][e] for e in edges)):
+        P = np.zeros((n, n))
+        P[np.argsort(perms[i]), np.argsort(perms[j])] = 1.0 / n  # row b of X_s[i] is hidden point perms[i][b]
+        want = 0.5 * Xn[i].T @ P @ Xn[j]
+        assert np.linalg.norm(M - want) <= 1e-8 * np.linalg.norm(want), (i, j)
+        far.append(np.linalg.norm(S - want) / np.linalg.norm(want))
+    assert min(far) > 0.1 and max(far) > 0.5, far  # the subsample's answer: what the start was before
+
+
 def test_alternation_state_dict_resumes_the_loop():
     """Alternation.state_dict / load_state_dict (NeuralMGW's checkpoints): 2 steps, restore, 2 more == 4 steps."""
     from ot_multimarginal._gw_alternation import Alternation, GWProblem, SinkhornInner, prepare_clouds
