@@ -376,11 +376,16 @@ class SinkhornInner(InnerSolver):
 
     def _emot(self, pc, reg, tol, warm, engine=None):
         if not self.kwargs:  # the loop alone, without emot_sinkhorn's plan and log
+            # log-domain sweeps over-relaxed (safeguarded, the rate measured on the first sweeps): k = 2, n = 1000
+            # box copies, mgw_sinkhorn init='zero': 5460 -> 2300 sweeps in all, the same value to 1e-10
+            opts = {"relaxation": "auto"} if self.method == "sinkhorn_log" else {}
+            a_s = self.problem.a_s
             if engine is not None:  # built for the warm start's check: its kernel is absorbed there already
-                a_s = self.problem.a_s
-                g, info = solve_potentials(engine, a_s, self.method, self.numItermax, tol, warn=False, warmstart=warm)
+                g, info = solve_potentials(
+                    engine, a_s, self.method, self.numItermax, tol, warn=False, warmstart=warm, **opts
+                )
                 return dict(info, potentials=Potentials.from_scalings(engine, g, a_s))
-            pot, info = solve_detached(self.problem.a_s, pc, reg, self.method, self.numItermax, tol, warm)
+            pot, info = solve_detached(a_s, pc, reg, self.method, self.numItermax, tol, warm, **opts)
             return dict(info, potentials=pot)
         _, lg = emot_sinkhorn(
             self.problem.a_s,

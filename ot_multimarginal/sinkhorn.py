@@ -185,7 +185,7 @@ def solve_potentials(
     return g, info
 
 
-def solve_detached(a_s, M, reg, method, numItermax, stopThr, warmstart=None):
+def solve_detached(a_s, M, reg, method, numItermax, stopThr, warmstart=None, **kwargs):
     r"""The potentials of a balanced solve without a plan or a log: ``(Potentials, info)``, no warning.
 
     For internal loops that need only the potentials (GW inner solves, the neural ``refine``):
@@ -193,7 +193,9 @@ def solve_detached(a_s, M, reg, method, numItermax, stopThr, warmstart=None):
     products, more than a whole Newton solve at k = 3, n >= 300.
     """
     engine, a_s = make_engine(a_s, M, reg, detach=True)
-    g, info = solve_potentials(engine, a_s, method, numItermax, stopThr, warn=False, warmstart=warmstart, free=())
+    g, info = solve_potentials(
+        engine, a_s, method, numItermax, stopThr, warn=False, warmstart=warmstart, free=(), **kwargs
+    )
     return Potentials.from_scalings(engine, g, a_s), info
 
 

@@ -489,7 +489,8 @@ def test_beyond_the_newton_range_the_finish_is_the_exact_alternation_within_its_
     ph = est.polish_history_
     hist = ph["objective"]
     assert est.polished_ and len(hist) > 1 and ph["converged"] and est.converged_
-    assert np.all(np.diff(hist) <= 1e-7 * abs(hist[0]))  # exact steps: monotone (to the inner tolerance)
+    # exact steps: monotone to the inner tolerance (marginals to POLISH_TOL = 1e-6; over-relaxed log-domain sweeps)
+    assert np.all(np.diff(hist) <= gromov.POLISH_TOL * abs(hist[0]))
     assert est.marginal_error_ < 1e-5 and set(ph["candidates"]) == {"learned", "screened", "zero"}
     assert float(est.value_) == min(ph["candidates"].values()) == ph["candidates"][ph["start"]]
     kw = dict(stopThr=1e-8, log=True, warn=False)
