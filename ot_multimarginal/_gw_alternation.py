@@ -55,7 +55,7 @@ from .gromov import (  # noqa: F401 (prepare_clouds, initial_candidates: re-expo
     prepare_clouds,
 )
 from .potentials import Potentials
-from .sinkhorn import emot_sinkhorn, solve_detached, solve_potentials
+from .sinkhorn import emot_sinkhorn, solve_detached
 
 __all__ = [
     "GWProblem",
@@ -374,18 +374,12 @@ class SinkhornInner(InnerSolver):
         self.tol_floor = float(stopThr)
         self.tol_start = max(float(stopThr), float(tol_start))
 
-    def _emot(self, pc, reg, tol, warm, engine=None):
+    def _emot(self, pc, reg, tol, warm):
         if not self.kwargs:  # the loop alone, without emot_sinkhorn's plan and log
             # log-domain sweeps over-relaxed (safeguarded, the rate measured on the first sweeps): k = 2, n = 1000
             # box copies, mgw_sinkhorn init='zero': 5460 -> 2300 sweeps in all, the same value to 1e-10
             opts = {"relaxation": "auto"} if self.method == "sinkhorn_log" else {}
-            a_s = self.problem.a_s
-            if engine is not None:  # built for the warm start's check: its kernel is absorbed there already
-                g, info = solve_potentials(
-                    engine, a_s, self.method, self.numItermax, tol, warn=False, warmstart=warm, **opts
-                )
-                return dict(info, potentials=Potentials.from_scalings(engine, g, a_s))
-            pot, info = solve_detached(a_s, pc, reg, self.method, self.numItermax, tol, warm, **opts)
+            pot, info = solve_detached(self.problem.a_s, pc, reg, self.method, self.numItermax, tol, warm, **opts)
             return dict(info, potentials=pot)
         _, lg = emot_sinkhorn(
             self.problem.a_s,
@@ -409,7 +403,6 @@ class SinkhornInner(InnerSolver):
         warm = warm_start
         cold = warm is None
         short = False
-        eng = None
         if not cold:
             # a warm start far from the new cost's marginals (the matching changed) is worse than a cold one: one
             # Newton solve from it took 105 iterations (101 s, k = 3, n = 300), the continuation from it 3.9 s
@@ -419,13 +412,17 @@ class SinkhornInner(InnerSolver):
             # the short continuation from a warm start only in float64: in float32 (the neural solver's exact
             # finish) it cost 3x more Newton iterations than the full one (NeuralMGW, k = 3, n = 24: 9.8 s vs 3.1 s)
             short = dtype_info(eng.nx, eng.type_as)[0] < 1e-10
+            # the check's engine is not the solve's: solving on it (its caches set by the normalised warm
+            # potentials) took the same Newton iterations ~3x slower (k = 3, n = 300, init='zero': 3.0 s -> 8.9 s);
+            # dropped here, so no two engines of the cost are held at once
+            del pw, eng
         if cold:  # continuation in eps (measured: 58 -> 32 Newton iterations, k = 3, n = 40), from warm if given
             for factor in CONTINUATION_WARM if short else CONTINUATION:
                 lg = self._emot(pc, self.problem.reg * factor, max(tol, 1e-3), warm)
                 warm = list(lg["potentials"])
                 extra += int(lg["niter"])
                 lg = None  # its engine (an n x n kernel per edge) is not held through the next solve
-        lg = self._emot(pc, self.problem.reg, tol, warm, engine=eng)
+        lg = self._emot(pc, self.problem.reg, tol, warm)
         err = lg["err"]
         self.last_log = dict(
             niter=int(lg["niter"]) + extra,
