@@ -16,6 +16,16 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MANUAL = "<!-- notes below this line are kept when the bench rewrites this file -->"
 
 
+def help_and_exit(doc):
+    """For the scripts that read ``sys.argv`` by hand: ``-h``/``--help`` prints the module's docstring (its usage)
+    and exits, instead of starting a run of many minutes."""
+    import sys
+
+    if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
+        print(doc)
+        sys.exit(0)
+
+
 def save_results(name, rows, **extra):
     """Print the load average, write ``bench/results/<name>.json`` (rows, load, extra) and return the load."""
     load = os.getloadavg()

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _report import load_results, md_table, write_markdown  # noqa: E402
+from _report import help_and_exit, load_results, md_table, write_markdown  # noqa: E402
 
 from ot_multimarginal.sinkhorn import make_engine, solve_potentials  # noqa: E402
 
@@ -167,6 +167,7 @@ def report(name, result):
 
 
 def main():
+    help_and_exit(__doc__)
     if sys.argv[1:2] == ["--render"]:
         return report("bench_accelerated", load_results("bench_accelerated"))
     os.makedirs(OUT, exist_ok=True)

@@ -303,6 +303,9 @@ def case_digits(n, eps):
 
 
 def main():
+    from _report import help_and_exit
+
+    help_and_exit(__doc__)
     os.makedirs(OUT, exist_ok=True)
     print("load before: %s" % load())
     res = {}

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _report import md_table, pyplot, save_results, write_markdown  # noqa: E402
+from _report import help_and_exit, md_table, pyplot, save_results, write_markdown  # noqa: E402
 
 NAME = "bench_mgw_memory"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,6 +89,7 @@ def run_case(k, n, init, src=None):
 
 
 def main():
+    help_and_exit(__doc__)
     if "--worker" in sys.argv:
         i = sys.argv.index("--worker")
         worker(int(sys.argv[i + 1]), int(sys.argv[i + 2]), sys.argv[i + 3])

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
-from _report import load_results, md_table, write_markdown  # noqa: E402
+from _report import help_and_exit, load_results, md_table, write_markdown  # noqa: E402
 
 import ot_multimarginal as om  # noqa: E402
 from ot_multimarginal._validation import default_memory_budget  # noqa: E402
@@ -94,6 +94,7 @@ def report(name, result):
 
 
 def main():
+    help_and_exit(__doc__)
     if sys.argv[1:2] == ["--render"]:
         return report("bench_reach", load_results("bench_reach"))
     budget = default_memory_budget()
