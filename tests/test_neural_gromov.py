@@ -432,7 +432,7 @@ def test_a_step_that_raises_the_objective_is_rejected_and_the_best_step_returned
         return (out[0] + (0.0 if len(calls) == 1 else 10.0),) + out[1:]
 
     monkeypatch.setattr(gromov.NeuralMGW, "_score", worse_from_the_second)
-    with pytest.warns(UserWarning, match="damped steps did not lower the objective"):
+    with pytest.warns(UserWarning, match="no update lowered the first step.s objective"):
         est = om.NeuralMGW(0.5, max_iter=6, polish=False, **QUICK).fit(_pair(4))
     h = est.history_
     assert h["accepted"] == [True, False, False, False] and h["theta"] == [1.0, 1.0, 0.5, 0.25]
@@ -721,13 +721,20 @@ def test_beyond_the_engine_steps_significantly_worse_stop_the_run_unconverged(mo
     """The same with every later step far above the noise: no evidence of stationarity, the run stops after three
     rejections, unconverged, with the warning naming the remedy; exact objectives (se = 0) never stop by noise."""
     _scripted_batches(monkeypatch, [0.0, 1.0, 1.0, 1.0, 1.0], se=0.01)
-    with pytest.warns(UserWarning, match="damped steps did not lower the objective"):
+    # no update improved on the first step: the warning says the A_ij returned are the start's
+    with pytest.warns(UserWarning, match=r"no update lowered the first step's objective, so the A_ij returned are the "
+                      r"start's \(zero\).*the best step \(1\) is returned"):  # fmt: skip
         est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
     assert est.n_iter_ == 4 and not est.converged_ and est.convergence_ is None
+    monkeypatch.undo()
+    _scripted_batches(monkeypatch, [0.0, -0.5, 1.0, 1.0, 1.0], se=0.01)
+    with pytest.warns(UserWarning, match=r"damped steps did not lower the objective.*the best step \(2\)"):
+        est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
+    assert est.n_iter_ == 5 and not est.converged_ and est.convergence_ is None
     # a last step within the combined noise only through its own large standard error is no evidence either
     monkeypatch.undo()
     _scripted_batches(monkeypatch, [0.0, 1.0, 1.0, 0.03, 1.0], se=[0.01, 0.01, 0.01, 0.05, 0.01])
-    with pytest.warns(UserWarning, match="damped steps did not lower the objective"):
+    with pytest.warns(UserWarning, match="no update lowered the first step's objective"):
         est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
     assert est.n_iter_ == 4 and est.convergence_ is None
     monkeypatch.undo()
