@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from unittest import mock
 
 import numpy as np
@@ -96,6 +96,26 @@ def run(family, n, seed, variant):
     return row
 
 
+@contextmanager
+def batch_path():
+    """NeuralMGW on the path it takes beyond the engines, at a size they reach: the GW objective, the NEMOT
+    value and its refinement all over batches (the estimator's value with its default budget, not its plans on
+    batches); the start screened on a subsample (as beyond 3000 points), not by mgw_sinkhorn on all the points."""
+    from ot_multimarginal.neural import estimator, evaluation, gromov
+
+    affordable = estimator.exact_is_affordable
+    with ExitStack() as patches:
+        for module in (gromov, evaluation):
+            patches.enter_context(mock.patch.object(module, "exact_is_affordable", lambda *a, **k: False))
+        patches.enter_context(
+            mock.patch.object(
+                estimator, "exact_is_affordable", lambda c, s, *a, **k: bool(a or k) and affordable(c, s, *a, **k)
+            )
+        )
+        patches.enter_context(mock.patch.object(gromov, "NEWTON_MAX_POINTS", 0))
+        yield
+
+
 def run_reference(family, n, seed, sinkhorn=None):
     """The batch path at a size the exact engines reach: NeuralMGW with its objective forced over batches (as
     beyond the engines; no exact finish) against mgw_sinkhorn2 (defaults), and the exact objective of the plan
@@ -104,7 +124,7 @@ def run_reference(family, n, seed, sinkhorn=None):
 
     import ot_multimarginal as om
     from ot_multimarginal._gw_alternation import Alternation, GWProblem, SinkhornInner
-    from ot_multimarginal.neural import NeuralMGW, estimator, evaluation, gromov
+    from ot_multimarginal.neural import NeuralMGW
 
     torch.set_num_threads(1)
     X_s = problem(family, n, seed)
@@ -116,19 +136,7 @@ def run_reference(family, n, seed, sinkhorn=None):
             t_ref = time.perf_counter() - t0
         else:  # (the value of an earlier run of this row: the same problem and call)
             ref, t_ref = sinkhorn
-        affordable = estimator.exact_is_affordable
-        with ExitStack() as patches:
-            # beyond the engines: the GW objective, the NEMOT value and its refinement all over batches
-            for module in (gromov, evaluation):
-                patches.enter_context(mock.patch.object(module, "exact_is_affordable", lambda *a, **k: False))
-            # the estimator's value (the default budget) but not its plans on batches (a larger one)
-            patches.enter_context(
-                mock.patch.object(
-                    estimator, "exact_is_affordable", lambda c, s, *a, **k: bool(a or k) and affordable(c, s, *a, **k)
-                )
-            )
-            # and the start screened on a subsample (as beyond 3000 points), not by mgw_sinkhorn on all the points
-            patches.enter_context(mock.patch.object(gromov, "NEWTON_MAX_POINTS", 0))
+        with batch_path():
             t0 = time.perf_counter()
             est = NeuralMGW(0.1, random_state=seed, polish=False).fit(X_s)
             t_neural = time.perf_counter() - t0
