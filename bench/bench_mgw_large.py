@@ -34,9 +34,15 @@ from bench_mgw import _neural_problem, copy_in  # noqa: E402
 NAME = "bench_mgw_large"
 # --reference rows of this version's rule (1: the start is the subsample screening's answer; 2: a principal-axes start
 # kept by the screening takes the axes of all the points; 3: the same, the cross-moments over 128 batches instead of
-# 32); --resume reruns the rows of earlier rules and keeps them beside
-START_RULE = 3
-RULES = {1: "subsample's answer, 32 batches", 2: "all points' axes, 32 batches", 3: "all points' axes, 128 batches"}
+# 32; 4: the same, a rejection followed by the rejected step's own update before the damped ones); --resume reruns
+# the rows of earlier rules and keeps them beside
+START_RULE = 4
+RULES = {
+    1: "subsample's answer, 32 batches",
+    2: "all points' axes, 32 batches",
+    3: "all points' axes, 128 batches",
+    4: "all points' axes, 128 batches, look-ahead",
+}
 
 
 def _arg(name, default):
@@ -175,7 +181,7 @@ def _key(r):
     return r["family"], r["n"], r["seed"]
 
 
-def render(rows, reference=(), before=(), batches_32=()):
+def render(rows, reference=(), earlier_rules=()):
     rows = sorted(rows, key=lambda r: (r["family"], r["n"], r["seed"], r["variant"] != "this"))
     table = []
     for r in rows:
@@ -237,8 +243,9 @@ def render(rows, reference=(), before=(), batches_32=()):
         got = [b for b in rows_before if b["variant"] == "this" and _key(b) == _key(r)]
         return got[0] if got else None
 
-    pairs = [(r, earlier(before, r), earlier(batches_32, r)) for r in this]
-    pairs = [p for p in pairs if p[1] or p[2]]
+    sets = [(name, rows_before) for name, rows_before in earlier_rules if rows_before]
+    pairs = [(r, [earlier(rows_before, r) for _, rows_before in sets]) for r in this]
+    pairs = [(r, bs) for r, bs in pairs if any(bs)]
     if pairs:
 
         def cell(b, r):
@@ -247,41 +254,34 @@ def render(rows, reference=(), before=(), batches_32=()):
             rel = 100 * (r["value"] - b["value"]) / abs(b["value"])
             return ["%.5f" % b["value"], "%.1e" % b["se"], "%+.2f %%" % rel]
 
+        header = ["family", "n", "seed"]
+        for name, _ in sets:
+            header += [name, "se", "this vs"]
         blocks += [
-            "Against the earlier rules (kept in the JSON): *earlier start* (`rows_start_rule_1`: the subsample "
-            "screening's own answer, before the principal-axes start took the axes of all the points) and "
-            "*32 moment batches* (`rows_moment_batches_32`: this start with the former default `n_moment_batches=32`, "
-            "the cross-moments of each step averaged over 32 batches instead of 128); `this vs` = this version's "
-            "value relative to each (lower is better). The values are estimates (at n = 1000 the estimate was "
-            "0.01-9 % below the exact objective of its A_ij with this rule, 1.3-20 % with the first one, see "
-            "`--reference`), so differences within about 2·√2·se do not rank them.",
+            "Against the earlier rules (their rows kept in the JSON): *earlier start* (`rows_start_rule_1`: the "
+            "subsample screening's own answer, before the principal-axes start took the axes of all the points), "
+            "*32 moment batches* (`rows_moment_batches_32`: this start, the cross-moments of each step averaged over "
+            "32 batches instead of 128) and *no look-ahead* (`rows_no_lookahead`: 128 batches, a rejected step "
+            "followed at once by damped steps, without first trying its own update); `this vs` = this version's "
+            "value relative to each (lower is better). The values are estimates (see `--reference` below for how "
+            "far from the exact objective), so differences within about 2·√2·se do not rank them.",
             md_table(
+                header + ["this", "se"],
                 [
-                    "family",
-                    "n",
-                    "seed",
-                    "earlier start",
-                    "se",
-                    "this vs",
-                    "32 moment batches",
-                    "se",
-                    "this vs",
-                    "this (128)",
-                    "se",
+                    [r["family"], r["n"], r["seed"]]
+                    + [c for b in bs for c in cell(b, r)]
+                    + ["%.5f" % r["value"], "%.1e" % r["se"]]
+                    for r, bs in pairs
                 ],
-                [
-                    [r["family"], r["n"], r["seed"], *cell(b1, r), *cell(b2, r), "%.5f" % r["value"], "%.1e" % r["se"]]
-                    for r, b1, b2 in pairs
-                ],
-                "lrrrrrrrrrr",
+                "lrr" + "rrr" * len(sets) + "rr",
             ),  # fmt: skip
         ]
-        secs = [(r["seconds"] / r["steps"], b2["seconds"] / b2["steps"]) for r, _, b2 in pairs if b2]
+        secs = [(r["seconds"] / r["steps"], bs[-1]["seconds"] / bs[-1]["steps"]) for r, bs in pairs if bs[-1]]
         if secs:
             blocks.append(
-                "Seconds an outer step, this version (128 moment batches): %.1f-%.1f; with 32: %.1f-%.1f (each row's "
-                "load in its table)." % (min(a for a, _ in secs), max(a for a, _ in secs),
-                                         min(b for _, b in secs), max(b for _, b in secs))
+                "Seconds an outer step, this version: %.1f-%.1f; *%s*: %.1f-%.1f (each row's load in its table)."
+                % (min(a for a, _ in secs), max(a for a, _ in secs), sets[-1][0],
+                   min(b for _, b in secs), max(b for _, b in secs))
             )  # fmt: skip
     reference = [r for r in reference if "value_start_A" in r]  # (rows of this version of the mode)
     if reference:
@@ -310,7 +310,10 @@ def render(rows, reference=(), before=(), batches_32=()):
             "all the points (`all points' axes`); the first, the subsample's own answer, whose clouds are "
             "independent draws (their principal axes, and the rotation of the A_ij, arbitrary on a nearly "
             "isotropic cloud); `128 batches`: the cross-moments of each step averaged over 128 batches (the "
-            "default now), formerly 32. The rows of every rule are listed. "
+            "default now), formerly 32; `look-ahead` (this version): a rejected step is followed by its own "
+            "update (the moments of its plan, where the exact alternation would go next) before the damped steps "
+            "(a step's estimated objective is the one linearised at its A_ij, above its plan's: see "
+            "`bench_mgw_refits`). The rows of every rule are listed. "
             "`exact, learned A` is the objective of the exact plan for the learned A_ij (one exact "
             "EMOT solve, float64): how good the A_ij are (against `mgw_sinkhorn2`'s value; `start A`: the same for "
             "the screened start the alternation began from) and how far the "
@@ -402,7 +405,12 @@ def main():
                         continue
                     rows.append(run(family, n, seed, variant))
                     save_results(NAME, rows, reference=reference, **kept)
-    render(rows, reference, kept.get("rows_start_rule_1", ()), kept.get("rows_moment_batches_32", ()))
+    earlier_rules = [
+        ("earlier start", kept.get("rows_start_rule_1", ())),
+        ("32 moment batches", kept.get("rows_moment_batches_32", ())),
+        ("no look-ahead", kept.get("rows_no_lookahead", ())),
+    ]
+    render(rows, reference, earlier_rules)
 
 
 if __name__ == "__main__":

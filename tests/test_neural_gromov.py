@@ -720,23 +720,25 @@ def test_beyond_the_engine_a_run_stationary_within_its_noise_converges_and_says_
 def test_beyond_the_engine_steps_significantly_worse_stop_the_run_unconverged(monkeypatch):
     """The same with every later step far above the noise: no evidence of stationarity, the run stops after three
     rejections, unconverged, with the warning naming the remedy; exact objectives (se = 0) never stop by noise."""
+    # (after the first rejection the rejected step's own update is tried, then two damped ones: 5 steps)
     _scripted_batches(monkeypatch, [0.0, 1.0, 1.0, 1.0, 1.0], se=0.01)
     # no update improved on the first step: the warning says the A_ij returned are the start's
     with pytest.warns(UserWarning, match=r"no update lowered the first step's objective, so the A_ij returned are the "
                       r"start's \(zero\).*the best step \(1\) is returned"):  # fmt: skip
         est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
-    assert est.n_iter_ == 4 and not est.converged_ and est.convergence_ is None
+    assert est.n_iter_ == 5 and not est.converged_ and est.convergence_ is None
+    assert est.history_["theta"] == [1.0, 1.0, 1.0, 0.5, 0.25]  # (the look-ahead, then damped from the best)
     monkeypatch.undo()
-    _scripted_batches(monkeypatch, [0.0, -0.5, 1.0, 1.0, 1.0], se=0.01)
+    _scripted_batches(monkeypatch, [0.0, -0.5, 1.0, 1.0, 1.0, 1.0], se=0.01)
     with pytest.warns(UserWarning, match=r"damped steps did not lower the objective.*the best step \(2\)"):
         est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
-    assert est.n_iter_ == 5 and not est.converged_ and est.convergence_ is None
+    assert est.n_iter_ == 6 and not est.converged_ and est.convergence_ is None
     # a last step within the combined noise only through its own large standard error is no evidence either
     monkeypatch.undo()
     _scripted_batches(monkeypatch, [0.0, 1.0, 1.0, 0.03, 1.0], se=[0.01, 0.01, 0.01, 0.05, 0.01])
     with pytest.warns(UserWarning, match="no update lowered the first step's objective"):
         est = om.NeuralMGW(0.5, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
-    assert est.n_iter_ == 4 and est.convergence_ is None
+    assert est.n_iter_ == 5 and est.convergence_ is None
     monkeypatch.undo()
     _scripted_batches(monkeypatch, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], se=0.0)
     with pytest.warns(UserWarning, match="stopped unconverged"):
@@ -751,7 +753,8 @@ def test_beyond_the_engine_updates_after_a_rejection_stay_damped(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         est = om.NeuralMGW(0.5, max_iter=4, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
-    assert est.history_["accepted"] == [True, False, True, True] and est.history_["theta"] == [1.0, 1.0, 0.5, 0.5]
+    # (step 3 is the rejected step's own update, the look-ahead: undamped; step 4 damped)
+    assert est.history_["accepted"] == [True, False, True, True] and est.history_["theta"] == [1.0, 1.0, 1.0, 0.5]
     monkeypatch.undo()
     _scripted_batches(monkeypatch, [0.0, 1.0, -1.0, -2.0, -3.0], se=0.0)
     with warnings.catch_warnings():

@@ -1296,7 +1296,7 @@ class NeuralMGW(ParamsMixin):
                 "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
                 "on the data and the value is an estimate (the NEMOT value of the best step, standard error %.2g): "
                 "a dual value, below the objective of the plan for its A_ij where the potentials are under-trained "
-                "(measured with the objective over batches at k = 3, n = 1000: 0.01-9 %% below), and the lowest of "
+                "(measured with the objective over batches at k = 3, n = 1000: 0.6-4.8 %% below), and the lowest of "
                 "the steps' estimates%s"
                 % (
                     sizes,
