@@ -50,6 +50,7 @@ import torch
 from ot.backend import get_backend
 from ot.utils import check_random_state
 
+from .. import _gw_alternation as alternation
 from .._deprecation import deprecated_attribute, renamed_kwargs
 from .._gw_alternation import Alternation, GWProblem, InnerSolver, SinkhornInner, initial_candidates, prepare_clouds
 from .._params import ParamsMixin
@@ -764,6 +765,9 @@ class NeuralMGW(ParamsMixin):
             "batch_size lr width depth estimator n_moment_batches marginal_tol dtype n_iter_no_change"
         ).split():
             fp[name] = _describe(getattr(self, name))
+        # the alternation's rule for estimated objectives (checkpoints of the rule without the look-ahead step,
+        # whose state lacks its field, are refused by this key)
+        fp["rejection rule"] = "look-ahead, then damped" if alternation.LOOKAHEAD else "damped"
         if features is not None:  # fused (the plain-GW fingerprint is unchanged)
             fp["features (Y_s)"] = data_digest(features)
             fp["alpha"] = alpha
