@@ -9,6 +9,7 @@ so the numbers live in one place: the bench's output.
 
 import json
 import os
+import sys
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -19,8 +20,6 @@ MANUAL = "<!-- notes below this line are kept when the bench rewrites this file 
 def help_and_exit(doc):
     """For the scripts that read ``sys.argv`` by hand: ``-h``/``--help`` prints the module's docstring (its usage)
     and exits, instead of starting a run of many minutes."""
-    import sys
-
     if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
         print(doc)
         sys.exit(0)

@@ -122,6 +122,19 @@ def batch_path():
         yield
 
 
+def exact_objective(pr, A):
+    """The objective of the exact EMOT plan of c_A (one exact solve, float64) on the neural problem ``pr``'s clouds."""
+    import torch
+
+    from ot_multimarginal._gw_alternation import Alternation, GWProblem, SinkhornInner
+
+    f64 = [X.to(torch.float64) for X in pr.X_s]
+    exact = GWProblem(pr.nx, f64, [a.to(torch.float64) for a in pr.a_s], pr.edges, pr.reg)
+    alt = Alternation(exact, SinkhornInner(exact, stopThr=1e-8, tol_start=1e-8), [M.to(torch.float64) for M in A])
+    alt.step()
+    return float(alt.history[-1])
+
+
 def run_reference(family, n, seed, sinkhorn=None):
     """The batch path at a size the exact engines reach: NeuralMGW with its objective forced over batches (as
     beyond the engines; no exact finish) against mgw_sinkhorn2 (defaults), and the exact objective of the plan
@@ -129,7 +142,6 @@ def run_reference(family, n, seed, sinkhorn=None):
     import torch
 
     import ot_multimarginal as om
-    from ot_multimarginal._gw_alternation import Alternation, GWProblem, SinkhornInner
     from ot_multimarginal.neural import NeuralMGW
 
     torch.set_num_threads(1)
@@ -148,14 +160,8 @@ def run_reference(family, n, seed, sinkhorn=None):
             t_neural = time.perf_counter() - t0
             pr = est._problem
             A_start = est._start(pr.nx, pr.X_s, pr.a_s, pr.edges, pr.reg, seed)[0]  # (deterministic: the same start)
-        f64 = [X.to(torch.float64) for X in pr.X_s]
-        exact = GWProblem(pr.nx, f64, [a.to(torch.float64) for a in pr.a_s], pr.edges, pr.reg)
-        exact_value = []
-        for A in (est.A_used_, A_start):  # the exact plan of the learned A_ij, and of the start's
-            inner = SinkhornInner(exact, stopThr=1e-8, tol_start=1e-8)
-            alt = Alternation(exact, inner, [M.to(torch.float64) for M in A])
-            alt.step()
-            exact_value.append(float(alt.history[-1]))
+        # the exact plan of the learned A_ij, and of the start's
+        exact_value = [exact_objective(pr, A) for A in (est.A_used_, A_start)]
     h = est.history_
     best = int(np.argmin(h["objective"]))
     row = dict(

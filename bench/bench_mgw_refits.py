@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _report import help_and_exit, md_table, save_results, write_markdown  # noqa: E402
-from bench_mgw_large import _arg, batch_path, problem  # noqa: E402
+from bench_mgw_large import _arg, batch_path, exact_objective, problem  # noqa: E402
 
 NAME = "bench_mgw_refits"
 
@@ -32,7 +32,6 @@ NAME = "bench_mgw_refits"
 def run(family, n, seed, refits):
     import torch
 
-    from ot_multimarginal._gw_alternation import Alternation, GWProblem, SinkhornInner
     from ot_multimarginal.neural import NeuralMGW
 
     torch.set_num_threads(1)
@@ -41,26 +40,18 @@ def run(family, n, seed, refits):
         warnings.simplefilter("ignore", UserWarning)
         est = NeuralMGW(0.1, random_state=seed, polish=False, max_iter=1).fit(X_s)
     pr = est._problem
-    exact = GWProblem(pr.nx, [X.double() for X in pr.X_s], [a.double() for a in pr.a_s], pr.edges, pr.reg)
+    gen = torch.Generator().manual_seed(seed)
 
-    def exact_objective(A):
-        alt = Alternation(exact, SinkhornInner(exact, stopThr=1e-8, tol_start=1e-8), [M.double() for M in A])
-        alt.step()
-        return float(alt.history[-1])
-
-    def estimate(emot, A):  # the step's objective beyond the engines (NeuralMGW._score over batches)
-        quad = pr.alpha * (pr.S1 + sum(32.0 * float((M * M).sum()) for M in A))
-        return quad + float(emot.value_) - pr.separable_mean(A), float(emot.value_se_)
+    def score(emot, A):  # the step's objective beyond the engines and the moments of its plan (over batches)
+        with batch_path():
+            obj, _, A_P = est._score(emot, A, list(pr.Z_s), list(pr.a_s), pr.edges, pr.S1, gen)[:3]
+        return obj, float(emot.value_se_), A_P
 
     emot, A0 = est.emot_, list(est.A_used_)
-    gen = torch.Generator().manual_seed(seed)
-    with batch_path():  # the moments of the first fit's plan over batches, as the step computes them
-        A_step = est._score(emot, A0, list(pr.Z_s), list(pr.a_s), pr.edges, pr.S1, gen)[2]
+    v, se, A_step = score(emot, A0)
     A_step = [M.to(A0[0].dtype) for M in A_step]
     cpu = torch.device("cpu")
-    rows = []
-    v, se = estimate(emot, A0)
-    rows.append(dict(family=family, n=n, seed=seed, A="start", fit="first fit", estimate=v, se=se))
+    rows = [dict(family=family, n=n, seed=seed, A="start", fit="first fit", estimate=v, se=se)]
     candidates = [
         ("start", A0),
         ("full step", A_step),
@@ -68,13 +59,13 @@ def run(family, n, seed, refits):
     ]
     exact_values = {}
     for name, A in candidates:
-        exact_values[name] = exact_objective(A)
+        exact_values[name] = exact_objective(pr, A)
         for r in range(1, refits + 1):
             t0 = time.perf_counter()
             with warnings.catch_warnings(), batch_path():
                 warnings.simplefilter("ignore", UserWarning)
                 e2 = est._inner_fit(A, emot, r, list(pr.Z_s), list(pr.a_s), pr.edges, pr.reg, seed, cpu, 0)
-            v, se = estimate(e2, A)
+            v, se, _ = score(e2, A)
             rows.append(dict(family=family, n=n, seed=seed, A=name, fit="refit %d" % r, estimate=v, se=se,
                              seconds=time.perf_counter() - t0))  # fmt: skip
     for r in rows:
