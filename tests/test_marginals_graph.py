@@ -465,3 +465,64 @@ def test_triangle_pairwise_marginal_scaled_matches_exact(nx, reg, monkeypatch):
         lc_exact = float(nx.np(eng.linear_cost(g)))
         monkeypatch.setenv("OT_MULTIMARGINAL_NO_SKIP", "0")
         np.testing.assert_allclose(float(nx.np(eng.linear_cost(g))), lc_exact, rtol=rtol, atol=0)
+
+
+# ---- log_matmul in float32 beyond its exponent range: the product again in float64 ----
+def _wide_range_logs(rng, p=48, q=40, r=36, spread=400.0):
+    """Log-kernels ``-spread |u_a - v_j|`` and ``-spread |v_j - w_c|`` on random positions in [0, 1]: the row
+    maxima of L1 and the column maxima of L2 sit at distant inner indices for most (a, c), so most float32 scaled
+    products underflow (range ~70 nats) and a few float64 ones (~320 nats)."""
+    u, v, w = rng.rand(p), rng.rand(q), rng.rand(r)
+    L1 = -spread * np.abs(u[:, None] - v[None]) + rng.randn(p, q)
+    L2 = -spread * np.abs(v[:, None] - w[None]) + rng.randn(q, r)
+    return L1, L2
+
+
+def test_log_matmul_float32_repairs_through_float64(monkeypatch):
+    """float32 ``log_matmul`` whose scaled product mostly underflows: every entry equals the float64
+    log-sum-exp to float32 rounding (gradient too, torch), with no ``p x q x r`` log-sum-exp formed (the product
+    is redone in float64, O(n^2) exponentials) and the result in float32; NumPy float32 the same."""
+    torch = pytest.importorskip("torch")
+    from ot.backend import NumpyBackend, TorchBackend
+
+    from ot_multimarginal.marginals import _pairwise
+    from ot_multimarginal.marginals._pairwise import Precision, log_matmul
+
+    rng = np.random.RandomState(0)
+    L1, L2 = _wide_range_logs(rng)
+    ref = np.array([[np.logaddexp.reduce(L1[a] + L2[:, c]) for c in range(L2.shape[1])] for a in range(L1.shape[0])])
+    P32 = np.exp(L1 - L1.max(1, keepdims=True)).astype(np.float32) @ np.exp(L2 - L2.max(0, keepdims=True)).astype(
+        np.float32
+    )
+    assert np.mean(P32 < L1.shape[1] * Precision(np.zeros(1, np.float32)).factor) > 0.5  # the case: mostly underflow
+    sizes = []
+    orig = _pairwise.logsumexp
+
+    def counting(nx, X, axis):
+        sizes.append(int(np.prod(X.shape)))
+        return orig(nx, X, axis)
+
+    monkeypatch.setattr(_pairwise, "logsumexp", counting)
+    full = L1.shape[0] * L1.shape[1] * L2.shape[1]
+    # NumPy float32
+    nx = NumpyBackend()
+    a1, a2 = L1.astype(np.float32), L2.astype(np.float32)
+    out = log_matmul(nx, a1, a2, Precision(a1))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=4 * np.finfo(np.float32).eps, atol=0)
+    assert max(sizes, default=0) < full / 4
+    # torch float32, with autograd against the float64 reference gradient
+    nx = TorchBackend()
+    t1 = torch.tensor(L1, dtype=torch.float32, requires_grad=True)
+    t2 = torch.tensor(L2, dtype=torch.float32, requires_grad=True)
+    sizes.clear()
+    out = log_matmul(nx, t1, t2, Precision(t1))
+    assert out.dtype == torch.float32 and max(sizes, default=0) < full / 4
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=4 * np.finfo(np.float32).eps, atol=0)
+    w = torch.tensor(rng.randn(*ref.shape), dtype=torch.float32)
+    (out * w).sum().backward()
+    d1 = torch.tensor(L1, requires_grad=True)
+    d2 = torch.tensor(L2, requires_grad=True)
+    (torch.logsumexp(d1[:, :, None] + d2[None], 1) * w.double()).sum().backward()
+    for got, want in ((t1.grad, d1.grad), (t2.grad, d2.grad)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6 * float(want.abs().max()))
