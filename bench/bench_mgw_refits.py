@@ -44,8 +44,8 @@ def run(family, n, seed, refits):
 
     def score(emot, A):  # the step's objective beyond the engines and the moments of its plan (over batches)
         with batch_path():
-            obj, _, A_P = est._score(emot, A, list(pr.Z_s), list(pr.a_s), pr.edges, pr.S1, gen)[:3]
-        return obj, float(emot.value_se_), A_P
+            obj, _, A_P, _, _, se = est._score(emot, A, list(pr.Z_s), list(pr.a_s), pr.edges, pr.S1, gen)
+        return obj, se, A_P
 
     emot, A0 = est.emot_, list(est.A_used_)
     v, se, A_step = score(emot, A0)

@@ -255,11 +255,16 @@ class Potentials(list):
         return g
 
     # ---- derived potentials --------------------------------------------------
-    def normalized(self) -> Potentials:
+    def normalized(self, log_mass: Optional[Array] = None) -> Potentials:
         r"""The potentials whose plan has mass one: :math:`\varphi_{j_0} - \varepsilon\log\|P\|_1`.
 
         The shift is a detached constant; potentials whose plan has no
         finite mass are returned as they are.
+
+        Parameters
+        ----------
+        log_mass : backend scalar, optional
+            :meth:`log_mass` when the caller has it already (not recomputed).
 
         Returns
         -------
@@ -268,7 +273,7 @@ class Potentials(list):
         """
         nx = self.nx
         g = self.log_scalings
-        lm = self.engine.log_mass(g)
+        lm = self.engine.log_mass(g) if log_mass is None else log_mass
         if not bool(nx.isfinite(lm)):
             return self
         j0 = self.first_prescribed

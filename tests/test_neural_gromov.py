@@ -690,8 +690,8 @@ def _scripted_batches(monkeypatch, offsets, se):
     def scripted(self, emot, *args):
         out = score(self, emot, *args)
         calls.append(out[0])
-        emot.value_se_ = se[len(calls) - 1] if isinstance(se, list) else se
-        return (calls[0] + offsets[len(calls) - 1],) + out[1:]
+        se_t = se[len(calls) - 1] if isinstance(se, list) else se
+        return (calls[0] + offsets[len(calls) - 1],) + out[1:5] + (se_t,)
 
     monkeypatch.setattr(gromov.NeuralMGW, "_score", scripted)
 
@@ -766,3 +766,29 @@ def test_beyond_the_engine_updates_after_a_rejection_stay_damped(monkeypatch):
 def test_n_iter_no_change_is_validated():
     with pytest.raises(ValueError, match="n_iter_no_change"):
         om.NeuralMGW(0.5, n_iter_no_change=0).fit(_pair(0, 10))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_beyond_the_engine_the_step_value_is_the_dual_over_the_moment_batches(monkeypatch, k):
+    """The NEMOT value of a step's estimated objective is the dual of its potentials averaged over the
+    ``n_moment_batches`` batches of the moments (not the fit's 32 held-out batches): against the exact dual of the
+    same potentials on the data (an engine that fits, the batch path forced), within 4 of its standard errors,
+    which shrink with the number of batches."""
+    from ot_multimarginal.neural import gromov
+
+    X_s = _pair(1, 40) + ([np.random.RandomState(2).randn(40, 2)] if k == 3 else [])
+    est = om.NeuralMGW(0.5, max_iter=1, polish=False, batch_size=12, **QUICK).fit(X_s)  # batches of 12 of 40
+    pr, emot = est._problem, est.emot_
+    data, weights = list(pr.Z_s), list(pr.a_s)
+    exact = float(emot.dual_potentials(data, weights).dual())
+    got = []
+    orig = gromov._batch_dual
+    monkeypatch.setattr(gromov, "_batch_dual", lambda *a: got.append(orig(*a)) or got[-1])
+    monkeypatch.setattr(gromov, "exact_is_affordable", lambda *a, **kw: False)
+    for n_batches in (16, 256):
+        est.set_params(n_moment_batches=n_batches)
+        out = est._score(emot, est.A_used_, data, weights, pr.edges, pr.S1, torch.Generator().manual_seed(0))
+        value, se = got[-1]
+        assert out[3] == "batches" and out[5] == se and 0 < se < 0.05 * abs(exact)
+        assert abs(value - exact) < 4 * se, (n_batches, value, exact, se)
+    assert got[1][1] < got[0][1] / 2  # 16x the batches: about a quarter of the standard error
