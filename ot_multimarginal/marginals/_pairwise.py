@@ -208,7 +208,10 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
         fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
         fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
         if defer_check(nx, ~nx.any((~ok) & fr & fc), "log_matmul"):  # no host sync (see _backend.deferred_checks)
-            return (r1 + c2) + nx.log(P)
+            # unrepaired: an entry that underflowed to zero is -inf (a lower bound) with a zero gradient, not NaN
+            pos = P > 0
+            out = (r1 + c2) + nx.log(nx.where(pos, P, nx.ones(P.shape, type_as=P)))
+            return nx.where(pos, out, nx.full(P.shape, -np.inf, type_as=P))
     if not bool(nx.any(~ok)):
         return (r1 + c2) + nx.log(P)
     out = (r1 + c2) + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
