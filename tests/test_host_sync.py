@@ -161,6 +161,17 @@ def test_sync_free_training_equals_the_checked_one(graph, k):
         assert torch.equal(p, q)
 
 
+def test_sync_free_underflow_is_reported_once_a_fit():
+    """A failed deferred certificate warns at the first check that reads it, not at every check after it."""
+    tr = _trainer("circle", 3, "cpu")
+    with pytest.warns(UserWarning, match="underflowed .* reported once a fit") as caught:
+        for _ in range(3):
+            tr.step_async()
+            tr._checks.append((torch.tensor(False), "log_matmul"))  # as a product of these batches would
+            tr.sync()
+    assert sum("underflowed" in str(w.message) for w in caught) == 1
+
+
 def test_sync_free_step_reports_a_non_finite_dual_at_the_check():
     tr = _trainer("chain", 3, "cpu")
     with torch.no_grad():

@@ -289,6 +289,7 @@ class Trainer:
         self.sync_free = None
         self._pending = []  # (step, detached batch dual) not yet read on the host
         self._checks = []  # deferred certificates of the engines' scaled products
+        self._underflow_warned = False
 
     # ---- one step ---------------------------------------------------------
     def batch(self):
@@ -418,11 +419,13 @@ class Trainer:
         if checks:
             vals.append(torch.stack([ok for ok, _ in checks]).all().reshape(1).to(torch.float64))
         host = torch.cat(vals).tolist()  # the one host synchronisation
-        if checks and host[-1] == 0.0:
+        if checks and host[-1] == 0.0 and not getattr(self, "_underflow_warned", False):
+            self._underflow_warned = True  # once a fit: the same batches underflow at every check
             warnings.warn(
                 "a scaled product of the mini-batch log-partition underflowed in the %d training steps up to step %d "
-                "(sync-free steps on a GPU do not repair it): those batch duals may be inaccurate; use a larger reg, "
-                "rescale the data or train in float64 (dtype=torch.float64)" % (len(pending), self.step_count),
+                "(sync-free steps on a GPU do not repair it: its underflowed entries are taken as zero, a lower "
+                "bound; reported once a fit): those batch duals may be inaccurate; use a larger reg, rescale the "
+                "data or train in float64 (dtype=torch.float64)" % (len(pending), self.step_count),
                 UserWarning,
                 stacklevel=2,
             )
