@@ -538,12 +538,12 @@ class NeuralMGW(ParamsMixin):
         (``distributed``: each fit is data-parallel; the :math:`A_{ij}` updates
         are computed identically on every rank).
     n_moment_batches : int, optional
-        Batches averaged for the cross-moments when the plan on the data does
+        Batches averaged for the cross-moments, and for the step's NEMOT
+        value, when the plan on the data does
         not fit the exact engine (default 128; formerly 32: at k = 3,
         n = 10⁴ the moments of 32 batches were noisy enough that every step
         of one run on box copies was rejected, ending at its start, 3 % above
-        where the run with 128 ends; an outer step took 13–19 s with 128,
-        16–22 s with 32: moments are cheap next to a refit).
+        where the run with 128 ends; moments are cheap next to a refit).
     marginal_tol : float, optional
         The largest :math:`\ell_1` error of a marginal of the neural plan on
         the data for a step to count (default 0.5; a collapsed plan has errors
@@ -589,7 +589,10 @@ class NeuralMGW(ParamsMixin):
         the best step's neural plan on the data; normalised units, the
         convention of :func:`~ot_multimarginal.mgw_sinkhorn`'s value). Where
         the data does not fit the exact engine: :math:`\sum_E S_1^{ij} +
-        \sum_E 32\|A_{ij}\|^2 +` the NEMOT value (an estimate).
+        \sum_E 32\|A_{ij}\|^2 +` the NEMOT value (an estimate: the dual of
+        the fitted potentials averaged over the ``n_moment_batches`` batches
+        of the step's moments; its standard error is in the warning and
+        ``history_['objective_se']``).
     A_ : dict
         Edge :math:`(i, j)` → :math:`A_{ij}` of the returned plan's cost (shape ``(d_i, d_j)``, normalised units).
     emot_ : NeuralEMOT
