@@ -139,13 +139,10 @@ def monte_carlo_dual(
             if with_kl and len(kls) < KL_BATCHES:
                 kls.append(_batch_marginal_kl(cost, Xb, fb, reg))
     L = torch.stack(lmes)
-    log_mean = torch.logsumexp(L, 0) - math.log(len(lmes))
-    value = first - reg * log_mean
-    # delta method: se(log mean w) = sd(w) / (mean(w) sqrt(R))
-    w = torch.exp(L.detach() - L.detach().max()).double()
+    value, se, log_mean = dual_over_batches(first, L, reg)
     R = len(lmes)
-    se = float(reg * w.std(unbiased=True) / (w.mean() * math.sqrt(R))) if R > 1 else float("inf")
     if reg_m is not None:  # the mean itself enters the dual: se(mean w) = sd(w) / sqrt(R)
+        w = torch.exp(L.detach() - L.detach().max()).double()
         value = unbalanced_dual(f_s, log_mean, reg, reg_m, a_s)
         se = (
             float(reg * w.std(unbiased=True) * torch.exp(L.detach().max()).double() / math.sqrt(R))
@@ -161,6 +158,18 @@ def monte_carlo_dual(
         else:
             out = out + ((None, None),)
     return out
+
+
+def dual_over_batches(first, L, reg):
+    r"""The dual :math:`\text{first} - \varepsilon \log \bar w` from the batches' log-mean-exps ``L`` (a 1-D tensor,
+    :math:`w_b = e^{L_b}`), its standard error (delta method: :math:`se(\log\bar w) = sd(w) / (\bar w \sqrt R)`)
+    and :math:`\log \bar w`. Differentiable in ``first`` and ``L``; the standard error is a float (``inf`` for one
+    batch)."""
+    R = int(L.shape[0])
+    log_mean = torch.logsumexp(L, 0) - math.log(R)
+    w = torch.exp(L.detach() - L.detach().max()).double()
+    se = float(reg * w.std(unbiased=True) / (w.mean() * math.sqrt(R))) if R > 1 else float("inf")
+    return first - reg * log_mean, se, log_mean
 
 
 def _batch_marginal_kl(cost, Xb, fb, reg):

@@ -37,7 +37,6 @@ both), and the :math:`A_{ij}` update is unchanged.
 """
 # License: MIT License
 
-import math
 import os
 import pickle
 import shutil
@@ -90,7 +89,7 @@ from ._validation import (
 from .checkpoint import Checkpointer, _describe, data_digest, resume_payload
 from .distributed import data_parallel
 from .estimator import NeuralEMOT, _exp_of_query, _read_saved, _to_torch, _torch_dtype
-from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, exact_is_affordable, exact_work
+from .evaluation import EXACT_ENTRIES, EXACT_FLOPS, dual_over_batches, exact_is_affordable, exact_work
 from .sampling import derive_seed
 
 __all__ = ["NeuralMGW", "mgw_neural", "mgw_neural2"]
@@ -189,16 +188,13 @@ def _plan_objective(pot, problem):
 def _batch_dual(emot, data, weights, log_masses):
     r"""The NEMOT dual of ``emot``'s potentials, :math:`\sum_i\langle a_i,\varphi_i\rangle - \varepsilon\log
     \bar w`, with the mean :math:`\bar w` of the batches' :math:`w_b = \exp(\text{log-mass}_b)` (the
-    combinatorial log-mean-exps), and its standard error (delta method, as the fit's own held-out estimate)."""
+    combinatorial log-mean-exps), and its standard error (:func:`.evaluation.dual_over_batches`, as the fit's own
+    held-out estimate)."""
     f_s = emot._potentials_on(data)
     first = float(linear_term(get_backend(*f_s), f_s, weights))
     L = torch.stack([torch.as_tensor(lm).reshape(()) for lm in log_masses]).detach().to("cpu", torch.float64)
-    R = int(L.shape[0])
-    reg = float(emot.reg_)
-    value = first - reg * float(torch.logsumexp(L, 0) - math.log(R))
-    w = torch.exp(L - L.max())
-    se = float(reg * w.std(unbiased=True) / (w.mean() * math.sqrt(R))) if R > 1 else float("inf")
-    return value, se
+    value, se, _ = dual_over_batches(first, L, float(emot.reg_))
+    return float(value), se
 
 
 def _without_separable(pot, problem, A):

@@ -419,7 +419,7 @@ class Trainer:
         if checks:
             vals.append(torch.stack([ok for ok, _ in checks]).all().reshape(1).to(torch.float64))
         host = torch.cat(vals).tolist()  # the one host synchronisation
-        if checks and host[-1] == 0.0 and not getattr(self, "_underflow_warned", False):
+        if checks and host[-1] == 0.0 and not self._underflow_warned:
             self._underflow_warned = True  # once a fit: the same batches underflow at every check
             warnings.warn(
                 "a scaled product of the mini-batch log-partition underflowed in the %d training steps up to step %d "
