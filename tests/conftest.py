@@ -137,3 +137,15 @@ try:
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
+
+
+def wide_range_logs(rng, p=48, q=40, r=36, spread=400.0, noise=1.0):
+    """Log-kernels ``-spread |u_a - v_j| (+ noise)`` and ``-spread |v_j - w_c| (+ noise)`` on random positions in
+    [0, 1]: the row maxima of L1 and the column maxima of L2 sit at distant inner indices for most (a, c), so most
+    float32 scaled products of :func:`log_matmul` underflow (range ~70 nats) and a few float64 ones (~320 nats)."""
+    u, v, w = rng.rand(p), rng.rand(q), rng.rand(r)
+    L1 = -spread * np.abs(u[:, None] - v[None])
+    L2 = -spread * np.abs(v[:, None] - w[None])
+    if noise:
+        L1, L2 = L1 + noise * rng.randn(p, q), L2 + noise * rng.randn(q, r)
+    return L1, L2

@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _host_sync import HostSyncCounter  # noqa: E402
 
+from conftest import wide_range_logs  # noqa: E402
 from ot_multimarginal import PairwiseCost  # noqa: E402
 from ot_multimarginal._backend import deferred_checks, safe_log  # noqa: E402
 from ot_multimarginal.neural import NeuralEMOT  # noqa: E402
@@ -226,10 +227,7 @@ def test_deferred_underflowed_product_has_finite_gradients():
 
     from ot_multimarginal.marginals._pairwise import Precision, log_matmul
 
-    rng = np.random.RandomState(0)
-    u, v, w = rng.rand(30), rng.rand(24), rng.rand(20)
-    L1 = -400.0 * np.abs(u[:, None] - v[None])
-    L2 = -400.0 * np.abs(v[:, None] - w[None])
+    L1, L2 = wide_range_logs(np.random.RandomState(0), 30, 24, 20, noise=0.0)
     t1 = torch.tensor(L1, dtype=torch.float32, requires_grad=True)
     t2 = torch.tensor(L2, dtype=torch.float32, requires_grad=True)
     checks = []

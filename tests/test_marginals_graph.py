@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from oracles import dense_pairwise_cost
 
+from conftest import wide_range_logs
 from ot_multimarginal.marginals import ContractionEngine, CycleEngine, DenseEngine, TreeEngine
 from ot_multimarginal.marginals.contraction import elimination_plan
 from ot_multimarginal.marginals.cycle import cycle_order
@@ -468,16 +469,6 @@ def test_triangle_pairwise_marginal_scaled_matches_exact(nx, reg, monkeypatch):
 
 
 # ---- log_matmul in float32 beyond its exponent range: the product again in float64 ----
-def _wide_range_logs(rng, p=48, q=40, r=36, spread=400.0):
-    """Log-kernels ``-spread |u_a - v_j|`` and ``-spread |v_j - w_c|`` on random positions in [0, 1]: the row
-    maxima of L1 and the column maxima of L2 sit at distant inner indices for most (a, c), so most float32 scaled
-    products underflow (range ~70 nats) and a few float64 ones (~320 nats)."""
-    u, v, w = rng.rand(p), rng.rand(q), rng.rand(r)
-    L1 = -spread * np.abs(u[:, None] - v[None]) + rng.randn(p, q)
-    L2 = -spread * np.abs(v[:, None] - w[None]) + rng.randn(q, r)
-    return L1, L2
-
-
 def test_log_matmul_float32_repairs_through_float64(monkeypatch):
     """float32 ``log_matmul`` whose scaled product mostly underflows: every entry equals the float64
     log-sum-exp to float32 rounding (gradient too, torch), with no ``p x q x r`` log-sum-exp formed (the product
@@ -489,7 +480,7 @@ def test_log_matmul_float32_repairs_through_float64(monkeypatch):
     from ot_multimarginal.marginals._pairwise import Precision, log_matmul
 
     rng = np.random.RandomState(0)
-    L1, L2 = _wide_range_logs(rng)
+    L1, L2 = wide_range_logs(rng)
     ref = np.array([[np.logaddexp.reduce(L1[a] + L2[:, c]) for c in range(L2.shape[1])] for a in range(L1.shape[0])])
     P32 = np.exp(L1 - L1.max(1, keepdims=True)).astype(np.float32) @ np.exp(L2 - L2.max(0, keepdims=True)).astype(
         np.float32
