@@ -20,7 +20,7 @@ k = 3 accuracy and value on isometric copies and digits. Writes bench/results/be
 n = 60; k = 3, n = 100, 300 and with --seeds1000=S n = 1000); rows into bench_mgw.json (key neural_quality, saved
 after every seed: --resume continues, --render rewrites the tables), tables into bench_mgw.md, bench_mgw_neural.png.
 --neural --families: the same on noisy copies, two moons and digits (k = 2 and 3, 10 seeds); --case=P:K:N:S[:NOISE]
-(repeatable): only the cases given (problem copies | moons | digits, k, n, seeds).
+(repeatable): only the cases given (problem copies | moons | digits, k, n, seeds: S for 0 .. S-1 or A-B).
 Usage: python bench/bench_mgw.py [--quick] [--quality] [--neural [--seeds300=S] [--seeds1000=S] [--families]
        [--case=P:K:N:S[:NOISE]] [--resume|--render]]
 """
@@ -663,6 +663,12 @@ def case_neural_quality(k, n, eps, seeds, done=(), save=None, kind="copies", noi
     return rows
 
 
+def _seeds(field):
+    """SEEDS of --case: ``S`` is seeds 0 .. S-1, ``A-B`` seeds A .. B (so that two processes can share a case)."""
+    lo, _, hi = field.partition("-")
+    return range(int(lo), int(hi) + 1) if hi else range(int(lo))
+
+
 def _case_of(row):
     """(problem, k, n) of a row; rows saved before the families were added are the noiseless copies."""
     return row.get("problem", "copies"), row["k"], row["n"]
@@ -710,7 +716,7 @@ def neural_quality():
                  ("digits", 0.0, 2, 100, 0.1, range(10)), ("digits", 0.0, 3, 100, 0.1, range(10))]  # fmt: skip
     given = [a.split("=", 1)[1].split(":") for a in sys.argv if a.startswith("--case=")]
     if given:  # --case=PROBLEM:K:N:SEEDS[:NOISE], repeatable: these cases only
-        cases = [(c[0], float(c[4]) if len(c) > 4 else 0.0, int(c[1]), int(c[2]), 0.1, range(int(c[3]))) for c in given]
+        cases = [(c[0], float(c[4]) if len(c) > 4 else 0.0, int(c[1]), int(c[2]), 0.1, _seeds(c[3])) for c in given]
     if QUICK:
         cases = [("copies", 0.0, 2, 30, 0.1, range(2)), ("copies", 0.0, 3, 40, 0.1, range(2))]
     path = os.path.join(OUT, "bench_mgw.json")
