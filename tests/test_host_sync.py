@@ -246,6 +246,59 @@ def test_deferred_underflowed_product_has_finite_gradients():
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
 
 
+def _outlier_triangle(seed, dtype=torch.float32, spread=400.0):
+    """Log-kernels of a triangle on 1-D points in [0, 0.3] with one outlier (u = 0.95) whose nearest v (in
+    [0.9, 1]) are far from every w: the whole outlier row of the float32 scaled product underflows, and the closing
+    edge makes it negligible (~e^-500) in the log-partition."""
+    rng = np.random.RandomState(seed)
+    u = np.r_[0.95, 0.3 * rng.rand(29)]
+    v = np.r_[0.9 + 0.1 * rng.rand(4), 0.3 * rng.rand(20)]
+    w = 0.3 * rng.rand(25)
+    logs = [-spread * np.abs(x[:, None] - y[None]) for x, y in ((u, v), (v, w), (u, w))]
+    return [torch.tensor(L, dtype=dtype) for L in logs]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deferred_certificate_of_a_log_partition_skips_negligible_rows(seed):
+    """A product whose caller only sums ``e^(out + addend)`` (``summed=True``, the cycle's log-partition): an
+    underflowed row negligible in the total passes the deferred certificate (the per-row bound of a pairwise
+    marginal cannot certify a row with no accurate entry: a sync-free triangle at reg = 0.1 warned at every fit),
+    and the total equals float64's to float32 rounding, deferred or checked."""
+    from ot.backend import TorchBackend
+
+    from ot_multimarginal.marginals._pairwise import Precision, log_matmul
+
+    nx = TorchBackend()
+    L1, L2, R = _outlier_triangle(seed)
+    D1, D2, DR = (x.double() for x in (L1, L2, R))
+    exact = torch.logsumexp((torch.logsumexp(D1[:, :, None] + D2[None], 1) + DR).reshape(-1), 0)
+    for summed, certified in ((False, False), (True, True)):
+        checks = []
+        with deferred_checks(checks):
+            out = log_matmul(nx, L1, L2, Precision(L1), addend=R, summed=summed)
+        assert len(checks) == 1 and bool(checks[0][0]) == certified
+        assert bool(torch.isinf(out[0]).all())  # the outlier row: underflowed, unrepaired (a lower bound)
+        checked = log_matmul(nx, L1, L2, Precision(L1), addend=R, summed=summed)
+        for got in (out, checked):
+            assert float(torch.logsumexp((got + R).reshape(-1), 0)) == pytest.approx(float(exact), abs=1e-6)
+
+
+def test_triangle_log_partition_passes_its_deferred_certificate_with_an_outlier():
+    """The triangle engine's one-shot log-partition (a training batch) hands its closing edge to the product:
+    the deferred certificate holds and the value is float64's to float32 rounding."""
+    logs = _outlier_triangle(0)
+    C = [-0.1 * L for L in logs]  # costs 40 |x - y| at reg = 0.1
+    eng = PairwiseCost([(0, 1), (1, 2), (0, 2)], C).make_engine(0.1)
+    eng64 = PairwiseCost([(0, 1), (1, 2), (0, 2)], [c.double() for c in C]).make_engine(0.1)
+    g = [torch.zeros(c, dtype=torch.float32) for c in (30, 24, 25)]
+    checks = []
+    with deferred_checks(checks):
+        got = eng.log_partition_once(g)
+    assert checks and all(bool(ok) for ok, _ in checks)
+    want = eng64.log_partition_once([x.double() for x in g])
+    assert float(got) == pytest.approx(float(want), abs=1e-5)
+
+
 # ---------------------------------------------------------------- Sinkhorn sweeps
 def _sweeps(engine, a_s, n_sweeps, check_every):
     la = [safe_log(engine.nx, a) for a in a_s]

@@ -167,7 +167,7 @@ def _swap_last(nx, X):
     return nx.transpose(X, axes)
 
 
-def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None):
+def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None, summed=False):
     r"""Stabilised :math:`\log(e^{L_1} e^{L_2})` for ``(..., p, q) @ (..., q, r)``.
 
     ``L1``, ``L2`` are log-matrices (``-inf`` allowed), with at most one
@@ -189,7 +189,11 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
     below ``SKIP_REL / m`` times that of its column (``m × n`` the shape), so that
     every row and column sum of :math:`e^W` is unchanged to ``SKIP_REL``
     relative (``eps**2`` of the dtype). Such an entry is returned as a
-    lower bound of its true value (possibly ``-inf``). The environment
+    lower bound of its true value (possibly ``-inf``). ``summed=True``: the
+    caller only sums :math:`e^W` over all entries (a log-partition), so an
+    entry is negligible when its bound is below ``SKIP_REL / (m n)`` times
+    the largest accurate entry of ``W`` (the total then unchanged to
+    ``SKIP_REL``), whatever its row and column. The environment
     variable ``OT_MULTIMARGINAL_NO_SKIP=1`` turns the skip off (exact entries
     everywhere, for comparisons).
     """
@@ -207,11 +211,15 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
     if _deferrable(nx):
         fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
         fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
-        if defer_check(nx, ~nx.any((~ok) & fr & fc), "log_matmul"):  # no host sync (see _backend.deferred_checks)
-            # unrepaired: an entry that underflowed to zero is -inf (a lower bound) with a zero gradient, not NaN
-            pos = P > 0
-            out = (r1 + c2) + nx.log(nx.where(pos, P, nx.ones(P.shape, type_as=P)))
-            return nx.where(pos, out, nx.full(P.shape, -np.inf, type_as=P))
+        # unrepaired: an entry that underflowed to zero is -inf (a lower bound) with a zero gradient, not NaN
+        pos = P > 0
+        low = (r1 + c2) + nx.log(nx.where(pos, P, nx.ones(P.shape, type_as=P)))
+        missed = (~ok) & fr & fc
+        if addend is not None and P.ndim == 2 and skip_enabled():
+            # entries the skip bound proves negligible need no repair: the certificate is about the others
+            missed = missed & ~_negligible_mask(nx, P, ok, missed, low, r1 + c2, addend, q, prec, summed)
+        if defer_check(nx, ~nx.any(missed), "log_matmul"):  # no host sync (see _backend.deferred_checks)
+            return nx.where(pos, low, nx.full(P.shape, -np.inf, type_as=P))
     if not bool(nx.any(~ok)):
         return (r1 + c2) + nx.log(P)
     out = (r1 + c2) + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
@@ -221,7 +229,7 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
     if addend is not None and P.ndim == 2 and skip_enabled():
-        skip = negligible_entries(nx, P, ok, bad, out, r1 + c2, addend, q, prec)
+        skip = negligible_entries(nx, P, ok, bad, out, r1 + c2, addend, q, prec, summed)
         if skip is not None:
             bad = bad & ~skip
             # a lower bound of the true value (-inf where the product is exactly zero; no log(0) in autograd)
@@ -238,7 +246,7 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
             # its own underflows, far fewer, recomputed there), rounded back
             L1w, L2w = wide(L1), wide(L2)
             addw = wide(addend) if addend is not None else None
-            full = log_matmul(nx, L1w, L2w, Precision(L1w), addend=addw)
+            full = log_matmul(nx, L1w, L2w, Precision(L1w), addend=addw, summed=summed)
             return nx.where(ok, out, cast_like(nx, full, P))
         if P.ndim == 2 and 4 * len(idx[0]) > P.shape[0] * P.shape[1]:
             # many entries: the whole product in the log domain, rows in chunks
@@ -283,7 +291,7 @@ def skip_enabled():
     return os.environ.get("OT_MULTIMARGINAL_NO_SKIP", "0") in ("", "0")
 
 
-def negligible_entries(nx, P, ok, bad, out, shift, addend, q, prec):
+def negligible_entries(nx, P, ok, bad, out, shift, addend, q, prec, summed=False):
     r"""Mask of the underflowed entries of :func:`log_matmul` that are negligible in ``out + addend``.
 
     ``P`` is the scaled product (``ok`` where accurate, ``bad`` where to
@@ -294,23 +302,32 @@ def negligible_entries(nx, P, ok, bad, out, shift, addend, q, prec):
     ``W = out + addend``. An entry is negligible when ``u`` is below
     ``log(SKIP_REL / n_cols)`` plus the largest accurate entry of ``W`` in
     its row and below ``log(SKIP_REL / n_rows)`` plus that of its column
-    (rows or columns with no accurate entry skip nothing). Returns ``None``
-    when nothing is skipped.
+    (rows or columns with no accurate entry skip nothing); with ``summed``,
+    when it is below ``log(SKIP_REL / (n_rows n_cols))`` plus the largest
+    accurate entry of ``W``. Returns ``None`` when nothing is skipped.
     """
+    skip = _negligible_mask(nx, P, ok, bad, out, shift, addend, q, prec, summed)
+    if not bool(nx.any(skip)):
+        return None
+    return skip
+
+
+def _negligible_mask(nx, P, ok, bad, out, shift, addend, q, prec, summed=False):
+    """The mask of :func:`negligible_entries`, left on the device (no host read: usable in a deferred check)."""
     m, n = int(P.shape[0]), int(P.shape[1])
     Pd = nx.detach(P)
     R = nx.detach(addend)
     W = nx.where(ok, nx.detach(out) + R, nx.full(P.shape, -np.inf, type_as=Pd))
     rel = math.log(prec.eps) * 2.0  # SKIP_REL = eps**2
-    row = amax(nx, W, 1, keepdims=True) + (rel - math.log(n))
-    col = amax(nx, W, 0, keepdims=True) + (rel - math.log(m))
-    lim = nx.minimum(row, col)
+    if summed:
+        lim = nx.max(W) + (rel - math.log(m * n))
+    else:
+        row = amax(nx, W, 1, keepdims=True) + (rel - math.log(n))
+        col = amax(nx, W, 0, keepdims=True) + (rel - math.log(m))
+        lim = nx.minimum(row, col)
     with np.errstate(divide="ignore"):
         u = nx.detach(shift) + nx.log(Pd * (1.0 + 2.0 * q * prec.eps) + q * prec.flush) + R
-    skip = bad & (u < lim)
-    if not bool(nx.any(skip)):
-        return None
-    return skip
+    return bad & (u < lim)
 
 
 def _deferrable(nx):
