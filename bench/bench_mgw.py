@@ -793,9 +793,10 @@ def neural_quality():
         "objective of the returned plan on the data; accuracy: share of the points whose most likely partner is the "
         "true one (mean over the edges). Target (issue #22): neural within 1% of sinkhorn's value and within 5 "
         "accuracy points, worst seed. One BLAS / torch thread; 2 cores shared with other jobs, so the times are "
-        "indicative only. The k = 3 neural times were recorded before the float32 products of the training "
-        "batches were repaired in float64 (CHANGELOG; an outer step 4-5× faster at n = 10⁴ in `bench_mgw_large`, "
-        "the same values): they overstate today's; the k = 2 fits do not use those products.",
+        "indicative only (the k = 2, n = 10⁴ seeds from 4 on ran two at a time). The k = 3 neural times, except "
+        "those of the noisy copies at n = 300, were recorded before the float32 products of the training batches "
+        "were repaired in float64 (CHANGELOG; an outer step 4-5× faster at n = 10⁴ in `bench_mgw_large`, the same "
+        "values): they overstate today's; the k = 2 fits do not use those products.",
         "Up to 3000 points in all (`gromov.NEWTON_MAX_POINTS`: k = 3 up to n = 1000, k = 2 up to n = 1500) the "
         "default `mgw_neural2` screens its start with `mgw_sinkhorn` on all the points and finishes with the exact "
         "alternation from the learned A (in float64), so it lands on `mgw_sinkhorn2`'s stationary point by "
