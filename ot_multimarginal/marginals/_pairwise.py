@@ -208,14 +208,14 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
     ok = P >= q * prec.factor
     # rows of L1 or columns of L2 that are all -inf give exact zeros
     fr = fc = None
+    skippable = addend is not None and P.ndim == 2 and skip_enabled()
     if _deferrable(nx):
         fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
         fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
         # unrepaired: an entry that underflowed to zero is -inf (a lower bound) with a zero gradient, not NaN
-        pos = P > 0
-        low = (r1 + c2) + nx.log(nx.where(pos, P, nx.ones(P.shape, type_as=P)))
+        pos, low = _lower_log(nx, P, r1 + c2)
         missed = (~ok) & fr & fc
-        if addend is not None and P.ndim == 2 and skip_enabled():
+        if skippable:
             # entries the skip bound proves negligible need no repair: the certificate is about the others
             missed = missed & ~_negligible_mask(nx, P, ok, missed, low, r1 + c2, addend, q, prec, summed)
         if defer_check(nx, ~nx.any(missed), "log_matmul"):  # no host sync (see _backend.deferred_checks)
@@ -228,13 +228,12 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
         fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
-    if addend is not None and P.ndim == 2 and skip_enabled():
+    if skippable:
         skip = negligible_entries(nx, P, ok, bad, out, r1 + c2, addend, q, prec, summed)
         if skip is not None:
             bad = bad & ~skip
             # a lower bound of the true value (-inf where the product is exactly zero; no log(0) in autograd)
-            pos = P > 0
-            low = (r1 + c2) + nx.log(nx.where(pos, P, nx.ones(P.shape, type_as=P)))
+            pos, low = _lower_log(nx, P, r1 + c2)
             S = nx.where(skip & pos, low, S)
     if bool(nx.any(bad)):
         # the entries to repair: found where the mask is (a GPU keeps its indices; NumPy indices otherwise)
@@ -267,6 +266,13 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
         vals = vals[0] if len(vals) == 1 else nx.concatenate(vals, axis=0)
         S[tuple(index_array(nx, ix, P) for ix in idx)] = vals
     return nx.where(ok, out, S)
+
+
+def _lower_log(nx, P, shift):
+    """``(P > 0, shift + log P)`` with ``log 1`` where ``P == 0``: the log of a scaled product as a lower bound
+    of its true value, without a ``log(0)`` in autograd (callers put ``-inf`` where the mask is false)."""
+    pos = P > 0
+    return pos, shift + nx.log(nx.where(pos, P, nx.ones(P.shape, type_as=P)))
 
 
 def _numel(X):
