@@ -793,7 +793,8 @@ def neural_quality():
         "objective of the returned plan on the data; accuracy: share of the points whose most likely partner is the "
         "true one (mean over the edges). Target (issue #22): neural within 1% of sinkhorn's value and within 5 "
         "accuracy points, worst seed. One BLAS / torch thread; 2 cores shared with other jobs, so the times are "
-        "indicative only (the k = 2, n = 10⁴ seeds from 4 on ran two at a time). The k = 3 neural times, except "
+        "indicative only (the k = 2, n = 10⁴ seeds of the copies from 4 on and of the noisy copies, and the noisy n = "
+        "5000 seeds, ran two at a time). The k = 3 neural times, except "
         "those of the noisy copies at n = 300, were recorded before the float32 products of the training batches "
         "were repaired in float64 (CHANGELOG; an outer step 4-5× faster at n = 10⁴ in `bench_mgw_large`, the same "
         "values): they overstate today's; the k = 2 fits do not use those products.",
