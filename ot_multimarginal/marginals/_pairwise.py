@@ -204,6 +204,7 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
         c2 = finite_max(nx, L2, -2)
         E2 = flushed_exp(nx, L2 - c2, prec)
     P = E1 @ E2
+    shift = r1 + c2  # the scale of P's entries in the log domain (detached maxima), formed once
     q = L1.shape[-1]
     ok = P >= q * prec.factor
     # rows of L1 or columns of L2 that are all -inf give exact zeros
@@ -213,27 +214,27 @@ def log_matmul(nx, L1, L2, prec, E1=None, r1=None, E2=None, c2=None, addend=None
         fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
         fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
         # unrepaired: an entry that underflowed to zero is -inf (a lower bound) with a zero gradient, not NaN
-        pos, low = _lower_log(nx, P, r1 + c2)
+        pos, low = _lower_log(nx, P, shift)
         missed = (~ok) & fr & fc
         if skippable:
             # entries the skip bound proves negligible need no repair: the certificate is about the others
-            missed = missed & ~_negligible_mask(nx, P, ok, missed, low, r1 + c2, addend, q, prec, summed)
+            missed = missed & ~_negligible_mask(nx, P, ok, missed, low, shift, addend, q, prec, summed)
         if defer_check(nx, ~nx.any(missed), "log_matmul"):  # no host sync (see _backend.deferred_checks)
             return nx.where(pos, low, nx.full(P.shape, -np.inf, type_as=P))
     if not bool(nx.any(~ok)):
-        return (r1 + c2) + nx.log(P)
-    out = (r1 + c2) + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
+        return shift + nx.log(P)
+    out = shift + nx.log(nx.where(ok, P, nx.ones(P.shape, type_as=P)))
     if fr is None:
         fr = nx.isfinite(amax(nx, nx.detach(L1), -1, keepdims=True))
         fc = nx.isfinite(amax(nx, nx.detach(L2), -2, keepdims=True))
     bad = (~ok) & fr & fc
     S = nx.full(P.shape, -np.inf, type_as=P)
     if skippable:
-        skip = negligible_entries(nx, P, ok, bad, out, r1 + c2, addend, q, prec, summed)
+        skip = negligible_entries(nx, P, ok, bad, out, shift, addend, q, prec, summed)
         if skip is not None:
             bad = bad & ~skip
             # a lower bound of the true value (-inf where the product is exactly zero; no log(0) in autograd)
-            pos, low = _lower_log(nx, P, r1 + c2)
+            pos, low = _lower_log(nx, P, shift)
             S = nx.where(skip & pos, low, S)
     if bool(nx.any(bad)):
         # the entries to repair: found where the mask is (a GPU keeps its indices; NumPy indices otherwise)
