@@ -2,6 +2,7 @@
 """Neural multimarginal Gromov-Wasserstein (mgw_neural, NeuralMGW) against mgw_sinkhorn."""
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -761,6 +762,58 @@ def test_beyond_the_engine_updates_after_a_rejection_stay_damped(monkeypatch):
         warnings.simplefilter("ignore", UserWarning)
         est = om.NeuralMGW(0.5, max_iter=4, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
     assert est.history_["accepted"] == [True, False, True, True] and est.history_["theta"] == [1.0, 1.0, 0.5, 1.0]
+
+
+def _noisy_first_scores(monkeypatch, n_noisy):
+    """Moments over batches; the first ``n_noisy`` scorings report a standard error of half the objective and an
+    objective lower by (10 + their rank) (as heavy-tailed batch values of under-trained potentials do), the later
+    ones a standard error of a thousandth. Returns the estimators scored and the objectives returned, in order."""
+    from ot_multimarginal.neural import gromov
+
+    monkeypatch.setattr(gromov, "exact_is_affordable", lambda *a, **k: False)
+    score, scored, objs = gromov.NeuralMGW._score, [], []
+
+    def scripted(self, emot, *args):
+        out = score(self, emot, *args)
+        scored.append(emot)
+        noisy = len(scored) <= n_noisy
+        objs.append(out[0] - (10.0 + len(scored)) * noisy)
+        return (objs[-1],) + out[1:5] + ((0.5 if noisy else 1e-3) * abs(objs[-1]),)
+
+    monkeypatch.setattr(gromov.NeuralMGW, "_score", scripted)
+    return scored, objs
+
+
+@pytest.mark.parametrize("n_noisy", [2, 10])
+def test_beyond_the_engine_a_step_with_a_noisy_estimate_is_trained_on_before_it_is_judged(monkeypatch, n_noisy):
+    """A step whose estimated objective has a standard error above 1 % of it is trained on (a continuation of its
+    fit: max_iter_inner more iterations from its networks) and scored again, at most 3 times; history_['retrains']
+    counts them. The step keeps the highest of its fits' estimates (each a dual value: under-trained potentials
+    give low ones). Still noisy after that: the beyond-the-engine warning says how noisy."""
+    from ot_multimarginal.neural import gromov
+
+    scored, objs = _noisy_first_scores(monkeypatch, n_noisy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = om.NeuralMGW(0.5, max_iter=2, n_moment_batches=2, polish=False, tol=1e-12, **QUICK).fit(_pair(6))
+    retrains = min(n_noisy, gromov.RETRAIN_MAX)
+    assert est.history_["retrains"] == [retrains, 0 if n_noisy == 2 else min(n_noisy - 4, 3)]
+    # each retraining is a new estimator continuing the previous one's networks for max_iter_inner iterations
+    first = scored[: retrains + 1]
+    assert len({id(e) for e in first}) == retrains + 1
+    assert all(e.n_iter_ == QUICK["max_iter_inner"] for e in first)
+    for a, b in zip(first, first[1:]):  # (warm: the continuation starts where the previous fit ended)
+        assert b.warm_start and not torch.equal(next(a.potentials_.parameters()), next(b.potentials_.parameters()))
+    assert est.history_["objective"][0] == max(objs[: retrains + 1])
+    msgs = [str(w.message) for w in caught if "beyond the exact engine" in str(w.message)]
+    assert len(msgs) == 1
+    best = int(np.argmin(est.history_["objective"]))
+    if n_noisy == 2:  # the retrained estimate is precise: no word about it
+        assert est.history_["objective_se"][best] < 0.01 * abs(est.history_["objective"][best])
+        assert "even after" not in msgs[0]
+    else:
+        assert re.search(r"standard error is 50\.0 % of it even after 3 trainings on: the potentials are "
+                         r"under-trained", msgs[0]), msgs[0]  # fmt: skip
 
 
 def test_n_iter_no_change_is_validated():
