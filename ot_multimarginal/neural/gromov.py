@@ -145,9 +145,9 @@ POLISH_ALT_FLOPS = 1e12
 # POLISH_STOP, so less is the same stationary point) is followed by a finish from the screened A
 POLISH_WORSE = 1e-6
 # a step scored over batches whose objective has a larger relative standard error: its fit goes on (warm, another
-# max_iter_refit iterations), at most RETRAIN_MAX times. Heavy-tailed batch values are the mark of under-trained
-# potentials: k = 3, n = 10⁴ Gaussian copies, a first fit at 0.548 (se 0.093) whose value with more training was
-# 1.12 (se 0.013); well-trained fits there: 0.3-0.7 % (box copies 0.07 %)
+# max_iter_inner iterations), at most RETRAIN_MAX times. Heavy-tailed batch values are the mark of under-trained
+# potentials: k = 3, n = 10⁴ Gaussian copies, a first fit at 0.548 (se 0.093) whose value after training on was
+# 1.137 (se 0.0075); well-trained fits there: 0.2-0.7 % (box copies 0.07 %)
 RETRAIN_REL_SE = 0.01
 RETRAIN_MAX = 3
 QUERY_METHODS = ("auto", "exact", "sampled")
@@ -905,7 +905,7 @@ class NeuralMGW(ParamsMixin):
     def _inner_fit(self, A, warm, t, data, weights, edges, reg, seed, dev, t_start, retrain=0):
         """The NeuralEMOT fit of outer step ``t`` for the cost of ``A``: a new estimator built from the
         parameters (warm-started from a copy of ``warm``'s networks); no estimator is modified. ``retrain > 0``:
-        the ``retrain``-th continuation of that step's fit (its own random stream and checkpoint folder)."""
+        the ``retrain``-th continuation of that step's fit (``max_iter_inner`` iterations, its own random stream)."""
         params = dict(
             graph=list(edges),
             metric=self._problem.cost(A, separable=True).metrics,  # c_A + separable terms (gromov)
@@ -921,7 +921,7 @@ class NeuralMGW(ParamsMixin):
             distributed=self.distributed,
             warn=False,  # the alternation reports, from the plan on the data
         )
-        if retrain:  # short (max_iter_refit), within the step: the step's saved state holds its networks
+        if retrain:  # not checkpointed: within the step, whose saved state holds the networks it keeps
             params.update(checkpoint_dir=None, resume=False)
         elif self.checkpoint_dir is not None:
             params.update(
@@ -1370,7 +1370,7 @@ class NeuralMGW(ParamsMixin):
                 "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
                 "on the data and the value is an estimate (the NEMOT value of the best step, standard error %.2g): "
                 "a dual value, below the objective of the plan for its A_ij where the potentials are under-trained "
-                "(measured with the objective over batches at k = 3, n = 1000: 0.6-2.6 %% below; at n = 10⁴ fits for "
+                "(measured with the objective over batches at k = 3, n = 1000: 0.5-3.0 %% below; at n = 10⁴ fits for "
                 "one A_ij differed by up to 8 %%: each step keeps its highest), and the lowest of the steps' "
                 "estimates%s%s"
                 % (
