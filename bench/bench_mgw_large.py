@@ -435,21 +435,16 @@ def main():
                 reference = [r for r in reference if r not in old or "value_start_A" in r]  # earlier rules kept
                 reference.append(run_reference(family, n, seed, sinkhorn))
                 save_results(NAME, rows, reference=reference, **kept)
-    elif "--no-retrain" in sys.argv:  # the rule before the retraining of noisy steps, on this code's rounding
-        done = kept.setdefault("rows_no_retrain", [])
-        for family in ("gauss", "box"):
-            for seed in range(seeds):
-                if not any((r["family"], r["n"], r["seed"]) == (family, n, seed) for r in done):
-                    done.append(run(family, n, seed, "this", retrain=False))
-                    save_results(NAME, rows, reference=reference, **kept)
     elif "--render" not in sys.argv:
+        retrain = "--no-retrain" not in sys.argv  # else: the rule before the retraining of noisy steps, this rounding
+        done = rows if retrain else kept.setdefault("rows_no_retrain", [])
         variants = ["this", "previous"] if "--previous" in sys.argv else ["this"]
         for family in ("gauss", "box"):
             for seed in range(seeds):
                 for variant in variants:
-                    if any((r["family"], r["n"], r["seed"], r["variant"]) == (family, n, seed, variant) for r in rows):
+                    if any((r["family"], r["n"], r["seed"], r["variant"]) == (family, n, seed, variant) for r in done):
                         continue
-                    rows.append(run(family, n, seed, variant))
+                    done.append(run(family, n, seed, variant, retrain))
                     save_results(NAME, rows, reference=reference, **kept)
     earlier_rules = [
         ("earlier start", kept.get("rows_start_rule_1", ())),

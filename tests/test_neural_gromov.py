@@ -430,7 +430,7 @@ def test_a_step_that_raises_the_objective_is_rejected_and_the_best_step_returned
     def worse_from_the_second(self, *args):
         out = score(self, *args)
         calls.append(out[0])
-        return (out[0] + (0.0 if len(calls) == 1 else 10.0),) + out[1:]
+        return out._replace(obj=out.obj + (0.0 if len(calls) == 1 else 10.0))
 
     monkeypatch.setattr(gromov.NeuralMGW, "_score", worse_from_the_second)
     with pytest.warns(UserWarning, match="no update lowered the first step.s objective"):
@@ -692,7 +692,7 @@ def _scripted_batches(monkeypatch, offsets, se):
         out = score(self, emot, *args)
         calls.append(out[0])
         se_t = se[len(calls) - 1] if isinstance(se, list) else se
-        return (calls[0] + offsets[len(calls) - 1],) + out[1:5] + (se_t,)
+        return out._replace(obj=calls[0] + offsets[len(calls) - 1], se=se_t)
 
     monkeypatch.setattr(gromov.NeuralMGW, "_score", scripted)
 
@@ -778,7 +778,7 @@ def _noisy_first_scores(monkeypatch, n_noisy):
         scored.append(emot)
         noisy = len(scored) <= n_noisy
         objs.append(out[0] - (10.0 + len(scored)) * noisy)
-        return (objs[-1],) + out[1:5] + ((0.5 if noisy else 1e-3) * abs(objs[-1]),)
+        return out._replace(obj=objs[-1], se=(0.5 if noisy else 1e-3) * abs(objs[-1]))
 
     monkeypatch.setattr(gromov.NeuralMGW, "_score", scripted)
     return scored, objs
@@ -842,6 +842,6 @@ def test_beyond_the_engine_the_step_value_is_the_dual_over_the_moment_batches(mo
         est.set_params(n_moment_batches=n_batches)
         out = est._score(emot, est.A_used_, data, weights, pr.edges, pr.S1, torch.Generator().manual_seed(0))
         value, se = got[-1]
-        assert out[3] == "batches" and out[5] == se and 0 < se < 0.05 * abs(exact)
+        assert out.where == "batches" and out.se == se and 0 < se < 0.05 * abs(exact)
         assert abs(value - exact) < 4 * se, (n_batches, value, exact, se)
     assert got[1][1] < got[0][1] / 2  # 16x the batches: about a quarter of the standard error

@@ -43,7 +43,7 @@ import shutil
 import time
 import warnings
 from types import SimpleNamespace
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -227,6 +227,19 @@ class _NeuralProblem(GWProblem):
         return pc
 
 
+class _StepScore(NamedTuple):
+    """:meth:`NeuralMGW._score` of one fit: the step's objective, the marginal error of its plan (``None`` over
+    batches), the next :math:`A_{ij}` (its plan's moments), where they were taken (``'data'`` or ``'batches'``), the
+    plan (``None`` over batches) and the objective's standard error (0: exact)."""
+
+    obj: float
+    err: Optional[float]
+    A_P: list
+    where: str
+    pot: Any
+    se: float
+
+
 class _NeuralFit:
     """What :class:`_NeuralInner` returns for one outer step: the fitted NeuralEMOT and its scoring.
 
@@ -267,12 +280,12 @@ class _NeuralInner(InnerSolver):
         c = self.ctx
         t = self.t - 1  # the outer step of this fit
         self.last_retrains = 0
-        scored = []  # (the scores of this step's fits, their estimator)
+        scored = []  # (score, estimator) of this step's fits
         while True:
-            # (obj, err, new_A, where, pot, se); se: the estimate's standard error (0: exact)
-            scored.append((self.est._score(fit.emot, fit.A, c.train, c.weights, c.edges, c.S1, c.gen), fit.emot))
-            obj, se, where = scored[-1][0][0], scored[-1][0][5], scored[-1][0][3]
-            if not (where == "batches" and se > RETRAIN_REL_SE * abs(obj) and self.last_retrains < RETRAIN_MAX):
+            sc = self.est._score(fit.emot, fit.A, c.train, c.weights, c.edges, c.S1, c.gen)
+            scored.append((sc, fit.emot))
+            noisy = sc.where == "batches" and sc.se > RETRAIN_REL_SE * abs(sc.obj)
+            if not noisy or self.last_retrains >= RETRAIN_MAX:
                 break
             # heavy-tailed batch values (under-trained potentials): the fit goes on before the step is judged
             self.last_retrains += 1
@@ -283,13 +296,13 @@ class _NeuralInner(InnerSolver):
         # each fit's estimate is a dual value, below the step's objective where its potentials are under-trained:
         # the step keeps the highest (k = 3, n = 10⁴ Gaussian copies: trained on, one start's fits gave 1.092, 1.086,
         # 1.050, 1.135, each with a standard error under 4 %: the fits differ more than their batches)
-        kept = max(scored, key=lambda s: s[0][0] if np.isfinite(s[0][0]) else -np.inf)
-        (obj, err, new_A, where, pot, se), fit.emot = kept
-        fit.pot, fit.err, fit.where = pot, err, where
-        self.last_fit, self.last_where = fit, where
+        sc, fit.emot = max(scored, key=lambda p: p[0].obj if np.isfinite(p[0].obj) else -np.inf)
+        fit.pot, fit.err, fit.where = sc.pot, sc.err, sc.where
+        self.last_fit, self.last_where = fit, sc.where
         # over batches the marginals are unchecked (0: never a reason to reject); a non-finite objective: rejected
-        marg = err if err is not None else 0.0
-        return dict(obj=obj if np.isfinite(obj) else np.inf, marg_err=marg, A_P=new_A, err=err, where=where, obj_se=se)
+        marg = sc.err if sc.err is not None else 0.0
+        obj = sc.obj if np.isfinite(sc.obj) else np.inf
+        return dict(obj=obj, marg_err=marg, A_P=sc.A_P, err=sc.err, where=sc.where, obj_se=sc.se)
 
 
 def _edge_cost(cost, u, v, Xu, Xv):
@@ -933,8 +946,8 @@ class NeuralMGW(ParamsMixin):
         return emot.fit(data, weights)
 
     def _score(self, emot, A, data, weights, edges, S1, gen):
-        """The step's objective, marginal error, next A_ij, where the moments were taken, the plan and the
-        objective's standard error.
+        """The :class:`_StepScore` of a fit: the step's objective, marginal error, next A_ij, where the moments were
+        taken, the plan and the objective's standard error.
 
         ``data``: the clouds the networks see (the augmented :math:`[X_i | F_i]` when fused). On the data (its
         engine fits the budget): :math:`J(P) = \\alpha\\sum_E G(P_{ij}) + (1-\\alpha)\\sum_E\\langle M_{ij},
@@ -952,7 +965,7 @@ class NeuralMGW(ParamsMixin):
         with torch.no_grad():
             if exact_is_affordable(emot.cost_, sizes, 10 * EXACT_FLOPS, 4 * EXACT_ENTRIES):
                 pot = emot.dual_potentials(data, weights).normalized()
-                return _plan_objective(pot, problem) + ("data", pot, 0.0)
+                return _StepScore(*_plan_objective(pot, problem), "data", pot, 0.0)
             b = int(emot.batch_size_)
             acc = [0.0 for _ in edges]
             log_masses = []
@@ -974,7 +987,7 @@ class NeuralMGW(ParamsMixin):
             value, se = _batch_dual(emot, data, weights, log_masses)
             obj = problem.alpha * (S1 + sum(32.0 * float((M * M).sum()) for M in A))
             obj += value - problem.separable_mean(A)  # the EMOT of alpha c_A (+ (1 - alpha) M) itself
-            return obj, None, new_A, "batches", None, se
+            return _StepScore(obj, None, new_A, "batches", None, se)
 
     def fit(self, X_s: Sequence[Array], a_s: Weights = None, Y_s: Optional[Sequence[Array]] = None) -> "NeuralMGW":
         """Fit the alternation on the clouds ``X_s`` (weights ``a_s``, uniform by default).
@@ -1061,6 +1074,7 @@ class NeuralMGW(ParamsMixin):
             ckpt.check(payload)
             st = payload["trainer"]
             t_start, kept, history, s = st["t"], st["init"], st["history"], st["loop"]
+            history.setdefault("retrains", [0] * len(history["objective"]))  # (a checkpoint of an earlier version)
             gen.set_state(st["generator"])
             alt_state = _map_tensors(st["alt"], lambda x: x.to(dev))
             fits = {}
@@ -1142,7 +1156,7 @@ class NeuralMGW(ParamsMixin):
                 ("moments", solver.last_where),
                 ("retrains", solver.last_retrains),
             ):
-                history.setdefault(name, []).append(v)  # (a checkpoint of an earlier version: no 'retrains')
+                history[name].append(v)
             if self.verbose:
                 print(
                     "%3d  objective %.8e  A change %.2e  marginal error %s  theta %.3g  %s  (moments on the %s)"
@@ -1364,7 +1378,7 @@ class NeuralMGW(ParamsMixin):
                 if se <= RETRAIN_REL_SE * abs(best["obj"])
                 else "; its standard error is %.1f %% of it even after %d trainings on: the potentials are "
                 "under-trained and the estimate may be far below the objective (raise max_iter_inner or batch_size)"
-                % (100 * se / abs(best["obj"]), history.get("retrains", [0] * best["step"])[best["step"] - 1])
+                % (100 * se / abs(best["obj"]), history["retrains"][best["step"] - 1])
             )
             warnings.warn(
                 "NeuralMGW: the clouds (sizes %s) are beyond the exact engine: the plan's marginals were not checked "
